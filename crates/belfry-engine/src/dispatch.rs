@@ -1,0 +1,100 @@
+//! Routes an engine request the way Node's engine.io `verify()` and `handshake()` do, in the same
+//! order of checks, so that each refusal carries Node's error code.
+
+use std::sync::Arc;
+
+use http::{Method, Request, StatusCode};
+
+use crate::{
+    EngineHandler, Sid, TransportType,
+    engine::EngineInner,
+    errors::RequestError,
+    request::{EngineResponse, Query, empty, is_websocket_upgrade, polling_error, upgrade_error},
+    service::RequestBody,
+    transport::{polling, websocket},
+};
+
+pub(crate) async fn handle<H: EngineHandler>(
+    inner: Arc<EngineInner<H>>,
+    mut req: Request<RequestBody>,
+) -> EngineResponse {
+    let is_upgrade = is_websocket_upgrade(req.method(), req.headers());
+    let refuse = |error: RequestError| {
+        tracing::debug!(code = error.code(), message = error.message(), "engine request refused");
+        if is_upgrade {
+            upgrade_error(&error)
+        } else {
+            polling_error(&error)
+        }
+    };
+    let query = Query::parse(req.uri().query());
+    let transport = match query.transport {
+        Some(Ok(transport)) if inner.config.allows_transport(transport) => transport,
+        _ => return refuse(RequestError::UnknownTransport),
+    };
+    // Node refuses an `Origin` holding control characters (code 3); hyper's parser refuses such
+    // a header before the request reaches us, with 400.
+
+    if let Some(sid) = &query.sid {
+        let Some(socket) = inner.get(sid) else {
+            return refuse(RequestError::UnknownSid);
+        };
+        return match transport {
+            TransportType::Polling if socket.transport() == TransportType::Polling => {
+                polling::serve(&inner, socket, req).await
+            }
+            TransportType::Websocket
+                if is_upgrade
+                    && socket.transport() == TransportType::Polling
+                    && inner.config.allow_upgrades =>
+            {
+                let key = match websocket::accept_key(req.headers()) {
+                    Ok(key) => key,
+                    Err(res) => return res,
+                };
+                let on_upgrade = hyper::upgrade::on(&mut req);
+                websocket::upgrade(&inner, socket, on_upgrade, &key)
+            }
+            _ => refuse(RequestError::BadRequest),
+        };
+    }
+
+    if req.method() != Method::GET {
+        return refuse(RequestError::BadHandshakeMethod);
+    }
+    if transport == TransportType::Websocket && !is_upgrade {
+        return refuse(RequestError::BadRequest);
+    }
+    let key = if is_upgrade && transport == TransportType::Websocket {
+        match websocket::accept_key(req.headers()) {
+            Ok(key) => Some(key),
+            Err(res) => return res,
+        }
+    } else {
+        None
+    };
+    let on_upgrade = key.as_ref().map(|_| hyper::upgrade::on(&mut req));
+    let (parts, _body) = req.into_parts();
+    if let Some(check) = &inner.config.allow_request
+        && let Err(message) = check(&parts).await
+    {
+        return refuse(RequestError::Forbidden(message));
+    }
+    if query.eio.as_deref() != Some("4") {
+        return refuse(RequestError::UnsupportedProtocolVersion);
+    }
+    if inner.at_capacity() {
+        return empty(StatusCode::SERVICE_UNAVAILABLE);
+    }
+    let sid = match &inner.config.session_id_generator {
+        Some(generate) => match generate(&parts) {
+            Ok(sid) if !sid.as_str().is_empty() => sid,
+            _ => return refuse(RequestError::BadRequest),
+        },
+        None => Sid::random(),
+    };
+    match (on_upgrade, key) {
+        (Some(on_upgrade), Some(key)) => websocket::handshake(&inner, sid, parts, on_upgrade, &key),
+        _ => polling::handshake(&inner, sid, parts),
+    }
+}

@@ -1,0 +1,281 @@
+//! The engine handle, its session table, and each session's life: heartbeat and close.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
+
+use http::request::Parts;
+use parking_lot::RwLock;
+use tokio::{sync::Notify, time::Instant};
+use tracing::Instrument;
+
+use crate::{
+    DisconnectReason, EngineConfig, EngineHandler, EngineLayer, Packet, Sid, Socket, TransportType,
+    packet::OpenPacket,
+};
+
+/// An Engine.IO server: the session table, the handler and the options.
+///
+/// Cloning is cheap (an `Arc`); every clone is the same server. Mount it with
+/// [`Engine::layer`] into an axum `Router`, or with [`Engine::service`] on its own.
+///
+/// # Examples
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # use belfry_engine::{DisconnectReason, EngineHandler, Packet, Socket, Str};
+/// # use bytes::Bytes;
+/// # struct Echo;
+/// # impl EngineHandler for Echo {
+/// #     type Data = ();
+/// #     fn on_connect(&self, _: Arc<Socket<()>>) {}
+/// #     fn on_disconnect(&self, _: Arc<Socket<()>>, _: DisconnectReason) {}
+/// #     fn on_message(&self, s: &Arc<Socket<()>>, t: Str) { let _ = s.send(Packet::Message(t)); }
+/// #     fn on_binary(&self, s: &Arc<Socket<()>>, b: Bytes) { let _ = s.send(Packet::Binary(b)); }
+/// # }
+/// use axum::{Router, routing::get};
+/// use belfry_engine::{Engine, EngineConfig};
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let engine = Engine::new(Echo, EngineConfig::default());
+/// let app = Router::new()
+///     .route("/", get(|| async { "hello" }))
+///     .layer(engine.layer());
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// axum::serve(listener, app).await
+/// # }
+/// ```
+pub struct Engine<H: EngineHandler> {
+    pub(crate) inner: Arc<EngineInner<H>>,
+}
+
+pub(crate) struct EngineInner<H: EngineHandler> {
+    pub(crate) config: EngineConfig,
+    pub(crate) handler: H,
+    sessions: RwLock<HashMap<Sid, Arc<Socket<H::Data>>>>,
+    live: AtomicUsize,
+    all_closed: Notify,
+}
+
+impl<H: EngineHandler> Clone for Engine<H> {
+    fn clone(&self) -> Self {
+        Engine {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<H: EngineHandler> fmt::Debug for Engine<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.inner.config)
+            .field("clients", &self.clients_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<H: EngineHandler> Engine<H> {
+    /// A server calling `handler`, configured by `config`.
+    pub fn new(handler: H, config: EngineConfig) -> Self {
+        Engine {
+            inner: Arc::new(EngineInner {
+                config,
+                handler,
+                sessions: RwLock::new(HashMap::new()),
+                live: AtomicUsize::new(0),
+                all_closed: Notify::new(),
+            }),
+        }
+    }
+
+    /// A tower [`Layer`](tower_layer::Layer) that answers the engine path and passes every other
+    /// request to the service it wraps.
+    pub fn layer(&self) -> EngineLayer {
+        EngineLayer::new(self.clone())
+    }
+
+    /// The engine as a service of its own, answering 404 to paths outside the engine path; for
+    /// plain hyper.
+    pub fn service(&self) -> crate::EngineService<crate::NotFound> {
+        tower_layer::Layer::layer(&self.layer(), crate::NotFound)
+    }
+
+    /// The options.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// The handler.
+    pub fn handler(&self) -> &H {
+        &self.inner.handler
+    }
+
+    /// How many sessions are in the table (Node's `clientsCount`).
+    pub fn clients_count(&self) -> usize {
+        self.inner.sessions.read().len()
+    }
+
+    /// The session with id `sid`, if it is live.
+    pub fn socket(&self, sid: &str) -> Option<Arc<Socket<H::Data>>> {
+        self.inner.get(sid)
+    }
+
+    /// Every live session.
+    pub fn sockets(&self) -> Vec<Arc<Socket<H::Data>>> {
+        self.inner.sessions.read().values().cloned().collect()
+    }
+
+    /// Closes every session with [`DisconnectReason::ForcedClose`] and resolves once the handler
+    /// has seen every one of them disconnect. Sessions opened meanwhile are closed too.
+    pub async fn close(&self) {
+        loop {
+            let notified = self.inner.all_closed.notified();
+            for socket in self.sockets() {
+                socket.close();
+            }
+            if self.inner.live.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl<H: EngineHandler> EngineInner<H> {
+    pub(crate) fn get(&self, sid: &str) -> Option<Arc<Socket<H::Data>>> {
+        self.sessions.read().get(sid).cloned()
+    }
+
+    pub(crate) fn remove(&self, sid: &Sid) {
+        self.sessions.write().remove(sid);
+    }
+
+    pub(crate) fn at_capacity(&self) -> bool {
+        self.config
+            .max_sessions
+            .is_some_and(|max| self.sessions.read().len() >= max)
+    }
+
+    /// Registers a new session and starts its heartbeat. Returns `None` when the id is taken.
+    pub(crate) fn open_session(
+        self: &Arc<Self>,
+        sid: Sid,
+        parts: Parts,
+        transport: TransportType,
+    ) -> Option<(Arc<Socket<H::Data>>, Packet)> {
+        let socket = Arc::new(Socket::new(
+            sid.clone(),
+            parts,
+            transport,
+            self.config.max_buffered_packets,
+            self.config.max_buffered_bytes,
+            H::Data::default(),
+        ));
+        {
+            let mut sessions = self.sessions.write();
+            if sessions.contains_key(&sid) {
+                return None;
+            }
+            sessions.insert(sid.clone(), socket.clone());
+        }
+        self.live.fetch_add(1, Ordering::AcqRel);
+        let upgrades = match transport {
+            TransportType::Polling => self.config.upgrades(),
+            TransportType::Websocket => Vec::new(),
+        };
+        let open = Packet::Open(OpenPacket {
+            sid: sid.clone(),
+            upgrades,
+            ping_interval: millis(self.config.ping_interval),
+            ping_timeout: millis(self.config.ping_timeout),
+            max_payload: self.config.max_payload,
+        });
+        let span = tracing::debug_span!("engine_session", %sid, transport = transport.as_str());
+        tokio::spawn(self.clone().run_session(socket.clone()).instrument(span));
+        Some((socket, open))
+    }
+
+    /// The life of one session: heartbeat until closed, then the handler's `on_disconnect`, then
+    /// removal from the table (for polling, once the close packet reached the client or after a
+    /// grace period).
+    async fn run_session(self: Arc<Self>, socket: Arc<Socket<H::Data>>) {
+        tokio::select! {
+            () = socket.closed() => {}
+            () = heartbeat(&self.config, &socket) => {}
+        }
+        let reason = socket
+            .close_reason()
+            .expect("a closed session has a close reason");
+        tracing::debug!(%reason, "session closed");
+        self.handler.on_disconnect(socket.clone(), reason);
+        if socket.transport() == TransportType::Polling && self.get(socket.id().as_str()).is_some() {
+            // The close packet goes on the next GET; give the client a while to come for it.
+            let _ = tokio::time::timeout(self.config.close_grace, socket.close_delivered.notified()).await;
+        }
+        self.remove(socket.id());
+        if self.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.all_closed.notify_waiters();
+        }
+    }
+
+    /// Tells the handler a session opened; called by the transport once the open packet is on
+    /// its way, so that anything the handler sends follows it.
+    pub(crate) fn connected(&self, socket: &Arc<Socket<H::Data>>) {
+        tracing::debug!(sid = %socket.id(), "session opened");
+        self.handler.on_connect(socket.clone());
+    }
+
+    /// Acts on one packet received on the session's current transport.
+    pub(crate) fn on_packet(&self, socket: &Arc<Socket<H::Data>>, packet: Packet) {
+        match packet {
+            Packet::Message(text) => self.handler.on_message(socket, text),
+            Packet::Binary(data) => self.handler.on_binary(socket, data),
+            Packet::Pong => socket.pong.notify_one(),
+            Packet::Ping => {
+                tracing::debug!("invalid heartbeat direction");
+                socket.close_with(DisconnectReason::TransportError);
+            }
+            Packet::Close => socket.close_with(DisconnectReason::TransportClose),
+            // Node ignores the rest outside of an upgrade.
+            Packet::Open(_)
+            | Packet::PingProbe
+            | Packet::PongProbe
+            | Packet::Upgrade
+            | Packet::Noop => {}
+        }
+    }
+}
+
+/// Pings every `ping_interval` (the first one an interval after the handshake) and returns after
+/// closing the session when a pong is late, or when the send queue has been full for longer than
+/// the ping timeout.
+async fn heartbeat<D>(config: &EngineConfig, socket: &Socket<D>) {
+    loop {
+        tokio::time::sleep(config.ping_interval).await;
+        socket.queue_ping();
+        if tokio::time::timeout(config.ping_timeout, socket.pong.notified())
+            .await
+            .is_err()
+        {
+            socket.close_with(DisconnectReason::PingTimeout);
+            return;
+        }
+        if socket
+            .full_for(Instant::now())
+            .is_some_and(|full| full >= config.ping_timeout)
+        {
+            tracing::debug!("send queue full for longer than the ping timeout");
+            socket.close_with(DisconnectReason::TransportError);
+            return;
+        }
+    }
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,59 @@
+//! An [Engine.IO] v4 server for tower and axum: HTTP long-polling, WebSocket, the upgrade from one
+//! to the other, and heartbeats, behaving as Node's `engine.io` 6.6 does.
+//!
+//! This crate knows nothing of Socket.IO: it moves text and binary messages between a client and
+//! an [`EngineHandler`]. The `belfry` crate builds Socket.IO on top of it.
+//!
+//! # Mounting
+//!
+//! [`Engine::layer`] gives a tower [`Layer`](tower_layer::Layer) that answers requests under the
+//! engine path (default `/socket.io/`) and passes every other request to the service it wraps, so
+//! it joins an axum `Router` with one `.layer(..)`. Layers added around the engine with
+//! [`EngineLayer::engine_layer`] see only engine requests (Node's `io.engine.use`), and what they
+//! put in the request extensions stays with the session ([`Socket::req_parts`]).
+//!
+//! Layers added to the router *outside* the engine layer (CORS, tracing, sessions) wrap engine
+//! requests too. A timeout layer shorter than the ping interval cuts long-polling GETs, which are
+//! held up to one ping interval: keep such timeouts longer, or add them inside the router only.
+//!
+//! # Limits
+//!
+//! | limit | default | when it is hit |
+//! |---|---|---|
+//! | payload (`max_payload`) | 1 MB | polling POST: 413 before the body is read; WebSocket: close 1009. The session closes. |
+//! | send queue per session | 128 packets, 1 MiB | [`Socket::send`] returns [`SendError::Full`]; full for longer than the ping timeout: the session closes |
+//! | polling POST body time | the ping timeout | 408, the session closes |
+//! | upgrade | 10 s | the new WebSocket closes, polling goes on |
+//! | heartbeat | 25 s + 20 s | the session closes with "ping timeout" |
+//! | sessions | none | 503 when [`EngineConfigBuilder::max_sessions`] is set |
+//!
+//! [Engine.IO]: https://socket.io/docs/v4/engine-io-protocol/
+#![forbid(unsafe_code)]
+
+mod config;
+mod dispatch;
+mod engine;
+mod errors;
+mod handler;
+pub mod packet;
+pub mod payload;
+mod request;
+mod service;
+mod sid;
+mod socket;
+mod str;
+mod transport;
+
+pub use config::{Cookie, EngineConfig, EngineConfigBuilder};
+pub use engine::Engine;
+pub use errors::{DisconnectReason, SendError};
+pub use handler::EngineHandler;
+pub use packet::{DecodeError, OpenPacket, Packet};
+pub use service::{
+    BoxError, EngineBody, EngineLayer, EngineService, NotFound, RequestBody, ResponseBody,
+    ResponseFuture,
+};
+pub use sid::Sid;
+pub use socket::Socket;
+pub use str::Str;
+pub use transport::TransportType;

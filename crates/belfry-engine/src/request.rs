@@ -1,0 +1,157 @@
+//! Reading an engine request (query, upgrade headers) and writing Node's error responses.
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
+use http_body_util::Full;
+
+use crate::{TransportType, errors::RequestError};
+
+pub(crate) type EngineResponse = Response<Full<Bytes>>;
+
+/// The engine's query parameters.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Query {
+    pub(crate) eio: Option<String>,
+    pub(crate) transport: Option<Result<TransportType, ()>>,
+    pub(crate) sid: Option<String>,
+}
+
+impl Query {
+    /// Parses a query string. A `transport` given twice, or unknown, is `Some(Err(()))`.
+    pub(crate) fn parse(query: Option<&str>) -> Query {
+        let mut out = Query::default();
+        for pair in query.unwrap_or("").split('&') {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                "EIO" if out.eio.is_none() => out.eio = Some(percent_decode(value)),
+                "sid" if out.sid.is_none() => out.sid = Some(percent_decode(value)),
+                "transport" => {
+                    out.transport = Some(match out.transport {
+                        None => TransportType::parse(&percent_decode(value)).ok_or(()),
+                        Some(_) => Err(()),
+                    });
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+/// Decodes `%XX` escapes and `+`; invalid escapes are kept as they are.
+fn percent_decode(s: &str) -> String {
+    if !s.contains(['%', '+']) {
+        return s.to_owned();
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (bytes.get(i + 1).and_then(hex), bytes.get(i + 2).and_then(hex)) {
+                (Some(hi), Some(lo)) => {
+                    out.push(hi << 4 | lo);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(b: &u8) -> Option<u8> {
+    (*b as char).to_digit(16).map(|d| d as u8)
+}
+
+/// True for a request asking to switch to WebSocket: `GET`, `Upgrade: websocket` and a
+/// `Connection` header listing `upgrade`.
+pub(crate) fn is_websocket_upgrade(method: &Method, headers: &HeaderMap) -> bool {
+    method == Method::GET
+        && header_has_token(headers, header::UPGRADE, "websocket")
+        && header_has_token(headers, header::CONNECTION, "upgrade")
+}
+
+fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|value| {
+        value.to_str().is_ok_and(|v| {
+            v.split(',')
+                .any(|part| part.trim().eq_ignore_ascii_case(token))
+        })
+    })
+}
+
+/// The answer to a refused polling request: status 400 (403 for `Forbidden`) and Node's JSON
+/// body `{"code":N,"message":"..."}`.
+pub(crate) fn polling_error(error: &RequestError) -> EngineResponse {
+    let status = match error {
+        RequestError::Forbidden(_) => StatusCode::FORBIDDEN,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let body = serde_json::json!({ "code": error.code(), "message": error.message() }).to_string();
+    response(status, "application/json", Bytes::from(body))
+}
+
+/// The answer to a refused WebSocket upgrade, as Node writes it on the raw socket: 400, the
+/// message as an HTML body, and `Connection: close`.
+pub(crate) fn upgrade_error(error: &RequestError) -> EngineResponse {
+    let mut res = response(
+        StatusCode::BAD_REQUEST,
+        "text/html",
+        Bytes::from(error.message().to_owned()),
+    );
+    res.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    res
+}
+
+pub(crate) fn response(status: StatusCode, content_type: &'static str, body: Bytes) -> EngineResponse {
+    let mut res = Response::new(Full::new(body));
+    *res.status_mut() = status;
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    res
+}
+
+pub(crate) fn empty(status: StatusCode) -> EngineResponse {
+    let mut res = Response::new(Full::new(Bytes::new()));
+    *res.status_mut() = status;
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_engine_query() {
+        let q = Query::parse(Some("EIO=4&transport=polling&t=abc&sid=a%2Db"));
+        assert_eq!(q.eio.as_deref(), Some("4"));
+        assert_eq!(q.transport, Some(Ok(TransportType::Polling)));
+        assert_eq!(q.sid.as_deref(), Some("a-b"));
+    }
+
+    #[test]
+    fn bad_transports() {
+        for query in [
+            "transport=abc",
+            "transport=__proto__",
+            "transport=constructor",
+            "transport=webtransport",
+            "transport=polling&transport=polling",
+            "transport=",
+        ] {
+            assert_eq!(Query::parse(Some(query)).transport, Some(Err(())), "{query}");
+        }
+        assert_eq!(Query::parse(Some("EIO=4")).transport, None);
+    }
+
+    #[test]
+    fn percent_decoding_keeps_bad_escapes() {
+        assert_eq!(percent_decode("a%zz%4"), "a%zz%4");
+        assert_eq!(percent_decode("%41+b"), "A b");
+    }
+}

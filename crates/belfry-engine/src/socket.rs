@@ -1,0 +1,257 @@
+//! An Engine.IO session: its bounded send queue, its transport and how it closes.
+
+use std::{
+    collections::VecDeque,
+    fmt,
+    sync::atomic::{AtomicBool, AtomicU8, Ordering},
+    time::Duration,
+};
+
+use http::request::Parts;
+use parking_lot::Mutex;
+use tokio::{sync::Notify, time::Instant};
+use tokio_util::sync::CancellationToken;
+
+use crate::{DisconnectReason, Packet, SendError, Sid, TransportType};
+
+/// One Engine.IO session (a client connection), shared by the transports and the handler.
+///
+/// Packets sent with [`Socket::send`] go to a queue bounded in packets and bytes, which the
+/// current transport drains: the pending long-poll GET, or the WebSocket writer. Heartbeat pings
+/// bypass the caps, so a full queue never starves the heartbeat.
+pub struct Socket<D> {
+    id: Sid,
+    parts: Parts,
+    transport: AtomicU8,
+    state: Mutex<Outbox>,
+    pub(crate) wake_writer: Notify,
+    pub(crate) pong: Notify,
+    pub(crate) close_delivered: Notify,
+    closed: CancellationToken,
+    pub(crate) polling_get: AtomicBool,
+    pub(crate) polling_post: AtomicBool,
+    pub(crate) upgrade_claimed: AtomicBool,
+    max_packets: usize,
+    max_bytes: usize,
+    data: D,
+}
+
+struct Outbox {
+    queue: VecDeque<Packet>,
+    bytes: usize,
+    ping: bool,
+    noop: bool,
+    full_since: Option<Instant>,
+    close: Option<DisconnectReason>,
+    ws_close_code: Option<u16>,
+}
+
+/// What a transport takes from the queue in one go.
+#[derive(Debug, Default)]
+pub(crate) struct Drained {
+    pub(crate) packets: Vec<Packet>,
+    /// Set once the session is closed: the transport sends what is in `packets`, then closes.
+    pub(crate) close: Option<DisconnectReason>,
+}
+
+impl<D> Socket<D> {
+    pub(crate) fn new(
+        id: Sid,
+        parts: Parts,
+        transport: TransportType,
+        max_packets: usize,
+        max_bytes: usize,
+        data: D,
+    ) -> Self {
+        Socket {
+            id,
+            parts,
+            transport: AtomicU8::new(transport as u8),
+            state: Mutex::new(Outbox {
+                queue: VecDeque::new(),
+                bytes: 0,
+                ping: false,
+                noop: false,
+                full_since: None,
+                close: None,
+                ws_close_code: None,
+            }),
+            wake_writer: Notify::new(),
+            pong: Notify::new(),
+            close_delivered: Notify::new(),
+            closed: CancellationToken::new(),
+            polling_get: AtomicBool::new(false),
+            polling_post: AtomicBool::new(false),
+            upgrade_claimed: AtomicBool::new(false),
+            max_packets,
+            max_bytes,
+            data,
+        }
+    }
+
+    /// The session id.
+    pub fn id(&self) -> &Sid {
+        &self.id
+    }
+
+    /// The handshake request (method, URI, headers, and the extensions that engine layers such as
+    /// a session middleware added), without its body.
+    pub fn req_parts(&self) -> &Parts {
+        &self.parts
+    }
+
+    /// The per-session data of the [`EngineHandler`](crate::EngineHandler).
+    pub fn data(&self) -> &D {
+        &self.data
+    }
+
+    /// The transport in use: polling until an upgrade completes.
+    pub fn transport(&self) -> TransportType {
+        if self.transport.load(Ordering::Acquire) == TransportType::Websocket as u8 {
+            TransportType::Websocket
+        } else {
+            TransportType::Polling
+        }
+    }
+
+    pub(crate) fn set_transport(&self, transport: TransportType) {
+        self.transport.store(transport as u8, Ordering::Release);
+    }
+
+    /// Queues one packet.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Full`] when the queue is at its cap, [`SendError::Closed`] once the session
+    /// closed.
+    pub fn send(&self, packet: Packet) -> Result<(), SendError> {
+        self.send_many(std::slice::from_ref(&packet))
+    }
+
+    /// Queues several packets at once: all of them, next to each other, or none.
+    ///
+    /// A Socket.IO binary event (a text header and its attachments) uses this so that packets of
+    /// concurrent sends never interleave.
+    ///
+    /// # Errors
+    ///
+    /// As [`Socket::send`]; on error nothing was queued.
+    pub fn send_many(&self, packets: &[Packet]) -> Result<(), SendError> {
+        let bytes: usize = packets.iter().map(Packet::wire_len).sum();
+        {
+            let mut state = self.state.lock();
+            if state.close.is_some() {
+                return Err(SendError::Closed);
+            }
+            // A batch larger than the caps on its own is still accepted into an empty queue, so
+            // that one large message within `max_payload` can always be sent.
+            let fits = state.queue.is_empty()
+                || (state.queue.len() + packets.len() <= self.max_packets
+                    && state.bytes + bytes <= self.max_bytes);
+            if !fits {
+                state.full_since.get_or_insert_with(Instant::now);
+                return Err(SendError::Full);
+            }
+            state.queue.extend(packets.iter().cloned());
+            state.bytes += bytes;
+        }
+        self.wake_writer.notify_one();
+        Ok(())
+    }
+
+    /// Closes the session: the queued packets are still written, then the client is told the
+    /// session ended. The handler's `on_disconnect` runs with [`DisconnectReason::ForcedClose`].
+    pub fn close(&self) {
+        self.close_with(DisconnectReason::ForcedClose);
+    }
+
+    /// True once the session is closed or closing.
+    pub fn is_closed(&self) -> bool {
+        self.closed.is_cancelled()
+    }
+
+    /// Resolves when the session closes.
+    pub async fn closed(&self) {
+        self.closed.cancelled().await;
+    }
+
+    /// The reason the session closed, if it did.
+    pub fn close_reason(&self) -> Option<DisconnectReason> {
+        self.state.lock().close
+    }
+
+    /// Closes with `reason`; the first reason wins. Queued packets are kept for a
+    /// [`DisconnectReason::ForcedClose`] and dropped otherwise.
+    pub(crate) fn close_with(&self, reason: DisconnectReason) {
+        {
+            let mut state = self.state.lock();
+            if state.close.is_some() {
+                return;
+            }
+            state.close = Some(reason);
+            if reason != DisconnectReason::ForcedClose {
+                state.queue.clear();
+                state.bytes = 0;
+            }
+        }
+        tracing::debug!(sid = %self.id, %reason, "closing session");
+        self.closed.cancel();
+        self.wake_writer.notify_one();
+    }
+
+    /// Closes with `reason` and asks the WebSocket writer to send close `code`.
+    pub(crate) fn close_ws_with(&self, reason: DisconnectReason, code: u16) {
+        self.state.lock().ws_close_code.get_or_insert(code);
+        self.close_with(reason);
+    }
+
+    pub(crate) fn ws_close_code(&self) -> Option<u16> {
+        self.state.lock().ws_close_code
+    }
+
+    pub(crate) fn queue_ping(&self) {
+        self.state.lock().ping = true;
+        self.wake_writer.notify_one();
+    }
+
+    pub(crate) fn queue_noop(&self) {
+        self.state.lock().noop = true;
+        self.wake_writer.notify_one();
+    }
+
+    /// How long sends have been failing because the queue is full.
+    pub(crate) fn full_for(&self, now: Instant) -> Option<Duration> {
+        self.state.lock().full_since.map(|t| now - t)
+    }
+
+    /// Takes every queued packet, the heartbeat ping first. `polling` also takes a pending noop.
+    pub(crate) fn drain(&self, polling: bool) -> Drained {
+        let mut state = self.state.lock();
+        let mut packets = Vec::with_capacity(
+            state.queue.len() + usize::from(state.ping) + usize::from(state.noop),
+        );
+        if std::mem::take(&mut state.ping) && state.close.is_none() {
+            packets.push(Packet::Ping);
+        }
+        packets.extend(state.queue.drain(..));
+        state.bytes = 0;
+        state.full_since = None;
+        if polling && std::mem::take(&mut state.noop) {
+            packets.push(Packet::Noop);
+        }
+        Drained {
+            packets,
+            close: state.close,
+        }
+    }
+}
+
+impl<D> fmt::Debug for Socket<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Socket")
+            .field("id", &self.id)
+            .field("transport", &self.transport())
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
+    }
+}

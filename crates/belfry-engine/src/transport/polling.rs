@@ -1,0 +1,247 @@
+//! HTTP long-polling: the handshake GET, the held GET that carries server packets, and the POST
+//! that carries client packets.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderValue, Method, Request, StatusCode, header, request::Parts};
+use http_body_util::BodyExt;
+
+use crate::{
+    DisconnectReason, EngineHandler, Packet, Sid, Socket, TransportType,
+    engine::EngineInner,
+    errors::RequestError,
+    payload,
+    request::{EngineResponse, empty, polling_error, response},
+    service::RequestBody,
+};
+
+/// Answers a handshake over polling with the open packet.
+pub(crate) fn handshake<H: EngineHandler>(
+    inner: &Arc<EngineInner<H>>,
+    sid: Sid,
+    parts: Parts,
+) -> EngineResponse {
+    let Some((socket, open)) = inner.open_session(sid, parts, TransportType::Polling) else {
+        return polling_error(&RequestError::BadRequest);
+    };
+    let res = payload_response(inner, &socket, payload::encode(&[open]), true);
+    inner.connected(&socket);
+    res
+}
+
+/// Serves a GET or POST on a live polling session.
+pub(crate) async fn serve<H: EngineHandler>(
+    inner: &Arc<EngineInner<H>>,
+    socket: Arc<Socket<H::Data>>,
+    req: Request<RequestBody>,
+) -> EngineResponse {
+    match *req.method() {
+        Method::GET => poll(inner, socket).await,
+        Method::POST => receive(inner, socket, req).await,
+        _ => empty(StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}
+
+/// Holds the GET until packets are queued, the session closes, or an upgrade ends polling.
+async fn poll<H: EngineHandler>(
+    inner: &Arc<EngineInner<H>>,
+    socket: Arc<Socket<H::Data>>,
+) -> EngineResponse {
+    let Some(_guard) = Exclusive::acquire(&socket.polling_get) else {
+        tracing::debug!(sid = %socket.id(), "overlapping GET requests");
+        socket.close_with(DisconnectReason::TransportError);
+        return empty(StatusCode::BAD_REQUEST);
+    };
+    loop {
+        if socket.transport() == TransportType::Websocket {
+            return payload_response(inner, &socket, payload::encode(&[Packet::Noop]), false);
+        }
+        let drained = socket.drain(true);
+        if let Some(reason) = drained.close {
+            let mut packets = drained.packets;
+            // A client that closed gets a noop, as Node answers; otherwise the close packet.
+            packets.push(if reason == DisconnectReason::TransportClose {
+                Packet::Noop
+            } else {
+                Packet::Close
+            });
+            inner.remove(socket.id());
+            socket.close_delivered.notify_one();
+            return payload_response(inner, &socket, payload::encode(&packets), false);
+        }
+        if !drained.packets.is_empty() {
+            return payload_response(inner, &socket, payload::encode(&drained.packets), false);
+        }
+        socket.wake_writer.notified().await;
+    }
+}
+
+/// Reads a POST body, bounded in size and time, and acts on its packets.
+async fn receive<H: EngineHandler>(
+    inner: &Arc<EngineInner<H>>,
+    socket: Arc<Socket<H::Data>>,
+    req: Request<RequestBody>,
+) -> EngineResponse {
+    let Some(_guard) = Exclusive::acquire(&socket.polling_post) else {
+        tracing::debug!(sid = %socket.id(), "overlapping POST requests");
+        socket.close_with(DisconnectReason::TransportError);
+        return empty(StatusCode::BAD_REQUEST);
+    };
+    let fail = |status| {
+        socket.close_with(DisconnectReason::TransportError);
+        empty(status)
+    };
+    let (parts, body) = req.into_parts();
+    if parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|ct| ct.as_bytes().eq_ignore_ascii_case(b"application/octet-stream"))
+    {
+        tracing::debug!(sid = %socket.id(), "binary content type on an EIO 4 session");
+        return fail(StatusCode::BAD_REQUEST);
+    }
+    let max = inner.config.max_payload;
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max) {
+        return fail(StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    let limit = usize::try_from(max).unwrap_or(usize::MAX);
+    let read = tokio::time::timeout(inner.config.body_timeout(), read_body(body, limit)).await;
+    let body = match read {
+        Ok(Ok(body)) => body,
+        Ok(Err(BodyError::TooLarge)) => return fail(StatusCode::PAYLOAD_TOO_LARGE),
+        Ok(Err(BodyError::Read)) => return fail(StatusCode::BAD_REQUEST),
+        Err(_) => {
+            tracing::debug!(sid = %socket.id(), "POST body too slow");
+            return fail(StatusCode::REQUEST_TIMEOUT);
+        }
+    };
+    if !handle_payload(inner, &socket, body) {
+        return empty(StatusCode::BAD_REQUEST);
+    }
+    let mut res = response(StatusCode::OK, "text/html", Bytes::from_static(b"ok"));
+    edit_headers(inner, &socket, &mut res, false);
+    res
+}
+
+enum BodyError {
+    TooLarge,
+    Read,
+}
+
+/// Reads a body of at most `limit` bytes, stopping at the first chunk past it. A body of one
+/// chunk is returned without a copy.
+async fn read_body(mut body: RequestBody, limit: usize) -> Result<Bytes, BodyError> {
+    let mut first: Option<Bytes> = None;
+    let mut rest = BytesMut::new();
+    let mut len = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(|_| BodyError::Read)?.into_data() else {
+            continue;
+        };
+        len = len.saturating_add(data.len());
+        if len > limit {
+            return Err(BodyError::TooLarge);
+        }
+        match &first {
+            None if rest.is_empty() => first = Some(data),
+            _ => {
+                if let Some(first) = first.take() {
+                    rest.extend_from_slice(&first);
+                }
+                rest.extend_from_slice(&data);
+            }
+        }
+    }
+    Ok(first.unwrap_or_else(|| rest.freeze()))
+}
+
+/// Acts on every packet of a payload, in order. Returns false, having closed the session with
+/// "parse error", if a packet cannot be decoded.
+fn handle_payload<H: EngineHandler>(
+    inner: &EngineInner<H>,
+    socket: &Arc<Socket<H::Data>>,
+    body: Bytes,
+) -> bool {
+    for packet in payload::decode(body) {
+        if socket.is_closed() {
+            break;
+        }
+        match packet {
+            Ok(packet) => inner.on_packet(socket, packet),
+            Err(error) => {
+                tracing::debug!(sid = %socket.id(), %error, "invalid polling payload");
+                socket.close_with(DisconnectReason::ParseError);
+                return false;
+            }
+        }
+    }
+    true
+}
+
+fn payload_response<H: EngineHandler>(
+    inner: &EngineInner<H>,
+    socket: &Socket<H::Data>,
+    payload: String,
+    initial: bool,
+) -> EngineResponse {
+    let length = payload.len();
+    let mut res = response(StatusCode::OK, "text/plain; charset=UTF-8", Bytes::from(payload));
+    let headers = res.headers_mut();
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let ua = socket.req_parts().headers.get(header::USER_AGENT);
+    if ua.and_then(|ua| ua.to_str().ok())
+        .is_some_and(|ua| ua.contains(";MSIE") || ua.contains("Trident/"))
+    {
+        headers.insert("x-xss-protection", HeaderValue::from_static("0"));
+    }
+    edit_headers(inner, socket, &mut res, initial);
+    res
+}
+
+/// Adds the cookie and runs the user's header hooks (Node's `initial_headers` and `headers`).
+pub(crate) fn edit_headers<H: EngineHandler, B>(
+    inner: &EngineInner<H>,
+    socket: &Socket<H::Data>,
+    res: &mut http::Response<B>,
+    initial: bool,
+) {
+    let config = &inner.config;
+    let headers = res.headers_mut();
+    if initial {
+        if let Some(cookie) = &config.cookie
+            && let Ok(value) = HeaderValue::try_from(cookie.header_value(socket.id()))
+        {
+            headers.insert(header::SET_COOKIE, value);
+        }
+        if let Some(edit) = &config.initial_headers {
+            edit(headers, socket.req_parts());
+        }
+    }
+    if let Some(edit) = &config.headers {
+        edit(headers, socket.req_parts());
+    }
+}
+
+/// A flag held for the life of a request, so that a second concurrent GET (or POST) is seen.
+struct Exclusive<'a>(&'a AtomicBool);
+
+impl<'a> Exclusive<'a> {
+    fn acquire(flag: &'a AtomicBool) -> Option<Self> {
+        (!flag.swap(true, Ordering::AcqRel)).then_some(Exclusive(flag))
+    }
+}
+
+impl Drop for Exclusive<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}

@@ -1,0 +1,306 @@
+//! WebSocket: the handshake through hyper's upgrade, the probe that upgrades a polling session,
+//! and the reader and writer of an established connection.
+
+use std::{sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt, stream::SplitSink};
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_tungstenite::{
+    WebSocketStream,
+    tungstenite::{
+        Error as WsError, Message,
+        handshake::derive_accept_key,
+        protocol::{CloseFrame, Role, WebSocketConfig, frame::coding::CloseCode},
+    },
+};
+use tracing::Instrument;
+
+use crate::{
+    DisconnectReason, EngineHandler, Packet, Sid, Socket, Str, TransportType,
+    engine::EngineInner,
+    errors::RequestError,
+    request::{EngineResponse, upgrade_error},
+    transport::polling::edit_headers,
+};
+
+type WsStream = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// Checks the WebSocket handshake headers and returns the `Sec-WebSocket-Accept` value, or the
+/// 400 response to send.
+pub(crate) fn accept_key(headers: &HeaderMap) -> Result<String, EngineResponse> {
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_none_or(|v| v.as_bytes() != b"13")
+    {
+        let mut res = upgrade_error(&RequestError::BadRequest);
+        res.headers_mut()
+            .insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        return Err(res);
+    }
+    let key = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .map(HeaderValue::as_bytes)
+        .filter(|key| is_valid_key(key))
+        .ok_or_else(|| upgrade_error(&RequestError::BadRequest))?;
+    Ok(derive_accept_key(key))
+}
+
+/// A key is the base64 form of 16 bytes: 22 characters and `==`.
+fn is_valid_key(key: &[u8]) -> bool {
+    key.len() == 24
+        && key.ends_with(b"==")
+        && key[..22]
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+}
+
+fn switching_protocols(accept: &str) -> EngineResponse {
+    let mut res = Response::new(Full::new(Bytes::new()));
+    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = res.headers_mut();
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(accept) = HeaderValue::from_str(accept) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    res
+}
+
+fn ws_config<H: EngineHandler>(inner: &EngineInner<H>) -> WebSocketConfig {
+    let max = usize::try_from(inner.config.max_payload).unwrap_or(usize::MAX);
+    WebSocketConfig::default()
+        .read_buffer_size(inner.config.ws_read_buffer_size)
+        .write_buffer_size(8 * 1024)
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
+}
+
+async fn accept<H: EngineHandler>(
+    inner: &EngineInner<H>,
+    on_upgrade: OnUpgrade,
+) -> Option<WsStream> {
+    match on_upgrade.await {
+        Ok(upgraded) => Some(
+            WebSocketStream::from_raw_socket(
+                TokioIo::new(upgraded),
+                Role::Server,
+                Some(ws_config(inner)),
+            )
+            .await,
+        ),
+        Err(error) => {
+            tracing::debug!(%error, "websocket upgrade failed");
+            None
+        }
+    }
+}
+
+/// Opens a session directly over WebSocket: the open packet is the first frame.
+pub(crate) fn handshake<H: EngineHandler>(
+    inner: &Arc<EngineInner<H>>,
+    sid: Sid,
+    parts: http::request::Parts,
+    on_upgrade: OnUpgrade,
+    accept_key: &str,
+) -> EngineResponse {
+    let Some((socket, open)) = inner.open_session(sid, parts, TransportType::Websocket) else {
+        return upgrade_error(&RequestError::BadRequest);
+    };
+    // The queue is empty, so the open packet always fits.
+    let _ = socket.send(open);
+    inner.connected(&socket);
+    let mut res = switching_protocols(accept_key);
+    edit_headers(inner, &socket, &mut res, true);
+    let inner = inner.clone();
+    let span = tracing::debug_span!("engine_ws", sid = %socket.id());
+    tokio::spawn(
+        async move {
+            match accept(&inner, on_upgrade).await {
+                Some(ws) => run(inner, socket, ws).await,
+                None => socket.close_with(DisconnectReason::TransportError),
+            }
+        }
+        .instrument(span),
+    );
+    res
+}
+
+/// Upgrades a polling session: answers the WebSocket handshake, then runs the probe.
+pub(crate) fn upgrade<H: EngineHandler>(
+    inner: &Arc<EngineInner<H>>,
+    socket: Arc<Socket<H::Data>>,
+    on_upgrade: OnUpgrade,
+    accept_key: &str,
+) -> EngineResponse {
+    if socket
+        .upgrade_claimed
+        .swap(true, std::sync::atomic::Ordering::AcqRel)
+    {
+        tracing::debug!(sid = %socket.id(), "second websocket for one session");
+        return upgrade_error(&RequestError::BadRequest);
+    }
+    let mut res = switching_protocols(accept_key);
+    edit_headers(inner, &socket, &mut res, false);
+    let inner = inner.clone();
+    let span = tracing::debug_span!("engine_upgrade", sid = %socket.id());
+    tokio::spawn(
+        async move {
+            match accept(&inner, on_upgrade).await {
+                Some(ws) => probe(inner, socket, ws).await,
+                None => socket
+                    .upgrade_claimed
+                    .store(false, std::sync::atomic::Ordering::Release),
+            }
+        }
+        .instrument(span),
+    );
+    res
+}
+
+/// The upgrade dance on the new WebSocket: `2probe` → `3probe`, noops to the pending GET every
+/// 100 ms, then `5` switches the session over. Anything else, or the upgrade timeout, closes the
+/// new WebSocket and leaves the polling session as it was.
+async fn probe<H: EngineHandler>(
+    inner: Arc<EngineInner<H>>,
+    socket: Arc<Socket<H::Data>>,
+    mut ws: WsStream,
+) {
+    let deadline = Instant::now() + inner.config.upgrade_timeout;
+    let mut noop = tokio::time::interval(Duration::from_millis(100));
+    noop.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut probed = false;
+    let upgraded = loop {
+        let msg = tokio::select! {
+            () = tokio::time::sleep_until(deadline) => {
+                tracing::debug!("upgrade timed out");
+                break false;
+            }
+            () = socket.closed() => break false,
+            _ = noop.tick(), if probed => {
+                if socket.polling_get.load(std::sync::atomic::Ordering::Acquire) {
+                    socket.queue_noop();
+                }
+                continue;
+            }
+            msg = ws.next() => msg,
+        };
+        match msg {
+            Some(Ok(Message::Text(text))) if !probed && text == "2probe" => {
+                if ws.send(Message::text("3probe")).await.is_err() {
+                    break false;
+                }
+                probed = true;
+            }
+            Some(Ok(Message::Text(text))) if probed && text == "5" => break true,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            _ => break false,
+        }
+    };
+    if !upgraded {
+        socket
+            .upgrade_claimed
+            .store(false, std::sync::atomic::Ordering::Release);
+        let _ = ws.close(None).await;
+        return;
+    }
+    tracing::debug!("upgraded to websocket");
+    socket.set_transport(TransportType::Websocket);
+    // Wake a GET still pending (a client that did not pause polling) so it ends with a noop.
+    socket.wake_writer.notify_waiters();
+    run(inner, socket, ws).await;
+}
+
+/// Runs an established WebSocket: a writer task drains the send queue, this task reads.
+async fn run<H: EngineHandler>(inner: Arc<EngineInner<H>>, socket: Arc<Socket<H::Data>>, ws: WsStream) {
+    let (sink, mut stream) = ws.split();
+    let writer = tokio::spawn(write_loop(socket.clone(), sink).in_current_span());
+    loop {
+        let msg = tokio::select! {
+            msg = stream.next() => msg,
+            () = socket.closed() => break,
+        };
+        match msg {
+            Some(Ok(Message::Text(text))) => match Packet::decode_text(Str::from_utf8_bytes(text)) {
+                Ok(packet) => inner.on_packet(&socket, packet),
+                Err(error) => {
+                    tracing::debug!(%error, "invalid packet");
+                    socket.close_with(DisconnectReason::ParseError);
+                }
+            },
+            Some(Ok(Message::Binary(data))) => inner.on_packet(&socket, Packet::Binary(data)),
+            Some(Ok(Message::Close(_))) | None => {
+                socket.close_with(DisconnectReason::TransportClose);
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+            Some(Err(error)) => {
+                tracing::debug!(%error, "websocket error");
+                match close_code(&error) {
+                    Some(code) => socket.close_ws_with(DisconnectReason::TransportError, code),
+                    None => socket.close_with(DisconnectReason::TransportClose),
+                }
+            }
+        }
+    }
+    let _ = writer.await;
+}
+
+/// The close code to answer a read error with; `None` when the connection is already gone.
+fn close_code(error: &WsError) -> Option<u16> {
+    match error {
+        WsError::Capacity(_) => Some(1009),
+        WsError::Utf8(_) => Some(1007),
+        WsError::Protocol(
+            tokio_tungstenite::tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+        )
+        | WsError::Io(_)
+        | WsError::ConnectionClosed
+        | WsError::AlreadyClosed => None,
+        WsError::Protocol(_) => Some(1002),
+        _ => Some(1011),
+    }
+}
+
+/// Writes queued packets as they come, one packet per frame; on close, writes what a graceful
+/// close keeps, then the close frame.
+async fn write_loop<D>(socket: Arc<Socket<D>>, mut sink: SplitSink<WsStream, Message>) {
+    loop {
+        let drained = socket.drain(false);
+        for packet in drained.packets {
+            if sink.feed(to_message(packet)).await.is_err() {
+                socket.close_with(DisconnectReason::TransportError);
+                return;
+            }
+        }
+        if sink.flush().await.is_err() {
+            socket.close_with(DisconnectReason::TransportError);
+            return;
+        }
+        if drained.close.is_some() {
+            let frame = socket.ws_close_code().map(|code| CloseFrame {
+                code: CloseCode::from(code),
+                reason: "".into(),
+            });
+            let _ = sink.send(Message::Close(frame)).await;
+            let _ = sink.close().await;
+            return;
+        }
+        socket.wake_writer.notified().await;
+    }
+}
+
+fn to_message(packet: Packet) -> Message {
+    match packet {
+        Packet::Binary(data) => Message::Binary(data),
+        other => Message::Text(
+            other
+                .encode_text()
+                .expect("only binary packets lack a text form")
+                .into(),
+        ),
+    }
+}
