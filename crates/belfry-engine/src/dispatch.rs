@@ -20,7 +20,11 @@ pub(crate) async fn handle<H: EngineHandler>(
 ) -> EngineResponse {
     let is_upgrade = is_websocket_upgrade(req.method(), req.headers());
     let refuse = |error: RequestError| {
-        tracing::debug!(code = error.code(), message = error.message(), "engine request refused");
+        tracing::debug!(
+            code = error.code(),
+            message = error.message(),
+            "engine request refused"
+        );
         if is_upgrade {
             upgrade_error(&error)
         } else {

@@ -213,9 +213,12 @@ impl<H: EngineHandler> EngineInner<H> {
             .expect("a closed session has a close reason");
         tracing::debug!(%reason, "session closed");
         self.handler.on_disconnect(socket.clone(), reason);
-        if socket.transport() == TransportType::Polling && self.get(socket.id().as_str()).is_some() {
+        if socket.transport() == TransportType::Polling && self.get(socket.id().as_str()).is_some()
+        {
             // The close packet goes on the next GET; give the client a while to come for it.
-            let _ = tokio::time::timeout(self.config.close_grace, socket.close_delivered.notified()).await;
+            let _ =
+                tokio::time::timeout(self.config.close_grace, socket.close_delivered.notified())
+                    .await;
         }
         self.remove(socket.id());
         if self.live.fetch_sub(1, Ordering::AcqRel) == 1 {

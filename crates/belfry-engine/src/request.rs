@@ -49,7 +49,10 @@ fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' => match (bytes.get(i + 1).and_then(hex), bytes.get(i + 2).and_then(hex)) {
+            b'%' => match (
+                bytes.get(i + 1).and_then(hex),
+                bytes.get(i + 2).and_then(hex),
+            ) {
                 (Some(hi), Some(lo)) => {
                     out.push(hi << 4 | lo);
                     i += 2;
@@ -108,7 +111,11 @@ pub(crate) fn upgrade_error(error: &RequestError) -> EngineResponse {
     res
 }
 
-pub(crate) fn response(status: StatusCode, content_type: &'static str, body: Bytes) -> EngineResponse {
+pub(crate) fn response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: Bytes,
+) -> EngineResponse {
     let mut res = Response::new(Full::new(body));
     *res.status_mut() = status;
     res.headers_mut()
@@ -144,7 +151,11 @@ mod tests {
             "transport=polling&transport=polling",
             "transport=",
         ] {
-            assert_eq!(Query::parse(Some(query)).transport, Some(Err(())), "{query}");
+            assert_eq!(
+                Query::parse(Some(query)).transport,
+                Some(Err(())),
+                "{query}"
+            );
         }
         assert_eq!(Query::parse(Some("EIO=4")).transport, None);
     }

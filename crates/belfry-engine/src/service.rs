@@ -93,11 +93,8 @@ impl EngineLayer {
     pub fn engine_layer<L, B>(self, layer: L) -> Self
     where
         L: Layer<EngineHttp>,
-        L::Service: Service<Request<RequestBody>, Response = Response<B>>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
+        L::Service:
+            Service<Request<RequestBody>, Response = Response<B>> + Clone + Send + Sync + 'static,
         <L::Service as Service<Request<RequestBody>>>::Future: Send + 'static,
         <L::Service as Service<Request<RequestBody>>>::Error: Into<BoxError>,
         B: Body<Data = Bytes> + Send + 'static,

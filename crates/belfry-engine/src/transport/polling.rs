@@ -96,11 +96,10 @@ async fn receive<H: EngineHandler>(
         empty(status)
     };
     let (parts, body) = req.into_parts();
-    if parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|ct| ct.as_bytes().eq_ignore_ascii_case(b"application/octet-stream"))
-    {
+    if parts.headers.get(header::CONTENT_TYPE).is_some_and(|ct| {
+        ct.as_bytes()
+            .eq_ignore_ascii_case(b"application/octet-stream")
+    }) {
         tracing::debug!(sid = %socket.id(), "binary content type on an EIO 4 session");
         return fail(StatusCode::BAD_REQUEST);
     }
@@ -193,12 +192,17 @@ fn payload_response<H: EngineHandler>(
     initial: bool,
 ) -> EngineResponse {
     let length = payload.len();
-    let mut res = response(StatusCode::OK, "text/plain; charset=UTF-8", Bytes::from(payload));
+    let mut res = response(
+        StatusCode::OK,
+        "text/plain; charset=UTF-8",
+        Bytes::from(payload),
+    );
     let headers = res.headers_mut();
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     let ua = socket.req_parts().headers.get(header::USER_AGENT);
-    if ua.and_then(|ua| ua.to_str().ok())
+    if ua
+        .and_then(|ua| ua.to_str().ok())
         .is_some_and(|ua| ua.contains(";MSIE") || ua.contains("Trident/"))
     {
         headers.insert("x-xss-protection", HeaderValue::from_static("0"));

@@ -38,8 +38,10 @@ pub(crate) fn accept_key(headers: &HeaderMap) -> Result<String, EngineResponse> 
         .is_none_or(|v| v.as_bytes() != b"13")
     {
         let mut res = upgrade_error(&RequestError::BadRequest);
-        res.headers_mut()
-            .insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        res.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
         return Err(res);
     }
     let key = headers
@@ -216,7 +218,11 @@ async fn probe<H: EngineHandler>(
 }
 
 /// Runs an established WebSocket: a writer task drains the send queue, this task reads.
-async fn run<H: EngineHandler>(inner: Arc<EngineInner<H>>, socket: Arc<Socket<H::Data>>, ws: WsStream) {
+async fn run<H: EngineHandler>(
+    inner: Arc<EngineInner<H>>,
+    socket: Arc<Socket<H::Data>>,
+    ws: WsStream,
+) {
     let (sink, mut stream) = ws.split();
     let writer = tokio::spawn(write_loop(socket.clone(), sink).in_current_span());
     loop {
@@ -225,13 +231,15 @@ async fn run<H: EngineHandler>(inner: Arc<EngineInner<H>>, socket: Arc<Socket<H:
             () = socket.closed() => break,
         };
         match msg {
-            Some(Ok(Message::Text(text))) => match Packet::decode_text(Str::from_utf8_bytes(text)) {
-                Ok(packet) => inner.on_packet(&socket, packet),
-                Err(error) => {
-                    tracing::debug!(%error, "invalid packet");
-                    socket.close_with(DisconnectReason::ParseError);
+            Some(Ok(Message::Text(text))) => {
+                match Packet::decode_text(Str::from_utf8_bytes(text)) {
+                    Ok(packet) => inner.on_packet(&socket, packet),
+                    Err(error) => {
+                        tracing::debug!(%error, "invalid packet");
+                        socket.close_with(DisconnectReason::ParseError);
+                    }
                 }
-            },
+            }
             Some(Ok(Message::Binary(data))) => inner.on_packet(&socket, Packet::Binary(data)),
             Some(Ok(Message::Close(_))) | None => {
                 socket.close_with(DisconnectReason::TransportClose);

@@ -1,0 +1,342 @@
+//! Shared fixtures of Belfry's integration tests: an engine with a recording echo handler served
+//! by axum on `127.0.0.1:0`, a raw HTTP/1.1 client for exact-byte checks, and a runner for the
+//! official JavaScript clients in `tests/js`.
+#![allow(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)]
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use axum::{Router, routing::get};
+use belfry_engine::{
+    DisconnectReason, Engine, EngineConfig, EngineHandler, EngineLayer, Packet, Sid, Socket, Str,
+};
+use bytes::Bytes;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+    sync::mpsc,
+};
+
+/// What the recording handler saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A session opened.
+    Connect(Sid),
+    /// A text message arrived.
+    Message(Sid, String),
+    /// A binary message arrived.
+    Binary(Sid, Bytes),
+    /// A session closed.
+    Disconnect(Sid, DisconnectReason),
+}
+
+/// An echo handler that records every callback. The text `close-me` makes the server close the
+/// session instead of echoing.
+#[derive(Debug)]
+pub struct Recorder {
+    events: mpsc::UnboundedSender<Event>,
+}
+
+impl EngineHandler for Recorder {
+    type Data = ();
+
+    fn on_connect(&self, socket: Arc<Socket<()>>) {
+        let _ = self.events.send(Event::Connect(socket.id().clone()));
+    }
+
+    fn on_disconnect(&self, socket: Arc<Socket<()>>, reason: DisconnectReason) {
+        let _ = self
+            .events
+            .send(Event::Disconnect(socket.id().clone(), reason));
+    }
+
+    fn on_message(&self, socket: &Arc<Socket<()>>, text: Str) {
+        let _ = self
+            .events
+            .send(Event::Message(socket.id().clone(), text.to_string()));
+        if text == "close-me" {
+            socket.close();
+        } else {
+            let _ = socket.send(Packet::Message(text));
+        }
+    }
+
+    fn on_binary(&self, socket: &Arc<Socket<()>>, data: Bytes) {
+        let _ = self
+            .events
+            .send(Event::Binary(socket.id().clone(), data.clone()));
+        let _ = socket.send(Packet::Binary(data));
+    }
+}
+
+/// An engine with a [`Recorder`], served by axum next to a plain `/` route.
+#[derive(Debug)]
+pub struct TestServer {
+    /// The engine, to reach sessions directly.
+    pub engine: Engine<Recorder>,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    events: mpsc::UnboundedReceiver<Event>,
+}
+
+impl TestServer {
+    /// Serves an engine configured by `config`.
+    pub async fn start(config: EngineConfig) -> TestServer {
+        Self::start_with(config, |layer| layer).await
+    }
+
+    /// Serves an engine whose layer `wrap` may extend (with `engine_layer`).
+    pub async fn start_with(
+        config: EngineConfig,
+        wrap: impl FnOnce(EngineLayer) -> EngineLayer,
+    ) -> TestServer {
+        let (tx, events) = mpsc::unbounded_channel();
+        let engine = Engine::new(Recorder { events: tx }, config);
+        let app = Router::new()
+            .route("/", get(|| async { "inner router" }))
+            .layer(wrap(engine.layer()));
+        let addr = serve(app).await;
+        TestServer {
+            engine,
+            addr,
+            events,
+        }
+    }
+
+    /// The engine URL for clients: `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The next recorded event; panics after 10 s without one.
+    pub async fn next_event(&mut self) -> Event {
+        tokio::time::timeout(Duration::from_secs(10), self.events.recv())
+            .await
+            .expect("an engine event within 10 s")
+            .expect("the handler is alive")
+    }
+
+    /// Skips events until the disconnect of `sid`, and returns its reason.
+    pub async fn disconnect_reason(&mut self, sid: &str) -> DisconnectReason {
+        loop {
+            if let Event::Disconnect(id, reason) = self.next_event().await
+                && id.as_str() == sid
+            {
+                return reason;
+            }
+        }
+    }
+
+    /// Every event recorded so far, without waiting.
+    pub fn drain_events(&mut self) -> Vec<Event> {
+        let mut out = Vec::new();
+        while let Ok(event) = self.events.try_recv() {
+            out.push(event);
+        }
+        out
+    }
+
+    /// Opens a polling session and returns its id and the open packet's JSON.
+    pub async fn polling_handshake(&self) -> (String, serde_json::Value) {
+        let res = http(
+            self.addr,
+            "GET",
+            "/socket.io/?EIO=4&transport=polling",
+            &[],
+            b"",
+        )
+        .await;
+        assert_eq!(res.status, 200, "handshake: {res:?}");
+        let body = res.text();
+        let json: serde_json::Value =
+            serde_json::from_str(body.strip_prefix('0').expect("an open packet")).unwrap();
+        (json["sid"].as_str().unwrap().to_owned(), json)
+    }
+
+    /// A polling GET on session `sid`.
+    pub async fn poll(&self, sid: &str) -> RawResponse {
+        let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+        http(self.addr, "GET", &path, &[], b"").await
+    }
+
+    /// A polling POST of `body` on session `sid`.
+    pub async fn post(&self, sid: &str, body: &[u8]) -> RawResponse {
+        let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+        http(
+            self.addr,
+            "POST",
+            &path,
+            &[("content-type", "text/plain;charset=UTF-8")],
+            body,
+        )
+        .await
+    }
+}
+
+/// Serves `app` on `127.0.0.1:0` in the background and returns the address.
+pub async fn serve(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+/// A response read off the wire.
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    /// The status code.
+    pub status: u16,
+    /// Header names lowercased, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// The first value of header `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {:?}", self.text()))
+    }
+}
+
+/// Sends one HTTP/1.1 request on a new connection and reads the response.
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> RawResponse {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
+    for (name, value) in headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" {
+        req.push_str(&format!("content-length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    raw(addr, &bytes).await
+}
+
+/// Writes `request` as is on a new connection and reads one response (until the connection
+/// closes or `content-length` bytes of body arrived).
+pub async fn raw(addr: SocketAddr, request: &[u8]) -> RawResponse {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let _ = stream.write_all(request).await;
+    read_response(&mut stream).await
+}
+
+/// Reads one response from `stream`; panics after 10 s.
+pub async fn read_response(stream: &mut TcpStream) -> RawResponse {
+    tokio::time::timeout(Duration::from_secs(10), read_response_inner(stream))
+        .await
+        .expect("a response within 10 s")
+}
+
+async fn read_response_inner(stream: &mut TcpStream) -> RawResponse {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16384];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        let n = stream.read(&mut chunk).await.unwrap_or(0);
+        assert!(
+            n > 0,
+            "connection closed before a response: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let mut body = buf[head_end + 4..].to_vec();
+    let length = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse::<usize>().ok());
+    if status != 101 {
+        loop {
+            if length.is_some_and(|len| body.len() >= len) {
+                break;
+            }
+            let n = stream.read(&mut chunk).await.unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    }
+    RawResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A WebSocket upgrade request for `query` on the engine path.
+pub fn upgrade_request(addr: SocketAddr, query: &str) -> String {
+    format!(
+        "GET /socket.io/?{query} HTTP/1.1\r\nhost: {addr}\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\
+         sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+}
+
+/// The folder of the JavaScript clients.
+pub fn js_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("js")
+}
+
+/// Runs `node tests/js/<script> <args>` (60 s at most) and parses the last line of its output as
+/// JSON.
+pub async fn run_node(script: &str, args: &[&str]) -> serde_json::Value {
+    let dir = js_dir();
+    assert!(
+        dir.join("node_modules").exists(),
+        "tests/js/node_modules is missing: run the README test command (it runs `npm ci` there)"
+    );
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new("node")
+            .arg(dir.join(script))
+            .args(args)
+            .current_dir(&dir)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the node client finishes within 60 s")
+    .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| {
+        panic!(
+            "{script} printed no JSON ({e}); status {:?}\nstdout: {stdout}\nstderr: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
