@@ -57,7 +57,8 @@ pub(crate) async fn handle<H: EngineHandler>(
                     Err(res) => return res,
                 };
                 let on_upgrade = hyper::upgrade::on(&mut req);
-                websocket::upgrade(&inner, socket, on_upgrade, &key)
+                let (parts, _body) = req.into_parts();
+                websocket::upgrade(&inner, socket, &parts, on_upgrade, &key)
             }
             _ => refuse(RequestError::BadRequest),
         };

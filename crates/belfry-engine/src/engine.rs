@@ -213,6 +213,9 @@ impl<H: EngineHandler> EngineInner<H> {
             .expect("a closed session has a close reason");
         tracing::debug!(%reason, "session closed");
         self.handler.on_disconnect(socket.clone(), reason);
+        if self.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.all_closed.notify_waiters();
+        }
         if socket.transport() == TransportType::Polling && self.get(socket.id().as_str()).is_some()
         {
             // The close packet goes on the next GET; give the client a while to come for it.
@@ -221,9 +224,6 @@ impl<H: EngineHandler> EngineInner<H> {
                     .await;
         }
         self.remove(socket.id());
-        if self.live.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.all_closed.notify_waiters();
-        }
     }
 
     /// Tells the handler a session opened; called by the transport once the open packet is on

@@ -28,7 +28,12 @@ pub(crate) fn handshake<H: EngineHandler>(
     let Some((socket, open)) = inner.open_session(sid, parts, TransportType::Polling) else {
         return polling_error(&RequestError::BadRequest);
     };
-    let res = payload_response(inner, &socket, payload::encode(&[open]), true);
+    let res = payload_response(
+        inner,
+        socket.req_parts(),
+        payload::encode(&[open]),
+        Some(socket.id()),
+    );
     inner.connected(&socket);
     res
 }
@@ -39,9 +44,10 @@ pub(crate) async fn serve<H: EngineHandler>(
     socket: Arc<Socket<H::Data>>,
     req: Request<RequestBody>,
 ) -> EngineResponse {
-    match *req.method() {
-        Method::GET => poll(inner, socket).await,
-        Method::POST => receive(inner, socket, req).await,
+    let (parts, body) = req.into_parts();
+    match parts.method {
+        Method::GET => poll(inner, socket, &parts).await,
+        Method::POST => receive(inner, socket, &parts, body).await,
         _ => empty(StatusCode::INTERNAL_SERVER_ERROR),
     }
 }
@@ -50,6 +56,7 @@ pub(crate) async fn serve<H: EngineHandler>(
 async fn poll<H: EngineHandler>(
     inner: &Arc<EngineInner<H>>,
     socket: Arc<Socket<H::Data>>,
+    parts: &Parts,
 ) -> EngineResponse {
     let Some(_guard) = Exclusive::acquire(&socket.polling_get) else {
         tracing::debug!(sid = %socket.id(), "overlapping GET requests");
@@ -58,7 +65,7 @@ async fn poll<H: EngineHandler>(
     };
     loop {
         if socket.transport() == TransportType::Websocket {
-            return payload_response(inner, &socket, payload::encode(&[Packet::Noop]), false);
+            return payload_response(inner, parts, payload::encode(&[Packet::Noop]), None);
         }
         let drained = socket.drain(true);
         if let Some(reason) = drained.close {
@@ -71,10 +78,10 @@ async fn poll<H: EngineHandler>(
             });
             inner.remove(socket.id());
             socket.close_delivered.notify_one();
-            return payload_response(inner, &socket, payload::encode(&packets), false);
+            return payload_response(inner, parts, payload::encode(&packets), None);
         }
         if !drained.packets.is_empty() {
-            return payload_response(inner, &socket, payload::encode(&drained.packets), false);
+            return payload_response(inner, parts, payload::encode(&drained.packets), None);
         }
         socket.wake_writer.notified().await;
     }
@@ -84,7 +91,8 @@ async fn poll<H: EngineHandler>(
 async fn receive<H: EngineHandler>(
     inner: &Arc<EngineInner<H>>,
     socket: Arc<Socket<H::Data>>,
-    req: Request<RequestBody>,
+    parts: &Parts,
+    body: RequestBody,
 ) -> EngineResponse {
     let Some(_guard) = Exclusive::acquire(&socket.polling_post) else {
         tracing::debug!(sid = %socket.id(), "overlapping POST requests");
@@ -95,7 +103,6 @@ async fn receive<H: EngineHandler>(
         socket.close_with(DisconnectReason::TransportError);
         empty(status)
     };
-    let (parts, body) = req.into_parts();
     if parts.headers.get(header::CONTENT_TYPE).is_some_and(|ct| {
         ct.as_bytes()
             .eq_ignore_ascii_case(b"application/octet-stream")
@@ -126,7 +133,7 @@ async fn receive<H: EngineHandler>(
         return empty(StatusCode::BAD_REQUEST);
     }
     let mut res = response(StatusCode::OK, "text/html", Bytes::from_static(b"ok"));
-    edit_headers(inner, &socket, &mut res, false);
+    edit_headers(inner, parts, &mut res, None);
     res
 }
 
@@ -187,9 +194,9 @@ fn handle_payload<H: EngineHandler>(
 
 fn payload_response<H: EngineHandler>(
     inner: &EngineInner<H>,
-    socket: &Socket<H::Data>,
+    parts: &Parts,
     payload: String,
-    initial: bool,
+    handshake: Option<&Sid>,
 ) -> EngineResponse {
     let length = payload.len();
     let mut res = response(
@@ -200,38 +207,39 @@ fn payload_response<H: EngineHandler>(
     let headers = res.headers_mut();
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    let ua = socket.req_parts().headers.get(header::USER_AGENT);
+    let ua = parts.headers.get(header::USER_AGENT);
     if ua
         .and_then(|ua| ua.to_str().ok())
         .is_some_and(|ua| ua.contains(";MSIE") || ua.contains("Trident/"))
     {
         headers.insert("x-xss-protection", HeaderValue::from_static("0"));
     }
-    edit_headers(inner, socket, &mut res, initial);
+    edit_headers(inner, parts, &mut res, handshake);
     res
 }
 
-/// Adds the cookie and runs the user's header hooks (Node's `initial_headers` and `headers`).
+/// Runs the user's header hooks (Node's `initial_headers` and `headers`) with the request being
+/// answered; on a handshake (`handshake` is the new session's id) also adds the cookie.
 pub(crate) fn edit_headers<H: EngineHandler, B>(
     inner: &EngineInner<H>,
-    socket: &Socket<H::Data>,
+    parts: &Parts,
     res: &mut http::Response<B>,
-    initial: bool,
+    handshake: Option<&Sid>,
 ) {
     let config = &inner.config;
     let headers = res.headers_mut();
-    if initial {
+    if let Some(sid) = handshake {
         if let Some(cookie) = &config.cookie
-            && let Ok(value) = HeaderValue::try_from(cookie.header_value(socket.id()))
+            && let Ok(value) = HeaderValue::try_from(cookie.header_value(sid))
         {
             headers.insert(header::SET_COOKIE, value);
         }
         if let Some(edit) = &config.initial_headers {
-            edit(headers, socket.req_parts());
+            edit(headers, parts);
         }
     }
     if let Some(edit) = &config.headers {
-        edit(headers, socket.req_parts());
+        edit(headers, parts);
     }
 }
 

@@ -117,7 +117,7 @@ pub(crate) fn handshake<H: EngineHandler>(
     let _ = socket.send(open);
     inner.connected(&socket);
     let mut res = switching_protocols(accept_key);
-    edit_headers(inner, &socket, &mut res, true);
+    edit_headers(inner, socket.req_parts(), &mut res, Some(socket.id()));
     let inner = inner.clone();
     let span = tracing::debug_span!("engine_ws", sid = %socket.id());
     tokio::spawn(
@@ -136,6 +136,7 @@ pub(crate) fn handshake<H: EngineHandler>(
 pub(crate) fn upgrade<H: EngineHandler>(
     inner: &Arc<EngineInner<H>>,
     socket: Arc<Socket<H::Data>>,
+    parts: &http::request::Parts,
     on_upgrade: OnUpgrade,
     accept_key: &str,
 ) -> EngineResponse {
@@ -147,7 +148,7 @@ pub(crate) fn upgrade<H: EngineHandler>(
         return upgrade_error(&RequestError::BadRequest);
     }
     let mut res = switching_protocols(accept_key);
-    edit_headers(inner, &socket, &mut res, false);
+    edit_headers(inner, parts, &mut res, None);
     let inner = inner.clone();
     let span = tracing::debug_span!("engine_upgrade", sid = %socket.id());
     tokio::spawn(

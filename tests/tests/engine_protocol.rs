@@ -1,0 +1,577 @@
+//! Engine.IO v4 on the wire, byte for byte: handshakes, long-polling, WebSocket, the upgrade,
+//! heartbeats, closing from either side, and every engine option.
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use belfry_engine::{
+    Cookie, DisconnectReason, EngineConfig, Packet, SendError, Sid, Str, TransportType,
+};
+use belfry_tests::{Event, TestServer, http};
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::{connect_async, tungstenite::Message};
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect_ws(server: &TestServer, query: &str) -> Ws {
+    let url = format!("ws://{}/socket.io/?{query}", server.addr);
+    connect_async(url).await.unwrap().0
+}
+
+async fn next_text(ws: &mut Ws) -> String {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => return text.to_string(),
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+}
+
+fn fast_heartbeat() -> EngineConfig {
+    EngineConfig::builder()
+        .ping_interval(Duration::from_millis(300))
+        .ping_timeout(Duration::from_millis(300))
+        .build()
+}
+
+#[tokio::test]
+async fn polling_handshake_matches_node() {
+    let server = TestServer::start(EngineConfig::default()).await;
+    let res = http(
+        server.addr,
+        "GET",
+        "/socket.io/?EIO=4&transport=polling&t=abc",
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(res.status, 200);
+    assert_eq!(
+        res.header("content-type"),
+        Some("text/plain; charset=UTF-8")
+    );
+    assert_eq!(res.header("cache-control"), Some("no-store"));
+    assert_eq!(
+        res.header("content-length"),
+        Some(res.body.len().to_string().as_str())
+    );
+    let body = res.text();
+    let json = body.strip_prefix('0').expect("open packet");
+    let open: serde_json::Value = serde_json::from_str(json).unwrap();
+    let sid = open["sid"].as_str().unwrap();
+    assert_eq!(sid.len(), 20);
+    assert!(
+        sid.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    );
+    // Exactly Node's keys, in Node's order.
+    assert_eq!(
+        json,
+        format!(
+            r#"{{"sid":"{sid}","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}}"#
+        )
+    );
+    assert_eq!(server.engine.clients_count(), 1);
+}
+
+#[tokio::test]
+async fn websocket_handshake_sends_open_first() {
+    let server = TestServer::start(EngineConfig::default()).await;
+    let mut ws = connect_ws(&server, "EIO=4&transport=websocket").await;
+    let open = next_text(&mut ws).await;
+    let open: serde_json::Value = serde_json::from_str(open.strip_prefix('0').unwrap()).unwrap();
+    assert_eq!(open["upgrades"], serde_json::json!([]));
+    assert_eq!(open["maxPayload"], 1_000_000);
+    ws.send(Message::text("4hi")).await.unwrap();
+    assert_eq!(next_text(&mut ws).await, "4hi");
+    ws.send(Message::binary(vec![0u8, 1, 2])).await.unwrap();
+    match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+        Ok(Some(Ok(Message::Binary(data)))) => assert_eq!(&data[..], &[0, 1, 2]),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn get_is_held_until_packets_exist() {
+    let server = TestServer::start(EngineConfig::default()).await;
+    let (sid, _) = server.polling_handshake().await;
+    let socket = server.engine.socket(&sid).unwrap();
+    let addr = server.addr;
+    let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    let get = tokio::spawn(async move { http(addr, "GET", &path, &[], b"").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!get.is_finished(), "the GET waits for packets");
+    socket.send(Packet::Message(Str::from("one"))).unwrap();
+    socket
+        .send(Packet::Binary(Bytes::from_static(&[1, 2, 3, 4])))
+        .unwrap();
+    let res = get.await.unwrap();
+    assert_eq!(res.status, 200);
+    // Both packets queued before the GET woke, or only the first: both are valid batches.
+    let body = res.text();
+    assert!(body == "4one\x1ebAQIDBA==" || body == "4one", "{body:?}");
+    if body == "4one" {
+        assert_eq!(server.poll(&sid).await.text(), "bAQIDBA==");
+    }
+}
+
+#[tokio::test]
+async fn post_carries_several_packets_and_binary() {
+    let mut server = TestServer::start(EngineConfig::default()).await;
+    let (sid, _) = server.polling_handshake().await;
+    assert!(matches!(server.next_event().await, Event::Connect(_)));
+    let res = server
+        .post(&sid, b"4hello\x1ebAQIDBA==\x1e4w\xc3\xb6rld")
+        .await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.header("content-type"), Some("text/html"));
+    assert_eq!(res.text(), "ok");
+    let sid = Sid::from(sid.as_str());
+    assert_eq!(
+        server.next_event().await,
+        Event::Message(sid.clone(), "hello".into())
+    );
+    assert_eq!(
+        server.next_event().await,
+        Event::Binary(sid.clone(), Bytes::from_static(&[1, 2, 3, 4]))
+    );
+    assert_eq!(
+        server.next_event().await,
+        Event::Message(sid.clone(), "wörld".into())
+    );
+    // The echoes come back joined in one payload.
+    assert_eq!(
+        server.poll(sid.as_str()).await.text(),
+        "4hello\x1ebAQIDBA==\x1e4wörld"
+    );
+}
+
+#[tokio::test]
+async fn first_ping_comes_one_interval_after_handshake() {
+    let server = TestServer::start(
+        EngineConfig::builder()
+            .ping_interval(Duration::from_millis(400))
+            .build(),
+    )
+    .await;
+    let (sid, _) = server.polling_handshake().await;
+    let start = Instant::now();
+    let res = server.poll(&sid).await;
+    assert_eq!(res.text(), "2");
+    assert!(
+        start.elapsed() >= Duration::from_millis(300),
+        "the first ping waits one interval, got it after {:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn pongs_keep_the_session_and_silence_times_out() {
+    let mut server = TestServer::start(fast_heartbeat()).await;
+    let (sid, _) = server.polling_handshake().await;
+    for _ in 0..3 {
+        assert_eq!(server.poll(&sid).await.text(), "2");
+        assert_eq!(server.post(&sid, b"3").await.status, 200);
+    }
+    assert!(
+        server.engine.socket(&sid).is_some(),
+        "alive after three pongs"
+    );
+    assert_eq!(server.poll(&sid).await.text(), "2");
+    assert_eq!(
+        server.disconnect_reason(&sid).await,
+        DisconnectReason::PingTimeout
+    );
+}
+
+#[tokio::test]
+async fn websocket_ping_timeout() {
+    let mut server = TestServer::start(fast_heartbeat()).await;
+    let mut ws = connect_ws(&server, "EIO=4&transport=websocket").await;
+    let open = next_text(&mut ws).await;
+    let sid = serde_json::from_str::<serde_json::Value>(&open[1..]).unwrap()["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(next_text(&mut ws).await, "2");
+    ws.send(Message::text("3")).await.unwrap();
+    assert_eq!(next_text(&mut ws).await, "2");
+    assert_eq!(
+        server.disconnect_reason(&sid).await,
+        DisconnectReason::PingTimeout
+    );
+    // The server closes the WebSocket.
+    let end = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the websocket is closed after a ping timeout");
+}
+
+#[tokio::test]
+async fn client_ping_is_a_protocol_error_in_v4() {
+    let mut server = TestServer::start(EngineConfig::default()).await;
+    let (sid, _) = server.polling_handshake().await;
+    server.post(&sid, b"2").await;
+    assert_eq!(
+        server.disconnect_reason(&sid).await,
+        DisconnectReason::TransportError
+    );
+
+    let mut ws = connect_ws(&server, "EIO=4&transport=websocket").await;
+    let open = next_text(&mut ws).await;
+    let sid = serde_json::from_str::<serde_json::Value>(&open[1..]).unwrap()["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ws.send(Message::text("2")).await.unwrap();
+    assert_eq!(
+        server.disconnect_reason(&sid).await,
+        DisconnectReason::TransportError
+    );
+}
+
+#[tokio::test]
+async fn raw_upgrade_noop_then_switch_without_loss() {
+    let mut server = TestServer::start(EngineConfig::default()).await;
+    let (sid, _) = server.polling_handshake().await;
+    let socket = server.engine.socket(&sid).unwrap();
+    let addr = server.addr;
+    let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    let pending = tokio::spawn(async move { http(addr, "GET", &path, &[], b"").await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    let mut ws = connect_ws(&server, &format!("EIO=4&transport=websocket&sid={sid}")).await;
+    ws.send(Message::text("2probe")).await.unwrap();
+    assert_eq!(next_text(&mut ws).await, "3probe");
+    // The pending GET is ended with a noop.
+    assert_eq!(pending.await.unwrap().text(), "6");
+    // Packets queued during the upgrade wait for the new transport.
+    socket.send(Packet::Message(Str::from("during"))).unwrap();
+    assert_eq!(socket.transport(), TransportType::Polling);
+    ws.send(Message::text("5")).await.unwrap();
+    assert_eq!(next_text(&mut ws).await, "4during");
+    assert_eq!(socket.transport(), TransportType::Websocket);
+    ws.send(Message::text("4after")).await.unwrap();
+    assert_eq!(next_text(&mut ws).await, "4after");
+    // Polling on an upgraded session is a transport mismatch.
+    let res = server.poll(&sid).await;
+    assert_eq!(res.status, 400);
+    assert_eq!(
+        res.json(),
+        serde_json::json!({"code": 3, "message": "Bad request"})
+    );
+    server.drain_events();
+    ws.send(Message::text("1")).await.unwrap();
+    assert_eq!(
+        server.disconnect_reason(&sid).await,
+        DisconnectReason::TransportClose
+    );
+}
+
+#[tokio::test]
+async fn upgrade_timeout_closes_the_new_transport_only() {
+    let server = TestServer::start(
+        EngineConfig::builder()
+            .upgrade_timeout(Duration::from_millis(200))
+            .build(),
+    )
+    .await;
+    let (sid, _) = server.polling_handshake().await;
+    let mut ws = connect_ws(&server, &format!("EIO=4&transport=websocket&sid={sid}")).await;
+    ws.send(Message::text("2probe")).await.unwrap();
+    assert_eq!(next_text(&mut ws).await, "3probe");
+    // No `5`: the WebSocket is closed at the upgrade timeout...
+    let closed = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok());
+    // ...and polling goes on.
+    let socket = server.engine.socket(&sid).expect("the session survives");
+    assert_eq!(socket.transport(), TransportType::Polling);
+    socket
+        .send(Packet::Message(Str::from("still here")))
+        .unwrap();
+    let body = server.poll(&sid).await.text();
+    assert!(body.ends_with("4still here"), "{body:?}");
+    // A new upgrade may be tried afterwards.
+    let mut ws = connect_ws(&server, &format!("EIO=4&transport=websocket&sid={sid}")).await;
+    ws.send(Message::text("2probe")).await.unwrap();
+    assert_eq!(next_text(&mut ws).await, "3probe");
+}
+
+#[tokio::test]
+async fn other_packet_during_upgrade_closes_the_new_transport() {
+    let server = TestServer::start(EngineConfig::default()).await;
+    let (sid, _) = server.polling_handshake().await;
+    let mut ws = connect_ws(&server, &format!("EIO=4&transport=websocket&sid={sid}")).await;
+    ws.send(Message::text("4not a probe")).await.unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok());
+    assert_eq!(
+        server.engine.socket(&sid).unwrap().transport(),
+        TransportType::Polling
+    );
+}
+
+#[tokio::test]
+async fn server_close_on_polling_sends_queued_packets_then_close() {
+    let mut server = TestServer::start(EngineConfig::default()).await;
+    let (sid, _) = server.polling_handshake().await;
+    let socket = server.engine.socket(&sid).unwrap();
+    socket
+        .send(Packet::Message(Str::from("last words")))
+        .unwrap();
+    socket.close();
+    assert_eq!(
+        server.disconnect_reason(&sid).await,
+        DisconnectReason::ForcedClose
+    );
+    assert_eq!(server.poll(&sid).await.text(), "4last words\x1e1");
+    assert_eq!(server.poll(&sid).await.status, 400, "the session is gone");
+    assert_eq!(socket.send(Packet::Noop), Err(SendError::Closed));
+}
+
+#[tokio::test]
+async fn client_close_on_polling_answers_pending_get_with_noop() {
+    let mut server = TestServer::start(EngineConfig::default()).await;
+    let (sid, _) = server.polling_handshake().await;
+    let addr = server.addr;
+    let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    let pending = tokio::spawn(async move { http(addr, "GET", &path, &[], b"").await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(server.post(&sid, b"1").await.status, 200);
+    assert_eq!(pending.await.unwrap().text(), "6");
+    assert_eq!(
+        server.disconnect_reason(&sid).await,
+        DisconnectReason::TransportClose
+    );
+    assert_eq!(server.engine.clients_count(), 0);
+}
+
+#[tokio::test]
+async fn engine_close_disconnects_everyone() {
+    let mut server = TestServer::start(EngineConfig::default()).await;
+    let (a, _) = server.polling_handshake().await;
+    let mut ws = connect_ws(&server, "EIO=4&transport=websocket").await;
+    let _open = next_text(&mut ws).await;
+    tokio::time::timeout(Duration::from_secs(5), server.engine.close())
+        .await
+        .expect("close resolves");
+    assert_eq!(
+        server.disconnect_reason(&a).await,
+        DisconnectReason::ForcedClose
+    );
+    let closed = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok());
+}
+
+#[tokio::test]
+async fn options_are_honoured() {
+    // path, transports, allow_upgrades, cookie, headers hooks, session id generator.
+    let config = EngineConfig::builder()
+        .path("/rt")
+        .allow_upgrades(false)
+        .cookie(Cookie::default())
+        .initial_headers(|headers, _| {
+            headers.insert("x-initial", "yes".parse().unwrap());
+        })
+        .headers(|headers, parts| {
+            let agent = parts.headers.get("user-agent").cloned();
+            headers.insert("x-every", agent.unwrap_or_else(|| "none".parse().unwrap()));
+        })
+        .session_id_generator(|parts| Ok(Sid::from(format!("custom-{}", parts.uri.path().len()))))
+        .build();
+    let server = TestServer::start(config).await;
+    let res = http(
+        server.addr,
+        "GET",
+        "/rt/?EIO=4&transport=polling",
+        &[("user-agent", "ua1")],
+        b"",
+    )
+    .await;
+    assert_eq!(res.status, 200, "{res:?}");
+    assert!(
+        res.text()
+            .starts_with(r#"0{"sid":"custom-4","upgrades":[],"#),
+        "{}",
+        res.text()
+    );
+    assert_eq!(
+        res.header("set-cookie"),
+        Some("io=custom-4; Path=/; HttpOnly; SameSite=Lax")
+    );
+    assert_eq!(res.header("x-initial"), Some("yes"));
+    assert_eq!(res.header("x-every"), Some("ua1"));
+    // Later responses run `headers` but not `initial_headers`, and set no cookie.
+    let res = http(
+        server.addr,
+        "POST",
+        "/rt/?EIO=4&transport=polling&sid=custom-4",
+        &[("user-agent", "ua2")],
+        b"4x",
+    )
+    .await;
+    assert_eq!(res.header("x-every"), Some("ua2"));
+    assert_eq!(res.header("x-initial"), None);
+    assert_eq!(res.header("set-cookie"), None);
+    // A generated id already in use is refused.
+    let res = http(server.addr, "GET", "/rt/?EIO=4&transport=polling", &[], b"").await;
+    assert_eq!(res.status, 400);
+    assert_eq!(
+        res.json(),
+        serde_json::json!({"code": 3, "message": "Bad request"})
+    );
+    // The default path is not served any more; the inner router answers it.
+    let res = http(
+        server.addr,
+        "GET",
+        "/socket.io/?EIO=4&transport=polling",
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(res.status, 404);
+
+    let server = TestServer::start(
+        EngineConfig::builder()
+            .transports([TransportType::Websocket])
+            .build(),
+    )
+    .await;
+    let res = http(
+        server.addr,
+        "GET",
+        "/socket.io/?EIO=4&transport=polling",
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(
+        res.json(),
+        serde_json::json!({"code": 0, "message": "Transport unknown"})
+    );
+}
+
+#[tokio::test]
+async fn allow_request_refuses_with_403_and_message() {
+    let config = EngineConfig::builder()
+        .allow_request(|parts| {
+            let ok = parts.headers.contains_key("x-token");
+            async move {
+                if ok {
+                    Ok(())
+                } else {
+                    Err("no token".to_owned())
+                }
+            }
+        })
+        .build();
+    let server = TestServer::start(config).await;
+    let res = http(
+        server.addr,
+        "GET",
+        "/socket.io/?EIO=4&transport=polling",
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(res.status, 403);
+    assert_eq!(res.header("content-type"), Some("application/json"));
+    assert_eq!(
+        res.json(),
+        serde_json::json!({"code": 4, "message": "no token"})
+    );
+    let res = http(
+        server.addr,
+        "GET",
+        "/socket.io/?EIO=4&transport=polling",
+        &[("x-token", "1")],
+        b"",
+    )
+    .await;
+    assert_eq!(res.status, 200);
+}
+
+#[tokio::test]
+async fn max_sessions_answers_503() {
+    let server = TestServer::start(EngineConfig::builder().max_sessions(2).build()).await;
+    server.polling_handshake().await;
+    server.polling_handshake().await;
+    let res = http(
+        server.addr,
+        "GET",
+        "/socket.io/?EIO=4&transport=polling",
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(res.status, 503);
+    assert_eq!(server.engine.clients_count(), 2);
+}
+
+#[tokio::test]
+async fn other_paths_reach_the_inner_router() {
+    let server = TestServer::start(EngineConfig::default()).await;
+    let res = http(server.addr, "GET", "/", &[], b"").await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.text(), "inner router");
+    // Without the trailing slash the path is not the engine's (Node's `addTrailingSlash`).
+    let res = http(
+        server.addr,
+        "GET",
+        "/socket.io?EIO=4&transport=polling",
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(res.status, 404);
+}
+
+#[tokio::test]
+async fn ie_user_agents_get_x_xss_protection() {
+    let server = TestServer::start(EngineConfig::default()).await;
+    let res = http(
+        server.addr,
+        "GET",
+        "/socket.io/?EIO=4&transport=polling",
+        &[(
+            "user-agent",
+            "Mozilla/5.0 (Windows NT 10.0; Trident/7.0; rv:11.0)",
+        )],
+        b"",
+    )
+    .await;
+    assert_eq!(res.header("x-xss-protection"), Some("0"));
+}
