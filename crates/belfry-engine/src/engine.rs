@@ -216,9 +216,12 @@ impl<H: EngineHandler> EngineInner<H> {
         if self.live.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.all_closed.notify_waiters();
         }
-        if socket.transport() == TransportType::Polling && self.get(socket.id().as_str()).is_some()
+        if reason == DisconnectReason::ForcedClose
+            && socket.transport() == TransportType::Polling
+            && self.get(socket.id().as_str()).is_some()
         {
-            // The close packet goes on the next GET; give the client a while to come for it.
+            // A server close keeps the queued packets and the close packet for the next GET;
+            // give the client a while to come for them. Error closes free the session at once.
             let _ =
                 tokio::time::timeout(self.config.close_grace, socket.close_delivered.notified())
                     .await;
