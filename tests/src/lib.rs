@@ -36,6 +36,14 @@ pub struct Recorder {
     events: mpsc::UnboundedSender<Event>,
 }
 
+impl Recorder {
+    /// A recorder and the receiving end of its events.
+    pub fn channel() -> (Recorder, mpsc::UnboundedReceiver<Event>) {
+        let (events, rx) = mpsc::unbounded_channel();
+        (Recorder { events }, rx)
+    }
+}
+
 impl EngineHandler for Recorder {
     type Data = ();
 
