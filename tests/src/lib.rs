@@ -257,7 +257,7 @@ pub async fn read_response(stream: &mut TcpStream) -> RawResponse {
 
 async fn read_response_inner(stream: &mut TcpStream) -> RawResponse {
     let mut buf = Vec::new();
-    let mut chunk = [0u8; 16384];
+    let mut chunk = vec![0u8; 16384];
     let head_end = loop {
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             break i;

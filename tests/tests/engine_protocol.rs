@@ -207,7 +207,7 @@ async fn websocket_ping_timeout() {
     let end = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             match ws.next().await {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
                 _ => {}
             }
         }
@@ -293,7 +293,7 @@ async fn upgrade_timeout_closes_the_new_transport_only() {
     let closed = tokio::time::timeout(Duration::from_secs(3), async {
         loop {
             match ws.next().await {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
                 _ => {}
             }
         }
@@ -323,7 +323,7 @@ async fn other_packet_during_upgrade_closes_the_new_transport() {
     let closed = tokio::time::timeout(Duration::from_secs(3), async {
         loop {
             match ws.next().await {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
                 _ => {}
             }
         }
@@ -387,7 +387,7 @@ async fn engine_close_disconnects_everyone() {
     let closed = tokio::time::timeout(Duration::from_secs(3), async {
         loop {
             match ws.next().await {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
                 _ => {}
             }
         }

@@ -54,7 +54,7 @@ pub(crate) async fn handle<H: EngineHandler>(
             {
                 let key = match websocket::accept_key(req.headers()) {
                     Ok(key) => key,
-                    Err(res) => return res,
+                    Err(error) => return error.response(),
                 };
                 let on_upgrade = hyper::upgrade::on(&mut req);
                 let (parts, _body) = req.into_parts();
@@ -73,7 +73,7 @@ pub(crate) async fn handle<H: EngineHandler>(
     let key = if is_upgrade && transport == TransportType::Websocket {
         match websocket::accept_key(req.headers()) {
             Ok(key) => Some(key),
-            Err(res) => return res,
+            Err(error) => return error.response(),
         }
     } else {
         None

@@ -30,25 +30,42 @@ use crate::{
 
 type WsStream = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
-/// Checks the WebSocket handshake headers and returns the `Sec-WebSocket-Accept` value, or the
-/// 400 response to send.
-pub(crate) fn accept_key(headers: &HeaderMap) -> Result<String, EngineResponse> {
+/// Why a WebSocket handshake request is refused.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum HandshakeError {
+    /// `Sec-WebSocket-Version` is missing or not 13.
+    Version,
+    /// `Sec-WebSocket-Key` is missing or malformed.
+    Key,
+}
+
+impl HandshakeError {
+    /// The 400 answer; a bad version also names the version we speak, as `ws` does.
+    pub(crate) fn response(self) -> EngineResponse {
+        let mut res = upgrade_error(&RequestError::BadRequest);
+        if let HandshakeError::Version = self {
+            res.headers_mut().insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static("13"),
+            );
+        }
+        res
+    }
+}
+
+/// Checks the WebSocket handshake headers and returns the `Sec-WebSocket-Accept` value.
+pub(crate) fn accept_key(headers: &HeaderMap) -> Result<String, HandshakeError> {
     if headers
         .get(header::SEC_WEBSOCKET_VERSION)
         .is_none_or(|v| v.as_bytes() != b"13")
     {
-        let mut res = upgrade_error(&RequestError::BadRequest);
-        res.headers_mut().insert(
-            header::SEC_WEBSOCKET_VERSION,
-            HeaderValue::from_static("13"),
-        );
-        return Err(res);
+        return Err(HandshakeError::Version);
     }
     let key = headers
         .get(header::SEC_WEBSOCKET_KEY)
         .map(HeaderValue::as_bytes)
         .filter(|key| is_valid_key(key))
-        .ok_or_else(|| upgrade_error(&RequestError::BadRequest))?;
+        .ok_or(HandshakeError::Key)?;
     Ok(derive_accept_key(key))
 }
 
