@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Belfry's whole test suite, as the README's test command runs it. It installs what it needs on a
+# fresh Debian machine: Node.js and npm from apt when absent, the npm clients from tests/js's
+# lockfile. Then formatting, clippy, every Rust test (unit, integration with the official
+# clients, doctests), the benchmarks and fuzz targets compiled.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else "$@"; fi
+}
+
+apt_install() {
+  log "installing $* from apt"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)"; exit 1; }
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  apt_install nodejs npm
+fi
+
+log "npm clients (tests/js)"
+npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+
+log "cargo fmt --check"
+cargo fmt --all --check
+
+log "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "cargo test"
+cargo test --workspace --locked
+
+log "fuzz targets build"
+cargo build --manifest-path crates/belfry-engine/fuzz/Cargo.toml
