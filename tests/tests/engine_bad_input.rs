@@ -16,6 +16,17 @@ fn json_error(code: u8, message: &str) -> serde_json::Value {
     serde_json::json!({ "code": code, "message": message })
 }
 
+/// Opens a connection and writes the head of a polling POST on `sid` (plus `rest`, raw: more
+/// headers, the blank line, maybe the start of a body).
+async fn post_head(addr: std::net::SocketAddr, sid: &str, rest: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nhost: {addr}\r\n{rest}"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+}
+
 /// After each bad input the server still opens and serves a fresh session.
 async fn assert_still_serving(server: &TestServer) {
     let (sid, _) = server.polling_handshake().await;
@@ -259,12 +270,7 @@ async fn row10_oversized_post_is_refused_before_buffering() {
     let mut server = TestServer::start(EngineConfig::default()).await;
     // (a) with Content-Length: the 413 comes before any body byte is sent.
     let (sid, _) = server.polling_handshake().await;
-    let mut stream = TcpStream::connect(server.addr).await.unwrap();
-    let head = format!(
-        "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nhost: {}\r\ncontent-length: 50000000\r\n\r\n",
-        server.addr
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut stream = post_head(server.addr, &sid, "content-length: 50000000\r\n\r\n").await;
     let res = read_response(&mut stream).await;
     assert_eq!(res.status, 413);
     assert_eq!(
@@ -274,12 +280,7 @@ async fn row10_oversized_post_is_refused_before_buffering() {
 
     // (b) chunked: refused once the body passes 1 MB, without reading the rest.
     let (sid, _) = server.polling_handshake().await;
-    let mut stream = TcpStream::connect(server.addr).await.unwrap();
-    let head = format!(
-        "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nhost: {}\r\ntransfer-encoding: chunked\r\n\r\n",
-        server.addr
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut stream = post_head(server.addr, &sid, "transfer-encoding: chunked\r\n\r\n").await;
     let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, "4".repeat(64 * 1024));
     let writer = tokio::spawn(async move {
         // 50 MB offered; the server stops reading after about 1 MB.
@@ -307,12 +308,7 @@ async fn row11_slow_post_body_hits_the_deadline() {
     )
     .await;
     let (sid, _) = server.polling_handshake().await;
-    let mut stream = TcpStream::connect(server.addr).await.unwrap();
-    let head = format!(
-        "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nhost: {}\r\ncontent-length: 100\r\n\r\n4",
-        server.addr
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut stream = post_head(server.addr, &sid, "content-length: 100\r\n\r\n4").await;
     let res = read_response(&mut stream).await;
     assert_eq!(res.status, 408);
     assert_eq!(
@@ -366,11 +362,7 @@ async fn row13_overlapping_gets_and_posts() {
 
     // Two POSTs: the first one's body is still arriving when the second comes.
     let (sid, _) = server.polling_handshake().await;
-    let mut slow = TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: 10\r\n\r\n4"
-    );
-    slow.write_all(head.as_bytes()).await.unwrap();
+    let _slow = post_head(addr, &sid, "content-length: 10\r\n\r\n4").await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(server.post(&sid, b"4x").await.status, 400);
     assert_eq!(

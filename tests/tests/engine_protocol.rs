@@ -30,6 +30,26 @@ async fn next_text(ws: &mut Ws) -> String {
     }
 }
 
+/// Waits (5 s at most) until the server ends the WebSocket.
+async fn assert_ws_closed(ws: &mut Ws) {
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the server closes the websocket");
+}
+
+/// The session id in an open packet (`0{...}`).
+fn open_sid(open: &str) -> String {
+    let json: serde_json::Value = serde_json::from_str(&open[1..]).unwrap();
+    json["sid"].as_str().unwrap().to_owned()
+}
+
 fn fast_heartbeat() -> EngineConfig {
     EngineConfig::builder()
         .ping_interval(Duration::from_millis(300))
@@ -192,10 +212,7 @@ async fn websocket_ping_timeout() {
     let mut server = TestServer::start(fast_heartbeat()).await;
     let mut ws = connect_ws(&server, "EIO=4&transport=websocket").await;
     let open = next_text(&mut ws).await;
-    let sid = serde_json::from_str::<serde_json::Value>(&open[1..]).unwrap()["sid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let sid = open_sid(&open);
     assert_eq!(next_text(&mut ws).await, "2");
     ws.send(Message::text("3")).await.unwrap();
     assert_eq!(next_text(&mut ws).await, "2");
@@ -204,16 +221,7 @@ async fn websocket_ping_timeout() {
         DisconnectReason::PingTimeout
     );
     // The server closes the WebSocket.
-    let end = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
-                _ => {}
-            }
-        }
-    })
-    .await;
-    assert!(end.is_ok(), "the websocket is closed after a ping timeout");
+    assert_ws_closed(&mut ws).await;
 }
 
 #[tokio::test]
@@ -228,10 +236,7 @@ async fn client_ping_is_a_protocol_error_in_v4() {
 
     let mut ws = connect_ws(&server, "EIO=4&transport=websocket").await;
     let open = next_text(&mut ws).await;
-    let sid = serde_json::from_str::<serde_json::Value>(&open[1..]).unwrap()["sid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let sid = open_sid(&open);
     ws.send(Message::text("2")).await.unwrap();
     assert_eq!(
         server.disconnect_reason(&sid).await,
@@ -290,16 +295,7 @@ async fn upgrade_timeout_closes_the_new_transport_only() {
     ws.send(Message::text("2probe")).await.unwrap();
     assert_eq!(next_text(&mut ws).await, "3probe");
     // No `5`: the WebSocket is closed at the upgrade timeout...
-    let closed = tokio::time::timeout(Duration::from_secs(3), async {
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
-                _ => {}
-            }
-        }
-    })
-    .await;
-    assert!(closed.is_ok());
+    assert_ws_closed(&mut ws).await;
     // ...and polling goes on.
     let socket = server.engine.socket(&sid).expect("the session survives");
     assert_eq!(socket.transport(), TransportType::Polling);
@@ -320,16 +316,7 @@ async fn other_packet_during_upgrade_closes_the_new_transport() {
     let (sid, _) = server.polling_handshake().await;
     let mut ws = connect_ws(&server, &format!("EIO=4&transport=websocket&sid={sid}")).await;
     ws.send(Message::text("4not a probe")).await.unwrap();
-    let closed = tokio::time::timeout(Duration::from_secs(3), async {
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
-                _ => {}
-            }
-        }
-    })
-    .await;
-    assert!(closed.is_ok());
+    assert_ws_closed(&mut ws).await;
     assert_eq!(
         server.engine.socket(&sid).unwrap().transport(),
         TransportType::Polling
@@ -384,16 +371,7 @@ async fn engine_close_disconnects_everyone() {
         server.disconnect_reason(&a).await,
         DisconnectReason::ForcedClose
     );
-    let closed = tokio::time::timeout(Duration::from_secs(3), async {
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
-                _ => {}
-            }
-        }
-    })
-    .await;
-    assert!(closed.is_ok());
+    assert_ws_closed(&mut ws).await;
 }
 
 #[tokio::test]
