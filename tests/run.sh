@@ -32,8 +32,17 @@ cargo fmt --all --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-log "cargo test"
-cargo test --workspace --locked
-
 log "fuzz targets build"
 cargo build --manifest-path crates/belfry-engine/fuzz/Cargo.toml
+
+log "cargo test"
+results=$(mktemp)
+set +e
+cargo test --workspace --locked 2>&1 | tee "$results"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line with the totals of every test binary and doctest run above.
+awk '/^test result:/ { passed += $4; failed += $6; ignored += $8 }
+     END { printf "summary: %d passed, %d failed, %d skipped\n", passed, failed, ignored }' "$results"
+rm -f "$results"
+exit "$status"

@@ -271,6 +271,9 @@ async fn run<H: EngineHandler>(
                 }
             }
         }
+        if socket.is_closed() {
+            break;
+        }
     }
     let _ = writer.await;
 }
