@@ -93,18 +93,22 @@ impl Packet {
     /// [`DecodeError::Empty`] for an empty string, [`DecodeError::UnknownType`] for a type a
     /// client cannot send (including `0`, the open packet).
     pub fn decode_text(text: Str) -> Result<Packet, DecodeError> {
-        let Some(&kind) = text.as_bytes().first() else {
-            return Err(DecodeError::Empty);
-        };
-        // Every valid type is one ASCII digit, so byte 1 is a char boundary once it matched.
-        let data = || &text.as_bytes()[1..];
+        match text.as_bytes().first() {
+            None => Err(DecodeError::Empty),
+            Some(b'4') => Ok(Packet::Message(text.slice(1..text.len()))),
+            Some(&kind) => Packet::decode_control(kind, &text.as_bytes()[1..]),
+        }
+    }
+
+    /// Decodes a packet of type `kind` other than a message, from the bytes after the type.
+    /// Control packets carry no data Belfry keeps but `probe`, so nothing is copied or checked.
+    pub(crate) fn decode_control(kind: u8, data: &[u8]) -> Result<Packet, DecodeError> {
         Ok(match kind {
             b'1' => Packet::Close,
-            b'2' if data() == b"probe" => Packet::PingProbe,
+            b'2' if data == b"probe" => Packet::PingProbe,
             b'2' => Packet::Ping,
-            b'3' if data() == b"probe" => Packet::PongProbe,
+            b'3' if data == b"probe" => Packet::PongProbe,
             b'3' => Packet::Pong,
-            b'4' => Packet::Message(text.slice(1..text.len())),
             b'5' => Packet::Upgrade,
             b'6' => Packet::Noop,
             other => return Err(DecodeError::UnknownType(other)),

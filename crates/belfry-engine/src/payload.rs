@@ -84,22 +84,29 @@ impl Iterator for Decoder {
                 self.body.len()
             }
         };
-        let record = self.body.slice(self.pos..end);
+        let start = self.pos;
         self.pos = end + 1;
-        Some(decode_record(record))
+        Some(self.record(start, end))
     }
 }
 
-fn decode_record(record: Bytes) -> Result<Packet, DecodeError> {
-    match record.first() {
-        None => Err(DecodeError::Empty),
-        Some(b'b') => BASE64
-            .decode(&record[1..])
-            .map(|data| Packet::Binary(Bytes::from(data)))
-            .map_err(|_| DecodeError::InvalidBase64),
-        Some(_) => {
-            let text = Str::try_from(record).map_err(|_| DecodeError::InvalidUtf8)?;
-            Packet::decode_text(text)
+impl Decoder {
+    /// Decodes `body[start..end]`; only a message's text is sliced out (no copy) and checked
+    /// for UTF-8.
+    fn record(&self, start: usize, end: usize) -> Result<Packet, DecodeError> {
+        let Some(&kind) = self.body[start..end].first() else {
+            return Err(DecodeError::Empty);
+        };
+        let data = start + 1..end;
+        match kind {
+            b'b' => BASE64
+                .decode(&self.body[data])
+                .map(|bytes| Packet::Binary(Bytes::from(bytes)))
+                .map_err(|_| DecodeError::InvalidBase64),
+            b'4' => Str::try_from(self.body.slice(data))
+                .map(Packet::Message)
+                .map_err(|_| DecodeError::InvalidUtf8),
+            kind => Packet::decode_control(kind, &self.body[data]),
         }
     }
 }
