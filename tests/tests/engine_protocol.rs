@@ -553,3 +553,45 @@ async fn ie_user_agents_get_x_xss_protection() {
     .await;
     assert_eq!(res.header("x-xss-protection"), Some("0"));
 }
+
+#[tokio::test]
+async fn a_full_queue_never_starves_the_heartbeat() {
+    let server = TestServer::start(
+        EngineConfig::builder()
+            .ping_interval(Duration::from_millis(200))
+            .ping_timeout(Duration::from_secs(5))
+            .max_buffered_packets(3)
+            .build(),
+    )
+    .await;
+    let (sid, _) = server.polling_handshake().await;
+    let socket = server.engine.socket(&sid).unwrap();
+    for _ in 0..3 {
+        socket.send(Packet::Message(Str::from("data"))).unwrap();
+    }
+    assert_eq!(
+        socket.send(Packet::Message(Str::from("data"))),
+        Err(SendError::Full)
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The ping was queued past the cap, and goes first.
+    assert_eq!(
+        server.poll(&sid).await.text(),
+        "2\x1e4data\x1e4data\x1e4data"
+    );
+}
+
+#[tokio::test]
+async fn upgrades_can_be_disabled() {
+    let server = TestServer::start(EngineConfig::builder().allow_upgrades(false).build()).await;
+    let (sid, open) = server.polling_handshake().await;
+    assert_eq!(open["upgrades"], serde_json::json!([]));
+    let res = belfry_tests::raw(
+        server.addr,
+        belfry_tests::upgrade_request(server.addr, &format!("EIO=4&transport=websocket&sid={sid}"))
+            .as_bytes(),
+    )
+    .await;
+    assert_eq!(res.status, 400);
+    assert_eq!(res.text(), "Bad request");
+}
