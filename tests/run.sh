@@ -34,6 +34,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 log "fuzz targets build"
 cargo build --manifest-path crates/belfry-engine/fuzz/Cargo.toml
+cargo build --manifest-path crates/belfry-core/fuzz/Cargo.toml
 
 log "cargo test"
 results=$(mktemp)

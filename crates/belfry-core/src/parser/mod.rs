@@ -1,0 +1,211 @@
+//! The Socket.IO v5 packet model and its default (JSON) parser, with no I/O.
+//!
+//! A packet travels as one Engine.IO text message (its data, after the engine's `4`),
+//! `<type>[<n>-][<nsp>,][<ack id>][<json>]`,
+//! followed by `n` Engine.IO binary messages when it carries binary attachments (each buffer of
+//! the arguments is replaced by `{"_placeholder":true,"num":i}` in the JSON):
+//!
+//! ```
+//! use belfry_core::parser::{Decoder, Packet, PacketData};
+//! use belfry_core::Str;
+//! use bytes::Bytes;
+//!
+//! let mut decoder = Decoder::default();
+//! // The Engine.IO message `451-/chat,7[...]` carries the Socket.IO text `51-/chat,7[...]`.
+//! let text = Str::from(r#"51-/chat,7["file",{"_placeholder":true,"num":0}]"#);
+//! assert!(decoder.decode_text(text).unwrap().is_none()); // waits for its attachment
+//! let packet = decoder.decode_binary(Bytes::from_static(b"\x01\x02")).unwrap().unwrap();
+//! assert_eq!(packet.ns, "/chat");
+//! let PacketData::Event { payload, ack } = &packet.data else { panic!() };
+//! assert_eq!(*ack, Some(7));
+//! assert_eq!(payload.attachments, vec![Bytes::from_static(b"\x01\x02")]);
+//!
+//! // Encoding gives the same text back, and the attachments to send after it.
+//! assert_eq!(packet.encode(), r#"51-/chat,7["file",{"_placeholder":true,"num":0}]"#);
+//! ```
+
+mod decode;
+mod encode;
+
+pub use decode::{Decoder, ParseError};
+
+use bytes::Bytes;
+use serde_json::value::RawValue;
+
+use crate::Str;
+
+/// Event names that no packet may carry: Node's server refuses to emit them and its parser
+/// refuses to receive them.
+pub const RESERVED_EVENTS: [&str; 6] = [
+    "connect",
+    "connect_error",
+    "disconnect",
+    "disconnecting",
+    "newListener",
+    "removeListener",
+];
+
+/// True if `name` is reserved (see [`RESERVED_EVENTS`]).
+pub fn is_reserved_event(name: &str) -> bool {
+    RESERVED_EVENTS.contains(&name)
+}
+
+/// The most binary attachments one packet may declare by default (Node's `maxAttachments`).
+pub const DEFAULT_MAX_ATTACHMENTS: usize = 10;
+
+/// A Socket.IO v5 packet: a namespace and what is sent to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Packet {
+    /// The namespace, `/` by default.
+    pub ns: Str,
+    /// The type and content.
+    pub data: PacketData,
+}
+
+/// The type of a packet and its content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PacketData {
+    /// `0`: join a namespace. From a client, the optional auth object; from the server,
+    /// `{"sid":"..."}`.
+    Connect(Option<Str>),
+    /// `1`: leave a namespace.
+    Disconnect,
+    /// `2` (or `5` with attachments): an event, `["name", ...args]`, with an ack id when the
+    /// sender waits for an answer.
+    Event {
+        /// The event name and its arguments.
+        payload: Payload,
+        /// The ack id, if an answer is expected.
+        ack: Option<u64>,
+    },
+    /// `3` (or `6` with attachments): the answer to an event, `[...args]`.
+    Ack {
+        /// The answer's arguments.
+        payload: Payload,
+        /// The ack id being answered.
+        ack: u64,
+    },
+    /// `4`: a refused namespace connection, `{"message":..,"data":..}` (or a string).
+    ConnectError(Str),
+}
+
+/// A JSON array with its binary attachments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payload {
+    /// The JSON array, with `{"_placeholder":true,"num":i}` where attachment `i` belongs.
+    pub json: Str,
+    /// The binary attachments, in placeholder order.
+    pub attachments: Vec<Bytes>,
+}
+
+impl Payload {
+    /// A payload without attachments.
+    ///
+    /// The caller vouches that `json` is a JSON array; packets from the [`Decoder`] are checked.
+    pub fn json(json: impl Into<Str>) -> Payload {
+        Payload {
+            json: json.into(),
+            attachments: Vec::new(),
+        }
+    }
+
+    /// The elements of the array, unparsed.
+    ///
+    /// # Errors
+    ///
+    /// If `json` is not a JSON array (never for a decoded packet).
+    pub fn elements(&self) -> Result<Vec<&RawValue>, serde_json::Error> {
+        serde_json::from_str(&self.json)
+    }
+
+    /// For an event: its name (a number is given as its JSON text) and its arguments.
+    ///
+    /// # Errors
+    ///
+    /// If the payload is not a non-empty array starting with a string or a number (never for a
+    /// packet the [`Decoder`] returned).
+    pub fn event(&self) -> Result<(String, Vec<&RawValue>), ParseError> {
+        let mut elements = self.elements().map_err(|_| ParseError::InvalidPayload)?;
+        if elements.is_empty() {
+            return Err(ParseError::InvalidPayload);
+        }
+        let name = event_name(elements.remove(0))?;
+        Ok((name, elements))
+    }
+}
+
+/// The name of an event from the first element of its array: a string, or a number.
+fn event_name(first: &RawValue) -> Result<String, ParseError> {
+    let raw = first.get();
+    match raw.as_bytes().first() {
+        Some(b'"') => serde_json::from_str::<String>(raw).map_err(|_| ParseError::InvalidPayload),
+        Some(b'-' | b'0'..=b'9') => Ok(raw.to_owned()),
+        _ => Err(ParseError::InvalidPayload),
+    }
+}
+
+impl Packet {
+    /// The server's answer to a CONNECT: `0[<nsp>,]{"sid":"<id>"}`.
+    pub fn connect(ns: impl Into<Str>, sid: &str) -> Packet {
+        let json = serde_json::json!({ "sid": sid }).to_string();
+        Packet {
+            ns: ns.into(),
+            data: PacketData::Connect(Some(json.into())),
+        }
+    }
+
+    /// A refused CONNECT, as Node sends it: `{"message":..}`, with `"data"` when given.
+    pub fn connect_error(
+        ns: impl Into<Str>,
+        message: &str,
+        data: Option<&serde_json::Value>,
+    ) -> Packet {
+        // Built by hand to keep Node's key order: "message", then "data".
+        let message = serde_json::Value::from(message);
+        let json = match data {
+            Some(data) => format!(r#"{{"message":{message},"data":{data}}}"#),
+            None => format!(r#"{{"message":{message}}}"#),
+        };
+        Packet {
+            ns: ns.into(),
+            data: PacketData::ConnectError(json.into()),
+        }
+    }
+
+    /// A DISCONNECT for namespace `ns`.
+    pub fn disconnect(ns: impl Into<Str>) -> Packet {
+        Packet {
+            ns: ns.into(),
+            data: PacketData::Disconnect,
+        }
+    }
+
+    /// An EVENT (a BINARY_EVENT when the payload has attachments).
+    pub fn event(ns: impl Into<Str>, payload: Payload, ack: Option<u64>) -> Packet {
+        Packet {
+            ns: ns.into(),
+            data: PacketData::Event { payload, ack },
+        }
+    }
+
+    /// An ACK (a BINARY_ACK when the payload has attachments).
+    pub fn ack(ns: impl Into<Str>, payload: Payload, ack: u64) -> Packet {
+        Packet {
+            ns: ns.into(),
+            data: PacketData::Ack { payload, ack },
+        }
+    }
+
+    /// The binary attachments to send after the text, in order.
+    pub fn attachments(&self) -> &[Bytes] {
+        match &self.data {
+            PacketData::Event { payload, .. } | PacketData::Ack { payload, .. } => {
+                &payload.attachments
+            }
+            _ => &[],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
