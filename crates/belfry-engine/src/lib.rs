@@ -50,8 +50,8 @@ pub use errors::{DisconnectReason, SendError};
 pub use handler::EngineHandler;
 pub use packet::{DecodeError, OpenPacket, Packet};
 pub use service::{
-    BoxError, EngineBody, EngineLayer, EngineService, NotFound, RequestBody, ResponseBody,
-    ResponseFuture,
+    BoxError, EngineBody, EngineHttp, EngineLayer, EngineService, NotFound, RequestBody,
+    ResponseBody, ResponseFuture,
 };
 pub use sid::Sid;
 pub use socket::Socket;

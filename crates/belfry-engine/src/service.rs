@@ -53,7 +53,8 @@ pub type RequestBody = UnsyncBoxBody<Bytes, BoxError>;
 /// The body of a response the engine wrote.
 pub type EngineBody = UnsyncBoxBody<Bytes, BoxError>;
 
-type EngineHttp = BoxCloneSyncService<Request<RequestBody>, Response<EngineBody>, BoxError>;
+/// The engine's own HTTP service, as the layers added with [`EngineLayer::engine_layer`] see it.
+pub type EngineHttp = BoxCloneSyncService<Request<RequestBody>, Response<EngineBody>, BoxError>;
 
 /// A [`Layer`] that mounts an Engine.IO server at its path (default `/socket.io/`), made by
 /// [`Engine::layer`].

@@ -1,0 +1,95 @@
+//! Answering a client's acknowledgement request.
+
+use std::{convert::Infallible, fmt};
+
+use belfry_core::parser::{Packet, Payload};
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::{EmitError, SocketRef, args, extract::FromContext, handler::HandlerContext};
+
+/// Answers the client's acknowledgement (its emit's callback), once.
+///
+/// An extractor: every event handler can take it. If the client did not ask for an answer,
+/// [`AckSender::send`] does nothing.
+///
+/// # Examples
+///
+/// ```
+/// use belfry::{AckSender, SocketIo, SocketRef};
+///
+/// let (_layer, io) = SocketIo::new_layer();
+/// io.ns("/", |socket: SocketRef| async move {
+///     socket.on("ping", |ack: AckSender| async move {
+///         let _ = ack.send(&"pong");
+///     });
+/// });
+/// ```
+pub struct AckSender {
+    socket: SocketRef,
+    id: Option<u64>,
+}
+
+impl fmt::Debug for AckSender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AckSender")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AckSender {
+    /// True if the client waits for an answer.
+    pub fn expected(&self) -> bool {
+        self.id.is_some()
+    }
+
+    /// Answers with `data` as the callback's arguments (a tuple for several, `()` for none).
+    ///
+    /// # Errors
+    ///
+    /// Data that does not serialize, a full send queue, a disconnected socket.
+    pub fn send<T: Serialize + ?Sized>(self, data: &T) -> Result<(), EmitError> {
+        self.send_binary(data, Vec::new())
+    }
+
+    /// [`AckSender::send`] with binary attachments appended as the last arguments.
+    ///
+    /// # Errors
+    ///
+    /// As [`AckSender::send`].
+    pub fn send_binary<T: Serialize + ?Sized>(
+        self,
+        data: &T,
+        attachments: Vec<Bytes>,
+    ) -> Result<(), EmitError> {
+        let Some(id) = self.id else {
+            return Ok(());
+        };
+        let mut json = args::args_array(data)?;
+        for num in 0..attachments.len() {
+            json.pop();
+            if json.len() > 1 {
+                json.push(',');
+            }
+            json.push_str(&format!(r#"{{"_placeholder":true,"num":{num}}}]"#));
+        }
+        let payload = Payload {
+            json: json.into(),
+            attachments,
+        };
+        self.socket
+            .send(&Packet::ack(self.socket.ns().to_owned(), payload, id))
+    }
+}
+
+impl FromContext for AckSender {
+    type Rejection = Infallible;
+
+    fn from_context(ctx: &mut HandlerContext) -> Result<Self, Infallible> {
+        Ok(AckSender {
+            socket: ctx.socket.clone(),
+            id: ctx.ack_id(),
+        })
+    }
+}

@@ -1,0 +1,217 @@
+//! Rust values to Socket.IO argument lists.
+//!
+//! Node's `emit("ev", a, b)` sends `["ev",a,b]`. In Rust one value is given: a tuple is spread
+//! into several arguments, `()` is no argument, anything else is one argument.
+
+use std::fmt;
+
+use serde::{Serialize, ser};
+
+/// Writes `["<event>",args...]` for `data` spread as described in the module docs.
+pub(crate) fn event_array<T: Serialize + ?Sized>(
+    event: &str,
+    data: &T,
+) -> Result<String, serde_json::Error> {
+    let mut out = String::with_capacity(event.len() + 32);
+    out.push('[');
+    out.push_str(&serde_json::to_string(event)?);
+    push_args(&mut out, data, true)?;
+    out.push(']');
+    Ok(out)
+}
+
+/// Writes `[args...]` for `data` spread as described in the module docs.
+pub(crate) fn args_array<T: Serialize + ?Sized>(data: &T) -> Result<String, serde_json::Error> {
+    let mut out = String::with_capacity(32);
+    out.push('[');
+    push_args(&mut out, data, false)?;
+    out.push(']');
+    Ok(out)
+}
+
+/// Appends the arguments of `data`, each preceded by a comma when `after_first` is set.
+fn push_args<T: Serialize + ?Sized>(
+    out: &mut String,
+    data: &T,
+    after_first: bool,
+) -> Result<(), serde_json::Error> {
+    let json = serde_json::to_string(data)?;
+    match shape(data) {
+        Shape::None => {}
+        Shape::Spread => {
+            // A tuple serializes as a JSON array: its elements are the arguments.
+            let inner = &json[1..json.len() - 1];
+            if !inner.is_empty() {
+                if after_first {
+                    out.push(',');
+                }
+                out.push_str(inner);
+            }
+        }
+        Shape::One => {
+            if after_first {
+                out.push(',');
+            }
+            out.push_str(&json);
+        }
+    }
+    Ok(())
+}
+
+enum Shape {
+    None,
+    Spread,
+    One,
+}
+
+/// Finds out, without serializing, whether `data` is a unit, a tuple or anything else.
+fn shape<T: Serialize + ?Sized>(data: &T) -> Shape {
+    match data.serialize(ShapeProbe) {
+        Err(Probe::Unit) => Shape::None,
+        Err(Probe::Tuple) => Shape::Spread,
+        _ => Shape::One,
+    }
+}
+
+/// A serializer that stops at the first call and tells which one it was.
+struct ShapeProbe;
+
+#[derive(Debug)]
+enum Probe {
+    Unit,
+    Tuple,
+    Other,
+}
+
+impl fmt::Display for Probe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("shape probe")
+    }
+}
+
+impl std::error::Error for Probe {}
+
+impl ser::Error for Probe {
+    fn custom<T: fmt::Display>(_msg: T) -> Self {
+        Probe::Other
+    }
+}
+
+macro_rules! other {
+    ($($name:ident($($ty:ty),*);)*) => {
+        $(fn $name(self, $(_: $ty),*) -> Result<(), Probe> { Err(Probe::Other) })*
+    };
+}
+
+impl ser::Serializer for ShapeProbe {
+    type Ok = ();
+    type Error = Probe;
+    type SerializeSeq = ser::Impossible<(), Probe>;
+    type SerializeTuple = ser::Impossible<(), Probe>;
+    type SerializeTupleStruct = ser::Impossible<(), Probe>;
+    type SerializeTupleVariant = ser::Impossible<(), Probe>;
+    type SerializeMap = ser::Impossible<(), Probe>;
+    type SerializeStruct = ser::Impossible<(), Probe>;
+    type SerializeStructVariant = ser::Impossible<(), Probe>;
+
+    other! {
+        serialize_bool(bool); serialize_i8(i8); serialize_i16(i16); serialize_i32(i32);
+        serialize_i64(i64); serialize_u8(u8); serialize_u16(u16); serialize_u32(u32);
+        serialize_u64(u64); serialize_f32(f32); serialize_f64(f64); serialize_char(char);
+        serialize_str(&str); serialize_bytes(&[u8]); serialize_none();
+        serialize_unit_struct(&'static str);
+        serialize_unit_variant(&'static str, u32, &'static str);
+    }
+
+    fn serialize_unit(self) -> Result<(), Probe> {
+        Err(Probe::Unit)
+    }
+
+    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<(), Probe> {
+        Err(Probe::Other)
+    }
+
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: &T,
+    ) -> Result<(), Probe> {
+        Err(Probe::Other)
+    }
+
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<(), Probe> {
+        Err(Probe::Other)
+    }
+
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, Probe> {
+        Err(Probe::Other)
+    }
+
+    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Probe> {
+        Err(Probe::Tuple)
+    }
+
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleStruct, Probe> {
+        Err(Probe::Other)
+    }
+
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, Probe> {
+        Err(Probe::Other)
+    }
+
+    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Probe> {
+        Err(Probe::Other)
+    }
+
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct, Probe> {
+        Err(Probe::Other)
+    }
+
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, Probe> {
+        Err(Probe::Other)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tuples_spread_and_others_do_not() {
+        assert_eq!(event_array("ev", &()).unwrap(), r#"["ev"]"#);
+        assert_eq!(event_array("ev", &1).unwrap(), r#"["ev",1]"#);
+        assert_eq!(event_array("ev", &(1, "a")).unwrap(), r#"["ev",1,"a"]"#);
+        assert_eq!(event_array("ev", &vec![1, 2]).unwrap(), r#"["ev",[1,2]]"#);
+        assert_eq!(event_array("ev", &[1, 2]).unwrap(), r#"["ev",1,2]"#);
+        assert_eq!(
+            event_array("ev", &serde_json::json!({"a": 1})).unwrap(),
+            r#"["ev",{"a":1}]"#
+        );
+        assert_eq!(event_array("é\"", &Some(2)).unwrap(), r#"["é\"",2]"#);
+        assert_eq!(args_array(&()).unwrap(), "[]");
+        assert_eq!(args_array(&("ok",)).unwrap(), r#"["ok"]"#);
+        assert_eq!(args_array(&"ok").unwrap(), r#"["ok"]"#);
+    }
+}

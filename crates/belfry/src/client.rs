@@ -1,0 +1,147 @@
+//! One client connection (an Engine.IO session): decodes its packets and routes them to its
+//! sockets, by the rules of Node's `client.ts`.
+
+use std::{collections::HashMap, sync::Arc};
+
+use belfry_core::{
+    Str,
+    parser::{Decoder, Packet, PacketData, ParseError},
+};
+use belfry_engine::{DisconnectReason as EngineReason, EngineHandler, Socket as EngineSocket};
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+
+use crate::{DisconnectReason, SocketIo, socket::Socket};
+
+/// The Socket.IO state of one connection: its decoder and its sockets by namespace.
+#[derive(Debug, Default)]
+pub(crate) struct Connection {
+    decoder: Mutex<Option<Decoder>>,
+    sockets: RwLock<HashMap<String, Arc<Socket>>>,
+}
+
+impl Connection {
+    pub(crate) fn sockets(&self) -> std::vec::IntoIter<Arc<Socket>> {
+        self.sockets
+            .read()
+            .values()
+            .cloned()
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    pub(crate) fn insert(&self, ns: &str, socket: Arc<Socket>) {
+        self.sockets.write().insert(ns.to_owned(), socket);
+    }
+
+    pub(crate) fn remove(&self, ns: &str) {
+        self.sockets.write().remove(ns);
+    }
+
+    fn get(&self, ns: &str) -> Option<Arc<Socket>> {
+        self.sockets.read().get(ns).cloned()
+    }
+
+    fn decode(
+        &self,
+        max_attachments: usize,
+        decode: impl FnOnce(&mut Decoder) -> Result<Option<Packet>, ParseError>,
+    ) -> Result<Option<Packet>, ParseError> {
+        let mut decoder = self.decoder.lock();
+        decode(decoder.get_or_insert_with(|| Decoder::new(max_attachments)))
+    }
+}
+
+/// The engine handler of the Socket.IO server.
+#[derive(Debug)]
+pub(crate) struct Client {
+    pub(crate) io: SocketIo,
+}
+
+type Conn = Arc<EngineSocket<Connection>>;
+
+impl EngineHandler for Client {
+    type Data = Connection;
+
+    fn on_connect(&self, conn: Conn) {
+        // Node's `connectTimeout`: a client must join a namespace in time.
+        let timeout = self.io.config().connect_timeout;
+        tokio::spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep(timeout) => {
+                    if conn.data().sockets.read().is_empty() {
+                        tracing::debug!(sid = %conn.id(), "no namespace joined in time");
+                        conn.close();
+                    }
+                }
+                () = conn.closed() => {}
+            }
+        });
+    }
+
+    fn on_disconnect(&self, conn: Conn, reason: EngineReason) {
+        let reason = DisconnectReason::from(reason);
+        for socket in conn.data().sockets() {
+            socket.close(reason);
+        }
+    }
+
+    fn on_message(&self, conn: &Conn, text: Str) {
+        let max = self.io.config().max_attachments;
+        let result = conn.data().decode(max, |decoder| decoder.decode_text(text));
+        self.handle(conn, result);
+    }
+
+    fn on_binary(&self, conn: &Conn, data: Bytes) {
+        let max = self.io.config().max_attachments;
+        let result = conn
+            .data()
+            .decode(max, |decoder| decoder.decode_binary(data));
+        self.handle(conn, result);
+    }
+}
+
+impl Client {
+    fn handle(&self, conn: &Conn, result: Result<Option<Packet>, ParseError>) {
+        match result {
+            Ok(Some(packet)) => self.route(conn, packet),
+            Ok(None) => {}
+            Err(error) => {
+                tracing::debug!(sid = %conn.id(), %error, "invalid Socket.IO packet");
+                force_close(conn);
+            }
+        }
+    }
+
+    fn route(&self, conn: &Conn, packet: Packet) {
+        let socket = conn.data().get(&packet.ns);
+        match (packet.data, socket) {
+            (PacketData::Connect(auth), None) => match self.io.namespace(&packet.ns) {
+                Some(ns) => ns.connect(&self.io, conn, auth),
+                None => {
+                    let refusal = Packet::connect_error(packet.ns, "Invalid namespace", None);
+                    let _ = crate::socket::send_frames(conn, &crate::socket::frames(&refusal));
+                }
+            },
+            (PacketData::Event { payload, ack }, Some(socket)) => socket.on_event(payload, ack),
+            (PacketData::Ack { payload, ack }, Some(socket)) => socket.on_ack(ack, payload),
+            (PacketData::Disconnect, Some(socket)) => {
+                socket.close(DisconnectReason::ClientNamespaceDisconnect);
+            }
+            // A second CONNECT, a packet for a namespace not joined, a CONNECT_ERROR from a
+            // client: Node closes the whole connection.
+            (data, _) => {
+                tracing::debug!(sid = %conn.id(), ns = %packet.ns, ?data, "packet out of sequence");
+                force_close(conn);
+            }
+        }
+    }
+}
+
+/// Closes the connection for a protocol violation ("forced server close" for its sockets).
+fn force_close(conn: &Conn) {
+    for socket in conn.data().sockets() {
+        socket.close(DisconnectReason::ForcedServerClose);
+    }
+    conn.close();
+}

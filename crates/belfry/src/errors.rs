@@ -1,0 +1,103 @@
+//! Errors and disconnect reasons.
+
+use std::fmt;
+
+use belfry_engine::DisconnectReason as EngineReason;
+
+/// Why a socket left its namespace: Node's nine reasons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DisconnectReason {
+    /// The connection failed (an I/O error, an oversized message, ...).
+    TransportError,
+    /// The client closed the connection, or it was lost.
+    TransportClose,
+    /// The server closed the connection ([`Socket::disconnect_all`](crate::Socket) or an
+    /// invalid packet).
+    ForcedClose,
+    /// The client stopped answering pings.
+    PingTimeout,
+    /// The client sent an Engine.IO packet that could not be decoded.
+    ParseError,
+    /// The server is shutting down ([`SocketIo::close`](crate::SocketIo::close)).
+    ServerShuttingDown,
+    /// The client broke the Socket.IO protocol (a second CONNECT, a packet for a namespace it
+    /// did not join, an undecodable packet), or never joined a namespace in time.
+    ForcedServerClose,
+    /// The client left the namespace (`socket.disconnect()` on the client).
+    ClientNamespaceDisconnect,
+    /// The server made the socket leave ([`Socket::disconnect`](crate::Socket::disconnect)).
+    ServerNamespaceDisconnect,
+}
+
+impl DisconnectReason {
+    /// The reason as Node writes it: `"transport close"`, `"server namespace disconnect"`, ...
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DisconnectReason::TransportError => "transport error",
+            DisconnectReason::TransportClose => "transport close",
+            DisconnectReason::ForcedClose => "forced close",
+            DisconnectReason::PingTimeout => "ping timeout",
+            DisconnectReason::ParseError => "parse error",
+            DisconnectReason::ServerShuttingDown => "server shutting down",
+            DisconnectReason::ForcedServerClose => "forced server close",
+            DisconnectReason::ClientNamespaceDisconnect => "client namespace disconnect",
+            DisconnectReason::ServerNamespaceDisconnect => "server namespace disconnect",
+        }
+    }
+}
+
+impl From<EngineReason> for DisconnectReason {
+    fn from(reason: EngineReason) -> Self {
+        match reason {
+            EngineReason::TransportClose => DisconnectReason::TransportClose,
+            EngineReason::ForcedClose => DisconnectReason::ForcedClose,
+            EngineReason::PingTimeout => DisconnectReason::PingTimeout,
+            EngineReason::ParseError => DisconnectReason::ParseError,
+            _ => DisconnectReason::TransportError,
+        }
+    }
+}
+
+impl fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why an emit failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EmitError {
+    /// The event name is reserved (`connect`, `disconnect`, ...); Node throws the same.
+    #[error("\"{0}\" is a reserved event name")]
+    ReservedEvent(String),
+    /// The data could not be serialized to JSON.
+    #[error("could not serialize the event data")]
+    Serialize(#[from] serde_json::Error),
+    /// The client reads slower than the server writes: its queue is full. Retry later, or
+    /// drop the message (volatile emits are dropped silently).
+    #[error("the socket's send queue is full")]
+    Full,
+    /// The socket is disconnected.
+    #[error("the socket is disconnected")]
+    Disconnected,
+}
+
+/// Why an acknowledgement did not arrive.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AckError {
+    /// No answer within the timeout. Node: "operation has timed out".
+    #[error("operation has timed out")]
+    Timeout,
+    /// The socket disconnected before answering.
+    #[error("the socket disconnected before acknowledging")]
+    Disconnected,
+    /// The emit itself failed.
+    #[error(transparent)]
+    Emit(#[from] EmitError),
+    /// The answer could not be deserialized into the requested type.
+    #[error("could not deserialize the acknowledgement")]
+    Deserialize(#[source] serde_json::Error),
+}

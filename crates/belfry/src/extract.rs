@@ -1,0 +1,278 @@
+//! Extractors: what a handler's arguments can be.
+//!
+//! Every extractor implements [`FromContext`], once, over the one [`HandlerContext`]. A failed
+//! extraction says how to fix it, and is answered to the client (see [`crate::handler`]).
+//!
+//! | extractor | gives | in |
+//! |---|---|---|
+//! | [`SocketRef`] | the socket | every handler |
+//! | [`Data<T>`] | the event's arguments (one argument: it; several: them as a tuple/array), or the connect auth | connect, events |
+//! | [`TryData<T>`] | the same as a `Result`, never refused | connect, events |
+//! | [`AckSender`](crate::AckSender) | answers the client's ack | events |
+//! | [`Event`] | the event name | events |
+//! | [`Bin`] | the binary attachments | events |
+//! | [`State<T>`] | a state registered with [`SocketIoBuilder::with_state`](crate::SocketIoBuilder::with_state) | every handler |
+//! | [`HttpExtension<T>`] | an extension of the handshake request (put there by a tower layer) | every handler |
+//! | [`SocketIo`] | the server handle | every handler |
+//! | [`DisconnectReason`] | why the socket left | disconnect |
+//! | `Option<E>` | `Some` if `E` extracts, `None` if not; never refused | every handler |
+
+use std::{borrow::Cow, convert::Infallible, fmt, marker::PhantomData};
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use crate::{
+    DisconnectReason, SocketIo, SocketRef,
+    handler::{ContextKind, HandlerContext},
+};
+
+/// A type a handler argument can be: built from the [`HandlerContext`].
+pub trait FromContext: Sized {
+    /// Why extraction failed; its message is answered to the client.
+    type Rejection: fmt::Display;
+
+    /// Extracts the value.
+    ///
+    /// # Errors
+    ///
+    /// The rejection, when the context does not hold what the extractor needs.
+    fn from_context(ctx: &mut HandlerContext) -> Result<Self, Self::Rejection>;
+}
+
+impl FromContext for SocketRef {
+    type Rejection = Infallible;
+
+    fn from_context(ctx: &mut HandlerContext) -> Result<Self, Infallible> {
+        Ok(ctx.socket.clone())
+    }
+}
+
+impl<T: FromContext> FromContext for Option<T> {
+    type Rejection = Infallible;
+
+    fn from_context(ctx: &mut HandlerContext) -> Result<Self, Infallible> {
+        Ok(T::from_context(ctx).ok())
+    }
+}
+
+/// The JSON the data extractors read: the single argument, the arguments as an array, or the
+/// connect auth (`{}` when the client sent none).
+fn data_json(ctx: &HandlerContext) -> Result<Cow<'_, str>, &'static str> {
+    match &ctx.kind {
+        ContextKind::Event { payload, args, .. } => Ok(match args.as_slice() {
+            [] => Cow::Borrowed("null"),
+            [one] => Cow::Borrowed(&payload.json[one.clone()]),
+            many => {
+                let mut json = String::from("[");
+                for (i, range) in many.iter().enumerate() {
+                    if i > 0 {
+                        json.push(',');
+                    }
+                    json.push_str(&payload.json[range.clone()]);
+                }
+                json.push(']');
+                Cow::Owned(json)
+            }
+        }),
+        ContextKind::Connect { auth } => Ok(Cow::Borrowed(auth.as_deref().unwrap_or("{}"))),
+        ContextKind::Disconnect { .. } => Err("a disconnect handler has no data"),
+    }
+}
+
+/// The event's arguments (or a connect's auth) deserialized into `T`.
+///
+/// One argument is deserialized as `T`; several as a tuple (or array) `T`; none as `null`
+/// (so `()` or `Option<_>`). Refused, with serde's message, when they do not fit `T`.
+///
+/// # Examples
+///
+/// ```
+/// use belfry::{SocketRef, extract::Data};
+///
+/// #[derive(serde::Deserialize)]
+/// struct Message { room: String, text: String }
+///
+/// async fn on_chat(socket: SocketRef, Data(msg): Data<Message>) {
+///     let _ = socket.to(msg.room.clone()).emit("chat", &msg.text);
+/// }
+/// # let _ = on_chat;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Data<T>(pub T);
+
+impl<T: DeserializeOwned> FromContext for Data<T> {
+    type Rejection = DataRejection;
+
+    fn from_context(ctx: &mut HandlerContext) -> Result<Self, DataRejection> {
+        let json = data_json(ctx).map_err(|e| DataRejection(e.to_owned()))?;
+        serde_json::from_str(&json)
+            .map(Data)
+            .map_err(|e| DataRejection(format!("invalid event data: {e}")))
+    }
+}
+
+/// Why [`Data`] refused the event.
+#[derive(Debug, Clone)]
+pub struct DataRejection(String);
+
+impl fmt::Display for DataRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Like [`Data`], but hands the handler the deserialization result instead of refusing.
+#[derive(Debug)]
+pub struct TryData<T>(pub Result<T, serde_json::Error>);
+
+impl<T: DeserializeOwned> FromContext for TryData<T> {
+    type Rejection = Infallible;
+
+    fn from_context(ctx: &mut HandlerContext) -> Result<Self, Infallible> {
+        let result = match data_json(ctx) {
+            Ok(json) => serde_json::from_str(&json),
+            Err(message) => Err(serde::de::Error::custom(message)),
+        };
+        Ok(TryData(result))
+    }
+}
+
+/// The name of the event being handled (useful in a handler shared by several events).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event(pub String);
+
+impl FromContext for Event {
+    type Rejection = &'static str;
+
+    fn from_context(ctx: &mut HandlerContext) -> Result<Self, &'static str> {
+        match &ctx.kind {
+            ContextKind::Event { name, .. } => Ok(Event(name.clone())),
+            _ => Err("only event handlers have an event name"),
+        }
+    }
+}
+
+/// The binary attachments of the event, in order (`Buffer` arguments on the Node client). Their
+/// places in the arguments hold `{"_placeholder":true,"num":i}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bin(pub Vec<Bytes>);
+
+impl FromContext for Bin {
+    type Rejection = Infallible;
+
+    fn from_context(ctx: &mut HandlerContext) -> Result<Self, Infallible> {
+        Ok(Bin(match &ctx.kind {
+            ContextKind::Event { payload, .. } => payload.attachments.clone(),
+            _ => Vec::new(),
+        }))
+    }
+}
+
+/// A state registered with [`SocketIoBuilder::with_state`](crate::SocketIoBuilder::with_state),
+/// cloned.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
+/// use belfry::{SocketIo, SocketRef, extract::State};
+///
+/// #[derive(Clone, Default)]
+/// struct Counter(Arc<AtomicUsize>);
+///
+/// let (_layer, io) = SocketIo::builder().with_state(Counter::default()).build_layer();
+/// io.ns("/", |_socket: SocketRef, State(counter): State<Counter>| async move {
+///     counter.0.fetch_add(1, Ordering::Relaxed);
+/// });
+/// ```
+#[derive(Debug, Clone)]
+pub struct State<T>(pub T);
+
+impl<T: Clone + Send + Sync + 'static> FromContext for State<T> {
+    type Rejection = MissingState<T>;
+
+    fn from_context(ctx: &mut HandlerContext) -> Result<Self, MissingState<T>> {
+        ctx.socket
+            .io()
+            .state::<T>()
+            .map(State)
+            .ok_or(MissingState(PhantomData))
+    }
+}
+
+/// [`State<T>`] found no state of type `T`.
+pub struct MissingState<T>(PhantomData<T>);
+
+impl<T> fmt::Display for MissingState<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "State of type `{}` was not found. Perhaps you forgot to add it with `SocketIoBuilder::with_state`?",
+            std::any::type_name::<T>()
+        )
+    }
+}
+
+impl<T> fmt::Debug for MissingState<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// An extension of the handshake HTTP request, cloned: what a tower layer wrapping the engine
+/// put there (a `tower_sessions::Session`, an authenticated user...).
+#[derive(Debug, Clone)]
+pub struct HttpExtension<T>(pub T);
+
+impl<T: Clone + Send + Sync + 'static> FromContext for HttpExtension<T> {
+    type Rejection = MissingExtension<T>;
+
+    fn from_context(ctx: &mut HandlerContext) -> Result<Self, MissingExtension<T>> {
+        ctx.socket
+            .req_parts()
+            .extensions
+            .get::<T>()
+            .cloned()
+            .map(HttpExtension)
+            .ok_or(MissingExtension(PhantomData))
+    }
+}
+
+/// [`HttpExtension<T>`] found no extension of type `T`.
+pub struct MissingExtension<T>(PhantomData<T>);
+
+impl<T> fmt::Display for MissingExtension<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Extension of type `{}` was not found in the handshake request. Perhaps you forgot to add the layer that inserts it, inside the engine (`SocketIoLayer::engine_layer`)?",
+            std::any::type_name::<T>()
+        )
+    }
+}
+
+impl<T> fmt::Debug for MissingExtension<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl FromContext for SocketIo {
+    type Rejection = Infallible;
+
+    fn from_context(ctx: &mut HandlerContext) -> Result<Self, Infallible> {
+        Ok(ctx.socket.io())
+    }
+}
+
+impl FromContext for DisconnectReason {
+    type Rejection = &'static str;
+
+    fn from_context(ctx: &mut HandlerContext) -> Result<Self, &'static str> {
+        match &ctx.kind {
+            ContextKind::Disconnect { reason } => Ok(*reason),
+            _ => Err("only disconnect handlers have a disconnect reason"),
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Handlers: async functions whose arguments are extractors.
+//!
+//! A handler is any `async fn` (or closure returning a future) taking up to 8 arguments that
+//! implement [`FromContext`]: `SocketRef`, `Data<T>`, `AckSender`, `State<T>`... Extraction
+//! runs before the function is called; if an extractor fails, the function is not called and
+//! the failure is answered: a connect is refused with a CONNECT_ERROR carrying the message, an
+//! event's ack (if the client asked for one) receives `{"error": message}`.
+
+use std::{future::Future, ops::Range, pin::Pin, sync::Arc};
+
+use belfry_core::{Str, parser::Payload};
+
+use crate::{DisconnectReason, SocketRef, extract::FromContext};
+
+/// The future of a handler.
+#[doc(hidden)]
+pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// Everything a handler's extractors read from: the socket and what triggered the call.
+#[derive(Debug)]
+pub struct HandlerContext {
+    pub(crate) socket: SocketRef,
+    pub(crate) kind: ContextKind,
+}
+
+#[derive(Debug)]
+pub(crate) enum ContextKind {
+    Connect {
+        auth: Option<Str>,
+    },
+    Event {
+        name: String,
+        payload: Payload,
+        /// The byte ranges of the arguments (after the name) in `payload.json`.
+        args: Vec<Range<usize>>,
+        ack: Option<u64>,
+    },
+    Disconnect {
+        reason: DisconnectReason,
+    },
+}
+
+impl HandlerContext {
+    /// The socket the handler runs for.
+    pub fn socket(&self) -> &SocketRef {
+        &self.socket
+    }
+
+    /// The ack id of the event, if the client asked for an answer.
+    pub(crate) fn ack_id(&self) -> Option<u64> {
+        match &self.kind {
+            ContextKind::Event { ack, .. } => *ack,
+            _ => None,
+        }
+    }
+}
+
+/// An extractor's refusal: the message the client is answered with (not constructible outside
+/// Belfry).
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct Rejected(pub(crate) String);
+
+/// An async function usable as a handler; implemented for functions of up to 8 extractors.
+///
+/// You do not implement it: write an `async fn` (or an `async` closure) whose arguments are
+/// extractors.
+pub trait Handler<T>: Clone + Send + Sync + 'static {
+    /// Runs the extractors, then returns the handler's future.
+    #[doc(hidden)]
+    fn call(&self, ctx: &mut HandlerContext) -> Result<BoxFuture, Rejected>;
+}
+
+/// A handler with its types erased, stored per event.
+pub(crate) type ErasedHandler =
+    Arc<dyn Fn(&mut HandlerContext) -> Result<BoxFuture, Rejected> + Send + Sync>;
+
+pub(crate) fn erase<H: Handler<T>, T>(handler: H) -> ErasedHandler {
+    Arc::new(move |ctx| handler.call(ctx))
+}
+
+impl<F, Fut> Handler<()> for F
+where
+    F: Fn() -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    fn call(&self, _ctx: &mut HandlerContext) -> Result<BoxFuture, Rejected> {
+        Ok(Box::pin((self)()))
+    }
+}
+
+macro_rules! impl_handler {
+    ($($ty:ident),+) => {
+        impl<F, Fut, $($ty,)+> Handler<($($ty,)+)> for F
+        where
+            F: Fn($($ty,)+) -> Fut + Clone + Send + Sync + 'static,
+            Fut: Future<Output = ()> + Send + 'static,
+            $($ty: FromContext + Send + 'static,)+
+        {
+            #[allow(non_snake_case)]
+            fn call(&self, ctx: &mut HandlerContext) -> Result<BoxFuture, Rejected> {
+                $(
+                    let $ty = $ty::from_context(ctx)
+                        .map_err(|rejection| Rejected(rejection.to_string()))?;
+                )+
+                Ok(Box::pin((self)($($ty,)+)))
+            }
+        }
+    };
+}
+
+impl_handler!(T1);
+impl_handler!(T1, T2);
+impl_handler!(T1, T2, T3);
+impl_handler!(T1, T2, T3, T4);
+impl_handler!(T1, T2, T3, T4, T5);
+impl_handler!(T1, T2, T3, T4, T5, T6);
+impl_handler!(T1, T2, T3, T4, T5, T6, T7);
+impl_handler!(T1, T2, T3, T4, T5, T6, T7, T8);

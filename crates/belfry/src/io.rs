@@ -1,0 +1,351 @@
+//! The server handle, its builder and its tower layer.
+
+use std::{
+    any::{Any, TypeId},
+    collections::HashMap,
+    fmt,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+
+use belfry_core::{Str, parser::DEFAULT_MAX_ATTACHMENTS};
+use belfry_engine::{Engine, EngineConfig, EngineConfigBuilder, EngineLayer, EngineService};
+use bytes::Bytes;
+use parking_lot::RwLock;
+use serde::Serialize;
+use tower_layer::Layer;
+
+use crate::{
+    BroadcastOperator, DisconnectReason, EmitError,
+    client::Client,
+    handler::{Handler, erase},
+    ns::Namespace,
+};
+
+/// The Socket.IO server: namespaces, broadcasts, shutdown. Cloning is cheap; every clone is the
+/// same server.
+///
+/// # Examples
+///
+/// ```no_run
+/// use axum::{Router, routing::get};
+/// use belfry::{SocketIo, SocketRef, extract::Data};
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let (layer, io) = SocketIo::new_layer();
+/// io.ns("/", |socket: SocketRef| async move {
+///     socket.on("chat", |socket: SocketRef, Data(text): Data<String>| async move {
+///         let _ = socket.broadcast().emit("chat", &text);
+///     });
+/// });
+/// let app = Router::new().route("/", get(|| async { "hello" })).layer(layer);
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// axum::serve(listener, app)
+///     .with_graceful_shutdown(async move {
+///         let _ = tokio::signal::ctrl_c().await;
+///         io.close().await;
+///     })
+///     .await
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct SocketIo {
+    inner: Arc<IoInner>,
+}
+
+struct IoInner {
+    config: IoConfig,
+    namespaces: RwLock<HashMap<String, Arc<Namespace>>>,
+    state: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
+    engine: OnceLock<Engine<Client>>,
+}
+
+/// The Socket.IO options.
+#[derive(Debug, Clone)]
+pub(crate) struct IoConfig {
+    pub(crate) connect_timeout: Duration,
+    pub(crate) ack_timeout: Duration,
+    pub(crate) max_attachments: usize,
+}
+
+impl fmt::Debug for SocketIo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SocketIo")
+            .field("config", &self.inner.config)
+            .field("namespaces", &self.inner.namespaces.read().keys())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SocketIo {
+    /// A builder with Node's defaults.
+    pub fn builder() -> SocketIoBuilder {
+        SocketIoBuilder {
+            engine: EngineConfig::builder(),
+            config: IoConfig {
+                connect_timeout: Duration::from_secs(45),
+                ack_timeout: Duration::from_secs(5),
+                max_attachments: DEFAULT_MAX_ATTACHMENTS,
+            },
+            state: HashMap::new(),
+        }
+    }
+
+    /// A server with the default options: its layer and its handle.
+    pub fn new_layer() -> (SocketIoLayer, SocketIo) {
+        SocketIo::builder().build_layer()
+    }
+
+    /// Registers namespace `path` and the handler run when a socket connects to it. The main
+    /// namespace `/` exists from the start (as in Node); registering it sets its handler.
+    ///
+    /// The handler's extractors run before the client is answered: if one fails, the connect
+    /// is refused with a CONNECT_ERROR carrying its message.
+    pub fn ns<H: Handler<T>, T>(&self, path: impl Into<String>, handler: H) {
+        let mut path = path.into();
+        if !path.starts_with('/') {
+            path.insert(0, '/');
+        }
+        let ns = Namespace::new(Str::from(path.as_str()), erase(handler));
+        self.inner.namespaces.write().insert(path, ns);
+    }
+
+    /// A broadcast to every socket of namespace `path`, if it exists (Node's `io.of(path)`).
+    pub fn of(&self, path: &str) -> Option<BroadcastOperator> {
+        self.namespace(path).map(BroadcastOperator::new)
+    }
+
+    /// A broadcast to `room` of the main namespace.
+    pub fn to(&self, room: impl Into<String>) -> BroadcastOperator {
+        self.main().to(room)
+    }
+
+    /// A broadcast to the main namespace except `room`.
+    pub fn except(&self, room: impl Into<String>) -> BroadcastOperator {
+        self.main().except(room)
+    }
+
+    /// Sends `event` to every socket of the main namespace; returns how many got it.
+    ///
+    /// # Errors
+    ///
+    /// As [`BroadcastOperator::emit`].
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<usize, EmitError> {
+        self.main().emit(event, data)
+    }
+
+    /// [`SocketIo::emit`] with binary attachments appended as the last arguments.
+    ///
+    /// # Errors
+    ///
+    /// As [`BroadcastOperator::emit`].
+    pub fn emit_binary<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+        attachments: Vec<Bytes>,
+    ) -> Result<usize, EmitError> {
+        self.main().emit_binary(event, data, attachments)
+    }
+
+    /// Disconnects every socket with "server shutting down", closes every connection, and
+    /// resolves once all of them are gone. Use it in axum's graceful shutdown.
+    pub async fn close(&self) {
+        let namespaces: Vec<_> = self.inner.namespaces.read().values().cloned().collect();
+        for ns in namespaces {
+            for socket in ns.sockets() {
+                socket.close(DisconnectReason::ServerShuttingDown);
+            }
+        }
+        self.engine().close().await;
+    }
+
+    /// The number of connected clients (engine sessions).
+    pub fn clients_count(&self) -> usize {
+        self.engine().clients_count()
+    }
+
+    fn main(&self) -> BroadcastOperator {
+        BroadcastOperator::new(
+            self.namespace("/")
+                .expect("the main namespace is created with the server and never removed"),
+        )
+    }
+
+    fn engine(&self) -> &Engine<Client> {
+        self.inner
+            .engine
+            .get()
+            .expect("the engine is set when the server is built")
+    }
+
+    pub(crate) fn namespace(&self, path: &str) -> Option<Arc<Namespace>> {
+        self.inner.namespaces.read().get(path).cloned()
+    }
+
+    pub(crate) fn config(&self) -> &IoConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn ack_timeout(&self) -> Duration {
+        self.inner.config.ack_timeout
+    }
+
+    pub(crate) fn state<T: Clone + 'static>(&self) -> Option<T> {
+        self.inner
+            .state
+            .get(&TypeId::of::<T>())
+            .and_then(|state| state.downcast_ref::<T>())
+            .cloned()
+    }
+}
+
+/// Builds a [`SocketIo`] server and its [`SocketIoLayer`].
+pub struct SocketIoBuilder {
+    engine: EngineConfigBuilder,
+    config: IoConfig,
+    state: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
+}
+
+impl fmt::Debug for SocketIoBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SocketIoBuilder")
+            .field("engine", &self.engine)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SocketIoBuilder {
+    /// Sets any Engine.IO option (path, transports, cookie, hooks...).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use belfry::SocketIo;
+    /// use belfry::engine::TransportType;
+    ///
+    /// let (_layer, _io) = SocketIo::builder()
+    ///     .engine(|engine| engine.transports([TransportType::Websocket]).path("/rt"))
+    ///     .build_layer();
+    /// ```
+    pub fn engine(
+        mut self,
+        configure: impl FnOnce(EngineConfigBuilder) -> EngineConfigBuilder,
+    ) -> Self {
+        self.engine = configure(self.engine);
+        self
+    }
+
+    /// Time between two server pings (default 25 s).
+    pub fn ping_interval(self, interval: Duration) -> Self {
+        self.engine(|engine| engine.ping_interval(interval))
+    }
+
+    /// Time to wait for a pong (default 20 s).
+    pub fn ping_timeout(self, timeout: Duration) -> Self {
+        self.engine(|engine| engine.ping_timeout(timeout))
+    }
+
+    /// The largest message accepted, in bytes, on both transports (default 1 MB).
+    pub fn max_payload(self, bytes: u64) -> Self {
+        self.engine(|engine| engine.max_payload(bytes))
+    }
+
+    /// How long a client may stay connected without joining a namespace (default 45 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connect_timeout = timeout;
+        self
+    }
+
+    /// How long [`Socket::emit_with_ack`](crate::Socket::emit_with_ack) waits (default 5 s).
+    pub fn ack_timeout(mut self, timeout: Duration) -> Self {
+        self.config.ack_timeout = timeout;
+        self
+    }
+
+    /// The most binary attachments one packet may carry (default 10, Node's `maxAttachments`).
+    pub fn max_attachments(mut self, attachments: usize) -> Self {
+        self.config.max_attachments = attachments;
+        self
+    }
+
+    /// Adds a state that handlers extract with [`State<T>`](crate::extract::State), one per
+    /// type.
+    pub fn with_state<T: Clone + Send + Sync + 'static>(mut self, state: T) -> Self {
+        self.state.insert(TypeId::of::<T>(), Box::new(state));
+        self
+    }
+
+    /// The layer to mount in an axum `Router`, and the server handle.
+    pub fn build_layer(self) -> (SocketIoLayer, SocketIo) {
+        let io = SocketIo {
+            inner: Arc::new(IoInner {
+                config: self.config,
+                namespaces: RwLock::new(HashMap::new()),
+                state: self.state,
+                engine: OnceLock::new(),
+            }),
+        };
+        io.ns("/", || async {});
+        let engine = Engine::new(Client { io: io.clone() }, self.engine.build());
+        let layer = SocketIoLayer(engine.layer());
+        // Set once, here, before the handle is given out.
+        let _ = io.inner.engine.set(engine);
+        (layer, io)
+    }
+}
+
+/// The tower layer of a Socket.IO server: answers the engine path (default `/socket.io/`) and
+/// passes every other request to the service it wraps.
+#[derive(Debug, Clone)]
+pub struct SocketIoLayer(EngineLayer);
+
+impl SocketIoLayer {
+    /// Wraps the engine's own HTTP requests in a tower layer (Node's `io.engine.use`); what it
+    /// puts in the request extensions reaches handlers through
+    /// [`HttpExtension`](crate::extract::HttpExtension).
+    pub fn engine_layer<L, B>(self, layer: L) -> Self
+    where
+        EngineLayer: EngineLayerExt<L, B>,
+    {
+        SocketIoLayer(EngineLayerExt::apply(self.0, layer))
+    }
+}
+
+/// The bounds of [`EngineLayer::engine_layer`], named so [`SocketIoLayer::engine_layer`] can
+/// forward them.
+#[doc(hidden)]
+pub trait EngineLayerExt<L, B> {
+    fn apply(self, layer: L) -> EngineLayer;
+}
+
+impl<L, B> EngineLayerExt<L, B> for EngineLayer
+where
+    L: Layer<belfry_engine::EngineHttp>,
+    L::Service: tower_service::Service<
+            http::Request<belfry_engine::RequestBody>,
+            Response = http::Response<B>,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+    <L::Service as tower_service::Service<http::Request<belfry_engine::RequestBody>>>::Future:
+        Send + 'static,
+    <L::Service as tower_service::Service<http::Request<belfry_engine::RequestBody>>>::Error:
+        Into<belfry_engine::BoxError>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<belfry_engine::BoxError>,
+{
+    fn apply(self, layer: L) -> EngineLayer {
+        self.engine_layer(layer)
+    }
+}
+
+impl<S> Layer<S> for SocketIoLayer {
+    type Service = EngineService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        self.0.layer(inner)
+    }
+}

@@ -1,0 +1,159 @@
+//! The broadcast operator: `to`, `except`, `volatile`, then `emit` to every matching socket.
+
+use std::{fmt, sync::Arc};
+
+use belfry_core::parser::Packet;
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::{
+    EmitError, SocketRef,
+    ns::Namespace,
+    socket::{event_payload, frames, send_frames},
+};
+
+/// Selects sockets of a namespace and sends to all of them at once.
+///
+/// Made by [`SocketIo::to`](crate::SocketIo::to), [`Socket::to`](crate::Socket::to),
+/// [`Socket::broadcast`](crate::Socket::broadcast)... Rooms add up (a socket in several of them
+/// gets the event once); `except` rooms are taken out. The packet is encoded once for every
+/// recipient.
+///
+/// # Examples
+///
+/// ```
+/// use belfry::{SocketIo, SocketRef};
+///
+/// let (_layer, io) = SocketIo::new_layer();
+/// io.ns("/", |socket: SocketRef| async move {
+///     socket.join("lobby");
+///     // Everyone in the lobby but this socket, and nobody in "muted":
+///     let _ = socket.to("lobby").except("muted").emit("joined", socket.id().as_str());
+/// });
+/// ```
+#[derive(Clone)]
+#[must_use = "a broadcast operator does nothing until `emit`"]
+pub struct BroadcastOperator {
+    ns: Arc<Namespace>,
+    rooms: Vec<String>,
+    except: Vec<String>,
+    volatile: bool,
+}
+
+impl fmt::Debug for BroadcastOperator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BroadcastOperator")
+            .field("ns", &self.ns.name())
+            .field("rooms", &self.rooms)
+            .field("except", &self.except)
+            .field("volatile", &self.volatile)
+            .finish()
+    }
+}
+
+impl BroadcastOperator {
+    pub(crate) fn new(ns: Arc<Namespace>) -> Self {
+        BroadcastOperator {
+            ns,
+            rooms: Vec::new(),
+            except: Vec::new(),
+            volatile: false,
+        }
+    }
+
+    /// Adds `room` to the targets (Node's `to`).
+    pub fn to(mut self, room: impl Into<String>) -> Self {
+        self.rooms.push(room.into());
+        self
+    }
+
+    /// Same as [`BroadcastOperator::to`] (Node's `in`).
+    pub fn within(self, room: impl Into<String>) -> Self {
+        self.to(room)
+    }
+
+    /// Leaves out the sockets of `room`.
+    pub fn except(mut self, room: impl Into<String>) -> Self {
+        self.except.push(room.into());
+        self
+    }
+
+    /// Drops the event, silently, for a client whose send queue is full.
+    pub fn volatile(mut self) -> Self {
+        self.volatile = true;
+        self
+    }
+
+    /// The matching sockets on this server.
+    pub fn sockets(&self) -> Vec<SocketRef> {
+        self.ns
+            .targets(&self.rooms, &self.except)
+            .into_iter()
+            .map(SocketRef)
+            .collect()
+    }
+
+    /// Sends `event` to every matching socket; returns how many got it. A socket whose queue is
+    /// full is skipped (and counted out).
+    ///
+    /// # Errors
+    ///
+    /// A reserved event name, or data that does not serialize.
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<usize, EmitError> {
+        self.emit_binary(event, data, Vec::new())
+    }
+
+    /// [`BroadcastOperator::emit`] with binary attachments appended as the last arguments.
+    ///
+    /// # Errors
+    ///
+    /// As [`BroadcastOperator::emit`].
+    pub fn emit_binary<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+        attachments: Vec<Bytes>,
+    ) -> Result<usize, EmitError> {
+        let payload = event_payload(event, data, attachments)?;
+        // Encoded once: every recipient's queue holds the same frames.
+        let frames = frames(&Packet::event(self.ns.name_str(), payload, None));
+        let mut delivered = 0;
+        for socket in self.ns.targets(&self.rooms, &self.except) {
+            match send_frames(socket.conn(), &frames) {
+                Ok(()) => delivered += 1,
+                Err(EmitError::Full) if !self.volatile => {
+                    tracing::debug!(id = %socket.id(), "broadcast skipped a full socket");
+                }
+                Err(_) => {}
+            }
+        }
+        Ok(delivered)
+    }
+
+    /// Makes every matching socket join `room`.
+    pub fn sockets_join(&self, room: impl Into<String>) {
+        let room = room.into();
+        for socket in self.sockets() {
+            socket.join(room.clone());
+        }
+    }
+
+    /// Makes every matching socket leave `room`.
+    pub fn sockets_leave(&self, room: &str) {
+        for socket in self.sockets() {
+            socket.leave(room);
+        }
+    }
+
+    /// Disconnects every matching socket from the namespace (or, with `close`, closes their
+    /// connections).
+    pub fn disconnect_sockets(&self, close: bool) {
+        for socket in self.sockets() {
+            if close {
+                socket.disconnect_all();
+            } else {
+                socket.disconnect();
+            }
+        }
+    }
+}

@@ -1,0 +1,554 @@
+//! A socket: one client in one namespace.
+
+use std::{
+    collections::{HashMap, HashSet},
+    fmt::{self, Write as _},
+    ops::{Deref, Range},
+    panic::AssertUnwindSafe,
+    sync::{
+        Arc, Weak,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use belfry_core::{
+    Str,
+    parser::{Packet, Payload, is_reserved_event},
+};
+use belfry_engine::{Packet as EnginePacket, SendError, Sid, Socket as EngineSocket};
+use bytes::Bytes;
+use futures_util::FutureExt;
+use parking_lot::{Mutex, RwLock};
+use serde::{Serialize, de::DeserializeOwned};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{
+    AckError, BroadcastOperator, DisconnectReason, EmitError, SocketIo, args,
+    client::Connection,
+    handler::{BoxFuture, ContextKind, ErasedHandler, Handler, HandlerContext, Rejected, erase},
+    ns::Namespace,
+};
+
+/// How many events may wait for one socket's handlers before the client is cut off as a flood.
+const MAX_PENDING_EVENTS: usize = 65_536;
+
+/// How many bytes of event payloads may wait for one socket's handlers before the client is cut
+/// off as a flood.
+const MAX_PENDING_BYTES: usize = 16 << 20;
+
+/// One client connected to one namespace.
+///
+/// Handlers receive it as [`SocketRef`]. Its events run their handlers one at a time, in the
+/// order the packets arrived; a slow handler delays only this socket.
+pub struct Socket {
+    me: Weak<Socket>,
+    id: Sid,
+    ns: Arc<Namespace>,
+    conn: Arc<EngineSocket<Connection>>,
+    io: SocketIo,
+    handlers: RwLock<HashMap<String, ErasedHandler>>,
+    disconnect_handler: RwLock<Option<ErasedHandler>>,
+    acks: Mutex<HashMap<u64, oneshot::Sender<Payload>>>,
+    next_ack: AtomicU64,
+    jobs: Mutex<Option<mpsc::UnboundedSender<Job>>>,
+    pending: Mutex<Pending>,
+    rooms: Mutex<HashSet<String>>,
+    connected: AtomicBool,
+}
+
+/// A shared handle on a [`Socket`], as handlers receive it.
+#[derive(Clone)]
+pub struct SocketRef(pub(crate) Arc<Socket>);
+
+impl Deref for SocketRef {
+    type Target = Socket;
+
+    fn deref(&self) -> &Socket {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SocketRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Debug for Socket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Socket")
+            .field("id", &self.id)
+            .field("ns", &self.ns.name())
+            .field("connected", &self.connected())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Socket {
+    /// Creates the socket and starts the task that runs its handlers in order.
+    pub(crate) fn new(
+        ns: Arc<Namespace>,
+        conn: Arc<EngineSocket<Connection>>,
+        io: SocketIo,
+    ) -> Arc<Socket> {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
+        let socket = Arc::new_cyclic(|me| Socket {
+            me: me.clone(),
+            id: Sid::random(),
+            ns,
+            conn,
+            io,
+            handlers: RwLock::new(HashMap::new()),
+            disconnect_handler: RwLock::new(None),
+            acks: Mutex::new(HashMap::new()),
+            next_ack: AtomicU64::new(0),
+            jobs: Mutex::new(Some(tx)),
+            pending: Mutex::new(Pending::default()),
+            rooms: Mutex::new(HashSet::new()),
+            connected: AtomicBool::new(true),
+        });
+        let span = tracing::debug_span!("socket", ns = %socket.ns.name(), id = %socket.id);
+        let me = Arc::downgrade(&socket);
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                while let Some(job) = rx.recv().await {
+                    if let Some(socket) = me.upgrade() {
+                        socket.pending.lock().release(job.bytes);
+                    }
+                    if AssertUnwindSafe(job.future).catch_unwind().await.is_err() {
+                        tracing::error!("a handler panicked");
+                    }
+                }
+            },
+            span,
+        ));
+        socket
+    }
+
+    /// The socket id: 20 URL-safe characters, distinct from the engine session id.
+    pub fn id(&self) -> &Sid {
+        &self.id
+    }
+
+    /// The namespace name (`/`, `/chat`...).
+    pub fn ns(&self) -> &str {
+        self.ns.name()
+    }
+
+    /// The handshake HTTP request, with the extensions that tower layers put there.
+    pub fn req_parts(&self) -> &http::request::Parts {
+        self.conn.req_parts()
+    }
+
+    /// The id of the underlying Engine.IO session (shared by the client's sockets).
+    pub fn engine_id(&self) -> &Sid {
+        self.conn.id()
+    }
+
+    /// The server handle.
+    pub fn io(&self) -> SocketIo {
+        self.io.clone()
+    }
+
+    /// True until the socket leaves its namespace.
+    pub fn connected(&self) -> bool {
+        self.connected.load(Ordering::Acquire)
+    }
+
+    /// Registers the handler of `event`, replacing any previous one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use belfry::{AckSender, SocketIo, SocketRef, extract::Data};
+    ///
+    /// let (_layer, io) = SocketIo::new_layer();
+    /// io.ns("/", |socket: SocketRef| async move {
+    ///     socket.on("echo", |socket: SocketRef, Data(msg): Data<String>| async move {
+    ///         let _ = socket.emit("echo", &msg);
+    ///     });
+    ///     socket.on("add", |Data((a, b)): Data<(i64, i64)>, ack: AckSender| async move {
+    ///         let _ = ack.send(&(a + b));
+    ///     });
+    /// });
+    /// ```
+    pub fn on<H: Handler<T>, T>(&self, event: impl Into<String>, handler: H) {
+        self.handlers.write().insert(event.into(), erase(handler));
+    }
+
+    /// Removes the handler of `event`.
+    pub fn off(&self, event: &str) {
+        self.handlers.write().remove(event);
+    }
+
+    /// Registers the handler run when the socket leaves its namespace. It may take
+    /// [`DisconnectReason`](crate::DisconnectReason).
+    pub fn on_disconnect<H: Handler<T>, T>(&self, handler: H) {
+        *self.disconnect_handler.write() = Some(erase(handler));
+    }
+
+    /// Sends `event` to this client. `data` is the arguments: a tuple for several, `()` for none,
+    /// anything else for one (see [`crate::args`]).
+    ///
+    /// # Errors
+    ///
+    /// A reserved event name, data that does not serialize, a full send queue, or a
+    /// disconnected socket.
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
+        self.emit_binary(event, data, Vec::new())
+    }
+
+    /// Like [`Socket::emit`], with binary attachments appended as the last arguments (they reach
+    /// a Node client as `Buffer`s).
+    ///
+    /// # Errors
+    ///
+    /// As [`Socket::emit`].
+    pub fn emit_binary<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+        attachments: Vec<Bytes>,
+    ) -> Result<(), EmitError> {
+        let payload = event_payload(event, data, attachments)?;
+        self.send(&Packet::event(self.ns.name_str(), payload, None))
+    }
+
+    /// Sends `event` and waits for the client's acknowledgement, deserialized into `R` (one
+    /// argument as `R`, several as a tuple). Waits at most the server's ack timeout (see
+    /// [`SocketIoBuilder::ack_timeout`](crate::SocketIoBuilder::ack_timeout)).
+    ///
+    /// # Errors
+    ///
+    /// [`AckError::Timeout`] without an answer in time, [`AckError::Disconnected`] if the socket
+    /// left first, and the errors of [`Socket::emit`].
+    pub async fn emit_with_ack<R: DeserializeOwned, T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+    ) -> Result<R, AckError> {
+        self.emit_with_ack_timeout(event, data, self.io.ack_timeout())
+            .await
+    }
+
+    /// [`Socket::emit_with_ack`] with its own timeout.
+    ///
+    /// # Errors
+    ///
+    /// As [`Socket::emit_with_ack`].
+    pub async fn emit_with_ack_timeout<R: DeserializeOwned, T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+        timeout: Duration,
+    ) -> Result<R, AckError> {
+        let payload = event_payload(event, data, Vec::new())?;
+        let id = self.next_ack.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.acks.lock().insert(id, tx);
+        if let Err(error) = self.send(&Packet::event(self.ns.name_str(), payload, Some(id))) {
+            self.acks.lock().remove(&id);
+            return Err(error.into());
+        }
+        let answer = match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(payload)) => payload,
+            Ok(Err(_)) => return Err(AckError::Disconnected),
+            Err(_) => {
+                self.acks.lock().remove(&id);
+                return Err(AckError::Timeout);
+            }
+        };
+        deserialize_args(&answer).map_err(AckError::Deserialize)
+    }
+
+    /// Joins `room`.
+    pub fn join(&self, room: impl Into<String>) {
+        let room = room.into();
+        if self.connected() && self.rooms.lock().insert(room.clone()) {
+            self.ns.add_to_room(&room, &self.id);
+        }
+    }
+
+    /// Leaves `room`.
+    pub fn leave(&self, room: &str) {
+        if self.rooms.lock().remove(room) {
+            self.ns.remove_from_room(room, &self.id);
+        }
+    }
+
+    /// The rooms the socket is in, its own (named after its id) included.
+    pub fn rooms(&self) -> Vec<String> {
+        self.rooms.lock().iter().cloned().collect()
+    }
+
+    /// A broadcast to `room`, except this socket (Node's `socket.to(room)`).
+    pub fn to(&self, room: impl Into<String>) -> BroadcastOperator {
+        self.broadcast().to(room)
+    }
+
+    /// A broadcast to the namespace except `room` and this socket.
+    pub fn except(&self, room: impl Into<String>) -> BroadcastOperator {
+        self.broadcast().except(room)
+    }
+
+    /// A broadcast to every socket of the namespace but this one.
+    pub fn broadcast(&self) -> BroadcastOperator {
+        BroadcastOperator::new(self.ns.clone()).except(self.id.to_string())
+    }
+
+    /// Makes the socket leave its namespace: the client gets a DISCONNECT, the reason is
+    /// [`DisconnectReason::ServerNamespaceDisconnect`]. The connection stays open for the
+    /// client's other namespaces.
+    pub fn disconnect(&self) {
+        if self.connected() {
+            let _ = self.send(&Packet::disconnect(self.ns.name_str()));
+            self.close(DisconnectReason::ServerNamespaceDisconnect);
+        }
+    }
+
+    /// Disconnects every socket of this client, then closes its connection (Node's
+    /// `socket.disconnect(true)`).
+    pub fn disconnect_all(&self) {
+        let sockets: Vec<_> = self.conn.data().sockets().collect();
+        for socket in sockets {
+            socket.disconnect();
+        }
+        self.conn.close();
+    }
+
+    /// Encodes and queues one packet, with its attachments, on the connection.
+    pub(crate) fn send(&self, packet: &Packet) -> Result<(), EmitError> {
+        if !self.connected() {
+            return Err(EmitError::Disconnected);
+        }
+        send_frames(&self.conn, &frames(packet))
+    }
+
+    pub(crate) fn conn(&self) -> &Arc<EngineSocket<Connection>> {
+        &self.conn
+    }
+
+    /// Runs the handler of an incoming event, after those of the events before it.
+    pub(crate) fn on_event(self: &Arc<Self>, payload: Payload, ack: Option<u64>) {
+        let bytes = payload.json.len() + payload.attachments.iter().map(Bytes::len).sum::<usize>();
+        let socket = self.clone();
+        self.enqueue_sized(
+            Box::pin(async move { socket.run_event(payload, ack).await }),
+            bytes,
+        );
+    }
+
+    async fn run_event(self: Arc<Self>, payload: Payload, ack: Option<u64>) {
+        let Ok((name, args)) = payload.event().map(|(name, args)| {
+            let base = payload.json.as_ptr() as usize;
+            let ranges: Vec<Range<usize>> = args
+                .iter()
+                .map(|arg| {
+                    let start = arg.get().as_ptr() as usize - base;
+                    start..start + arg.get().len()
+                })
+                .collect();
+            (name, ranges)
+        }) else {
+            return;
+        };
+        let Some(handler) = self.handlers.read().get(&name).cloned() else {
+            tracing::trace!(event = %name, "no handler");
+            return;
+        };
+        let mut ctx = HandlerContext {
+            socket: SocketRef(self.clone()),
+            kind: ContextKind::Event {
+                name,
+                payload,
+                args,
+                ack,
+            },
+        };
+        match handler(&mut ctx) {
+            Ok(future) => future.await,
+            Err(Rejected(message)) => {
+                tracing::debug!(%message, "event refused by an extractor");
+                if let Some(id) = ctx.ack_id() {
+                    let error = serde_json::json!({ "error": message });
+                    let _ = self.send(&Packet::ack(
+                        self.ns.name_str(),
+                        Payload::json(format!("[{error}]")),
+                        id,
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Hands the client's answer to the emit waiting for it; unknown or repeated ids are
+    /// ignored, so a callback runs at most once.
+    pub(crate) fn on_ack(&self, id: u64, payload: Payload) {
+        if let Some(tx) = self.acks.lock().remove(&id) {
+            let _ = tx.send(payload);
+        }
+    }
+
+    /// Queues a job behind the socket's pending handlers.
+    pub(crate) fn enqueue(&self, future: BoxFuture) {
+        self.enqueue_sized(future, 0);
+    }
+
+    /// Queues a job for an event of `bytes` bytes. A client whose events pile up past
+    /// [`MAX_PENDING_EVENTS`] or [`MAX_PENDING_BYTES`] is cut off as a flood.
+    fn enqueue_sized(&self, future: BoxFuture, bytes: usize) {
+        if !self.pending.lock().admit(bytes) {
+            tracing::warn!(id = %self.id, "too many pending events, closing the connection");
+            self.conn.close();
+            return;
+        }
+        if let Some(jobs) = self.jobs.lock().as_ref() {
+            let _ = jobs.send(Job { future, bytes });
+        }
+    }
+
+    /// Leaves the namespace for `reason`: rooms are left, pending acks fail, the disconnect
+    /// handler runs after the handlers already queued. Idempotent.
+    pub(crate) fn close(&self, reason: DisconnectReason) {
+        if !self.connected.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        tracing::debug!(id = %self.id, ns = %self.ns.name(), %reason, "socket disconnected");
+        let rooms: Vec<String> = self.rooms.lock().drain().collect();
+        for room in &rooms {
+            self.ns.remove_from_room(room, &self.id);
+        }
+        self.ns.remove_socket(&self.id);
+        self.conn.data().remove(self.ns.name());
+        self.acks.lock().clear();
+        let handler = self.disconnect_handler.read().clone();
+        if let Some(handler) = handler
+            && let Some(socket) = self.me.upgrade()
+        {
+            let mut ctx = HandlerContext {
+                socket: SocketRef(socket),
+                kind: ContextKind::Disconnect { reason },
+            };
+            match handler(&mut ctx) {
+                Ok(future) => self.enqueue(future),
+                Err(Rejected(message)) => tracing::debug!(%message, "disconnect handler refused"),
+            }
+        }
+        // The handler task ends once the queued jobs ran.
+        self.jobs.lock().take();
+    }
+
+    /// Registers `self` in its namespace and own room; called once CONNECT succeeded.
+    pub(crate) fn joined(self: &Arc<Self>) {
+        self.ns.add_socket(self.clone());
+        self.join(self.id.to_string());
+    }
+}
+
+/// A handler run waiting in a socket's queue, with the size of the event it handles.
+struct Job {
+    future: BoxFuture,
+    bytes: usize,
+}
+
+/// What waits in a socket's queue.
+#[derive(Debug, Default)]
+struct Pending {
+    events: usize,
+    bytes: usize,
+}
+
+impl Pending {
+    fn admit(&mut self, bytes: usize) -> bool {
+        if self.events >= MAX_PENDING_EVENTS || self.bytes + bytes > MAX_PENDING_BYTES {
+            return false;
+        }
+        self.events += 1;
+        self.bytes += bytes;
+        true
+    }
+
+    fn release(&mut self, bytes: usize) {
+        self.events = self.events.saturating_sub(1);
+        self.bytes = self.bytes.saturating_sub(bytes);
+    }
+}
+
+/// The payload of `["event", ...data, ...placeholders]`.
+pub(crate) fn event_payload<T: Serialize + ?Sized>(
+    event: &str,
+    data: &T,
+    attachments: Vec<Bytes>,
+) -> Result<Payload, EmitError> {
+    if is_reserved_event(event) {
+        return Err(EmitError::ReservedEvent(event.to_owned()));
+    }
+    let mut json = args::event_array(event, data)?;
+    if !attachments.is_empty() {
+        // `["ev",args]` becomes `["ev",args,{placeholder 0},...]`.
+        json.pop();
+        for num in 0..attachments.len() {
+            let _ = write!(json, r#",{{"_placeholder":true,"num":{num}}}"#);
+        }
+        json.push(']');
+    }
+    Ok(Payload {
+        json: Str::from(json),
+        attachments,
+    })
+}
+
+/// The Engine.IO messages of a packet: its text, then each attachment.
+pub(crate) fn frames(packet: &Packet) -> Vec<EnginePacket> {
+    let mut frames = Vec::with_capacity(1 + packet.attachments().len());
+    frames.push(EnginePacket::Message(Str::from(packet.encode())));
+    frames.extend(
+        packet
+            .attachments()
+            .iter()
+            .cloned()
+            .map(EnginePacket::Binary),
+    );
+    frames
+}
+
+pub(crate) fn send_frames(
+    conn: &EngineSocket<Connection>,
+    frames: &[EnginePacket],
+) -> Result<(), EmitError> {
+    conn.send_many(frames).map_err(|error| match error {
+        SendError::Full => EmitError::Full,
+        _ => EmitError::Disconnected,
+    })
+}
+
+/// Deserializes acknowledgement arguments: one as `R`, several as a tuple, none as `null`.
+fn deserialize_args<R: DeserializeOwned>(payload: &Payload) -> Result<R, serde_json::Error> {
+    let args = payload.elements()?;
+    match args.as_slice() {
+        [] => serde_json::from_str("null"),
+        [one] => serde_json::from_str(one.get()),
+        _ => serde_json::from_str(&payload.json),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_payloads_end_with_placeholders() {
+        let payload = event_payload("up", &(1, "a"), vec![Bytes::from_static(b"x"); 2]).unwrap();
+        assert_eq!(
+            &*payload.json,
+            r#"["up",1,"a",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#
+        );
+        let payload = event_payload("up", &(), vec![Bytes::from_static(b"x")]).unwrap();
+        assert_eq!(&*payload.json, r#"["up",{"_placeholder":true,"num":0}]"#);
+        assert!(matches!(
+            event_payload("disconnect", &(), Vec::new()),
+            Err(EmitError::ReservedEvent(_))
+        ));
+    }
+}

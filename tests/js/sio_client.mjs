@@ -1,0 +1,99 @@
+// Drives the official socket.io-client against a Belfry test server and prints one JSON line
+// with what it saw. The Rust test that spawns it makes the assertions.
+//
+// usage: node sio_client.mjs <base-url> <scenario> <transport: default|websocket|polling>
+import { io } from "socket.io-client";
+
+const [url, scenario, transportArg] = process.argv.slice(2);
+const transports =
+  transportArg === "websocket" ? ["websocket"] : transportArg === "polling" ? ["polling"] : undefined;
+const result = { scenario };
+
+function finish(code = 0) {
+  console.log(JSON.stringify(result));
+  process.exit(code);
+}
+setTimeout(() => {
+  result.error = "timeout";
+  finish(2);
+}, 20000);
+
+const connect = (ns = "/", opts = {}) =>
+  io(url + ns, { forceNew: true, reconnection: false, transports, ...opts });
+const once = (socket, event) => new Promise((resolve) => socket.once(event, (...args) => resolve(args)));
+
+const scenarios = {
+  // Connect with auth, events both ways, acks both ways, binary both ways, leave.
+  async basic() {
+    const socket = connect("/", { auth: { token: "abc" } });
+    const [id, auth] = await once(socket, "welcome");
+    result.welcome = { idMatches: id === socket.id, auth };
+    result.transport = socket.io.engine.transport.name;
+
+    socket.emit("echo", { a: [1, "two", { three: 3 }] });
+    result.echo = (await once(socket, "echo"))[0];
+
+    result.ack = await socket.emitWithAck("ack", { x: "é" });
+    result.sum = await socket.emitWithAck("sum", 2, 40);
+    result.refused = await socket.emitWithAck("sum", "not a number", 1);
+
+    socket.emit("bin", Buffer.from([1, 2, 3]), Buffer.from([255]));
+    const bins = await once(socket, "bin");
+    result.bin = bins.map((b) => Array.from(b));
+
+    // The server asks; we answer its ack.
+    socket.once("question", (q, callback) => callback(42));
+    socket.emit("ask");
+    result.answer = (await once(socket, "answer"))[0];
+
+    socket.emit("kick");
+    result.disconnectReason = (await once(socket, "disconnect"))[0];
+  },
+
+  // Rooms and broadcasts: a and b in "r1", c outside it.
+  async rooms() {
+    const [a, b, c] = [connect(), connect(), connect()];
+    await Promise.all([a, b, c].map((s) => once(s, "welcome")));
+    await a.emitWithAck("join", "r1");
+    await b.emitWithAck("join", "r1");
+    const got = { a: [], b: [], c: [] };
+    for (const [name, s] of Object.entries({ a, b, c })) s.on("said", (m) => got[name].push(m));
+    await c.emitWithAck("say-to", "r1", "hello r1");
+    await a.emitWithAck("say-to", "r1", "from a");
+    await c.emitWithAck("say-all", "to everyone");
+    await new Promise((r) => setTimeout(r, 200));
+    result.got = got;
+  },
+
+  // Refusals: an unknown namespace, and a connect whose extractor fails.
+  async refusals() {
+    const nope = connect("/nope");
+    result.unknown = (await once(nope, "connect_error"))[0].message;
+    const typed = connect("/typed", { auth: { wrong: true } });
+    result.typed = (await once(typed, "connect_error"))[0].message;
+    const ok = connect("/typed", { auth: { token: "t" } });
+    await once(ok, "connect");
+    result.typedOk = ok.connected;
+  },
+
+  // 10,000 events from one socket arrive at their handler in order.
+  async ordering() {
+    const socket = connect();
+    await once(socket, "welcome");
+    for (let i = 0; i < 10000; i++) socket.emit("seq", i);
+    result.ordered = await socket.emitWithAck("seq-done");
+  },
+
+  // The server shuts down: the client is disconnected.
+  async shutdown() {
+    const socket = connect();
+    await once(socket, "welcome");
+    socket.emit("shutdown");
+    result.reason = (await once(socket, "disconnect"))[0];
+  },
+};
+
+scenarios[scenario]().then(() => finish(0), (e) => {
+  result.error = String(e && e.stack || e);
+  finish(1);
+});
