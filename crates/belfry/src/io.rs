@@ -160,6 +160,18 @@ impl SocketIo {
         self.engine().close().await;
     }
 
+    /// The rooms of namespace `ns` that have members, each socket's own room included (Node's
+    /// `io.of(ns).adapter.rooms.keys()`); `None` for an unknown namespace. A room is deleted
+    /// with its last member.
+    pub fn rooms(&self, ns: &str) -> Option<Vec<String>> {
+        self.namespace(ns).map(|ns| ns.room_names())
+    }
+
+    /// How many namespaces exist.
+    pub fn namespace_count(&self) -> usize {
+        self.inner.namespaces.read().len()
+    }
+
     /// The number of connected clients (engine sessions).
     pub fn clients_count(&self) -> usize {
         self.engine().clients_count()

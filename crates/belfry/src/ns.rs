@@ -114,6 +114,11 @@ impl Namespace {
         }
     }
 
+    /// The names of the rooms that have members (each socket's own room included).
+    pub(crate) fn room_names(&self) -> Vec<String> {
+        self.rooms.read().keys().cloned().collect()
+    }
+
     /// The sockets in any of `rooms` (every socket when `rooms` is empty) and in none of
     /// `except`, each once.
     pub(crate) fn targets(&self, rooms: &[String], except: &[String]) -> Vec<Arc<Socket>> {
