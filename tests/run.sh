@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Belfry's whole test suite, as the README's test command runs it. It installs what it needs on a
-# fresh Debian machine: Node.js and npm from apt when absent, the npm clients from tests/js's
-# lockfile. Then formatting, clippy, every Rust test (unit, integration with the official
+# fresh Debian machine: Node.js, npm and Python's venv from apt when absent, the npm clients
+# from tests/js's lockfile, python-socketio (pinned) in tests/py/.venv. Then formatting, clippy, every Rust test (unit, integration with the official
 # clients, doctests), the benchmarks and fuzz targets compiled.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +25,13 @@ fi
 
 log "npm clients (tests/js)"
 npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+
+log "python clients (tests/py)"
+command -v python3 >/dev/null || apt_install python3
+if [ ! -x tests/py/.venv/bin/python ]; then
+  python3 -m venv tests/py/.venv 2>/dev/null || { apt_install python3-venv; python3 -m venv tests/py/.venv; }
+fi
+tests/py/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/py/requirements.txt
 
 log "cargo fmt --check"
 cargo fmt --all --check

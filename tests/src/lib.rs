@@ -3,6 +3,8 @@
 //! official JavaScript clients in `tests/js`.
 #![allow(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)]
 
+pub mod scenarios;
+
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use axum::{Router, routing::get};
@@ -326,12 +328,33 @@ pub async fn run_node(script: &str, args: &[&str]) -> serde_json::Value {
         dir.join("node_modules").exists(),
         "tests/js/node_modules is missing: run the README test command (it runs `npm ci` there)"
     );
+    run_client("node", &dir, script, args).await
+}
+
+/// Runs `tests/py/.venv/bin/python tests/py/<script> <args>` (60 s at most) and parses the last
+/// line of its output as JSON.
+pub async fn run_python(script: &str, args: &[&str]) -> serde_json::Value {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("py");
+    let python = dir.join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "tests/py/.venv is missing: run the README test command (it installs python-socketio there)"
+    );
+    run_client(python.to_str().unwrap(), &dir, script, args).await
+}
+
+async fn run_client(
+    program: &str,
+    dir: &std::path::Path,
+    script: &str,
+    args: &[&str],
+) -> serde_json::Value {
     let output = tokio::time::timeout(
         Duration::from_secs(60),
-        tokio::process::Command::new("node")
+        tokio::process::Command::new(program)
             .arg(dir.join(script))
             .args(args)
-            .current_dir(&dir)
+            .current_dir(dir)
             .kill_on_drop(true)
             .output(),
     )

@@ -1,0 +1,32 @@
+//! The official `python-socketio` client (PyPI) against Belfry, over WebSocket and polling:
+//! auth, events and acks both ways, binary, a server disconnect.
+#![allow(clippy::unwrap_used)]
+
+use belfry::DisconnectReason;
+use belfry_tests::{run_python, scenarios::start};
+use serde_json::json;
+
+#[tokio::test]
+async fn python_client_on_both_transports() {
+    for transport in ["websocket", "polling"] {
+        let (url, _io, mut reasons) = start().await;
+        let r = run_python("sio_client.py", &[&url, transport]).await;
+        assert!(r.get("error").is_none(), "{transport}: {r}");
+        assert_eq!(r["transport"], transport);
+        assert_eq!(
+            r["welcome"],
+            json!({"idMatches": true, "auth": {"token": "py"}}),
+            "{transport}"
+        );
+        assert_eq!(r["echo"], json!({"a": [1, "two"]}), "{transport}");
+        assert_eq!(r["sum"], 42, "{transport}");
+        assert_eq!(r["bin"], json!([[1, 2, 3], [255]]), "{transport}");
+        assert_eq!(r["answer"], 42, "{transport}");
+        // python-socketio's name for Node's "io server disconnect".
+        assert_eq!(r["disconnectReason"], "server disconnect", "{transport}");
+        assert_eq!(
+            reasons.recv().await,
+            Some(DisconnectReason::ServerNamespaceDisconnect)
+        );
+    }
+}
