@@ -74,6 +74,15 @@ const scenarios = {
     const ok = connect("/typed", { auth: { token: "t" } });
     await once(ok, "connect");
     result.typedOk = ok.connected;
+    // Middlewares: refused with message and data, then let in (an emit from a middleware arrives).
+    const refused = connect("/guarded", { auth: { token: "wrong" } });
+    const [error] = await once(refused, "connect_error");
+    result.guarded = { message: error.message, data: error.data };
+    const guarded = connect("/guarded", { auth: { token: "let-me-in" } });
+    const early = once(guarded, "early");
+    await once(guarded, "connect");
+    result.early = (await early)[0];
+    result.guardedOk = guarded.connected;
   },
 
   // 10,000 events from one socket arrive at their handler in order.

@@ -7,7 +7,7 @@ use std::sync::{
 };
 
 use belfry::{
-    AckSender, DisconnectReason, SocketIo, SocketRef,
+    AckSender, ConnectError, DisconnectReason, SocketIo, SocketRef,
     extract::{Bin, Data},
 };
 use serde_json::Value;
@@ -95,6 +95,19 @@ pub async fn start() -> (String, SocketIo, mpsc::UnboundedReceiver<DisconnectRea
         "/typed",
         |_socket: SocketRef, Data(_auth): Data<Auth>| async move {},
     );
+    // Two middlewares, in order: the first greets (before CONNECT), the second checks a token.
+    io.ns("/guarded", |_socket: SocketRef| async move {})
+        .middleware(|socket: SocketRef| async move {
+            let _ = socket.emit("early", &"from the first middleware");
+            Ok(())
+        })
+        .middleware(|Data(auth): Data<Value>| async move {
+            if auth["token"] == "let-me-in" {
+                Ok(())
+            } else {
+                Err(ConnectError::new("not authorized").with_data(serde_json::json!({"code": 401})))
+            }
+        });
     let app = axum::Router::new().layer(layer);
     let addr = serve(app).await;
     (format!("http://{addr}"), io, reasons)

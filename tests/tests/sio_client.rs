@@ -73,6 +73,12 @@ async fn refused_connections() {
         "{r}"
     );
     assert_eq!(r["typedOk"], true);
+    assert_eq!(
+        r["guarded"],
+        json!({"message": "not authorized", "data": {"code": 401}})
+    );
+    assert_eq!(r["early"], "from the first middleware");
+    assert_eq!(r["guardedOk"], true);
 }
 
 #[tokio::test]

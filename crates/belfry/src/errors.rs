@@ -101,3 +101,58 @@ pub enum AckError {
     #[error("could not deserialize the acknowledgement")]
     Deserialize(#[source] serde_json::Error),
 }
+
+/// A connect middleware's refusal: the client gets a CONNECT_ERROR `{"message":..,"data":..}`,
+/// as Node sends for `next(err)` (with `err.data`).
+///
+/// # Examples
+///
+/// ```
+/// use belfry::ConnectError;
+///
+/// let refusal = ConnectError::new("not authorized").with_data(serde_json::json!({"code": 401}));
+/// # let _ = refusal;
+/// let refusal: ConnectError = "banned".into();
+/// # let _ = refusal;
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectError {
+    pub(crate) message: String,
+    pub(crate) data: Option<serde_json::Value>,
+}
+
+impl ConnectError {
+    /// A refusal with `message`.
+    pub fn new(message: impl Into<String>) -> Self {
+        ConnectError {
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// Adds `data`, sent as the error's `data` field.
+    pub fn with_data(mut self, data: serde_json::Value) -> Self {
+        self.data = Some(data);
+        self
+    }
+}
+
+impl From<&str> for ConnectError {
+    fn from(message: &str) -> Self {
+        ConnectError::new(message)
+    }
+}
+
+impl From<String> for ConnectError {
+    fn from(message: String) -> Self {
+        ConnectError::new(message)
+    }
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConnectError {}

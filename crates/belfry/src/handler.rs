@@ -12,9 +12,9 @@ use belfry_core::{Str, parser::Payload};
 
 use crate::{DisconnectReason, SocketRef, extract::FromContext};
 
-/// The future of a handler.
+/// The future of a handler, whose output is `R`.
 #[doc(hidden)]
-pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+pub type BoxFuture<R = ()> = Pin<Box<dyn Future<Output = R> + Send + 'static>>;
 
 /// Everything a handler's extractors read from: the socket and what triggered the call.
 #[derive(Debug)]
@@ -61,44 +61,45 @@ impl HandlerContext {
 #[derive(Debug, Clone)]
 pub struct Rejected(pub(crate) String);
 
-/// An async function usable as a handler; implemented for functions of up to 8 extractors.
+/// An async function usable as a handler; implemented for functions of up to 8 extractors
+/// whose future outputs `R` (`()` for handlers, `Result<(), ConnectError>` for middlewares).
 ///
 /// You do not implement it: write an `async fn` (or an `async` closure) whose arguments are
 /// extractors.
-pub trait Handler<T>: Clone + Send + Sync + 'static {
+pub trait Handler<T, R = ()>: Clone + Send + Sync + 'static {
     /// Runs the extractors, then returns the handler's future.
     #[doc(hidden)]
-    fn call(&self, ctx: &mut HandlerContext) -> Result<BoxFuture, Rejected>;
+    fn call(&self, ctx: &mut HandlerContext) -> Result<BoxFuture<R>, Rejected>;
 }
 
 /// A handler with its types erased, stored per event.
-pub(crate) type ErasedHandler =
-    Arc<dyn Fn(&mut HandlerContext) -> Result<BoxFuture, Rejected> + Send + Sync>;
+pub(crate) type ErasedHandler<R = ()> =
+    Arc<dyn Fn(&mut HandlerContext) -> Result<BoxFuture<R>, Rejected> + Send + Sync>;
 
-pub(crate) fn erase<H: Handler<T>, T>(handler: H) -> ErasedHandler {
+pub(crate) fn erase<H: Handler<T, R>, T, R>(handler: H) -> ErasedHandler<R> {
     Arc::new(move |ctx| handler.call(ctx))
 }
 
-impl<F, Fut> Handler<()> for F
+impl<F, Fut, R> Handler<(), R> for F
 where
     F: Fn() -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
+    Fut: Future<Output = R> + Send + 'static,
 {
-    fn call(&self, _ctx: &mut HandlerContext) -> Result<BoxFuture, Rejected> {
+    fn call(&self, _ctx: &mut HandlerContext) -> Result<BoxFuture<R>, Rejected> {
         Ok(Box::pin((self)()))
     }
 }
 
 macro_rules! impl_handler {
     ($($ty:ident),+) => {
-        impl<F, Fut, $($ty,)+> Handler<($($ty,)+)> for F
+        impl<F, Fut, R, $($ty,)+> Handler<($($ty,)+), R> for F
         where
             F: Fn($($ty,)+) -> Fut + Clone + Send + Sync + 'static,
-            Fut: Future<Output = ()> + Send + 'static,
+            Fut: Future<Output = R> + Send + 'static,
             $($ty: FromContext + Send + 'static,)+
         {
             #[allow(non_snake_case)]
-            fn call(&self, ctx: &mut HandlerContext) -> Result<BoxFuture, Rejected> {
+            fn call(&self, ctx: &mut HandlerContext) -> Result<BoxFuture<R>, Rejected> {
                 $(
                     let $ty = $ty::from_context(ctx)
                         .map_err(|rejection| Rejected(rejection.to_string()))?;

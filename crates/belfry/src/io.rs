@@ -16,7 +16,7 @@ use serde::Serialize;
 use tower_layer::Layer;
 
 use crate::{
-    BroadcastOperator, DisconnectReason, EmitError,
+    BroadcastOperator, ConnectError, DisconnectReason, EmitError,
     client::Client,
     handler::{Handler, erase},
     ns::Namespace,
@@ -101,13 +101,14 @@ impl SocketIo {
     ///
     /// The handler's extractors run before the client is answered: if one fails, the connect
     /// is refused with a CONNECT_ERROR carrying its message.
-    pub fn ns<H: Handler<T>, T>(&self, path: impl Into<String>, handler: H) {
+    pub fn ns<H: Handler<T>, T>(&self, path: impl Into<String>, handler: H) -> NamespaceHandle {
         let mut path = path.into();
         if !path.starts_with('/') {
             path.insert(0, '/');
         }
         let ns = Namespace::new(Str::from(path.as_str()), erase(handler));
-        self.inner.namespaces.write().insert(path, ns);
+        self.inner.namespaces.write().insert(path, ns.clone());
+        NamespaceHandle(ns)
     }
 
     /// A broadcast to every socket of namespace `path`, if it exists (Node's `io.of(path)`).
@@ -209,6 +210,49 @@ impl SocketIo {
             .get(&TypeId::of::<T>())
             .and_then(|state| state.downcast_ref::<T>())
             .cloned()
+    }
+}
+
+/// A namespace just registered with [`SocketIo::ns`], to add its connect middlewares.
+#[derive(Debug, Clone)]
+pub struct NamespaceHandle(Arc<Namespace>);
+
+impl NamespaceHandle {
+    /// Adds a connect middleware (Node's `nsp.use`): an async function of extractors returning
+    /// `Result<(), ConnectError>`. Middlewares run in the order they were added, before the
+    /// client is answered; the first `Err` refuses the connect with a CONNECT_ERROR
+    /// `{"message":..,"data":..}`. A middleware may emit to the socket: the client receives it
+    /// once connected.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use belfry::{ConnectError, SocketIo, SocketRef, extract::Data};
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Auth { token: String }
+    ///
+    /// let (_layer, io) = SocketIo::new_layer();
+    /// io.ns("/admin", |_socket: SocketRef| async {})
+    ///     .middleware(|Data(auth): Data<Auth>| async move {
+    ///         if auth.token == "secret" {
+    ///             Ok(())
+    ///         } else {
+    ///             Err(ConnectError::new("not authorized").with_data(serde_json::json!({"code": 401})))
+    ///         }
+    ///     });
+    /// ```
+    pub fn middleware<H, T>(self, middleware: H) -> Self
+    where
+        H: Handler<T, Result<(), ConnectError>>,
+    {
+        self.0.add_middleware(erase(middleware));
+        self
+    }
+
+    /// The namespace name.
+    pub fn name(&self) -> &str {
+        self.0.name()
     }
 }
 

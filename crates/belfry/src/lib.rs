@@ -69,7 +69,7 @@ mod socket;
 
 pub use ack::AckSender;
 pub use belfry_engine as engine;
-pub use errors::{AckError, DisconnectReason, EmitError};
-pub use io::{SocketIo, SocketIoBuilder, SocketIoLayer};
+pub use errors::{AckError, ConnectError, DisconnectReason, EmitError};
+pub use io::{NamespaceHandle, SocketIo, SocketIoBuilder, SocketIoLayer};
 pub use operators::BroadcastOperator;
 pub use socket::{Socket, SocketRef};

@@ -11,7 +11,7 @@ use belfry_engine::{Sid, Socket as EngineSocket};
 use parking_lot::RwLock;
 
 use crate::{
-    SocketIo, SocketRef,
+    ConnectError, SocketIo, SocketRef,
     client::Connection,
     handler::{ContextKind, ErasedHandler, HandlerContext, Rejected},
     socket::Socket,
@@ -21,6 +21,7 @@ use crate::{
 pub(crate) struct Namespace {
     name: Str,
     on_connect: ErasedHandler,
+    middlewares: RwLock<Vec<ErasedHandler<Result<(), ConnectError>>>>,
     sockets: RwLock<HashMap<Sid, Arc<Socket>>>,
     rooms: RwLock<HashMap<String, HashSet<Sid>>>,
 }
@@ -39,6 +40,7 @@ impl Namespace {
         Arc::new(Namespace {
             name,
             on_connect,
+            middlewares: RwLock::new(Vec::new()),
             sockets: RwLock::new(HashMap::new()),
             rooms: RwLock::new(HashMap::new()),
         })
@@ -52,9 +54,14 @@ impl Namespace {
         self.name.clone()
     }
 
-    /// A client asks to join: extract the connect handler's arguments (a refusal is answered
-    /// with a CONNECT_ERROR and creates nothing), then register the socket, answer CONNECT, and
-    /// run the handler.
+    pub(crate) fn add_middleware(&self, middleware: ErasedHandler<Result<(), ConnectError>>) {
+        self.middlewares.write().push(middleware);
+    }
+
+    /// A client asks to join: the middlewares run in order (asynchronously, if there are any),
+    /// then the connect handler's arguments are extracted. A refusal from either is answered
+    /// with a CONNECT_ERROR and leaves nothing behind; otherwise the socket is registered, the
+    /// client gets CONNECT, and the handler runs.
     pub(crate) fn connect(
         self: &Arc<Self>,
         io: &SocketIo,
@@ -62,25 +69,60 @@ impl Namespace {
         auth: Option<Str>,
     ) {
         let socket = Socket::new(self.clone(), conn.clone(), io.clone());
+        let middlewares = self.middlewares.read().clone();
+        if middlewares.is_empty() {
+            self.accept(socket, auth);
+            return;
+        }
+        let ns = self.clone();
+        tokio::spawn(async move {
+            for middleware in middlewares {
+                let mut ctx = HandlerContext {
+                    socket: SocketRef(socket.clone()),
+                    kind: ContextKind::Connect { auth: auth.clone() },
+                };
+                let refusal = match middleware(&mut ctx) {
+                    Err(Rejected(message)) => Some(ConnectError::new(message)),
+                    Ok(future) => future.await.err(),
+                };
+                if let Some(refusal) = refusal {
+                    ns.refuse(&socket, &refusal);
+                    return;
+                }
+            }
+            // Node sends nothing if the connection closed while the middlewares ran.
+            if !socket.conn().is_closed() {
+                ns.accept(socket, auth);
+            }
+        });
+    }
+
+    /// Extracts the connect handler's arguments, then registers the socket and answers CONNECT,
+    /// or refuses.
+    fn accept(self: &Arc<Self>, socket: Arc<Socket>, auth: Option<Str>) {
         let mut ctx = HandlerContext {
             socket: SocketRef(socket.clone()),
             kind: ContextKind::Connect { auth },
         };
         match (self.on_connect)(&mut ctx) {
-            Err(Rejected(message)) => {
-                tracing::debug!(ns = %self.name, %message, "connect refused by an extractor");
-                let packet = Packet::connect_error(self.name.clone(), &message, None);
-                let _ = crate::socket::send_frames(conn, &crate::socket::frames(&packet));
-            }
+            Err(Rejected(message)) => self.refuse(&socket, &ConnectError::new(message)),
             Ok(future) => {
-                conn.data().insert(self.name(), socket.clone());
+                socket.conn().data().insert(self.name(), socket.clone());
                 socket.joined();
                 let packet = Packet::connect(self.name.clone(), socket.id().as_str());
-                let _ = crate::socket::send_frames(conn, &crate::socket::frames(&packet));
+                let _ = socket.send(&packet);
                 tracing::debug!(ns = %self.name, id = %socket.id(), "socket connected");
                 socket.enqueue(future);
             }
         }
+    }
+
+    fn refuse(&self, socket: &Arc<Socket>, refusal: &ConnectError) {
+        tracing::debug!(ns = %self.name, message = %refusal.message, "connect refused");
+        let packet =
+            Packet::connect_error(self.name.clone(), &refusal.message, refusal.data.as_ref());
+        let _ = socket.send(&packet);
+        socket.close(crate::DisconnectReason::ServerNamespaceDisconnect);
     }
 
     pub(crate) fn add_socket(&self, socket: Arc<Socket>) {
