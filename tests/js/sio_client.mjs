@@ -93,6 +93,21 @@ const scenarios = {
     result.ordered = await socket.emitWithAck("seq-done");
   },
 
+  // A broadcast with acks (one voter never answers), on_any, extensions, disconnecting.
+  async extras() {
+    const [a, b, c] = [connect(), connect(), connect()];
+    await Promise.all([a, b, c].map((s) => once(s, "welcome")));
+    for (const s of [a, b, c]) await s.emitWithAck("join", "voters");
+    await a.emitWithAck("join", "other");
+    a.on("vote?", (callback) => callback(true));
+    b.on("vote?", (callback) => callback(false));
+    c.on("vote?", () => {}); // never answers
+    result.poll = await a.emitWithAck("poll");
+    result.seen = await a.emitWithAck("seen");
+    a.disconnect();
+    await new Promise((r) => setTimeout(r, 100));
+  },
+
   // The server shuts down: the client is disconnected.
   async shutdown() {
     const socket = connect();

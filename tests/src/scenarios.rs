@@ -6,14 +6,34 @@ use std::sync::{
     atomic::{AtomicBool, AtomicU64, Ordering},
 };
 
+use std::time::Duration;
+
 use belfry::{
-    AckSender, ConnectError, DisconnectReason, SocketIo, SocketRef,
-    extract::{Bin, Data},
+    AckError, AckSender, ConnectError, DisconnectReason, SocketIo, SocketRef,
+    extract::{Bin, Data, Event, Extension},
 };
-use serde_json::Value;
+use parking_lot::Mutex;
+use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::serve;
+
+/// What the scenario server exposes to the tests.
+#[derive(Debug)]
+pub struct ScenarioServer {
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    /// The server.
+    pub io: SocketIo,
+    /// Every socket's disconnect reason, as its disconnect handler saw it.
+    pub reasons: mpsc::UnboundedReceiver<DisconnectReason>,
+    /// The rooms (own room aside) each socket was in when its `disconnecting` handler ran.
+    pub disconnecting_rooms: mpsc::UnboundedReceiver<Vec<String>>,
+}
+
+/// The event names a socket received, recorded by its `on_any` handler.
+#[derive(Debug, Clone, Default)]
+struct Seen(Arc<Mutex<Vec<String>>>);
 
 #[derive(serde::Deserialize)]
 struct Auth {
@@ -23,13 +43,46 @@ struct Auth {
 
 /// Serves the handlers the scenarios of `sio_client.mjs` use; returns its URL and the
 /// disconnect reasons it saw.
-pub async fn start() -> (String, SocketIo, mpsc::UnboundedReceiver<DisconnectReason>) {
+pub async fn start() -> ScenarioServer {
     let (layer, io) = SocketIo::new_layer();
     let (tx, reasons) = mpsc::unbounded_channel();
+    let (rooms_tx, disconnecting_rooms) = mpsc::unbounded_channel();
     io.ns("/", move |socket: SocketRef, Data(auth): Data<Value>| {
-        let tx = tx.clone();
+        let (tx, rooms_tx) = (tx.clone(), rooms_tx.clone());
         async move {
             let _ = socket.emit("welcome", &(socket.id().as_str(), auth));
+            socket.insert_extension(Seen::default());
+            socket.on_any(|Event(name): Event, Extension(seen): Extension<Seen>| async move {
+                seen.0.lock().push(name);
+            });
+            socket.on("seen", |Extension(seen): Extension<Seen>, ack: AckSender| async move {
+                let names = seen.0.lock().clone();
+                let _ = ack.send(&names);
+            });
+            socket.on("poll", |socket: SocketRef, ack: AckSender| async move {
+                let answers = socket
+                    .io()
+                    .to("voters")
+                    .timeout(Duration::from_millis(500))
+                    .emit_with_ack::<bool, _>("vote?", &())
+                    .unwrap()
+                    .await;
+                let yes = answers.iter().filter(|(_, a)| matches!(a, Ok(true))).count();
+                let timeouts = answers
+                    .iter()
+                    .filter(|(_, a)| matches!(a, Err(AckError::Timeout)))
+                    .count();
+                let _ = ack.send(&json!({"answers": answers.len(), "yes": yes, "timeouts": timeouts}));
+            });
+            socket.on_disconnecting(move |socket: SocketRef| {
+                let rooms_tx = rooms_tx.clone();
+                async move {
+                    let mut rooms = socket.rooms();
+                    rooms.retain(|room| room != socket.id().as_str());
+                    rooms.sort();
+                    let _ = rooms_tx.send(rooms);
+                }
+            });
             socket.on_disconnect(move |reason: DisconnectReason| {
                 let tx = tx.clone();
                 async move {
@@ -110,5 +163,10 @@ pub async fn start() -> (String, SocketIo, mpsc::UnboundedReceiver<DisconnectRea
         });
     let app = axum::Router::new().layer(layer);
     let addr = serve(app).await;
-    (format!("http://{addr}"), io, reasons)
+    ScenarioServer {
+        url: format!("http://{addr}"),
+        io,
+        reasons,
+        disconnecting_rooms,
+    }
 }

@@ -9,7 +9,8 @@ use serde_json::json;
 #[tokio::test]
 async fn python_client_on_both_transports() {
     for transport in ["websocket", "polling"] {
-        let (url, _io, mut reasons) = start().await;
+        let mut server = start().await;
+        let (url, reasons) = (server.url.clone(), &mut server.reasons);
         let r = run_python("sio_client.py", &[&url, transport]).await;
         assert!(r.get("error").is_none(), "{transport}: {r}");
         assert_eq!(r["transport"], transport);

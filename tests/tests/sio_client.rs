@@ -9,7 +9,8 @@ use serde_json::json;
 #[tokio::test]
 async fn basic_on_every_transport() {
     for transport in ["polling", "websocket", "default"] {
-        let (url, _io, mut reasons) = start().await;
+        let mut server = start().await;
+        let (url, reasons) = (server.url.clone(), &mut server.reasons);
         let r = run_node("sio_client.mjs", &[&url, "basic", transport]).await;
         assert!(r.get("error").is_none(), "{transport}: {r}");
         assert_eq!(
@@ -50,7 +51,8 @@ async fn basic_on_every_transport() {
 
 #[tokio::test]
 async fn rooms_and_broadcasts() {
-    let (url, _io, _reasons) = start().await;
+    let server = start().await;
+    let url = server.url.clone();
     let r = run_node("sio_client.mjs", &[&url, "rooms", "websocket"]).await;
     assert!(r.get("error").is_none(), "{r}");
     // `socket.to(room)` excludes the sender; `io.emit` reaches everyone, once.
@@ -61,7 +63,8 @@ async fn rooms_and_broadcasts() {
 
 #[tokio::test]
 async fn refused_connections() {
-    let (url, _io, _reasons) = start().await;
+    let server = start().await;
+    let url = server.url.clone();
     let r = run_node("sio_client.mjs", &[&url, "refusals", "default"]).await;
     assert!(r.get("error").is_none(), "{r}");
     assert_eq!(r["unknown"], "Invalid namespace");
@@ -83,7 +86,8 @@ async fn refused_connections() {
 
 #[tokio::test]
 async fn ten_thousand_events_keep_their_order() {
-    let (url, _io, _reasons) = start().await;
+    let server = start().await;
+    let url = server.url.clone();
     let r = run_node("sio_client.mjs", &[&url, "ordering", "websocket"]).await;
     assert!(r.get("error").is_none(), "{r}");
     assert_eq!(r["ordered"], true);
@@ -91,12 +95,33 @@ async fn ten_thousand_events_keep_their_order() {
 
 #[tokio::test]
 async fn close_disconnects_with_server_shutting_down() {
-    let (url, _io, mut reasons) = start().await;
+    let mut server = start().await;
+    let (url, reasons) = (server.url.clone(), &mut server.reasons);
     let r = run_node("sio_client.mjs", &[&url, "shutdown", "websocket"]).await;
     assert!(r.get("error").is_none(), "{r}");
     assert_eq!(r["reason"], "transport close");
     assert_eq!(
         reasons.recv().await,
         Some(DisconnectReason::ServerShuttingDown)
+    );
+}
+
+#[tokio::test]
+async fn broadcast_acks_on_any_extensions_and_disconnecting() {
+    let mut server = start().await;
+    let r = run_node("sio_client.mjs", &[&server.url, "extras", "websocket"]).await;
+    assert!(r.get("error").is_none(), "{r}");
+    // Three voters: one yes, one no, one silent until the 500 ms timeout.
+    assert_eq!(r["poll"], json!({"answers": 3, "yes": 1, "timeouts": 1}));
+    // on_any saw every event of socket `a`, in order, before their own handlers ran.
+    assert_eq!(r["seen"], json!(["join", "join", "poll", "seen"]));
+    // `disconnecting` still saw the rooms of `a`.
+    assert_eq!(
+        server.disconnecting_rooms.recv().await,
+        Some(vec!["other".to_owned(), "voters".to_owned()])
+    );
+    assert_eq!(
+        server.reasons.recv().await,
+        Some(DisconnectReason::ClientNamespaceDisconnect)
     );
 }

@@ -12,6 +12,7 @@
 //! | [`Event`] | the event name | events |
 //! | [`Bin`] | the binary attachments | events |
 //! | [`State<T>`] | a state registered with [`SocketIoBuilder::with_state`](crate::SocketIoBuilder::with_state) | every handler |
+//! | [`Extension<T>`] | a value stored on the socket with `Socket::insert_extension` | every handler |
 //! | [`HttpExtension<T>`] | an extension of the handshake request (put there by a tower layer) | every handler |
 //! | [`SocketIo`] | the server handle | every handler |
 //! | [`DisconnectReason`] | why the socket left | disconnect |
@@ -220,6 +221,23 @@ impl<T> fmt::Debug for MissingState<T> {
     }
 }
 
+/// A value stored on the socket with
+/// [`Socket::insert_extension`](crate::Socket::insert_extension) (by a middleware, say), cloned.
+/// Refused when there is none of type `T`.
+#[derive(Debug, Clone)]
+pub struct Extension<T>(pub T);
+
+impl<T: Clone + Send + Sync + 'static> FromContext for Extension<T> {
+    type Rejection = MissingExtension<T>;
+
+    fn from_context(ctx: &mut HandlerContext) -> Result<Self, MissingExtension<T>> {
+        ctx.socket
+            .extension::<T>()
+            .map(Extension)
+            .ok_or(MissingExtension(PhantomData, "the socket"))
+    }
+}
+
 /// An extension of the handshake HTTP request, cloned: what a tower layer wrapping the engine
 /// put there (a `tower_sessions::Session`, an authenticated user...).
 #[derive(Debug, Clone)]
@@ -235,19 +253,25 @@ impl<T: Clone + Send + Sync + 'static> FromContext for HttpExtension<T> {
             .get::<T>()
             .cloned()
             .map(HttpExtension)
-            .ok_or(MissingExtension(PhantomData))
+            .ok_or(MissingExtension(PhantomData, "the handshake request"))
     }
 }
 
-/// [`HttpExtension<T>`] found no extension of type `T`.
-pub struct MissingExtension<T>(PhantomData<T>);
+/// [`Extension<T>`] or [`HttpExtension<T>`] found no value of type `T`.
+pub struct MissingExtension<T>(PhantomData<T>, &'static str);
 
 impl<T> fmt::Display for MissingExtension<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hint = if self.1 == "the socket" {
+            "Perhaps you forgot to store it with `Socket::insert_extension` (in a middleware)?"
+        } else {
+            "Perhaps you forgot to add the layer that inserts it, inside the engine (`SocketIoLayer::engine_layer`)?"
+        };
         write!(
             f,
-            "Extension of type `{}` was not found in the handshake request. Perhaps you forgot to add the layer that inserts it, inside the engine (`SocketIoLayer::engine_layer`)?",
-            std::any::type_name::<T>()
+            "Extension of type `{}` was not found in {}. {hint}",
+            std::any::type_name::<T>(),
+            self.1
         )
     }
 }

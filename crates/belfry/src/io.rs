@@ -106,7 +106,7 @@ impl SocketIo {
         if !path.starts_with('/') {
             path.insert(0, '/');
         }
-        let ns = Namespace::new(Str::from(path.as_str()), erase(handler));
+        let ns = Namespace::new(Str::from(path.as_str()), erase(handler), self.ack_timeout());
         self.inner.namespaces.write().insert(path, ns.clone());
         NamespaceHandle(ns)
     }

@@ -71,5 +71,5 @@ pub use ack::AckSender;
 pub use belfry_engine as engine;
 pub use errors::{AckError, ConnectError, DisconnectReason, EmitError};
 pub use io::{NamespaceHandle, SocketIo, SocketIoBuilder, SocketIoLayer};
-pub use operators::BroadcastOperator;
+pub use operators::{AckStream, BroadcastOperator};
 pub use socket::{Socket, SocketRef};

@@ -3,7 +3,11 @@
 use std::{
     collections::{HashMap, HashSet},
     fmt,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
 };
 
 use belfry_core::{Str, parser::Packet};
@@ -24,6 +28,10 @@ pub(crate) struct Namespace {
     middlewares: RwLock<Vec<ErasedHandler<Result<(), ConnectError>>>>,
     sockets: RwLock<HashMap<Sid, Arc<Socket>>>,
     rooms: RwLock<HashMap<String, HashSet<Sid>>>,
+    /// Ack ids come from one counter per namespace, as in Node, so that a broadcast asking for
+    /// acks is encoded once with one id for every recipient.
+    next_ack: AtomicU64,
+    ack_timeout: Duration,
 }
 
 impl fmt::Debug for Namespace {
@@ -36,14 +44,29 @@ impl fmt::Debug for Namespace {
 }
 
 impl Namespace {
-    pub(crate) fn new(name: Str, on_connect: ErasedHandler) -> Arc<Namespace> {
+    pub(crate) fn new(
+        name: Str,
+        on_connect: ErasedHandler,
+        ack_timeout: Duration,
+    ) -> Arc<Namespace> {
         Arc::new(Namespace {
             name,
             on_connect,
             middlewares: RwLock::new(Vec::new()),
             sockets: RwLock::new(HashMap::new()),
             rooms: RwLock::new(HashMap::new()),
+            next_ack: AtomicU64::new(0),
+            ack_timeout,
         })
+    }
+
+    /// The server's default ack timeout.
+    pub(crate) fn ack_timeout(&self) -> Duration {
+        self.ack_timeout
+    }
+
+    pub(crate) fn next_ack_id(&self) -> u64 {
+        self.next_ack.fetch_add(1, Ordering::Relaxed)
     }
 
     pub(crate) fn name(&self) -> &str {

@@ -1,13 +1,24 @@
 //! The broadcast operator: `to`, `except`, `volatile`, then `emit` to every matching socket.
 
-use std::{fmt, sync::Arc};
+use std::{
+    fmt,
+    future::{Future, IntoFuture},
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use belfry_engine::Sid;
+use futures_util::{Stream, StreamExt, stream::FuturesUnordered};
+use serde::de::DeserializeOwned;
 
 use belfry_core::parser::Packet;
 use bytes::Bytes;
 use serde::Serialize;
 
 use crate::{
-    EmitError, SocketRef,
+    AckError, EmitError, SocketRef,
     ns::Namespace,
     socket::{event_payload, frames, send_frames},
 };
@@ -38,6 +49,7 @@ pub struct BroadcastOperator {
     rooms: Vec<String>,
     except: Vec<String>,
     volatile: bool,
+    timeout: Option<Duration>,
 }
 
 impl fmt::Debug for BroadcastOperator {
@@ -47,6 +59,7 @@ impl fmt::Debug for BroadcastOperator {
             .field("rooms", &self.rooms)
             .field("except", &self.except)
             .field("volatile", &self.volatile)
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
@@ -58,6 +71,7 @@ impl BroadcastOperator {
             rooms: Vec::new(),
             except: Vec::new(),
             volatile: false,
+            timeout: None,
         }
     }
 
@@ -82,6 +96,62 @@ impl BroadcastOperator {
     pub fn volatile(mut self) -> Self {
         self.volatile = true;
         self
+    }
+
+    /// How long [`BroadcastOperator::emit_with_ack`] waits for the clients' answers (default:
+    /// the server's ack timeout).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sends `event` to every matching socket, asking each for an acknowledgement (Node's
+    /// `io.timeout(ms).emit(ev, data, cb)`). The packet is encoded once, with one ack id.
+    ///
+    /// The returned [`AckStream`] yields each socket's answer as it arrives (or its timeout);
+    /// awaiting it collects them all.
+    ///
+    /// # Errors
+    ///
+    /// A reserved event name, or data that does not serialize.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use belfry::{SocketIo, SocketRef};
+    ///
+    /// let (_layer, io) = SocketIo::new_layer();
+    /// io.ns("/", |socket: SocketRef| async move {
+    ///     socket.on("poll", |socket: SocketRef| async move {
+    ///         let Ok(answers) = socket.io().to("voters").timeout(Duration::from_secs(2))
+    ///             .emit_with_ack::<bool, _>("vote?", &()) else { return };
+    ///         let yes = answers.await.into_iter().filter(|(_, vote)| matches!(vote, Ok(true))).count();
+    ///         let _ = socket.emit("result", &yes);
+    ///     });
+    /// });
+    /// ```
+    pub fn emit_with_ack<R, T>(&self, event: &str, data: &T) -> Result<AckStream<R>, EmitError>
+    where
+        R: DeserializeOwned + Send + 'static,
+        T: Serialize + ?Sized,
+    {
+        let payload = event_payload(event, data, Vec::new())?;
+        let id = self.ns.next_ack_id();
+        let frames = frames(&Packet::event(self.ns.name_str(), payload, Some(id)));
+        let timeout = self.timeout.unwrap_or_else(|| self.ns.ack_timeout());
+        let answers = FuturesUnordered::new();
+        for socket in self.ns.targets(&self.rooms, &self.except) {
+            let rx = socket.expect_ack(id);
+            if send_frames(socket.conn(), &frames).is_err() {
+                continue;
+            }
+            answers.push(Box::pin(async move {
+                let answer = socket.wait_ack::<R>(id, rx, timeout).await;
+                (socket.id().clone(), answer)
+            }) as AckFuture<R>);
+        }
+        Ok(AckStream { answers })
     }
 
     /// The matching sockets on this server.
@@ -155,5 +225,40 @@ impl BroadcastOperator {
                 socket.disconnect();
             }
         }
+    }
+}
+
+type AckFuture<R> = Pin<Box<dyn Future<Output = (Sid, Result<R, AckError>)> + Send>>;
+
+/// The answers to a broadcast with acks: a [`Stream`] of `(socket id, answer)` as they arrive;
+/// `.await` it to collect them all. Every socket yields exactly once: its answer, or
+/// [`AckError::Timeout`], or [`AckError::Disconnected`].
+#[must_use = "the answers are lost unless the stream is read"]
+pub struct AckStream<R> {
+    answers: FuturesUnordered<AckFuture<R>>,
+}
+
+impl<R> fmt::Debug for AckStream<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AckStream")
+            .field("pending", &self.answers.len())
+            .finish()
+    }
+}
+
+impl<R> Stream for AckStream<R> {
+    type Item = (Sid, Result<R, AckError>);
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.answers.poll_next_unpin(cx)
+    }
+}
+
+impl<R: Send + 'static> IntoFuture for AckStream<R> {
+    type Output = Vec<(Sid, Result<R, AckError>)>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.collect())
     }
 }

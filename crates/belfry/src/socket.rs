@@ -7,7 +7,7 @@ use std::{
     panic::AssertUnwindSafe,
     sync::{
         Arc, Weak,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, Ordering},
     },
     time::Duration,
 };
@@ -48,9 +48,11 @@ pub struct Socket {
     conn: Arc<EngineSocket<Connection>>,
     io: SocketIo,
     handlers: RwLock<HashMap<String, ErasedHandler>>,
+    any_handler: RwLock<Option<ErasedHandler>>,
+    disconnecting_handler: RwLock<Option<ErasedHandler>>,
     disconnect_handler: RwLock<Option<ErasedHandler>>,
+    extensions: RwLock<http::Extensions>,
     acks: Mutex<HashMap<u64, oneshot::Sender<Payload>>>,
-    next_ack: AtomicU64,
     jobs: Mutex<Option<mpsc::UnboundedSender<Job>>>,
     pending: Mutex<Pending>,
     rooms: Mutex<HashSet<String>>,
@@ -100,9 +102,11 @@ impl Socket {
             conn,
             io,
             handlers: RwLock::new(HashMap::new()),
+            any_handler: RwLock::new(None),
+            disconnecting_handler: RwLock::new(None),
             disconnect_handler: RwLock::new(None),
+            extensions: RwLock::new(http::Extensions::new()),
             acks: Mutex::new(HashMap::new()),
-            next_ack: AtomicU64::new(0),
             jobs: Mutex::new(Some(tx)),
             pending: Mutex::new(Pending::default()),
             rooms: Mutex::new(HashSet::new()),
@@ -182,10 +186,39 @@ impl Socket {
         self.handlers.write().remove(event);
     }
 
-    /// Registers the handler run when the socket leaves its namespace. It may take
+    /// Registers a handler run for every incoming event, before the event's own handler
+    /// (Node's `onAny`). It may take [`Event`](crate::extract::Event) for the name.
+    pub fn on_any<H: Handler<T>, T>(&self, handler: H) {
+        *self.any_handler.write() = Some(erase(handler));
+    }
+
+    /// Removes the [`Socket::on_any`] handler.
+    pub fn off_any(&self) {
+        self.any_handler.write().take();
+    }
+
+    /// Registers the handler run when the socket starts leaving its namespace, while it is
+    /// still in its rooms (Node's `disconnecting` event). It may take
     /// [`DisconnectReason`](crate::DisconnectReason).
+    pub fn on_disconnecting<H: Handler<T>, T>(&self, handler: H) {
+        *self.disconnecting_handler.write() = Some(erase(handler));
+    }
+
+    /// Registers the handler run when the socket has left its namespace (rooms left, pending
+    /// acks failed). It may take [`DisconnectReason`](crate::DisconnectReason).
     pub fn on_disconnect<H: Handler<T>, T>(&self, handler: H) {
         *self.disconnect_handler.write() = Some(erase(handler));
+    }
+
+    /// Stores `value` on the socket, one per type (Node's `socket.data`); handlers read it with
+    /// the [`Extension`](crate::extract::Extension) extractor.
+    pub fn insert_extension<T: Clone + Send + Sync + 'static>(&self, value: T) {
+        self.extensions.write().insert(value);
+    }
+
+    /// A clone of the value of type `T` stored with [`Socket::insert_extension`].
+    pub fn extension<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.extensions.read().get::<T>().cloned()
     }
 
     /// Sends `event` to this client. `data` is the arguments: a tuple for several, `()` for none,
@@ -244,13 +277,29 @@ impl Socket {
         timeout: Duration,
     ) -> Result<R, AckError> {
         let payload = event_payload(event, data, Vec::new())?;
-        let id = self.next_ack.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        self.acks.lock().insert(id, tx);
+        let id = self.ns.next_ack_id();
+        let rx = self.expect_ack(id);
         if let Err(error) = self.send(&Packet::event(self.ns.name_str(), payload, Some(id))) {
             self.acks.lock().remove(&id);
             return Err(error.into());
         }
+        self.wait_ack(id, rx, timeout).await
+    }
+
+    /// Registers a waiter for ack `id`.
+    pub(crate) fn expect_ack(&self, id: u64) -> oneshot::Receiver<Payload> {
+        let (tx, rx) = oneshot::channel();
+        self.acks.lock().insert(id, tx);
+        rx
+    }
+
+    /// Waits for ack `id` at most `timeout`, and deserializes it.
+    pub(crate) async fn wait_ack<R: DeserializeOwned>(
+        &self,
+        id: u64,
+        rx: oneshot::Receiver<Payload>,
+        timeout: Duration,
+    ) -> Result<R, AckError> {
         let answer = match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(payload)) => payload,
             Ok(Err(_)) => return Err(AckError::Disconnected),
@@ -353,10 +402,12 @@ impl Socket {
         }) else {
             return;
         };
-        let Some(handler) = self.handlers.read().get(&name).cloned() else {
+        let handler = self.handlers.read().get(&name).cloned();
+        let any = self.any_handler.read().clone();
+        if handler.is_none() && any.is_none() {
             tracing::trace!(event = %name, "no handler");
             return;
-        };
+        }
         let mut ctx = HandlerContext {
             socket: SocketRef(self.clone()),
             kind: ContextKind::Event {
@@ -366,7 +417,14 @@ impl Socket {
                 ack,
             },
         };
-        match handler(&mut ctx) {
+        for handler in any.into_iter().chain(handler) {
+            self.run_handler(&handler, &mut ctx).await;
+        }
+    }
+
+    /// Extracts and runs one event handler; a refusal answers the client's ack, if it asked.
+    async fn run_handler(&self, handler: &ErasedHandler, ctx: &mut HandlerContext) {
+        match handler(ctx) {
             Ok(future) => future.await,
             Err(Rejected(message)) => {
                 tracing::debug!(%message, "event refused by an extractor");
@@ -408,35 +466,65 @@ impl Socket {
         }
     }
 
-    /// Leaves the namespace for `reason`: rooms are left, pending acks fail, the disconnect
-    /// handler runs after the handlers already queued. Idempotent.
+    /// Leaves the namespace for `reason`. The `disconnecting` handler runs first, with the rooms
+    /// still joined; then rooms are left, pending acks fail, and the disconnect handler runs,
+    /// after the handlers already queued. Idempotent.
     pub(crate) fn close(&self, reason: DisconnectReason) {
         if !self.connected.swap(false, Ordering::AcqRel) {
             return;
         }
         tracing::debug!(id = %self.id, ns = %self.ns.name(), %reason, "socket disconnected");
+        self.conn.data().remove(self.ns.name());
+        self.acks.lock().clear();
+        let disconnecting = self.disconnecting_handler.read().clone();
+        match (disconnecting, self.me.upgrade()) {
+            (Some(handler), Some(me)) => {
+                if let Some(future) = self.run_close_handler(&handler, reason) {
+                    self.enqueue(future);
+                }
+                self.enqueue(Box::pin(async move {
+                    if let Some(future) = me.leave_namespace(reason) {
+                        future.await;
+                    }
+                }));
+            }
+            _ => {
+                if let Some(future) = self.leave_namespace(reason) {
+                    self.enqueue(future);
+                }
+            }
+        }
+        // The handler task ends once the queued jobs ran.
+        self.jobs.lock().take();
+    }
+
+    /// Leaves every room and the namespace; returns the disconnect handler's future.
+    fn leave_namespace(&self, reason: DisconnectReason) -> Option<BoxFuture> {
         let rooms: Vec<String> = self.rooms.lock().drain().collect();
         for room in &rooms {
             self.ns.remove_from_room(room, &self.id);
         }
         self.ns.remove_socket(&self.id);
-        self.conn.data().remove(self.ns.name());
-        self.acks.lock().clear();
-        let handler = self.disconnect_handler.read().clone();
-        if let Some(handler) = handler
-            && let Some(socket) = self.me.upgrade()
-        {
-            let mut ctx = HandlerContext {
-                socket: SocketRef(socket),
-                kind: ContextKind::Disconnect { reason },
-            };
-            match handler(&mut ctx) {
-                Ok(future) => self.enqueue(future),
-                Err(Rejected(message)) => tracing::debug!(%message, "disconnect handler refused"),
+        let handler = self.disconnect_handler.read().clone()?;
+        self.run_close_handler(&handler, reason)
+    }
+
+    fn run_close_handler(
+        &self,
+        handler: &ErasedHandler,
+        reason: DisconnectReason,
+    ) -> Option<BoxFuture> {
+        let mut ctx = HandlerContext {
+            socket: SocketRef(self.me.upgrade()?),
+            kind: ContextKind::Disconnect { reason },
+        };
+        match handler(&mut ctx) {
+            Ok(future) => Some(future),
+            Err(Rejected(message)) => {
+                tracing::debug!(%message, "disconnect handler refused");
+                None
             }
         }
-        // The handler task ends once the queued jobs ran.
-        self.jobs.lock().take();
     }
 
     /// Registers `self` in its namespace and own room; called once CONNECT succeeded.
