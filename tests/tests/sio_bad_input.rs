@@ -262,3 +262,29 @@ async fn row39_rooms_are_deleted_with_their_last_member() {
         assert_eq!(io.rooms("/").unwrap(), Vec::<String>::new());
     }
 }
+
+#[tokio::test]
+async fn row15_a_client_that_never_joins_is_closed_at_the_connect_timeout() {
+    let (layer, io) = SocketIo::builder()
+        .connect_timeout(std::time::Duration::from_millis(300))
+        .build_layer();
+    io.ns("/", |socket: SocketRef| async move {
+        socket.on("echo", |ack: AckSender| async move {
+            let _ = ack.send(&"echo");
+        });
+    });
+    let addr = serve(axum::Router::new().layer(layer)).await;
+    let server = Server {
+        addr,
+        io: io.clone(),
+        calls: Arc::default(),
+    };
+    let started = std::time::Instant::now();
+    let mut idle = client(&server, false).await;
+    let mut joined = client(&server, true).await;
+    assert_closed(&mut idle).await;
+    assert!(started.elapsed() >= std::time::Duration::from_millis(250));
+    // A client that joined in time is kept.
+    assert_alive(&mut joined).await;
+    assert_eq!(io.clients_count(), 1);
+}
