@@ -108,6 +108,18 @@ const scenarios = {
     await new Promise((r) => setTimeout(r, 100));
   },
 
+  // Node's socket.handshake, and fetchSockets.
+  async handshake() {
+    const a = connect("/", { auth: { user: "ann" }, query: { room: "x" }, extraHeaders: { "x-test": "yes" } });
+    const b = connect();
+    await Promise.all([a, b].map((s) => once(s, "welcome")));
+    result.handshake = await a.emitWithAck("whoami");
+    await a.emitWithAck("join", "pair");
+    await b.emitWithAck("join", "pair");
+    result.fetched = await a.emitWithAck("fetch", "pair");
+    result.ids = [a.id, b.id].sort();
+  },
+
   // The server shuts down: the client is disconnected.
   async shutdown() {
     const socket = connect();

@@ -190,6 +190,21 @@ pub async fn serve(app: Router) -> SocketAddr {
     addr
 }
 
+/// Like [`serve`], with axum's `ConnectInfo<SocketAddr>` in every request's extensions.
+pub async fn serve_with_connect_info(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    addr
+}
+
 /// A response read off the wire.
 #[derive(Debug, Clone)]
 pub struct RawResponse {

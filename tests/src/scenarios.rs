@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::serve;
+use crate::serve_with_connect_info;
 
 /// What the scenario server exposes to the tests.
 #[derive(Debug)]
@@ -54,6 +54,21 @@ pub async fn start() -> ScenarioServer {
             socket.insert_extension(Seen::default());
             socket.on_any(|Event(name): Event, Extension(seen): Extension<Seen>| async move {
                 seen.0.lock().push(name);
+            });
+            socket.on("whoami", |socket: SocketRef, ack: AckSender| async move {
+                let _ = ack.send(socket.handshake());
+            });
+            socket.on("fetch", |socket: SocketRef, Data(room): Data<String>, ack: AckSender| async move {
+                let mut found: Vec<(String, usize)> = socket
+                    .io()
+                    .to(room)
+                    .fetch_sockets()
+                    .await
+                    .iter()
+                    .map(|s| (s.id().to_string(), s.rooms().len()))
+                    .collect();
+                found.sort();
+                let _ = ack.send(&found);
             });
             socket.on("seen", |Extension(seen): Extension<Seen>, ack: AckSender| async move {
                 let names = seen.0.lock().clone();
@@ -162,7 +177,7 @@ pub async fn start() -> ScenarioServer {
             }
         });
     let app = axum::Router::new().layer(layer);
-    let addr = serve(app).await;
+    let addr = serve_with_connect_info(app).await;
     ScenarioServer {
         url: format!("http://{addr}"),
         io,

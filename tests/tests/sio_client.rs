@@ -125,3 +125,35 @@ async fn broadcast_acks_on_any_extensions_and_disconnecting() {
         Some(DisconnectReason::ClientNamespaceDisconnect)
     );
 }
+
+#[tokio::test]
+async fn handshake_and_fetch_sockets() {
+    let server = start().await;
+    let r = run_node("sio_client.mjs", &[&server.url, "handshake", "polling"]).await;
+    assert!(r.get("error").is_none(), "{r}");
+    let h = &r["handshake"];
+    assert_eq!(h["auth"], json!({"user": "ann"}));
+    assert_eq!(h["query"]["room"], "x");
+    assert_eq!(h["query"]["EIO"], "4");
+    assert_eq!(h["query"]["transport"], "polling");
+    assert_eq!(h["headers"]["x-test"], "yes");
+    assert_eq!(h["address"], "127.0.0.1");
+    assert_eq!(h["xdomain"], false);
+    assert_eq!(h["secure"], false);
+    assert!(h["url"].as_str().unwrap().starts_with("/socket.io/?"));
+    assert!(h["issued"].as_u64().unwrap() > 1_700_000_000_000);
+    assert!(
+        h["time"]
+            .as_str()
+            .unwrap()
+            .ends_with("GMT+0000 (Coordinated Universal Time)")
+    );
+    // Both sockets of the room, each with its own room and "pair".
+    let ids: Vec<&str> = r["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(r["fetched"], json!([[ids[0], 2], [ids[1], 2]]));
+}

@@ -91,7 +91,7 @@ impl Namespace {
         conn: &Arc<EngineSocket<Connection>>,
         auth: Option<Str>,
     ) {
-        let socket = Socket::new(self.clone(), conn.clone(), io.clone());
+        let socket = Socket::new(self.clone(), conn.clone(), io.clone(), auth.as_deref());
         let middlewares = self.middlewares.read().clone();
         if middlewares.is_empty() {
             self.accept(socket, auth);

@@ -154,6 +154,12 @@ impl BroadcastOperator {
         Ok(AckStream { answers })
     }
 
+    /// The matching sockets (Node's `fetchSockets`): their ids, handshakes, rooms and
+    /// extensions. Local to this server until a cluster adapter is plugged in.
+    pub async fn fetch_sockets(&self) -> Vec<SocketRef> {
+        self.sockets()
+    }
+
     /// The matching sockets on this server.
     pub fn sockets(&self) -> Vec<SocketRef> {
         self.ns

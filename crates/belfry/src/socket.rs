@@ -24,7 +24,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    AckError, BroadcastOperator, DisconnectReason, EmitError, SocketIo, args,
+    AckError, BroadcastOperator, DisconnectReason, EmitError, Handshake, SocketIo, args,
     client::Connection,
     handler::{BoxFuture, ContextKind, ErasedHandler, Handler, HandlerContext, Rejected, erase},
     ns::Namespace,
@@ -44,6 +44,7 @@ const MAX_PENDING_BYTES: usize = 16 << 20;
 pub struct Socket {
     me: Weak<Socket>,
     id: Sid,
+    handshake: Handshake,
     ns: Arc<Namespace>,
     conn: Arc<EngineSocket<Connection>>,
     io: SocketIo,
@@ -93,11 +94,14 @@ impl Socket {
         ns: Arc<Namespace>,
         conn: Arc<EngineSocket<Connection>>,
         io: SocketIo,
+        auth: Option<&str>,
     ) -> Arc<Socket> {
+        let handshake = Handshake::new(conn.req_parts(), auth);
         let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
         let socket = Arc::new_cyclic(|me| Socket {
             me: me.clone(),
             id: Sid::random(),
+            handshake,
             ns,
             conn,
             io,
@@ -133,6 +137,11 @@ impl Socket {
     /// The socket id: 20 URL-safe characters, distinct from the engine session id.
     pub fn id(&self) -> &Sid {
         &self.id
+    }
+
+    /// The details of the connection (Node's `socket.handshake`).
+    pub fn handshake(&self) -> &Handshake {
+        &self.handshake
     }
 
     /// The namespace name (`/`, `/chat`...).

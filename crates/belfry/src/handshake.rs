@@ -1,0 +1,160 @@
+//! What Node calls `socket.handshake`: the details of the connection a socket came with.
+
+use std::{
+    net::SocketAddr,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use http::request::Parts;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// The details of a socket's connection, as Node's `socket.handshake` has them; serializes to
+/// the same JSON shape.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Handshake {
+    /// The handshake request's headers, names in lowercase (repeated headers joined by `, `).
+    pub headers: Map<String, Value>,
+    /// When the socket connected, as JavaScript's `Date.toString()` writes it (UTC).
+    pub time: String,
+    /// The client's address: from axum's `ConnectInfo<SocketAddr>` when the app is served with
+    /// `into_make_service_with_connect_info`, empty otherwise.
+    pub address: String,
+    /// True if the request had an `Origin` header.
+    pub xdomain: bool,
+    /// True if the request URI's scheme is `https` (behind a proxy, read `x-forwarded-proto`
+    /// from `headers`).
+    pub secure: bool,
+    /// When the socket connected, in milliseconds since the Unix epoch.
+    pub issued: u64,
+    /// The handshake request's path and query.
+    pub url: String,
+    /// The handshake request's query parameters (`EIO`, `transport`, `t` included, as in Node).
+    pub query: Map<String, Value>,
+    /// The CONNECT packet's auth object (`{}` when the client sent none).
+    pub auth: Value,
+}
+
+impl Handshake {
+    pub(crate) fn new(parts: &Parts, auth: Option<&str>) -> Handshake {
+        let mut headers = Map::new();
+        for (name, value) in &parts.headers {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            match headers.get_mut(name.as_str()) {
+                Some(Value::String(existing)) => {
+                    existing.push_str(", ");
+                    existing.push_str(&value);
+                }
+                _ => {
+                    headers.insert(name.as_str().to_owned(), Value::String(value));
+                }
+            }
+        }
+        let query = parts
+            .uri
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                (key.to_owned(), Value::String(value.to_owned()))
+            })
+            .collect();
+        let issued = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let address = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip().to_string())
+            .unwrap_or_default();
+        Handshake {
+            headers,
+            time: js_date_string(issued / 1000),
+            address,
+            xdomain: parts.headers.contains_key(http::header::ORIGIN),
+            secure: parts.uri.scheme_str() == Some("https"),
+            issued,
+            url: parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned()),
+            query,
+            auth: auth
+                .and_then(|auth| serde_json::from_str(auth).ok())
+                .unwrap_or_else(|| Value::Object(Map::new())),
+        }
+    }
+}
+
+/// `Sat Nov 21 2026 23:30:00 GMT+0000 (Coordinated Universal Time)` for `secs` since the epoch.
+fn js_date_string(secs: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = secs / 86_400;
+    let (h, m, s) = (secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{} {} {:02} {} {:02}:{:02}:{:02} GMT+0000 (Coordinated Universal Time)",
+        DAYS[(days % 7) as usize],
+        MONTHS[(month - 1) as usize],
+        day,
+        year,
+        h,
+        m,
+        s
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_written_as_javascript_does() {
+        assert_eq!(
+            js_date_string(0),
+            "Thu Jan 01 1970 00:00:00 GMT+0000 (Coordinated Universal Time)"
+        );
+        assert_eq!(
+            js_date_string(1_795_304_096),
+            "Sat Nov 21 2026 23:34:56 GMT+0000 (Coordinated Universal Time)"
+        );
+        assert_eq!(
+            js_date_string(951_782_400),
+            "Tue Feb 29 2000 00:00:00 GMT+0000 (Coordinated Universal Time)"
+        );
+    }
+
+    #[test]
+    fn handshake_reads_the_request() {
+        let req = http::Request::get("/socket.io/?EIO=4&transport=polling&t=x")
+            .header("origin", "http://a.example")
+            .header("x-many", "1")
+            .header("x-many", "2")
+            .body(())
+            .unwrap();
+        let (parts, ()) = req.into_parts();
+        let handshake = Handshake::new(&parts, Some(r#"{"token":"t"}"#));
+        assert_eq!(handshake.url, "/socket.io/?EIO=4&transport=polling&t=x");
+        assert_eq!(handshake.query["EIO"], "4");
+        assert_eq!(handshake.headers["x-many"], "1, 2");
+        assert!(handshake.xdomain);
+        assert!(!handshake.secure);
+        assert_eq!(handshake.auth, serde_json::json!({"token": "t"}));
+        assert_eq!(Handshake::new(&parts, None).auth, serde_json::json!({}));
+    }
+}
