@@ -108,6 +108,20 @@ const scenarios = {
     await new Promise((r) => setTimeout(r, 100));
   },
 
+  // Several listeners, once, a packet middleware, the outgoing listener.
+  async listeners() {
+    const s = connect();
+    await once(s, "welcome");
+    s.emit("multi", 1);
+    s.emit("first-only");
+    s.emit("first-only");
+    result.forbidden = await s.emitWithAck("forbidden:x");
+    const pong = once(s, "pong-out");
+    s.emit("ping-out");
+    await pong;
+    result.log = await s.emitWithAck("log");
+  },
+
   // Node's socket.handshake, and fetchSockets.
   async handshake() {
     const a = connect("/", { auth: { user: "ann" }, query: { room: "x" }, extraHeaders: { "x-test": "yes" } });

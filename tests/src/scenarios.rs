@@ -35,6 +35,16 @@ pub struct ScenarioServer {
 #[derive(Debug, Clone, Default)]
 struct Seen(Arc<Mutex<Vec<String>>>);
 
+/// What the listener scenario records.
+#[derive(Debug, Clone, Default)]
+struct Log(Arc<Mutex<Vec<String>>>);
+
+impl Log {
+    fn push(&self, entry: String) {
+        self.0.lock().push(entry);
+    }
+}
+
 #[derive(serde::Deserialize)]
 struct Auth {
     #[allow(dead_code)]
@@ -54,6 +64,36 @@ pub async fn start() -> ScenarioServer {
             socket.insert_extension(Seen::default());
             socket.on_any(|Event(name): Event, Extension(seen): Extension<Seen>| async move {
                 seen.0.lock().push(name);
+            });
+            // Listeners, once, a packet middleware and the outgoing listener, logged in order.
+            let log = Log::default();
+            socket.insert_extension(log.clone());
+            socket.on_any_outgoing(move |event, _args| log.push(format!("out:{event}")));
+            socket.packet_middleware(|Event(name): Event| async move {
+                if name.starts_with("forbidden:") {
+                    Err("forbidden")
+                } else {
+                    Ok(())
+                }
+            });
+            socket.on("multi", |Data(n): Data<u32>, Extension(log): Extension<Log>| async move {
+                log.push(format!("multi:a:{n}"));
+            });
+            socket.on("multi", |Data(n): Data<u32>, Extension(log): Extension<Log>| async move {
+                log.push(format!("multi:b:{n}"));
+            });
+            socket.once("first-only", |Extension(log): Extension<Log>| async move {
+                log.push("once".to_owned());
+            });
+            socket.on("forbidden:x", |Extension(log): Extension<Log>| async move {
+                log.push("forbidden ran".to_owned());
+            });
+            socket.on("ping-out", |socket: SocketRef| async move {
+                let _ = socket.emit("pong-out", &());
+            });
+            socket.on("log", |Extension(log): Extension<Log>, ack: AckSender| async move {
+                let entries = log.0.lock().clone();
+                let _ = ack.send(&entries);
             });
             socket.on("whoami", |socket: SocketRef, ack: AckSender| async move {
                 let _ = ack.send(socket.handshake());

@@ -157,3 +157,16 @@ async fn handshake_and_fetch_sockets() {
         .collect();
     assert_eq!(r["fetched"], json!([[ids[0], 2], [ids[1], 2]]));
 }
+
+#[tokio::test]
+async fn listeners_once_packet_middleware_and_outgoing() {
+    let server = start().await;
+    let r = run_node("sio_client.mjs", &[&server.url, "listeners", "websocket"]).await;
+    assert!(r.get("error").is_none(), "{r}");
+    // The packet middleware refused the event: its listener never ran, the ack got the error.
+    assert_eq!(r["forbidden"], json!({"error": "forbidden"}));
+    assert_eq!(
+        r["log"],
+        json!(["multi:a:1", "multi:b:1", "once", "out:pong-out"])
+    );
+}

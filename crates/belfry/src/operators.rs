@@ -192,9 +192,11 @@ impl BroadcastOperator {
     ) -> Result<usize, EmitError> {
         let payload = event_payload(event, data, attachments)?;
         // Encoded once: every recipient's queue holds the same frames.
-        let frames = frames(&Packet::event(self.ns.name_str(), payload, None));
+        let packet = Packet::event(self.ns.name_str(), payload, None);
+        let frames = frames(&packet);
         let mut delivered = 0;
         for socket in self.ns.targets(&self.rooms, &self.except) {
+            socket.notify_outgoing(&packet);
             match send_frames(socket.conn(), &frames) {
                 Ok(()) => delivered += 1,
                 Err(EmitError::Full) if !self.volatile => {

@@ -14,7 +14,7 @@ use std::{
 
 use belfry_core::{
     Str,
-    parser::{Packet, Payload, is_reserved_event},
+    parser::{Packet, PacketData, Payload, is_reserved_event},
 };
 use belfry_engine::{Packet as EnginePacket, SendError, Sid, Socket as EngineSocket};
 use bytes::Bytes;
@@ -48,7 +48,9 @@ pub struct Socket {
     ns: Arc<Namespace>,
     conn: Arc<EngineSocket<Connection>>,
     io: SocketIo,
-    handlers: RwLock<HashMap<String, ErasedHandler>>,
+    listeners: RwLock<HashMap<String, Vec<Listener>>>,
+    packet_middlewares: RwLock<Vec<ErasedHandler<Result<(), String>>>>,
+    outgoing: RwLock<Option<OutgoingListener>>,
     any_handler: RwLock<Option<ErasedHandler>>,
     disconnecting_handler: RwLock<Option<ErasedHandler>>,
     disconnect_handler: RwLock<Option<ErasedHandler>>,
@@ -105,7 +107,9 @@ impl Socket {
             ns,
             conn,
             io,
-            handlers: RwLock::new(HashMap::new()),
+            listeners: RwLock::new(HashMap::new()),
+            packet_middlewares: RwLock::new(Vec::new()),
+            outgoing: RwLock::new(None),
             any_handler: RwLock::new(None),
             disconnecting_handler: RwLock::new(None),
             disconnect_handler: RwLock::new(None),
@@ -169,7 +173,8 @@ impl Socket {
         self.connected.load(Ordering::Acquire)
     }
 
-    /// Registers the handler of `event`, replacing any previous one.
+    /// Adds a listener for `event`; an event runs each of its listeners in the order they were
+    /// added (Node's `socket.on`).
     ///
     /// # Examples
     ///
@@ -187,12 +192,81 @@ impl Socket {
     /// });
     /// ```
     pub fn on<H: Handler<T>, T>(&self, event: impl Into<String>, handler: H) {
-        self.handlers.write().insert(event.into(), erase(handler));
+        self.add_listener(event.into(), erase(handler), false);
     }
 
-    /// Removes the handler of `event`.
+    /// Adds a listener for `event` that runs once, then is removed (Node's `socket.once`).
+    pub fn once<H: Handler<T>, T>(&self, event: impl Into<String>, handler: H) {
+        self.add_listener(event.into(), erase(handler), true);
+    }
+
+    fn add_listener(&self, event: String, handler: ErasedHandler, once: bool) {
+        self.listeners
+            .write()
+            .entry(event)
+            .or_default()
+            .push(Listener { handler, once });
+    }
+
+    /// Removes every listener of `event`.
     pub fn off(&self, event: &str) {
-        self.handlers.write().remove(event);
+        self.listeners.write().remove(event);
+    }
+
+    /// Adds a per-packet middleware (Node's `socket.use`): an async function of extractors run
+    /// for every incoming event, in the order added, before any listener. `Err(message)` drops
+    /// the event; if the client asked for an ack, it is answered `{"error": message}`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use belfry::{SocketIo, SocketRef, extract::Event};
+    ///
+    /// let (_layer, io) = SocketIo::new_layer();
+    /// io.ns("/", |socket: SocketRef| async move {
+    ///     socket.packet_middleware(|Event(name): Event| async move {
+    ///         if name.starts_with("admin:") { Err("forbidden") } else { Ok(()) }
+    ///     });
+    /// });
+    /// ```
+    pub fn packet_middleware<H, T, E>(&self, middleware: H)
+    where
+        H: Handler<T, Result<(), E>>,
+        E: fmt::Display + Send + 'static,
+    {
+        let middleware = erase(middleware);
+        self.packet_middlewares
+            .write()
+            .push(Arc::new(move |ctx: &mut HandlerContext| {
+                let future = middleware(ctx)?;
+                Ok(
+                    Box::pin(async move { future.await.map_err(|e| e.to_string()) })
+                        as BoxFuture<Result<(), String>>,
+                )
+            }));
+    }
+
+    /// Sets a callback seeing every event sent to this socket, before it is encoded (Node's
+    /// `onAnyOutgoing`): the event name and its JSON arguments array.
+    pub fn on_any_outgoing(&self, listener: impl Fn(&str, &str) + Send + Sync + 'static) {
+        *self.outgoing.write() = Some(Arc::new(listener));
+    }
+
+    /// Removes the [`Socket::on_any_outgoing`] callback.
+    pub fn off_any_outgoing(&self) {
+        self.outgoing.write().take();
+    }
+
+    /// Calls the outgoing listener, if any, for an event packet about to be sent.
+    pub(crate) fn notify_outgoing(&self, packet: &Packet) {
+        let Some(listener) = self.outgoing.read().clone() else {
+            return;
+        };
+        if let PacketData::Event { payload, .. } = &packet.data
+            && let Ok((name, _)) = payload.event()
+        {
+            listener(&name, &payload.json);
+        }
     }
 
     /// Registers a handler run for every incoming event, before the event's own handler
@@ -380,6 +454,7 @@ impl Socket {
         if !self.connected() {
             return Err(EmitError::Disconnected);
         }
+        self.notify_outgoing(packet);
         send_frames(&self.conn, &frames(packet))
     }
 
@@ -411,10 +486,53 @@ impl Socket {
         }) else {
             return;
         };
-        let handler = self.handlers.read().get(&name).cloned();
+        let listeners: Option<Vec<ErasedHandler>> = {
+            let mut all = self.listeners.write();
+            match all.get_mut(&name) {
+                None => None,
+                Some(for_event) => {
+                    let handlers = for_event.iter().map(|l| l.handler.clone()).collect();
+                    // `once` listeners run this time, and never again.
+                    for_event.retain(|l| !l.once);
+                    if for_event.is_empty() {
+                        all.remove(&name);
+                    }
+                    Some(handlers)
+                }
+            }
+        };
+        let Some(listeners) = listeners else {
+            return self.run_without_listener(name, payload, args, ack).await;
+        };
         let any = self.any_handler.read().clone();
-        if handler.is_none() && any.is_none() {
-            tracing::trace!(event = %name, "no handler");
+        let mut ctx = HandlerContext {
+            socket: SocketRef(self.clone()),
+            kind: ContextKind::Event {
+                name,
+                payload,
+                args,
+                ack,
+            },
+        };
+        if !self.run_packet_middlewares(&mut ctx).await {
+            return;
+        }
+        for handler in any.into_iter().chain(listeners) {
+            self.run_handler(&handler, &mut ctx).await;
+        }
+    }
+
+    /// An event with no listener still goes through the middlewares and `on_any`.
+    async fn run_without_listener(
+        self: Arc<Self>,
+        name: String,
+        payload: Payload,
+        args: Vec<Range<usize>>,
+        ack: Option<u64>,
+    ) {
+        let any = self.any_handler.read().clone();
+        if any.is_none() && self.packet_middlewares.read().is_empty() {
+            tracing::trace!(event = %name, "no listener");
             return;
         }
         let mut ctx = HandlerContext {
@@ -426,8 +544,40 @@ impl Socket {
                 ack,
             },
         };
-        for handler in any.into_iter().chain(handler) {
-            self.run_handler(&handler, &mut ctx).await;
+        if self.run_packet_middlewares(&mut ctx).await
+            && let Some(any) = any
+        {
+            self.run_handler(&any, &mut ctx).await;
+        }
+    }
+
+    /// Runs the per-packet middlewares in order; false (the client's ack answered with the
+    /// error) if one refused the event.
+    async fn run_packet_middlewares(&self, ctx: &mut HandlerContext) -> bool {
+        let middlewares = self.packet_middlewares.read().clone();
+        for middleware in middlewares {
+            let refusal = match middleware(ctx) {
+                Ok(future) => future.await.err(),
+                Err(Rejected(message)) => Some(message),
+            };
+            if let Some(message) = refusal {
+                tracing::debug!(%message, "event refused by a packet middleware");
+                self.answer_error(ctx, &message);
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Answers the client's ack, if it asked for one, with `{"error": message}`.
+    fn answer_error(&self, ctx: &HandlerContext, message: &str) {
+        if let Some(id) = ctx.ack_id() {
+            let error = serde_json::json!({ "error": message });
+            let _ = self.send(&Packet::ack(
+                self.ns.name_str(),
+                Payload::json(format!("[{error}]")),
+                id,
+            ));
         }
     }
 
@@ -437,14 +587,7 @@ impl Socket {
             Ok(future) => future.await,
             Err(Rejected(message)) => {
                 tracing::debug!(%message, "event refused by an extractor");
-                if let Some(id) = ctx.ack_id() {
-                    let error = serde_json::json!({ "error": message });
-                    let _ = self.send(&Packet::ack(
-                        self.ns.name_str(),
-                        Payload::json(format!("[{error}]")),
-                        id,
-                    ));
-                }
+                self.answer_error(ctx, &message);
             }
         }
     }
@@ -542,6 +685,15 @@ impl Socket {
         self.join(self.id.to_string());
     }
 }
+
+/// One listener of an event.
+struct Listener {
+    handler: ErasedHandler,
+    once: bool,
+}
+
+/// The `on_any_outgoing` callback.
+type OutgoingListener = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
 /// A handler run waiting in a socket's queue, with the size of the event it handles.
 struct Job {
