@@ -122,6 +122,23 @@ const scenarios = {
     result.log = await s.emitWithAck("log");
   },
 
+  // Dynamic namespaces: two children, a refusal by the parent's middleware, a parent broadcast.
+  async dynamic() {
+    const one = connect("/room-1", { auth: { ok: true } });
+    const two = connect("/room-2", { auth: { ok: true } });
+    const joined = await Promise.all([one, two].map((s) => once(s, "joined")));
+    result.joined = joined.map(([ns]) => ns);
+    const refused = connect("/room-3", { auth: { ok: false } });
+    result.refused = (await once(refused, "connect_error"))[0].message;
+    const other = connect("/other");
+    result.other = (await once(other, "connect_error"))[0].message;
+    const all = await Promise.all([one, two].map((s) => once(s, "all")));
+    result.all = all.map(([text]) => text);
+    one.disconnect();
+    two.disconnect();
+    await new Promise((r) => setTimeout(r, 200));
+  },
+
   // Node's socket.handshake, and fetchSockets.
   async handshake() {
     const a = connect("/", { auth: { user: "ann" }, query: { room: "x" }, extraHeaders: { "x-test": "yes" } });

@@ -401,6 +401,8 @@ impl RawWs {
     /// Connects and completes the upgrade handshake for `query` on the engine path.
     pub async fn connect(addr: SocketAddr, query: &str) -> RawWs {
         let mut stream = TcpStream::connect(addr).await.unwrap();
+        // Small frames written back to back must not wait for the peer's delayed ACK.
+        stream.set_nodelay(true).unwrap();
         stream
             .write_all(upgrade_request(addr, query).as_bytes())
             .await

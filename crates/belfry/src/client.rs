@@ -116,7 +116,7 @@ impl Client {
     fn route(&self, conn: &Conn, packet: Packet) {
         let socket = conn.data().get(&packet.ns);
         match (packet.data, socket) {
-            (PacketData::Connect(auth), None) => match self.io.namespace(&packet.ns) {
+            (PacketData::Connect(auth), None) => match self.io.namespace_for_connect(&packet.ns) {
                 Some(ns) => ns.connect(&self.io, conn, auth),
                 None => {
                     let refusal = Packet::connect_error(packet.ns, "Invalid namespace", None);

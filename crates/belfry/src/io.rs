@@ -19,7 +19,7 @@ use crate::{
     BroadcastOperator, ConnectError, DisconnectReason, EmitError,
     client::Client,
     handler::{Handler, erase},
-    ns::Namespace,
+    ns::{Namespace, ParentNamespace},
 };
 
 /// The Socket.IO server: namespaces, broadcasts, shutdown. Cloning is cheap; every clone is the
@@ -56,6 +56,7 @@ pub struct SocketIo {
 struct IoInner {
     config: IoConfig,
     namespaces: RwLock<HashMap<String, Arc<Namespace>>>,
+    parents: RwLock<Vec<Arc<ParentNamespace>>>,
     state: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
     engine: OnceLock<Engine<Client>>,
 }
@@ -106,9 +107,44 @@ impl SocketIo {
         if !path.starts_with('/') {
             path.insert(0, '/');
         }
-        let ns = Namespace::new(Str::from(path.as_str()), erase(handler), self.ack_timeout());
+        let ns = Namespace::new(
+            Str::from(path.as_str()),
+            erase(handler),
+            self.ack_timeout(),
+            None,
+        );
         self.inner.namespaces.write().insert(path, ns.clone());
         NamespaceHandle(ns)
+    }
+
+    /// Registers a dynamic namespace (Node's `io.of(regex)` or `io.of(fn)`): a CONNECT to a name
+    /// no static namespace has, for which `matcher` returns true, creates a child namespace of
+    /// that name, sharing `handler` and the parent's middlewares. A child is removed when its
+    /// last socket leaves. Matchers are tried in the order they were registered.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use belfry::{SocketIo, SocketRef};
+    ///
+    /// let (_layer, io) = SocketIo::new_layer();
+    /// let workspaces = io.dynamic_ns(
+    ///     |name| name.strip_prefix("/workspace-").is_some_and(|id| id.parse::<u32>().is_ok()),
+    ///     |socket: SocketRef| async move {
+    ///         let _ = socket.emit("hello", socket.ns());
+    ///     },
+    /// );
+    /// // Later: reaches every socket of every workspace.
+    /// let _ = workspaces.emit("maintenance", &"in 5 minutes");
+    /// ```
+    pub fn dynamic_ns<M, H, T>(&self, matcher: M, handler: H) -> ParentNamespaceHandle
+    where
+        M: Fn(&str) -> bool + Send + Sync + 'static,
+        H: Handler<T>,
+    {
+        let parent = ParentNamespace::new(Box::new(matcher), erase(handler), self.ack_timeout());
+        self.inner.parents.write().push(parent.clone());
+        ParentNamespaceHandle(parent)
     }
 
     /// A broadcast to every socket of namespace `path`, if it exists (Node's `io.of(path)`).
@@ -152,7 +188,10 @@ impl SocketIo {
     /// Disconnects every socket with "server shutting down", closes every connection, and
     /// resolves once all of them are gone. Use it in axum's graceful shutdown.
     pub async fn close(&self) {
-        let namespaces: Vec<_> = self.inner.namespaces.read().values().cloned().collect();
+        let mut namespaces: Vec<_> = self.inner.namespaces.read().values().cloned().collect();
+        for parent in self.inner.parents.read().iter() {
+            namespaces.extend(parent.children());
+        }
         for ns in namespaces {
             for socket in ns.sockets() {
                 socket.close(DisconnectReason::ServerShuttingDown);
@@ -168,9 +207,16 @@ impl SocketIo {
         self.namespace(ns).map(|ns| ns.room_names())
     }
 
-    /// How many namespaces exist.
+    /// How many namespaces exist, dynamic children included.
     pub fn namespace_count(&self) -> usize {
-        self.inner.namespaces.read().len()
+        let children: usize = self
+            .inner
+            .parents
+            .read()
+            .iter()
+            .map(|parent| parent.children().len())
+            .sum();
+        self.inner.namespaces.read().len() + children
     }
 
     /// The number of connected clients (engine sessions).
@@ -192,8 +238,28 @@ impl SocketIo {
             .expect("the engine is set when the server is built")
     }
 
+    /// The static namespace `path`, or the existing dynamic child of that name.
     pub(crate) fn namespace(&self, path: &str) -> Option<Arc<Namespace>> {
-        self.inner.namespaces.read().get(path).cloned()
+        if let Some(ns) = self.inner.namespaces.read().get(path) {
+            return Some(ns.clone());
+        }
+        self.inner
+            .parents
+            .read()
+            .iter()
+            .find_map(|parent| parent.child(path))
+    }
+
+    /// The namespace a CONNECT to `path` joins: static, or a dynamic child (created if a
+    /// matcher accepts `path`).
+    pub(crate) fn namespace_for_connect(&self, path: &str) -> Option<Arc<Namespace>> {
+        if let Some(ns) = self.namespace(path) {
+            return Some(ns);
+        }
+        let parents = self.inner.parents.read().clone();
+        parents
+            .iter()
+            .find_map(|parent| parent.child_for_connect(path))
     }
 
     pub(crate) fn config(&self) -> &IoConfig {
@@ -253,6 +319,52 @@ impl NamespaceHandle {
     /// The namespace name.
     pub fn name(&self) -> &str {
         self.0.name()
+    }
+}
+
+/// A dynamic namespace registered with [`SocketIo::dynamic_ns`]: adds middlewares shared by its
+/// children, and broadcasts to all of them.
+#[derive(Debug, Clone)]
+pub struct ParentNamespaceHandle(Arc<ParentNamespace>);
+
+impl ParentNamespaceHandle {
+    /// Adds a connect middleware that every child runs (see [`NamespaceHandle::middleware`]).
+    pub fn middleware<H, T>(self, middleware: H) -> Self
+    where
+        H: Handler<T, Result<(), ConnectError>>,
+    {
+        self.0.add_middleware(erase(middleware));
+        self
+    }
+
+    /// The names of the children that exist now.
+    pub fn children(&self) -> Vec<String> {
+        self.0
+            .children()
+            .iter()
+            .map(|child| child.name().to_owned())
+            .collect()
+    }
+
+    /// One broadcast operator per child, to select sockets across every child.
+    pub fn operators(&self) -> Vec<BroadcastOperator> {
+        self.0
+            .children()
+            .into_iter()
+            .map(BroadcastOperator::new)
+            .collect()
+    }
+
+    /// Sends `event` to every socket of every child; returns how many got it.
+    ///
+    /// # Errors
+    ///
+    /// As [`BroadcastOperator::emit`].
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<usize, EmitError> {
+        self.operators()
+            .iter()
+            .map(|operator| operator.emit(event, data))
+            .sum()
     }
 }
 
@@ -339,6 +451,7 @@ impl SocketIoBuilder {
             inner: Arc::new(IoInner {
                 config: self.config,
                 namespaces: RwLock::new(HashMap::new()),
+                parents: RwLock::new(Vec::new()),
                 state: self.state,
                 engine: OnceLock::new(),
             }),

@@ -72,6 +72,6 @@ pub use ack::AckSender;
 pub use belfry_engine as engine;
 pub use errors::{AckError, ConnectError, DisconnectReason, EmitError};
 pub use handshake::Handshake;
-pub use io::{NamespaceHandle, SocketIo, SocketIoBuilder, SocketIoLayer};
+pub use io::{NamespaceHandle, ParentNamespaceHandle, SocketIo, SocketIoBuilder, SocketIoLayer};
 pub use operators::{AckStream, BroadcastOperator};
 pub use socket::{Socket, SocketRef};

@@ -4,7 +4,7 @@ use std::{
     collections::{HashMap, HashSet},
     fmt,
     sync::{
-        Arc,
+        Arc, Weak,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
@@ -32,6 +32,9 @@ pub(crate) struct Namespace {
     /// acks is encoded once with one id for every recipient.
     next_ack: AtomicU64,
     ack_timeout: Duration,
+    /// For a child of a dynamic namespace: its parent, whose middlewares it uses and which
+    /// forgets it once it is empty.
+    parent: Option<Weak<ParentNamespace>>,
 }
 
 impl fmt::Debug for Namespace {
@@ -48,6 +51,7 @@ impl Namespace {
         name: Str,
         on_connect: ErasedHandler,
         ack_timeout: Duration,
+        parent: Option<Weak<ParentNamespace>>,
     ) -> Arc<Namespace> {
         Arc::new(Namespace {
             name,
@@ -57,6 +61,7 @@ impl Namespace {
             rooms: RwLock::new(HashMap::new()),
             next_ack: AtomicU64::new(0),
             ack_timeout,
+            parent,
         })
     }
 
@@ -92,7 +97,10 @@ impl Namespace {
         auth: Option<Str>,
     ) {
         let socket = Socket::new(self.clone(), conn.clone(), io.clone(), auth.as_deref());
-        let middlewares = self.middlewares.read().clone();
+        let middlewares = match self.parent.as_ref().and_then(Weak::upgrade) {
+            Some(parent) => parent.middlewares.read().clone(),
+            None => self.middlewares.read().clone(),
+        };
         if middlewares.is_empty() {
             self.accept(socket, auth);
             return;
@@ -132,6 +140,9 @@ impl Namespace {
             Ok(future) => {
                 socket.conn().data().insert(self.name(), socket.clone());
                 socket.joined();
+                if let Some(parent) = self.parent.as_ref().and_then(Weak::upgrade) {
+                    parent.keep(self);
+                }
                 let packet = Packet::connect(self.name.clone(), socket.id().as_str());
                 let _ = socket.send(&packet);
                 tracing::debug!(ns = %self.name, id = %socket.id(), "socket connected");
@@ -152,8 +163,20 @@ impl Namespace {
         self.sockets.write().insert(socket.id().clone(), socket);
     }
 
+    /// Removes a socket; an emptied child of a dynamic namespace is forgotten by its parent.
     pub(crate) fn remove_socket(&self, id: &Sid) {
-        self.sockets.write().remove(id);
+        let empty = {
+            let mut sockets = self.sockets.write();
+            sockets.remove(id);
+            sockets.is_empty()
+        };
+        if empty && let Some(parent) = self.parent.as_ref().and_then(Weak::upgrade) {
+            parent.forget_if_empty(self);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.sockets.read().is_empty()
     }
 
     pub(crate) fn sockets(&self) -> Vec<Arc<Socket>> {
@@ -209,5 +232,94 @@ impl Namespace {
             .filter(|id| !excluded.contains(id) && seen.insert(*id))
             .filter_map(|id| sockets.get(id).cloned())
             .collect()
+    }
+}
+
+/// A dynamic namespace: a matcher for namespace names, and the handler and middlewares its
+/// children share. A child is created by the first CONNECT whose name matches, and forgotten
+/// when its last socket leaves.
+pub(crate) struct ParentNamespace {
+    matcher: Box<dyn Fn(&str) -> bool + Send + Sync>,
+    on_connect: ErasedHandler,
+    middlewares: RwLock<Vec<ErasedHandler<Result<(), ConnectError>>>>,
+    children: RwLock<HashMap<String, Arc<Namespace>>>,
+    ack_timeout: Duration,
+}
+
+impl fmt::Debug for ParentNamespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ParentNamespace")
+            .field("children", &self.children.read().keys())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ParentNamespace {
+    pub(crate) fn new(
+        matcher: Box<dyn Fn(&str) -> bool + Send + Sync>,
+        on_connect: ErasedHandler,
+        ack_timeout: Duration,
+    ) -> Arc<ParentNamespace> {
+        Arc::new(ParentNamespace {
+            matcher,
+            on_connect,
+            middlewares: RwLock::new(Vec::new()),
+            children: RwLock::new(HashMap::new()),
+            ack_timeout,
+        })
+    }
+
+    pub(crate) fn add_middleware(&self, middleware: ErasedHandler<Result<(), ConnectError>>) {
+        self.middlewares.write().push(middleware);
+    }
+
+    /// The existing child named `name`.
+    pub(crate) fn child(&self, name: &str) -> Option<Arc<Namespace>> {
+        self.children.read().get(name).cloned()
+    }
+
+    /// The child named `name`, created if `name` matches and it does not exist yet.
+    pub(crate) fn child_for_connect(self: &Arc<Self>, name: &str) -> Option<Arc<Namespace>> {
+        if let Some(child) = self.child(name) {
+            return Some(child);
+        }
+        if !(self.matcher)(name) {
+            return None;
+        }
+        let mut children = self.children.write();
+        let child = children.entry(name.to_owned()).or_insert_with(|| {
+            tracing::debug!(ns = %name, "dynamic namespace created");
+            Namespace::new(
+                Str::from(name),
+                self.on_connect.clone(),
+                self.ack_timeout,
+                Some(Arc::downgrade(self)),
+            )
+        });
+        Some(child.clone())
+    }
+
+    pub(crate) fn children(&self) -> Vec<Arc<Namespace>> {
+        self.children.read().values().cloned().collect()
+    }
+
+    /// Puts `child` back if it was forgotten while a socket was joining it.
+    fn keep(&self, child: &Arc<Namespace>) {
+        self.children
+            .write()
+            .entry(child.name().to_owned())
+            .or_insert_with(|| child.clone());
+    }
+
+    /// Forgets `child` if it has no socket (checked under the lock that `keep` takes).
+    fn forget_if_empty(&self, child: &Namespace) {
+        let mut children = self.children.write();
+        if let Some(current) = children.get(child.name())
+            && std::ptr::eq(Arc::as_ptr(current), child)
+            && child.is_empty()
+        {
+            children.remove(child.name());
+            tracing::debug!(ns = %child.name(), "empty dynamic namespace removed");
+        }
     }
 }

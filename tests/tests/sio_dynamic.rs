@@ -1,0 +1,92 @@
+//! Dynamic namespaces with the official `socket.io-client`: children created by matching
+//! CONNECTs, the parent's middlewares, a parent broadcast reaching every child, and children
+//! removed once empty.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use belfry::{ConnectError, SocketIo, SocketRef, extract::Data};
+use belfry_tests::{run_node, serve};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn dynamic_namespaces() {
+    let (layer, io) = SocketIo::new_layer();
+    let rooms = io
+        .dynamic_ns(
+            |name| name.starts_with("/room-"),
+            |socket: SocketRef| async move {
+                let _ = socket.emit("joined", socket.ns());
+            },
+        )
+        .middleware(|Data(auth): Data<Value>| async move {
+            if auth["ok"] == true {
+                Ok(())
+            } else {
+                Err(ConnectError::new("no"))
+            }
+        });
+    let addr = serve(axum::Router::new().layer(layer)).await;
+    let url = format!("http://{addr}");
+    let client =
+        tokio::spawn(
+            async move { run_node("sio_client.mjs", &[&url, "dynamic", "websocket"]).await },
+        );
+
+    // Once both children exist (the refused one is removed at once), broadcast on the parent.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut children = rooms.children();
+        children.sort();
+        if children == ["/room-1", "/room-2"] {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "children: {children:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(rooms.emit("all", &"to every child").unwrap(), 2);
+
+    let r = client.await.unwrap();
+    assert!(r.get("error").is_none(), "{r}");
+    assert_eq!(r["joined"], json!(["/room-1", "/room-2"]));
+    assert_eq!(r["refused"], "no");
+    assert_eq!(r["other"], "Invalid namespace");
+    assert_eq!(r["all"], json!(["to every child", "to every child"]));
+    // Every child is gone with its last socket; only `/` is left.
+    assert_eq!(rooms.children(), Vec::<String>::new());
+    assert_eq!(io.namespace_count(), 1);
+}
+
+/// Row 30 of the bad-input table: many distinct dynamic names, each joined then left, leave no
+/// namespace behind.
+#[tokio::test]
+async fn row30_dynamic_children_do_not_pile_up() {
+    let (layer, io) = SocketIo::new_layer();
+    let parent = io.dynamic_ns(
+        |name| name.starts_with("/d-"),
+        |_socket: SocketRef| async {},
+    );
+    let addr = serve(axum::Router::new().layer(layer)).await;
+    let (mut ws, _) = belfry_tests::RawWs::open(addr).await;
+    for i in 0..5_000 {
+        ws.frame(0x81, format!("40/d-{i},").as_bytes()).await;
+        let reply = loop {
+            let (_, frame) = ws.read_frame().await.unwrap();
+            if frame != b"2" {
+                break frame;
+            }
+        };
+        assert!(reply.starts_with(format!("40/d-{i},{{\"sid\":").as_bytes()));
+        ws.frame(0x81, format!("41/d-{i},").as_bytes()).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !parent.children().is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(parent.children(), Vec::<String>::new());
+    assert_eq!(io.namespace_count(), 1);
+}
