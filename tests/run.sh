@@ -39,6 +39,9 @@ cargo fmt --all --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+log "cargo doc (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+
 log "fuzz targets build"
 cargo build --manifest-path crates/belfry-engine/fuzz/Cargo.toml
 cargo build --manifest-path crates/belfry-core/fuzz/Cargo.toml

@@ -305,7 +305,7 @@ impl Socket {
     }
 
     /// Sends `event` to this client. `data` is the arguments: a tuple for several, `()` for none,
-    /// anything else for one (see [`crate::args`]).
+    /// anything else for one (see "Arguments" in the [crate docs](crate)).
     ///
     /// # Errors
     ///
@@ -501,10 +501,12 @@ impl Socket {
                 }
             }
         };
-        let Some(listeners) = listeners else {
-            return self.run_without_listener(name, payload, args, ack).await;
-        };
+        let listeners = listeners.unwrap_or_default();
         let any = self.any_handler.read().clone();
+        if listeners.is_empty() && any.is_none() && self.packet_middlewares.read().is_empty() {
+            tracing::trace!(event = %name, "no listener");
+            return;
+        }
         let mut ctx = HandlerContext {
             socket: SocketRef(self.clone()),
             kind: ContextKind::Event {
@@ -519,35 +521,6 @@ impl Socket {
         }
         for handler in any.into_iter().chain(listeners) {
             self.run_handler(&handler, &mut ctx).await;
-        }
-    }
-
-    /// An event with no listener still goes through the middlewares and `on_any`.
-    async fn run_without_listener(
-        self: Arc<Self>,
-        name: String,
-        payload: Payload,
-        args: Vec<Range<usize>>,
-        ack: Option<u64>,
-    ) {
-        let any = self.any_handler.read().clone();
-        if any.is_none() && self.packet_middlewares.read().is_empty() {
-            tracing::trace!(event = %name, "no listener");
-            return;
-        }
-        let mut ctx = HandlerContext {
-            socket: SocketRef(self.clone()),
-            kind: ContextKind::Event {
-                name,
-                payload,
-                args,
-                ack,
-            },
-        };
-        if self.run_packet_middlewares(&mut ctx).await
-            && let Some(any) = any
-        {
-            self.run_handler(&any, &mut ctx).await;
         }
     }
 
