@@ -1,8 +1,9 @@
 //! Belfry: a Socket.IO v4 server for tower and axum.
 //!
-//! **Work in progress.** Namespaces, events with extractor handlers, acks both ways, rooms and
-//! broadcasts work with the official clients; middlewares, dynamic namespaces, the `Adapter`
-//! trait and cluster-wide operations come next (see `CHANGELOG.md`).
+//! **Work in progress.** Namespaces (static and dynamic), connect and per-packet middlewares,
+//! events with extractor handlers, acks both ways, binary, rooms and broadcasts (with acks) work
+//! with the official clients. The `Adapter` trait (for the Redis adapter), cluster-wide
+//! operations and connection state recovery come next (see `CHANGELOG.md`).
 //!
 //! # Quick start with axum
 //!
