@@ -1,10 +1,12 @@
 //! The pieces of Belfry that adapter authors need.
 //!
-//! Today: the Socket.IO v5 packet model and its JSON parser ([`parser`]), sans-IO. The rooms,
-//! broadcast options and the `Adapter` trait with its in-memory implementation arrive with the
-//! Socket.IO layer.
+//! - [`parser`]: the Socket.IO v5 packet model and its JSON parser, sans-IO.
+//! - [`adapter`]: the object-safe [`Adapter`](adapter::Adapter) trait (rooms, broadcasts,
+//!   cluster-wide operations), broadcast options, Node's adapter events, and the in-memory
+//!   [`LocalAdapter`](adapter::LocalAdapter).
 #![forbid(unsafe_code)]
 
+pub mod adapter;
 pub mod parser;
 
 /// The string type of packets: UTF-8 over [`bytes::Bytes`], cloned in O(1), sliced without

@@ -1,0 +1,212 @@
+//! The adapter: where a namespace keeps its rooms and how its broadcasts reach sockets, on this
+//! server ([`LocalAdapter`]) or across a cluster (the Redis adapter).
+//!
+//! An adapter is a runtime value behind `Arc<dyn Adapter>`, never a type parameter of user
+//! types. Belfry creates one per namespace with an [`AdapterFactory`], handing it the
+//! namespace's local sockets as a [`LocalSockets`]. Room bookkeeping and broadcasts are
+//! synchronous (a cluster adapter delivers locally at once and publishes in the background);
+//! operations that wait for other servers return futures.
+
+mod local;
+
+use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
+
+use belfry_engine::Sid;
+use serde::{Deserialize, Serialize};
+
+pub use local::LocalAdapter;
+
+use crate::parser::Packet;
+
+/// A boxed future, as the async adapter operations return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Which sockets a broadcast reaches, and how (Node's `BroadcastOptions`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BroadcastOptions {
+    /// Sockets in any of these rooms; every socket when empty.
+    pub rooms: Vec<String>,
+    /// Minus the sockets in any of these rooms.
+    pub except: Vec<String>,
+    /// How to deliver.
+    pub flags: BroadcastFlags,
+}
+
+/// How a broadcast is delivered (Node's `flags`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BroadcastFlags {
+    /// Drop the packet for a client whose send queue is full.
+    #[serde(default)]
+    pub volatile: bool,
+    /// Deliver on this server only.
+    #[serde(default)]
+    pub local: bool,
+    /// The compression hint (kept for the wire format; Belfry does not compress yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compress: Option<bool>,
+    /// For broadcasts with acks: how long to wait for the answers.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "millis")]
+    pub timeout: Option<Duration>,
+}
+
+/// Node's adapter events, in Node's order: `create-room` before the first `join-room` of a
+/// room, `delete-room` after its last `leave-room`. A socket's own room fires them too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AdapterEvent {
+    /// A room got its first member.
+    CreateRoom(String),
+    /// A room lost its last member.
+    DeleteRoom(String),
+    /// A socket joined a room.
+    JoinRoom(String, Sid),
+    /// A socket left a room.
+    LeaveRoom(String, Sid),
+}
+
+/// A listener of [`AdapterEvent`]s.
+pub type AdapterListener = Box<dyn Fn(&AdapterEvent) + Send + Sync>;
+
+/// A socket as another server describes it (Node's `RemoteSocket` data).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SocketInfo {
+    /// The socket id.
+    pub id: String,
+    /// Its handshake (Node's shape).
+    pub handshake: serde_json::Value,
+    /// Its rooms.
+    pub rooms: Vec<String>,
+    /// Its data.
+    pub data: serde_json::Value,
+}
+
+/// Why a cross-server adapter operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdapterError {
+    /// Not every server answered in time.
+    #[error("timeout reached while waiting for {0} responses")]
+    Timeout(&'static str),
+    /// The adapter was closed.
+    #[error("the adapter is closed")]
+    Closed,
+    /// The transport between servers failed.
+    #[error("adapter transport error")]
+    Transport(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// What an adapter may do with its namespace's sockets on this server; implemented by Belfry.
+pub trait LocalSockets: Send + Sync + 'static {
+    /// The namespace name.
+    fn namespace(&self) -> &str;
+
+    /// Sends `packet` (encoded once) to the sockets `ids`; returns how many got it.
+    fn send(&self, ids: &[Sid], packet: &Packet, flags: &BroadcastFlags) -> usize;
+
+    /// Makes the sockets `ids` join `rooms`.
+    fn join(&self, ids: &[Sid], rooms: &[String]);
+
+    /// Makes the sockets `ids` leave `rooms`.
+    fn leave(&self, ids: &[Sid], rooms: &[String]);
+
+    /// Disconnects the sockets `ids` from the namespace, or closes their connections.
+    fn disconnect(&self, ids: &[Sid], close: bool);
+
+    /// Describes the sockets `ids`, for other servers' `fetch_sockets`.
+    fn describe(&self, ids: &[Sid]) -> Vec<SocketInfo>;
+}
+
+/// A namespace's rooms and the delivery of its broadcasts. Object-safe: used as
+/// `Arc<dyn Adapter>`.
+pub trait Adapter: Send + Sync + 'static {
+    /// Adds socket `id` to `rooms` (on this server).
+    fn add_all(&self, id: &Sid, rooms: &[String]);
+
+    /// Removes socket `id` from `room`.
+    fn del(&self, id: &Sid, room: &str);
+
+    /// Removes socket `id` from every room.
+    fn del_all(&self, id: &Sid);
+
+    /// The rooms with members on this server.
+    fn rooms(&self) -> Vec<String>;
+
+    /// The rooms of socket `id`.
+    fn socket_rooms(&self, id: &Sid) -> Vec<String>;
+
+    /// The sockets of this server that `opts` selects, each once.
+    fn sockets(&self, opts: &BroadcastOptions) -> Vec<Sid>;
+
+    /// Delivers `packet` to the sockets `opts` selects, on every server (this one only with
+    /// `flags.local`); returns how many local sockets got it.
+    ///
+    /// # Errors
+    ///
+    /// When the packet cannot be handed to other servers (local delivery happened anyway).
+    fn broadcast(&self, packet: &Packet, opts: &BroadcastOptions) -> Result<usize, AdapterError>;
+
+    /// Makes the sockets `opts` selects, on every server, join `rooms`.
+    fn add_sockets(
+        &self,
+        opts: &BroadcastOptions,
+        rooms: &[String],
+    ) -> BoxFuture<'static, Result<(), AdapterError>>;
+
+    /// Makes the sockets `opts` selects, on every server, leave `rooms`.
+    fn del_sockets(
+        &self,
+        opts: &BroadcastOptions,
+        rooms: &[String],
+    ) -> BoxFuture<'static, Result<(), AdapterError>>;
+
+    /// Disconnects the sockets `opts` selects, on every server.
+    fn disconnect_sockets(
+        &self,
+        opts: &BroadcastOptions,
+        close: bool,
+    ) -> BoxFuture<'static, Result<(), AdapterError>>;
+
+    /// Describes the sockets `opts` selects on the *other* servers.
+    fn fetch_remote_sockets(
+        &self,
+        opts: &BroadcastOptions,
+    ) -> BoxFuture<'static, Result<Vec<SocketInfo>, AdapterError>>;
+
+    /// How many servers share this namespace (this one included).
+    fn server_count(&self) -> BoxFuture<'static, usize>;
+
+    /// Adds a listener of room events.
+    fn on_event(&self, listener: AdapterListener);
+
+    /// Releases what the adapter holds (subscriptions, tasks).
+    fn close(&self) {}
+}
+
+/// Makes the adapter of a namespace from its local sockets.
+pub type AdapterFactory = Arc<dyn Fn(Arc<dyn LocalSockets>) -> Arc<dyn Adapter> + Send + Sync>;
+
+impl fmt::Debug for dyn Adapter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Adapter")
+    }
+}
+
+/// `Option<Duration>` as milliseconds, as Node writes `timeout`.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
+    }
+}
