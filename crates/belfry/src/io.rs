@@ -8,7 +8,11 @@ use std::{
     time::Duration,
 };
 
-use belfry_core::{Str, parser::DEFAULT_MAX_ATTACHMENTS};
+use belfry_core::{
+    Str,
+    adapter::{Adapter, AdapterFactory, AdapterListener, LocalAdapter, LocalSockets},
+    parser::DEFAULT_MAX_ATTACHMENTS,
+};
 use belfry_engine::{Engine, EngineConfig, EngineConfigBuilder, EngineLayer, EngineService};
 use bytes::Bytes;
 use parking_lot::RwLock;
@@ -59,6 +63,7 @@ struct IoInner {
     parents: RwLock<Vec<Arc<ParentNamespace>>>,
     state: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
     engine: OnceLock<Engine<Client>>,
+    adapter: AdapterFactory,
 }
 
 /// The Socket.IO options.
@@ -89,6 +94,7 @@ impl SocketIo {
                 max_attachments: DEFAULT_MAX_ATTACHMENTS,
             },
             state: HashMap::new(),
+            adapter: Arc::new(|local| Arc::new(LocalAdapter::new(local))),
         }
     }
 
@@ -112,6 +118,7 @@ impl SocketIo {
             erase(handler),
             self.ack_timeout(),
             None,
+            &self.inner.adapter,
         );
         self.inner.namespaces.write().insert(path, ns.clone());
         NamespaceHandle(ns)
@@ -142,7 +149,12 @@ impl SocketIo {
         M: Fn(&str) -> bool + Send + Sync + 'static,
         H: Handler<T>,
     {
-        let parent = ParentNamespace::new(Box::new(matcher), erase(handler), self.ack_timeout());
+        let parent = ParentNamespace::new(
+            Box::new(matcher),
+            erase(handler),
+            self.ack_timeout(),
+            self.inner.adapter.clone(),
+        );
         self.inner.parents.write().push(parent.clone());
         ParentNamespaceHandle(parent)
     }
@@ -204,7 +216,7 @@ impl SocketIo {
     /// `io.of(ns).adapter.rooms.keys()`); `None` for an unknown namespace. A room is deleted
     /// with its last member.
     pub fn rooms(&self, ns: &str) -> Option<Vec<String>> {
-        self.namespace(ns).map(|ns| ns.room_names())
+        self.namespace(ns).map(|ns| ns.adapter().rooms())
     }
 
     /// How many namespaces exist, dynamic children included.
@@ -320,6 +332,12 @@ impl NamespaceHandle {
     pub fn name(&self) -> &str {
         self.0.name()
     }
+
+    /// Adds a listener of the namespace's room events (Node's `adapter.on("create-room")`...).
+    pub fn on_adapter_event(self, listener: AdapterListener) -> Self {
+        self.0.adapter().on_event(listener);
+        self
+    }
 }
 
 /// A dynamic namespace registered with [`SocketIo::dynamic_ns`]: adds middlewares shared by its
@@ -373,6 +391,7 @@ pub struct SocketIoBuilder {
     engine: EngineConfigBuilder,
     config: IoConfig,
     state: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
+    adapter: AdapterFactory,
 }
 
 impl fmt::Debug for SocketIoBuilder {
@@ -438,6 +457,16 @@ impl SocketIoBuilder {
         self
     }
 
+    /// Sets how each namespace's adapter is made (default: [`LocalAdapter`], one server). A
+    /// cluster adapter (Redis) is plugged in here.
+    pub fn adapter<F>(mut self, factory: F) -> Self
+    where
+        F: Fn(Arc<dyn LocalSockets>) -> Arc<dyn Adapter> + Send + Sync + 'static,
+    {
+        self.adapter = Arc::new(factory);
+        self
+    }
+
     /// Adds a state that handlers extract with [`State<T>`](crate::extract::State), one per
     /// type.
     pub fn with_state<T: Clone + Send + Sync + 'static>(mut self, state: T) -> Self {
@@ -454,6 +483,7 @@ impl SocketIoBuilder {
                 parents: RwLock::new(Vec::new()),
                 state: self.state,
                 engine: OnceLock::new(),
+                adapter: self.adapter,
             }),
         };
         io.ns("/", || async {});

@@ -70,6 +70,7 @@ mod operators;
 mod socket;
 
 pub use ack::AckSender;
+pub use belfry_core as core;
 pub use belfry_engine as engine;
 pub use errors::{AckError, ConnectError, DisconnectReason, EmitError};
 pub use handshake::Handshake;

@@ -1,7 +1,7 @@
-//! Namespaces: their sockets, rooms and connect handler.
+//! Namespaces: their sockets, adapter (rooms, broadcasts) and connect handler.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     fmt,
     sync::{
         Arc, Weak,
@@ -10,7 +10,11 @@ use std::{
     time::Duration,
 };
 
-use belfry_core::{Str, parser::Packet};
+use belfry_core::{
+    Str,
+    adapter::{Adapter, AdapterFactory, BroadcastFlags, LocalSockets, SocketInfo},
+    parser::Packet,
+};
 use belfry_engine::{Sid, Socket as EngineSocket};
 use parking_lot::RwLock;
 
@@ -21,13 +25,13 @@ use crate::{
     socket::Socket,
 };
 
-/// A namespace: the sockets connected to it, their rooms, and the handler run on each connect.
+/// A namespace: the sockets connected to it, its adapter, and the handler run on each connect.
 pub(crate) struct Namespace {
     name: Str,
     on_connect: ErasedHandler,
     middlewares: RwLock<Vec<ErasedHandler<Result<(), ConnectError>>>>,
     sockets: RwLock<HashMap<Sid, Arc<Socket>>>,
-    rooms: RwLock<HashMap<String, HashSet<Sid>>>,
+    adapter: Arc<dyn Adapter>,
     /// Ack ids come from one counter per namespace, as in Node, so that a broadcast asking for
     /// acks is encoded once with one id for every recipient.
     next_ack: AtomicU64,
@@ -52,13 +56,17 @@ impl Namespace {
         on_connect: ErasedHandler,
         ack_timeout: Duration,
         parent: Option<Weak<ParentNamespace>>,
+        adapter: &AdapterFactory,
     ) -> Arc<Namespace> {
-        Arc::new(Namespace {
+        Arc::new_cyclic(|me| Namespace {
+            adapter: adapter(Arc::new(NamespaceSockets {
+                ns: me.clone(),
+                name: name.to_string(),
+            })),
             name,
             on_connect,
             middlewares: RwLock::new(Vec::new()),
             sockets: RwLock::new(HashMap::new()),
-            rooms: RwLock::new(HashMap::new()),
             next_ack: AtomicU64::new(0),
             ack_timeout,
             parent,
@@ -183,55 +191,91 @@ impl Namespace {
         self.sockets.read().values().cloned().collect()
     }
 
-    pub(crate) fn add_to_room(&self, room: &str, id: &Sid) {
-        self.rooms
-            .write()
-            .entry(room.to_owned())
-            .or_default()
-            .insert(id.clone());
+    /// The socket `id`, if connected here.
+    pub(crate) fn socket(&self, id: &Sid) -> Option<Arc<Socket>> {
+        self.sockets.read().get(id).cloned()
     }
 
-    /// Removes `id` from `room`; a room is deleted with its last member.
-    pub(crate) fn remove_from_room(&self, room: &str, id: &Sid) {
-        let mut rooms = self.rooms.write();
-        if let Some(members) = rooms.get_mut(room) {
-            members.remove(id);
-            if members.is_empty() {
-                rooms.remove(room);
+    pub(crate) fn adapter(&self) -> &Arc<dyn Adapter> {
+        &self.adapter
+    }
+}
+
+/// The namespace as its adapter sees it.
+struct NamespaceSockets {
+    ns: Weak<Namespace>,
+    name: String,
+}
+
+impl NamespaceSockets {
+    fn each(&self, ids: &[Sid], mut f: impl FnMut(&Arc<Socket>)) {
+        if let Some(ns) = self.ns.upgrade() {
+            for socket in ids.iter().filter_map(|id| ns.socket(id)) {
+                f(&socket);
             }
         }
     }
+}
 
-    /// The names of the rooms that have members (each socket's own room included).
-    pub(crate) fn room_names(&self) -> Vec<String> {
-        self.rooms.read().keys().cloned().collect()
+impl LocalSockets for NamespaceSockets {
+    fn namespace(&self) -> &str {
+        &self.name
     }
 
-    /// The sockets in any of `rooms` (every socket when `rooms` is empty) and in none of
-    /// `except`, each once.
-    pub(crate) fn targets(&self, rooms: &[String], except: &[String]) -> Vec<Arc<Socket>> {
-        let room_map = self.rooms.read();
-        let excluded: HashSet<&Sid> = except
-            .iter()
-            .filter_map(|room| room_map.get(room))
-            .flatten()
-            .collect();
-        let sockets = self.sockets.read();
-        if rooms.is_empty() {
-            return sockets
-                .iter()
-                .filter(|(id, _)| !excluded.contains(id))
-                .map(|(_, socket)| socket.clone())
-                .collect();
-        }
-        let mut seen = HashSet::new();
-        rooms
-            .iter()
-            .filter_map(|room| room_map.get(room))
-            .flatten()
-            .filter(|id| !excluded.contains(id) && seen.insert(*id))
-            .filter_map(|id| sockets.get(id).cloned())
-            .collect()
+    fn send(&self, ids: &[Sid], packet: &Packet, flags: &BroadcastFlags) -> usize {
+        // Encoded once: every recipient's queue holds the same frames.
+        let frames = crate::socket::frames(packet);
+        let mut delivered = 0;
+        self.each(ids, |socket| {
+            socket.notify_outgoing(packet);
+            match crate::socket::send_frames(socket.conn(), &frames) {
+                Ok(()) => delivered += 1,
+                Err(crate::EmitError::Full) if !flags.volatile => {
+                    tracing::debug!(id = %socket.id(), "broadcast skipped a full socket");
+                }
+                Err(_) => {}
+            }
+        });
+        delivered
+    }
+
+    fn join(&self, ids: &[Sid], rooms: &[String]) {
+        self.each(ids, |socket| {
+            for room in rooms {
+                socket.join(room.clone());
+            }
+        });
+    }
+
+    fn leave(&self, ids: &[Sid], rooms: &[String]) {
+        self.each(ids, |socket| {
+            for room in rooms {
+                socket.leave(room);
+            }
+        });
+    }
+
+    fn disconnect(&self, ids: &[Sid], close: bool) {
+        self.each(ids, |socket| {
+            if close {
+                socket.disconnect_all();
+            } else {
+                socket.disconnect();
+            }
+        });
+    }
+
+    fn describe(&self, ids: &[Sid]) -> Vec<SocketInfo> {
+        let mut infos = Vec::with_capacity(ids.len());
+        self.each(ids, |socket| {
+            infos.push(SocketInfo {
+                id: socket.id().to_string(),
+                handshake: serde_json::to_value(socket.handshake()).unwrap_or_default(),
+                rooms: socket.rooms(),
+                data: serde_json::Value::Null,
+            });
+        });
+        infos
     }
 }
 
@@ -244,6 +288,7 @@ pub(crate) struct ParentNamespace {
     middlewares: RwLock<Vec<ErasedHandler<Result<(), ConnectError>>>>,
     children: RwLock<HashMap<String, Arc<Namespace>>>,
     ack_timeout: Duration,
+    adapter: AdapterFactory,
 }
 
 impl fmt::Debug for ParentNamespace {
@@ -259,6 +304,7 @@ impl ParentNamespace {
         matcher: Box<dyn Fn(&str) -> bool + Send + Sync>,
         on_connect: ErasedHandler,
         ack_timeout: Duration,
+        adapter: AdapterFactory,
     ) -> Arc<ParentNamespace> {
         Arc::new(ParentNamespace {
             matcher,
@@ -266,6 +312,7 @@ impl ParentNamespace {
             middlewares: RwLock::new(Vec::new()),
             children: RwLock::new(HashMap::new()),
             ack_timeout,
+            adapter,
         })
     }
 
@@ -294,6 +341,7 @@ impl ParentNamespace {
                 self.on_connect.clone(),
                 self.ack_timeout,
                 Some(Arc::downgrade(self)),
+                &self.adapter,
             )
         });
         Some(child.clone())

@@ -9,6 +9,7 @@ use std::{
     time::Duration,
 };
 
+use belfry_core::adapter::{AdapterError, BroadcastOptions, SocketInfo};
 use belfry_engine::Sid;
 use futures_util::{Stream, StreamExt, stream::FuturesUnordered};
 use serde::de::DeserializeOwned;
@@ -46,20 +47,14 @@ use crate::{
 #[must_use = "a broadcast operator does nothing until `emit`"]
 pub struct BroadcastOperator {
     ns: Arc<Namespace>,
-    rooms: Vec<String>,
-    except: Vec<String>,
-    volatile: bool,
-    timeout: Option<Duration>,
+    opts: BroadcastOptions,
 }
 
 impl fmt::Debug for BroadcastOperator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BroadcastOperator")
             .field("ns", &self.ns.name())
-            .field("rooms", &self.rooms)
-            .field("except", &self.except)
-            .field("volatile", &self.volatile)
-            .field("timeout", &self.timeout)
+            .field("opts", &self.opts)
             .finish()
     }
 }
@@ -68,16 +63,13 @@ impl BroadcastOperator {
     pub(crate) fn new(ns: Arc<Namespace>) -> Self {
         BroadcastOperator {
             ns,
-            rooms: Vec::new(),
-            except: Vec::new(),
-            volatile: false,
-            timeout: None,
+            opts: BroadcastOptions::default(),
         }
     }
 
     /// Adds `room` to the targets (Node's `to`).
     pub fn to(mut self, room: impl Into<String>) -> Self {
-        self.rooms.push(room.into());
+        self.opts.rooms.push(room.into());
         self
     }
 
@@ -88,20 +80,32 @@ impl BroadcastOperator {
 
     /// Leaves out the sockets of `room`.
     pub fn except(mut self, room: impl Into<String>) -> Self {
-        self.except.push(room.into());
+        self.opts.except.push(room.into());
         self
     }
 
     /// Drops the event, silently, for a client whose send queue is full.
     pub fn volatile(mut self) -> Self {
-        self.volatile = true;
+        self.opts.flags.volatile = true;
+        self
+    }
+
+    /// Delivers on this server only, even with a cluster adapter (Node's `local`).
+    pub fn local(mut self) -> Self {
+        self.opts.flags.local = true;
+        self
+    }
+
+    /// The compression hint (Node's `compress`); kept in the options, not applied yet.
+    pub fn compress(mut self, compress: bool) -> Self {
+        self.opts.flags.compress = Some(compress);
         self
     }
 
     /// How long [`BroadcastOperator::emit_with_ack`] waits for the clients' answers (default:
     /// the server's ack timeout).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
+        self.opts.flags.timeout = Some(timeout);
         self
     }
 
@@ -139,9 +143,13 @@ impl BroadcastOperator {
         let payload = event_payload(event, data, Vec::new())?;
         let id = self.ns.next_ack_id();
         let frames = frames(&Packet::event(self.ns.name_str(), payload, Some(id)));
-        let timeout = self.timeout.unwrap_or_else(|| self.ns.ack_timeout());
+        let timeout = self
+            .opts
+            .flags
+            .timeout
+            .unwrap_or_else(|| self.ns.ack_timeout());
         let answers = FuturesUnordered::new();
-        for socket in self.ns.targets(&self.rooms, &self.except) {
+        for socket in self.local_sockets() {
             let rx = socket.expect_ack(id);
             if send_frames(socket.conn(), &frames).is_err() {
                 continue;
@@ -154,18 +162,33 @@ impl BroadcastOperator {
         Ok(AckStream { answers })
     }
 
-    /// The matching sockets (Node's `fetchSockets`): their ids, handshakes, rooms and
-    /// extensions. Local to this server until a cluster adapter is plugged in.
+    /// The matching sockets of this server (Node's `fetchSockets` on one server): their ids,
+    /// handshakes, rooms and extensions. The sockets of other servers come from
+    /// [`BroadcastOperator::fetch_remote_sockets`].
     pub async fn fetch_sockets(&self) -> Vec<SocketRef> {
         self.sockets()
     }
 
+    /// The matching sockets of the other servers, as the adapter describes them.
+    ///
+    /// # Errors
+    ///
+    /// When a server does not answer in time.
+    pub async fn fetch_remote_sockets(&self) -> Result<Vec<SocketInfo>, AdapterError> {
+        self.ns.adapter().fetch_remote_sockets(&self.opts).await
+    }
+
     /// The matching sockets on this server.
     pub fn sockets(&self) -> Vec<SocketRef> {
+        self.local_sockets().into_iter().map(SocketRef).collect()
+    }
+
+    fn local_sockets(&self) -> Vec<Arc<crate::socket::Socket>> {
         self.ns
-            .targets(&self.rooms, &self.except)
-            .into_iter()
-            .map(SocketRef)
+            .adapter()
+            .sockets(&self.opts)
+            .iter()
+            .filter_map(|id| self.ns.socket(id))
             .collect()
     }
 
@@ -191,48 +214,53 @@ impl BroadcastOperator {
         attachments: Vec<Bytes>,
     ) -> Result<usize, EmitError> {
         let payload = event_payload(event, data, attachments)?;
-        // Encoded once: every recipient's queue holds the same frames.
         let packet = Packet::event(self.ns.name_str(), payload, None);
-        let frames = frames(&packet);
-        let mut delivered = 0;
-        for socket in self.ns.targets(&self.rooms, &self.except) {
-            socket.notify_outgoing(&packet);
-            match send_frames(socket.conn(), &frames) {
-                Ok(()) => delivered += 1,
-                Err(EmitError::Full) if !self.volatile => {
-                    tracing::debug!(id = %socket.id(), "broadcast skipped a full socket");
-                }
-                Err(_) => {}
+        // The adapter encodes once for every local recipient, and hands the packet to other
+        // servers; a failure to reach them leaves local delivery done.
+        match self.ns.adapter().broadcast(&packet, &self.opts) {
+            Ok(delivered) => Ok(delivered),
+            Err(error) => {
+                tracing::warn!(%error, "broadcast not handed to other servers");
+                Ok(0)
             }
         }
-        Ok(delivered)
     }
 
-    /// Makes every matching socket join `room`.
-    pub fn sockets_join(&self, room: impl Into<String>) {
-        let room = room.into();
-        for socket in self.sockets() {
-            socket.join(room.clone());
-        }
+    /// Makes every matching socket, on every server, join `room` (Node's `socketsJoin`).
+    ///
+    /// # Errors
+    ///
+    /// When the adapter cannot reach other servers.
+    pub async fn sockets_join(&self, room: impl Into<String>) -> Result<(), AdapterError> {
+        self.ns
+            .adapter()
+            .add_sockets(&self.opts, &[room.into()])
+            .await
     }
 
-    /// Makes every matching socket leave `room`.
-    pub fn sockets_leave(&self, room: &str) {
-        for socket in self.sockets() {
-            socket.leave(room);
-        }
+    /// Makes every matching socket, on every server, leave `room` (Node's `socketsLeave`).
+    ///
+    /// # Errors
+    ///
+    /// When the adapter cannot reach other servers.
+    pub async fn sockets_leave(&self, room: impl Into<String>) -> Result<(), AdapterError> {
+        self.ns
+            .adapter()
+            .del_sockets(&self.opts, &[room.into()])
+            .await
     }
 
-    /// Disconnects every matching socket from the namespace (or, with `close`, closes their
-    /// connections).
-    pub fn disconnect_sockets(&self, close: bool) {
-        for socket in self.sockets() {
-            if close {
-                socket.disconnect_all();
-            } else {
-                socket.disconnect();
-            }
-        }
+    /// Disconnects every matching socket, on every server, from the namespace (or, with
+    /// `close`, closes their connections) (Node's `disconnectSockets`).
+    ///
+    /// # Errors
+    ///
+    /// When the adapter cannot reach other servers.
+    pub async fn disconnect_sockets(&self, close: bool) -> Result<(), AdapterError> {
+        self.ns
+            .adapter()
+            .disconnect_sockets(&self.opts, close)
+            .await
     }
 }
 

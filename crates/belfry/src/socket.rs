@@ -1,7 +1,7 @@
 //! A socket: one client in one namespace.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     fmt::{self, Write as _},
     ops::{Deref, Range},
     panic::AssertUnwindSafe,
@@ -58,7 +58,6 @@ pub struct Socket {
     acks: Mutex<HashMap<u64, oneshot::Sender<Payload>>>,
     jobs: Mutex<Option<mpsc::UnboundedSender<Job>>>,
     pending: Mutex<Pending>,
-    rooms: Mutex<HashSet<String>>,
     connected: AtomicBool,
 }
 
@@ -117,7 +116,6 @@ impl Socket {
             acks: Mutex::new(HashMap::new()),
             jobs: Mutex::new(Some(tx)),
             pending: Mutex::new(Pending::default()),
-            rooms: Mutex::new(HashSet::new()),
             connected: AtomicBool::new(true),
         });
         let span = tracing::debug_span!("socket", ns = %socket.ns.name(), id = %socket.id);
@@ -397,21 +395,19 @@ impl Socket {
     /// Joins `room`.
     pub fn join(&self, room: impl Into<String>) {
         let room = room.into();
-        if self.connected() && self.rooms.lock().insert(room.clone()) {
-            self.ns.add_to_room(&room, &self.id);
+        if self.connected() {
+            self.ns.adapter().add_all(&self.id, &[room]);
         }
     }
 
     /// Leaves `room`.
     pub fn leave(&self, room: &str) {
-        if self.rooms.lock().remove(room) {
-            self.ns.remove_from_room(room, &self.id);
-        }
+        self.ns.adapter().del(&self.id, room);
     }
 
     /// The rooms the socket is in, its own (named after its id) included.
     pub fn rooms(&self) -> Vec<String> {
-        self.rooms.lock().iter().cloned().collect()
+        self.ns.adapter().socket_rooms(&self.id)
     }
 
     /// A broadcast to `room`, except this socket (Node's `socket.to(room)`).
@@ -625,10 +621,7 @@ impl Socket {
 
     /// Leaves every room and the namespace; returns the disconnect handler's future.
     fn leave_namespace(&self, reason: DisconnectReason) -> Option<BoxFuture> {
-        let rooms: Vec<String> = self.rooms.lock().drain().collect();
-        for room in &rooms {
-            self.ns.remove_from_room(room, &self.id);
-        }
+        self.ns.adapter().del_all(&self.id);
         self.ns.remove_socket(&self.id);
         let handler = self.disconnect_handler.read().clone()?;
         self.run_close_handler(&handler, reason)
