@@ -139,6 +139,18 @@ const scenarios = {
     await new Promise((r) => setTimeout(r, 200));
   },
 
+  // A slow handler delays its own socket only.
+  async slow() {
+    const [a, b] = [connect(), connect()];
+    await Promise.all([a, b].map((s) => once(s, "welcome")));
+    const order = [];
+    const slow = a.emitWithAck("slow").then((r) => order.push(`a:${r}`));
+    const queued = a.emitWithAck("fast").then((r) => order.push(`a:${r}`));
+    const other = b.emitWithAck("fast").then((r) => order.push(`b:${r}`));
+    await Promise.all([slow, queued, other]);
+    result.order = order;
+  },
+
   // Node's socket.handshake, and fetchSockets.
   async handshake() {
     const a = connect("/", { auth: { user: "ann" }, query: { room: "x" }, extraHeaders: { "x-test": "yes" } });

@@ -95,6 +95,13 @@ pub async fn start() -> ScenarioServer {
                 let entries = log.0.lock().clone();
                 let _ = ack.send(&entries);
             });
+            socket.on("slow", |ack: AckSender| async move {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let _ = ack.send(&"slow done");
+            });
+            socket.on("fast", |ack: AckSender| async move {
+                let _ = ack.send(&"fast done");
+            });
             socket.on("whoami", |socket: SocketRef, ack: AckSender| async move {
                 let _ = ack.send(socket.handshake());
             });

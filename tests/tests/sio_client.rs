@@ -170,3 +170,15 @@ async fn listeners_once_packet_middleware_and_outgoing() {
         json!(["multi:a:1", "multi:b:1", "once", "out:pong-out"])
     );
 }
+
+#[tokio::test]
+async fn a_slow_handler_delays_only_its_own_socket() {
+    let server = start().await;
+    let r = run_node("sio_client.mjs", &[&server.url, "slow", "websocket"]).await;
+    assert!(r.get("error").is_none(), "{r}");
+    // b is answered while a's slow handler runs; a's next event waits for it (order kept).
+    assert_eq!(
+        r["order"],
+        json!(["b:fast done", "a:slow done", "a:fast done"])
+    );
+}
