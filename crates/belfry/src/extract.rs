@@ -8,6 +8,7 @@
 //! | [`SocketRef`] | the socket | every handler |
 //! | [`Data<T>`] | the event's arguments (one argument: it; several: them as a tuple/array), or the connect auth | connect, events |
 //! | [`TryData<T>`] | the same as a `Result`, never refused | connect, events |
+//! | [`Args`] | every argument as JSON, however many; serializes back spread | events |
 //! | [`AckSender`](crate::AckSender) | answers the client's ack | events |
 //! | [`Event`] | the event name | events |
 //! | [`Bin`] | the binary attachments | events |
@@ -120,6 +121,52 @@ pub struct DataRejection(String);
 impl fmt::Display for DataRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// Every argument of the event as a JSON value, however many there are (Node's `...args`).
+/// It serializes back as the same argument list, so `socket.emit("ev", &args)` sends them
+/// spread, as Node's `emit("ev", ...args)` does.
+///
+/// # Examples
+///
+/// ```
+/// use belfry::{AckSender, SocketRef, extract::Args};
+///
+/// async fn echo(socket: SocketRef, args: Args, ack: AckSender) {
+///     let _ = socket.emit("echo", &args); // ["echo", a1, ..., an]
+///     let _ = ack.send(&args); // [a1, ..., an]
+/// }
+/// # let _ = echo;
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Args(pub Vec<serde_json::Value>);
+
+impl FromContext for Args {
+    type Rejection = DataRejection;
+
+    fn from_context(ctx: &mut HandlerContext) -> Result<Self, DataRejection> {
+        match &ctx.kind {
+            ContextKind::Event { payload, args, .. } => args
+                .iter()
+                .map(|range| serde_json::from_str(&payload.json[range.clone()]))
+                .collect::<Result<_, _>>()
+                .map(Args)
+                .map_err(|e| DataRejection(format!("invalid event data: {e}"))),
+            _ => Err(DataRejection("only events have arguments".to_owned())),
+        }
+    }
+}
+
+impl serde::Serialize for Args {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        // A tuple: spread into separate arguments by `emit` and `AckSender::send`.
+        let mut tuple = serializer.serialize_tuple(self.0.len())?;
+        for value in &self.0 {
+            tuple.serialize_element(value)?;
+        }
+        tuple.end()
     }
 }
 

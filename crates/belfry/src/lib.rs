@@ -45,16 +45,115 @@
 //! handler delays only its socket. Acknowledgements from the client bypass that queue, so a
 //! handler may wait for one.
 //!
+//! ```
+//! use belfry::{AckSender, SocketIo, SocketRef, extract::{Data, State, TryData}};
+//!
+//! #[derive(Clone)]
+//! struct Greeting(&'static str);
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Login { name: String }
+//!
+//! let (_layer, io) = SocketIo::builder().with_state(Greeting("hello")).build_layer();
+//! io.ns("/", |socket: SocketRef| async move {
+//!     // One argument deserialized into a type; refused (and the ack answered) if it does not fit.
+//!     socket.on("login", |socket: SocketRef, Data(login): Data<Login>, State(g): State<Greeting>| async move {
+//!         let _ = socket.emit("welcome", &format!("{} {}", g.0, login.name));
+//!     });
+//!     // Never refused: the handler sees the error.
+//!     socket.on("maybe", |TryData(n): TryData<u32>, ack: AckSender| async move {
+//!         let _ = ack.send(&n.is_ok());
+//!     });
+//! });
+//! ```
+//!
 //! # Arguments
 //!
-//! Node sends any number of arguments; in Rust one value is given (see the `args` rules): a
-//! tuple is spread into several arguments, `()` is none, anything else one.
+//! Node sends any number of arguments; in Rust one value is given: a tuple is spread into
+//! several arguments, `()` is none, anything else one (a `Vec` is one argument, an array; a
+//! fixed-size array spreads, as serde writes it as a tuple). [`extract::Args`] takes every
+//! argument, however many, and serializes back spread. Binary attachments go with
+//! [`Socket::emit_binary`] and arrive with [`extract::Bin`].
 //!
-//! # Layer order
+//! # Acknowledgements
+//!
+//! A client's callback is answered with [`AckSender`]; the server asks a client with
+//! [`Socket::emit_with_ack`] (a timeout from [`SocketIoBuilder::ack_timeout`], 5 s by
+//! default), and every client of a broadcast with [`BroadcastOperator::emit_with_ack`], whose
+//! [`AckStream`] yields each socket's answer (or its timeout) and can be awaited whole.
+//!
+//! # Rooms and broadcasting
+//!
+//! A socket is in the room named after its id, and joins others with [`Socket::join`]. A
+//! [`BroadcastOperator`] selects sockets (`to`/`within` add rooms, `except` removes them,
+//! each socket is reached once) and sends to all of them, encoding the packet once:
+//!
+//! ```
+//! use belfry::{SocketIo, SocketRef, extract::Data};
+//!
+//! let (_layer, io) = SocketIo::new_layer();
+//! io.ns("/", |socket: SocketRef| async move {
+//!     socket.on("enter", |socket: SocketRef, Data(room): Data<String>| async move {
+//!         socket.join(room.clone());
+//!         let _ = socket.to(room.clone()).emit("entered", socket.id().as_str()); // not the sender
+//!         let _ = socket.io().to(room).emit("count", &1); // everyone in the room
+//!     });
+//! });
+//! ```
+//!
+//! Rooms and broadcasts go through the namespace's [adapter](belfry_core::adapter): in memory
+//! by default ([`LocalAdapter`](belfry_core::adapter::LocalAdapter)), across servers with a
+//! cluster adapter plugged in with [`SocketIoBuilder::adapter`].
+//!
+//! # Middlewares
+//!
+//! Connect middlewares ([`NamespaceHandle::middleware`], Node's `nsp.use`) run in order before
+//! the client is answered; an `Err(ConnectError)` refuses it with a CONNECT_ERROR
+//! `{"message":..,"data":..}`. Per-packet middlewares ([`Socket::packet_middleware`], Node's
+//! `socket.use`) run before an event's listeners and may drop it.
+//!
+//! ```
+//! use belfry::{ConnectError, SocketIo, SocketRef, extract::{Data, Event}};
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Auth { token: String }
+//!
+//! let (_layer, io) = SocketIo::new_layer();
+//! io.ns("/admin", |socket: SocketRef| async move {
+//!     socket.packet_middleware(|Event(name): Event| async move {
+//!         if name == "shutdown" { Err("not here") } else { Ok(()) }
+//!     });
+//! })
+//! .middleware(|Data(auth): Data<Auth>| async move {
+//!     if auth.token == "secret" { Ok(()) } else { Err(ConnectError::new("not authorized")) }
+//! });
+//! ```
+//!
+//! # Dynamic namespaces
+//!
+//! [`SocketIo::dynamic_ns`] matches namespace names with a function (use the `regex` crate in
+//! it for patterns); children are created on demand, share the parent's handler and
+//! middlewares, and are removed with their last socket.
+//!
+//! # Layer order and tower middleware
 //!
 //! The layer answers `/socket.io/` itself: layers that must see engine requests (CORS, tracing,
 //! sessions) go outside it (`Router::layer` after it), or inside with
-//! [`SocketIoLayer::engine_layer`].
+//! [`SocketIoLayer::engine_layer`] (Node's `io.engine.use`); what they put in the request
+//! extensions reaches handlers through [`extract::HttpExtension`]. A `TimeoutLayer` shorter
+//! than the ping interval (25 s) cuts long-polling requests.
+//!
+//! # Shutdown
+//!
+//! [`SocketIo::close`] disconnects every socket with "server shutting down" and resolves once
+//! all connections are gone; call it in axum's graceful shutdown (axum does not track
+//! upgraded WebSockets itself).
+//!
+//! # Limits
+//!
+//! Engine limits are in [`engine`] (1 MB payloads, bounded send queues, timeouts). A socket's
+//! pending events are capped (65,536 events or 16 MiB); a client past that is cut off. A packet
+//! carries at most 10 binary attachments ([`SocketIoBuilder::max_attachments`]).
 #![forbid(unsafe_code)]
 
 mod ack;
