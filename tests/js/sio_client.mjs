@@ -139,6 +139,19 @@ const scenarios = {
     await new Promise((r) => setTimeout(r, 200));
   },
 
+  // Buffers nested in the arguments, and a Buffer in an ack to the server.
+  async binary() {
+    const s = connect();
+    await once(s, "welcome");
+    result.upload = await s.emitWithAck("upload", {
+      name: "a.png",
+      file: Buffer.from([9, 8, 7]),
+      thumbs: [Buffer.from([1]), Buffer.from([2, 2])],
+    });
+    s.on("give-bytes", (callback) => callback(Buffer.from([4, 5])));
+    result.given = await s.emitWithAck("want-bytes");
+  },
+
   // A slow handler delays its own socket only.
   async slow() {
     const [a, b] = [connect(), connect()];

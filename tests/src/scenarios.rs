@@ -8,6 +8,8 @@ use std::sync::{
 
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use belfry::{
     AckError, AckSender, ConnectError, DisconnectReason, SocketIo, SocketRef,
     extract::{Bin, Data, Event, Extension},
@@ -43,6 +45,13 @@ impl Log {
     fn push(&self, entry: String) {
         self.0.lock().push(entry);
     }
+}
+
+#[derive(serde::Deserialize)]
+struct Upload {
+    name: String,
+    file: Bytes,
+    thumbs: Vec<Bytes>,
 }
 
 #[derive(serde::Deserialize)]
@@ -94,6 +103,16 @@ pub async fn start() -> ScenarioServer {
             socket.on("log", |Extension(log): Extension<Log>, ack: AckSender| async move {
                 let entries = log.0.lock().clone();
                 let _ = ack.send(&entries);
+            });
+            // Buffers anywhere in the arguments fill `Bytes` fields.
+            socket.on("upload", |Data(upload): Data<Upload>, ack: AckSender| async move {
+                let thumbs: Vec<usize> = upload.thumbs.iter().map(Bytes::len).collect();
+                // One argument (a JSON array), not a tuple, which would spread into three.
+                let _ = ack.send(&json!([upload.name, upload.file.to_vec(), thumbs]));
+            });
+            socket.on("want-bytes", |socket: SocketRef, ack: AckSender| async move {
+                let answer: Bytes = socket.emit_with_ack("give-bytes", &()).await.unwrap();
+                let _ = ack.send(&answer.to_vec());
             });
             socket.on("slow", |ack: AckSender| async move {
                 tokio::time::sleep(Duration::from_millis(500)).await;

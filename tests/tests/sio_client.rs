@@ -182,3 +182,18 @@ async fn a_slow_handler_delays_only_its_own_socket() {
         json!(["b:fast done", "a:slow done", "a:fast done"])
     );
 }
+
+#[tokio::test]
+async fn buffers_anywhere_fill_bytes_fields() {
+    let server = start().await;
+    for transport in ["websocket", "polling"] {
+        let r = run_node("sio_client.mjs", &[&server.url, "binary", transport]).await;
+        assert!(r.get("error").is_none(), "{transport}: {r}");
+        assert_eq!(
+            r["upload"],
+            json!(["a.png", [9, 8, 7], [1, 2]]),
+            "{transport}"
+        );
+        assert_eq!(r["given"], json!([4, 5]), "{transport}");
+    }
+}

@@ -85,7 +85,8 @@ fn data_json(ctx: &HandlerContext) -> Result<Cow<'_, str>, &'static str> {
 /// The event's arguments (or a connect's auth) deserialized into `T`.
 ///
 /// One argument is deserialized as `T`; several as a tuple (or array) `T`; none as `null`
-/// (so `()` or `Option<_>`). Refused, with serde's message, when they do not fit `T`.
+/// (so `()` or `Option<_>`). Refused, with serde's message, when they do not fit `T`. A binary
+/// attachment (a client's `Buffer`, anywhere in the arguments) fills a `bytes::Bytes` field.
 ///
 /// # Examples
 ///
@@ -108,7 +109,7 @@ impl<T: DeserializeOwned> FromContext for Data<T> {
 
     fn from_context(ctx: &mut HandlerContext) -> Result<Self, DataRejection> {
         let json = data_json(ctx).map_err(|e| DataRejection(e.to_owned()))?;
-        serde_json::from_str(&json)
+        crate::binary::from_str(&json, attachments(ctx))
             .map(Data)
             .map_err(|e| DataRejection(format!("invalid event data: {e}")))
     }
@@ -179,7 +180,7 @@ impl<T: DeserializeOwned> FromContext for TryData<T> {
 
     fn from_context(ctx: &mut HandlerContext) -> Result<Self, Infallible> {
         let result = match data_json(ctx) {
-            Ok(json) => serde_json::from_str(&json),
+            Ok(json) => crate::binary::from_str(&json, attachments(ctx)),
             Err(message) => Err(serde::de::Error::custom(message)),
         };
         Ok(TryData(result))
@@ -198,6 +199,14 @@ impl FromContext for Event {
             ContextKind::Event { name, .. } => Ok(Event(name.clone())),
             _ => Err("only event handlers have an event name"),
         }
+    }
+}
+
+/// The binary attachments of the event, if any.
+fn attachments(ctx: &HandlerContext) -> &[Bytes] {
+    match &ctx.kind {
+        ContextKind::Event { payload, .. } => &payload.attachments,
+        _ => &[],
     }
 }
 

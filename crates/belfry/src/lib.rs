@@ -158,6 +158,7 @@
 
 mod ack;
 mod args;
+mod binary;
 mod client;
 mod errors;
 pub mod extract;

@@ -741,11 +741,12 @@ pub(crate) fn send_frames(
 /// Deserializes acknowledgement arguments: one as `R`, several as a tuple, none as `null`.
 fn deserialize_args<R: DeserializeOwned>(payload: &Payload) -> Result<R, serde_json::Error> {
     let args = payload.elements()?;
-    match args.as_slice() {
-        [] => serde_json::from_str("null"),
-        [one] => serde_json::from_str(one.get()),
-        _ => serde_json::from_str(&payload.json),
-    }
+    let json = match args.as_slice() {
+        [] => "null",
+        [one] => one.get(),
+        _ => &payload.json,
+    };
+    crate::binary::from_str(json, &payload.attachments)
 }
 
 #[cfg(test)]

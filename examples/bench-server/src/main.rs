@@ -25,10 +25,13 @@ async fn on_connect(socket: SocketRef) {
         let _ = ack.send(&args);
     });
     // join: join the room, then ack with no arguments.
-    socket.on("join", |socket: SocketRef, Data(room): Data<String>, ack: AckSender| async move {
-        socket.join(room);
-        let _ = ack.send(&());
-    });
+    socket.on(
+        "join",
+        |socket: SocketRef, Data(room): Data<String>, ack: AckSender| async move {
+            socket.join(room);
+            let _ = ack.send(&());
+        },
+    );
     // bcast: `msg` to the room but the sender, then ack once queued for every recipient.
     socket.on(
         "bcast",
