@@ -150,6 +150,15 @@ const scenarios = {
     });
     s.on("give-bytes", (callback) => callback(Buffer.from([4, 5])));
     result.given = await s.emitWithAck("want-bytes");
+    const file = once(s, "file");
+    s.emit("send-file");
+    const [obj, extra] = await file;
+    result.file = {
+      name: obj.name,
+      isBuffer: Buffer.isBuffer(obj.data),
+      data: Array.from(obj.data),
+      extra: Array.from(extra),
+    };
   },
 
   // A slow handler delays its own socket only.

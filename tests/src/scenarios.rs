@@ -47,6 +47,12 @@ impl Log {
     }
 }
 
+#[derive(serde::Serialize)]
+struct FileOut {
+    name: &'static str,
+    data: Bytes,
+}
+
 #[derive(serde::Deserialize)]
 struct Upload {
     name: String,
@@ -109,6 +115,13 @@ pub async fn start() -> ScenarioServer {
                 let thumbs: Vec<usize> = upload.thumbs.iter().map(Bytes::len).collect();
                 // One argument (a JSON array), not a tuple, which would spread into three.
                 let _ = ack.send(&json!([upload.name, upload.file.to_vec(), thumbs]));
+            });
+            socket.on("send-file", |socket: SocketRef| async move {
+                let file = FileOut {
+                    name: "b.bin",
+                    data: Bytes::from_static(&[1, 2, 3]),
+                };
+                let _ = socket.emit("file", &(file, Bytes::from_static(&[9])));
             });
             socket.on("want-bytes", |socket: SocketRef, ack: AckSender| async move {
                 let answer: Bytes = socket.emit_with_ack("give-bytes", &()).await.unwrap();

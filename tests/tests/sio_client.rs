@@ -195,5 +195,11 @@ async fn buffers_anywhere_fill_bytes_fields() {
             "{transport}"
         );
         assert_eq!(r["given"], json!([4, 5]), "{transport}");
+        // `Bytes` nested in emitted data reach the client as Buffers, in place.
+        assert_eq!(
+            r["file"],
+            json!({"name": "b.bin", "isBuffer": true, "data": [1, 2, 3], "extra": [9]}),
+            "{transport}"
+        );
     }
 }

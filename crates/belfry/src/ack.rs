@@ -66,17 +66,18 @@ impl AckSender {
         let Some(id) = self.id else {
             return Ok(());
         };
-        let mut json = args::args_array(data)?;
-        for num in 0..attachments.len() {
+        let (mut json, mut found) = args::args_array(data)?;
+        for num in found.len()..found.len() + attachments.len() {
             json.pop();
             if json.len() > 1 {
                 json.push(',');
             }
             json.push_str(&format!(r#"{{"_placeholder":true,"num":{num}}}]"#));
         }
+        found.extend(attachments);
         let payload = Payload {
             json: json.into(),
-            attachments,
+            attachments: found,
         };
         self.socket
             .send(&Packet::ack(self.socket.ns().to_owned(), payload, id))

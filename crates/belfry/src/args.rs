@@ -1,32 +1,39 @@
 //! Rust values to Socket.IO argument lists.
 //!
 //! Node's `emit("ev", a, b)` sends `["ev",a,b]`. In Rust one value is given: a tuple is spread
-//! into several arguments, `()` is no argument, anything else is one argument.
+//! into several arguments, `()` is no argument, anything else is one argument. Bytes anywhere in
+//! the value (`bytes::Bytes`, or anything serde serializes as bytes) become binary attachments,
+//! with a placeholder where they stood.
 
-use std::fmt;
+use std::{fmt, io};
 
+use bytes::Bytes;
 use serde::{Serialize, ser};
 
-/// Writes `["<event>",args...]` for `data` spread as described in the module docs.
+/// Writes `["<event>",args...]` for `data` spread as described in the module docs; returns it
+/// with the binary attachments found in `data`.
 pub(crate) fn event_array<T: Serialize + ?Sized>(
     event: &str,
     data: &T,
-) -> Result<String, serde_json::Error> {
+) -> Result<(String, Vec<Bytes>), serde_json::Error> {
     let mut out = String::with_capacity(event.len() + 32);
     out.push('[');
     out.push_str(&serde_json::to_string(event)?);
-    push_args(&mut out, data, true)?;
+    let attachments = push_args(&mut out, data, true)?;
     out.push(']');
-    Ok(out)
+    Ok((out, attachments))
 }
 
-/// Writes `[args...]` for `data` spread as described in the module docs.
-pub(crate) fn args_array<T: Serialize + ?Sized>(data: &T) -> Result<String, serde_json::Error> {
+/// Writes `[args...]` for `data` spread as described in the module docs; returns it with the
+/// binary attachments found in `data`.
+pub(crate) fn args_array<T: Serialize + ?Sized>(
+    data: &T,
+) -> Result<(String, Vec<Bytes>), serde_json::Error> {
     let mut out = String::with_capacity(32);
     out.push('[');
-    push_args(&mut out, data, false)?;
+    let attachments = push_args(&mut out, data, false)?;
     out.push(']');
-    Ok(out)
+    Ok((out, attachments))
 }
 
 /// Appends the arguments of `data`, each preceded by a comma when `after_first` is set.
@@ -34,8 +41,17 @@ fn push_args<T: Serialize + ?Sized>(
     out: &mut String,
     data: &T,
     after_first: bool,
-) -> Result<(), serde_json::Error> {
-    let json = serde_json::to_string(data)?;
+) -> Result<Vec<Bytes>, serde_json::Error> {
+    let mut buffer = Vec::with_capacity(64);
+    let mut attachments = Vec::new();
+    let formatter = PlaceholderFormatter {
+        attachments: &mut attachments,
+    };
+    data.serialize(&mut serde_json::Serializer::with_formatter(
+        &mut buffer,
+        formatter,
+    ))?;
+    let json = String::from_utf8(buffer).map_err(ser::Error::custom)?;
     match shape(data) {
         Shape::None => {}
         Shape::Spread => {
@@ -55,7 +71,25 @@ fn push_args<T: Serialize + ?Sized>(
             out.push_str(&json);
         }
     }
-    Ok(())
+    Ok(attachments)
+}
+
+/// serde_json's compact output, but bytes become `{"_placeholder":true,"num":N}` and are kept
+/// as attachment `N`.
+struct PlaceholderFormatter<'a> {
+    attachments: &'a mut Vec<Bytes>,
+}
+
+impl serde_json::ser::Formatter for PlaceholderFormatter<'_> {
+    fn write_byte_array<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        value: &[u8],
+    ) -> io::Result<()> {
+        let num = self.attachments.len();
+        self.attachments.push(Bytes::copy_from_slice(value));
+        write!(writer, r#"{{"_placeholder":true,"num":{num}}}"#)
+    }
 }
 
 enum Shape {
@@ -199,19 +233,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tuples_spread_and_others_do_not() {
-        assert_eq!(event_array("ev", &()).unwrap(), r#"["ev"]"#);
-        assert_eq!(event_array("ev", &1).unwrap(), r#"["ev",1]"#);
-        assert_eq!(event_array("ev", &(1, "a")).unwrap(), r#"["ev",1,"a"]"#);
-        assert_eq!(event_array("ev", &vec![1, 2]).unwrap(), r#"["ev",[1,2]]"#);
-        assert_eq!(event_array("ev", &[1, 2]).unwrap(), r#"["ev",1,2]"#);
+    fn bytes_anywhere_become_attachments() {
+        #[derive(Serialize)]
+        struct File {
+            name: &'static str,
+            data: Bytes,
+        }
+        let file = File {
+            name: "a",
+            data: Bytes::from_static(b"xyz"),
+        };
+        let (json, attachments) =
+            event_array("up", &(&file, Bytes::from_static(b"!"), vec![1u8, 2])).unwrap();
         assert_eq!(
-            event_array("ev", &serde_json::json!({"a": 1})).unwrap(),
+            json,
+            r#"["up",{"name":"a","data":{"_placeholder":true,"num":0}},{"_placeholder":true,"num":1},[1,2]]"#
+        );
+        assert_eq!(
+            attachments,
+            [Bytes::from_static(b"xyz"), Bytes::from_static(b"!")]
+        );
+    }
+
+    #[test]
+    fn tuples_spread_and_others_do_not() {
+        assert_eq!(event_array("ev", &()).unwrap().0, r#"["ev"]"#);
+        assert_eq!(event_array("ev", &1).unwrap().0, r#"["ev",1]"#);
+        assert_eq!(event_array("ev", &(1, "a")).unwrap().0, r#"["ev",1,"a"]"#);
+        assert_eq!(event_array("ev", &vec![1, 2]).unwrap().0, r#"["ev",[1,2]]"#);
+        assert_eq!(event_array("ev", &[1, 2]).unwrap().0, r#"["ev",1,2]"#);
+        assert_eq!(
+            event_array("ev", &serde_json::json!({"a": 1})).unwrap().0,
             r#"["ev",{"a":1}]"#
         );
-        assert_eq!(event_array("é\"", &Some(2)).unwrap(), r#"["é\"",2]"#);
-        assert_eq!(args_array(&()).unwrap(), "[]");
-        assert_eq!(args_array(&("ok",)).unwrap(), r#"["ok"]"#);
-        assert_eq!(args_array(&"ok").unwrap(), r#"["ok"]"#);
+        assert_eq!(event_array("é\"", &Some(2)).unwrap().0, r#"["é\"",2]"#);
+        assert_eq!(args_array(&()).unwrap().0, "[]");
+        assert_eq!(args_array(&("ok",)).unwrap().0, r#"["ok"]"#);
+        assert_eq!(args_array(&"ok").unwrap().0, r#"["ok"]"#);
     }
 }

@@ -72,8 +72,9 @@
 //! Node sends any number of arguments; in Rust one value is given: a tuple is spread into
 //! several arguments, `()` is none, anything else one (a `Vec` is one argument, an array; a
 //! fixed-size array spreads, as serde writes it as a tuple). [`extract::Args`] takes every
-//! argument, however many, and serializes back spread. Binary attachments go with
-//! [`Socket::emit_binary`] and arrive with [`extract::Bin`].
+//! argument, however many, and serializes back spread. A `bytes::Bytes` anywhere in the data
+//! is sent as a binary attachment (a `Buffer` for a Node client), and a client's `Buffer`
+//! anywhere fills a `Bytes` field of `Data<T>`; [`extract::Bin`] gives the raw attachments.
 //!
 //! # Acknowledgements
 //!

@@ -699,18 +699,20 @@ pub(crate) fn event_payload<T: Serialize + ?Sized>(
     if is_reserved_event(event) {
         return Err(EmitError::ReservedEvent(event.to_owned()));
     }
-    let mut json = args::event_array(event, data)?;
+    let (mut json, mut found) = args::event_array(event, data)?;
     if !attachments.is_empty() {
-        // `["ev",args]` becomes `["ev",args,{placeholder 0},...]`.
+        // `["ev",args]` becomes `["ev",args,{placeholder n},...]`, numbered after the bytes
+        // found in `data`.
         json.pop();
-        for num in 0..attachments.len() {
+        for num in found.len()..found.len() + attachments.len() {
             let _ = write!(json, r#",{{"_placeholder":true,"num":{num}}}"#);
         }
         json.push(']');
+        found.extend(attachments);
     }
     Ok(Payload {
         json: Str::from(json),
-        attachments,
+        attachments: found,
     })
 }
 
