@@ -135,7 +135,7 @@ pub async fn start() -> ScenarioServer {
                 let _ = ack.send(&"fast done");
             });
             socket.on("whoami", |socket: SocketRef, ack: AckSender| async move {
-                let _ = ack.send(socket.handshake());
+                let _ = ack.send(&socket.handshake());
             });
             socket.on("fetch", |socket: SocketRef, Data(room): Data<String>, ack: AckSender| async move {
                 let mut found: Vec<(String, usize)> = socket

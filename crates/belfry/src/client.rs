@@ -18,6 +18,8 @@ use crate::{DisconnectReason, SocketIo, socket::Socket};
 pub(crate) struct Connection {
     decoder: Mutex<Option<Decoder>>,
     sockets: RwLock<HashMap<String, Arc<Socket>>>,
+    /// The connect-timeout task, stopped (and freed) once a namespace is joined.
+    connect_timer: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 impl Connection {
@@ -32,6 +34,9 @@ impl Connection {
 
     pub(crate) fn insert(&self, ns: &str, socket: Arc<Socket>) {
         self.sockets.write().insert(ns.to_owned(), socket);
+        if let Some(timer) = self.connect_timer.lock().take() {
+            timer.abort();
+        }
     }
 
     pub(crate) fn remove(&self, ns: &str) {
@@ -66,7 +71,8 @@ impl EngineHandler for Client {
     fn on_connect(&self, conn: Conn) {
         // Node's `connectTimeout`: a client must join a namespace in time.
         let timeout = self.io.config().connect_timeout;
-        tokio::spawn(async move {
+        let data = conn.clone();
+        let timer = tokio::spawn(async move {
             tokio::select! {
                 () = tokio::time::sleep(timeout) => {
                     if conn.data().sockets.read().is_empty() {
@@ -77,6 +83,7 @@ impl EngineHandler for Client {
                 () = conn.closed() => {}
             }
         });
+        *data.data().connect_timer.lock() = Some(timer.abort_handle());
     }
 
     fn on_disconnect(&self, conn: Conn, reason: EngineReason) {

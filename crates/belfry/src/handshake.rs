@@ -37,7 +37,7 @@ pub struct Handshake {
 }
 
 impl Handshake {
-    pub(crate) fn new(parts: &Parts, auth: Option<&str>) -> Handshake {
+    pub(crate) fn new(parts: &Parts, auth: Option<&str>, issued: u64) -> Handshake {
         let mut headers = Map::new();
         for (name, value) in &parts.headers {
             let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
@@ -62,9 +62,6 @@ impl Handshake {
                 (key.to_owned(), Value::String(value.to_owned()))
             })
             .collect();
-        let issued = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         let address = parts
             .extensions
             .get::<axum::extract::ConnectInfo<SocketAddr>>()
@@ -87,6 +84,13 @@ impl Handshake {
                 .unwrap_or_else(|| Value::Object(Map::new())),
         }
     }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// `Sat Nov 21 2026 23:30:00 GMT+0000 (Coordinated Universal Time)` for `secs` since the epoch.
@@ -148,13 +152,13 @@ mod tests {
             .body(())
             .unwrap();
         let (parts, ()) = req.into_parts();
-        let handshake = Handshake::new(&parts, Some(r#"{"token":"t"}"#));
+        let handshake = Handshake::new(&parts, Some(r#"{"token":"t"}"#), now_millis());
         assert_eq!(handshake.url, "/socket.io/?EIO=4&transport=polling&t=x");
         assert_eq!(handshake.query["EIO"], "4");
         assert_eq!(handshake.headers["x-many"], "1, 2");
         assert!(handshake.xdomain);
         assert!(!handshake.secure);
         assert_eq!(handshake.auth, serde_json::json!({"token": "t"}));
-        assert_eq!(Handshake::new(&parts, None).auth, serde_json::json!({}));
+        assert_eq!(Handshake::new(&parts, None, 0).auth, serde_json::json!({}));
     }
 }

@@ -1,7 +1,7 @@
 //! A socket: one client in one namespace.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     fmt::{self, Write as _},
     ops::{Deref, Range},
     panic::AssertUnwindSafe,
@@ -21,7 +21,7 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use parking_lot::{Mutex, RwLock};
 use serde::{Serialize, de::DeserializeOwned};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::{
     AckError, BroadcastOperator, DisconnectReason, EmitError, Handshake, SocketIo, args,
@@ -44,7 +44,10 @@ const MAX_PENDING_BYTES: usize = 16 << 20;
 pub struct Socket {
     me: Weak<Socket>,
     id: Sid,
-    handshake: Handshake,
+    /// When the socket connected (ms since the epoch), and its CONNECT auth: the rest of the
+    /// handshake is read from the request when asked for.
+    issued: u64,
+    auth: Option<Str>,
     ns: Arc<Namespace>,
     conn: Arc<EngineSocket<Connection>>,
     io: SocketIo,
@@ -56,8 +59,7 @@ pub struct Socket {
     disconnect_handler: RwLock<Option<ErasedHandler>>,
     extensions: RwLock<http::Extensions>,
     acks: Mutex<HashMap<u64, oneshot::Sender<Payload>>>,
-    jobs: Mutex<Option<mpsc::UnboundedSender<Job>>>,
-    pending: Mutex<Pending>,
+    queue: Mutex<Queue>,
     connected: AtomicBool,
 }
 
@@ -97,12 +99,13 @@ impl Socket {
         io: SocketIo,
         auth: Option<&str>,
     ) -> Arc<Socket> {
-        let handshake = Handshake::new(conn.req_parts(), auth);
-        let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
-        let socket = Arc::new_cyclic(|me| Socket {
+        let issued = crate::handshake::now_millis();
+        let auth = auth.map(Str::from);
+        Arc::new_cyclic(|me| Socket {
             me: me.clone(),
             id: Sid::random(),
-            handshake,
+            issued,
+            auth,
             ns,
             conn,
             io,
@@ -114,26 +117,9 @@ impl Socket {
             disconnect_handler: RwLock::new(None),
             extensions: RwLock::new(http::Extensions::new()),
             acks: Mutex::new(HashMap::new()),
-            jobs: Mutex::new(Some(tx)),
-            pending: Mutex::new(Pending::default()),
+            queue: Mutex::new(Queue::default()),
             connected: AtomicBool::new(true),
-        });
-        let span = tracing::debug_span!("socket", ns = %socket.ns.name(), id = %socket.id);
-        let me = Arc::downgrade(&socket);
-        tokio::spawn(tracing::Instrument::instrument(
-            async move {
-                while let Some(job) = rx.recv().await {
-                    if let Some(socket) = me.upgrade() {
-                        socket.pending.lock().release(job.bytes);
-                    }
-                    if AssertUnwindSafe(job.future).catch_unwind().await.is_err() {
-                        tracing::error!("a handler panicked");
-                    }
-                }
-            },
-            span,
-        ));
-        socket
+        })
     }
 
     /// The socket id: 20 URL-safe characters, distinct from the engine session id.
@@ -141,9 +127,10 @@ impl Socket {
         &self.id
     }
 
-    /// The details of the connection (Node's `socket.handshake`).
-    pub fn handshake(&self) -> &Handshake {
-        &self.handshake
+    /// The details of the connection (Node's `socket.handshake`), built from the handshake
+    /// request when asked for.
+    pub fn handshake(&self) -> Handshake {
+        Handshake::new(self.conn.req_parts(), self.auth.as_deref(), self.issued)
     }
 
     /// The namespace name (`/`, `/chat`...).
@@ -576,14 +563,49 @@ impl Socket {
 
     /// Queues a job for an event of `bytes` bytes. A client whose events pile up past
     /// [`MAX_PENDING_EVENTS`] or [`MAX_PENDING_BYTES`] is cut off as a flood.
+    ///
+    /// Jobs run one at a time, in order, on a task started when a job arrives at an idle queue
+    /// and ending when the queue is empty: an idle socket holds no task.
     fn enqueue_sized(&self, future: BoxFuture, bytes: usize) {
-        if !self.pending.lock().admit(bytes) {
-            tracing::warn!(id = %self.id, "too many pending events, closing the connection");
-            self.conn.close();
-            return;
+        let start_drain = {
+            let mut queue = self.queue.lock();
+            if queue.closed {
+                return;
+            }
+            if !queue.admit(bytes) {
+                drop(queue);
+                tracing::warn!(id = %self.id, "too many pending events, closing the connection");
+                self.conn.close();
+                return;
+            }
+            queue.jobs.push_back(Job { future, bytes });
+            !std::mem::replace(&mut queue.draining, true)
+        };
+        if start_drain && let Some(socket) = self.me.upgrade() {
+            let span = tracing::debug_span!("socket", ns = %self.ns.name(), id = %self.id);
+            tokio::spawn(tracing::Instrument::instrument(socket.drain(), span));
         }
-        if let Some(jobs) = self.jobs.lock().as_ref() {
-            let _ = jobs.send(Job { future, bytes });
+    }
+
+    /// Runs queued jobs until the queue is empty.
+    async fn drain(self: Arc<Self>) {
+        loop {
+            let job = {
+                let mut queue = self.queue.lock();
+                match queue.jobs.pop_front() {
+                    Some(job) => {
+                        queue.release(job.bytes);
+                        job
+                    }
+                    None => {
+                        queue.draining = false;
+                        return;
+                    }
+                }
+            };
+            if AssertUnwindSafe(job.future).catch_unwind().await.is_err() {
+                tracing::error!("a handler panicked");
+            }
         }
     }
 
@@ -615,8 +637,8 @@ impl Socket {
                 }
             }
         }
-        // The handler task ends once the queued jobs ran.
-        self.jobs.lock().take();
+        // Nothing is queued after the disconnect handlers.
+        self.queue.lock().closed = true;
     }
 
     /// Leaves every room and the namespace; returns the disconnect handler's future.
@@ -667,14 +689,19 @@ struct Job {
     bytes: usize,
 }
 
-/// What waits in a socket's queue.
-#[derive(Debug, Default)]
-struct Pending {
+/// The handler runs waiting in a socket's queue.
+#[derive(Default)]
+struct Queue {
+    jobs: VecDeque<Job>,
     events: usize,
     bytes: usize,
+    /// A task is running the jobs.
+    draining: bool,
+    /// The socket left: nothing more is queued.
+    closed: bool,
 }
 
-impl Pending {
+impl Queue {
     fn admit(&mut self, bytes: usize) -> bool {
         if self.events >= MAX_PENDING_EVENTS || self.bytes + bytes > MAX_PENDING_BYTES {
             return false;

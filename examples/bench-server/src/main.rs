@@ -56,5 +56,11 @@ async fn main() -> std::io::Result<()> {
     socket.set_reuseaddr(true)?;
     socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))?;
     let listener = socket.listen(1024)?;
-    axum::serve(listener, app).await
+    // Ctrl-C ends the process normally (so that profilers such as heaptrack can write their
+    // data); the harness stops it with SIGTERM.
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
 }
