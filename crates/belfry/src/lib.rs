@@ -170,6 +170,11 @@ mod ns;
 mod operators;
 mod socket;
 
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
+
 pub use ack::AckSender;
 pub use belfry_core as core;
 pub use belfry_engine as engine;

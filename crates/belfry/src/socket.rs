@@ -92,7 +92,7 @@ impl fmt::Debug for Socket {
 }
 
 impl Socket {
-    /// Creates the socket and starts the task that runs its handlers in order.
+    /// Creates the socket; its handlers run in order on a task started when events arrive.
     pub(crate) fn new(
         ns: Arc<Namespace>,
         conn: Arc<EngineSocket<Connection>>,
