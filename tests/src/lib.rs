@@ -3,6 +3,7 @@
 //! official JavaScript clients in `tests/js`.
 #![allow(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)]
 
+pub mod adapter_conformance;
 pub mod scenarios;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};

@@ -208,105 +208,11 @@ impl Adapter for LocalAdapter {
     }
 }
 
+// The behaviour of the adapter is tested by the conformance suite every adapter passes
+// (`belfry_tests::adapter_conformance!`, tests/tests/adapter_conformance.rs).
 #[cfg(test)]
 mod tests {
-    use parking_lot::Mutex;
-
-    use super::*;
     use crate::adapter::BroadcastFlags;
-
-    /// Records what the adapter asks of the namespace.
-    #[derive(Default)]
-    struct Recorded {
-        sent: Mutex<Vec<Vec<Sid>>>,
-    }
-
-    impl LocalSockets for Recorded {
-        fn namespace(&self) -> &str {
-            "/"
-        }
-        fn send(&self, ids: &[Sid], _packet: &Packet, _flags: &BroadcastFlags) -> usize {
-            let mut ids = ids.to_vec();
-            ids.sort();
-            self.sent.lock().push(ids.clone());
-            ids.len()
-        }
-        fn join(&self, _ids: &[Sid], _rooms: &[String]) {}
-        fn leave(&self, _ids: &[Sid], _rooms: &[String]) {}
-        fn disconnect(&self, _ids: &[Sid], _close: bool) {}
-        fn describe(&self, _ids: &[Sid]) -> Vec<SocketInfo> {
-            Vec::new()
-        }
-    }
-
-    fn rooms(names: &[&str]) -> Vec<String> {
-        names.iter().map(|&n| n.to_owned()).collect()
-    }
-
-    #[test]
-    fn events_follow_node_order() {
-        let adapter = LocalAdapter::new(Arc::new(Recorded::default()));
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let sink = events.clone();
-        adapter.on_event(Box::new(move |e| sink.lock().push(e.clone())));
-        let (a, b) = (Sid::from("a"), Sid::from("b"));
-        adapter.add_all(&a, &rooms(&["r"]));
-        adapter.add_all(&b, &rooms(&["r"]));
-        adapter.add_all(&b, &rooms(&["r"]));
-        adapter.del(&a, "r");
-        adapter.del_all(&b);
-        assert_eq!(
-            *events.lock(),
-            vec![
-                AdapterEvent::CreateRoom("r".into()),
-                AdapterEvent::JoinRoom("r".into(), a.clone()),
-                AdapterEvent::JoinRoom("r".into(), b.clone()),
-                AdapterEvent::LeaveRoom("r".into(), a),
-                AdapterEvent::LeaveRoom("r".into(), b),
-                AdapterEvent::DeleteRoom("r".into()),
-            ]
-        );
-        assert!(adapter.rooms().is_empty());
-    }
-
-    #[test]
-    fn broadcasts_reach_each_selected_socket_once() {
-        let local = Arc::new(Recorded::default());
-        let adapter = LocalAdapter::new(local.clone());
-        let (a, b, c) = (Sid::from("a"), Sid::from("b"), Sid::from("c"));
-        adapter.add_all(&a, &rooms(&["a", "x", "y"]));
-        adapter.add_all(&b, &rooms(&["b", "x"]));
-        adapter.add_all(&c, &rooms(&["c", "muted"]));
-        let packet = Packet::disconnect("/");
-        let opts = |to: &[&str], except: &[&str]| BroadcastOptions {
-            rooms: rooms(to),
-            except: rooms(except),
-            flags: BroadcastFlags::default(),
-        };
-        assert_eq!(
-            adapter.broadcast(&packet, &opts(&["x", "y"], &[])).unwrap(),
-            2
-        );
-        assert_eq!(
-            adapter.broadcast(&packet, &opts(&[], &["muted"])).unwrap(),
-            2
-        );
-        assert_eq!(
-            adapter.broadcast(&packet, &opts(&["x"], &["b"])).unwrap(),
-            1
-        );
-        assert_eq!(
-            *local.sent.lock(),
-            vec![
-                vec![a.clone(), b.clone()],
-                vec![a.clone(), b],
-                vec![a.clone()]
-            ]
-        );
-        let mut of_a = adapter.socket_rooms(&a);
-        of_a.sort();
-        assert_eq!(of_a, rooms(&["a", "x", "y"]));
-    }
 
     #[test]
     fn flags_round_trip_as_node_writes_them() {
