@@ -25,6 +25,7 @@ use crate::{
     engine::EngineInner,
     errors::RequestError,
     request::{EngineResponse, upgrade_error},
+    socket::Drained,
     transport::polling::edit_headers,
 };
 
@@ -235,47 +236,69 @@ async fn probe<H: EngineHandler>(
     run(inner, socket, ws).await;
 }
 
-/// Runs an established WebSocket: a writer task drains the send queue, this task reads.
+/// Runs an established WebSocket on one task: it reads frames and, beside the read, writes
+/// what the send queue holds. The write in flight is polled with the read, so a client that
+/// reads slowly still has its pongs read (and is closed by the slow-consumer rule).
 async fn run<H: EngineHandler>(
     inner: Arc<EngineInner<H>>,
     socket: Arc<Socket<H::Data>>,
     ws: WsStream,
 ) {
     let (sink, mut stream) = ws.split();
-    let writer = tokio::spawn(write_loop(socket.clone(), sink).in_current_span());
+    let mut idle_sink = Some(sink);
+    let mut write: Option<WriteFuture> = None;
     loop {
-        let msg = tokio::select! {
-            msg = stream.next() => msg,
-            () = socket.closed() => break,
-        };
-        match msg {
-            Some(Ok(Message::Text(text))) => {
-                match Packet::decode_text(Str::from_utf8_bytes(text)) {
-                    Ok(packet) => inner.on_packet(&socket, packet),
-                    Err(error) => {
-                        tracing::debug!(%error, "invalid packet");
-                        socket.close_with(DisconnectReason::ParseError);
-                    }
+        tokio::select! {
+            msg = stream.next(), if !socket.is_closed() => {
+                read(&inner, &socket, msg);
+            }
+            () = socket.wake_writer.notified(), if write.is_none() => {
+                let drained = socket.drain(false);
+                if drained.packets.is_empty() && drained.close.is_none() {
+                    continue;
+                }
+                let sink = idle_sink.take().expect("an idle writer holds the sink");
+                write = Some(Box::pin(write_batch(socket.clone(), sink, drained)));
+            }
+            (sink, done) = async { write.as_mut().expect("only polled while writing").await }, if write.is_some() => {
+                write = None;
+                idle_sink = Some(sink);
+                if done {
+                    break;
                 }
             }
-            Some(Ok(Message::Binary(data))) => inner.on_packet(&socket, Packet::Binary(data)),
-            Some(Ok(Message::Close(_))) | None => {
-                socket.close_with(DisconnectReason::TransportClose);
-            }
-            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-            Some(Err(error)) => {
-                tracing::debug!(%error, "websocket error");
-                match close_code(&error) {
-                    Some(code) => socket.close_ws_with(DisconnectReason::TransportError, code),
-                    None => socket.close_with(DisconnectReason::TransportClose),
-                }
-            }
-        }
-        if socket.is_closed() {
-            break;
         }
     }
-    let _ = writer.await;
+}
+
+type WsSink = SplitSink<WsStream, Message>;
+type WriteFuture = std::pin::Pin<Box<dyn std::future::Future<Output = (WsSink, bool)> + Send>>;
+
+/// Acts on one read result.
+fn read<H: EngineHandler>(
+    inner: &EngineInner<H>,
+    socket: &Arc<Socket<H::Data>>,
+    msg: Option<Result<Message, WsError>>,
+) {
+    match msg {
+        Some(Ok(Message::Text(text))) => match Packet::decode_text(Str::from_utf8_bytes(text)) {
+            Ok(packet) => inner.on_packet(socket, packet),
+            Err(error) => {
+                tracing::debug!(%error, "invalid packet");
+                socket.close_with(DisconnectReason::ParseError);
+            }
+        },
+        Some(Ok(Message::Binary(data))) => inner.on_packet(socket, Packet::Binary(data)),
+        Some(Ok(Message::Close(_))) | None => socket.close_with(DisconnectReason::TransportClose),
+        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+        Some(Err(error)) => {
+            tracing::debug!(%error, "websocket error");
+            match close_code(&error) {
+                Some(code) => socket.close_ws_with(DisconnectReason::TransportError, code),
+                None => socket.close_with(DisconnectReason::TransportClose),
+            }
+        }
+    }
 }
 
 /// The close code to answer a read error with; `None` when the connection is already gone.
@@ -294,32 +317,33 @@ fn close_code(error: &WsError) -> Option<u16> {
     }
 }
 
-/// Writes queued packets as they come, one packet per frame; on close, writes what a graceful
-/// close keeps, then the close frame.
-async fn write_loop<D>(socket: Arc<Socket<D>>, mut sink: SplitSink<WsStream, Message>) {
-    loop {
-        let drained = socket.drain(false);
-        for packet in drained.packets {
-            if sink.feed(to_message(packet)).await.is_err() {
-                socket.close_with(DisconnectReason::TransportError);
-                return;
-            }
-        }
-        if sink.flush().await.is_err() {
+/// Writes one batch of queued packets, one packet per frame; when the session is closing, then
+/// the close frame. Returns the sink, and whether the connection is done.
+async fn write_batch<D>(
+    socket: Arc<Socket<D>>,
+    mut sink: WsSink,
+    drained: Drained,
+) -> (WsSink, bool) {
+    for packet in drained.packets {
+        if sink.feed(to_message(packet)).await.is_err() {
             socket.close_with(DisconnectReason::TransportError);
-            return;
+            return (sink, true);
         }
-        if drained.close.is_some() {
-            let frame = socket.ws_close_code().map(|code| CloseFrame {
-                code: CloseCode::from(code),
-                reason: "".into(),
-            });
-            let _ = sink.send(Message::Close(frame)).await;
-            let _ = sink.close().await;
-            return;
-        }
-        socket.wake_writer.notified().await;
     }
+    if sink.flush().await.is_err() {
+        socket.close_with(DisconnectReason::TransportError);
+        return (sink, true);
+    }
+    if drained.close.is_some() {
+        let frame = socket.ws_close_code().map(|code| CloseFrame {
+            code: CloseCode::from(code),
+            reason: "".into(),
+        });
+        let _ = sink.send(Message::Close(frame)).await;
+        let _ = sink.close().await;
+        return (sink, true);
+    }
+    (sink, false)
 }
 
 fn to_message(packet: Packet) -> Message {
