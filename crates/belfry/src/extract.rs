@@ -226,8 +226,9 @@ impl FromContext for Bin {
     }
 }
 
-/// A state registered with [`SocketIoBuilder::with_state`](crate::SocketIoBuilder::with_state),
-/// cloned.
+/// A state registered with [`SocketIoBuilder::with_state`](crate::SocketIoBuilder::with_state)
+/// (or derived with axum's `FromRef` by
+/// [`SocketIoBuilder::with_state_from`](crate::SocketIoBuilder::with_state_from)), cloned.
 ///
 /// # Examples
 ///

@@ -474,6 +474,50 @@ impl SocketIoBuilder {
         self
     }
 
+    /// Adds the state `T` derived from the state `S` already added, with axum's
+    /// [`FromRef`](axum::extract::FromRef): the same impls serve axum's `State<T>` and Belfry's.
+    ///
+    /// # Panics
+    ///
+    /// If no state of type `S` was added with [`SocketIoBuilder::with_state`] before.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use axum::extract::FromRef;
+    /// use belfry::{SocketIo, SocketRef, extract::State};
+    ///
+    /// #[derive(Clone)]
+    /// struct AppState { db: Db }
+    /// #[derive(Clone)]
+    /// struct Db(&'static str);
+    ///
+    /// impl FromRef<AppState> for Db {
+    ///     fn from_ref(app: &AppState) -> Db { app.db.clone() }
+    /// }
+    ///
+    /// let (_layer, io) = SocketIo::builder()
+    ///     .with_state(AppState { db: Db("postgres://") })
+    ///     .with_state_from::<AppState, Db>()
+    ///     .build_layer();
+    /// io.ns("/", |_socket: SocketRef, State(db): State<Db>| async move {
+    ///     let _ = db.0;
+    /// });
+    /// ```
+    pub fn with_state_from<S, T>(self) -> Self
+    where
+        S: Clone + Send + Sync + 'static,
+        T: axum::extract::FromRef<S> + Clone + Send + Sync + 'static,
+    {
+        let derived = self
+            .state
+            .get(&TypeId::of::<S>())
+            .and_then(|state| state.downcast_ref::<S>())
+            .map(T::from_ref)
+            .expect("`with_state::<S>` must be called before `with_state_from::<S, _>`");
+        self.with_state(derived)
+    }
+
     /// The layer to mount in an axum `Router`, and the server handle.
     pub fn build_layer(self) -> (SocketIoLayer, SocketIo) {
         let io = SocketIo {
