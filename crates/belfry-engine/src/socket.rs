@@ -165,6 +165,17 @@ impl<D> Socket<D> {
         self.close_with(DisconnectReason::ForcedClose);
     }
 
+    /// True if a packet sent now goes out at once: nothing is queued, and the transport can
+    /// take it (a WebSocket, or a pending long-poll GET). Node drops `volatile` packets when
+    /// this is false.
+    pub fn is_writable(&self) -> bool {
+        let state = self.state.lock();
+        state.close.is_none()
+            && state.queue.is_empty()
+            && (self.transport() == TransportType::Websocket
+                || self.polling_get.load(Ordering::Acquire))
+    }
+
     /// True once the session is closed or closing.
     pub fn is_closed(&self) -> bool {
         self.closed.is_cancelled()

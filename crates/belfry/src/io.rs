@@ -169,6 +169,28 @@ impl SocketIo {
         self.main().to(room)
     }
 
+    /// Same as [`SocketIo::to`] (Node's `io.in(room)`).
+    pub fn within(&self, room: impl Into<String>) -> BroadcastOperator {
+        self.main().within(room)
+    }
+
+    /// A broadcast to the main namespace delivered on this server only (Node's `io.local`).
+    pub fn local(&self) -> BroadcastOperator {
+        self.main().local()
+    }
+
+    /// A broadcast to the main namespace dropped for clients whose queue is full (Node's
+    /// `io.volatile`).
+    pub fn volatile(&self) -> BroadcastOperator {
+        self.main().volatile()
+    }
+
+    /// A broadcast to the main namespace whose acks are awaited at most `timeout` (Node's
+    /// `io.timeout(ms)`).
+    pub fn timeout(&self, timeout: Duration) -> BroadcastOperator {
+        self.main().timeout(timeout)
+    }
+
     /// A broadcast to the main namespace except `room`.
     pub fn except(&self, room: impl Into<String>) -> BroadcastOperator {
         self.main().except(room)

@@ -227,6 +227,10 @@ impl LocalSockets for NamespaceSockets {
         let frames = crate::socket::frames(packet);
         let mut delivered = 0;
         self.each(ids, |socket| {
+            // Node's `volatile`: dropped for a client that cannot take it right now.
+            if flags.volatile && !socket.conn().is_writable() {
+                return;
+            }
             socket.notify_outgoing(packet);
             match crate::socket::send_frames(socket.conn(), &frames) {
                 Ok(()) => delivered += 1,

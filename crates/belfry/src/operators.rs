@@ -84,7 +84,9 @@ impl BroadcastOperator {
         self
     }
 
-    /// Drops the event, silently, for a client whose send queue is full.
+    /// Drops the event, silently, for a client that cannot take it right now (Node's
+    /// `volatile`): one with packets still queued, or a long-polling client with no request
+    /// pending. For events that may be lost, such as "is typing".
     pub fn volatile(mut self) -> Self {
         self.opts.flags.volatile = true;
         self
