@@ -249,6 +249,7 @@ impl<H: EngineHandler> EngineInner<H> {
             Packet::Close => socket.close_with(DisconnectReason::TransportClose),
             // Node ignores the rest outside of an upgrade.
             Packet::Open(_)
+            | Packet::Encoded(_)
             | Packet::PingProbe
             | Packet::PongProbe
             | Packet::Upgrade

@@ -46,6 +46,10 @@ pub enum Packet {
     Upgrade,
     /// `6`: does nothing; used to end a pending long-poll during an upgrade.
     Noop,
+    /// A text packet already encoded, type digit included (`4hello`), sent as it is: one
+    /// encoding shared by every recipient of a broadcast, written to each WebSocket without a
+    /// copy. Never produced by decoding.
+    Encoded(Str),
 }
 
 /// The data of the open packet, sent once at the start of a session.
@@ -156,6 +160,7 @@ impl Packet {
             }
             Packet::Upgrade => out.push('5'),
             Packet::Noop => out.push('6'),
+            Packet::Encoded(text) => out.push_str(text),
             Packet::Binary(_) => return false,
         }
         true
@@ -172,6 +177,7 @@ impl Packet {
     fn text_len_hint(&self) -> usize {
         match self {
             Packet::Message(text) => text.len() + 1,
+            Packet::Encoded(text) => text.len(),
             Packet::Binary(data) => data.len().div_ceil(3) * 4 + 1,
             Packet::Open(_) => 128,
             Packet::PingProbe | Packet::PongProbe => 6,
@@ -238,6 +244,16 @@ mod tests {
                 r#"0{"sid":"abc","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#
             )
         );
+    }
+
+    #[test]
+    fn encoded_packets_are_written_as_they_are() {
+        let packet = Packet::Encoded(Str::from("42[\"ev\"]"));
+        assert_eq!(packet.encode_text().as_deref(), Some("42[\"ev\"]"));
+        let mut polling = String::new();
+        packet.encode_polling(&mut polling);
+        assert_eq!(polling, "42[\"ev\"]");
+        assert_eq!(packet.wire_len(), 8);
     }
 
     #[test]

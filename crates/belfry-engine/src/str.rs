@@ -56,6 +56,10 @@ impl Str {
             .expect("a str slice on char boundaries is valid UTF-8"))
     }
 
+    pub(crate) fn into_utf8_bytes(self) -> Utf8Bytes {
+        self.0
+    }
+
     pub(crate) fn from_utf8_bytes(b: Utf8Bytes) -> Self {
         Str(b)
     }

@@ -746,7 +746,9 @@ pub(crate) fn event_payload<T: Serialize + ?Sized>(
 /// The Engine.IO messages of a packet: its text, then each attachment.
 pub(crate) fn frames(packet: &Packet) -> Vec<EnginePacket> {
     let mut frames = Vec::with_capacity(1 + packet.attachments().len());
-    frames.push(EnginePacket::Message(Str::from(packet.encode())));
+    // Encoded once with the Engine.IO message type, so that every recipient's transport sends
+    // the same buffer as it is.
+    frames.push(EnginePacket::Encoded(Str::from(packet.encode_after("4"))));
     frames.extend(
         packet
             .attachments()

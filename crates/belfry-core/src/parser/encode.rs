@@ -8,6 +8,12 @@ impl Packet {
     /// The packet's text: `<type>[<n>-][<nsp>,][<ack id>][<json>]`. Binary attachments, if
     /// any, are sent after it, one Engine.IO binary message each ([`Packet::attachments`]).
     pub fn encode(&self) -> String {
+        self.encode_after("")
+    }
+
+    /// [`Packet::encode`] after `prefix`, in one allocation (Belfry writes the Engine.IO type
+    /// `4` first, so that the engine sends the text without copying it again).
+    pub fn encode_after(&self, prefix: &str) -> String {
         let (kind, attachments, ack, json) = match &self.data {
             PacketData::Connect(json) => ('0', 0, None, json.as_deref()),
             PacketData::Disconnect => ('1', 0, None, None),
@@ -29,7 +35,8 @@ impl Packet {
             PacketData::ConnectError(json) => ('4', 0, None, Some(&**json)),
         };
         let json = json.unwrap_or("");
-        let mut out = String::with_capacity(json.len() + self.ns.len() + 24);
+        let mut out = String::with_capacity(prefix.len() + json.len() + self.ns.len() + 24);
+        out.push_str(prefix);
         out.push(kind);
         if attachments > 0 {
             let _ = write!(out, "{attachments}-");

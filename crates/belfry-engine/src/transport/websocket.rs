@@ -349,6 +349,8 @@ async fn write_batch<D>(
 fn to_message(packet: Packet) -> Message {
     match packet {
         Packet::Binary(data) => Message::Binary(data),
+        // Already encoded, shared with the other recipients: sent without a copy.
+        Packet::Encoded(text) => Message::Text(text.into_utf8_bytes()),
         other => Message::Text(
             other
                 .encode_text()
