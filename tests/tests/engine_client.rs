@@ -36,27 +36,18 @@ fn assert_common(result: &serde_json::Value, open: &str, last: &str) {
 }
 
 #[tokio::test]
-async fn polling_only() {
-    let (result, reason, _) = run("polling", "server").await;
-    assert_common(&result, "polling", "polling");
-    assert_eq!(
-        result["texts"],
-        serde_json::json!(["hello", "héllo wörld ✓"])
-    );
-    assert_eq!(result["closeReason"], "transport close");
-    assert_eq!(reason, DisconnectReason::ForcedClose);
-}
-
-#[tokio::test]
-async fn websocket_only() {
-    let (result, reason, _) = run("websocket", "server").await;
-    assert_common(&result, "websocket", "websocket");
-    assert_eq!(
-        result["texts"],
-        serde_json::json!(["hello", "héllo wörld ✓"])
-    );
-    assert_eq!(result["closeReason"], "transport close");
-    assert_eq!(reason, DisconnectReason::ForcedClose);
+async fn polling_only_and_websocket_only() {
+    for transport in ["polling", "websocket"] {
+        let (result, reason, _) = run(transport, "server").await;
+        assert_common(&result, transport, transport);
+        assert_eq!(
+            result["texts"],
+            serde_json::json!(["hello", "héllo wörld ✓"]),
+            "{transport}"
+        );
+        assert_eq!(result["closeReason"], "transport close", "{transport}");
+        assert_eq!(reason, DisconnectReason::ForcedClose, "{transport}");
+    }
 }
 
 #[tokio::test]
