@@ -22,6 +22,7 @@ use tower_layer::Layer;
 use crate::{
     BroadcastOperator, ConnectError, DisconnectReason, EmitError,
     client::Client,
+    client_files::{ClientFiles, ServeClientLayer},
     handler::{Handler, erase},
     ns::{Namespace, ParentNamespace},
 };
@@ -95,6 +96,7 @@ impl SocketIo {
             },
             state: HashMap::new(),
             adapter: Arc::new(|local| Arc::new(LocalAdapter::new(local))),
+            client_files: None,
         }
     }
 
@@ -414,6 +416,7 @@ pub struct SocketIoBuilder {
     config: IoConfig,
     state: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
     adapter: AdapterFactory,
+    client_files: Option<ClientFiles>,
 }
 
 impl fmt::Debug for SocketIoBuilder {
@@ -421,6 +424,7 @@ impl fmt::Debug for SocketIoBuilder {
         f.debug_struct("SocketIoBuilder")
             .field("engine", &self.engine)
             .field("config", &self.config)
+            .field("serve_client", &self.client_files.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -540,6 +544,38 @@ impl SocketIoBuilder {
         self.with_state(derived)
     }
 
+    /// Serves the official browser client under the engine path, as Node's `serveClient` does:
+    /// `/socket.io/socket.io.min.js`, `socket.io.js`, `socket.io.esm.min.js`,
+    /// `socket.io.msgpack.min.js` and their source maps, each with an `ETag` (`304 Not
+    /// Modified` when the browser already has it) and `Cache-Control: public, max-age=0`.
+    ///
+    /// `dir` is the `dist` folder of the `socket.io-client` npm package, usually
+    /// `node_modules/socket.io-client/dist`; the files are read once, now. Unlike Node, Belfry
+    /// ships no copy of the client: install it with npm. Layers added with
+    /// [`SocketIoLayer::engine_layer`] see these requests too; wrap the router in tower-http's
+    /// `CompressionLayer` to compress them.
+    ///
+    /// # Errors
+    ///
+    /// The folder cannot be read, or holds no `socket.io.min.js`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use belfry::SocketIo;
+    ///
+    /// # fn run() -> std::io::Result<()> {
+    /// let (layer, io) = SocketIo::builder()
+    ///     .serve_client("node_modules/socket.io-client/dist")?
+    ///     .build_layer();
+    /// // <script src="/socket.io/socket.io.min.js"></script> now loads the client.
+    /// # Ok(()) }
+    /// ```
+    pub fn serve_client(mut self, dir: impl AsRef<std::path::Path>) -> std::io::Result<Self> {
+        self.client_files = Some(ClientFiles::read(dir.as_ref())?);
+        Ok(self)
+    }
+
     /// The layer to mount in an axum `Router`, and the server handle.
     pub fn build_layer(self) -> (SocketIoLayer, SocketIo) {
         let io = SocketIo {
@@ -554,7 +590,12 @@ impl SocketIoBuilder {
         };
         io.ns("/", || async {});
         let engine = Engine::new(Client { io: io.clone() }, self.engine.build());
-        let layer = SocketIoLayer(engine.layer());
+        let mut layer = engine.layer();
+        if let Some(files) = self.client_files {
+            let path = engine.config().path().into();
+            layer = layer.engine_layer(ServeClientLayer { files, path });
+        }
+        let layer = SocketIoLayer(layer);
         // Set once, here, before the handle is given out.
         let _ = io.inner.engine.set(engine);
         (layer, io)

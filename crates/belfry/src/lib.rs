@@ -161,6 +161,7 @@ mod ack;
 mod args;
 mod binary;
 mod client;
+mod client_files;
 mod errors;
 pub mod extract;
 pub mod handler;
