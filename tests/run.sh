@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Belfry's whole test suite, as the README's test command runs it. It installs what it needs on a
-# fresh Debian machine: Node.js, npm and Python's venv from apt when absent, the npm clients
-# from tests/js's lockfile, python-socketio (pinned) in tests/py/.venv. Then formatting, clippy, every Rust test (unit, integration with the official
-# clients, doctests), the benchmarks and fuzz targets compiled.
+# fresh Debian machine: Node.js, npm, Python's venv and Chromium from apt when absent; the npm
+# clients from tests/js's lockfile (playwright-core among them) and the chat example's browser
+# bundle; python-socketio (pinned) in tests/py/.venv. Then formatting, clippy, every Rust test
+# (unit, integration with the official clients and Chromium, doctests), the benchmarks and fuzz
+# targets compiled.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,8 +25,14 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   apt_install nodejs npm
 fi
 
-log "npm clients (tests/js)"
+# Headless Chromium for the browser tests (driven by playwright-core from tests/js).
+if [ -z "${CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then
+  apt_install chromium
+fi
+
+log "npm clients (tests/js) and the chat example's browser bundle (examples/chat)"
 npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+npm ci --prefix examples/chat --no-audit --no-fund --loglevel=error
 
 log "python clients (tests/py)"
 command -v python3 >/dev/null || apt_install python3

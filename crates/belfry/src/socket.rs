@@ -290,7 +290,8 @@ impl Socket {
     }
 
     /// Sends `event` to this client. `data` is the arguments: a tuple for several, `()` for none,
-    /// anything else for one (see "Arguments" in the [crate docs](crate)).
+    /// anything else for one (see "Arguments" in the [crate docs](crate)). A fixed-size array
+    /// `[T; N]` is a tuple to serde and spreads too: send `&array[..]` or a `Vec` for one array.
     ///
     /// # Errors
     ///
