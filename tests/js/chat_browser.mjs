@@ -6,7 +6,7 @@
 import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const [binary, port, outDir] = process.argv.slice(2);
 const url = `http://127.0.0.1:${port}/`;
@@ -79,18 +79,7 @@ async function messageSeen(page, room, from, text) {
 try {
   mkdirSync(outDir, { recursive: true });
   server = await startServer();
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  browser = await launchChromium();
   // Two separate browser contexts: two people.
   const alice = await (await browser.newContext({ viewport: { width: 1000, height: 640 } })).newPage();
   const bob = await (await browser.newContext({ viewport: { width: 1000, height: 640 } })).newPage();
