@@ -189,13 +189,13 @@ impl<H: EngineHandler> EngineInner<H> {
             TransportType::Websocket => Vec::new(),
         };
         let open = Packet::Open(OpenPacket {
-            sid: sid.clone(),
+            sid,
             upgrades,
             ping_interval: millis(self.config.ping_interval),
             ping_timeout: millis(self.config.ping_timeout),
             max_payload: self.config.max_payload,
         });
-        let span = tracing::debug_span!("engine_session", %sid, transport = transport.as_str());
+        let span = socket.span().clone();
         tokio::spawn(self.clone().run_session(socket.clone()).instrument(span));
         Some((socket, open))
     }
@@ -232,7 +232,8 @@ impl<H: EngineHandler> EngineInner<H> {
     /// Tells the handler a session opened; called by the transport once the open packet is on
     /// its way, so that anything the handler sends follows it.
     pub(crate) fn connected(&self, socket: &Arc<Socket<H::Data>>) {
-        tracing::debug!(sid = %socket.id(), "session opened");
+        let _span = socket.span().enter();
+        tracing::debug!("session opened");
         self.handler.on_connect(socket.clone());
     }
 

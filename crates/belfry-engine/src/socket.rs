@@ -33,6 +33,7 @@ pub struct Socket<D> {
     pub(crate) upgrade_claimed: AtomicBool,
     max_packets: usize,
     max_bytes: usize,
+    span: tracing::Span,
     data: D,
 }
 
@@ -63,6 +64,7 @@ impl<D> Socket<D> {
         max_bytes: usize,
         data: D,
     ) -> Self {
+        let span = tracing::debug_span!("engine", sid = %id, transport = transport.as_str());
         Socket {
             id,
             parts,
@@ -85,8 +87,17 @@ impl<D> Socket<D> {
             upgrade_claimed: AtomicBool::new(false),
             max_packets,
             max_bytes,
+            span,
             data,
         }
+    }
+
+    /// The session's tracing span (`engine{sid, transport}`, at debug level): everything the
+    /// engine does for the session happens in it. Spans of the layers above (a Socket.IO
+    /// socket's) take it as their parent, so `RUST_LOG=belfry=debug` reads as one story per
+    /// connection.
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
     }
 
     /// The session id.
@@ -205,7 +216,8 @@ impl<D> Socket<D> {
                 state.bytes = 0;
             }
         }
-        tracing::debug!(sid = %self.id, %reason, "closing session");
+        let _span = self.span.enter();
+        tracing::debug!(%reason, "closing session");
         self.closed.cancel();
         self.wake_writer.notify_one();
     }

@@ -72,17 +72,21 @@ impl EngineHandler for Client {
         // Node's `connectTimeout`: a client must join a namespace in time.
         let timeout = self.io.config().connect_timeout;
         let data = conn.clone();
-        let timer = tokio::spawn(async move {
-            tokio::select! {
-                () = tokio::time::sleep(timeout) => {
-                    if conn.data().sockets.read().is_empty() {
-                        tracing::debug!(sid = %conn.id(), "no namespace joined in time");
-                        conn.close();
+        let span = conn.span().clone();
+        let timer = tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                tokio::select! {
+                    () = tokio::time::sleep(timeout) => {
+                        if conn.data().sockets.read().is_empty() {
+                            tracing::debug!("no namespace joined in time");
+                            conn.close();
+                        }
                     }
+                    () = conn.closed() => {}
                 }
-                () = conn.closed() => {}
-            }
-        });
+            },
+            span,
+        ));
         *data.data().connect_timer.lock() = Some(timer.abort_handle());
     }
 
@@ -114,7 +118,7 @@ impl Client {
             Ok(Some(packet)) => self.route(conn, packet),
             Ok(None) => {}
             Err(error) => {
-                tracing::debug!(sid = %conn.id(), %error, "invalid Socket.IO packet");
+                tracing::debug!(%error, "invalid Socket.IO packet");
                 force_close(conn);
             }
         }
@@ -138,7 +142,7 @@ impl Client {
             // A second CONNECT, a packet for a namespace not joined, a CONNECT_ERROR from a
             // client: Node closes the whole connection.
             (data, _) => {
-                tracing::debug!(sid = %conn.id(), ns = %packet.ns, ?data, "packet out of sequence");
+                tracing::debug!(ns = %packet.ns, ?data, "packet out of sequence");
                 force_close(conn);
             }
         }

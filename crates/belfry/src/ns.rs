@@ -153,14 +153,18 @@ impl Namespace {
                 }
                 let packet = Packet::connect(self.name.clone(), socket.id().as_str());
                 let _ = socket.send(&packet);
-                tracing::debug!(ns = %self.name, id = %socket.id(), "socket connected");
+                socket
+                    .span()
+                    .in_scope(|| tracing::debug!("socket connected"));
                 socket.enqueue(future);
             }
         }
     }
 
     fn refuse(&self, socket: &Arc<Socket>, refusal: &ConnectError) {
-        tracing::debug!(ns = %self.name, message = %refusal.message, "connect refused");
+        socket
+            .span()
+            .in_scope(|| tracing::debug!(message = %refusal.message, "connect refused"));
         let packet =
             Packet::connect_error(self.name.clone(), &refusal.message, refusal.data.as_ref());
         let _ = socket.send(&packet);

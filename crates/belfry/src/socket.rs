@@ -61,6 +61,7 @@ pub struct Socket {
     acks: Mutex<HashMap<u64, oneshot::Sender<Payload>>>,
     queue: Mutex<Queue>,
     connected: AtomicBool,
+    span: tracing::Span,
 }
 
 /// A shared handle on a [`Socket`], as handlers receive it.
@@ -101,9 +102,11 @@ impl Socket {
     ) -> Arc<Socket> {
         let issued = crate::handshake::now_millis();
         let auth = auth.map(Str::from);
+        let id = Sid::random();
+        let span = tracing::debug_span!(parent: conn.span(), "socket", ns = %ns.name(), %id);
         Arc::new_cyclic(|me| Socket {
             me: me.clone(),
-            id: Sid::random(),
+            id,
             issued,
             auth,
             ns,
@@ -119,6 +122,7 @@ impl Socket {
             acks: Mutex::new(HashMap::new()),
             queue: Mutex::new(Queue::default()),
             connected: AtomicBool::new(true),
+            span,
         })
     }
 
@@ -384,12 +388,14 @@ impl Socket {
     pub fn join(&self, room: impl Into<String>) {
         let room = room.into();
         if self.connected() {
+            self.span.in_scope(|| tracing::debug!(%room, "joined room"));
             self.ns.adapter().add_all(&self.id, &[room]);
         }
     }
 
     /// Leaves `room`.
     pub fn leave(&self, room: &str) {
+        self.span.in_scope(|| tracing::debug!(%room, "left room"));
         self.ns.adapter().del(&self.id, room);
     }
 
@@ -446,6 +452,12 @@ impl Socket {
         &self.conn
     }
 
+    /// The socket's tracing span (`socket{ns, id}` at debug level, inside its connection's
+    /// `engine{sid, transport}` span): its handlers run in it.
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
     /// Runs the handler of an incoming event, after those of the events before it.
     pub(crate) fn on_event(self: &Arc<Self>, payload: Payload, ack: Option<u64>) {
         let bytes = payload.json.len() + payload.attachments.iter().map(Bytes::len).sum::<usize>();
@@ -488,9 +500,10 @@ impl Socket {
         let listeners = listeners.unwrap_or_default();
         let any = self.any_handler.read().clone();
         if listeners.is_empty() && any.is_none() && self.packet_middlewares.read().is_empty() {
-            tracing::trace!(event = %name, "no listener");
+            tracing::debug!(event = %name, "event with no listener");
             return;
         }
+        tracing::debug!(event = %name, ack = ack.is_some(), "event");
         let mut ctx = HandlerContext {
             socket: SocketRef(self.clone()),
             kind: ContextKind::Event {
@@ -575,7 +588,8 @@ impl Socket {
             }
             if !queue.admit(bytes) {
                 drop(queue);
-                tracing::warn!(id = %self.id, "too many pending events, closing the connection");
+                let _span = self.span.enter();
+                tracing::warn!("too many pending events, closing the connection");
                 self.conn.close();
                 return;
             }
@@ -583,7 +597,7 @@ impl Socket {
             !std::mem::replace(&mut queue.draining, true)
         };
         if start_drain && let Some(socket) = self.me.upgrade() {
-            let span = tracing::debug_span!("socket", ns = %self.ns.name(), id = %self.id);
+            let span = self.span.clone();
             tokio::spawn(tracing::Instrument::instrument(socket.drain(), span));
         }
     }
@@ -617,7 +631,8 @@ impl Socket {
         if !self.connected.swap(false, Ordering::AcqRel) {
             return;
         }
-        tracing::debug!(id = %self.id, ns = %self.ns.name(), %reason, "socket disconnected");
+        self.span
+            .in_scope(|| tracing::debug!(%reason, "socket disconnected"));
         self.conn.data().remove(self.ns.name());
         self.acks.lock().clear();
         let disconnecting = self.disconnecting_handler.read().clone();
@@ -671,7 +686,8 @@ impl Socket {
     /// Registers `self` in its namespace and own room; called once CONNECT succeeded.
     pub(crate) fn joined(self: &Arc<Self>) {
         self.ns.add_socket(self.clone());
-        self.join(self.id.to_string());
+        // Its own room, joined quietly: not a room the user chose.
+        self.ns.adapter().add_all(&self.id, &[self.id.to_string()]);
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::{
     Arc,
     atomic::{AtomicBool, Ordering},
 };
+use tracing::Instrument;
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, Method, Request, StatusCode, header, request::Parts};
@@ -45,11 +46,16 @@ pub(crate) async fn serve<H: EngineHandler>(
     req: Request<RequestBody>,
 ) -> EngineResponse {
     let (parts, body) = req.into_parts();
-    match parts.method {
-        Method::GET => poll(inner, socket, &parts).await,
-        Method::POST => receive(inner, socket, &parts, body).await,
-        _ => empty(StatusCode::INTERNAL_SERVER_ERROR),
+    let span = socket.span().clone();
+    async move {
+        match parts.method {
+            Method::GET => poll(inner, socket, &parts).await,
+            Method::POST => receive(inner, socket, &parts, body).await,
+            _ => empty(StatusCode::INTERNAL_SERVER_ERROR),
+        }
     }
+    .instrument(span)
+    .await
 }
 
 /// Holds the GET until packets are queued, the session closes, or an upgrade ends polling.
@@ -59,7 +65,7 @@ async fn poll<H: EngineHandler>(
     parts: &Parts,
 ) -> EngineResponse {
     let Some(_guard) = Exclusive::acquire(&socket.polling_get) else {
-        tracing::debug!(sid = %socket.id(), "overlapping GET requests");
+        tracing::debug!("overlapping GET requests");
         socket.close_with(DisconnectReason::TransportError);
         return empty(StatusCode::BAD_REQUEST);
     };
@@ -95,7 +101,7 @@ async fn receive<H: EngineHandler>(
     body: RequestBody,
 ) -> EngineResponse {
     let Some(_guard) = Exclusive::acquire(&socket.polling_post) else {
-        tracing::debug!(sid = %socket.id(), "overlapping POST requests");
+        tracing::debug!("overlapping POST requests");
         socket.close_with(DisconnectReason::TransportError);
         return empty(StatusCode::BAD_REQUEST);
     };
@@ -107,7 +113,7 @@ async fn receive<H: EngineHandler>(
         ct.as_bytes()
             .eq_ignore_ascii_case(b"application/octet-stream")
     }) {
-        tracing::debug!(sid = %socket.id(), "binary content type on an EIO 4 session");
+        tracing::debug!("binary content type on an EIO 4 session");
         return fail(StatusCode::BAD_REQUEST);
     }
     let max = inner.config.max_payload;
@@ -125,7 +131,7 @@ async fn receive<H: EngineHandler>(
         Ok(Err(BodyError::TooLarge)) => return fail(StatusCode::PAYLOAD_TOO_LARGE),
         Ok(Err(BodyError::Read)) => return fail(StatusCode::BAD_REQUEST),
         Err(_) => {
-            tracing::debug!(sid = %socket.id(), "POST body too slow");
+            tracing::debug!("POST body too slow");
             return fail(StatusCode::REQUEST_TIMEOUT);
         }
     };
@@ -183,7 +189,7 @@ fn handle_payload<H: EngineHandler>(
         match packet {
             Ok(packet) => inner.on_packet(socket, packet),
             Err(error) => {
-                tracing::debug!(sid = %socket.id(), %error, "invalid polling payload");
+                tracing::debug!(%error, "invalid polling payload");
                 socket.close_with(DisconnectReason::ParseError);
                 return false;
             }

@@ -137,7 +137,7 @@ pub(crate) fn handshake<H: EngineHandler>(
     let mut res = switching_protocols(accept_key);
     edit_headers(inner, socket.req_parts(), &mut res, Some(socket.id()));
     let inner = inner.clone();
-    let span = tracing::debug_span!("engine_ws", sid = %socket.id());
+    let span = socket.span().clone();
     tokio::spawn(
         async move {
             match accept(&inner, on_upgrade).await {
@@ -168,7 +168,7 @@ pub(crate) fn upgrade<H: EngineHandler>(
     let mut res = switching_protocols(accept_key);
     edit_headers(inner, parts, &mut res, None);
     let inner = inner.clone();
-    let span = tracing::debug_span!("engine_upgrade", sid = %socket.id());
+    let span = tracing::debug_span!(parent: socket.span(), "upgrade");
     tokio::spawn(
         async move {
             match accept(&inner, on_upgrade).await {
