@@ -176,6 +176,30 @@ mod socket;
 #[doc = include_str!("../../../README.md")]
 struct ReadmeDoctests;
 
+/// The guides in `docs/guides/`, their examples compiled and run as doctests.
+#[cfg(doctest)]
+mod guides {
+    macro_rules! guides {
+        ($($name:ident => $file:literal),* $(,)?) => {
+            $(
+                #[doc = include_str!(concat!("../../../docs/guides/", $file))]
+                struct $name;
+            )*
+        };
+    }
+    guides! {
+        GettingStarted => "getting-started.md",
+        HandlersAndExtractors => "handlers-and-extractors.md",
+        RoomsAndBroadcasts => "rooms-and-broadcasts.md",
+        AcksAndTimeouts => "acks-and-timeouts.md",
+        Middlewares => "middlewares.md",
+        SessionsAndAuth => "sessions-and-auth.md",
+        GracefulShutdown => "graceful-shutdown.md",
+        FromNode => "from-node.md",
+        FromSocketioxide => "from-socketioxide.md",
+    }
+}
+
 pub use ack::AckSender;
 pub use belfry_core as core;
 pub use belfry_engine as engine;
