@@ -1,0 +1,196 @@
+//! Socket.IO arguments between Belfry's form (JSON text with `{"_placeholder":true,"num":i}` and
+//! the attachments beside it) and the form Node's adapters put on the wire (msgpack, binary in
+//! place as `bin`), following notepack.io's dialect.
+
+use belfry_core::parser::Payload;
+use bytes::Bytes;
+use rmpv::Value;
+
+use crate::WireError;
+
+/// Deepest nesting accepted from the wire, as Belfry's parser accepts from clients.
+const MAX_DEPTH: usize = 128;
+
+/// The arguments `payload` holds (a JSON array), as a msgpack array with the attachments in
+/// place of their placeholders. Object keys keep their order.
+pub(crate) fn payload_to_value(payload: &Payload) -> Result<Value, WireError> {
+    let mut value: Value = serde_json::from_str(&payload.json)?;
+    fill_placeholders(&mut value, &payload.attachments)?;
+    Ok(value)
+}
+
+fn fill_placeholders(value: &mut Value, attachments: &[Bytes]) -> Result<(), WireError> {
+    match value {
+        Value::Array(items) => {
+            for item in items {
+                fill_placeholders(item, attachments)?;
+            }
+        }
+        Value::Map(entries) => {
+            if let Some(index) = placeholder(entries) {
+                let bytes = attachments.get(index).ok_or(WireError::Placeholder)?;
+                *value = Value::Binary(bytes.to_vec());
+                return Ok(());
+            }
+            for (_, item) in entries {
+                fill_placeholders(item, attachments)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The attachment index of a `{"_placeholder":true,"num":i}` object.
+fn placeholder(entries: &[(Value, Value)]) -> Option<usize> {
+    let field = |name: &str| {
+        entries
+            .iter()
+            .find(|(key, _)| key.as_str() == Some(name))
+            .map(|(_, value)| value)
+    };
+    if entries.len() != 2 || field("_placeholder") != Some(&Value::Boolean(true)) {
+        return None;
+    }
+    field("num")?.as_u64().and_then(|n| usize::try_from(n).ok())
+}
+
+/// A msgpack array of arguments from the wire as a Belfry payload: binary becomes
+/// attachments with placeholders; notepack's `undefined` (fixext 1, type 0) and other
+/// extensions become `null`, as `JSON.stringify` would write them.
+pub(crate) fn value_to_payload(value: &Value) -> Result<Payload, WireError> {
+    if !value.is_array() {
+        return Err(WireError::Shape("the arguments are not an array"));
+    }
+    let mut json = String::with_capacity(64);
+    let mut attachments = Vec::new();
+    write_json(value, &mut json, &mut attachments, 0)?;
+    Ok(Payload {
+        json: json.into(),
+        attachments,
+    })
+}
+
+fn write_json(
+    value: &Value,
+    out: &mut String,
+    attachments: &mut Vec<Bytes>,
+    depth: usize,
+) -> Result<(), WireError> {
+    if depth > MAX_DEPTH {
+        return Err(WireError::Shape("nested too deep"));
+    }
+    match value {
+        Value::Nil | Value::Ext(..) => out.push_str("null"),
+        Value::Boolean(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Integer(i) => out.push_str(&i.to_string()),
+        Value::F32(f) => push_float(out, f64::from(*f)),
+        Value::F64(f) => push_float(out, *f),
+        Value::String(s) => {
+            let text = s
+                .as_str()
+                .ok_or(WireError::Shape("a string is not UTF-8"))?;
+            out.push_str(&serde_json::to_string(text)?);
+        }
+        Value::Binary(bytes) => {
+            out.push_str(&format!(
+                "{{\"_placeholder\":true,\"num\":{}}}",
+                attachments.len()
+            ));
+            attachments.push(Bytes::copy_from_slice(bytes));
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json(item, out, attachments, depth + 1)?;
+            }
+            out.push(']');
+        }
+        Value::Map(entries) => {
+            out.push('{');
+            for (i, (key, item)) in entries.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                let key = match key {
+                    Value::String(s) => s
+                        .as_str()
+                        .ok_or(WireError::Shape("a key is not UTF-8"))?
+                        .to_owned(),
+                    // JavaScript object keys are strings; a number key is its decimal text.
+                    other => other.to_string(),
+                };
+                out.push_str(&serde_json::to_string(&key)?);
+                out.push(':');
+                write_json(item, out, attachments, depth + 1)?;
+            }
+            out.push('}');
+        }
+    }
+    Ok(())
+}
+
+/// A float as JSON writes it; NaN and infinities become `null`, as `JSON.stringify` does.
+fn push_float(out: &mut String, f: f64) {
+    if f.is_finite() {
+        out.push_str(
+            &serde_json::Number::from_f64(f).map_or_else(|| "null".to_owned(), |n| n.to_string()),
+        );
+    } else {
+        out.push_str("null");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payload(json: &str, attachments: &[&'static [u8]]) -> Payload {
+        Payload {
+            json: json.into(),
+            attachments: attachments.iter().map(|b| Bytes::from_static(b)).collect(),
+        }
+    }
+
+    #[test]
+    fn placeholders_become_binary_and_back() {
+        let original = payload(
+            r#"["file",{"name":"a.png","data":{"_placeholder":true,"num":0}},[1,-2,3.5,null,true],{"_placeholder":true,"num":1}]"#,
+            &[b"\x89PNG", b""],
+        );
+        let value = payload_to_value(&original).unwrap();
+        assert_eq!(value[1]["data"], Value::Binary(b"\x89PNG".to_vec()));
+        assert_eq!(value[3], Value::Binary(Vec::new()));
+        assert_eq!(value_to_payload(&value).unwrap(), original);
+    }
+
+    #[test]
+    fn notepack_undefined_and_odd_values_become_json() {
+        let value = Value::Array(vec![
+            Value::Ext(0, vec![0]),
+            Value::F64(f64::NAN),
+            Value::Map(vec![(Value::from(7), Value::from("seven"))]),
+            Value::from(u64::MAX),
+        ]);
+        let payload = value_to_payload(&value).unwrap();
+        assert_eq!(
+            &*payload.json,
+            r#"[null,null,{"7":"seven"},18446744073709551615]"#
+        );
+    }
+
+    #[test]
+    fn hostile_values_are_refused() {
+        assert!(value_to_payload(&Value::from("not an array")).is_err());
+        let mut deep = Value::Array(Vec::new());
+        for _ in 0..200 {
+            deep = Value::Array(vec![deep]);
+        }
+        assert!(value_to_payload(&deep).is_err());
+        // A placeholder pointing past the attachments.
+        assert!(payload_to_value(&payload(r#"[{"_placeholder":true,"num":3}]"#, &[])).is_err());
+    }
+}

@@ -1,0 +1,298 @@
+//! The classic protocol of Node's `@socket.io/redis-adapter` 8.x, without I/O: channel names and
+//! the broadcast message. Public for tools that publish to or read from a cluster (an emitter,
+//! a monitor); the adapter uses it.
+//!
+//! A broadcast is a msgpack array `[uid, packet, opts]` published on `<key>#<nsp>#` (or
+//! `<key>#<nsp>#<room>#` when it targets exactly one room), where `packet` is the packet as
+//! Node's server builds it before encoding (`{type: 2, data: ["event", ...args], nsp}`, binary
+//! in place) and `opts` is `{rooms, except, flags}`.
+
+use belfry_core::{
+    Str,
+    adapter::{BroadcastFlags, BroadcastOptions},
+    parser::{Packet, PacketData},
+};
+use rmpv::Value;
+
+use crate::{
+    WireError,
+    value::{payload_to_value, value_to_payload},
+};
+
+/// Socket.IO's EVENT packet type, which Node's adapters use for every broadcast packet.
+const EVENT: u64 = 2;
+
+/// The channels of one namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Channels {
+    /// `<key>#<nsp>#`: broadcasts to every socket; a room's channel appends `<room>#`.
+    pub broadcast: String,
+    /// `<key>-request#<nsp>#`: requests between servers.
+    pub request: String,
+    /// `<key>-response#<nsp>#`: their responses.
+    pub response: String,
+}
+
+impl Channels {
+    /// The channels of namespace `nsp` under `key` (Node's default key is `socket.io`).
+    pub fn new(key: &str, nsp: &str) -> Channels {
+        Channels {
+            broadcast: format!("{key}#{nsp}#"),
+            request: format!("{key}-request#{nsp}#"),
+            response: format!("{key}-response#{nsp}#"),
+        }
+    }
+
+    /// The pattern matching every broadcast channel of the namespace.
+    pub fn broadcast_pattern(&self) -> String {
+        format!("{}*", self.broadcast)
+    }
+
+    /// Where a broadcast with `opts` is published: the room's channel when it targets exactly
+    /// one room, the namespace's otherwise.
+    pub fn for_broadcast(&self, opts: &BroadcastOptions) -> String {
+        match opts.rooms.as_slice() {
+            [room] => format!("{}{room}#", self.broadcast),
+            _ => self.broadcast.clone(),
+        }
+    }
+
+    /// The room a broadcast channel names (`None` for the namespace's own channel, or for a
+    /// channel of another namespace).
+    pub fn room_of<'a>(&self, channel: &'a str) -> Option<Option<&'a str>> {
+        let rest = channel.strip_prefix(self.broadcast.as_str())?;
+        if rest.is_empty() {
+            return Some(None);
+        }
+        rest.strip_suffix('#').map(Some)
+    }
+}
+
+/// A broadcast read off the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Broadcast {
+    /// The publishing server's uid (`"emitter"` for `@socket.io/redis-emitter`).
+    pub uid: String,
+    /// The packet, ready for local delivery.
+    pub packet: Packet,
+    /// Which sockets, and how.
+    pub opts: BroadcastOptions,
+}
+
+/// Encodes a broadcast of `packet` (an event) as Node's adapter publishes it.
+///
+/// # Errors
+///
+/// `packet` is not an event, or its payload is not the JSON array it should be.
+pub fn encode_broadcast(
+    uid: &str,
+    packet: &Packet,
+    opts: &BroadcastOptions,
+) -> Result<Vec<u8>, WireError> {
+    let PacketData::Event { payload, .. } = &packet.data else {
+        return Err(WireError::Shape("only events are broadcast"));
+    };
+    let packet = Value::Map(vec![
+        (Value::from("type"), Value::from(EVENT)),
+        (Value::from("data"), payload_to_value(payload)?),
+        (Value::from("nsp"), Value::from(&*packet.ns)),
+    ]);
+    let message = Value::Array(vec![Value::from(uid), packet, opts_to_value(opts)]);
+    let mut out = Vec::with_capacity(64);
+    rmpv::encode::write_value(&mut out, &message).map_err(|_| WireError::Shape("unencodable"))?;
+    Ok(out)
+}
+
+/// Decodes a broadcast published by a Node or Belfry server, or by the Redis emitter.
+///
+/// # Errors
+///
+/// The bytes are not msgpack, or not a broadcast (`[uid, {data, nsp}, {rooms, except, flags}]`).
+pub fn decode_broadcast(mut bytes: &[u8]) -> Result<Broadcast, WireError> {
+    let message = rmpv::decode::read_value_with_max_depth(&mut bytes, 256)?;
+    let Value::Array(parts) = message else {
+        return Err(WireError::Shape("a broadcast is not an array"));
+    };
+    let [uid, packet, opts] = parts.as_slice() else {
+        return Err(WireError::Shape("a broadcast is not [uid, packet, opts]"));
+    };
+    let uid = uid
+        .as_str()
+        .ok_or(WireError::Shape("the uid is not a string"))?
+        .to_owned();
+    let data = get(packet, "data").ok_or(WireError::Shape("the packet has no data"))?;
+    let payload = value_to_payload(data)?;
+    // Node treats a packet without `nsp` as the main namespace's.
+    let ns = match get(packet, "nsp") {
+        None | Some(Value::Nil) => "/",
+        Some(nsp) => nsp
+            .as_str()
+            .ok_or(WireError::Shape("the namespace is not a string"))?,
+    };
+    let packet = Packet {
+        ns: Str::from(ns),
+        data: PacketData::Event { payload, ack: None },
+    };
+    Ok(Broadcast {
+        uid,
+        packet,
+        opts: opts_from_value(opts)?,
+    })
+}
+
+/// `{rooms, except, flags}` with only the flags that are set, as Node writes them.
+pub(crate) fn opts_to_value(opts: &BroadcastOptions) -> Value {
+    let strings =
+        |items: &[String]| Value::Array(items.iter().map(|s| Value::from(s.as_str())).collect());
+    let flags = &opts.flags;
+    let mut flag_entries = Vec::new();
+    if flags.volatile {
+        flag_entries.push((Value::from("volatile"), Value::from(true)));
+    }
+    if flags.local {
+        flag_entries.push((Value::from("local"), Value::from(true)));
+    }
+    if let Some(compress) = flags.compress {
+        flag_entries.push((Value::from("compress"), Value::from(compress)));
+    }
+    if let Some(timeout) = flags.timeout {
+        let millis = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        flag_entries.push((Value::from("timeout"), Value::from(millis)));
+    }
+    Value::Map(vec![
+        (Value::from("rooms"), strings(&opts.rooms)),
+        (Value::from("except"), strings(&opts.except)),
+        (Value::from("flags"), Value::Map(flag_entries)),
+    ])
+}
+
+/// Reads `{rooms, except, flags}`; missing parts are empty, unknown flags ignored.
+pub(crate) fn opts_from_value(value: &Value) -> Result<BroadcastOptions, WireError> {
+    let strings = |key: &str| -> Result<Vec<String>, WireError> {
+        match get(value, key) {
+            None | Some(Value::Nil) => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|item| {
+                    item.as_str()
+                        .map(str::to_owned)
+                        .ok_or(WireError::Shape("a room is not a string"))
+                })
+                .collect(),
+            Some(_) => Err(WireError::Shape("rooms are not an array")),
+        }
+    };
+    let mut flags = BroadcastFlags::default();
+    if let Some(Value::Map(entries)) = get(value, "flags") {
+        for (key, flag) in entries {
+            match key.as_str() {
+                Some("volatile") => flags.volatile = flag.as_bool().unwrap_or(false),
+                Some("local") => flags.local = flag.as_bool().unwrap_or(false),
+                Some("compress") => flags.compress = flag.as_bool(),
+                Some("timeout") => {
+                    flags.timeout = flag
+                        .as_u64()
+                        .or_else(|| flag.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+                        .map(std::time::Duration::from_millis);
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(BroadcastOptions {
+        rooms: strings("rooms")?,
+        except: strings("except")?,
+        flags,
+    })
+}
+
+/// The value of `key` in a msgpack map.
+fn get<'a>(map: &'a Value, key: &str) -> Option<&'a Value> {
+    map.as_map()?
+        .iter()
+        .find(|(k, _)| k.as_str() == Some(key))
+        .map(|(_, v)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use belfry_core::parser::Payload;
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn event(ns: &str, json: &str, attachments: Vec<Bytes>) -> Packet {
+        Packet {
+            ns: Str::from(ns),
+            data: PacketData::Event {
+                payload: Payload {
+                    json: json.into(),
+                    attachments,
+                },
+                ack: None,
+            },
+        }
+    }
+
+    #[test]
+    fn channels_are_nodes() {
+        let channels = Channels::new("socket.io", "/chat");
+        assert_eq!(channels.broadcast, "socket.io#/chat#");
+        assert_eq!(channels.request, "socket.io-request#/chat#");
+        assert_eq!(channels.response, "socket.io-response#/chat#");
+        assert_eq!(channels.broadcast_pattern(), "socket.io#/chat#*");
+        let one_room = BroadcastOptions {
+            rooms: vec!["r1".into()],
+            ..BroadcastOptions::default()
+        };
+        assert_eq!(channels.for_broadcast(&one_room), "socket.io#/chat#r1#");
+        assert_eq!(
+            channels.for_broadcast(&BroadcastOptions::default()),
+            "socket.io#/chat#"
+        );
+        assert_eq!(channels.room_of("socket.io#/chat#"), Some(None));
+        assert_eq!(channels.room_of("socket.io#/chat#r1#"), Some(Some("r1")));
+        assert_eq!(channels.room_of("socket.io#/other#"), None);
+    }
+
+    #[test]
+    fn broadcasts_round_trip_with_binary_and_flags() {
+        let packet = event(
+            "/chat",
+            r#"["file",{"_placeholder":true,"num":0},"x"]"#,
+            vec![Bytes::from_static(b"\x00\x01")],
+        );
+        let opts = BroadcastOptions {
+            rooms: vec!["a".into(), "b".into()],
+            except: vec!["c".into()],
+            flags: BroadcastFlags {
+                volatile: true,
+                local: false,
+                compress: Some(true),
+                timeout: Some(Duration::from_millis(1500)),
+            },
+        };
+        let bytes = encode_broadcast("abc123", &packet, &opts).unwrap();
+        let decoded = decode_broadcast(&bytes).unwrap();
+        assert_eq!(decoded.uid, "abc123");
+        assert_eq!(decoded.packet, packet);
+        assert_eq!(decoded.opts, opts);
+    }
+
+    #[test]
+    fn hostile_broadcasts_are_errors() {
+        for bytes in [
+            &b""[..],
+            b"\xc1",
+            b"\x93\xa1a\x80\x80",    // a packet without data
+            b"\x92\xa1a\x80",        // two elements
+            b"\x93\x01\x80\x80",     // uid not a string
+            b"\xdd\xff\xff\xff\xff", // an array claiming 4 billion elements
+        ] {
+            assert!(decode_broadcast(bytes).is_err(), "{bytes:?}");
+        }
+    }
+}
