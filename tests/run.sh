@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Belfry's whole test suite, as the README's test command runs it. It installs what it needs on a
-# fresh Debian machine: Node.js, npm, Python's venv and Chromium from apt when absent; the npm
+# fresh Debian machine: Node.js, npm, Python's venv, Chromium and Redis from apt when absent; the npm
 # clients from tests/js's lockfile (playwright-core among them) and the chat example's browser
 # bundle; python-socketio (pinned) in tests/py/.venv. Then formatting, clippy, every Rust test
 # (unit, integration with the official clients and Chromium, doctests), the benchmarks and fuzz
@@ -28,6 +28,10 @@ fi
 # Headless Chromium for the browser tests (driven by playwright-core from tests/js).
 if [ -z "${CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then
   apt_install chromium
+fi
+# Redis for the cluster tests (each test starts its own server on a free port).
+if [ -z "${REDIS_SERVER:-}" ] && ! command -v redis-server >/dev/null; then
+  apt_install redis-server
 fi
 
 log "npm clients (tests/js) and the chat example's browser bundle (examples/chat)"

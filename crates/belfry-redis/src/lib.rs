@@ -1,13 +1,136 @@
 //! A Redis adapter for Belfry that speaks the wire protocol of Node's
-//! `@socket.io/redis-adapter` 8.x, so Belfry and Node servers can share one cluster.
+//! `@socket.io/redis-adapter` 8.x (the classic pub/sub one), so Belfry and Node servers share
+//! one cluster and `@socket.io/redis-emitter` publishes to Belfry servers.
 //!
-//! **Work in progress.** This first part is the wire format (channels, the msgpack broadcast
-//! message in notepack.io's dialect), checked against Node's own encoder; the adapter over
-//! Redis pub/sub comes next.
+//! ```no_run
+//! use axum::Router;
+//! use belfry::SocketIo;
+//! use belfry_redis::RedisAdapter;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let redis = RedisAdapter::builder("redis://127.0.0.1:6379").connect().await?;
+//! let (layer, io) = SocketIo::builder().adapter(redis.factory()).build_layer();
+//! // Broadcasts, rooms operations and fetch_remote_sockets now reach every server.
+//! let app: Router = Router::new().layer(layer);
+//! # Ok(()) }
+//! ```
+//!
+//! **Work in progress.** Done: broadcasts (to all, to rooms, with `except`, `volatile` and
+//! `local`), `sockets_join`, `sockets_leave`, `disconnect_sockets`, `fetch_remote_sockets`,
+//! the server count (`PUBSUB NUMSUB`), messages from the Redis emitter, reconnection with
+//! resubscription and a health check. Not yet: broadcasts with acks across servers,
+//! `server_side_emit`, the sharded (`SSUBSCRIBE`) protocol.
+//!
+//! # When Redis goes away
+//!
+//! Local delivery goes on. Broadcasts published while Redis is unreachable are dropped for
+//! the other servers (logged), never queued and delivered twice later. Requests that wait for
+//! other servers fail with [`AdapterError::Timeout`](belfry_core::adapter::AdapterError) after
+//! the requests timeout. The subscription checks Redis every 3 s and reconnects (with
+//! backoff up to 2 s), subscribing every namespace again.
 #![forbid(unsafe_code)]
 
+mod adapter;
+mod driver;
 mod value;
 pub mod wire;
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use belfry_core::adapter::{Adapter, LocalSockets};
+
+use crate::{adapter::RedisNamespaceAdapter, driver::Driver};
+
+/// A server's connection to the cluster's Redis, shared by its namespaces. Cheap to clone.
+///
+/// Plug it into Belfry with [`RedisAdapter::factory`].
+#[derive(Clone)]
+pub struct RedisAdapter {
+    driver: Arc<Driver>,
+}
+
+impl fmt::Debug for RedisAdapter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisAdapter")
+            .field("uid", &self.driver.uid)
+            .field("key", &self.driver.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisAdapter {
+    /// Starts configuring an adapter for the Redis server at `url`
+    /// (`redis://[:password@]host:port[/db]`).
+    pub fn builder(url: impl Into<String>) -> RedisAdapterBuilder {
+        RedisAdapterBuilder {
+            url: url.into(),
+            key: "socket.io".to_owned(),
+            requests_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// What [`SocketIoBuilder::adapter`](https://docs.rs/belfry) takes: makes each namespace's
+    /// adapter over this connection.
+    pub fn factory(
+        &self,
+    ) -> impl Fn(Arc<dyn LocalSockets>) -> Arc<dyn Adapter> + Send + Sync + 'static {
+        let driver = self.driver.clone();
+        move |sockets| Arc::new(RedisNamespaceAdapter::new(driver.clone(), sockets))
+    }
+
+    /// This server's id in the cluster (6 random alphanumerics, as Node's).
+    pub fn uid(&self) -> &str {
+        &self.driver.uid
+    }
+
+    /// True while the subscription to Redis is up (as of its last health check).
+    pub fn is_connected(&self) -> bool {
+        self.driver.is_connected()
+    }
+}
+
+/// Configures a [`RedisAdapter`]; made by [`RedisAdapter::builder`].
+#[derive(Debug, Clone)]
+pub struct RedisAdapterBuilder {
+    url: String,
+    key: String,
+    requests_timeout: Duration,
+}
+
+impl RedisAdapterBuilder {
+    /// The prefix of every channel (Node's `key`, default `socket.io`): servers of one cluster
+    /// must agree on it.
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = key.into();
+        self
+    }
+
+    /// How long a request to the other servers (`fetch_remote_sockets`) waits for their
+    /// answers (Node's `requestsTimeout`, default 5 s).
+    pub fn requests_timeout(mut self, timeout: Duration) -> Self {
+        self.requests_timeout = timeout;
+        self
+    }
+
+    /// Connects to Redis (a subscriber and a publisher connection) and starts their tasks.
+    ///
+    /// # Errors
+    ///
+    /// The URL is invalid or Redis cannot be reached now. Later outages are handled by
+    /// reconnecting.
+    pub async fn connect(self) -> Result<RedisAdapter, ConnectError> {
+        let client = redis::Client::open(self.url.as_str()).map_err(ConnectError)?;
+        let driver = Driver::start(client, self.key, self.requests_timeout)
+            .await
+            .map_err(ConnectError)?;
+        Ok(RedisAdapter { driver })
+    }
+}
+
+/// Redis could not be reached (or the URL is invalid) when connecting.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot connect to redis")]
+pub struct ConnectError(#[source] redis::RedisError);
 
 /// A message from Redis that is not what the protocol says; dropped with a log.
 #[derive(Debug, thiserror::Error)]
@@ -25,4 +148,15 @@ pub enum WireError {
     /// A binary placeholder with no attachment behind it.
     #[error("a placeholder points past the attachments")]
     Placeholder,
+}
+
+/// `len` random alphanumeric characters (Node's `uid2`), from the OS CSPRNG.
+pub(crate) fn random_id(len: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut bytes = vec![0u8; len];
+    getrandom::fill(&mut bytes).expect("the OS random source is available");
+    bytes
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect()
 }

@@ -1,0 +1,73 @@
+// Clients on every server of the mixed cluster (two Belfry, one Node, one Redis), plus the
+// Redis emitter: who receives what, and what fetchSockets sees. Prints one JSON line; the
+// Rust test (tests/tests/redis_cluster.rs) makes the assertions.
+//
+// usage: node redis_cluster_clients.mjs '<["belfry A url","belfry B url","node url"]>' <redis url>
+import { io } from "socket.io-client";
+import { Emitter } from "@socket.io/redis-emitter";
+import { createClient } from "redis";
+
+const [urls, redisUrl] = process.argv.slice(2);
+const [a, b, n] = JSON.parse(urls);
+const result = { received: {}, steps: [] };
+setTimeout(() => {
+  result.error = `timeout after ${result.steps.at(-1)}`;
+  console.log(JSON.stringify(result));
+  process.exit(2);
+}, 40000);
+
+const plan = { a1: [a, "r1"], b1: [b, "r1"], b2: [b, "r2"], n1: [n, "r1"], n2: [n, "r2"] };
+const sockets = {};
+await Promise.all(
+  Object.entries(plan).map(
+    ([name, [url, room]]) =>
+      new Promise((resolve, reject) => {
+        const socket = io(url, { auth: { room }, forceNew: true, reconnection: false });
+        result.received[name] = [];
+        socket.on("shout", (text, bin) =>
+          result.received[name].push(bin ? `${text}:${[...new Uint8Array(bin)].join(",")}` : text),
+        );
+        socket.on("connect", () => resolve());
+        socket.on("connect_error", reject);
+        sockets[name] = socket;
+      }),
+  ),
+);
+result.ids = Object.values(sockets).map((s) => s.id).sort();
+
+const redis = createClient({ url: redisUrl });
+await redis.connect();
+const emitter = new Emitter(redis);
+const settle = () => new Promise((resolve) => setTimeout(resolve, 400));
+const step = async (name, action) => {
+  result.steps.push(name);
+  await action();
+  await settle();
+};
+
+try {
+  await step("belfry to all", () => sockets.a1.emitWithAck("shout", { text: "from-belfry" }));
+  await step("node to r1", () => sockets.n2.emitWithAck("shout", { room: "r1", text: "from-node" }));
+  await step("belfry binary to r2", () =>
+    sockets.b2.emitWithAck("shout", { room: "r2", text: "bin-belfry", bin: [1, 2, 3] }),
+  );
+  await step("node binary to r2", () =>
+    sockets.n1.emitWithAck("shout", { room: "r2", text: "bin-node", bin: [4, 5] }),
+  );
+  await step("emitter to r1", () => emitter.to("r1").emit("shout", "from-emitter"));
+  await step("fetch", async () => {
+    result.fetchFromBelfry = await sockets.a1.timeout(8000).emitWithAck("fetch");
+    result.fetchFromNode = await sockets.n1.timeout(8000).emitWithAck("fetch");
+  });
+  await step("node socketsJoin r3", () => sockets.n1.emitWithAck("join", "r3"));
+  await step("emitter to r3", () => emitter.to("r3").emit("shout", "r3"));
+  await step("belfry socketsJoin r4", () => sockets.a1.emitWithAck("join", "r4"));
+  await step("emitter to r4", () => emitter.to("r4").emit("shout", "r4"));
+  result.steps.push("done");
+} catch (error) {
+  result.error = String(error?.stack ?? error);
+}
+for (const socket of Object.values(sockets)) socket.disconnect();
+await redis.quit();
+console.log(JSON.stringify(result));
+process.exit(0);

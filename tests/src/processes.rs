@@ -1,0 +1,112 @@
+//! Real servers the tests start and stop: `redis-server` on a free port, and long-running Node
+//! scripts from `tests/js`.
+
+use std::{path::PathBuf, process::Stdio, time::Duration};
+
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
+
+/// A free TCP port on 127.0.0.1 (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `redis-server` (Debian's, installed by the README test command) on a free port, without
+/// persistence; killed when dropped.
+#[derive(Debug)]
+pub struct RedisServer {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts one and waits until it answers.
+    pub async fn start() -> RedisServer {
+        let mut server = RedisServer {
+            port: free_port(),
+            child: None,
+        };
+        server.restart().await;
+        server
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills it (SIGKILL: no goodbye to its clients).
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// Starts it again on the same port (after [`RedisServer::kill`]).
+    pub async fn restart(&mut self) {
+        self.kill().await;
+        let program = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_owned());
+        let child = Command::new(&program)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("{program} does not start ({e}): run the README test command, it installs redis-server")
+            });
+        self.child = Some(child);
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("redis-server did not listen on {} in 5 s", self.port);
+    }
+}
+
+/// A long-running `node tests/js/<script>`: its first JSON line, and the process (killed when
+/// dropped).
+#[derive(Debug)]
+pub struct NodeProcess {
+    /// The first line it printed, as JSON.
+    pub hello: serde_json::Value,
+    _child: Child,
+}
+
+impl NodeProcess {
+    /// Starts `script` with `args` and waits (10 s at most) for its first line of output.
+    pub async fn start(script: &str, args: &[&str]) -> NodeProcess {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("js");
+        let mut child = Command::new("node")
+            .arg(dir.join(script))
+            .args(args)
+            .current_dir(&dir)
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node runs");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("{script} printed nothing in 10 s"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("{script} exited without output"));
+        NodeProcess {
+            hello: serde_json::from_str(&line).unwrap(),
+            _child: child,
+        }
+    }
+}
