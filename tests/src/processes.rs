@@ -48,6 +48,46 @@ impl RedisServer {
         }
     }
 
+    /// Freezes it (SIGSTOP): connections stay open, nothing answers.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Unfreezes it (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().and_then(Child::id).expect("running");
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Publishes `payload` on `channel` with a hand-written RESP command, as any Redis client
+    /// (or an attacker with access to Redis) could.
+    pub async fn publish(&self, channel: &str, payload: &[u8]) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        let mut command = format!(
+            "*3\r\n$7\r\nPUBLISH\r\n${}\r\n{channel}\r\n${}\r\n",
+            channel.len(),
+            payload.len()
+        )
+        .into_bytes();
+        command.extend_from_slice(payload);
+        command.extend_from_slice(b"\r\n");
+        stream.write_all(&command).await.unwrap();
+        let mut reply = [0u8; 64];
+        let n = stream.read(&mut reply).await.unwrap();
+        assert!(reply[..n].starts_with(b":"), "{:?}", &reply[..n]);
+    }
+
     /// Starts it again on the same port (after [`RedisServer::kill`]).
     pub async fn restart(&mut self) {
         self.kill().await;

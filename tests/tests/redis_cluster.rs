@@ -82,6 +82,7 @@ async fn belfry_server(redis_url: &str) -> String {
             );
         },
     );
+    redis.ready().await;
     format!("http://{}", serve(axum::Router::new().layer(layer)).await)
 }
 

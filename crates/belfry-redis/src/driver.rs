@@ -5,7 +5,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, Weak,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -56,6 +56,12 @@ pub(crate) struct Driver {
     subscribe_tx: mpsc::UnboundedSender<()>,
     publish_tx: mpsc::Sender<(String, Vec<u8>)>,
     connected: AtomicBool,
+    /// Counts the subscriber's reconnections: a publisher connection made before the last one
+    /// is presumed dead (Redis went away) and replaced before it loses a message.
+    generation: Arc<AtomicU64>,
+    /// True once every route is subscribed on the current connection.
+    synced: AtomicBool,
+    synced_notify: tokio::sync::Notify,
 }
 
 impl Driver {
@@ -69,6 +75,7 @@ impl Driver {
         let pubsub = client.get_async_pubsub().await?;
         let (subscribe_tx, subscribe_rx) = mpsc::unbounded_channel();
         let (publish_tx, publish_rx) = mpsc::channel(PUBLISH_QUEUE);
+        let generation = Arc::new(AtomicU64::new(0));
         let driver = Arc::new(Driver {
             uid: crate::random_id(6),
             key,
@@ -78,6 +85,9 @@ impl Driver {
             subscribe_tx,
             publish_tx,
             connected: AtomicBool::new(true),
+            generation: generation.clone(),
+            synced: AtomicBool::new(true),
+            synced_notify: tokio::sync::Notify::new(),
         });
         tokio::spawn(run_subscriber(
             Arc::downgrade(&driver),
@@ -87,6 +97,7 @@ impl Driver {
         tokio::spawn(run_publisher(
             driver.client.clone(),
             Some(publisher),
+            generation,
             publish_rx,
         ));
         Ok(driver)
@@ -95,6 +106,7 @@ impl Driver {
     /// Routes `channel` (a pattern for broadcasts) to `adapter` and subscribes to it.
     pub(crate) fn subscribe(&self, channel: String, route: Route) {
         self.routes.lock().insert(channel, route);
+        self.synced.store(false, Ordering::Release);
         // The subscriber picks up every route it does not have yet; a closed channel means the
         // subscriber is gone with the driver.
         let _ = self.subscribe_tx.send(());
@@ -118,6 +130,17 @@ impl Driver {
     /// True while the subscriber is connected (the last health check passed).
     pub(crate) fn is_connected(&self) -> bool {
         self.connected.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the subscriber is connected and subscribed to every route.
+    pub(crate) async fn ready(&self) {
+        loop {
+            let notified = self.synced_notify.notified();
+            if self.is_connected() && self.synced.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// A connection for a one-off command (`PUBSUB NUMSUB`).
@@ -219,8 +242,19 @@ async fn run_subscriber(
                     if let Some(error) = failed {
                         break error;
                     }
-                    if !strong.connected.swap(true, Ordering::AcqRel) {
+                    if !strong.connected.load(Ordering::Acquire) {
+                        // Publishers renew their connection before anyone sees "connected".
+                        strong.generation.fetch_add(1, Ordering::AcqRel);
+                        strong.connected.store(true, Ordering::Release);
                         tracing::info!("redis subscription restored");
+                    }
+                    let all_subscribed = strong
+                        .routes
+                        .lock()
+                        .keys()
+                        .all(|channel| subscribed.contains(channel));
+                    if all_subscribed && !strong.synced.swap(true, Ordering::AcqRel) {
+                        strong.synced_notify.notify_waiters();
                     }
                     backoff = MIN_BACKOFF;
                     drop(strong);
@@ -260,11 +294,15 @@ async fn run_subscriber(
 async fn run_publisher(
     client: Client,
     mut connection: Option<MultiplexedConnection>,
+    generation: Arc<AtomicU64>,
     mut queue: mpsc::Receiver<(String, Vec<u8>)>,
 ) {
+    let mut connected_at = generation.load(Ordering::Acquire);
     while let Some((channel, payload)) = queue.recv().await {
-        if connection.is_none() {
+        let current = generation.load(Ordering::Acquire);
+        if connection.is_none() || connected_at != current {
             connection = connect(&client).await.ok();
+            connected_at = current;
         }
         let Some(conn) = connection.as_mut() else {
             tracing::warn!(%channel, "redis unreachable; message not published");

@@ -87,6 +87,15 @@ impl RedisAdapter {
     pub fn is_connected(&self) -> bool {
         self.driver.is_connected()
     }
+
+    /// Resolves once the subscription is up and covers every namespace created so far.
+    ///
+    /// Subscribing is asynchronous: a broadcast another server publishes before this server's
+    /// namespace is subscribed does not reach it. Await this after registering namespaces
+    /// when that matters (a server that must not miss anything before serving, a test).
+    pub async fn ready(&self) {
+        self.driver.ready().await;
+    }
 }
 
 /// Configures a [`RedisAdapter`]; made by [`RedisAdapter::builder`].

@@ -1,0 +1,165 @@
+//! The Redis adapter when Redis fails: killed and restarted mid-traffic, frozen (a silent
+//! Redis), and hostile messages on Belfry's channels. Two Belfry servers, one real
+//! `redis-server`, raw WebSocket clients.
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use belfry::{SocketIo, SocketRef};
+use belfry_redis::RedisAdapter;
+use belfry_tests::{RawWs, processes::RedisServer, serve};
+
+struct Node {
+    io: SocketIo,
+    redis: RedisAdapter,
+    client: RawWs,
+}
+
+/// A Belfry server whose sockets join room "r", and one client connected to it.
+async fn node(redis_url: &str) -> Node {
+    let redis = RedisAdapter::builder(redis_url)
+        .requests_timeout(Duration::from_secs(1))
+        .connect()
+        .await
+        .unwrap();
+    let (layer, io) = SocketIo::builder().adapter(redis.factory()).build_layer();
+    io.ns("/", |socket: SocketRef| async move { socket.join("r") });
+    redis.ready().await;
+    let addr = serve(axum::Router::new().layer(layer)).await;
+    let (mut client, _) = RawWs::open(addr).await;
+    client.frame(0x81, b"40").await;
+    let (_, connect) = client.read_frame().await.unwrap();
+    assert!(connect.starts_with(b"40{\"sid\""));
+    Node { io, redis, client }
+}
+
+/// The next event frame, or `None` if none comes within `wait`.
+async fn next_event(client: &mut RawWs, wait: Duration) -> Option<String> {
+    loop {
+        let (_, frame) = tokio::time::timeout(wait, client.read_frame())
+            .await
+            .ok()??;
+        let frame = String::from_utf8(frame).unwrap();
+        if frame != "2" {
+            return Some(frame);
+        }
+    }
+}
+
+async fn wait_until(what: &str, deadline: Duration, check: impl Fn() -> bool) -> Duration {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < deadline, "{what} not within {deadline:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    start.elapsed()
+}
+
+/// Broadcasts `text` to room "r" from `from` and checks each client gets it exactly once.
+async fn broadcast_reaches_both(from: &SocketIo, a: &mut RawWs, b: &mut RawWs, text: &str) {
+    from.to("r").emit("news", text).unwrap();
+    let expected = format!(r#"42["news","{text}"]"#);
+    for client in [a, b] {
+        assert_eq!(
+            next_event(client, Duration::from_secs(5)).await.as_deref(),
+            Some(expected.as_str())
+        );
+        assert_eq!(next_event(client, Duration::from_millis(300)).await, None);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_and_restarted_mid_traffic() {
+    let mut redis = RedisServer::start().await;
+    let mut a = node(&redis.url()).await;
+    let mut b = node(&redis.url()).await;
+    // Both servers see each other's broadcasts.
+    broadcast_reaches_both(&a.io, &mut a.client, &mut b.client, "before").await;
+    broadcast_reaches_both(&b.io, &mut a.client, &mut b.client, "before-b").await;
+
+    redis.kill().await;
+    wait_until("the outage noticed", Duration::from_secs(10), || {
+        !a.redis.is_connected() && !b.redis.is_connected()
+    })
+    .await;
+    // Local delivery goes on; the other server misses it (and never gets it later).
+    a.io.to("r").emit("news", "during").unwrap();
+    assert_eq!(
+        next_event(&mut a.client, Duration::from_secs(5))
+            .await
+            .as_deref(),
+        Some(r#"42["news","during"]"#)
+    );
+    // Requests to other servers fail, within the requests timeout.
+    let started = Instant::now();
+    let fetched = a.io.of("/").unwrap().fetch_remote_sockets().await;
+    assert!(fetched.is_err(), "{fetched:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    redis.restart().await;
+    let took = wait_until("both servers resubscribed", Duration::from_secs(10), || {
+        a.redis.is_connected() && b.redis.is_connected()
+    })
+    .await;
+    assert!(took < Duration::from_secs(5), "reconnected after {took:?}");
+    // Traffic flows again both ways, once each; "during" was not replayed.
+    broadcast_reaches_both(&a.io, &mut a.client, &mut b.client, "after").await;
+    broadcast_reaches_both(&b.io, &mut a.client, &mut b.client, "after-b").await;
+    // And cluster requests work again.
+    let remote = a.io.of("/").unwrap().fetch_remote_sockets().await.unwrap();
+    assert_eq!(remote.len(), 1);
+    assert_eq!(remote[0].rooms.len(), 2); // its own room and "r"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_redis_is_noticed_by_the_health_check() {
+    let redis = RedisServer::start().await;
+    let node_a = node(&redis.url()).await;
+    assert!(node_a.redis.is_connected());
+    redis.pause();
+    let noticed = wait_until("the silence noticed", Duration::from_secs(10), || {
+        !node_a.redis.is_connected()
+    })
+    .await;
+    redis.resume();
+    wait_until("reconnected", Duration::from_secs(10), || {
+        node_a.redis.is_connected()
+    })
+    .await;
+    assert!(noticed < Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_messages_on_belfry_channels_are_dropped() {
+    let redis = RedisServer::start().await;
+    let mut a = node(&redis.url()).await;
+    let mut b = node(&redis.url()).await;
+    for (channel, payload) in [
+        ("socket.io#/#", &b"\xc1garbage"[..]),
+        ("socket.io#/#", b"\x93\xa1x\x81\xa4data\xa3str\x80"), // data not an array
+        ("socket.io#/#r#", b"\xdd\xff\xff\xff\xff"),           // a 4-billion-element array
+        (
+            "socket.io#/#",
+            b"\x93\xa1x\x82\xa4data\x91\xa2ev\xa3nsp\xa6/other\x80",
+        ), // other namespace
+        ("socket.io-request#/#", b"{not json"),
+        (
+            "socket.io-request#/#",
+            br#"{"type":2,"opts":{"rooms":5},"rooms":["x"]}"#,
+        ),
+        ("socket.io-request#/#", br#"{"type":99}"#),
+        ("socket.io-request#/#", b"\x81\xa4type\x07"), // msgpack request
+        (
+            "socket.io-response#/#",
+            br#"{"requestId":"nope","sockets":[]}"#,
+        ),
+    ] {
+        redis.publish(channel, payload).await;
+    }
+    // Nothing reached the clients, and both servers still work together.
+    assert_eq!(
+        next_event(&mut a.client, Duration::from_millis(300)).await,
+        None
+    );
+    broadcast_reaches_both(&a.io, &mut a.client, &mut b.client, "still-fine").await;
+}
