@@ -119,6 +119,31 @@ impl RedisNamespaceAdapter {
 }
 
 impl AdapterInner {
+    /// A rooms operation: done here by `local` (the inner adapter, at once), and, unless
+    /// `opts` is local, published to the other servers as Node's request `kind`
+    /// `{uid, type, opts, <field>}`.
+    fn also_remote(
+        &self,
+        local: BoxFuture<'static, Result<(), AdapterError>>,
+        opts: &BroadcastOptions,
+        kind: u64,
+        (field, value): (&str, serde_json::Value),
+    ) -> BoxFuture<'static, Result<(), AdapterError>> {
+        let remote = (!opts.flags.local).then(|| {
+            let mut request = json!({
+                "uid": self.driver.uid,
+                "type": kind,
+                "opts": { "rooms": opts.rooms, "except": opts.except },
+            });
+            request[field] = value;
+            self.publish_request(&request)
+        });
+        Box::pin(async move {
+            local.await?;
+            remote.unwrap_or(Ok(()))
+        })
+    }
+
     fn publish_request(&self, request: &serde_json::Value) -> Result<(), AdapterError> {
         self.driver
             .publish(
@@ -275,18 +300,12 @@ impl Adapter for RedisNamespaceAdapter {
         rooms: &[String],
     ) -> BoxFuture<'static, Result<(), AdapterError>> {
         let local = self.0.local.add_sockets(opts, rooms);
-        let remote = (!opts.flags.local).then(|| {
-            self.0.publish_request(&json!({
-                "uid": self.0.driver.uid,
-                "type": request_type::REMOTE_JOIN,
-                "opts": { "rooms": opts.rooms, "except": opts.except },
-                "rooms": rooms,
-            }))
-        });
-        Box::pin(async move {
-            local.await?;
-            remote.unwrap_or(Ok(()))
-        })
+        self.0.also_remote(
+            local,
+            opts,
+            request_type::REMOTE_JOIN,
+            ("rooms", json!(rooms)),
+        )
     }
 
     fn del_sockets(
@@ -295,18 +314,12 @@ impl Adapter for RedisNamespaceAdapter {
         rooms: &[String],
     ) -> BoxFuture<'static, Result<(), AdapterError>> {
         let local = self.0.local.del_sockets(opts, rooms);
-        let remote = (!opts.flags.local).then(|| {
-            self.0.publish_request(&json!({
-                "uid": self.0.driver.uid,
-                "type": request_type::REMOTE_LEAVE,
-                "opts": { "rooms": opts.rooms, "except": opts.except },
-                "rooms": rooms,
-            }))
-        });
-        Box::pin(async move {
-            local.await?;
-            remote.unwrap_or(Ok(()))
-        })
+        self.0.also_remote(
+            local,
+            opts,
+            request_type::REMOTE_LEAVE,
+            ("rooms", json!(rooms)),
+        )
     }
 
     fn disconnect_sockets(
@@ -315,18 +328,12 @@ impl Adapter for RedisNamespaceAdapter {
         close: bool,
     ) -> BoxFuture<'static, Result<(), AdapterError>> {
         let local = self.0.local.disconnect_sockets(opts, close);
-        let remote = (!opts.flags.local).then(|| {
-            self.0.publish_request(&json!({
-                "uid": self.0.driver.uid,
-                "type": request_type::REMOTE_DISCONNECT,
-                "opts": { "rooms": opts.rooms, "except": opts.except },
-                "close": close,
-            }))
-        });
-        Box::pin(async move {
-            local.await?;
-            remote.unwrap_or(Ok(()))
-        })
+        self.0.also_remote(
+            local,
+            opts,
+            request_type::REMOTE_DISCONNECT,
+            ("close", json!(close)),
+        )
     }
 
     fn fetch_remote_sockets(
