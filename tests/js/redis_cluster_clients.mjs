@@ -1,5 +1,6 @@
 // Clients on every server of the mixed cluster (two Belfry, one Node, one Redis), plus the
-// Redis emitter: who receives what, and what fetchSockets sees. Prints one JSON line; the
+// Redis emitter: who receives what, what fetchSockets sees, the answers to broadcasts with
+// acks, server-side emits and allRooms asked of each kind of server. Prints one JSON line; the
 // Rust test (tests/tests/redis_cluster.rs) makes the assertions.
 //
 // usage: node redis_cluster_clients.mjs '<["belfry A url","belfry B url","node url"]>' <redis url>
@@ -20,9 +21,10 @@ const plan = { a1: [a, "r1"], b1: [b, "r1"], b2: [b, "r2"], n1: [n, "r1"], n2: [
 const sockets = {};
 await Promise.all(
   Object.entries(plan).map(
-    ([name, [url, room]]) =>
+    ([name, [url, room]], index) =>
       new Promise((resolve, reject) => {
-        const socket = io(url, { auth: { room }, forceNew: true, reconnection: false });
+        const socket = io(url, { auth: { room, name }, forceNew: true, reconnection: false });
+        socket.on("vote?", (question, ack) => ack({ name, bin: Buffer.from([index]) }));
         result.received[name] = [];
         socket.on("shout", (text, bin) =>
           result.received[name].push(bin ? `${text}:${[...new Uint8Array(bin)].join(",")}` : text),
@@ -59,10 +61,30 @@ try {
     result.fetchFromBelfry = await sockets.a1.timeout(8000).emitWithAck("fetch");
     result.fetchFromNode = await sockets.n1.timeout(8000).emitWithAck("fetch");
   });
+  await step("poll", async () => {
+    result.pollFromBelfry = await sockets.a1.timeout(10000).emitWithAck("poll");
+    result.pollFromNode = await sockets.n1.timeout(10000).emitWithAck("poll");
+  });
+  await step("server-side emits", async () => {
+    result.whoami = {};
+    for (const name of ["a1", "b1", "n1"]) {
+      result.whoami[name] = await sockets[name].timeout(8000).emitWithAck("whoami");
+    }
+  });
+  await step("notes", async () => {
+    result.notes = {};
+    for (const name of ["a1", "b1", "n1"]) {
+      result.notes[name] = await sockets[name].timeout(8000).emitWithAck("notes");
+    }
+  });
   await step("node socketsJoin r3", () => sockets.n1.emitWithAck("join", "r3"));
   await step("emitter to r3", () => emitter.to("r3").emit("shout", "r3"));
   await step("belfry socketsJoin r4", () => sockets.a1.emitWithAck("join", "r4"));
   await step("emitter to r4", () => emitter.to("r4").emit("shout", "r4"));
+  await step("allRooms", async () => {
+    result.roomsFromBelfry = await sockets.b2.timeout(8000).emitWithAck("rooms");
+    result.roomsFromNode = await sockets.n2.timeout(8000).emitWithAck("rooms");
+  });
   result.steps.push("done");
 } catch (error) {
   result.error = String(error?.stack ?? error);

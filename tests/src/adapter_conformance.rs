@@ -3,10 +3,12 @@
 //! server. The factory is a `fn(Arc<dyn LocalSockets>) -> Arc<dyn Adapter>`; the namespace is
 //! played by [`RecordedSockets`], which records what the adapter asks of it.
 
+use std::time::Duration;
+
 use belfry::{
     core::{
-        adapter::{BroadcastFlags, LocalSockets, SocketInfo},
-        parser::Packet,
+        adapter::{BroadcastFlags, LocalAckSink, LocalSockets, ServerSideReply, SocketInfo},
+        parser::{Packet, Payload},
     },
     engine::Sid,
 };
@@ -23,6 +25,8 @@ pub struct RecordedSockets {
     pub left: Mutex<Vec<(Vec<Sid>, Vec<String>)>>,
     /// Every `disconnect`: ids and `close`.
     pub disconnected: Mutex<Vec<(Vec<Sid>, bool)>>,
+    /// Every server-side event handed to the namespace.
+    pub server_side: Mutex<Vec<Vec<serde_json::Value>>>,
 }
 
 fn sorted(ids: &[Sid]) -> Vec<Sid> {
@@ -55,6 +59,21 @@ impl LocalSockets for RecordedSockets {
 
     fn describe(&self, _ids: &[Sid]) -> Vec<SocketInfo> {
         Vec::new()
+    }
+
+    fn send_with_ack(
+        &self,
+        ids: &[Sid],
+        _payload: &Payload,
+        _timeout: Duration,
+        _on_answer: LocalAckSink,
+    ) -> usize {
+        self.sent.lock().push(sorted(ids));
+        ids.len()
+    }
+
+    fn server_side_event(&self, data: Vec<serde_json::Value>, _reply: Option<ServerSideReply>) {
+        self.server_side.lock().push(data);
     }
 }
 

@@ -3,7 +3,9 @@
 //! server, and `@socket.io/redis-emitter` publishing.
 #![allow(clippy::unwrap_used)]
 
-use belfry::{AckSender, SocketIo, SocketRef, extract::Data};
+use std::{sync::Arc, time::Duration};
+
+use belfry::{AckSender, ServerSideEvent, SocketIo, SocketRef, extract::Data};
 use belfry_redis::RedisAdapter;
 use belfry_tests::{
     processes::{NodeProcess, RedisServer},
@@ -22,18 +24,74 @@ struct Shout {
 #[derive(serde::Deserialize)]
 struct Auth {
     room: Option<String>,
+    name: String,
 }
 
-/// A Belfry server behaving as `tests/js/redis_node_server.mjs`.
-async fn belfry_server(redis_url: &str) -> String {
+#[derive(serde::Deserialize)]
+struct Vote {
+    name: String,
+    bin: Bytes,
+}
+
+/// A Belfry server named `name` behaving as `tests/js/redis_node_server.mjs`.
+async fn belfry_server(redis_url: &str, name: &'static str) -> String {
     let redis = RedisAdapter::builder(redis_url).connect().await.unwrap();
     let (layer, io) = SocketIo::builder().adapter(redis.factory()).build_layer();
-    io.ns(
-        "/",
-        |socket: SocketRef, Data(auth): Data<Auth>| async move {
+    let notes = Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
+    let noted = notes.clone();
+    io.ns("/", move |socket: SocketRef, Data(auth): Data<Auth>| {
+        let noted = noted.clone();
+        async move {
             if let Some(room) = auth.room {
                 socket.join(room);
             }
+            socket.on("notes", move |ack: AckSender| {
+                let mut notes = noted.lock().clone();
+                notes.sort();
+                async move {
+                    let _ = ack.send(&notes);
+                }
+            });
+            socket.set_data(&json!({ "name": auth.name })).unwrap();
+            socket.on("poll", |socket: SocketRef, ack: AckSender| async move {
+                let votes = socket
+                    .io()
+                    .timeout(Duration::from_secs(5))
+                    .emit_with_ack::<Vote, _>("vote?", &"poll")
+                    .unwrap()
+                    .await;
+                let mut votes: Vec<String> = votes
+                    .into_iter()
+                    .map(|(_, vote)| match vote {
+                        Ok(vote) => format!("{}:{}", vote.name, vote.bin[0]),
+                        Err(error) => error.to_string(),
+                    })
+                    .collect();
+                votes.sort();
+                let _ = ack.send(&votes);
+            });
+            socket.on(
+                "whoami",
+                move |socket: SocketRef, ack: AckSender| async move {
+                    let io = socket.io();
+                    io.server_side_emit("note", &format!("note from {name}"))
+                        .await
+                        .unwrap();
+                    let mut answers: Vec<String> =
+                        io.server_side_emit_with_ack("whoami", &name).await.unwrap();
+                    answers.sort();
+                    let _ = ack.send(&answers);
+                },
+            );
+            socket.on("rooms", |socket: SocketRef, ack: AckSender| async move {
+                let all = socket.io().of("/").unwrap().all_rooms().await.unwrap();
+                let mut rooms: Vec<String> = all
+                    .into_iter()
+                    .filter(|room| room.len() == 2 && room.starts_with('r'))
+                    .collect();
+                rooms.sort();
+                let _ = ack.send(&rooms);
+            });
             socket.on(
                 "shout",
                 |socket: SocketRef, Data(shout): Data<Shout>, ack: AckSender| async move {
@@ -51,21 +109,25 @@ async fn belfry_server(redis_url: &str) -> String {
             );
             socket.on("fetch", |socket: SocketRef, ack: AckSender| async move {
                 let all = socket.io().of("/").unwrap();
-                let mut ids: Vec<String> = all
+                let (mut ids, mut names): (Vec<String>, Vec<String>) = all
                     .fetch_sockets()
                     .await
                     .iter()
-                    .map(|s| s.id().to_string())
-                    .collect();
-                ids.extend(
-                    all.fetch_remote_sockets()
-                        .await
-                        .unwrap()
-                        .into_iter()
-                        .map(|s| s.id),
-                );
+                    .map(|s| {
+                        let data: serde_json::Value = s.data().unwrap();
+                        (
+                            s.id().to_string(),
+                            data["name"].as_str().unwrap().to_owned(),
+                        )
+                    })
+                    .unzip();
+                for remote in all.fetch_remote_sockets().await.unwrap() {
+                    ids.push(remote.id);
+                    names.push(remote.data["name"].as_str().unwrap().to_owned());
+                }
                 ids.sort();
-                let _ = ack.send(&ids);
+                names.sort();
+                let _ = ack.send(&json!({ "ids": ids, "names": names }));
             });
             socket.on(
                 "join",
@@ -80,8 +142,17 @@ async fn belfry_server(redis_url: &str) -> String {
                     let _ = ack.send(&"ok");
                 },
             );
-        },
-    );
+        }
+    });
+    let received = notes.clone();
+    io.on_server_side("note", move |event: ServerSideEvent| {
+        let received = received.clone();
+        async move { received.lock().push(event.data().unwrap()) }
+    });
+    io.on_server_side("whoami", move |event: ServerSideEvent| async move {
+        let from: String = event.data().unwrap();
+        event.ack(&format!("{name} (asked by {from})")).unwrap();
+    });
     redis.ready().await;
     format!("http://{}", serve(axum::Router::new().layer(layer)).await)
 }
@@ -89,9 +160,9 @@ async fn belfry_server(redis_url: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn belfry_and_node_servers_share_one_cluster() {
     let redis = RedisServer::start().await;
-    let a = belfry_server(&redis.url()).await;
-    let b = belfry_server(&redis.url()).await;
-    let node = NodeProcess::start("redis_node_server.mjs", &[&redis.url()]).await;
+    let a = belfry_server(&redis.url(), "belfry-a").await;
+    let b = belfry_server(&redis.url(), "belfry-b").await;
+    let node = NodeProcess::start("redis_node_server.mjs", &[&redis.url(), "node"]).await;
     let n = format!("http://127.0.0.1:{}", node.hello["port"]);
 
     let urls = json!([a, b, n]).to_string();
@@ -127,7 +198,47 @@ async fn belfry_and_node_servers_share_one_cluster() {
         assert_eq!(got, want, "{client}: {result:#}");
     }
 
-    // fetchSockets from either kind of server sees all five sockets of the cluster.
-    assert_eq!(result["fetchFromBelfry"], result["ids"], "{result:#}");
-    assert_eq!(result["fetchFromNode"], result["ids"], "{result:#}");
+    // fetchSockets from either kind of server sees all five sockets of the cluster, with the
+    // data each server set.
+    let names = json!(["a1", "b1", "b2", "n1", "n2"]);
+    for fetch in ["fetchFromBelfry", "fetchFromNode"] {
+        assert_eq!(result[fetch]["ids"], result["ids"], "{fetch}: {result:#}");
+        assert_eq!(result[fetch]["names"], names, "{fetch}: {result:#}");
+    }
+
+    // A broadcast with acks gathers every client's answer (binary included) from every server.
+    let votes = json!(["a1:0", "b1:1", "b2:2", "n1:3", "n2:4"]);
+    assert_eq!(result["pollFromBelfry"], votes, "{result:#}");
+    assert_eq!(result["pollFromNode"], votes, "{result:#}");
+
+    // serverSideEmit with an ack: one answer from each other server, whichever asks...
+    let whoami = &result["whoami"];
+    assert_eq!(
+        whoami["a1"],
+        json!(["belfry-b (asked by belfry-a)", "node (asked by belfry-a)"]),
+        "{result:#}"
+    );
+    assert_eq!(
+        whoami["b1"],
+        json!(["belfry-a (asked by belfry-b)", "node (asked by belfry-b)"]),
+        "{result:#}"
+    );
+    assert_eq!(
+        whoami["n1"],
+        json!(["belfry-a (asked by node)", "belfry-b (asked by node)"]),
+        "{result:#}"
+    );
+    // ...and without: each server got the other two's notes, not its own.
+    let notes = &result["notes"];
+    assert_eq!(notes["a1"], json!(["note from belfry-b", "note from node"]));
+    assert_eq!(notes["b1"], json!(["note from belfry-a", "note from node"]));
+    assert_eq!(
+        notes["n1"],
+        json!(["note from belfry-a", "note from belfry-b"])
+    );
+
+    // allRooms sees the rooms of every server.
+    let rooms = json!(["r1", "r2", "r3", "r4"]);
+    assert_eq!(result["roomsFromBelfry"], rooms, "{result:#}");
+    assert_eq!(result["roomsFromNode"], rooms, "{result:#}");
 }

@@ -15,11 +15,12 @@
 //! # Ok(()) }
 //! ```
 //!
-//! **Work in progress.** Done: broadcasts (to all, to rooms, with `except`, `volatile` and
-//! `local`), `sockets_join`, `sockets_leave`, `disconnect_sockets`, `fetch_remote_sockets`,
-//! the server count (`PUBSUB NUMSUB`), messages from the Redis emitter, reconnection with
-//! resubscription and a health check. Not yet: broadcasts with acks across servers,
-//! `server_side_emit`, the sharded (`SSUBSCRIBE`) protocol.
+//! Every cluster-wide operation of Node's adapter: broadcasts (to all, to rooms, with
+//! `except`, `volatile` and `local`; binary intact), broadcasts with acks (each server's client
+//! count, then every client's answer), `sockets_join`, `sockets_leave`, `disconnect_sockets`,
+//! `fetch_remote_sockets` (with each socket's data), `server_side_emit` with and without acks,
+//! `all_rooms`, the server count (`PUBSUB NUMSUB`), Node's legacy request forms, messages from
+//! the Redis emitter, reconnection with resubscription and a health check.
 //!
 //! # When Redis goes away
 //!

@@ -10,7 +10,7 @@
 use belfry_core::{
     Str,
     adapter::{BroadcastFlags, BroadcastOptions},
-    parser::{Packet, PacketData},
+    parser::{Packet, PacketData, Payload},
 };
 use rmpv::Value;
 
@@ -21,6 +21,12 @@ use crate::{
 
 /// Socket.IO's EVENT packet type, which Node's adapters use for every broadcast packet.
 const EVENT: u64 = 2;
+/// Node's request type of a broadcast with acks (`BROADCAST`).
+pub const BROADCAST_WITH_ACK: u64 = 7;
+/// Node's response type carrying one server's client count (`BROADCAST_CLIENT_COUNT`).
+pub const BROADCAST_CLIENT_COUNT: u64 = 8;
+/// Node's response type carrying one client's answer (`BROADCAST_ACK`).
+pub const BROADCAST_ACK: u64 = 9;
 
 /// The channels of one namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,15 +99,135 @@ pub fn encode_broadcast(
     let PacketData::Event { payload, .. } = &packet.data else {
         return Err(WireError::Shape("only events are broadcast"));
     };
-    let packet = Value::Map(vec![
+    let packet = event_value(&packet.ns, payload)?;
+    write(&Value::Array(vec![
+        Value::from(uid),
+        packet,
+        opts_to_value(opts),
+    ]))
+}
+
+/// `{type: 2, data, nsp}`: an event as Node's adapters carry it.
+fn event_value(ns: &str, payload: &Payload) -> Result<Value, WireError> {
+    Ok(Value::Map(vec![
         (Value::from("type"), Value::from(EVENT)),
         (Value::from("data"), payload_to_value(payload)?),
-        (Value::from("nsp"), Value::from(&*packet.ns)),
-    ]);
-    let message = Value::Array(vec![Value::from(uid), packet, opts_to_value(opts)]);
+        (Value::from("nsp"), Value::from(ns)),
+    ]))
+}
+
+fn write(message: &Value) -> Result<Vec<u8>, WireError> {
     let mut out = Vec::with_capacity(64);
-    rmpv::encode::write_value(&mut out, &message).map_err(|_| WireError::Shape("unencodable"))?;
+    rmpv::encode::write_value(&mut out, message).map_err(|_| WireError::Shape("unencodable"))?;
     Ok(out)
+}
+
+fn read(mut bytes: &[u8]) -> Result<Value, WireError> {
+    Ok(rmpv::decode::read_value_with_max_depth(&mut bytes, 256)?)
+}
+
+/// A broadcast with acks read off the request channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AckRequest {
+    /// The requesting server's uid.
+    pub uid: String,
+    /// Where the answers go (`requestId`).
+    pub request_id: String,
+    /// The event's arguments, `["event", ...args]`.
+    pub payload: Payload,
+    /// Which sockets, and how (`flags.timeout`: how long the requester listens).
+    pub opts: BroadcastOptions,
+}
+
+/// Encodes a broadcast with acks as Node's adapter publishes it on the request channel:
+/// msgpack `{uid, requestId, type: 7, packet, opts}`.
+///
+/// # Errors
+///
+/// `payload` is not the JSON array it should be.
+pub fn encode_ack_request(
+    uid: &str,
+    request_id: &str,
+    ns: &str,
+    payload: &Payload,
+    opts: &BroadcastOptions,
+) -> Result<Vec<u8>, WireError> {
+    write(&Value::Map(vec![
+        (Value::from("uid"), Value::from(uid)),
+        (Value::from("requestId"), Value::from(request_id)),
+        (Value::from("type"), Value::from(BROADCAST_WITH_ACK)),
+        (Value::from("packet"), event_value(ns, payload)?),
+        (Value::from("opts"), opts_to_value(opts)),
+    ]))
+}
+
+/// Decodes a msgpack request; `Ok(None)` for a msgpack request of another type.
+///
+/// # Errors
+///
+/// The bytes are not msgpack, or a broadcast with acks without its parts.
+pub fn decode_ack_request(bytes: &[u8]) -> Result<Option<AckRequest>, WireError> {
+    let message = read(bytes)?;
+    if get(&message, "type").and_then(Value::as_u64) != Some(BROADCAST_WITH_ACK) {
+        return Ok(None);
+    }
+    let text = |key: &str| {
+        get(&message, key)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or(WireError::Shape("a request without uid or requestId"))
+    };
+    let data = get(&message, "packet")
+        .and_then(|packet| get(packet, "data"))
+        .ok_or(WireError::Shape("a request without packet data"))?;
+    let opts = get(&message, "opts").ok_or(WireError::Shape("a request without opts"))?;
+    Ok(Some(AckRequest {
+        uid: text("uid")?,
+        request_id: text("requestId")?,
+        payload: value_to_payload(data)?,
+        opts: opts_from_value(opts)?,
+    }))
+}
+
+/// Encodes one client's answer to a broadcast with acks: msgpack
+/// `{type: 9, requestId, packet: <its first argument>}`, binary in place.
+///
+/// # Errors
+///
+/// `answer` (the client's arguments) is not a JSON array.
+pub fn encode_ack_answer(request_id: &str, answer: &Payload) -> Result<Vec<u8>, WireError> {
+    let first = match payload_to_value(answer)? {
+        Value::Array(mut args) if !args.is_empty() => args.swap_remove(0),
+        _ => Value::Nil,
+    };
+    write(&Value::Map(vec![
+        (Value::from("type"), Value::from(BROADCAST_ACK)),
+        (Value::from("requestId"), Value::from(request_id)),
+        (Value::from("packet"), first),
+    ]))
+}
+
+/// Decodes a msgpack response: `Some((requestId, [answer]))` for a client's answer to a
+/// broadcast with acks, `None` for a msgpack response of another type.
+///
+/// # Errors
+///
+/// The bytes are not msgpack, or an answer without its request id.
+pub fn decode_ack_answer(bytes: &[u8]) -> Result<Option<(String, Payload)>, WireError> {
+    let message = read(bytes)?;
+    if get(&message, "type").and_then(Value::as_u64) != Some(BROADCAST_ACK) {
+        return Ok(None);
+    }
+    let request_id = get(&message, "requestId")
+        .and_then(Value::as_str)
+        .ok_or(WireError::Shape("an answer without requestId"))?
+        .to_owned();
+    let answer = get(&message, "packet").cloned().unwrap_or(Value::Nil);
+    Ok(Some((
+        request_id,
+        value_to_payload(&Value::Array(vec![answer]))?,
+    )))
 }
 
 /// Decodes a broadcast published by a Node or Belfry server, or by the Redis emitter.
@@ -109,8 +235,8 @@ pub fn encode_broadcast(
 /// # Errors
 ///
 /// The bytes are not msgpack, or not a broadcast (`[uid, {data, nsp}, {rooms, except, flags}]`).
-pub fn decode_broadcast(mut bytes: &[u8]) -> Result<Broadcast, WireError> {
-    let message = rmpv::decode::read_value_with_max_depth(&mut bytes, 256)?;
+pub fn decode_broadcast(bytes: &[u8]) -> Result<Broadcast, WireError> {
+    let message = read(bytes)?;
     let Value::Array(parts) = message else {
         return Err(WireError::Shape("a broadcast is not an array"));
     };
@@ -219,7 +345,6 @@ fn get<'a>(map: &'a Value, key: &str) -> Option<&'a Value> {
 mod tests {
     use std::time::Duration;
 
-    use belfry_core::parser::Payload;
     use bytes::Bytes;
 
     use super::*;
@@ -280,6 +405,45 @@ mod tests {
         assert_eq!(decoded.uid, "abc123");
         assert_eq!(decoded.packet, packet);
         assert_eq!(decoded.opts, opts);
+    }
+
+    #[test]
+    fn ack_requests_and_answers_round_trip() {
+        let payload = Payload {
+            json: r#"["vote?",{"_placeholder":true,"num":0}]"#.into(),
+            attachments: vec![Bytes::from_static(b"\x01")],
+        };
+        let opts = BroadcastOptions {
+            rooms: vec!["voters".into()],
+            flags: BroadcastFlags {
+                timeout: Some(Duration::from_millis(900)),
+                ..BroadcastFlags::default()
+            },
+            ..BroadcastOptions::default()
+        };
+        let bytes = encode_ack_request("srv001", "req001", "/", &payload, &opts).unwrap();
+        let request = decode_ack_request(&bytes).unwrap().unwrap();
+        assert_eq!(
+            (request.uid.as_str(), request.request_id.as_str()),
+            ("srv001", "req001")
+        );
+        assert_eq!((request.payload, request.opts), (payload, opts));
+
+        let answer = Payload::json(r#"[{"yes":true},"ignored"]"#);
+        let bytes = encode_ack_answer("req001", &answer).unwrap();
+        let (id, decoded) = decode_ack_answer(&bytes).unwrap().unwrap();
+        assert_eq!(id, "req001");
+        assert_eq!(&*decoded.json, r#"[{"yes":true}]"#);
+        // An answer without arguments is `null`, as Node's `ack()` sends `undefined`.
+        let bytes = encode_ack_answer("req002", &Payload::json("[]")).unwrap();
+        assert_eq!(
+            &*decode_ack_answer(&bytes).unwrap().unwrap().1.json,
+            "[null]"
+        );
+        // Other msgpack messages are not these.
+        assert_eq!(decode_ack_request(&bytes).unwrap(), None);
+        assert!(decode_ack_answer(b"\x80").unwrap().is_none());
+        assert!(decode_ack_request(b"\x81\xa4type\x07").is_err());
     }
 
     #[test]

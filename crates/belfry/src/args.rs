@@ -36,6 +36,19 @@ pub(crate) fn args_array<T: Serialize + ?Sized>(
     Ok((out, attachments))
 }
 
+/// The arguments of `data`, spread as described in the module docs, as JSON values (bytes
+/// become arrays of numbers: for messages between servers, which carry no attachments).
+pub(crate) fn to_values<T: Serialize + ?Sized>(
+    data: &T,
+) -> Result<Vec<serde_json::Value>, serde_json::Error> {
+    let value = serde_json::to_value(data)?;
+    Ok(match (shape(data), value) {
+        (Shape::None, _) => Vec::new(),
+        (Shape::Spread, serde_json::Value::Array(items)) => items,
+        (_, value) => vec![value],
+    })
+}
+
 /// Appends the arguments of `data`, each preceded by a comma when `after_first` is set.
 fn push_args<T: Serialize + ?Sized>(
     out: &mut String,

@@ -102,6 +102,22 @@ pub enum AckError {
     Deserialize(#[source] serde_json::Error),
 }
 
+/// Why a server-side emit failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerSideError {
+    /// A reserved name (`connect`, `connection`, `new_namespace`), or data that does not
+    /// serialize.
+    #[error(transparent)]
+    Emit(#[from] EmitError),
+    /// The adapter could not reach the other servers, or not all of them answered in time.
+    #[error(transparent)]
+    Adapter(#[from] belfry_core::adapter::AdapterError),
+    /// An answer could not be deserialized into the requested type.
+    #[error("could not deserialize a server's answer")]
+    Deserialize(#[source] serde_json::Error),
+}
+
 /// A connect middleware's refusal: the client gets a CONNECT_ERROR `{"message":..,"data":..}`,
 /// as Node sends for `next(err)` (with `err.data`).
 ///

@@ -4,6 +4,7 @@ use std::{
     any::{Any, TypeId},
     collections::HashMap,
     fmt,
+    future::Future,
     sync::{Arc, OnceLock},
     time::Duration,
 };
@@ -16,15 +17,16 @@ use belfry_core::{
 use belfry_engine::{Engine, EngineConfig, EngineConfigBuilder, EngineLayer, EngineService};
 use bytes::Bytes;
 use parking_lot::RwLock;
-use serde::Serialize;
+use serde::{Serialize, de::DeserializeOwned};
 use tower_layer::Layer;
 
 use crate::{
-    BroadcastOperator, ConnectError, DisconnectReason, EmitError,
+    BroadcastOperator, ConnectError, DisconnectReason, EmitError, ServerSideError, ServerSideEvent,
     client::Client,
     client_files::{ClientFiles, ServeClientLayer},
     handler::{Handler, erase},
     ns::{Namespace, ParentNamespace},
+    server_side::erase_server_side,
 };
 
 /// The Socket.IO server: namespaces, broadcasts, shutdown. Cloning is cheap; every clone is the
@@ -221,6 +223,59 @@ impl SocketIo {
         self.main().emit_binary(event, data, attachments)
     }
 
+    /// Sends `event` to the main namespace's listeners on the other servers (Node's
+    /// `io.serverSideEmit`); see [`BroadcastOperator::server_side_emit`].
+    ///
+    /// # Errors
+    ///
+    /// As [`BroadcastOperator::server_side_emit`].
+    pub async fn server_side_emit<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+    ) -> Result<(), ServerSideError> {
+        self.main().server_side_emit(event, data).await
+    }
+
+    /// [`SocketIo::server_side_emit`] waiting for every other server's answer; see
+    /// [`BroadcastOperator::server_side_emit_with_ack`].
+    ///
+    /// # Errors
+    ///
+    /// As [`BroadcastOperator::server_side_emit_with_ack`].
+    pub async fn server_side_emit_with_ack<R: DeserializeOwned, T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+    ) -> Result<Vec<R>, ServerSideError> {
+        self.main().server_side_emit_with_ack(event, data).await
+    }
+
+    /// Listens to the server-side events named `event` that other servers send to the main
+    /// namespace (Node's `io.on(event, (...args, ack) => ..)`). Several listeners may listen
+    /// to one event; each runs on its own task. Register it after `io.ns("/", ..)`, which
+    /// replaces the main namespace.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use belfry::{ServerSideEvent, SocketIo};
+    ///
+    /// let (_layer, io) = SocketIo::new_layer();
+    /// io.on_server_side("uptime?", |event: ServerSideEvent| async move {
+    ///     let _ = event.ack(&42);
+    /// });
+    /// ```
+    pub fn on_server_side<F, Fut>(&self, event: impl Into<String>, listener: F)
+    where
+        F: Fn(ServerSideEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.namespace("/")
+            .expect("the main namespace is created with the server and never removed")
+            .on_server_side(event.into(), erase_server_side(listener));
+    }
+
     /// Disconnects every socket with "server shutting down", closes every connection, and
     /// resolves once all of them are gone. Use it in axum's graceful shutdown.
     pub async fn close(&self) {
@@ -355,6 +410,18 @@ impl NamespaceHandle {
     /// The namespace name.
     pub fn name(&self) -> &str {
         self.0.name()
+    }
+
+    /// Listens to the server-side events named `event` that other servers send to this
+    /// namespace (see [`SocketIo::on_server_side`]).
+    pub fn on_server_side<F, Fut>(self, event: impl Into<String>, listener: F) -> Self
+    where
+        F: Fn(ServerSideEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.0
+            .on_server_side(event.into(), erase_server_side(listener));
+        self
     }
 
     /// Adds a listener of the namespace's room events (Node's `adapter.on("create-room")`...).

@@ -169,6 +169,7 @@ mod handshake;
 mod io;
 mod ns;
 mod operators;
+mod server_side;
 mod socket;
 
 /// The README's examples, compiled as doctests.
@@ -203,8 +204,9 @@ mod guides {
 pub use ack::AckSender;
 pub use belfry_core as core;
 pub use belfry_engine as engine;
-pub use errors::{AckError, ConnectError, DisconnectReason, EmitError};
+pub use errors::{AckError, ConnectError, DisconnectReason, EmitError, ServerSideError};
 pub use handshake::Handshake;
 pub use io::{NamespaceHandle, ParentNamespaceHandle, SocketIo, SocketIoBuilder, SocketIoLayer};
 pub use operators::{AckStream, BroadcastOperator};
+pub use server_side::ServerSideEvent;
 pub use socket::{Socket, SocketRef};

@@ -12,8 +12,11 @@ use std::{
 
 use belfry_core::{
     Str,
-    adapter::{Adapter, AdapterFactory, BroadcastFlags, LocalSockets, SocketInfo},
-    parser::Packet,
+    adapter::{
+        Adapter, AdapterFactory, BroadcastFlags, LocalAckSink, LocalSockets, ServerSideReply,
+        SocketInfo,
+    },
+    parser::{Packet, Payload},
 };
 use belfry_engine::{Sid, Socket as EngineSocket};
 use parking_lot::RwLock;
@@ -21,7 +24,8 @@ use parking_lot::RwLock;
 use crate::{
     ConnectError, SocketIo, SocketRef,
     client::Connection,
-    handler::{ContextKind, ErasedHandler, HandlerContext, Rejected},
+    handler::{BoxFuture, ContextKind, ErasedHandler, HandlerContext, Rejected},
+    server_side::{ServerSideEvent, ServerSideHandler},
     socket::Socket,
 };
 
@@ -39,6 +43,8 @@ pub(crate) struct Namespace {
     /// For a child of a dynamic namespace: its parent, whose middlewares it uses and which
     /// forgets it once it is empty.
     parent: Option<Weak<ParentNamespace>>,
+    /// Listeners of other servers' server-side events, by event name.
+    server_side: RwLock<HashMap<String, Vec<ServerSideHandler>>>,
 }
 
 impl fmt::Debug for Namespace {
@@ -70,7 +76,17 @@ impl Namespace {
             next_ack: AtomicU64::new(0),
             ack_timeout,
             parent,
+            server_side: RwLock::new(HashMap::new()),
         })
+    }
+
+    /// Adds a listener of other servers' server-side events named `event`.
+    pub(crate) fn on_server_side(&self, event: String, handler: ServerSideHandler) {
+        self.server_side
+            .write()
+            .entry(event)
+            .or_default()
+            .push(handler);
     }
 
     /// The server's default ack timeout.
@@ -280,10 +296,77 @@ impl LocalSockets for NamespaceSockets {
                 id: socket.id().to_string(),
                 handshake: serde_json::to_value(socket.handshake()).unwrap_or_default(),
                 rooms: socket.rooms(),
-                data: serde_json::Value::Null,
+                data: socket.data_value(),
             });
         });
         infos
+    }
+
+    fn send_with_ack(
+        &self,
+        ids: &[Sid],
+        payload: &Payload,
+        timeout: Duration,
+        on_answer: LocalAckSink,
+    ) -> usize {
+        let Some(ns) = self.ns.upgrade() else {
+            return 0;
+        };
+        let id = ns.next_ack_id();
+        let packet = Packet::event(ns.name_str(), payload.clone(), Some(id));
+        let frames = crate::socket::frames(&packet);
+        let mut waiting = Vec::new();
+        self.each(ids, |socket| {
+            let answer = socket.expect_ack(id);
+            socket.notify_outgoing(&packet);
+            if crate::socket::send_frames(socket.conn(), &frames).is_ok() {
+                waiting.push((socket.clone(), answer));
+            } else {
+                socket.forget_ack(id);
+            }
+        });
+        let sent = waiting.len();
+        if sent > 0 {
+            // One task waits for every answer of this broadcast.
+            tokio::spawn(async move {
+                let answers = waiting.into_iter().map(|(socket, answer)| async move {
+                    match tokio::time::timeout(timeout, answer).await {
+                        Ok(Ok(payload)) => Some(payload),
+                        _ => {
+                            socket.forget_ack(id);
+                            None
+                        }
+                    }
+                });
+                let mut answers: futures_util::stream::FuturesUnordered<_> = answers.collect();
+                while let Some(answer) = futures_util::StreamExt::next(&mut answers).await {
+                    if let Some(payload) = answer {
+                        on_answer(payload);
+                    }
+                }
+            });
+        }
+        sent
+    }
+
+    fn server_side_event(&self, data: Vec<serde_json::Value>, reply: Option<ServerSideReply>) {
+        let Some(ns) = self.ns.upgrade() else {
+            return;
+        };
+        let Some(event) = ServerSideEvent::new(data, reply) else {
+            tracing::debug!(ns = %self.name, "server-side event without a name dropped");
+            return;
+        };
+        let handlers = ns
+            .server_side
+            .read()
+            .get(event.event())
+            .cloned()
+            .unwrap_or_default();
+        for handler in handlers {
+            let future: BoxFuture = handler(event.clone());
+            tokio::spawn(future);
+        }
     }
 }
 

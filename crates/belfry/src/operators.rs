@@ -9,19 +9,21 @@ use std::{
     time::Duration,
 };
 
-use belfry_core::adapter::{AdapterError, BroadcastOptions, SocketInfo};
+use belfry_core::{
+    adapter::{AdapterError, BroadcastOptions, RemoteAck, SocketInfo},
+    parser::Packet,
+};
 use belfry_engine::Sid;
-use futures_util::{Stream, StreamExt, stream::FuturesUnordered};
-use serde::de::DeserializeOwned;
-
-use belfry_core::parser::Packet;
 use bytes::Bytes;
-use serde::Serialize;
+use futures_util::{Stream, StreamExt, stream::FuturesUnordered};
+use serde::{Serialize, de::DeserializeOwned};
+use tokio::sync::mpsc;
 
 use crate::{
-    AckError, EmitError, SocketRef,
+    AckError, EmitError, ServerSideError, SocketRef,
     ns::Namespace,
-    socket::{event_payload, frames, send_frames},
+    server_side,
+    socket::{deserialize_args, event_payload, frames, send_frames},
 };
 
 /// Selects sockets of a namespace and sends to all of them at once.
@@ -144,24 +146,40 @@ impl BroadcastOperator {
     {
         let payload = event_payload(event, data, Vec::new())?;
         let id = self.ns.next_ack_id();
-        let frames = frames(&Packet::event(self.ns.name_str(), payload, Some(id)));
         let timeout = self
             .opts
             .flags
             .timeout
             .unwrap_or_else(|| self.ns.ack_timeout());
+        let packet = Packet::event(self.ns.name_str(), payload.clone(), Some(id));
+        let frames = frames(&packet);
         let answers = FuturesUnordered::new();
         for socket in self.local_sockets() {
             let rx = socket.expect_ack(id);
+            socket.notify_outgoing(&packet);
             if send_frames(socket.conn(), &frames).is_err() {
+                socket.forget_ack(id);
                 continue;
             }
             answers.push(Box::pin(async move {
                 let answer = socket.wait_ack::<R>(id, rx, timeout).await;
-                (socket.id().clone(), answer)
+                (Some(socket.id().clone()), answer)
             }) as AckFuture<R>);
         }
-        Ok(AckStream { answers })
+        let remote = (!self.opts.flags.local).then(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let servers = self.ns.adapter().broadcast_with_ack(
+                &payload,
+                &self.opts,
+                timeout,
+                Arc::new(move |ack| {
+                    // The stream may be dropped before the adapter stops listening.
+                    let _ = tx.send(ack);
+                }),
+            );
+            remote_answers::<R>(servers, rx, timeout)
+        });
+        Ok(AckStream { answers, remote })
     }
 
     /// The matching sockets of this server (Node's `fetchSockets` on one server): their ids,
@@ -228,6 +246,75 @@ impl BroadcastOperator {
         }
     }
 
+    /// Sends `event` to the listeners of this namespace on the *other* servers of the cluster
+    /// (Node's `serverSideEmit`); they receive it with
+    /// [`SocketIo::on_server_side`](crate::SocketIo::on_server_side). The rooms and flags of the
+    /// operator do not apply. With the in-memory adapter there is no other server and nothing
+    /// is sent.
+    ///
+    /// Arguments travel as JSON (a Node server receives `Bytes` as an array of numbers).
+    ///
+    /// # Errors
+    ///
+    /// A reserved name (`connect`, `connection`, `new_namespace`), data that does not
+    /// serialize, or an adapter that cannot reach the other servers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use belfry::SocketIo;
+    ///
+    /// # async fn run() -> Result<(), belfry::ServerSideError> {
+    /// let (_layer, io) = SocketIo::new_layer();
+    /// io.on_server_side("reload-config", |event: belfry::ServerSideEvent| async move {
+    ///     let version: u32 = event.data().unwrap_or_default();
+    ///     println!("another server asks for config v{version}");
+    /// });
+    /// io.server_side_emit("reload-config", &7).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn server_side_emit<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+    ) -> Result<(), ServerSideError> {
+        let data = server_side_data(event, data)?;
+        self.ns.adapter().server_side_emit(&data, false).await?;
+        Ok(())
+    }
+
+    /// [`BroadcastOperator::server_side_emit`], waiting for one answer from every other server
+    /// (each server's first listener to call [`ServerSideEvent::ack`](crate::ServerSideEvent::ack)),
+    /// at most the adapter's requests timeout. Resolves at once to no answers when there is no
+    /// other server.
+    ///
+    /// # Errors
+    ///
+    /// As [`BroadcastOperator::server_side_emit`]; a timeout when a server did not answer; an
+    /// answer that does not deserialize into `R`.
+    pub async fn server_side_emit_with_ack<R: DeserializeOwned, T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+    ) -> Result<Vec<R>, ServerSideError> {
+        let data = server_side_data(event, data)?;
+        let answers = self.ns.adapter().server_side_emit(&data, true).await?;
+        answers
+            .into_iter()
+            .map(|answer| R::deserialize(answer).map_err(ServerSideError::Deserialize))
+            .collect()
+    }
+
+    /// The rooms with members on any server (Node's `adapter.allRooms()`), each socket's own
+    /// room included.
+    ///
+    /// # Errors
+    ///
+    /// When a server does not answer in time.
+    pub async fn all_rooms(&self) -> Result<Vec<String>, AdapterError> {
+        self.ns.adapter().all_rooms().await
+    }
+
     /// Makes every matching socket, on every server, join `room` (Node's `socketsJoin`).
     ///
     /// # Errors
@@ -266,37 +353,165 @@ impl BroadcastOperator {
     }
 }
 
-type AckFuture<R> = Pin<Box<dyn Future<Output = (Sid, Result<R, AckError>)> + Send>>;
+/// `[event, ...args]` of a server-side emit, as JSON values.
+fn server_side_data<T: Serialize + ?Sized>(
+    event: &str,
+    data: &T,
+) -> Result<Vec<serde_json::Value>, EmitError> {
+    if server_side::is_reserved(event) {
+        return Err(EmitError::ReservedEvent(event.to_owned()));
+    }
+    let args = crate::args::to_values(data)?;
+    let mut values = Vec::with_capacity(args.len() + 1);
+    values.push(serde_json::Value::from(event));
+    values.extend(args);
+    Ok(values)
+}
+
+type AckFuture<R> = Pin<Box<dyn Future<Output = (Option<Sid>, Result<R, AckError>)> + Send>>;
+type AckItems<R> = Pin<Box<dyn Stream<Item = (Option<Sid>, Result<R, AckError>)> + Send>>;
 
 /// The answers to a broadcast with acks: a [`Stream`] of `(socket id, answer)` as they arrive;
 /// `.await` it to collect them all. Every socket yields exactly once: its answer, or
-/// [`AckError::Timeout`], or [`AckError::Disconnected`].
+/// [`AckError::Timeout`], or [`AckError::Disconnected`]. Sockets of other servers (with a
+/// cluster adapter) have no id here (`None`); those that did not answer in time yield one
+/// [`AckError::Timeout`] each, as far as their server said how many it asked.
 #[must_use = "the answers are lost unless the stream is read"]
 pub struct AckStream<R> {
     answers: FuturesUnordered<AckFuture<R>>,
+    remote: Option<AckItems<R>>,
 }
 
 impl<R> fmt::Debug for AckStream<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AckStream")
             .field("pending", &self.answers.len())
+            .field("remote", &self.remote.is_some())
             .finish()
     }
 }
 
 impl<R> Stream for AckStream<R> {
-    type Item = (Sid, Result<R, AckError>);
+    type Item = (Option<Sid>, Result<R, AckError>);
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.answers.poll_next_unpin(cx)
+        let local = self.answers.poll_next_unpin(cx);
+        if let Poll::Ready(Some(item)) = local {
+            return Poll::Ready(Some(item));
+        }
+        let remote = match self.remote.as_mut() {
+            Some(remote) => remote.poll_next_unpin(cx),
+            None => Poll::Ready(None),
+        };
+        match remote {
+            Poll::Ready(Some(item)) => Poll::Ready(Some(item)),
+            Poll::Ready(None) => {
+                self.remote = None;
+                local
+            }
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
 impl<R: Send + 'static> IntoFuture for AckStream<R> {
-    type Output = Vec<(Sid, Result<R, AckError>)>;
+    type Output = Vec<(Option<Sid>, Result<R, AckError>)>;
     type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(self.collect())
     }
+}
+
+/// The other servers' side of a broadcast with acks (Node's completeness rule): done once every
+/// server asked reported its client count and that many answers arrived, or at the timeout,
+/// when each answer still missing yields a timeout.
+fn remote_answers<R: DeserializeOwned + Send + 'static>(
+    servers: belfry_core::adapter::BoxFuture<'static, Result<usize, AdapterError>>,
+    acks: mpsc::UnboundedReceiver<RemoteAck>,
+    timeout: Duration,
+) -> AckItems<R> {
+    struct State {
+        servers: Option<belfry_core::adapter::BoxFuture<'static, Result<usize, AdapterError>>>,
+        expected_servers: Option<usize>,
+        reported: usize,
+        expected: usize,
+        received: usize,
+        acks: mpsc::UnboundedReceiver<RemoteAck>,
+        deadline: Pin<Box<tokio::time::Sleep>>,
+        /// Timeouts still to yield, once the deadline passed.
+        missing: Option<usize>,
+    }
+    let state = State {
+        servers: Some(servers),
+        expected_servers: None,
+        reported: 0,
+        expected: 0,
+        received: 0,
+        acks,
+        deadline: Box::pin(tokio::time::sleep(timeout)),
+        missing: None,
+    };
+    Box::pin(futures_util::stream::unfold(
+        state,
+        |mut state| async move {
+            loop {
+                if let Some(missing) = state.missing.as_mut() {
+                    if *missing == 0 {
+                        return None;
+                    }
+                    *missing -= 1;
+                    return Some(((None, Err(AckError::Timeout)), state));
+                }
+                if state.expected_servers == Some(state.reported)
+                    && state.received >= state.expected
+                {
+                    return None;
+                }
+                enum Step {
+                    Servers(Result<usize, AdapterError>),
+                    Ack(Option<RemoteAck>),
+                    Deadline,
+                }
+                let step = {
+                    let servers = &mut state.servers;
+                    let acks = &mut state.acks;
+                    let deadline = state.deadline.as_mut();
+                    tokio::select! {
+                        count = async {
+                            match servers.as_mut() {
+                                Some(servers) => servers.await,
+                                None => std::future::pending().await,
+                            }
+                        } => Step::Servers(count),
+                        ack = acks.recv() => Step::Ack(ack),
+                        () = deadline => Step::Deadline,
+                    }
+                };
+                match step {
+                    Step::Servers(count) => {
+                        state.servers = None;
+                        state.expected_servers = Some(count.unwrap_or_else(|error| {
+                        tracing::warn!(%error, "broadcast with acks not handed to other servers");
+                        0
+                    }));
+                    }
+                    Step::Ack(Some(RemoteAck::ClientCount(count))) => {
+                        state.reported += 1;
+                        state.expected = state.expected.saturating_add(count);
+                    }
+                    Step::Ack(Some(RemoteAck::Answer(payload))) => {
+                        state.received += 1;
+                        let answer = deserialize_args(&payload).map_err(AckError::Deserialize);
+                        return Some(((None, answer), state));
+                    }
+                    // A kind of answer this version does not know.
+                    Step::Ack(Some(_)) => {}
+                    Step::Ack(None) | Step::Deadline => {
+                        state.missing = Some(state.expected.saturating_sub(state.received));
+                    }
+                }
+            }
+        },
+    ))
 }

@@ -58,6 +58,7 @@ pub struct Socket {
     disconnecting_handler: RwLock<Option<ErasedHandler>>,
     disconnect_handler: RwLock<Option<ErasedHandler>>,
     extensions: RwLock<http::Extensions>,
+    data: RwLock<serde_json::Value>,
     acks: Mutex<HashMap<u64, oneshot::Sender<Payload>>>,
     queue: Mutex<Queue>,
     connected: AtomicBool,
@@ -119,6 +120,7 @@ impl Socket {
             disconnecting_handler: RwLock::new(None),
             disconnect_handler: RwLock::new(None),
             extensions: RwLock::new(http::Extensions::new()),
+            data: RwLock::new(serde_json::Value::Null),
             acks: Mutex::new(HashMap::new()),
             queue: Mutex::new(Queue::default()),
             connected: AtomicBool::new(true),
@@ -282,8 +284,9 @@ impl Socket {
         *self.disconnect_handler.write() = Some(erase(handler));
     }
 
-    /// Stores `value` on the socket, one per type (Node's `socket.data`); handlers read it with
-    /// the [`Extension`](crate::extract::Extension) extractor.
+    /// Stores `value` on the socket, one per type; handlers read it with the
+    /// [`Extension`](crate::extract::Extension) extractor. It stays on this server: for what
+    /// other servers should see, use [`Socket::set_data`].
     pub fn insert_extension<T: Clone + Send + Sync + 'static>(&self, value: T) {
         self.extensions.write().insert(value);
     }
@@ -291,6 +294,45 @@ impl Socket {
     /// A clone of the value of type `T` stored with [`Socket::insert_extension`].
     pub fn extension<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
         self.extensions.read().get::<T>().cloned()
+    }
+
+    /// Sets the socket's data (Node's `socket.data`): any value that serializes to JSON. Other
+    /// servers see it in their `fetch_remote_sockets`
+    /// ([`SocketInfo::data`](belfry_core::adapter::SocketInfo)).
+    ///
+    /// # Errors
+    ///
+    /// `data` does not serialize to JSON (the data is left as it was).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use belfry::{SocketIo, SocketRef};
+    ///
+    /// let (_layer, io) = SocketIo::new_layer();
+    /// io.ns("/", |socket: SocketRef| async move {
+    ///     let _ = socket.set_data(&serde_json::json!({ "user": "alice" }));
+    ///     let user: serde_json::Value = socket.data().unwrap_or_default();
+    ///     assert_eq!(user["user"], "alice");
+    /// });
+    /// ```
+    pub fn set_data<T: Serialize + ?Sized>(&self, data: &T) -> Result<(), serde_json::Error> {
+        *self.data.write() = serde_json::to_value(data)?;
+        Ok(())
+    }
+
+    /// The socket's data (see [`Socket::set_data`]; `null` until set), as `T`.
+    ///
+    /// # Errors
+    ///
+    /// The data does not deserialize into `T`.
+    pub fn data<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        T::deserialize(&*self.data.read())
+    }
+
+    /// The socket's data as JSON.
+    pub(crate) fn data_value(&self) -> serde_json::Value {
+        self.data.read().clone()
     }
 
     /// Sends `event` to this client. `data` is the arguments: a tuple for several, `()` for none,
@@ -353,7 +395,7 @@ impl Socket {
         let id = self.ns.next_ack_id();
         let rx = self.expect_ack(id);
         if let Err(error) = self.send(&Packet::event(self.ns.name_str(), payload, Some(id))) {
-            self.acks.lock().remove(&id);
+            self.forget_ack(id);
             return Err(error.into());
         }
         self.wait_ack(id, rx, timeout).await
@@ -364,6 +406,11 @@ impl Socket {
         let (tx, rx) = oneshot::channel();
         self.acks.lock().insert(id, tx);
         rx
+    }
+
+    /// Stops waiting for ack `id` (timed out, or never sent).
+    pub(crate) fn forget_ack(&self, id: u64) {
+        self.acks.lock().remove(&id);
     }
 
     /// Waits for ack `id` at most `timeout`, and deserializes it.
@@ -377,7 +424,7 @@ impl Socket {
             Ok(Ok(payload)) => payload,
             Ok(Err(_)) => return Err(AckError::Disconnected),
             Err(_) => {
-                self.acks.lock().remove(&id);
+                self.forget_ack(id);
                 return Err(AckError::Timeout);
             }
         };
@@ -787,7 +834,9 @@ pub(crate) fn send_frames(
 }
 
 /// Deserializes acknowledgement arguments: one as `R`, several as a tuple, none as `null`.
-fn deserialize_args<R: DeserializeOwned>(payload: &Payload) -> Result<R, serde_json::Error> {
+pub(crate) fn deserialize_args<R: DeserializeOwned>(
+    payload: &Payload,
+) -> Result<R, serde_json::Error> {
     let args = payload.elements()?;
     let json = match args.as_slice() {
         [] => "null",

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 pub use local::LocalAdapter;
 
-use crate::parser::Packet;
+use crate::parser::{Packet, Payload};
 
 /// A boxed future, as the async adapter operations return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -76,7 +76,8 @@ pub struct SocketInfo {
     pub handshake: serde_json::Value,
     /// Its rooms.
     pub rooms: Vec<String>,
-    /// Its data.
+    /// Its data (Node's `socket.data`; `null` when the server sent none).
+    #[serde(default)]
     pub data: serde_json::Value,
 }
 
@@ -94,6 +95,26 @@ pub enum AdapterError {
     #[error("adapter transport error")]
     Transport(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
+
+/// What another server answered to a broadcast with acks ([`Adapter::broadcast_with_ack`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RemoteAck {
+    /// A server sent the packet to this many of its clients: that many answers may follow.
+    ClientCount(usize),
+    /// One client's answer: its first argument, as a one-element array.
+    Answer(Payload),
+}
+
+/// Where an adapter hands the [`RemoteAck`]s of one broadcast.
+pub type RemoteAckSink = Arc<dyn Fn(RemoteAck) + Send + Sync>;
+
+/// Answers a server-side event of another server (Node's `serverSideEmit` callback): called at
+/// most once, with the answer's single argument.
+pub type ServerSideReply = Box<dyn FnOnce(serde_json::Value) + Send>;
+
+/// Where a client's answer to [`LocalSockets::send_with_ack`] goes: its arguments.
+pub type LocalAckSink = Arc<dyn Fn(Payload) + Send + Sync>;
 
 /// What an adapter may do with its namespace's sockets on this server; implemented by Belfry.
 pub trait LocalSockets: Send + Sync + 'static {
@@ -114,6 +135,21 @@ pub trait LocalSockets: Send + Sync + 'static {
 
     /// Describes the sockets `ids`, for other servers' `fetch_sockets`.
     fn describe(&self, ids: &[Sid]) -> Vec<SocketInfo>;
+
+    /// Sends the event `payload` (encoded once, with a fresh ack id of this namespace) to the
+    /// sockets `ids`, asking each for an acknowledgement; each answer arriving within
+    /// `timeout` goes to `on_answer`. Returns how many sockets got the packet.
+    fn send_with_ack(
+        &self,
+        ids: &[Sid],
+        payload: &Payload,
+        timeout: Duration,
+        on_answer: LocalAckSink,
+    ) -> usize;
+
+    /// Hands another server's server-side event (`[event, ...args]`) to this namespace's
+    /// listeners; `reply` is set when the sender waits for an answer.
+    fn server_side_event(&self, data: Vec<serde_json::Value>, reply: Option<ServerSideReply>);
 }
 
 /// A namespace's rooms and the delivery of its broadcasts. Object-safe: used as
@@ -174,6 +210,41 @@ pub trait Adapter: Send + Sync + 'static {
 
     /// How many servers share this namespace (this one included).
     fn server_count(&self) -> BoxFuture<'static, usize>;
+
+    /// Asks the *other* servers to send the event `payload` to their sockets that `opts`
+    /// selects, each asking its clients for acknowledgements (this server's sockets are
+    /// Belfry's to serve). Every server's client count and every client's answer go to
+    /// `sink` until `timeout`. Resolves to how many other servers were asked; a single server
+    /// resolves to 0 (the default).
+    fn broadcast_with_ack(
+        &self,
+        payload: &Payload,
+        opts: &BroadcastOptions,
+        timeout: Duration,
+        sink: RemoteAckSink,
+    ) -> BoxFuture<'static, Result<usize, AdapterError>> {
+        let _ = (payload, opts, timeout, sink);
+        Box::pin(async { Ok(0) })
+    }
+
+    /// Sends `data` (`[event, ...args]`) to the namespace's listeners on the *other* servers
+    /// (Node's `serverSideEmit`). With `ack`, resolves to their answers, one per server, once
+    /// every server answered; without, once it is sent. A single server has nobody to tell
+    /// and resolves to no answers (the default).
+    fn server_side_emit(
+        &self,
+        data: &[serde_json::Value],
+        ack: bool,
+    ) -> BoxFuture<'static, Result<Vec<serde_json::Value>, AdapterError>> {
+        let _ = (data, ack);
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// The rooms with members on any server (Node's `allRooms`); this server's by default.
+    fn all_rooms(&self) -> BoxFuture<'static, Result<Vec<String>, AdapterError>> {
+        let rooms = self.rooms();
+        Box::pin(async move { Ok(rooms) })
+    }
 
     /// Adds a listener of room events.
     fn on_event(&self, listener: AdapterListener);
