@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Belfry's whole test suite, as the README's test command runs it. It installs what it needs on a
-# fresh Debian machine: Node.js, npm, Python's venv, Chromium and Redis from apt when absent; the npm
+# fresh Debian machine: Node.js, npm, Python's venv, Chromium, Redis and nginx from apt when absent; the npm
 # clients from tests/js's lockfile (playwright-core among them) and the chat example's browser
 # bundle; python-socketio (pinned) in tests/py/.venv. Then formatting, clippy, every Rust test
 # (unit, integration with the official clients and Chromium, doctests), the benchmarks and fuzz
@@ -32,6 +32,10 @@ fi
 # Redis for the cluster tests (each test starts its own server on a free port).
 if [ -z "${REDIS_SERVER:-}" ] && ! command -v redis-server >/dev/null; then
   apt_install redis-server
+fi
+# nginx for the cluster example's test (it runs its own nginx, in the foreground, on free ports).
+if [ -z "${NGINX:-}" ] && [ ! -x /usr/sbin/nginx ]; then
+  apt_install --no-install-recommends nginx
 fi
 
 log "npm clients (tests/js) and the chat example's browser bundle (examples/chat)"

@@ -1,5 +1,5 @@
-//! Real servers the tests start and stop: `redis-server` on a free port, and long-running Node
-//! scripts from `tests/js`.
+//! Real servers the tests start and stop: `redis-server` on a free port, `nginx`, long-running
+//! Node scripts from `tests/js`, any other program.
 
 use std::{path::PathBuf, process::Stdio, time::Duration};
 
@@ -129,24 +129,93 @@ impl NodeProcess {
     /// Starts `script` with `args` and waits (10 s at most) for its first line of output.
     pub async fn start(script: &str, args: &[&str]) -> NodeProcess {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("js");
-        let mut child = Command::new("node")
-            .arg(dir.join(script))
-            .args(args)
-            .current_dir(&dir)
+        let mut command = Command::new("node");
+        command.arg(dir.join(script)).args(args).current_dir(&dir);
+        let process = Spawned::start(command, script).await;
+        NodeProcess {
+            hello: serde_json::from_str(&process.first_line).unwrap(),
+            _child: process.child,
+        }
+    }
+}
+
+/// Any program, started with its output piped; killed when dropped.
+#[derive(Debug)]
+pub struct Spawned {
+    /// The first line it printed.
+    pub first_line: String,
+    child: Child,
+}
+
+impl Spawned {
+    /// Starts `command` and waits (10 s at most) for its first line of output; `what` names it
+    /// in the panics.
+    pub async fn start(mut command: Command, what: &str) -> Spawned {
+        let mut child = command
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .expect("node runs");
+            .unwrap_or_else(|error| panic!("{what} does not start: {error}"));
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        let first_line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
             .await
-            .unwrap_or_else(|_| panic!("{script} printed nothing in 10 s"))
+            .unwrap_or_else(|_| panic!("{what} printed nothing in 10 s"))
             .unwrap()
-            .unwrap_or_else(|| panic!("{script} exited without output"));
-        NodeProcess {
-            hello: serde_json::from_str(&line).unwrap(),
-            _child: child,
+            .unwrap_or_else(|| panic!("{what} exited without output"));
+        // Keep reading, so the program never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Spawned { first_line, child }
+    }
+}
+
+/// Debian's `nginx` (installed by the README test command; `$NGINX` to use another) running
+/// `config` in the foreground from a fresh prefix directory; killed when dropped.
+#[derive(Debug)]
+pub struct Nginx {
+    child: Child,
+    prefix: PathBuf,
+}
+
+impl Nginx {
+    /// Writes `config` to a fresh prefix directory, starts nginx on it, and waits until
+    /// `port` (where the config listens) accepts connections.
+    pub async fn start(config: &str, port: u16) -> Nginx {
+        let nginx = std::env::var("NGINX").unwrap_or_else(|_| "/usr/sbin/nginx".to_owned());
+        assert!(
+            std::path::Path::new(&nginx).exists(),
+            "{nginx} is missing: run the README test command (it installs Debian's nginx)"
+        );
+        let prefix = std::env::temp_dir().join(format!("belfry-nginx-{port}"));
+        std::fs::create_dir_all(&prefix).unwrap();
+        let conf = prefix.join("nginx.conf");
+        std::fs::write(&conf, config).unwrap();
+        let child = Command::new(nginx)
+            .arg("-p")
+            .arg(&prefix)
+            .arg("-c")
+            .arg(&conf)
+            // One process: killing it leaves no workers behind.
+            .args(["-g", "daemon off; master_process off;"])
+            .kill_on_drop(true)
+            .spawn()
+            .expect("nginx starts");
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Nginx { child, prefix };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        panic!("nginx does not listen on {port} after 5 s");
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = std::fs::remove_dir_all(&self.prefix);
     }
 }

@@ -1,0 +1,62 @@
+//! One node of a Belfry cluster: Socket.IO over a shared Redis ([`belfry_redis`]), marked with
+//! the cookie `belfry_node=<name>` so that a load balancer keeps each client on the node that
+//! opened its session (see `nginx.conf` beside this crate).
+//!
+//! Clients get `welcome` with the node's name when they connect; `whoami` answers it; `say`
+//! broadcasts `said {node, text}` to every client of the cluster; `count` answers how many
+//! sockets the whole cluster has (`fetch_sockets` plus `fetch_remote_sockets`).
+
+use axum::{Router, routing::get};
+use belfry::{AckSender, SocketIo, SocketRef, extract::Data};
+use belfry_redis::RedisAdapter;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+/// The node named `name`, its Redis adapter connected to `redis_url`: the app's Router (with
+/// `GET /node` answering the name) and the Socket.IO handle.
+///
+/// # Errors
+///
+/// Redis cannot be reached now (later outages are handled by the adapter).
+///
+/// # Panics
+///
+/// `name` cannot be a cookie value (it must be a plain token such as `a` or `eu-1`).
+pub async fn app(
+    name: &str,
+    redis_url: &str,
+) -> Result<(Router, SocketIo), belfry_redis::ConnectError> {
+    let redis = RedisAdapter::builder(redis_url).connect().await?;
+    let (layer, io) = SocketIo::builder().adapter(redis.factory()).build_layer();
+    // One name per process, for as long as it runs.
+    let node: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    io.ns("/", move |socket: SocketRef| async move {
+        let _ = socket.emit("welcome", &serde_json::json!({ "node": node }));
+        socket.on("whoami", move |ack: AckSender| async move {
+            let _ = ack.send(&node);
+        });
+        socket.on(
+            "say",
+            move |socket: SocketRef, Data(text): Data<String>| async move {
+                let said = serde_json::json!({ "node": node, "text": text });
+                let _ = socket.io().emit("said", &said);
+            },
+        );
+        socket.on("count", |socket: SocketRef, ack: AckSender| async move {
+            let all = socket.io().of("/").expect("the main namespace exists");
+            let local = all.fetch_sockets().await.len();
+            let remote = all.fetch_remote_sockets().await.map_or(0, |s| s.len());
+            let _ = ack.send(&(local + remote));
+        });
+    });
+    // Subscribed before serving: nothing published by the other nodes is missed.
+    redis.ready().await;
+    let cookie = http::HeaderValue::from_str(&format!(
+        "belfry_node={name}; Path=/; HttpOnly; SameSite=Lax"
+    ))
+    .expect("a node name is a plain token");
+    let sticky = SetResponseHeaderLayer::appending(http::header::SET_COOKIE, cookie);
+    let router = Router::new()
+        .route("/node", get(move || async move { node }))
+        .layer(layer.engine_layer(sticky));
+    Ok((router, io))
+}

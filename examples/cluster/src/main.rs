@@ -1,0 +1,42 @@
+//! A Belfry node for a cluster behind nginx. Run two, plus Redis and nginx:
+//!
+//! ```sh
+//! redis-server --port 6379 &
+//! NODE_NAME=a PORT=3001 cargo run -p cluster &
+//! NODE_NAME=b PORT=3002 cargo run -p cluster &
+//! mkdir -p /tmp/belfry-nginx
+//! nginx -p /tmp/belfry-nginx -c "$PWD/examples/cluster/nginx.conf" -g 'daemon off;'
+//! ```
+//!
+//! and point Socket.IO clients at `http://127.0.0.1:3000`. Environment: `NODE_NAME` (default
+//! `a`), `PORT` (default 3001), `REDIS_URL` (default `redis://127.0.0.1:6379`).
+
+use std::error::Error;
+
+#[expect(
+    clippy::print_stdout,
+    reason = "the example talks to its user, and the test reads it"
+)]
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let name = std::env::var("NODE_NAME").unwrap_or_else(|_| "a".to_owned());
+    let port: u16 = std::env::var("PORT").map_or(Ok(3001), |port| port.parse())?;
+    let redis_url =
+        std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let (app, io) = cluster::app(&name, &redis_url).await?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    // The first line: the test waits for it.
+    println!("node {name} on http://{}", listener.local_addr()?);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            io.close().await;
+        })
+        .await?;
+    Ok(())
+}

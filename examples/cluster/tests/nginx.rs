@@ -1,0 +1,93 @@
+//! The cluster example for real: Debian's nginx with `examples/cluster/nginx.conf` in front of
+//! two Belfry nodes (the example's binary) sharing one `redis-server`, and `socket.io-client`
+//! through nginx: polling clients stay on their node, WebSocket clients upgrade through nginx,
+//! broadcasts cross nodes, and polling without the sticky cookie breaks (the reason for it).
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+
+use belfry_tests::{
+    processes::{Nginx, RedisServer, Spawned, free_port},
+    run_node,
+};
+use serde_json::Value;
+use tokio::process::Command;
+
+async fn node(name: &str, port: u16, redis: &RedisServer) -> Spawned {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cluster"));
+    command
+        .env("NODE_NAME", name)
+        .env("PORT", port.to_string())
+        .env("REDIS_URL", redis.url())
+        .env("RUST_LOG", "warn");
+    let node = Spawned::start(command, "the cluster example").await;
+    assert_eq!(
+        node.first_line,
+        format!("node {name} on http://127.0.0.1:{port}")
+    );
+    node
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_behind_nginx_stay_on_their_node_and_hear_every_node() {
+    let redis = RedisServer::start().await;
+    let (port_a, port_b, port) = (free_port(), free_port(), free_port());
+    let _a = node("a", port_a, &redis).await;
+    let _b = node("b", port_b, &redis).await;
+    // The example's own config, on this test's ports.
+    let config = include_str!("../nginx.conf")
+        .replace("127.0.0.1:3001", &format!("127.0.0.1:{port_a}"))
+        .replace("127.0.0.1:3002", &format!("127.0.0.1:{port_b}"))
+        .replace("listen 127.0.0.1:3000", &format!("listen 127.0.0.1:{port}"));
+    let _nginx = Nginx::start(&config, port).await;
+
+    let result = run_node("cluster_nginx.mjs", &[&format!("http://127.0.0.1:{port}")]).await;
+    assert_eq!(result["error"], Value::Null, "{result:#}");
+    let clients = &result["clients"];
+    let node_of = |name: &str| clients[name]["welcome"].as_str().unwrap().to_owned();
+
+    // Every request of a client reached the node that welcomed it; each kept its transport.
+    for (name, transport) in [
+        ("p1", "polling"),
+        ("p2", "polling"),
+        ("p3", "polling"),
+        ("p4", "polling"),
+        ("u1", "websocket"),
+        ("u2", "websocket"),
+        ("w1", "websocket"),
+    ] {
+        let client = &clients[name];
+        assert_eq!(client["transport"], transport, "{name}: {result:#}");
+        let answers = client["whoami"].as_array().unwrap();
+        assert!(!answers.is_empty(), "{name}: {result:#}");
+        assert!(
+            answers.iter().all(|node| *node == client["welcome"]),
+            "{name} left its node: {result:#}"
+        );
+    }
+    // nginx spread the new sessions over both nodes.
+    let nodes: BTreeSet<String> = ["p1", "p2", "p3", "p4"].map(node_of).into();
+    assert_eq!(nodes, BTreeSet::from(["a".to_owned(), "b".to_owned()]));
+
+    // Without the cookie, a polling session's requests reach the other node, which does not
+    // know it: the client fails.
+    // (Its second request, the CONNECT, lands on the other node and gets Node's 400.)
+    let without = result["withoutCookies"].as_str().unwrap();
+    assert!(without.starts_with("connect_error"), "{result:#}");
+
+    // Both broadcasts reached every client once, on both nodes.
+    let expected = vec![
+        format!("{}:hello", node_of("p1")),
+        format!("{}:hi", node_of("w1")),
+    ];
+    for name in ["p1", "p2", "p3", "p4", "u1", "u2", "w1"] {
+        let mut got: Vec<String> =
+            serde_json::from_value(result["received"][name].clone()).unwrap();
+        got.sort();
+        let mut want = expected.clone();
+        want.sort();
+        assert_eq!(got, want, "{name}: {result:#}");
+    }
+    // And the cluster counts its seven sockets from any node.
+    assert_eq!(result["count"], 7, "{result:#}");
+}
