@@ -18,7 +18,10 @@ const sub = pub.duplicate();
 await Promise.all([pub.connect(), sub.connect()]);
 
 const http = createServer();
-const io = new Server(http, { adapter: createAdapter(pub, sub) });
+// Answers to other servers go to their own response channels (Belfry listens there too).
+const io = new Server(http, {
+  adapter: createAdapter(pub, sub, { publishOnSpecificResponseChannel: true }),
+});
 const notes = [];
 io.on("note", (text) => notes.push(text));
 io.on("whoami", (from, ack) => ack(`${name} (asked by ${from})`));

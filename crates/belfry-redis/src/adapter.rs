@@ -154,6 +154,11 @@ impl RedisNamespaceAdapter {
         );
         driver.subscribe(inner.channels.request.clone(), route(RouteKind::Request));
         driver.subscribe(inner.channels.response.clone(), route(RouteKind::Response));
+        // Node servers with `publishOnSpecificResponseChannel` answer there.
+        driver.subscribe(
+            inner.channels.response_to(&driver.uid),
+            route(RouteKind::Response),
+        );
         RedisNamespaceAdapter(inner)
     }
 }
@@ -722,6 +727,7 @@ impl Adapter for RedisNamespaceAdapter {
             channels.broadcast_pattern(),
             channels.request.clone(),
             channels.response.clone(),
+            channels.response_to(&self.0.driver.uid),
         ]);
     }
 }

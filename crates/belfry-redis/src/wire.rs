@@ -49,6 +49,12 @@ impl Channels {
         }
     }
 
+    /// `<key>-response#<nsp>#<uid>#`: where Node servers configured with
+    /// `publishOnSpecificResponseChannel` answer the requests of server `uid`.
+    pub fn response_to(&self, uid: &str) -> String {
+        format!("{}{uid}#", self.response)
+    }
+
     /// The pattern matching every broadcast channel of the namespace.
     pub fn broadcast_pattern(&self) -> String {
         format!("{}*", self.broadcast)
@@ -368,6 +374,10 @@ mod tests {
         assert_eq!(channels.broadcast, "socket.io#/chat#");
         assert_eq!(channels.request, "socket.io-request#/chat#");
         assert_eq!(channels.response, "socket.io-response#/chat#");
+        assert_eq!(
+            channels.response_to("abc123"),
+            "socket.io-response#/chat#abc123#"
+        );
         assert_eq!(channels.broadcast_pattern(), "socket.io#/chat#*");
         let one_room = BroadcastOptions {
             rooms: vec!["r1".into()],
