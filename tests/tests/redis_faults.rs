@@ -163,3 +163,77 @@ async fn hostile_messages_on_belfry_channels_are_dropped() {
     );
     broadcast_reaches_both(&a.io, &mut a.client, &mut b.client, "still-fine").await;
 }
+
+/// The ack id of an event frame `42<id>[...]`.
+fn ack_id(frame: &str) -> &str {
+    let rest = frame.strip_prefix("42").unwrap();
+    &rest[..rest.find('[').unwrap()]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_with_acks_counts_the_silent_clients_of_other_servers() {
+    let redis = RedisServer::start().await;
+    let mut a = node(&redis.url()).await;
+    let mut b = node(&redis.url()).await;
+
+    // B's client stays silent: A's stream yields its own client's answer, then one timeout
+    // for the client B reported and never heard from.
+    let stream =
+        a.io.timeout(Duration::from_millis(800))
+            .emit_with_ack::<String, _>("q?", &())
+            .unwrap();
+    let collecting = tokio::spawn(stream.into_future());
+    let asked = next_event(&mut a.client, Duration::from_secs(5))
+        .await
+        .unwrap();
+    a.client
+        .frame(
+            0x81,
+            format!(r#"43{}["from a"]"#, ack_id(&asked)).as_bytes(),
+        )
+        .await;
+    let silent = next_event(&mut b.client, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(silent.ends_with(r#"["q?"]"#), "{silent}");
+    let answers = collecting.await.unwrap();
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    assert!(
+        matches!(&answers[0], (Some(_), Ok(text)) if text == "from a"),
+        "{answers:?}"
+    );
+    assert!(
+        matches!(&answers[1], (None, Err(belfry::AckError::Timeout))),
+        "{answers:?}"
+    );
+
+    // Both answer: the stream ends as soon as every reported client answered, long before its
+    // 60 s timeout.
+    let stream =
+        a.io.timeout(Duration::from_secs(60))
+            .emit_with_ack::<String, _>("q?", &())
+            .unwrap();
+    let collecting = tokio::spawn(stream.into_future());
+    for (client, name) in [(&mut a.client, "a"), (&mut b.client, "b")] {
+        let asked = next_event(client, Duration::from_secs(5)).await.unwrap();
+        client
+            .frame(
+                0x81,
+                format!(r#"43{}["from {name}"]"#, ack_id(&asked)).as_bytes(),
+            )
+            .await;
+    }
+    let answers = tokio::time::timeout(Duration::from_secs(10), collecting)
+        .await
+        .expect("complete once every client answered")
+        .unwrap();
+    let mut texts: Vec<(bool, String)> = answers
+        .into_iter()
+        .map(|(id, answer)| (id.is_some(), answer.unwrap()))
+        .collect();
+    texts.sort();
+    assert_eq!(
+        texts,
+        [(false, "from b".to_owned()), (true, "from a".to_owned())]
+    );
+}

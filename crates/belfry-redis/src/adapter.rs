@@ -534,12 +534,21 @@ impl Adapter for RedisNamespaceAdapter {
         if opts.flags.local {
             return Ok(delivered);
         }
-        let message = wire::encode_broadcast(&self.0.driver.uid, packet, opts)
-            .map_err(|error| AdapterError::Transport(Box::new(error)))?;
-        self.0
-            .driver
-            .publish(self.0.channels.for_broadcast(opts), message)
-            .map_err(|_| AdapterError::Transport("the redis publish queue is full".into()))?;
+        // Local delivery happened: a failure to reach the other servers is logged, and the
+        // count of this server's recipients still returned.
+        match wire::encode_broadcast(&self.0.driver.uid, packet, opts) {
+            Ok(message) => {
+                if self
+                    .0
+                    .driver
+                    .publish(self.0.channels.for_broadcast(opts), message)
+                    .is_err()
+                {
+                    tracing::warn!("broadcast not published: the redis publish queue is full");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "broadcast not encodable for other servers"),
+        }
         Ok(delivered)
     }
 

@@ -174,11 +174,12 @@ pub trait Adapter: Send + Sync + 'static {
     fn sockets(&self, opts: &BroadcastOptions) -> Vec<Sid>;
 
     /// Delivers `packet` to the sockets `opts` selects, on every server (this one only with
-    /// `flags.local`); returns how many local sockets got it.
+    /// `flags.local`); returns how many local sockets got it. A cluster adapter that cannot
+    /// hand the packet to the other servers logs it and still returns the local count.
     ///
     /// # Errors
     ///
-    /// When the packet cannot be handed to other servers (local delivery happened anyway).
+    /// When the broadcast failed as a whole (nothing was delivered).
     fn broadcast(&self, packet: &Packet, opts: &BroadcastOptions) -> Result<usize, AdapterError>;
 
     /// Makes the sockets `opts` selects, on every server, join `rooms`.
