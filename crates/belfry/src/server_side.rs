@@ -54,16 +54,14 @@ impl fmt::Debug for ServerSideEvent {
 
 impl ServerSideEvent {
     /// `[event, ...args]` from the wire; `None` unless the first element is a string.
-    pub(crate) fn new(mut data: Vec<Value>, reply: Option<ServerSideReply>) -> Option<Self> {
-        if !matches!(data.first(), Some(Value::String(_))) {
-            return None;
-        }
-        let Value::String(event) = data.remove(0) else {
+    pub(crate) fn new(data: Vec<Value>, reply: Option<ServerSideReply>) -> Option<Self> {
+        let mut items = data.into_iter();
+        let Some(Value::String(event)) = items.next() else {
             return None;
         };
         Some(ServerSideEvent {
             event: event.into(),
-            args: data.into(),
+            args: items.collect(),
             reply: reply.map(|reply| Arc::new(Mutex::new(Some(reply)))),
         })
     }
