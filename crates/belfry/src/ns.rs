@@ -317,12 +317,8 @@ impl LocalSockets for NamespaceSockets {
         let frames = crate::socket::frames(&packet);
         let mut waiting = Vec::new();
         self.each(ids, |socket| {
-            let answer = socket.expect_ack(id);
-            socket.notify_outgoing(&packet);
-            if crate::socket::send_frames(socket.conn(), &frames).is_ok() {
+            if let Some(answer) = socket.send_expecting_ack(id, &packet, &frames) {
                 waiting.push((socket.clone(), answer));
-            } else {
-                socket.forget_ack(id);
             }
         });
         let sent = waiting.len();
@@ -330,13 +326,7 @@ impl LocalSockets for NamespaceSockets {
             // One task waits for every answer of this broadcast.
             tokio::spawn(async move {
                 let answers = waiting.into_iter().map(|(socket, answer)| async move {
-                    match tokio::time::timeout(timeout, answer).await {
-                        Ok(Ok(payload)) => Some(payload),
-                        _ => {
-                            socket.forget_ack(id);
-                            None
-                        }
-                    }
+                    socket.wait_ack_payload(id, answer, timeout).await.ok()
                 });
                 let mut answers: futures_util::stream::FuturesUnordered<_> = answers.collect();
                 while let Some(answer) = futures_util::StreamExt::next(&mut answers).await {

@@ -23,7 +23,7 @@ use crate::{
     AckError, EmitError, ServerSideError, SocketRef,
     ns::Namespace,
     server_side,
-    socket::{deserialize_args, event_payload, frames, send_frames},
+    socket::{deserialize_args, event_payload, frames},
 };
 
 /// Selects sockets of a namespace and sends to all of them at once.
@@ -155,12 +155,9 @@ impl BroadcastOperator {
         let frames = frames(&packet);
         let answers = FuturesUnordered::new();
         for socket in self.local_sockets() {
-            let rx = socket.expect_ack(id);
-            socket.notify_outgoing(&packet);
-            if send_frames(socket.conn(), &frames).is_err() {
-                socket.forget_ack(id);
+            let Some(rx) = socket.send_expecting_ack(id, &packet, &frames) else {
                 continue;
-            }
+            };
             answers.push(Box::pin(async move {
                 let answer = socket.wait_ack::<R>(id, rx, timeout).await;
                 (Some(socket.id().clone()), answer)

@@ -413,6 +413,24 @@ impl Socket {
         self.acks.lock().remove(&id);
     }
 
+    /// Queues `frames` (the encoding of `packet`, an event asking for ack `id`) and registers
+    /// the waiter of its answer; `None` when the socket cannot take them. For broadcasts,
+    /// whose frames are encoded once for every recipient.
+    pub(crate) fn send_expecting_ack(
+        &self,
+        id: u64,
+        packet: &Packet,
+        frames: &[EnginePacket],
+    ) -> Option<oneshot::Receiver<Payload>> {
+        let answer = self.expect_ack(id);
+        self.notify_outgoing(packet);
+        if send_frames(&self.conn, frames).is_err() {
+            self.forget_ack(id);
+            return None;
+        }
+        Some(answer)
+    }
+
     /// Waits for ack `id` at most `timeout`, and deserializes it.
     pub(crate) async fn wait_ack<R: DeserializeOwned>(
         &self,
@@ -420,15 +438,25 @@ impl Socket {
         rx: oneshot::Receiver<Payload>,
         timeout: Duration,
     ) -> Result<R, AckError> {
-        let answer = match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(payload)) => payload,
-            Ok(Err(_)) => return Err(AckError::Disconnected),
+        let answer = self.wait_ack_payload(id, rx, timeout).await?;
+        deserialize_args(&answer).map_err(AckError::Deserialize)
+    }
+
+    /// Waits for ack `id` at most `timeout`; forgets it on a timeout.
+    pub(crate) async fn wait_ack_payload(
+        &self,
+        id: u64,
+        rx: oneshot::Receiver<Payload>,
+        timeout: Duration,
+    ) -> Result<Payload, AckError> {
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(payload)) => Ok(payload),
+            Ok(Err(_)) => Err(AckError::Disconnected),
             Err(_) => {
                 self.forget_ack(id);
-                return Err(AckError::Timeout);
+                Err(AckError::Timeout)
             }
-        };
-        deserialize_args(&answer).map_err(AckError::Deserialize)
+        }
     }
 
     /// Joins `room`.
