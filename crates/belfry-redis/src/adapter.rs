@@ -1,5 +1,5 @@
 //! The adapter of one namespace: rooms and local delivery by an inner [`LocalAdapter`], the
-//! rest of the cluster reached through Redis with Node's messages.
+//! rest of the cluster reached through Redis, in the protocol its [`Codec`] speaks.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -9,332 +9,246 @@ use std::{
 
 use belfry_core::{
     adapter::{
-        Adapter, AdapterError, AdapterListener, BoxFuture, BroadcastOptions, LocalAckSink,
-        LocalAdapter, LocalSockets, RemoteAck, RemoteAckSink, ServerSideReply, SocketInfo,
+        Adapter, AdapterError, AdapterEvent, AdapterListener, BoxFuture, BroadcastOptions,
+        LocalAckSink, LocalAdapter, LocalSockets, RemoteAck, RemoteAckSink, ServerSideReply,
+        SocketInfo,
     },
     parser::{Packet, Payload},
 };
 use belfry_engine::Sid;
 use parking_lot::Mutex;
-use serde::Deserialize;
-use serde_json::json;
 use tokio::sync::oneshot;
 
 use crate::{
-    driver::{Driver, Route, RouteKind},
-    wire::{self, Channels},
+    codec::{Body, Codec, EncodeError, Incoming, Outgoing, Reply, SocketOp},
+    driver::{Driver, Kind, Route},
 };
 
 /// The longest a server keeps waiting for its clients' answers to another server's broadcast
 /// with acks (the requester's timeout, when it is shorter).
 const MAX_ACK_WAIT: Duration = Duration::from_secs(60);
 
-/// Node's request types (`RequestType` of `@socket.io/redis-adapter`).
-mod request_type {
-    pub(super) const SOCKETS: u64 = 0;
-    pub(super) const ALL_ROOMS: u64 = 1;
-    pub(super) const REMOTE_JOIN: u64 = 2;
-    pub(super) const REMOTE_LEAVE: u64 = 3;
-    pub(super) const REMOTE_DISCONNECT: u64 = 4;
-    pub(super) const REMOTE_FETCH: u64 = 5;
-    pub(super) const SERVER_SIDE_EMIT: u64 = 6;
-}
-
 /// A namespace's adapter over Redis, made by [`RedisAdapter::factory`](crate::RedisAdapter).
 pub(crate) struct RedisNamespaceAdapter(Arc<AdapterInner>);
 
 pub(crate) struct AdapterInner {
+    me: Weak<AdapterInner>,
     local: LocalAdapter,
     sockets: Arc<dyn LocalSockets>,
     driver: Arc<Driver>,
-    channels: Channels,
+    codec: Codec,
     /// Requests waiting for other servers' responses, by request id.
     pending: Mutex<HashMap<String, Pending>>,
     /// This server's broadcasts with acks still listening for answers, by request id.
     ack_requests: Mutex<HashMap<String, RemoteAckSink>>,
 }
 
-/// A request waiting for `remaining` responses.
+/// A request waiting for `remaining` responses, each handed to `take` (which says whether it
+/// was one).
 struct Pending {
     remaining: usize,
-    collected: Collected,
-    done: Option<oneshot::Sender<Collected>>,
-}
-
-/// What the responses to one request add up to.
-enum Collected {
-    /// `fetch_sockets`: the sockets described.
-    Sockets(Vec<SocketInfo>),
-    /// `all_rooms`: the rooms, each once.
-    Rooms(HashSet<String>),
-    /// `server_side_emit` with an ack: one answer per server.
-    Answers(Vec<serde_json::Value>),
-}
-
-/// A request from another server, as JSON (the fields of the types Belfry answers).
-#[derive(Deserialize)]
-struct Request {
-    #[serde(rename = "type")]
-    kind: u64,
-    #[serde(default)]
-    uid: Option<String>,
-    #[serde(default, rename = "requestId")]
-    request_id: Option<String>,
-    #[serde(default)]
-    opts: Option<RequestOpts>,
-    #[serde(default)]
-    rooms: Vec<String>,
-    #[serde(default)]
-    close: bool,
-    /// Server-side events: `[event, ...args]`.
-    #[serde(default)]
-    data: Vec<serde_json::Value>,
-    /// The legacy forms of types 2–4: one socket...
-    #[serde(default)]
-    sid: Option<String>,
-    /// ...and one room.
-    #[serde(default)]
-    room: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct RequestOpts {
-    #[serde(default)]
-    rooms: Vec<String>,
-    #[serde(default)]
-    except: Vec<String>,
-}
-
-impl From<RequestOpts> for BroadcastOptions {
-    fn from(opts: RequestOpts) -> BroadcastOptions {
-        BroadcastOptions {
-            rooms: opts.rooms,
-            except: opts.except,
-            ..BroadcastOptions::default()
-        }
-    }
-}
-
-/// A response to a request, as JSON.
-#[derive(Deserialize)]
-struct Response {
-    #[serde(rename = "requestId")]
-    request_id: String,
-    #[serde(default, rename = "type")]
-    kind: Option<u64>,
-    #[serde(default, rename = "clientCount")]
-    client_count: Option<usize>,
-    #[serde(default)]
-    sockets: Option<serde_json::Value>,
-    #[serde(default)]
-    rooms: Option<Vec<String>>,
-    #[serde(default)]
-    data: serde_json::Value,
+    take: Box<dyn FnMut(Body) -> bool + Send>,
+    done: Option<oneshot::Sender<()>>,
 }
 
 impl RedisNamespaceAdapter {
     pub(crate) fn new(driver: Arc<Driver>, sockets: Arc<dyn LocalSockets>) -> Self {
-        let channels = Channels::new(&driver.key, sockets.namespace());
-        let inner = Arc::new(AdapterInner {
+        let codec = Codec::new(
+            driver.protocol,
+            &driver.key,
+            &driver.uid,
+            sockets.namespace(),
+        );
+        let inner = Arc::new_cyclic(|me| AdapterInner {
+            me: me.clone(),
             local: LocalAdapter::new(sockets.clone()),
             sockets,
             driver: driver.clone(),
-            channels,
+            codec,
             pending: Mutex::new(HashMap::new()),
             ack_requests: Mutex::new(HashMap::new()),
         });
-        let weak = Arc::downgrade(&inner);
-        let route = |kind| Route {
-            kind,
-            adapter: Weak::clone(&weak),
-        };
-        driver.subscribe(
-            inner.channels.broadcast_pattern(),
-            route(RouteKind::Broadcast),
-        );
-        driver.subscribe(inner.channels.request.clone(), route(RouteKind::Request));
-        driver.subscribe(inner.channels.response.clone(), route(RouteKind::Response));
-        // Node servers with `publishOnSpecificResponseChannel` answer there.
-        driver.subscribe(
-            inner.channels.response_to(&driver.uid),
-            route(RouteKind::Response),
-        );
+        for (channel, kind) in inner.codec.subscriptions() {
+            inner.subscribe(channel, kind);
+        }
+        if inner.codec.has_room_channels() {
+            let me = inner.me.clone();
+            inner.local.on_event(Box::new(move |event| {
+                if let Some(inner) = me.upgrade() {
+                    inner.on_room_event(event);
+                }
+            }));
+        }
         RedisNamespaceAdapter(inner)
     }
 }
 
 impl AdapterInner {
+    fn subscribe(&self, channel: String, kind: Kind) {
+        let route = Route {
+            kind,
+            adapter: self.me.clone(),
+        };
+        self.driver.subscribe(channel, route);
+    }
+
+    /// The sharded protocol's dynamic modes: a room gets its channel while it exists here.
+    fn on_room_event(&self, event: &AdapterEvent) {
+        match event {
+            AdapterEvent::CreateRoom(room) => {
+                if let Some(channel) = self.codec.room_channel(room, self.is_socket(room)) {
+                    self.subscribe(channel, Kind::Shard);
+                }
+            }
+            AdapterEvent::DeleteRoom(room) => {
+                // A socket's own room is deleted after the socket: whether it was one is no
+                // longer known, and unsubscribing a channel never subscribed does nothing.
+                if let Some(channel) = self.codec.room_channel(room, false) {
+                    self.driver.unsubscribe(&[channel]);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// True when `room` is the own room of a socket here (Node's `sids.has(room)`).
+    fn is_socket(&self, room: &str) -> bool {
+        !self
+            .local
+            .socket_rooms(&Sid::from(room.to_owned()))
+            .is_empty()
+    }
+
+    fn publish(&self, encoded: Result<(String, Vec<u8>), EncodeError>) -> Result<(), AdapterError> {
+        match encoded {
+            Ok((channel, bytes)) => self
+                .driver
+                .publish(channel, bytes)
+                .map_err(|_| AdapterError::Transport("the redis publish queue is full".into())),
+            Err(EncodeError::Unsupported(_)) => Err(AdapterError::Unsupported(
+                "this request in the sharded protocol",
+            )),
+            Err(error) => Err(AdapterError::Transport(Box::new(error))),
+        }
+    }
+
+    fn send(&self, message: &Outgoing<'_>) -> Result<(), AdapterError> {
+        self.publish(self.codec.encode(message))
+    }
+
+    /// Answers request `request_id` of server `to`; a failure is logged (the requester times
+    /// out).
+    fn reply(&self, to: Option<&str>, request_id: &str, reply: &Reply<'_>) {
+        if let Err(error) = self.publish(self.codec.encode_reply(to, request_id, reply)) {
+            tracing::warn!(%error, "answer to another server not published");
+        }
+    }
+
     /// A rooms operation: done here by `local` (the inner adapter, at once), and, unless
-    /// `opts` is local, published to the other servers as Node's request `kind`
-    /// `{uid, type, opts, <field>}`.
+    /// `opts` is local, published to the other servers.
     fn also_remote(
         &self,
         local: BoxFuture<'static, Result<(), AdapterError>>,
         opts: &BroadcastOptions,
-        kind: u64,
-        (field, value): (&str, serde_json::Value),
+        message: &Outgoing<'_>,
     ) -> BoxFuture<'static, Result<(), AdapterError>> {
-        let remote = (!opts.flags.local).then(|| {
-            let mut request = json!({
-                "uid": self.driver.uid,
-                "type": kind,
-                "opts": { "rooms": opts.rooms, "except": opts.except },
-            });
-            request[field] = value;
-            self.publish_request(&request)
-        });
+        let remote = (!opts.flags.local).then(|| self.send(message));
         Box::pin(async move {
             local.await?;
             remote.unwrap_or(Ok(()))
         })
     }
 
-    fn publish_request(&self, request: &serde_json::Value) -> Result<(), AdapterError> {
-        self.publish(
-            self.channels.request.clone(),
-            request.to_string().into_bytes(),
-        )
-    }
-
-    fn publish_response(&self, response: Vec<u8>) -> Result<(), AdapterError> {
-        self.publish(self.channels.response.clone(), response)
-    }
-
-    fn publish(&self, channel: String, message: Vec<u8>) -> Result<(), AdapterError> {
+    /// How many servers the namespace has, this one included.
+    async fn server_count(&self) -> Result<usize, AdapterError> {
         self.driver
-            .publish(channel, message)
-            .map_err(|_| AdapterError::Transport("the redis publish queue is full".into()))
+            .subscribers(self.codec.count_channel())
+            .await
+            .map_err(|error| AdapterError::Transport(Box::new(error)))
     }
 
-    /// Publishes a request `{uid, requestId, type, ...fields}` and waits for the answers of
-    /// every other server, at most the requests timeout; `what` names it in the timeout error.
-    async fn request(
+    /// Publishes the request `encode` makes (given its id) and folds every other server's
+    /// answer into `T` with `take` (false: not an answer to this request), waiting at most
+    /// the requests timeout; `what` names it in the timeout error.
+    async fn request<T: Default + Send + 'static>(
         self: Arc<Self>,
-        kind: u64,
-        fields: serde_json::Value,
-        collected: Collected,
         what: &'static str,
-    ) -> Result<Collected, AdapterError> {
-        let servers = server_count(&self.driver, &self.channels.request).await?;
-        let expected = servers.saturating_sub(1);
+        encode: impl FnOnce(&Codec, &str) -> Result<(String, Vec<u8>), EncodeError>,
+        take: fn(&mut T, Body) -> bool,
+    ) -> Result<T, AdapterError> {
+        let expected = self.server_count().await?.saturating_sub(1);
         if expected == 0 {
-            return Ok(collected);
+            return Ok(T::default());
         }
-        let request_id = crate::random_id(6);
+        let request_id = self.codec.new_request_id();
+        let gathered = Arc::new(Mutex::new(T::default()));
+        let into = gathered.clone();
         let (done, answered) = oneshot::channel();
         self.pending.lock().insert(
             request_id.clone(),
             Pending {
                 remaining: expected,
-                collected,
+                take: Box::new(move |body| take(&mut into.lock(), body)),
                 done: Some(done),
             },
         );
-        let mut request = json!({
-            "uid": self.driver.uid,
-            "requestId": request_id,
-            "type": kind,
-        });
-        if let (Some(request), serde_json::Value::Object(fields)) =
-            (request.as_object_mut(), fields)
-        {
-            request.extend(fields);
-        }
-        if let Err(error) = self.publish_request(&request) {
+        if let Err(error) = self.publish(encode(&self.codec, &request_id)) {
             self.pending.lock().remove(&request_id);
             return Err(error);
         }
         let answer = tokio::time::timeout(self.driver.requests_timeout, answered).await;
         self.pending.lock().remove(&request_id);
         match answer {
-            Ok(Ok(collected)) => Ok(collected),
+            Ok(Ok(())) => Ok(std::mem::take(&mut *gathered.lock())),
             _ => Err(AdapterError::Timeout(what)),
         }
     }
 
-    /// A broadcast from another server (or an emitter): delivered to this server's sockets.
-    pub(crate) fn on_broadcast(&self, channel: &str, payload: &[u8]) {
-        if self.channels.room_of(channel).is_none() {
-            return;
-        }
-        match wire::decode_broadcast(payload) {
-            Ok(broadcast) => {
-                if broadcast.uid == self.driver.uid
-                    || *broadcast.packet.ns != *self.sockets.namespace()
-                {
-                    return;
-                }
-                let _ = self.local.broadcast(&broadcast.packet, &broadcast.opts);
-            }
-            Err(error) => tracing::warn!(%channel, %error, "invalid broadcast dropped"),
+    /// A message on one of the namespace's channels.
+    pub(crate) fn on_message(&self, channel: &str, payload: &[u8]) {
+        match self.codec.decode(channel, payload) {
+            // This server already acted on its own messages.
+            Ok(Some(incoming)) if incoming.uid.as_deref() == Some(self.driver.uid.as_str()) => {}
+            Ok(Some(incoming)) => self.handle(incoming),
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%channel, %error, "invalid message dropped"),
         }
     }
 
-    /// A request from another server: acted on, and answered when it asks for an answer.
-    pub(crate) fn on_request(&self, payload: &[u8]) {
-        if payload.first() != Some(&b'{') {
-            self.on_msgpack_request(payload);
-            return;
-        }
-        let request: Request = match serde_json::from_slice(payload) {
-            Ok(request) => request,
-            Err(error) => {
-                tracing::warn!(%error, "invalid request dropped");
-                return;
+    fn handle(&self, Incoming { uid, body }: Incoming) {
+        let from = uid.as_deref();
+        match body {
+            Body::Broadcast { packet, opts } => {
+                if *packet.ns == *self.sockets.namespace() {
+                    let _ = self.local.broadcast(&packet, &opts);
+                }
             }
-        };
-        // This server already acted on its own requests.
-        if request.uid.as_deref() == Some(self.driver.uid.as_str()) {
-            return;
-        }
-        let Request {
-            kind,
-            request_id,
-            opts,
-            rooms,
-            close,
-            data,
-            sid,
-            room,
-            ..
-        } = request;
-        let answer = |response: serde_json::Value| {
-            let _ = self.publish_response(response.to_string().into_bytes());
-        };
-        match (kind, opts.map(BroadcastOptions::from), request_id) {
-            (request_type::REMOTE_JOIN, Some(opts), _) => {
-                drop(self.local.add_sockets(&opts, &rooms));
-            }
-            (request_type::REMOTE_LEAVE, Some(opts), _) => {
-                drop(self.local.del_sockets(&opts, &rooms));
-            }
-            (request_type::REMOTE_DISCONNECT, Some(opts), _) => {
-                drop(self.local.disconnect_sockets(&opts, close));
-            }
-            // The legacy forms: one socket, answered when it is here.
-            (
-                request_type::REMOTE_JOIN
-                | request_type::REMOTE_LEAVE
-                | request_type::REMOTE_DISCONNECT,
-                None,
-                Some(request_id),
-            ) => {
-                let Some(sid) = sid.map(Sid::from) else {
-                    return;
-                };
+            Body::BroadcastWithAck {
+                request_id,
+                payload,
+                opts,
+            } => self.on_ack_request(uid, request_id, &payload, &opts),
+            Body::Join { opts, rooms } => drop(self.local.add_sockets(&opts, &rooms)),
+            Body::Leave { opts, rooms } => drop(self.local.del_sockets(&opts, &rooms)),
+            Body::Disconnect { opts, close } => drop(self.local.disconnect_sockets(&opts, close)),
+            Body::OneSocket {
+                request_id,
+                op,
+                sid,
+            } => {
+                let sid = Sid::from(sid);
                 if !self.local.socket_rooms(&sid).contains(&sid.to_string()) {
                     return;
                 }
                 let ids = [sid];
-                match (kind, room) {
-                    (request_type::REMOTE_JOIN, Some(room)) => self.sockets.join(&ids, &[room]),
-                    (request_type::REMOTE_LEAVE, Some(room)) => self.sockets.leave(&ids, &[room]),
-                    (request_type::REMOTE_DISCONNECT, _) => self.sockets.disconnect(&ids, close),
-                    _ => return,
+                match op {
+                    SocketOp::Join(room) => self.sockets.join(&ids, &[room]),
+                    SocketOp::Leave(room) => self.sockets.leave(&ids, &[room]),
+                    SocketOp::Disconnect(close) => self.sockets.disconnect(&ids, close),
                 }
-                answer(json!({ "requestId": request_id }));
+                self.reply(from, &request_id, &Reply::Done);
             }
-            (request_type::SOCKETS, _, Some(request_id)) => {
+            Body::SocketIds { request_id, rooms } => {
                 let opts = BroadcastOptions {
                     rooms,
                     ..BroadcastOptions::default()
@@ -345,163 +259,97 @@ impl AdapterInner {
                     .iter()
                     .map(ToString::to_string)
                     .collect();
-                answer(json!({ "requestId": request_id, "sockets": ids }));
+                self.reply(from, &request_id, &Reply::SocketIds(&ids));
             }
-            (request_type::ALL_ROOMS, _, Some(request_id)) => {
-                answer(json!({ "requestId": request_id, "rooms": self.local.rooms() }));
+            Body::AllRooms { request_id } => {
+                self.reply(from, &request_id, &Reply::Rooms(&self.local.rooms()));
             }
-            (request_type::REMOTE_FETCH, Some(opts), Some(request_id)) => {
-                let ids: Vec<Sid> = self.local.sockets(&opts);
-                answer(json!({
-                    "requestId": request_id,
-                    "sockets": self.sockets.describe(&ids),
-                }));
+            Body::Fetch { request_id, opts } => {
+                let described = self.sockets.describe(&self.local.sockets(&opts));
+                self.reply(from, &request_id, &Reply::Sockets(&described));
             }
-            (request_type::SERVER_SIDE_EMIT, _, request_id) => {
+            Body::ServerSide { request_id, data } => {
                 let reply = request_id.map(|request_id| {
-                    let inner = self.driver.clone();
-                    let channel = self.channels.response.clone();
+                    let me = self.me.clone();
                     Box::new(move |data: serde_json::Value| {
-                        let response = json!({
-                            "type": request_type::SERVER_SIDE_EMIT,
-                            "requestId": request_id,
-                            "data": data,
-                        });
-                        if inner
-                            .publish(channel, response.to_string().into_bytes())
-                            .is_err()
-                        {
-                            tracing::warn!("server-side answer not published: queue full");
+                        if let Some(inner) = me.upgrade() {
+                            inner.reply(uid.as_deref(), &request_id, &Reply::ServerSide(&data));
                         }
                     }) as ServerSideReply
                 });
                 self.sockets.server_side_event(data, reply);
             }
-            (kind, _, _) => tracing::debug!(kind, "request not handled"),
+            Body::ClientCount { request_id, count } => {
+                self.to_ack_sink(&request_id, RemoteAck::ClientCount(count));
+            }
+            Body::AckAnswer { request_id, answer } => {
+                self.to_ack_sink(&request_id, RemoteAck::Answer(answer));
+            }
+            Body::Sockets { ref request_id, .. }
+            | Body::Rooms { ref request_id, .. }
+            | Body::ServerSideAnswer { ref request_id, .. } => {
+                let request_id = request_id.clone();
+                self.on_answer(&request_id, body);
+            }
         }
     }
 
-    /// A msgpack request: a broadcast with acks from another server, sent to the sockets here;
-    /// the client count and every answer go back on the response channel.
-    fn on_msgpack_request(&self, payload: &[u8]) {
-        let request = match wire::decode_ack_request(payload) {
-            Ok(Some(request)) => request,
-            Ok(None) => {
-                tracing::debug!("msgpack request of another type ignored");
-                return;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "invalid request dropped");
-                return;
-            }
-        };
-        if request.uid == self.driver.uid {
-            return;
+    fn to_ack_sink(&self, request_id: &str, ack: RemoteAck) {
+        let sink = self.ack_requests.lock().get(request_id).cloned();
+        if let Some(sink) = sink {
+            sink(ack);
         }
-        let timeout = request
-            .opts
-            .flags
-            .timeout
-            .unwrap_or(self.driver.requests_timeout)
-            .min(MAX_ACK_WAIT);
-        let ids = self.local.sockets(&request.opts);
-        let driver = self.driver.clone();
-        let channel = self.channels.response.clone();
-        let request_id = request.request_id.clone();
-        let on_answer: LocalAckSink =
-            Arc::new(
-                move |answer| match wire::encode_ack_answer(&request_id, &answer) {
-                    Ok(message) => {
-                        if driver.publish(channel.clone(), message).is_err() {
-                            tracing::warn!("ack answer not published: queue full");
-                        }
-                    }
-                    Err(error) => tracing::warn!(%error, "ack answer not encodable"),
-                },
-            );
-        let count = self
-            .sockets
-            .send_with_ack(&ids, &request.payload, timeout, on_answer);
-        let _ = self.publish_response(
-            json!({
-                "type": wire::BROADCAST_CLIENT_COUNT,
-                "requestId": request.request_id,
-                "clientCount": count,
-            })
-            .to_string()
-            .into_bytes(),
-        );
     }
 
-    /// A response to one of this server's requests.
-    pub(crate) fn on_response(&self, payload: &[u8]) {
-        if payload.first() != Some(&b'{') {
-            match wire::decode_ack_answer(payload) {
-                Ok(Some((request_id, answer))) => {
-                    let sink = self.ack_requests.lock().get(&request_id).cloned();
-                    if let Some(sink) = sink {
-                        sink(RemoteAck::Answer(answer));
-                    }
-                }
-                Ok(None) => {}
-                Err(error) => tracing::warn!(%error, "invalid response dropped"),
-            }
-            return;
-        }
-        let Ok(response) = serde_json::from_slice::<Response>(payload) else {
-            return;
-        };
-        if response.kind == Some(wire::BROADCAST_CLIENT_COUNT) {
-            let sink = self.ack_requests.lock().get(&response.request_id).cloned();
-            if let (Some(sink), Some(count)) = (sink, response.client_count) {
-                sink(RemoteAck::ClientCount(count));
-            }
-            return;
-        }
+    /// One server's answer to one of this server's requests.
+    fn on_answer(&self, request_id: &str, body: Body) {
         let mut pending = self.pending.lock();
-        let Some(request) = pending.get_mut(&response.request_id) else {
+        let Some(request) = pending.get_mut(request_id) else {
             return;
         };
-        let added = match &mut request.collected {
-            Collected::Sockets(sockets) => response
-                .sockets
-                .and_then(|list| serde_json::from_value::<Vec<SocketInfo>>(list).ok())
-                .map(|list| sockets.extend(list))
-                .is_some(),
-            Collected::Rooms(rooms) => response.rooms.map(|list| rooms.extend(list)).is_some(),
-            Collected::Answers(answers) => {
-                let is_answer = response.kind == Some(request_type::SERVER_SIDE_EMIT);
-                if is_answer {
-                    answers.push(response.data);
-                }
-                is_answer
-            }
-        };
-        if !added {
+        if !(request.take)(body) {
             return;
         }
         request.remaining = request.remaining.saturating_sub(1);
         if request.remaining == 0
-            && let Some(request) = pending.remove(&response.request_id)
+            && let Some(request) = pending.remove(request_id)
             && let Some(done) = request.done
         {
-            let _ = done.send(request.collected);
+            let _ = done.send(());
         }
     }
-}
 
-async fn server_count(driver: &Driver, channel: &str) -> Result<usize, AdapterError> {
-    let mut conn = driver
-        .command_connection()
-        .await
-        .map_err(|error| AdapterError::Transport(Box::new(error)))?;
-    let counts: Vec<(String, usize)> = redis::cmd("PUBSUB")
-        .arg("NUMSUB")
-        .arg(channel)
-        .query_async(&mut conn)
-        .await
-        .map_err(|error| AdapterError::Transport(Box::new(error)))?;
-    Ok(counts.first().map_or(0, |(_, count)| *count))
+    /// A broadcast with acks from another server, sent to the sockets here; the client count
+    /// and every answer go back to the requester.
+    fn on_ack_request(
+        &self,
+        requester: Option<String>,
+        request_id: String,
+        payload: &Payload,
+        opts: &BroadcastOptions,
+    ) {
+        let timeout = opts
+            .flags
+            .timeout
+            .unwrap_or(self.driver.requests_timeout)
+            .min(MAX_ACK_WAIT);
+        let ids = self.local.sockets(opts);
+        let me = self.me.clone();
+        let (to, id) = (requester.clone(), request_id.clone());
+        let on_answer: LocalAckSink = Arc::new(move |answer| {
+            if let Some(inner) = me.upgrade() {
+                inner.reply(to.as_deref(), &id, &Reply::AckAnswer(&answer));
+            }
+        });
+        let count = self
+            .sockets
+            .send_with_ack(&ids, payload, timeout, on_answer);
+        self.reply(
+            requester.as_deref(),
+            &request_id,
+            &Reply::ClientCount(count),
+        );
+    }
 }
 
 impl Adapter for RedisNamespaceAdapter {
@@ -536,18 +384,8 @@ impl Adapter for RedisNamespaceAdapter {
         }
         // Local delivery happened: a failure to reach the other servers is logged, and the
         // count of this server's recipients still returned.
-        match wire::encode_broadcast(&self.0.driver.uid, packet, opts) {
-            Ok(message) => {
-                if self
-                    .0
-                    .driver
-                    .publish(self.0.channels.for_broadcast(opts), message)
-                    .is_err()
-                {
-                    tracing::warn!("broadcast not published: the redis publish queue is full");
-                }
-            }
-            Err(error) => tracing::warn!(%error, "broadcast not encodable for other servers"),
+        if let Err(error) = self.0.send(&Outgoing::Broadcast { packet, opts }) {
+            tracing::warn!(%error, "broadcast not published to the other servers");
         }
         Ok(delivered)
     }
@@ -558,12 +396,8 @@ impl Adapter for RedisNamespaceAdapter {
         rooms: &[String],
     ) -> BoxFuture<'static, Result<(), AdapterError>> {
         let local = self.0.local.add_sockets(opts, rooms);
-        self.0.also_remote(
-            local,
-            opts,
-            request_type::REMOTE_JOIN,
-            ("rooms", json!(rooms)),
-        )
+        self.0
+            .also_remote(local, opts, &Outgoing::Join { opts, rooms })
     }
 
     fn del_sockets(
@@ -572,12 +406,8 @@ impl Adapter for RedisNamespaceAdapter {
         rooms: &[String],
     ) -> BoxFuture<'static, Result<(), AdapterError>> {
         let local = self.0.local.del_sockets(opts, rooms);
-        self.0.also_remote(
-            local,
-            opts,
-            request_type::REMOTE_LEAVE,
-            ("rooms", json!(rooms)),
-        )
+        self.0
+            .also_remote(local, opts, &Outgoing::Leave { opts, rooms })
     }
 
     fn disconnect_sockets(
@@ -586,12 +416,8 @@ impl Adapter for RedisNamespaceAdapter {
         close: bool,
     ) -> BoxFuture<'static, Result<(), AdapterError>> {
         let local = self.0.local.disconnect_sockets(opts, close);
-        self.0.also_remote(
-            local,
-            opts,
-            request_type::REMOTE_DISCONNECT,
-            ("close", json!(close)),
-        )
+        self.0
+            .also_remote(local, opts, &Outgoing::Disconnect { opts, close })
     }
 
     fn fetch_remote_sockets(
@@ -599,43 +425,51 @@ impl Adapter for RedisNamespaceAdapter {
         opts: &BroadcastOptions,
     ) -> BoxFuture<'static, Result<Vec<SocketInfo>, AdapterError>> {
         let inner = self.0.clone();
-        let local = opts.flags.local;
-        let fields = json!({ "opts": { "rooms": opts.rooms, "except": opts.except } });
+        let opts = opts.clone();
         Box::pin(async move {
-            if local {
+            if opts.flags.local {
                 return Ok(Vec::new());
             }
-            let collected = inner
+            inner
                 .request(
-                    request_type::REMOTE_FETCH,
-                    fields,
-                    Collected::Sockets(Vec::new()),
                     "fetchSockets",
+                    |codec, request_id| {
+                        codec.encode(&Outgoing::Fetch {
+                            request_id,
+                            opts: &opts,
+                        })
+                    },
+                    |sockets: &mut Vec<SocketInfo>, body| match body {
+                        Body::Sockets { sockets: more, .. } => {
+                            sockets.extend(more);
+                            true
+                        }
+                        _ => false,
+                    },
                 )
-                .await?;
-            Ok(match collected {
-                Collected::Sockets(sockets) => sockets,
-                _ => Vec::new(),
-            })
+                .await
         })
     }
 
     fn all_rooms(&self) -> BoxFuture<'static, Result<Vec<String>, AdapterError>> {
         let inner = self.0.clone();
-        let mine: HashSet<String> = self.0.local.rooms().into_iter().collect();
+        let mine = self.0.local.rooms();
         Box::pin(async move {
-            let collected = inner
+            let mut rooms: HashSet<String> = inner
                 .request(
-                    request_type::ALL_ROOMS,
-                    json!({}),
-                    Collected::Rooms(mine),
                     "allRooms",
+                    |codec, request_id| codec.encode(&Outgoing::AllRooms { request_id }),
+                    |rooms: &mut HashSet<String>, body| match body {
+                        Body::Rooms { rooms: more, .. } => {
+                            rooms.extend(more);
+                            true
+                        }
+                        _ => false,
+                    },
                 )
                 .await?;
-            Ok(match collected {
-                Collected::Rooms(rooms) => rooms.into_iter().collect(),
-                _ => Vec::new(),
-            })
+            rooms.extend(mine);
+            Ok(rooms.into_iter().collect())
         })
     }
 
@@ -646,27 +480,32 @@ impl Adapter for RedisNamespaceAdapter {
     ) -> BoxFuture<'static, Result<Vec<serde_json::Value>, AdapterError>> {
         let inner = self.0.clone();
         if !ack {
-            let sent = inner.publish_request(&json!({
-                "uid": inner.driver.uid,
-                "type": request_type::SERVER_SIDE_EMIT,
-                "data": data,
-            }));
+            let sent = inner.send(&Outgoing::ServerSide {
+                request_id: None,
+                data,
+            });
             return Box::pin(async move { sent.map(|()| Vec::new()) });
         }
-        let fields = json!({ "data": data });
+        let data = data.to_vec();
         Box::pin(async move {
-            let collected = inner
+            inner
                 .request(
-                    request_type::SERVER_SIDE_EMIT,
-                    fields,
-                    Collected::Answers(Vec::new()),
                     "serverSideEmit",
+                    |codec, request_id| {
+                        codec.encode(&Outgoing::ServerSide {
+                            request_id: Some(request_id),
+                            data: &data,
+                        })
+                    },
+                    |answers: &mut Vec<serde_json::Value>, body| match body {
+                        Body::ServerSideAnswer { data, .. } => {
+                            answers.push(data);
+                            true
+                        }
+                        _ => false,
+                    },
                 )
-                .await?;
-            Ok(match collected {
-                Collected::Answers(answers) => answers,
-                _ => Vec::new(),
-            })
+                .await
         })
     }
 
@@ -681,21 +520,15 @@ impl Adapter for RedisNamespaceAdapter {
             return Box::pin(async { Ok(0) });
         }
         let inner = self.0.clone();
-        let request_id = crate::random_id(6);
+        let request_id = inner.codec.new_request_id();
         let mut opts = opts.clone();
         // Node's receivers read how long to keep listening from the flags.
         opts.flags.timeout = Some(timeout);
-        let sent = wire::encode_ack_request(
-            &inner.driver.uid,
-            &request_id,
-            inner.sockets.namespace(),
+        inner.ack_requests.lock().insert(request_id.clone(), sink);
+        let sent = inner.send(&Outgoing::BroadcastWithAck {
+            request_id: &request_id,
             payload,
-            &opts,
-        )
-        .map_err(|error| AdapterError::Transport(Box::new(error)))
-        .and_then(|message| {
-            inner.ack_requests.lock().insert(request_id.clone(), sink);
-            inner.publish(inner.channels.request.clone(), message)
+            opts: &opts,
         });
         if let Err(error) = sent {
             inner.ack_requests.lock().remove(&request_id);
@@ -703,27 +536,18 @@ impl Adapter for RedisNamespaceAdapter {
         }
         // Node's rule: the answers are listened to until the timeout, then forgotten.
         let forget = Arc::downgrade(&inner);
-        let id = request_id;
         tokio::spawn(async move {
             tokio::time::sleep(timeout).await;
             if let Some(inner) = forget.upgrade() {
-                inner.ack_requests.lock().remove(&id);
+                inner.ack_requests.lock().remove(&request_id);
             }
         });
-        Box::pin(async move {
-            let servers = server_count(&inner.driver, &inner.channels.request).await?;
-            Ok(servers.saturating_sub(1))
-        })
+        Box::pin(async move { Ok(inner.server_count().await?.saturating_sub(1)) })
     }
 
     fn server_count(&self) -> BoxFuture<'static, usize> {
         let inner = self.0.clone();
-        Box::pin(async move {
-            server_count(&inner.driver, &inner.channels.request)
-                .await
-                .unwrap_or(1)
-                .max(1)
-        })
+        Box::pin(async move { inner.server_count().await.unwrap_or(1).max(1) })
     }
 
     fn on_event(&self, listener: AdapterListener) {
@@ -731,12 +555,20 @@ impl Adapter for RedisNamespaceAdapter {
     }
 
     fn close(&self) {
-        let channels = &self.0.channels;
-        self.0.driver.unsubscribe(&[
-            channels.broadcast_pattern(),
-            channels.request.clone(),
-            channels.response.clone(),
-            channels.response_to(&self.0.driver.uid),
-        ]);
+        let inner = &self.0;
+        let mut channels: Vec<String> = inner
+            .codec
+            .subscriptions()
+            .into_iter()
+            .map(|(channel, _)| channel)
+            .collect();
+        channels.extend(
+            inner
+                .local
+                .rooms()
+                .iter()
+                .filter_map(|room| inner.codec.room_channel(room, inner.is_socket(room))),
+        );
+        inner.driver.unsubscribe(&channels);
     }
 }

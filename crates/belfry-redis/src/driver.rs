@@ -2,7 +2,7 @@
 //! reconnects and resubscribes by itself, and a publisher.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         Arc, Weak,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -10,12 +10,19 @@ use std::{
     time::Duration,
 };
 
-use futures_util::StreamExt;
+use bytes::BytesMut;
 use parking_lot::Mutex;
-use redis::{Client, Msg, aio::MultiplexedConnection};
-use tokio::sync::mpsc;
+use redis::{Client, ConnectionAddr, aio::MultiplexedConnection};
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    sync::mpsc,
+};
 
-use crate::adapter::AdapterInner;
+use crate::{
+    Protocol,
+    adapter::AdapterInner,
+    resp::{self, Frame},
+};
 
 /// First wait before reconnecting; doubled after each failure up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -23,37 +30,57 @@ const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// How often the subscriber checks that Redis still answers.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(3);
-/// How long Redis may take to answer a health check or a connection attempt.
+/// How long Redis may take to answer a health check, a write or a connection attempt.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
 /// Messages waiting for the publisher at most; past that, a broadcast fails at once.
 const PUBLISH_QUEUE: usize = 4096;
 
+/// How a channel is subscribed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// `PSUBSCRIBE`: a pattern.
+    Pattern,
+    /// `SUBSCRIBE`: one channel.
+    Channel,
+    /// `SSUBSCRIBE`: one shard channel (Redis 7).
+    Shard,
+}
+
+impl Kind {
+    fn subscribe(self) -> &'static [u8] {
+        match self {
+            Kind::Pattern => b"PSUBSCRIBE",
+            Kind::Channel => b"SUBSCRIBE",
+            Kind::Shard => b"SSUBSCRIBE",
+        }
+    }
+
+    fn unsubscribe(self) -> &'static [u8] {
+        match self {
+            Kind::Pattern => b"PUNSUBSCRIBE",
+            Kind::Channel => b"UNSUBSCRIBE",
+            Kind::Shard => b"SUNSUBSCRIBE",
+        }
+    }
+}
+
 /// What a subscription delivers to.
 #[derive(Clone)]
 pub(crate) struct Route {
-    pub(crate) kind: RouteKind,
+    pub(crate) kind: Kind,
     pub(crate) adapter: Weak<AdapterInner>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RouteKind {
-    /// A pattern over a namespace's broadcast channels.
-    Broadcast,
-    /// A namespace's request channel.
-    Request,
-    /// A namespace's response channel.
-    Response,
 }
 
 /// The shared state of one server's Redis connections.
 pub(crate) struct Driver {
     pub(crate) uid: String,
     pub(crate) key: String,
+    pub(crate) protocol: Protocol,
     pub(crate) requests_timeout: Duration,
     client: Client,
     /// Channels (or patterns) subscribed, and where their messages go.
     routes: Mutex<HashMap<String, Route>>,
-    subscribe_tx: mpsc::UnboundedSender<()>,
+    wake_tx: mpsc::UnboundedSender<()>,
     publish_tx: mpsc::Sender<(String, Vec<u8>)>,
     connected: AtomicBool,
     /// Counts the subscriber's reconnections: a publisher connection made before the last one
@@ -69,20 +96,27 @@ impl Driver {
     pub(crate) async fn start(
         client: Client,
         key: String,
+        protocol: Protocol,
         requests_timeout: Duration,
     ) -> redis::RedisResult<Arc<Driver>> {
         let publisher = connect(&client).await?;
-        let pubsub = client.get_async_pubsub().await?;
-        let (subscribe_tx, subscribe_rx) = mpsc::unbounded_channel();
+        let subscriber = Subscriber::open(&client).await?;
+        let (wake_tx, wake_rx) = mpsc::unbounded_channel();
         let (publish_tx, publish_rx) = mpsc::channel(PUBLISH_QUEUE);
         let generation = Arc::new(AtomicU64::new(0));
+        let uid = match protocol {
+            // Node's classic adapter: 6 alphanumerics; its cluster adapter: 8 random bytes in hex.
+            Protocol::Classic => crate::random_id(6),
+            Protocol::Sharded(_) => crate::random_hex(8),
+        };
         let driver = Arc::new(Driver {
-            uid: crate::random_id(6),
+            uid,
             key,
+            protocol,
             requests_timeout,
             client,
             routes: Mutex::new(HashMap::new()),
-            subscribe_tx,
+            wake_tx,
             publish_tx,
             connected: AtomicBool::new(true),
             generation: generation.clone(),
@@ -91,11 +125,12 @@ impl Driver {
         });
         tokio::spawn(run_subscriber(
             Arc::downgrade(&driver),
-            Some(pubsub),
-            subscribe_rx,
+            Some(subscriber),
+            wake_rx,
         ));
         tokio::spawn(run_publisher(
             driver.client.clone(),
+            protocol.publish_command(),
             Some(publisher),
             generation,
             publish_rx,
@@ -103,21 +138,23 @@ impl Driver {
         Ok(driver)
     }
 
-    /// Routes `channel` (a pattern for broadcasts) to `adapter` and subscribes to it.
+    /// Routes `channel` (or pattern) to `route.adapter` and subscribes to it.
     pub(crate) fn subscribe(&self, channel: String, route: Route) {
         self.routes.lock().insert(channel, route);
         self.synced.store(false, Ordering::Release);
         // The subscriber picks up every route it does not have yet; a closed channel means the
         // subscriber is gone with the driver.
-        let _ = self.subscribe_tx.send(());
+        let _ = self.wake_tx.send(());
     }
 
-    /// Forgets the routes of an adapter that closed.
+    /// Forgets `channels` and unsubscribes from them.
     pub(crate) fn unsubscribe(&self, channels: &[String]) {
         let mut routes = self.routes.lock();
         for channel in channels {
             routes.remove(channel);
         }
+        drop(routes);
+        let _ = self.wake_tx.send(());
     }
 
     /// Queues `payload` for publication on `channel`.
@@ -143,27 +180,32 @@ impl Driver {
         }
     }
 
-    /// A connection for a one-off command (`PUBSUB NUMSUB`).
-    pub(crate) async fn command_connection(&self) -> redis::RedisResult<MultiplexedConnection> {
-        connect(&self.client).await
+    /// How many servers subscribe `channel` (`PUBSUB NUMSUB`, or `SHARDNUMSUB` for the sharded
+    /// protocol).
+    pub(crate) async fn subscribers(&self, channel: &str) -> redis::RedisResult<usize> {
+        let mut conn = connect(&self.client).await?;
+        let counts: Vec<(String, usize)> = redis::cmd("PUBSUB")
+            .arg(self.protocol.numsub_command())
+            .arg(channel)
+            .query_async(&mut conn)
+            .await?;
+        Ok(counts.first().map_or(0, |(_, count)| *count))
     }
 
-    fn dispatch(&self, msg: &Msg) {
-        let key = if msg.from_pattern() {
-            msg.get_pattern::<String>().ok()
-        } else {
-            Some(msg.get_channel_name().to_owned())
-        };
-        let route = key.and_then(|key| self.routes.lock().get(&key).cloned());
-        let Some(route) = route else { return };
-        let Some(adapter) = route.adapter.upgrade() else {
+    /// Hands a message to the adapter of its route (`key`: the channel, or the pattern that
+    /// matched it).
+    fn dispatch(&self, key: &[u8], channel: &[u8], payload: &[u8]) {
+        let (Ok(key), Ok(channel)) = (std::str::from_utf8(key), std::str::from_utf8(channel))
+        else {
             return;
         };
-        let payload = msg.get_payload_bytes();
-        match route.kind {
-            RouteKind::Broadcast => adapter.on_broadcast(msg.get_channel_name(), payload),
-            RouteKind::Request => adapter.on_request(payload),
-            RouteKind::Response => adapter.on_response(payload),
+        let adapter = self
+            .routes
+            .lock()
+            .get(key)
+            .and_then(|route| route.adapter.upgrade());
+        if let Some(adapter) = adapter {
+            adapter.on_message(channel, payload);
         }
     }
 }
@@ -172,22 +214,114 @@ impl Driver {
 #[derive(Debug)]
 pub(crate) struct PublishError;
 
+fn timed_out() -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::Io, "redis did not answer in time"))
+}
+
 async fn connect(client: &Client) -> redis::RedisResult<MultiplexedConnection> {
-    match tokio::time::timeout(HEALTH_TIMEOUT, client.get_multiplexed_async_connection()).await {
-        Ok(result) => result,
-        Err(_) => Err(redis::RedisError::from((
-            redis::ErrorKind::Io,
-            "connection attempt timed out",
-        ))),
+    tokio::time::timeout(HEALTH_TIMEOUT, client.get_multiplexed_async_connection())
+        .await
+        .unwrap_or_else(|_| Err(timed_out()))
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// A connection in subscriber mode, speaking RESP2 itself.
+struct Subscriber {
+    reader: tokio::io::ReadHalf<Box<dyn Io>>,
+    writer: tokio::io::WriteHalf<Box<dyn Io>>,
+    buf: BytesMut,
+}
+
+impl Subscriber {
+    /// Connects to the client's address and authenticates, within [`HEALTH_TIMEOUT`].
+    async fn open(client: &Client) -> redis::RedisResult<Subscriber> {
+        tokio::time::timeout(HEALTH_TIMEOUT, Subscriber::open_now(client))
+            .await
+            .unwrap_or_else(|_| Err(timed_out()))
+    }
+
+    async fn open_now(client: &Client) -> redis::RedisResult<Subscriber> {
+        let info = client.get_connection_info();
+        let stream: Box<dyn Io> = match info.addr() {
+            ConnectionAddr::Tcp(host, port) => {
+                let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
+                stream.set_nodelay(true)?;
+                Box::new(stream)
+            }
+            ConnectionAddr::Unix(path) => Box::new(tokio::net::UnixStream::connect(path).await?),
+            _ => {
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::InvalidClientConfig,
+                    "the subscriber connects over TCP or a Unix socket only (no TLS)",
+                )));
+            }
+        };
+        let (reader, writer) = tokio::io::split(stream);
+        let mut subscriber = Subscriber {
+            reader,
+            writer,
+            buf: BytesMut::with_capacity(16 * 1024),
+        };
+        let settings = info.redis_settings();
+        if let Some(password) = settings.password() {
+            let mut args: Vec<&[u8]> = vec![b"AUTH"];
+            if let Some(username) = settings.username() {
+                args.push(username.as_bytes());
+            }
+            args.push(password.as_bytes());
+            subscriber.send(&args).await?;
+            match subscriber.next_frame().await? {
+                Frame::Simple(_) => {}
+                other => {
+                    return Err(redis::RedisError::from((
+                        redis::ErrorKind::AuthenticationFailed,
+                        "redis refused the credentials",
+                        format!("{other:?}"),
+                    )));
+                }
+            }
+        }
+        Ok(subscriber)
+    }
+
+    async fn send(&mut self, args: &[&[u8]]) -> std::io::Result<()> {
+        let mut out = Vec::with_capacity(64);
+        resp::write_command(&mut out, args);
+        self.write(&out).await
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match tokio::time::timeout(HEALTH_TIMEOUT, self.writer.write_all(bytes)).await {
+            Ok(result) => result,
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "redis does not take what is written",
+            )),
+        }
+    }
+
+    /// The next frame, reading as needed. Cancel-safe: a frame is only taken off the buffer
+    /// once whole.
+    async fn next_frame(&mut self) -> std::io::Result<Frame> {
+        loop {
+            if let Some(frame) = resp::parse(&mut self.buf).map_err(std::io::Error::other)? {
+                return Ok(frame);
+            }
+            if self.reader.read_buf(&mut self.buf).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+        }
     }
 }
 
-/// Keeps a subscription connection up: subscribes every route, hands messages to their
-/// adapters, checks health, and on any failure reconnects (with backoff) and subscribes
-/// everything again. Ends when the driver is dropped.
+/// Keeps a subscription connection up: subscribes every route, unsubscribes what was
+/// forgotten, hands messages to their adapters, checks health, and on any failure reconnects
+/// (with backoff) and subscribes everything again. Ends when the driver is dropped.
 async fn run_subscriber(
     driver: Weak<Driver>,
-    mut first: Option<redis::aio::PubSub>,
+    mut first: Option<Subscriber>,
     mut wake: mpsc::UnboundedReceiver<()>,
 ) {
     let mut backoff = MIN_BACKOFF;
@@ -195,87 +329,15 @@ async fn run_subscriber(
         let Some(client) = driver.upgrade().map(|d| d.client.clone()) else {
             return;
         };
-        let pubsub = match first.take() {
-            Some(pubsub) => Ok(pubsub),
-            None => match tokio::time::timeout(HEALTH_TIMEOUT, client.get_async_pubsub()).await {
-                Ok(result) => result,
-                Err(_) => Err(redis::RedisError::from((
-                    redis::ErrorKind::Io,
-                    "connection attempt timed out",
-                ))),
-            },
+        let connection = match first.take() {
+            Some(subscriber) => Ok(subscriber),
+            None => Subscriber::open(&client).await,
         };
-        match pubsub {
-            Ok(pubsub) => {
-                let (mut sink, mut stream) = pubsub.split();
-                let mut subscribed: Vec<String> = Vec::new();
-                let mut health = tokio::time::interval(HEALTH_INTERVAL);
-                health.tick().await;
-                let reason = loop {
-                    // Subscribe whatever route is new (all of them after a reconnect).
-                    let Some(strong) = driver.upgrade() else {
-                        return;
-                    };
-                    let missing: Vec<(String, RouteKind)> = strong
-                        .routes
-                        .lock()
-                        .iter()
-                        .filter(|(channel, _)| !subscribed.contains(channel))
-                        .map(|(channel, route)| (channel.clone(), route.kind))
-                        .collect();
-                    let mut failed = None;
-                    for (channel, kind) in missing {
-                        let result = match kind {
-                            RouteKind::Broadcast => sink.psubscribe(&channel).await,
-                            RouteKind::Request | RouteKind::Response => {
-                                sink.subscribe(&channel).await
-                            }
-                        };
-                        match result {
-                            Ok(()) => subscribed.push(channel),
-                            Err(error) => {
-                                failed = Some(error.to_string());
-                                break;
-                            }
-                        }
-                    }
-                    if let Some(error) = failed {
-                        break error;
-                    }
-                    if !strong.connected.load(Ordering::Acquire) {
-                        // Publishers renew their connection before anyone sees "connected".
-                        strong.generation.fetch_add(1, Ordering::AcqRel);
-                        strong.connected.store(true, Ordering::Release);
-                        tracing::info!("redis subscription restored");
-                    }
-                    let all_subscribed = strong
-                        .routes
-                        .lock()
-                        .keys()
-                        .all(|channel| subscribed.contains(channel));
-                    if all_subscribed && !strong.synced.swap(true, Ordering::AcqRel) {
-                        strong.synced_notify.notify_waiters();
-                    }
-                    backoff = MIN_BACKOFF;
-                    drop(strong);
-                    tokio::select! {
-                        msg = stream.next() => match msg {
-                            Some(msg) => match driver.upgrade() {
-                                Some(strong) => strong.dispatch(&msg),
-                                None => return,
-                            },
-                            None => break "connection closed".to_owned(),
-                        },
-                        woke = wake.recv() => if woke.is_none() { return },
-                        _ = health.tick() => {
-                            match tokio::time::timeout(HEALTH_TIMEOUT, sink.ping::<()>()).await {
-                                Ok(Ok(())) => {}
-                                Ok(Err(error)) => break error.to_string(),
-                                Err(_) => break "no answer to a health check".to_owned(),
-                            }
-                        }
-                    }
-                };
+        drop(client);
+        match connection {
+            Ok(subscriber) => {
+                let reason = serve(&driver, subscriber, &mut wake, &mut backoff).await;
+                let Some(reason) = reason else { return };
                 if let Some(strong) = driver.upgrade() {
                     strong.connected.store(false, Ordering::Release);
                 }
@@ -288,11 +350,143 @@ async fn run_subscriber(
     }
 }
 
-/// Publishes queued messages in order, reconnecting when the connection fails. A message that
-/// cannot be published (Redis away) is dropped with a log: other servers miss it, nobody gets
-/// it twice. Ends when the driver is dropped.
+/// Runs one subscriber connection until it fails (`Some(why)`) or the driver is gone (`None`).
+async fn serve(
+    driver: &Weak<Driver>,
+    mut subscriber: Subscriber,
+    wake: &mut mpsc::UnboundedReceiver<()>,
+    backoff: &mut Duration,
+) -> Option<String> {
+    // Channels asked for on this connection, and those Redis confirmed.
+    let mut asked: HashMap<String, Kind> = HashMap::new();
+    let mut confirmed: HashSet<String> = HashSet::new();
+    let mut awaiting_pong = false;
+    let mut health = tokio::time::interval(HEALTH_INTERVAL);
+    health.tick().await;
+    loop {
+        let strong = driver.upgrade()?;
+        // Subscribe what is new (everything after a reconnect), unsubscribe what is gone.
+        let (missing, gone) = {
+            let routes = strong.routes.lock();
+            let missing: Vec<(String, Kind)> = routes
+                .iter()
+                .filter(|(channel, _)| !asked.contains_key(*channel))
+                .map(|(channel, route)| (channel.clone(), route.kind))
+                .collect();
+            let gone: Vec<(String, Kind)> = asked
+                .iter()
+                .filter(|(channel, _)| !routes.contains_key(*channel))
+                .map(|(channel, kind)| (channel.clone(), *kind))
+                .collect();
+            (missing, gone)
+        };
+        let mut out = Vec::new();
+        for (channel, kind) in &missing {
+            resp::write_command(&mut out, &[kind.subscribe(), channel.as_bytes()]);
+        }
+        for (channel, kind) in &gone {
+            resp::write_command(&mut out, &[kind.unsubscribe(), channel.as_bytes()]);
+        }
+        if !out.is_empty() {
+            if let Err(error) = subscriber.write(&out).await {
+                return Some(error.to_string());
+            }
+            for (channel, _) in gone {
+                asked.remove(&channel);
+                confirmed.remove(&channel);
+            }
+            asked.extend(missing);
+        }
+        if !strong.connected.load(Ordering::Acquire) {
+            // Publishers renew their connection before anyone sees "connected".
+            strong.generation.fetch_add(1, Ordering::AcqRel);
+            strong.connected.store(true, Ordering::Release);
+            tracing::info!("redis subscription restored");
+        }
+        let all_confirmed = strong
+            .routes
+            .lock()
+            .keys()
+            .all(|channel| confirmed.contains(channel));
+        if all_confirmed && !strong.synced.swap(true, Ordering::AcqRel) {
+            strong.synced_notify.notify_waiters();
+        }
+        *backoff = MIN_BACKOFF;
+        drop(strong);
+        tokio::select! {
+            frame = subscriber.next_frame() => match frame {
+                Ok(frame) => {
+                    let strong = driver.upgrade()?;
+                    match on_frame(&strong, frame, &mut confirmed) {
+                        Heard::Pong => awaiting_pong = false,
+                        Heard::Other => {}
+                    }
+                }
+                Err(error) => return Some(error.to_string()),
+            },
+            woke = wake.recv() => woke?,
+            _ = health.tick() => {
+                if awaiting_pong {
+                    return Some("no answer to a health check".to_owned());
+                }
+                if let Err(error) = subscriber.send(&[b"PING"]).await {
+                    return Some(error.to_string());
+                }
+                awaiting_pong = true;
+            }
+        }
+    }
+}
+
+enum Heard {
+    Pong,
+    Other,
+}
+
+/// Acts on one frame of a subscriber connection.
+fn on_frame(driver: &Driver, frame: Frame, confirmed: &mut HashSet<String>) -> Heard {
+    let items = match frame {
+        Frame::Array(Some(items)) => items,
+        Frame::Simple(status) if status.eq_ignore_ascii_case("pong") => return Heard::Pong,
+        Frame::Error(error) => {
+            // A Redis older than 7 answers SSUBSCRIBE so: the sharded protocol needs 7.
+            tracing::error!(%error, "redis refused a subscription command");
+            return Heard::Other;
+        }
+        _ => return Heard::Other,
+    };
+    let part = |i: usize| items.get(i).and_then(Frame::bytes);
+    let Some(kind) = part(0) else {
+        return Heard::Other;
+    };
+    match kind.to_ascii_lowercase().as_slice() {
+        b"message" | b"smessage" => {
+            if let (Some(channel), Some(payload)) = (part(1), part(2)) {
+                driver.dispatch(channel, channel, payload);
+            }
+        }
+        b"pmessage" => {
+            if let (Some(pattern), Some(channel), Some(payload)) = (part(1), part(2), part(3)) {
+                driver.dispatch(pattern, channel, payload);
+            }
+        }
+        b"subscribe" | b"psubscribe" | b"ssubscribe" => {
+            if let Some(channel) = part(1) {
+                confirmed.insert(String::from_utf8_lossy(channel).into_owned());
+            }
+        }
+        b"pong" => return Heard::Pong,
+        _ => {}
+    }
+    Heard::Other
+}
+
+/// Publishes queued messages in order (`command`: `PUBLISH` or `SPUBLISH`), reconnecting when
+/// the connection fails. A message that cannot be published (Redis away) is dropped with a
+/// log: other servers miss it, nobody gets it twice. Ends when the driver is dropped.
 async fn run_publisher(
     client: Client,
+    command: &'static str,
     mut connection: Option<MultiplexedConnection>,
     generation: Arc<AtomicU64>,
     mut queue: mpsc::Receiver<(String, Vec<u8>)>,
@@ -310,7 +504,7 @@ async fn run_publisher(
         };
         let sent = tokio::time::timeout(
             HEALTH_TIMEOUT,
-            redis::cmd("PUBLISH")
+            redis::cmd(command)
                 .arg(&channel)
                 .arg(payload)
                 .query_async::<()>(conn),

@@ -32,7 +32,10 @@
 #![forbid(unsafe_code)]
 
 mod adapter;
+pub mod cluster;
+mod codec;
 mod driver;
+mod resp;
 mod value;
 pub mod wire;
 
@@ -40,7 +43,38 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use belfry_core::adapter::{Adapter, LocalSockets};
 
+pub use crate::cluster::SubscriptionMode;
 use crate::{adapter::RedisNamespaceAdapter, driver::Driver};
+
+/// Which of Node's two Redis adapter protocols the servers of a cluster speak; they must all
+/// speak the same.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// `createAdapter`: Redis pub/sub (`PUBLISH`, `PSUBSCRIBE`), any Redis version; what
+    /// `@socket.io/redis-emitter` publishes to.
+    #[default]
+    Classic,
+    /// `createShardedAdapter`: Redis 7 sharded pub/sub (`SPUBLISH`, `SSUBSCRIBE`), with rooms
+    /// subscribed as the mode says.
+    Sharded(SubscriptionMode),
+}
+
+impl Protocol {
+    pub(crate) fn publish_command(self) -> &'static str {
+        match self {
+            Protocol::Classic => "PUBLISH",
+            Protocol::Sharded(_) => "SPUBLISH",
+        }
+    }
+
+    pub(crate) fn numsub_command(self) -> &'static str {
+        match self {
+            Protocol::Classic => "NUMSUB",
+            Protocol::Sharded(_) => "SHARDNUMSUB",
+        }
+    }
+}
 
 /// A server's connection to the cluster's Redis, shared by its namespaces. Cheap to clone.
 ///
@@ -66,6 +100,7 @@ impl RedisAdapter {
         RedisAdapterBuilder {
             url: url.into(),
             key: "socket.io".to_owned(),
+            protocol: Protocol::Classic,
             requests_timeout: Duration::from_secs(5),
         }
     }
@@ -104,14 +139,39 @@ impl RedisAdapter {
 pub struct RedisAdapterBuilder {
     url: String,
     key: String,
+    protocol: Protocol,
     requests_timeout: Duration,
 }
 
 impl RedisAdapterBuilder {
-    /// The prefix of every channel (Node's `key`, default `socket.io`): servers of one cluster
-    /// must agree on it.
+    /// The prefix of every channel (Node's `key`, or `channelPrefix` of the sharded adapter;
+    /// default `socket.io`): servers of one cluster must agree on it.
     pub fn key(mut self, key: impl Into<String>) -> Self {
         self.key = key.into();
+        self
+    }
+
+    /// Speaks the sharded protocol (Node's `createShardedAdapter(pub, sub, { subscriptionMode
+    /// })`) instead of the classic one. Needs Redis 7 or later, standalone (Redis Cluster is
+    /// not supported yet).
+    ///
+    /// ```no_run
+    /// use belfry_redis::{RedisAdapter, SubscriptionMode};
+    /// # async fn run() -> Result<(), belfry_redis::ConnectError> {
+    /// let redis = RedisAdapter::builder("redis://127.0.0.1:6379")
+    ///     .sharded(SubscriptionMode::Dynamic)
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn sharded(mut self, mode: SubscriptionMode) -> Self {
+        self.protocol = Protocol::Sharded(mode);
+        self
+    }
+
+    /// Which protocol to speak ([`Protocol::Classic`] unless told).
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = protocol;
         self
     }
 
@@ -130,7 +190,7 @@ impl RedisAdapterBuilder {
     /// reconnecting.
     pub async fn connect(self) -> Result<RedisAdapter, ConnectError> {
         let client = redis::Client::open(self.url.as_str()).map_err(ConnectError)?;
-        let driver = Driver::start(client, self.key, self.requests_timeout)
+        let driver = Driver::start(client, self.key, self.protocol, self.requests_timeout)
             .await
             .map_err(ConnectError)?;
         Ok(RedisAdapter { driver })
@@ -158,6 +218,13 @@ pub enum WireError {
     /// A binary placeholder with no attachment behind it.
     #[error("a placeholder points past the attachments")]
     Placeholder,
+}
+
+/// `bytes` random bytes from the OS CSPRNG in hex (Node's `randomBytes(n).toString("hex")`).
+pub(crate) fn random_hex(bytes: usize) -> String {
+    let mut raw = vec![0u8; bytes];
+    getrandom::fill(&mut raw).expect("the OS random source is available");
+    raw.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `len` random alphanumeric characters (Node's `uid2`), from the OS CSPRNG.

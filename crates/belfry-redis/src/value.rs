@@ -133,6 +133,61 @@ fn write_json(
     Ok(())
 }
 
+/// A msgpack value as JSON, for the parts of cluster messages Belfry keeps as JSON (socket
+/// data, server-side events): binary becomes Node's `Buffer#toJSON` form
+/// `{"type":"Buffer","data":[..]}`, as `JSON.stringify` writes a Buffer; other values as
+/// [`value_to_payload`] writes them.
+pub(crate) fn value_to_json(value: &Value) -> Result<serde_json::Value, WireError> {
+    to_json(value, 0)
+}
+
+fn to_json(value: &Value, depth: usize) -> Result<serde_json::Value, WireError> {
+    use serde_json::Value as Json;
+    if depth > MAX_DEPTH {
+        return Err(WireError::Shape("nested too deep"));
+    }
+    Ok(match value {
+        Value::Nil | Value::Ext(..) => Json::Null,
+        Value::Boolean(b) => Json::Bool(*b),
+        Value::Integer(i) => i
+            .as_u64()
+            .map(Json::from)
+            .or_else(|| i.as_i64().map(Json::from))
+            .unwrap_or(Json::Null),
+        Value::F32(f) => float(f64::from(*f)),
+        Value::F64(f) => float(*f),
+        Value::String(s) => Json::from(
+            s.as_str()
+                .ok_or(WireError::Shape("a string is not UTF-8"))?,
+        ),
+        Value::Binary(bytes) => serde_json::json!({ "type": "Buffer", "data": bytes }),
+        Value::Array(items) => Json::Array(
+            items
+                .iter()
+                .map(|item| to_json(item, depth + 1))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Map(entries) => {
+            let mut object = serde_json::Map::with_capacity(entries.len());
+            for (key, item) in entries {
+                let key = match key {
+                    Value::String(s) => s
+                        .as_str()
+                        .ok_or(WireError::Shape("a key is not UTF-8"))?
+                        .to_owned(),
+                    other => other.to_string(),
+                };
+                object.insert(key, to_json(item, depth + 1)?);
+            }
+            Json::Object(object)
+        }
+    })
+}
+
+fn float(f: f64) -> serde_json::Value {
+    serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, serde_json::Value::Number)
+}
+
 /// A float as JSON writes it; NaN and infinities become `null`, as `JSON.stringify` does.
 fn push_float(out: &mut String, f: f64) {
     if f.is_finite() {
@@ -179,6 +234,18 @@ mod tests {
         assert_eq!(
             &*payload.json,
             r#"[null,null,{"7":"seven"},18446744073709551615]"#
+        );
+    }
+
+    #[test]
+    fn binary_in_json_is_a_node_buffer() {
+        let value = Value::Map(vec![
+            (Value::from("name"), Value::from("a1")),
+            (Value::from("avatar"), Value::Binary(vec![1, 2])),
+        ]);
+        assert_eq!(
+            value_to_json(&value).unwrap(),
+            serde_json::json!({ "name": "a1", "avatar": { "type": "Buffer", "data": [1, 2] } })
         );
     }
 

@@ -114,7 +114,7 @@ pub fn encode_broadcast(
 }
 
 /// `{type: 2, data, nsp}`: an event as Node's adapters carry it.
-fn event_value(ns: &str, payload: &Payload) -> Result<Value, WireError> {
+pub(crate) fn event_value(ns: &str, payload: &Payload) -> Result<Value, WireError> {
     Ok(Value::Map(vec![
         (Value::from("type"), Value::from(EVENT)),
         (Value::from("data"), payload_to_value(payload)?),
@@ -122,13 +122,13 @@ fn event_value(ns: &str, payload: &Payload) -> Result<Value, WireError> {
     ]))
 }
 
-fn write(message: &Value) -> Result<Vec<u8>, WireError> {
+pub(crate) fn write(message: &Value) -> Result<Vec<u8>, WireError> {
     let mut out = Vec::with_capacity(64);
     rmpv::encode::write_value(&mut out, message).map_err(|_| WireError::Shape("unencodable"))?;
     Ok(out)
 }
 
-fn read(mut bytes: &[u8]) -> Result<Value, WireError> {
+pub(crate) fn read(mut bytes: &[u8]) -> Result<Value, WireError> {
     Ok(rmpv::decode::read_value_with_max_depth(&mut bytes, 256)?)
 }
 
@@ -340,7 +340,7 @@ pub(crate) fn opts_from_value(value: &Value) -> Result<BroadcastOptions, WireErr
 }
 
 /// The value of `key` in a msgpack map.
-fn get<'a>(map: &'a Value, key: &str) -> Option<&'a Value> {
+pub(crate) fn get<'a>(map: &'a Value, key: &str) -> Option<&'a Value> {
     map.as_map()?
         .iter()
         .find(|(k, _)| k.as_str() == Some(key))

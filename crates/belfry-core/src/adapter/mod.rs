@@ -94,6 +94,9 @@ pub enum AdapterError {
     /// The transport between servers failed.
     #[error("adapter transport error")]
     Transport(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// This adapter (or the protocol it speaks) cannot do this operation.
+    #[error("the adapter does not support {0}")]
+    Unsupported(&'static str),
 }
 
 /// What another server answered to a broadcast with acks ([`Adapter::broadcast_with_ack`]).
