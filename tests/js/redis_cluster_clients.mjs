@@ -3,12 +3,18 @@
 // acks, server-side emits and allRooms asked of each kind of server. Prints one JSON line; the
 // Rust test (tests/tests/redis_cluster.rs) makes the assertions.
 //
-// usage: node redis_cluster_clients.mjs '<["belfry A url","belfry B url","node url"]>' <redis url>
+// With "sharded" (the servers speak the sharded protocol), there is no emitter and no allRooms:
+// servers shout where the emitter would publish, and the script reports instead how many
+// servers subscribe each room's own channel (PUBSUB SHARDNUMSUB) while the clients are
+// connected and after they left.
+//
+// usage: node redis_cluster_clients.mjs '<["belfry A url","belfry B url","node url"]>' <redis url> [classic|sharded]
 import { io } from "socket.io-client";
 import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
 
-const [urls, redisUrl] = process.argv.slice(2);
+const [urls, redisUrl, protocol = "classic"] = process.argv.slice(2);
+const sharded = protocol === "sharded";
 const [a, b, n] = JSON.parse(urls);
 const result = { received: {}, steps: [] };
 setTimeout(() => {
@@ -40,6 +46,19 @@ result.ids = Object.values(sockets).map((s) => s.id).sort();
 const redis = createClient({ url: redisUrl });
 await redis.connect();
 const emitter = new Emitter(redis);
+// Where the emitter publishes to a room: the emitter itself, or a server's shout when sharded.
+const toRoom = (room, text, via) =>
+  sharded
+    ? sockets[via].emitWithAck("shout", { room, text })
+    : emitter.to(room).emit("shout", text);
+const roomSubscribers = async () => {
+  const counts = {};
+  for (const room of ["r1", "r2", "r3", "r4"]) {
+    const reply = await redis.sendCommand(["PUBSUB", "SHARDNUMSUB", `socket.io#/#${room}#`]);
+    counts[room] = Number(reply[1]);
+  }
+  return counts;
+};
 const settle = () => new Promise((resolve) => setTimeout(resolve, 400));
 const step = async (name, action) => {
   result.steps.push(name);
@@ -56,7 +75,7 @@ try {
   await step("node binary to r2", () =>
     sockets.n1.emitWithAck("shout", { room: "r2", text: "bin-node", bin: [4, 5] }),
   );
-  await step("emitter to r1", () => emitter.to("r1").emit("shout", "from-emitter"));
+  await step("emitter to r1", () => toRoom("r1", "from-emitter", "b2"));
   await step("fetch", async () => {
     result.fetchFromBelfry = await sockets.a1.timeout(8000).emitWithAck("fetch");
     result.fetchFromNode = await sockets.n1.timeout(8000).emitWithAck("fetch");
@@ -78,18 +97,28 @@ try {
     }
   });
   await step("node socketsJoin r3", () => sockets.n1.emitWithAck("join", "r3"));
-  await step("emitter to r3", () => emitter.to("r3").emit("shout", "r3"));
+  await step("emitter to r3", () => toRoom("r3", "r3", "n2"));
   await step("belfry socketsJoin r4", () => sockets.a1.emitWithAck("join", "r4"));
-  await step("emitter to r4", () => emitter.to("r4").emit("shout", "r4"));
-  await step("allRooms", async () => {
-    result.roomsFromBelfry = await sockets.b2.timeout(8000).emitWithAck("rooms");
-    result.roomsFromNode = await sockets.n2.timeout(8000).emitWithAck("rooms");
-  });
+  await step("emitter to r4", () => toRoom("r4", "r4", "a1"));
+  if (sharded) {
+    await step("room subscribers", async () => {
+      result.roomSubscribers = await roomSubscribers();
+    });
+  } else {
+    await step("allRooms", async () => {
+      result.roomsFromBelfry = await sockets.b2.timeout(8000).emitWithAck("rooms");
+      result.roomsFromNode = await sockets.n2.timeout(8000).emitWithAck("rooms");
+    });
+  }
   result.steps.push("done");
 } catch (error) {
   result.error = String(error?.stack ?? error);
 }
 for (const socket of Object.values(sockets)) socket.disconnect();
+if (sharded && !result.error) {
+  await settle();
+  result.roomSubscribersAfter = await roomSubscribers();
+}
 await redis.quit();
 console.log(JSON.stringify(result));
 process.exit(0);

@@ -6,13 +6,16 @@
 // their names (serverSideEmit with ack) after sending them a "note" (without ack); "notes" and
 // "rooms" answer what this server received and the cluster's rooms. Prints {"port": N}.
 //
-// usage: node redis_node_server.mjs <redis url> <server name>
+// With "sharded", the server speaks the sharded protocol (createShardedAdapter, Redis 7), which
+// has no allRooms.
+//
+// usage: node redis_node_server.mjs <redis url> <server name> [classic|sharded]
 import { createServer } from "node:http";
 import { Server } from "socket.io";
-import { createAdapter } from "@socket.io/redis-adapter";
+import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
 import { createClient } from "redis";
 
-const [redisUrl, name] = process.argv.slice(2);
+const [redisUrl, name, protocol = "classic"] = process.argv.slice(2);
 const pub = createClient({ url: redisUrl });
 const sub = pub.duplicate();
 await Promise.all([pub.connect(), sub.connect()]);
@@ -20,7 +23,10 @@ await Promise.all([pub.connect(), sub.connect()]);
 const http = createServer();
 // Answers to other servers go to their own response channels (Belfry listens there too).
 const io = new Server(http, {
-  adapter: createAdapter(pub, sub, { publishOnSpecificResponseChannel: true }),
+  adapter:
+    protocol === "sharded"
+      ? createShardedAdapter(pub, sub)
+      : createAdapter(pub, sub, { publishOnSpecificResponseChannel: true }),
 });
 const notes = [];
 io.on("note", (text) => notes.push(text));

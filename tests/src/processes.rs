@@ -70,12 +70,18 @@ impl RedisServer {
     /// Publishes `payload` on `channel` with a hand-written RESP command, as any Redis client
     /// (or an attacker with access to Redis) could.
     pub async fn publish(&self, channel: &str, payload: &[u8]) {
+        self.publish_with("PUBLISH", channel, payload).await;
+    }
+
+    /// The same with `command` (`PUBLISH`, or `SPUBLISH` for a shard channel).
+    pub async fn publish_with(&self, command: &str, channel: &str, payload: &[u8]) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
             .await
             .unwrap();
         let mut command = format!(
-            "*3\r\n$7\r\nPUBLISH\r\n${}\r\n{channel}\r\n${}\r\n",
+            "*3\r\n${}\r\n{command}\r\n${}\r\n{channel}\r\n${}\r\n",
+            command.len(),
             channel.len(),
             payload.len()
         )

@@ -1,12 +1,13 @@
 //! A mixed cluster on one real `redis-server`: two Belfry servers with `belfry_redis` and one
 //! Node socket.io 4.8 server with `@socket.io/redis-adapter` 8.3, `socket.io-client` on every
-//! server, and `@socket.io/redis-emitter` publishing.
+//! server, and `@socket.io/redis-emitter` publishing; once in the classic protocol, once in the
+//! sharded one (`createShardedAdapter`).
 #![allow(clippy::unwrap_used)]
 
 use std::{sync::Arc, time::Duration};
 
 use belfry::{AckSender, ServerSideEvent, SocketIo, SocketRef, extract::Data};
-use belfry_redis::RedisAdapter;
+use belfry_redis::{Protocol, RedisAdapter, SubscriptionMode};
 use belfry_tests::{
     processes::{NodeProcess, RedisServer},
     run_node, serve,
@@ -34,8 +35,12 @@ struct Vote {
 }
 
 /// A Belfry server named `name` behaving as `tests/js/redis_node_server.mjs`.
-async fn belfry_server(redis_url: &str, name: &'static str) -> String {
-    let redis = RedisAdapter::builder(redis_url).connect().await.unwrap();
+async fn belfry_server(redis_url: &str, name: &'static str, protocol: Protocol) -> String {
+    let redis = RedisAdapter::builder(redis_url)
+        .protocol(protocol)
+        .connect()
+        .await
+        .unwrap();
     let (layer, io) = SocketIo::builder().adapter(redis.factory()).build_layer();
     let notes = Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
     let noted = notes.clone();
@@ -157,20 +162,23 @@ async fn belfry_server(redis_url: &str, name: &'static str) -> String {
     format!("http://{}", serve(axum::Router::new().layer(layer)).await)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn belfry_and_node_servers_share_one_cluster() {
+/// Runs the clients' script on a cluster of two Belfry servers and a Node server speaking
+/// `protocol` (`name`: "classic" or "sharded", for the Node scripts), checks what every
+/// protocol must give, and returns the script's result for the protocol's own checks.
+async fn run_cluster(protocol: Protocol, name: &str) -> serde_json::Value {
     let redis = RedisServer::start().await;
-    let a = belfry_server(&redis.url(), "belfry-a").await;
-    let b = belfry_server(&redis.url(), "belfry-b").await;
-    let node = NodeProcess::start("redis_node_server.mjs", &[&redis.url(), "node"]).await;
+    let a = belfry_server(&redis.url(), "belfry-a", protocol).await;
+    let b = belfry_server(&redis.url(), "belfry-b", protocol).await;
+    let node = NodeProcess::start("redis_node_server.mjs", &[&redis.url(), "node", name]).await;
     let n = format!("http://127.0.0.1:{}", node.hello["port"]);
 
     let urls = json!([a, b, n]).to_string();
-    let result = run_node("redis_cluster_clients.mjs", &[&urls, &redis.url()]).await;
+    let result = run_node("redis_cluster_clients.mjs", &[&urls, &redis.url(), name]).await;
     assert_eq!(result["error"], serde_json::Value::Null, "{result:#}");
 
     // a1, b1 and n1 are in r1; b2 and n2 in r2. Every broadcast reaches each target once,
-    // whichever server (or the emitter) sent it; binary crosses intact both ways.
+    // whichever server (or the emitter; a Belfry server when sharded) sent it; binary crosses
+    // intact both ways.
     let everyone = ["from-belfry"];
     let r1 = ["from-node", "from-emitter"];
     let r2 = ["bin-belfry:1,2,3", "bin-node:4,5"];
@@ -237,8 +245,32 @@ async fn belfry_and_node_servers_share_one_cluster() {
         json!(["note from belfry-a", "note from belfry-b"])
     );
 
+    result
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn belfry_and_node_servers_share_one_cluster() {
+    let result = run_cluster(Protocol::Classic, "classic").await;
     // allRooms sees the rooms of every server.
     let rooms = json!(["r1", "r2", "r3", "r4"]);
     assert_eq!(result["roomsFromBelfry"], rooms, "{result:#}");
     assert_eq!(result["roomsFromNode"], rooms, "{result:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn belfry_and_node_servers_share_one_sharded_cluster() {
+    let result = run_cluster(Protocol::Sharded(SubscriptionMode::Dynamic), "sharded").await;
+    // Each room has its own shard channel, subscribed by the servers where the room exists:
+    // r1 on all three, r2 on belfry-b and node, r3 and r4 (joined by every socket) on all...
+    assert_eq!(
+        result["roomSubscribers"],
+        json!({ "r1": 3, "r2": 2, "r3": 3, "r4": 3 }),
+        "{result:#}"
+    );
+    // ...and unsubscribed when the last socket of the room on that server left.
+    assert_eq!(
+        result["roomSubscribersAfter"],
+        json!({ "r1": 0, "r2": 0, "r3": 0, "r4": 0 }),
+        "{result:#}"
+    );
 }

@@ -1,12 +1,12 @@
 //! The Redis adapter when Redis fails: killed and restarted mid-traffic, frozen (a silent
-//! Redis), and hostile messages on Belfry's channels. Two Belfry servers, one real
-//! `redis-server`, raw WebSocket clients.
+//! Redis), and hostile messages on Belfry's channels, in both protocols. Two Belfry servers,
+//! one real `redis-server`, raw WebSocket clients.
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
 
 use belfry::{SocketIo, SocketRef};
-use belfry_redis::RedisAdapter;
+use belfry_redis::{Protocol, RedisAdapter, SubscriptionMode};
 use belfry_tests::{RawWs, processes::RedisServer, serve};
 
 struct Node {
@@ -15,9 +15,16 @@ struct Node {
     client: RawWs,
 }
 
+const SHARDED: Protocol = Protocol::Sharded(SubscriptionMode::Dynamic);
+
 /// A Belfry server whose sockets join room "r", and one client connected to it.
 async fn node(redis_url: &str) -> Node {
+    node_speaking(redis_url, Protocol::Classic).await
+}
+
+async fn node_speaking(redis_url: &str, protocol: Protocol) -> Node {
     let redis = RedisAdapter::builder(redis_url)
+        .protocol(protocol)
         .requests_timeout(Duration::from_secs(1))
         .connect()
         .await
@@ -70,9 +77,18 @@ async fn broadcast_reaches_both(from: &SocketIo, a: &mut RawWs, b: &mut RawWs, t
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_and_restarted_mid_traffic() {
+    killed_and_restarted(Protocol::Classic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_and_restarted_mid_traffic_sharded() {
+    killed_and_restarted(SHARDED).await;
+}
+
+async fn killed_and_restarted(protocol: Protocol) {
     let mut redis = RedisServer::start().await;
-    let mut a = node(&redis.url()).await;
-    let mut b = node(&redis.url()).await;
+    let mut a = node_speaking(&redis.url(), protocol).await;
+    let mut b = node_speaking(&redis.url(), protocol).await;
     // Both servers see each other's broadcasts.
     broadcast_reaches_both(&a.io, &mut a.client, &mut b.client, "before").await;
     broadcast_reaches_both(&b.io, &mut a.client, &mut b.client, "before-b").await;
@@ -162,6 +178,68 @@ async fn hostile_messages_on_belfry_channels_are_dropped() {
         None
     );
     broadcast_reaches_both(&a.io, &mut a.client, &mut b.client, "still-fine").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_messages_on_sharded_channels_are_dropped() {
+    let redis = RedisServer::start().await;
+    let mut a = node_speaking(&redis.url(), SHARDED).await;
+    let mut b = node_speaking(&redis.url(), SHARDED).await;
+    for (channel, payload) in [
+        ("socket.io#/#", &b"\xc1garbage"[..]),
+        ("socket.io#/#", b"{not json"),
+        ("socket.io#/#", br#"{"uid":"x","nsp":"/"}"#), // no type
+        (
+            "socket.io#/#",
+            br#"{"uid":"x","nsp":"/","type":3,"data":{"packet":{"data":"str"},"opts":{}}}"#,
+        ),
+        (
+            "socket.io#/#r#",
+            br#"{"uid":"x","nsp":"/","type":3,"data":{"packet":{"data":["ev"]}}}"#,
+        ), // no opts
+        (
+            "socket.io#/#",
+            br#"{"uid":"x","nsp":"/other","type":3,"data":{"packet":{"data":["ev"]},"opts":{}}}"#,
+        ),
+        (
+            "socket.io#/#",
+            br#"{"uid":"x","nsp":"/","type":4,"data":{"opts":{"rooms":5},"rooms":["x"]}}"#,
+        ),
+        (
+            "socket.io#/#",
+            br#"{"uid":"x","nsp":"/","type":9,"data":{"packet":"not an array"}}"#,
+        ),
+        (
+            "socket.io#/#",
+            br#"{"uid":"x","nsp":"/","type":8,"data":{"requestId":"nope","sockets":[1]}}"#,
+        ),
+        (
+            "socket.io#/#",
+            br#"{"uid":"x","nsp":"/","type":99,"data":null}"#,
+        ),
+        ("socket.io#/#r#", b"\xdd\xff\xff\xff\xff"), // a 4-billion-element array
+    ] {
+        redis.publish_with("SPUBLISH", channel, payload).await;
+    }
+    assert_eq!(
+        next_event(&mut a.client, Duration::from_millis(300)).await,
+        None
+    );
+    broadcast_reaches_both(&a.io, &mut a.client, &mut b.client, "still-fine").await;
+    // A well-formed one from a stranger is delivered: the channel was listened to all along.
+    redis
+        .publish_with(
+            "SPUBLISH",
+            "socket.io#/#r#",
+            br#"{"uid":"x","nsp":"/","type":3,"data":{"packet":{"type":2,"data":["news","hi"],"nsp":"/"},"opts":{"rooms":["r"],"except":[],"flags":{}}}}"#,
+        )
+        .await;
+    for client in [&mut a.client, &mut b.client] {
+        assert_eq!(
+            next_event(client, Duration::from_secs(5)).await.as_deref(),
+            Some(r#"42["news","hi"]"#)
+        );
+    }
 }
 
 /// The ack id of an event frame `42<id>[...]`.

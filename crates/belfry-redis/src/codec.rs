@@ -399,8 +399,10 @@ fn json_bytes(value: serde_json::Value) -> Vec<u8> {
     value.to_string().into_bytes()
 }
 
+/// `value` as msgpack, by way of its JSON form (so that structs are maps, as Node sends them).
 fn to_value<T: serde::Serialize + ?Sized>(value: &T) -> Result<Value, WireError> {
-    rmpv::ext::to_value(value).map_err(|_| WireError::Shape("not representable in msgpack"))
+    rmpv::ext::to_value(serde_json::to_value(value)?)
+        .map_err(|_| WireError::Shape("not representable in msgpack"))
 }
 
 /// The first of a client's answer arguments (`null` when it sent none, as Node's `ack()`).

@@ -1,6 +1,7 @@
-//! A Redis adapter for Belfry that speaks the wire protocol of Node's
-//! `@socket.io/redis-adapter` 8.x (the classic pub/sub one), so Belfry and Node servers share
-//! one cluster and `@socket.io/redis-emitter` publishes to Belfry servers.
+//! A Redis adapter for Belfry that speaks the wire protocols of Node's
+//! `@socket.io/redis-adapter` 8.x, the classic pub/sub one (`createAdapter`) and the sharded
+//! one (`createShardedAdapter`, see [`RedisAdapterBuilder::sharded`]), so Belfry and Node
+//! servers share one cluster and `@socket.io/redis-emitter` publishes to Belfry servers.
 //!
 //! ```no_run
 //! use axum::Router;
@@ -26,8 +27,9 @@
 //!
 //! Local delivery goes on. Broadcasts published while Redis is unreachable are dropped for
 //! the other servers (logged), never queued and delivered twice later. Requests that wait for
-//! other servers fail with [`AdapterError::Timeout`](belfry_core::adapter::AdapterError) after
-//! the requests timeout. The subscription checks Redis every 3 s and reconnects (with
+//! other servers fail: with `AdapterError::Transport` at once while Redis cannot be asked how
+//! many servers there are, with `AdapterError::Timeout` when some server does not answer
+//! within the requests timeout (see [`belfry_core::adapter::AdapterError`]). The subscription checks Redis every 3 s and reconnects (with
 //! backoff up to 2 s), subscribing every namespace again.
 #![forbid(unsafe_code)]
 
