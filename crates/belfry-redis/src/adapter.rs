@@ -27,6 +27,8 @@ use crate::{
 /// The longest a server keeps waiting for its clients' answers to another server's broadcast
 /// with acks (the requester's timeout, when it is shorter).
 const MAX_ACK_WAIT: Duration = Duration::from_secs(60);
+/// The pause between two attempts to count the servers while Redis is away.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 /// A namespace's adapter over Redis, made by [`RedisAdapter::factory`](crate::RedisAdapter).
 pub(crate) struct RedisNamespaceAdapter(Arc<AdapterInner>);
@@ -167,16 +169,35 @@ impl AdapterInner {
             .map_err(|error| AdapterError::Transport(Box::new(error)))
     }
 
+    /// How many servers the namespace has, asking again while Redis is away (as Node's
+    /// client queues its commands until it is back); the caller bounds the wait.
+    async fn server_count_when_reachable(&self) -> usize {
+        loop {
+            match self.server_count().await {
+                Ok(count) => return count,
+                Err(error) => {
+                    tracing::debug!(%error, "server count unknown; asking again");
+                    self.driver.ready().await;
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+            }
+        }
+    }
+
     /// Publishes the request `encode` makes (given its id) and folds every other server's
-    /// answer into `T` with `take` (false: not an answer to this request), waiting at most
-    /// the requests timeout; `what` names it in the timeout error.
+    /// answer into `T` with `take` (false: not an answer to this request). All of it, Redis
+    /// outages included, within the requests timeout; past it, `AdapterError::Timeout(what)`.
     async fn request<T: Default + Send + 'static>(
         self: Arc<Self>,
         what: &'static str,
         encode: impl FnOnce(&Codec, &str) -> Result<(String, Vec<u8>), EncodeError>,
         take: fn(&mut T, Body) -> bool,
     ) -> Result<T, AdapterError> {
-        let expected = self.server_count().await?.saturating_sub(1);
+        let deadline = tokio::time::Instant::now() + self.driver.requests_timeout;
+        let counted = tokio::time::timeout_at(deadline, self.server_count_when_reachable()).await;
+        let expected = counted
+            .map_err(|_| AdapterError::Timeout(what))?
+            .saturating_sub(1);
         if expected == 0 {
             return Ok(T::default());
         }
@@ -196,7 +217,7 @@ impl AdapterInner {
             self.pending.lock().remove(&request_id);
             return Err(error);
         }
-        let answer = tokio::time::timeout(self.driver.requests_timeout, answered).await;
+        let answer = tokio::time::timeout_at(deadline, answered).await;
         self.pending.lock().remove(&request_id);
         match answer {
             Ok(Ok(())) => Ok(std::mem::take(&mut *gathered.lock())),

@@ -27,9 +27,10 @@
 //!
 //! Local delivery goes on. Broadcasts published while Redis is unreachable are dropped for
 //! the other servers (logged), never queued and delivered twice later. Requests that wait for
-//! other servers fail: with `AdapterError::Transport` at once while Redis cannot be asked how
-//! many servers there are, with `AdapterError::Timeout` when some server does not answer
-//! within the requests timeout (see [`belfry_core::adapter::AdapterError`]). The subscription checks Redis every 3 s and reconnects (with
+//! other servers (`fetch_remote_sockets`, `server_side_emit_with_ack`, `all_rooms`) wait for
+//! Redis to come back and fail with `AdapterError::Timeout` when the requests timeout passes
+//! first, as they do when some server does not answer (see
+//! [`belfry_core::adapter::AdapterError`]). The subscription checks Redis every 3 s and reconnects (with
 //! backoff up to 2 s), subscribing every namespace again.
 #![forbid(unsafe_code)]
 
