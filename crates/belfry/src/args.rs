@@ -49,13 +49,22 @@ pub(crate) fn to_values<T: Serialize + ?Sized>(
     })
 }
 
-/// Appends the arguments of `data`, each preceded by a comma when `after_first` is set.
+/// Appends the arguments of `data`, each preceded by a comma when `after_first` is set. They
+/// are written straight into `out` (one copy of each argument's text, the serializer's).
 fn push_args<T: Serialize + ?Sized>(
     out: &mut String,
     data: &T,
     after_first: bool,
 ) -> Result<Vec<Bytes>, serde_json::Error> {
-    let mut buffer = Vec::with_capacity(64);
+    let shape = shape(data);
+    if matches!(shape, Shape::None) {
+        return Ok(Vec::new());
+    }
+    let mut buffer = std::mem::take(out).into_bytes();
+    if after_first && matches!(shape, Shape::One) {
+        buffer.push(b',');
+    }
+    let start = buffer.len();
     let mut attachments = Vec::new();
     let formatter = PlaceholderFormatter {
         attachments: &mut attachments,
@@ -64,26 +73,18 @@ fn push_args<T: Serialize + ?Sized>(
         &mut buffer,
         formatter,
     ))?;
-    let json = String::from_utf8(buffer).map_err(ser::Error::custom)?;
-    match shape(data) {
-        Shape::None => {}
-        Shape::Spread => {
-            // A tuple serializes as a JSON array: its elements are the arguments.
-            let inner = &json[1..json.len() - 1];
-            if !inner.is_empty() {
-                if after_first {
-                    out.push(',');
-                }
-                out.push_str(inner);
-            }
-        }
-        Shape::One => {
-            if after_first {
-                out.push(',');
-            }
-            out.push_str(&json);
+    if matches!(shape, Shape::Spread) {
+        // A tuple serializes as a JSON array: its elements are the arguments.
+        buffer.pop();
+        if buffer.len() == start + 1 {
+            buffer.truncate(start);
+        } else if after_first {
+            buffer[start] = b',';
+        } else {
+            buffer.remove(start);
         }
     }
+    *out = String::from_utf8(buffer).map_err(ser::Error::custom)?;
     Ok(attachments)
 }
 

@@ -23,6 +23,7 @@ use std::{borrow::Cow, convert::Infallible, fmt, marker::PhantomData};
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 
 use crate::{
     DisconnectReason, SocketIo, SocketRef,
@@ -125,9 +126,11 @@ impl fmt::Display for DataRejection {
     }
 }
 
-/// Every argument of the event as a JSON value, however many there are (Node's `...args`).
-/// It serializes back as the same argument list, so `socket.emit("ev", &args)` sends them
-/// spread, as Node's `emit("ev", ...args)` does.
+/// Every argument of the event, however many there are (Node's `...args`), each as the JSON
+/// text the client sent ([`RawValue`]: checked, not parsed). It serializes back as the same
+/// argument list, so `socket.emit("ev", &args)` sends them spread, as Node's
+/// `emit("ev", ...args)` does, copying the text rather than parsing and writing it again.
+/// [`Args::get`] and [`Args::values`] parse when a handler needs the values.
 ///
 /// # Examples
 ///
@@ -137,11 +140,30 @@ impl fmt::Display for DataRejection {
 /// async fn echo(socket: SocketRef, args: Args, ack: AckSender) {
 ///     let _ = socket.emit("echo", &args); // ["echo", a1, ..., an]
 ///     let _ = ack.send(&args); // [a1, ..., an]
+///     if let Some(Ok(first)) = args.get::<String>(0) {
+///         tracing::debug!(%first, count = args.0.len(), "echoed");
+///     }
 /// }
 /// # let _ = echo;
 /// ```
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Args(pub Vec<serde_json::Value>);
+#[derive(Debug, Clone, Default)]
+pub struct Args(pub Vec<Box<RawValue>>);
+
+impl Args {
+    /// Argument `index` as a `T`; `None` past the last argument.
+    pub fn get<T: DeserializeOwned>(&self, index: usize) -> Option<Result<T, serde_json::Error>> {
+        self.0.get(index).map(|arg| serde_json::from_str(arg.get()))
+    }
+
+    /// Every argument as a JSON value.
+    ///
+    /// # Errors
+    ///
+    /// An argument nests deeper than serde_json parses (128 levels).
+    pub fn values(&self) -> Result<Vec<serde_json::Value>, serde_json::Error> {
+        self.0.iter().map(|arg| serde_json::from_str(arg.get())).collect()
+    }
+}
 
 impl FromContext for Args {
     type Rejection = DataRejection;
