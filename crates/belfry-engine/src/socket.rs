@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use http::request::Parts;
+use http::{HeaderMap, HeaderName, HeaderValue, Uri, request::Parts};
 use parking_lot::Mutex;
 use tokio::{sync::Notify, time::Instant};
 use tokio_util::sync::CancellationToken;
@@ -47,6 +47,25 @@ struct Outbox {
     ws_close_code: Option<u16>,
 }
 
+/// The request head with allocations of its own. hyper hands out the URI and header values as
+/// slices of the connection's read buffer (8 KiB or more): a session that kept them would keep
+/// that whole buffer alive as long as it lives, the larger part of an idle connection's memory.
+fn detached(mut parts: Parts) -> Parts {
+    parts.headers = parts
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            let name = HeaderName::from_bytes(name.as_str().as_bytes()).unwrap_or(name.clone());
+            let value = HeaderValue::from_bytes(value.as_bytes()).unwrap_or(value.clone());
+            (name, value)
+        })
+        .collect::<HeaderMap>();
+    if let Ok(uri) = Uri::try_from(parts.uri.to_string()) {
+        parts.uri = uri;
+    }
+    parts
+}
+
 /// What a transport takes from the queue in one go.
 #[derive(Debug, Default)]
 pub(crate) struct Drained {
@@ -67,7 +86,7 @@ impl<D> Socket<D> {
         let span = tracing::debug_span!("engine", sid = %id, transport = transport.as_str());
         Socket {
             id,
-            parts,
+            parts: detached(parts),
             transport: AtomicU8::new(transport as u8),
             state: Mutex::new(Outbox {
                 queue: VecDeque::new(),
