@@ -161,7 +161,10 @@ impl Args {
     ///
     /// An argument nests deeper than serde_json parses (128 levels).
     pub fn values(&self) -> Result<Vec<serde_json::Value>, serde_json::Error> {
-        self.0.iter().map(|arg| serde_json::from_str(arg.get())).collect()
+        self.0
+            .iter()
+            .map(|arg| serde_json::from_str(arg.get()))
+            .collect()
     }
 }
 

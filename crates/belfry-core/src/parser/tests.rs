@@ -251,7 +251,11 @@ fn row38_deep_and_odd_json() {
     let escaped = format!("42[\"x\",\"\\\\\\\"{}\"]", "[".repeat(1000));
     assert!(decode(&escaped).is_ok(), "{escaped}");
     // ...and what follows a string still counts.
-    let after = format!("42[\"x\",\"a\\\"b\",{}{}]", "[".repeat(200), "]".repeat(200));
+    let after = format!(
+        "42[\"x\",\"a\\\"b\",{}{}]",
+        "[".repeat(200),
+        "]".repeat(200)
+    );
     assert_eq!(decode(&after), Err(ParseError::InvalidPayload));
     // Defined values or a refusal, never a panic.
     let _ = decode(r#"42["x",1e400]"#);
