@@ -173,6 +173,8 @@ pub(crate) enum Codec {
         uid: String,
         nsp: Str,
         channels: Channels,
+        /// `channels.response_to(uid)`: where Node servers may answer this one.
+        my_responses: String,
     },
     Sharded {
         uid: String,
@@ -185,11 +187,15 @@ pub(crate) enum Codec {
 impl Codec {
     pub(crate) fn new(protocol: Protocol, key: &str, uid: &str, nsp: &str) -> Codec {
         match protocol {
-            Protocol::Classic => Codec::Classic {
-                uid: uid.to_owned(),
-                nsp: Str::from(nsp),
-                channels: Channels::new(key, nsp),
-            },
+            Protocol::Classic => {
+                let channels = Channels::new(key, nsp);
+                Codec::Classic {
+                    uid: uid.to_owned(),
+                    nsp: Str::from(nsp),
+                    my_responses: channels.response_to(uid),
+                    channels,
+                }
+            }
             Protocol::Sharded(mode) => Codec::Sharded {
                 uid: uid.to_owned(),
                 nsp: Str::from(nsp),
@@ -202,12 +208,16 @@ impl Codec {
     /// What the namespace subscribes to from the start.
     pub(crate) fn subscriptions(&self) -> Vec<(String, Kind)> {
         match self {
-            Codec::Classic { uid, channels, .. } => vec![
+            Codec::Classic {
+                channels,
+                my_responses,
+                ..
+            } => vec![
                 (channels.broadcast_pattern(), Kind::Pattern),
                 (channels.request.clone(), Kind::Channel),
                 (channels.response.clone(), Kind::Channel),
                 // Node servers with `publishOnSpecificResponseChannel` answer there.
-                (channels.response_to(uid), Kind::Channel),
+                (my_responses.clone(), Kind::Channel),
             ],
             Codec::Sharded { uid, channels, .. } => vec![
                 (channels.namespace.clone(), Kind::Shard),
@@ -269,7 +279,11 @@ impl Codec {
         bytes: &[u8],
     ) -> Result<Option<Incoming>, WireError> {
         match self {
-            Codec::Classic { channels, uid, .. } => {
+            Codec::Classic {
+                channels,
+                my_responses,
+                ..
+            } => {
                 if channels.room_of(channel).is_some() {
                     let broadcast = wire::decode_broadcast(bytes)?;
                     return Ok(Some(Incoming {
@@ -283,7 +297,7 @@ impl Codec {
                 if channel == channels.request {
                     return decode_classic_request(bytes);
                 }
-                if channel == channels.response || channel == channels.response_to(uid) {
+                if channel == channels.response || channel == my_responses {
                     return decode_classic_response(bytes);
                 }
                 Ok(None)
@@ -301,7 +315,9 @@ impl Codec {
     /// `message` as this protocol publishes it: `(channel, bytes)`.
     pub(crate) fn encode(&self, message: &Outgoing<'_>) -> Result<(String, Vec<u8>), EncodeError> {
         match self {
-            Codec::Classic { uid, nsp, channels } => encode_classic(uid, nsp, channels, message),
+            Codec::Classic {
+                uid, nsp, channels, ..
+            } => encode_classic(uid, nsp, channels, message),
             Codec::Sharded {
                 uid,
                 nsp,

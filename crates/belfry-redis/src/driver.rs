@@ -363,68 +363,34 @@ async fn serve(
     let mut awaiting_pong = false;
     let mut health = tokio::time::interval(HEALTH_INTERVAL);
     health.tick().await;
+    // Routes changed, or Redis confirmed a subscription: compare routes and subscriptions
+    // again. Not on every message: a namespace may have thousands of room channels.
+    let mut dirty = true;
     loop {
-        let strong = driver.upgrade()?;
-        // Subscribe what is new (everything after a reconnect), unsubscribe what is gone.
-        let (missing, gone) = {
-            let routes = strong.routes.lock();
-            let missing: Vec<(String, Kind)> = routes
-                .iter()
-                .filter(|(channel, _)| !asked.contains_key(*channel))
-                .map(|(channel, route)| (channel.clone(), route.kind))
-                .collect();
-            let gone: Vec<(String, Kind)> = asked
-                .iter()
-                .filter(|(channel, _)| !routes.contains_key(*channel))
-                .map(|(channel, kind)| (channel.clone(), *kind))
-                .collect();
-            (missing, gone)
-        };
-        let mut out = Vec::new();
-        for (channel, kind) in &missing {
-            resp::write_command(&mut out, &[kind.subscribe(), channel.as_bytes()]);
-        }
-        for (channel, kind) in &gone {
-            resp::write_command(&mut out, &[kind.unsubscribe(), channel.as_bytes()]);
-        }
-        if !out.is_empty() {
-            if let Err(error) = subscriber.write(&out).await {
+        if dirty {
+            dirty = false;
+            let strong = driver.upgrade()?;
+            if let Err(error) = sync(&strong, &mut subscriber, &mut asked, &confirmed).await {
                 return Some(error.to_string());
             }
-            for (channel, _) in gone {
-                asked.remove(&channel);
-                confirmed.remove(&channel);
-            }
-            asked.extend(missing);
-        }
-        if !strong.connected.load(Ordering::Acquire) {
-            // Publishers renew their connection before anyone sees "connected".
-            strong.generation.fetch_add(1, Ordering::AcqRel);
-            strong.connected.store(true, Ordering::Release);
-            tracing::info!("redis subscription restored");
-        }
-        let all_confirmed = strong
-            .routes
-            .lock()
-            .keys()
-            .all(|channel| confirmed.contains(channel));
-        if all_confirmed && !strong.synced.swap(true, Ordering::AcqRel) {
-            strong.synced_notify.notify_waiters();
         }
         *backoff = MIN_BACKOFF;
-        drop(strong);
         tokio::select! {
             frame = subscriber.next_frame() => match frame {
                 Ok(frame) => {
                     let strong = driver.upgrade()?;
                     match on_frame(&strong, frame, &mut confirmed) {
                         Heard::Pong => awaiting_pong = false,
+                        Heard::Confirmation => dirty = true,
                         Heard::Other => {}
                     }
                 }
                 Err(error) => return Some(error.to_string()),
             },
-            woke = wake.recv() => woke?,
+            woke = wake.recv() => {
+                woke?;
+                dirty = true;
+            }
             _ = health.tick() => {
                 if awaiting_pong {
                     return Some("no answer to a health check".to_owned());
@@ -438,8 +404,63 @@ async fn serve(
     }
 }
 
+/// Subscribes what is new in the routes (everything after a reconnect), unsubscribes what is
+/// gone, and tells who waits once Redis confirmed every route.
+async fn sync(
+    driver: &Driver,
+    subscriber: &mut Subscriber,
+    asked: &mut HashMap<String, Kind>,
+    confirmed: &HashSet<String>,
+) -> std::io::Result<()> {
+    let (missing, gone) = {
+        let routes = driver.routes.lock();
+        let missing: Vec<(String, Kind)> = routes
+            .iter()
+            .filter(|(channel, _)| !asked.contains_key(*channel))
+            .map(|(channel, route)| (channel.clone(), route.kind))
+            .collect();
+        let gone: Vec<(String, Kind)> = asked
+            .iter()
+            .filter(|(channel, _)| !routes.contains_key(*channel))
+            .map(|(channel, kind)| (channel.clone(), *kind))
+            .collect();
+        (missing, gone)
+    };
+    let mut out = Vec::new();
+    for (channel, kind) in &missing {
+        resp::write_command(&mut out, &[kind.subscribe(), channel.as_bytes()]);
+    }
+    for (channel, kind) in &gone {
+        resp::write_command(&mut out, &[kind.unsubscribe(), channel.as_bytes()]);
+    }
+    if !out.is_empty() {
+        subscriber.write(&out).await?;
+        for (channel, _) in gone {
+            asked.remove(&channel);
+        }
+        asked.extend(missing);
+    }
+    if !driver.connected.load(Ordering::Acquire) {
+        // Publishers renew their connection before anyone sees "connected".
+        driver.generation.fetch_add(1, Ordering::AcqRel);
+        driver.connected.store(true, Ordering::Release);
+        tracing::info!("redis subscription restored");
+    }
+    let all_confirmed = driver
+        .routes
+        .lock()
+        .keys()
+        .all(|channel| confirmed.contains(channel));
+    if all_confirmed && !driver.synced.swap(true, Ordering::AcqRel) {
+        driver.synced_notify.notify_waiters();
+    }
+    Ok(())
+}
+
 enum Heard {
     Pong,
+    /// Redis confirmed a subscription.
+    Confirmation,
     Other,
 }
 
@@ -473,6 +494,12 @@ fn on_frame(driver: &Driver, frame: Frame, confirmed: &mut HashSet<String>) -> H
         b"subscribe" | b"psubscribe" | b"ssubscribe" => {
             if let Some(channel) = part(1) {
                 confirmed.insert(String::from_utf8_lossy(channel).into_owned());
+                return Heard::Confirmation;
+            }
+        }
+        b"unsubscribe" | b"punsubscribe" | b"sunsubscribe" => {
+            if let Some(channel) = part(1) {
+                confirmed.remove(String::from_utf8_lossy(channel).as_ref());
             }
         }
         b"pong" => return Heard::Pong,

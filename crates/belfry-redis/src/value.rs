@@ -115,15 +115,7 @@ fn write_json(
                 if i > 0 {
                     out.push(',');
                 }
-                let key = match key {
-                    Value::String(s) => s
-                        .as_str()
-                        .ok_or(WireError::Shape("a key is not UTF-8"))?
-                        .to_owned(),
-                    // JavaScript object keys are strings; a number key is its decimal text.
-                    other => other.to_string(),
-                };
-                out.push_str(&serde_json::to_string(&key)?);
+                out.push_str(&serde_json::to_string(&object_key(key)?)?);
                 out.push(':');
                 write_json(item, out, attachments, depth + 1)?;
             }
@@ -170,14 +162,7 @@ fn to_json(value: &Value, depth: usize) -> Result<serde_json::Value, WireError> 
         Value::Map(entries) => {
             let mut object = serde_json::Map::with_capacity(entries.len());
             for (key, item) in entries {
-                let key = match key {
-                    Value::String(s) => s
-                        .as_str()
-                        .ok_or(WireError::Shape("a key is not UTF-8"))?
-                        .to_owned(),
-                    other => other.to_string(),
-                };
-                object.insert(key, to_json(item, depth + 1)?);
+                object.insert(object_key(key)?, to_json(item, depth + 1)?);
             }
             Json::Object(object)
         }
@@ -186,6 +171,18 @@ fn to_json(value: &Value, depth: usize) -> Result<serde_json::Value, WireError> 
 
 fn float(f: f64) -> serde_json::Value {
     serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, serde_json::Value::Number)
+}
+
+/// A msgpack map key as a JSON object key: JavaScript object keys are strings, a number key
+/// is its decimal text.
+fn object_key(key: &Value) -> Result<String, WireError> {
+    match key {
+        Value::String(s) => s
+            .as_str()
+            .map(str::to_owned)
+            .ok_or(WireError::Shape("a key is not UTF-8")),
+        other => Ok(other.to_string()),
+    }
 }
 
 /// A float as JSON writes it; NaN and infinities become `null`, as `JSON.stringify` does.
