@@ -56,11 +56,10 @@ async fn a_broadcast_from_belfry_decodes_in_node() {
     let packet = Packet {
         ns: Str::from("/"),
         data: PacketData::Event {
-            payload: Payload {
-                json: r#"["hello",{"_placeholder":true,"num":0},{"k":[1,2.5,"x",null,true]}]"#
-                    .into(),
-                attachments: vec![Bytes::from_static(b"\xff\x00")],
-            },
+            payload: Payload::new(
+                r#"["hello",{"_placeholder":true,"num":0},{"k":[1,2.5,"x",null,true]}]"#,
+                vec![Bytes::from_static(b"\xff\x00")],
+            ),
             ack: None,
         },
     };

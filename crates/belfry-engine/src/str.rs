@@ -19,31 +19,48 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 /// assert_eq!(&*s, "hello");
 /// assert_eq!(s.clone().len(), 5);
 /// ```
-#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Str(Utf8Bytes);
+///
+/// A sub-string ([`Str::slice`]) shares the buffer and costs O(1): it keeps the whole buffer's
+/// checked UTF-8 and a range into it, so slicing never checks the bytes again.
+#[derive(Clone)]
+pub struct Str {
+    buf: Utf8Bytes,
+    start: usize,
+    end: usize,
+}
 
 impl Str {
     /// Creates a `Str` from a static string, without allocating.
     pub const fn from_static(s: &'static str) -> Self {
-        Str(Utf8Bytes::from_static(s))
+        Str {
+            buf: Utf8Bytes::from_static(s),
+            start: 0,
+            end: s.len(),
+        }
+    }
+
+    fn whole(buf: Utf8Bytes) -> Self {
+        let end = buf.len();
+        Str { buf, start: 0, end }
     }
 
     /// The string slice.
     pub fn as_str(&self) -> &str {
-        self.0.as_str()
+        // The range is on char boundaries of the buffer's text (`slice` checked them).
+        &self.buf.as_str()[self.start..self.end]
     }
 
-    /// The underlying bytes (UTF-8).
-    pub fn as_bytes(&self) -> &Bytes {
-        self.0.as_ref()
+    /// The UTF-8 bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.as_str().as_bytes()
     }
 
     /// Converts into the underlying bytes.
     pub fn into_bytes(self) -> Bytes {
-        self.0.into()
+        Bytes::from(self.buf).slice(self.start..self.end)
     }
 
-    /// A sub-string of `self` sharing the same buffer.
+    /// A sub-string of `self` sharing the same buffer, in O(1).
     ///
     /// # Panics
     ///
@@ -52,16 +69,56 @@ impl Str {
     pub fn slice(&self, range: std::ops::Range<usize>) -> Str {
         // Checks the boundaries the way `str` indexing does (the panic is documented).
         let _ = &self.as_str()[range.clone()];
-        Str(Utf8Bytes::try_from(self.as_bytes().slice(range))
-            .expect("a str slice on char boundaries is valid UTF-8"))
+        Str {
+            buf: self.buf.clone(),
+            start: self.start + range.start,
+            end: self.start + range.end,
+        }
     }
 
+    /// The text as tungstenite's string type: free for a whole buffer, a copy for a slice.
     pub(crate) fn into_utf8_bytes(self) -> Utf8Bytes {
-        self.0
+        if self.start == 0 && self.end == self.buf.len() {
+            self.buf
+        } else {
+            Utf8Bytes::from(self.as_str())
+        }
     }
 
     pub(crate) fn from_utf8_bytes(b: Utf8Bytes) -> Self {
-        Str(b)
+        Str::whole(b)
+    }
+}
+
+impl Default for Str {
+    fn default() -> Self {
+        Str::from_static("")
+    }
+}
+
+impl PartialEq for Str {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Str {}
+
+impl std::hash::Hash for Str {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl PartialOrd for Str {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Str {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
     }
 }
 
@@ -69,19 +126,19 @@ impl TryFrom<Bytes> for Str {
     type Error = std::str::Utf8Error;
 
     fn try_from(bytes: Bytes) -> Result<Self, Self::Error> {
-        Utf8Bytes::try_from(bytes).map(Str)
+        Utf8Bytes::try_from(bytes).map(Str::whole)
     }
 }
 
 impl From<String> for Str {
     fn from(s: String) -> Self {
-        Str(s.into())
+        Str::whole(s.into())
     }
 }
 
 impl From<&str> for Str {
     fn from(s: &str) -> Self {
-        Str(s.into())
+        Str::whole(s.into())
     }
 }
 

@@ -65,10 +65,7 @@ pub(crate) fn value_to_payload(value: &Value) -> Result<Payload, WireError> {
     let mut json = String::with_capacity(64);
     let mut attachments = Vec::new();
     write_json(value, &mut json, &mut attachments, 0)?;
-    Ok(Payload {
-        json: json.into(),
-        attachments,
-    })
+    Ok(Payload::new(json, attachments))
 }
 
 fn write_json(
@@ -201,10 +198,10 @@ mod tests {
     use super::*;
 
     fn payload(json: &str, attachments: &[&'static [u8]]) -> Payload {
-        Payload {
-            json: json.into(),
-            attachments: attachments.iter().map(|b| Bytes::from_static(b)).collect(),
-        }
+        Payload::new(
+            json,
+            attachments.iter().map(|b| Bytes::from_static(b)).collect(),
+        )
     }
 
     #[test]

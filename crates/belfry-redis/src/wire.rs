@@ -359,10 +359,7 @@ mod tests {
         Packet {
             ns: Str::from(ns),
             data: PacketData::Event {
-                payload: Payload {
-                    json: json.into(),
-                    attachments,
-                },
+                payload: Payload::new(json, attachments),
                 ack: None,
             },
         }
@@ -419,10 +416,10 @@ mod tests {
 
     #[test]
     fn ack_requests_and_answers_round_trip() {
-        let payload = Payload {
-            json: r#"["vote?",{"_placeholder":true,"num":0}]"#.into(),
-            attachments: vec![Bytes::from_static(b"\x01")],
-        };
+        let payload = Payload::new(
+            r#"["vote?",{"_placeholder":true,"num":0}]"#,
+            vec![Bytes::from_static(b"\x01")],
+        );
         let opts = BroadcastOptions {
             rooms: vec!["voters".into()],
             flags: BroadcastFlags {

@@ -75,10 +75,7 @@ impl AckSender {
             json.push_str(&format!(r#"{{"_placeholder":true,"num":{num}}}]"#));
         }
         found.extend(attachments);
-        let payload = Payload {
-            json: json.into(),
-            attachments: found,
-        };
+        let payload = Payload::new(json, found);
         self.socket
             .send(&Packet::ack(self.socket.ns().to_owned(), payload, id))
     }

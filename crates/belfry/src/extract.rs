@@ -21,6 +21,7 @@
 
 use std::{borrow::Cow, convert::Infallible, fmt, marker::PhantomData};
 
+use belfry_core::parser::Elements;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
@@ -63,16 +64,16 @@ impl<T: FromContext> FromContext for Option<T> {
 /// connect auth (`{}` when the client sent none).
 fn data_json(ctx: &HandlerContext) -> Result<Cow<'_, str>, &'static str> {
     match &ctx.kind {
-        ContextKind::Event { payload, args, .. } => Ok(match args.as_slice() {
+        ContextKind::Event { args, .. } => Ok(match &**args {
             [] => Cow::Borrowed("null"),
-            [one] => Cow::Borrowed(&payload.json[one.clone()]),
+            [one] => Cow::Borrowed(one.get()),
             many => {
                 let mut json = String::from("[");
-                for (i, range) in many.iter().enumerate() {
+                for (i, arg) in many.iter().enumerate() {
                     if i > 0 {
                         json.push(',');
                     }
-                    json.push_str(&payload.json[range.clone()]);
+                    json.push_str(arg.get());
                 }
                 json.push(']');
                 Cow::Owned(json)
@@ -141,13 +142,21 @@ impl fmt::Display for DataRejection {
 ///     let _ = socket.emit("echo", &args); // ["echo", a1, ..., an]
 ///     let _ = ack.send(&args); // [a1, ..., an]
 ///     if let Some(Ok(first)) = args.get::<String>(0) {
-///         tracing::debug!(%first, count = args.0.len(), "echoed");
+///         tracing::debug!(%first, count = args.len(), "echoed");
 ///     }
 /// }
 /// # let _ = echo;
 /// ```
 #[derive(Debug, Clone, Default)]
-pub struct Args(pub Vec<Box<RawValue>>);
+pub struct Args(pub Elements);
+
+impl std::ops::Deref for Args {
+    type Target = [Box<RawValue>];
+
+    fn deref(&self) -> &[Box<RawValue>] {
+        &self.0
+    }
+}
 
 impl Args {
     /// Argument `index` as a `T`; `None` past the last argument.
@@ -173,12 +182,8 @@ impl FromContext for Args {
 
     fn from_context(ctx: &mut HandlerContext) -> Result<Self, DataRejection> {
         match &ctx.kind {
-            ContextKind::Event { payload, args, .. } => args
-                .iter()
-                .map(|range| serde_json::from_str(&payload.json[range.clone()]))
-                .collect::<Result<_, _>>()
-                .map(Args)
-                .map_err(|e| DataRejection(format!("invalid event data: {e}"))),
+            // The decoder's split, shared: nothing is parsed or copied.
+            ContextKind::Event { args, .. } => Ok(Args(args.clone())),
             _ => Err(DataRejection("only events have arguments".to_owned())),
         }
     }
@@ -188,8 +193,8 @@ impl serde::Serialize for Args {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeTuple;
         // A tuple: spread into separate arguments by `emit` and `AckSender::send`.
-        let mut tuple = serializer.serialize_tuple(self.0.len())?;
-        for value in &self.0 {
+        let mut tuple = serializer.serialize_tuple(self.len())?;
+        for value in self.iter() {
             tuple.serialize_element(value)?;
         }
         tuple.end()

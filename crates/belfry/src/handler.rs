@@ -6,9 +6,12 @@
 //! the failure is answered: a connect is refused with a CONNECT_ERROR carrying the message, an
 //! event's ack (if the client asked for one) receives `{"error": message}`.
 
-use std::{future::Future, ops::Range, pin::Pin, sync::Arc};
+use std::{future::Future, pin::Pin, sync::Arc};
 
-use belfry_core::{Str, parser::Payload};
+use belfry_core::{
+    Str,
+    parser::{Elements, Payload},
+};
 
 use crate::{DisconnectReason, SocketRef, extract::FromContext};
 
@@ -31,8 +34,8 @@ pub(crate) enum ContextKind {
     Event {
         name: String,
         payload: Payload,
-        /// The byte ranges of the arguments (after the name) in `payload.json`.
-        args: Vec<Range<usize>>,
+        /// The arguments (after the name), as the decoder split them.
+        args: Elements,
         ack: Option<u64>,
     },
     Disconnect {

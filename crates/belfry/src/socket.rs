@@ -3,7 +3,7 @@
 use std::{
     collections::{HashMap, VecDeque},
     fmt::{self, Write as _},
-    ops::{Deref, Range},
+    ops::Deref,
     panic::AssertUnwindSafe,
     sync::{
         Arc, Weak,
@@ -534,27 +534,21 @@ impl Socket {
     }
 
     /// Runs the handler of an incoming event, after those of the events before it.
+    ///
+    /// Called by the connection's reader with no lock held, so an event arriving at an idle
+    /// queue starts at once, on the reader's task (see [`Socket::enqueue_sized`]).
     pub(crate) fn on_event(self: &Arc<Self>, payload: Payload, ack: Option<u64>) {
         let bytes = payload.json.len() + payload.attachments.iter().map(Bytes::len).sum::<usize>();
         let socket = self.clone();
         self.enqueue_sized(
             Box::pin(async move { socket.run_event(payload, ack).await }),
             bytes,
+            true,
         );
     }
 
     async fn run_event(self: Arc<Self>, payload: Payload, ack: Option<u64>) {
-        let Ok((name, args)) = payload.event().map(|(name, args)| {
-            let base = payload.json.as_ptr() as usize;
-            let ranges: Vec<Range<usize>> = args
-                .iter()
-                .map(|arg| {
-                    let start = arg.get().as_ptr() as usize - base;
-                    start..start + arg.get().len()
-                })
-                .collect();
-            (name, ranges)
-        }) else {
+        let Ok((name, args)) = payload.event() else {
             return;
         };
         let listeners: Option<Vec<ErasedHandler>> = {
@@ -647,16 +641,19 @@ impl Socket {
 
     /// Queues a job behind the socket's pending handlers.
     pub(crate) fn enqueue(&self, future: BoxFuture) {
-        self.enqueue_sized(future, 0);
+        self.enqueue_sized(future, 0, false);
     }
 
     /// Queues a job for an event of `bytes` bytes. A client whose events pile up past
     /// [`MAX_PENDING_EVENTS`] or [`MAX_PENDING_BYTES`] is cut off as a flood.
     ///
     /// Jobs run one at a time, in order, on a task started when a job arrives at an idle queue
-    /// and ending when the queue is empty: an idle socket holds no task.
-    fn enqueue_sized(&self, future: BoxFuture, bytes: usize) {
-        let start_drain = {
+    /// and ending when the queue is empty: an idle socket holds no task. With `inline`, a job
+    /// arriving at an idle queue is first polled right here, by the caller (which must hold no
+    /// lock a handler could want): most handlers finish without waiting, and then no task is
+    /// started at all. One that waits continues on a task.
+    fn enqueue_sized(&self, future: BoxFuture, bytes: usize, inline: bool) {
+        let idle = {
             let mut queue = self.queue.lock();
             if queue.closed {
                 return;
@@ -668,10 +665,58 @@ impl Socket {
                 self.conn.close();
                 return;
             }
-            queue.jobs.push_back(Job { future, bytes });
-            !std::mem::replace(&mut queue.draining, true)
+            let idle = !std::mem::replace(&mut queue.draining, true);
+            if !(idle && inline) {
+                queue.jobs.push_back(Job { future, bytes });
+                idle
+            } else {
+                queue.release(bytes);
+                drop(queue);
+                let Some(rest) = self.poll_inline(future) else {
+                    return self.finish_inline();
+                };
+                queue = self.queue.lock();
+                queue.jobs.push_front(Job {
+                    future: rest,
+                    bytes: 0,
+                });
+                true
+            }
         };
-        if start_drain && let Some(socket) = self.me.upgrade() {
+        if idle {
+            self.spawn_drain();
+        }
+    }
+
+    /// Polls a job once on the caller's task; returns it if it is not done. Its wakeups are
+    /// dropped: the task that takes it over polls it again, which registers that task instead.
+    fn poll_inline(&self, mut future: BoxFuture) -> Option<BoxFuture> {
+        let _span = self.span.enter();
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))) {
+            Ok(std::task::Poll::Pending) => Some(future),
+            Ok(std::task::Poll::Ready(())) => None,
+            Err(_) => {
+                tracing::error!("a handler panicked");
+                None
+            }
+        }
+    }
+
+    /// After a job ran inline to its end: jobs queued meanwhile (by the job itself) get a task.
+    fn finish_inline(&self) {
+        let more = {
+            let mut queue = self.queue.lock();
+            queue.draining = !queue.jobs.is_empty();
+            queue.draining
+        };
+        if more {
+            self.spawn_drain();
+        }
+    }
+
+    fn spawn_drain(&self) {
+        if let Some(socket) = self.me.upgrade() {
             let span = self.span.clone();
             tokio::spawn(tracing::Instrument::instrument(socket.drain(), span));
         }
@@ -829,10 +874,7 @@ pub(crate) fn event_payload<T: Serialize + ?Sized>(
         json.push(']');
         found.extend(attachments);
     }
-    Ok(Payload {
-        json: Str::from(json),
-        attachments: found,
-    })
+    Ok(Payload::new(json, found))
 }
 
 /// The Engine.IO messages of a packet: its text, then each attachment.
@@ -866,7 +908,7 @@ pub(crate) fn deserialize_args<R: DeserializeOwned>(
     payload: &Payload,
 ) -> Result<R, serde_json::Error> {
     let args = payload.elements()?;
-    let json = match args.as_slice() {
+    let json = match &*args {
         [] => "null",
         [one] => one.get(),
         _ => &payload.json,

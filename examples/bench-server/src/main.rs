@@ -9,6 +9,7 @@
 //!
 //! Written as a user would: default options but `max_payload` (1 MB, the contract's), handlers
 //! as plain async functions of extractors.
+use axum::serve::ListenerExt;
 use belfry::{
     AckSender, SocketIo, SocketRef,
     extract::{Args, Data},
@@ -55,7 +56,11 @@ async fn main() -> std::io::Result<()> {
     let socket = tokio::net::TcpSocket::new_v4()?;
     socket.set_reuseaddr(true)?;
     socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))?;
-    let listener = socket.listen(1024)?;
+    // Small frames go out at once rather than waiting for the peer's ack (Nagle's algorithm is
+    // off: Node's http server does the same by default).
+    let listener = socket.listen(1024)?.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     // Ctrl-C ends the process normally (so that profilers such as heaptrack can write their
     // data); the harness stops it with SIGTERM.
     axum::serve(listener, app)

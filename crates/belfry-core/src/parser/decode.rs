@@ -3,7 +3,9 @@
 use bytes::Bytes;
 use serde_json::{Value, value::RawValue};
 
-use super::{DEFAULT_MAX_ATTACHMENTS, Packet, PacketData, Payload, event_name, is_reserved_event};
+use super::{
+    DEFAULT_MAX_ATTACHMENTS, Elements, Packet, PacketData, Payload, event_name, is_reserved_event,
+};
 use crate::Str;
 
 /// Why a message is not a valid Socket.IO packet. Each one is a protocol violation: the
@@ -169,7 +171,8 @@ fn parse(text: Str, max_attachments: usize) -> Result<(Packet, usize), ParseErro
         None
     };
     let json = text.slice(i..text.len());
-    if too_deep(&json) {
+    let scan = scan(&json);
+    if scan.too_deep {
         return Err(ParseError::InvalidPayload);
     }
     let data = match kind {
@@ -180,19 +183,20 @@ fn parse(text: Str, max_attachments: usize) -> Result<(Packet, usize), ParseErro
         }
         b'1' if json.is_empty() => PacketData::Disconnect,
         b'2' | b'5' => {
-            check_event(&json)?;
-            check_placeholders(&json, attachments)?;
+            let elements = split_array(&json)?;
+            check_event(&elements)?;
+            check_placeholders(&json, &scan, attachments)?;
             PacketData::Event {
-                payload: Payload::json(json),
+                payload: Payload::decoded(json, elements),
                 ack,
             }
         }
         b'3' | b'6' => {
             let ack = ack.ok_or(ParseError::InvalidAckId)?;
-            expect_shape(&json, |first| first == b'[')?;
-            check_placeholders(&json, attachments)?;
+            let elements = split_array(&json)?;
+            check_placeholders(&json, &scan, attachments)?;
             PacketData::Ack {
-                payload: Payload::json(json),
+                payload: Payload::decoded(json, elements),
                 ack,
             }
         }
@@ -209,15 +213,28 @@ fn parse(text: Str, max_attachments: usize) -> Result<(Packet, usize), ParseErro
 /// does not apply.
 const MAX_DEPTH: usize = 128;
 
-/// True if `json` nests arrays and objects deeper than [`MAX_DEPTH`]; one linear pass that
-/// jumps over string contents (the bulk of most payloads) with a vectorised search.
-fn too_deep(json: &str) -> bool {
+/// What one linear pass over a packet's JSON found.
+#[derive(Debug, Default)]
+struct Scan {
+    /// Arrays and objects nest deeper than [`MAX_DEPTH`].
+    too_deep: bool,
+    /// A string is exactly `_placeholder` (a key of a placeholder object, or one that looks
+    /// like it).
+    placeholder: bool,
+}
+
+/// One linear pass over `json` that jumps over string contents (the bulk of most payloads) with
+/// a vectorised search.
+fn scan(json: &str) -> Scan {
+    const PLACEHOLDER: &[u8] = b"_placeholder\"";
     let bytes = json.as_bytes();
+    let mut found = Scan::default();
     let mut depth = 0usize;
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
         match b {
             b'"' => {
+                found.placeholder |= bytes[i + 1..].starts_with(PLACEHOLDER);
                 // To the closing quote: the next quote not escaped.
                 let mut at = i + 1;
                 loop {
@@ -227,7 +244,7 @@ fn too_deep(json: &str) -> bool {
                             at += offset;
                             break;
                         }
-                        None => return false,
+                        None => return found,
                     }
                 }
                 i = at;
@@ -235,7 +252,8 @@ fn too_deep(json: &str) -> bool {
             b'[' | b'{' => {
                 depth += 1;
                 if depth > MAX_DEPTH {
-                    return true;
+                    found.too_deep = true;
+                    return found;
                 }
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
@@ -243,7 +261,7 @@ fn too_deep(json: &str) -> bool {
         }
         i += 1;
     }
-    false
+    found
 }
 
 /// The length of the run of ASCII digits at `bytes[from..]`.
@@ -263,10 +281,13 @@ fn expect_shape(json: &str, first: impl Fn(u8) -> bool) -> Result<(), ParseError
     }
 }
 
+/// Checks that `json` is an array, and splits it (the one pass over an event's JSON).
+fn split_array(json: &str) -> Result<Elements, ParseError> {
+    Elements::parse(json).map_err(|_| ParseError::InvalidPayload)
+}
+
 /// An event is a non-empty array whose first element is a string (not reserved) or a number.
-fn check_event(json: &str) -> Result<(), ParseError> {
-    let elements: Vec<&RawValue> =
-        serde_json::from_str(json).map_err(|_| ParseError::InvalidPayload)?;
+fn check_event(elements: &Elements) -> Result<(), ParseError> {
     let first = elements.first().ok_or(ParseError::InvalidPayload)?;
     let name = event_name(first)?;
     if is_reserved_event(&name) {
@@ -276,9 +297,10 @@ fn check_event(json: &str) -> Result<(), ParseError> {
 }
 
 /// Every `_placeholder` object must be `{"_placeholder":true,"num":i}` with `i` an integer below
-/// the attachment count. A packet without the key anywhere is not parsed again.
-fn check_placeholders(json: &str, attachments: usize) -> Result<(), ParseError> {
-    if attachments == 0 && !json.contains("\"_placeholder\"") {
+/// the attachment count. A packet without the key anywhere (as the scan found) is not parsed
+/// again.
+fn check_placeholders(json: &str, scan: &Scan, attachments: usize) -> Result<(), ParseError> {
+    if attachments == 0 && !scan.placeholder {
         return Ok(());
     }
     let value: Value = serde_json::from_str(json).map_err(|_| ParseError::InvalidPayload)?;

@@ -29,6 +29,8 @@ mod encode;
 
 pub use decode::{Decoder, ParseError};
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use serde_json::value::RawValue;
 
@@ -90,32 +92,78 @@ pub enum PacketData {
 }
 
 /// A JSON array with its binary attachments.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Payload {
     /// The JSON array, with `{"_placeholder":true,"num":i}` where attachment `i` belongs.
     pub json: Str,
     /// The binary attachments, in placeholder order.
     pub attachments: Vec<Bytes>,
+    /// The array's elements as the [`Decoder`] split them while checking the packet, kept with
+    /// the text they came from: used while `json` is still that text, so that the JSON of an
+    /// incoming packet is scanned once.
+    split: Option<Split>,
 }
+
+#[derive(Debug, Clone)]
+struct Split {
+    of: Str,
+    elements: Elements,
+}
+
+impl PartialEq for Payload {
+    fn eq(&self, other: &Self) -> bool {
+        self.json == other.json && self.attachments == other.attachments
+    }
+}
+
+impl Eq for Payload {}
 
 impl Payload {
     /// A payload without attachments.
     ///
     /// The caller vouches that `json` is a JSON array; packets from the [`Decoder`] are checked.
     pub fn json(json: impl Into<Str>) -> Payload {
+        Payload::new(json, Vec::new())
+    }
+
+    /// A payload with attachments.
+    ///
+    /// The caller vouches that `json` is a JSON array with a placeholder for each attachment.
+    pub fn new(json: impl Into<Str>, attachments: Vec<Bytes>) -> Payload {
         Payload {
             json: json.into(),
-            attachments: Vec::new(),
+            attachments,
+            split: None,
         }
     }
 
-    /// The elements of the array, unparsed.
+    /// A payload the decoder checked, with its elements.
+    fn decoded(json: Str, elements: Elements) -> Payload {
+        Payload {
+            split: Some(Split {
+                of: json.clone(),
+                elements,
+            }),
+            ..Payload::json(json)
+        }
+    }
+
+    /// The elements of the array, unparsed. Free for a payload from the [`Decoder`], whose
+    /// check split them already.
     ///
     /// # Errors
     ///
     /// If `json` is not a JSON array (never for a decoded packet).
-    pub fn elements(&self) -> Result<Vec<&RawValue>, serde_json::Error> {
-        serde_json::from_str(&self.json)
+    pub fn elements(&self) -> Result<Elements, serde_json::Error> {
+        match &self.split {
+            // The cached split holds its text alive, so an equal address is the same text.
+            Some(split)
+                if split.of.as_ptr() == self.json.as_ptr() && split.of.len() == self.json.len() =>
+            {
+                Ok(split.elements.clone())
+            }
+            _ => Elements::parse(&self.json),
+        }
     }
 
     /// For an event: its name (a number is given as its JSON text) and its arguments.
@@ -124,13 +172,48 @@ impl Payload {
     ///
     /// If the payload is not a non-empty array starting with a string or a number (never for a
     /// packet the [`Decoder`] returned).
-    pub fn event(&self) -> Result<(String, Vec<&RawValue>), ParseError> {
-        let mut elements = self.elements().map_err(|_| ParseError::InvalidPayload)?;
-        if elements.is_empty() {
-            return Err(ParseError::InvalidPayload);
-        }
-        let name = event_name(elements.remove(0))?;
-        Ok((name, elements))
+    pub fn event(&self) -> Result<(String, Elements), ParseError> {
+        let elements = self.elements().map_err(|_| ParseError::InvalidPayload)?;
+        let name = event_name(elements.first().ok_or(ParseError::InvalidPayload)?)?;
+        Ok((name, elements.skip(1)))
+    }
+}
+
+/// Elements of a JSON array (an event's arguments, an ack's answer), each as the JSON text it
+/// was written with: checked, not parsed. Cheap to clone; dereferences to the slice.
+#[derive(Debug, Clone, Default)]
+pub struct Elements {
+    all: Arc<[Box<RawValue>]>,
+    skip: usize,
+}
+
+impl Elements {
+    /// Checks and splits a JSON array.
+    ///
+    /// # Errors
+    ///
+    /// If `json` is not a JSON array.
+    pub fn parse(json: &str) -> Result<Elements, serde_json::Error> {
+        let all: Vec<Box<RawValue>> = serde_json::from_str(json)?;
+        Ok(Elements {
+            all: all.into(),
+            skip: 0,
+        })
+    }
+
+    /// The same elements but the first `n`.
+    #[must_use]
+    pub fn skip(mut self, n: usize) -> Elements {
+        self.skip = (self.skip + n).min(self.all.len());
+        self
+    }
+}
+
+impl std::ops::Deref for Elements {
+    type Target = [Box<RawValue>];
+
+    fn deref(&self) -> &[Box<RawValue>] {
+        &self.all[self.skip..]
     }
 }
 

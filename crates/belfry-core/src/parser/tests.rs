@@ -196,8 +196,18 @@ fn row36_placeholders_and_stray_frames() {
         r#"451-["x",{"_placeholder":true}]"#,
         r#"451-["x",{"_placeholder":"true","num":0}]"#,
         r#"42["x",{"_placeholder":true,"num":0}]"#,
+        r#"431[{"a":[{"_placeholder":true,"num":0}]}]"#,
+        r#"42["x",{"\\":1,"_placeholder":true,"num":0}]"#,
     ] {
         assert_eq!(decode(text), Err(ParseError::InvalidPlaceholder), "{text}");
+    }
+    // Strings that only resemble the key are data.
+    for text in [
+        r#"42["x","_placeholder"]"#,
+        r#"42["x",{"_placeholders":true,"num":0}]"#,
+        r#"42["x","a\"_placeholder\"",{"b":"_placeholder"}]"#,
+    ] {
+        assert!(decode(text).is_ok(), "{text}");
     }
     // A binary message with nothing waiting for it.
     let mut decoder = Decoder::default();
@@ -333,10 +343,7 @@ fn with_placeholders(json: &str, attachments: Vec<Bytes>) -> Payload {
     for num in 0..attachments.len() {
         items.push(serde_json::json!({"_placeholder": true, "num": num}));
     }
-    Payload {
-        json: Str::from(serde_json::to_string(&items).unwrap()),
-        attachments,
-    }
+    Payload::new(serde_json::to_string(&items).unwrap(), attachments)
 }
 
 proptest! {
