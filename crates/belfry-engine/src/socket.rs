@@ -186,6 +186,7 @@ impl<D> Socket<D> {
             state.bytes += bytes;
         }
         self.wake_writer.notify_one();
+        writer::queued_for(self);
         Ok(())
     }
 
@@ -268,23 +269,29 @@ impl<D> Socket<D> {
 
     /// Takes every queued packet, the heartbeat ping first. `polling` also takes a pending noop.
     pub(crate) fn drain(&self, polling: bool) -> Drained {
+        let mut packets = Vec::new();
+        let close = self.drain_into(&mut packets, polling);
+        Drained { packets, close }
+    }
+
+    /// [`Socket::drain`] into `out`; returns the close reason once the session is closed (the
+    /// transport sends the packets, then closes).
+    pub(crate) fn drain_into(
+        &self,
+        out: &mut impl Extend<Packet>,
+        polling: bool,
+    ) -> Option<DisconnectReason> {
         let mut state = self.state.lock();
-        let mut packets = Vec::with_capacity(
-            state.queue.len() + usize::from(state.ping) + usize::from(state.noop),
-        );
         if std::mem::take(&mut state.ping) && state.close.is_none() {
-            packets.push(Packet::Ping);
+            out.extend([Packet::Ping]);
         }
-        packets.extend(state.queue.drain(..));
+        out.extend(state.queue.drain(..));
         state.bytes = 0;
         state.full_since = None;
         if polling && std::mem::take(&mut state.noop) {
-            packets.push(Packet::Noop);
+            out.extend([Packet::Noop]);
         }
-        Drained {
-            packets,
-            close: state.close,
-        }
+        state.close
     }
 }
 
@@ -295,5 +302,38 @@ impl<D> fmt::Debug for Socket<D> {
             .field("transport", &self.transport())
             .field("closed", &self.is_closed())
             .finish_non_exhaustive()
+    }
+}
+
+/// Which sessions a connection's own work gives packets to, so that its writer can let theirs go
+/// first (see the WebSocket transport).
+pub(crate) mod writer {
+    use std::cell::Cell;
+
+    thread_local! {
+        /// The session whose reader runs on this thread (its address), and whether what it ran
+        /// queued packets for another session.
+        static CURRENT: Cell<(usize, bool)> = const { Cell::new((0, false)) };
+    }
+
+    /// Runs `f` as the work of session `me`; true if it queued packets for other sessions.
+    pub(crate) fn queues_for_others<T: ?Sized>(me: &T, f: impl FnOnce()) -> bool {
+        let outer = CURRENT.replace((address(me), false));
+        f();
+        CURRENT.replace(outer).1
+    }
+
+    /// Notes that `session` was given packets.
+    pub(crate) fn queued_for<T: ?Sized>(session: &T) {
+        CURRENT.with(|current| {
+            let (me, others) = current.get();
+            if !others && me != 0 && me != address(session) {
+                current.set((me, true));
+            }
+        });
+    }
+
+    fn address<T: ?Sized>(session: &T) -> usize {
+        std::ptr::from_ref(session).cast::<()>() as usize
     }
 }

@@ -76,6 +76,27 @@ impl Str {
         }
     }
 
+    /// `self` with `prefix` in front, if its buffer holds exactly `prefix` right before it: the
+    /// wider string shares the buffer.
+    ///
+    /// ```
+    /// use belfry_engine::Str;
+    ///
+    /// let text = Str::from("42[1]");
+    /// let json = text.slice(2..5);
+    /// assert_eq!(json.widen_front("42").unwrap(), "42[1]");
+    /// assert!(json.widen_front("43").is_none());
+    /// ```
+    pub fn widen_front(&self, prefix: &str) -> Option<Str> {
+        let start = self.start.checked_sub(prefix.len())?;
+        // Equal to a `str`, so `start` is on a char boundary.
+        (self.buf.as_bytes().get(start..self.start)? == prefix.as_bytes()).then(|| Str {
+            buf: self.buf.clone(),
+            start,
+            end: self.end,
+        })
+    }
+
     /// The text as tungstenite's string type: free for a whole buffer, a copy for a slice.
     pub(crate) fn into_utf8_bytes(self) -> Utf8Bytes {
         if self.start == 0 && self.end == self.buf.len() {

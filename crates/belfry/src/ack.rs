@@ -2,7 +2,10 @@
 
 use std::{convert::Infallible, fmt};
 
-use belfry_core::parser::{Packet, Payload};
+use belfry_core::{
+    Str,
+    parser::{Packet, Payload, write_header},
+};
 use bytes::Bytes;
 use serde::Serialize;
 
@@ -66,16 +69,14 @@ impl AckSender {
         let Some(id) = self.id else {
             return Ok(());
         };
-        let (mut json, mut found) = args::args_array(data)?;
-        for num in found.len()..found.len() + attachments.len() {
-            json.pop();
-            if json.len() > 1 {
-                json.push(',');
-            }
-            json.push_str(&format!(r#"{{"_placeholder":true,"num":{num}}}]"#));
-        }
-        found.extend(attachments);
-        let payload = Payload::new(json, found);
+        let ns = self.socket.ns();
+        let mut text = String::with_capacity(ns.len() + 48);
+        write_header(&mut text, "4", ns, true, Some(id));
+        let start = text.len();
+        let mut found = args::push_args_array(&mut text, data)?;
+        crate::socket::append_placeholders(&mut text, &mut found, attachments);
+        let text = Str::from(text);
+        let payload = Payload::new(text.slice(start..text.len()), found);
         self.socket
             .send(&Packet::ack(self.socket.ns().to_owned(), payload, id))
     }

@@ -10,30 +10,23 @@ use std::{fmt, io};
 use bytes::Bytes;
 use serde::{Serialize, ser};
 
-/// Writes `["<event>",args...]` for `data` spread as described in the module docs; returns it
-/// with the binary attachments found in `data`.
-pub(crate) fn event_array<T: Serialize + ?Sized>(
+/// Appends `["<event>",args...]` for `data` spread as described in the module docs to `out`;
+/// returns the binary attachments found in `data`.
+pub(crate) fn push_event_array<T: Serialize + ?Sized>(
+    out: &mut String,
     event: &str,
     data: &T,
-) -> Result<(String, Vec<Bytes>), serde_json::Error> {
-    let mut out = String::with_capacity(event.len() + 32);
-    out.push('[');
-    out.push_str(&serde_json::to_string(event)?);
-    let attachments = push_args(&mut out, data, true)?;
-    out.push(']');
-    Ok((out, attachments))
+) -> Result<Vec<Bytes>, serde_json::Error> {
+    push_array(out, Some(event), data)
 }
 
-/// Writes `[args...]` for `data` spread as described in the module docs; returns it with the
+/// Appends `[args...]` for `data` spread as described in the module docs to `out`; returns the
 /// binary attachments found in `data`.
-pub(crate) fn args_array<T: Serialize + ?Sized>(
+pub(crate) fn push_args_array<T: Serialize + ?Sized>(
+    out: &mut String,
     data: &T,
-) -> Result<(String, Vec<Bytes>), serde_json::Error> {
-    let mut out = String::with_capacity(32);
-    out.push('[');
-    let attachments = push_args(&mut out, data, false)?;
-    out.push(']');
-    Ok((out, attachments))
+) -> Result<Vec<Bytes>, serde_json::Error> {
+    push_array(out, None, data)
 }
 
 /// The arguments of `data`, spread as described in the module docs, as JSON values (bytes
@@ -49,41 +42,46 @@ pub(crate) fn to_values<T: Serialize + ?Sized>(
     })
 }
 
-/// Appends the arguments of `data`, each preceded by a comma when `after_first` is set. They
-/// are written straight into `out` (one copy of each argument's text, the serializer's).
-fn push_args<T: Serialize + ?Sized>(
+/// Appends the array of `event` (if any) and the arguments of `data`. Everything is written
+/// straight into `out` (one copy of each argument's text, the serializer's).
+fn push_array<T: Serialize + ?Sized>(
     out: &mut String,
+    event: Option<&str>,
     data: &T,
-    after_first: bool,
 ) -> Result<Vec<Bytes>, serde_json::Error> {
     let shape = shape(data);
-    if matches!(shape, Shape::None) {
-        return Ok(Vec::new());
-    }
     let mut buffer = std::mem::take(out).into_bytes();
-    if after_first && matches!(shape, Shape::One) {
-        buffer.push(b',');
+    buffer.push(b'[');
+    if let Some(event) = event {
+        serde_json::to_writer(&mut buffer, event)?;
     }
-    let start = buffer.len();
     let mut attachments = Vec::new();
-    let formatter = PlaceholderFormatter {
-        attachments: &mut attachments,
-    };
-    data.serialize(&mut serde_json::Serializer::with_formatter(
-        &mut buffer,
-        formatter,
-    ))?;
-    if matches!(shape, Shape::Spread) {
-        // A tuple serializes as a JSON array: its elements are the arguments.
-        buffer.pop();
-        if buffer.len() == start + 1 {
-            buffer.truncate(start);
-        } else if after_first {
-            buffer[start] = b',';
-        } else {
-            buffer.remove(start);
+    if !matches!(shape, Shape::None) {
+        let after_first = event.is_some();
+        if after_first && matches!(shape, Shape::One) {
+            buffer.push(b',');
+        }
+        let start = buffer.len();
+        let formatter = PlaceholderFormatter {
+            attachments: &mut attachments,
+        };
+        data.serialize(&mut serde_json::Serializer::with_formatter(
+            &mut buffer,
+            formatter,
+        ))?;
+        if matches!(shape, Shape::Spread) {
+            // A tuple serializes as a JSON array: its elements are the arguments.
+            buffer.pop();
+            if buffer.len() == start + 1 {
+                buffer.truncate(start);
+            } else if after_first {
+                buffer[start] = b',';
+            } else {
+                buffer.remove(start);
+            }
         }
     }
+    buffer.push(b']');
     *out = String::from_utf8(buffer).map_err(ser::Error::custom)?;
     Ok(attachments)
 }
@@ -246,6 +244,18 @@ impl ser::Serializer for ShapeProbe {
 mod tests {
     use super::*;
 
+    fn event_array<T: Serialize + ?Sized>(event: &str, data: &T) -> (String, Vec<Bytes>) {
+        let mut out = String::from("42");
+        let attachments = push_event_array(&mut out, event, data).unwrap();
+        (out.split_off(2), attachments)
+    }
+
+    fn args_array<T: Serialize + ?Sized>(data: &T) -> String {
+        let mut out = String::new();
+        push_args_array(&mut out, data).unwrap();
+        out
+    }
+
     #[test]
     fn bytes_anywhere_become_attachments() {
         #[derive(Serialize)]
@@ -258,7 +268,7 @@ mod tests {
             data: Bytes::from_static(b"xyz"),
         };
         let (json, attachments) =
-            event_array("up", &(&file, Bytes::from_static(b"!"), vec![1u8, 2])).unwrap();
+            event_array("up", &(&file, Bytes::from_static(b"!"), vec![1u8, 2]));
         assert_eq!(
             json,
             r#"["up",{"name":"a","data":{"_placeholder":true,"num":0}},{"_placeholder":true,"num":1},[1,2]]"#
@@ -271,18 +281,18 @@ mod tests {
 
     #[test]
     fn tuples_spread_and_others_do_not() {
-        assert_eq!(event_array("ev", &()).unwrap().0, r#"["ev"]"#);
-        assert_eq!(event_array("ev", &1).unwrap().0, r#"["ev",1]"#);
-        assert_eq!(event_array("ev", &(1, "a")).unwrap().0, r#"["ev",1,"a"]"#);
-        assert_eq!(event_array("ev", &vec![1, 2]).unwrap().0, r#"["ev",[1,2]]"#);
-        assert_eq!(event_array("ev", &[1, 2]).unwrap().0, r#"["ev",1,2]"#);
+        assert_eq!(event_array("ev", &()).0, r#"["ev"]"#);
+        assert_eq!(event_array("ev", &1).0, r#"["ev",1]"#);
+        assert_eq!(event_array("ev", &(1, "a")).0, r#"["ev",1,"a"]"#);
+        assert_eq!(event_array("ev", &vec![1, 2]).0, r#"["ev",[1,2]]"#);
+        assert_eq!(event_array("ev", &[1, 2]).0, r#"["ev",1,2]"#);
         assert_eq!(
-            event_array("ev", &serde_json::json!({"a": 1})).unwrap().0,
+            event_array("ev", &serde_json::json!({"a": 1})).0,
             r#"["ev",{"a":1}]"#
         );
-        assert_eq!(event_array("é\"", &Some(2)).unwrap().0, r#"["é\"",2]"#);
-        assert_eq!(args_array(&()).unwrap().0, "[]");
-        assert_eq!(args_array(&("ok",)).unwrap().0, r#"["ok"]"#);
-        assert_eq!(args_array(&"ok").unwrap().0, r#"["ok"]"#);
+        assert_eq!(event_array("é\"", &Some(2)).0, r#"["é\"",2]"#);
+        assert_eq!(args_array(&()), "[]");
+        assert_eq!(args_array(&("ok",)), r#"["ok"]"#);
+        assert_eq!(args_array(&"ok"), r#"["ok"]"#);
     }
 }

@@ -144,8 +144,8 @@ impl BroadcastOperator {
         R: DeserializeOwned + Send + 'static,
         T: Serialize + ?Sized,
     {
-        let payload = event_payload(event, data, Vec::new())?;
         let id = self.ns.next_ack_id();
+        let payload = event_payload(self.ns.name(), Some(id), event, data, Vec::new())?;
         let timeout = self
             .opts
             .flags
@@ -230,7 +230,7 @@ impl BroadcastOperator {
         data: &T,
         attachments: Vec<Bytes>,
     ) -> Result<usize, EmitError> {
-        let payload = event_payload(event, data, attachments)?;
+        let payload = event_payload(self.ns.name(), None, event, data, attachments)?;
         let packet = Packet::event(self.ns.name_str(), payload, None);
         // The adapter encodes once for every local recipient, and hands the packet to other
         // servers (logging, not failing, when it cannot reach them).

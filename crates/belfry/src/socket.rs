@@ -14,7 +14,7 @@ use std::{
 
 use belfry_core::{
     Str,
-    parser::{Packet, PacketData, Payload, is_reserved_event},
+    parser::{Packet, PacketData, Payload, is_reserved_event, write_header},
 };
 use belfry_engine::{Packet as EnginePacket, SendError, Sid, Socket as EngineSocket};
 use bytes::Bytes;
@@ -359,7 +359,7 @@ impl Socket {
         data: &T,
         attachments: Vec<Bytes>,
     ) -> Result<(), EmitError> {
-        let payload = event_payload(event, data, attachments)?;
+        let payload = event_payload(self.ns.name(), None, event, data, attachments)?;
         self.send(&Packet::event(self.ns.name_str(), payload, None))
     }
 
@@ -391,8 +391,8 @@ impl Socket {
         data: &T,
         timeout: Duration,
     ) -> Result<R, AckError> {
-        let payload = event_payload(event, data, Vec::new())?;
         let id = self.ns.next_ack_id();
+        let payload = event_payload(self.ns.name(), Some(id), event, data, Vec::new())?;
         let rx = self.expect_ack(id);
         if let Err(error) = self.send(&Packet::event(self.ns.name_str(), payload, Some(id))) {
             self.forget_ack(id);
@@ -854,8 +854,12 @@ impl Queue {
     }
 }
 
-/// The payload of `["event", ...data, ...placeholders]`.
+/// The payload of `["event", ...data, ...placeholders]` for an event to `ns` (asking for
+/// answer `ack`). Its JSON is written after the packet's Engine.IO text header, in the same
+/// buffer, so that encoding the packet shares that buffer ([`Packet::encode_shared`]).
 pub(crate) fn event_payload<T: Serialize + ?Sized>(
+    ns: &str,
+    ack: Option<u64>,
     event: &str,
     data: &T,
     attachments: Vec<Bytes>,
@@ -863,18 +867,31 @@ pub(crate) fn event_payload<T: Serialize + ?Sized>(
     if is_reserved_event(event) {
         return Err(EmitError::ReservedEvent(event.to_owned()));
     }
-    let (mut json, mut found) = args::event_array(event, data)?;
-    if !attachments.is_empty() {
-        // `["ev",args]` becomes `["ev",args,{placeholder n},...]`, numbered after the bytes
-        // found in `data`.
-        json.pop();
-        for num in found.len()..found.len() + attachments.len() {
-            let _ = write!(json, r#",{{"_placeholder":true,"num":{num}}}"#);
-        }
-        json.push(']');
-        found.extend(attachments);
+    let mut text = String::with_capacity(ns.len() + event.len() + 48);
+    write_header(&mut text, "4", ns, false, ack);
+    let start = text.len();
+    let mut found = args::push_event_array(&mut text, event, data)?;
+    append_placeholders(&mut text, &mut found, attachments);
+    let text = Str::from(text);
+    Ok(Payload::new(text.slice(start..text.len()), found))
+}
+
+/// Appends a placeholder per attachment to the JSON array ending `text` (`[args]` becomes
+/// `[args,{placeholder n},...]`, numbered after the bytes already `found`), and the attachments
+/// to `found`.
+pub(crate) fn append_placeholders(text: &mut String, found: &mut Vec<Bytes>, more: Vec<Bytes>) {
+    if more.is_empty() {
+        return;
     }
-    Ok(Payload::new(json, found))
+    text.pop();
+    for num in found.len()..found.len() + more.len() {
+        if !text.ends_with('[') {
+            text.push(',');
+        }
+        let _ = write!(text, r#"{{"_placeholder":true,"num":{num}}}"#);
+    }
+    text.push(']');
+    found.extend(more);
 }
 
 /// The Engine.IO messages of a packet: its text, then each attachment.
@@ -882,7 +899,7 @@ pub(crate) fn frames(packet: &Packet) -> Vec<EnginePacket> {
     let mut frames = Vec::with_capacity(1 + packet.attachments().len());
     // Encoded once with the Engine.IO message type, so that every recipient's transport sends
     // the same buffer as it is.
-    frames.push(EnginePacket::Encoded(Str::from(packet.encode_after("4"))));
+    frames.push(EnginePacket::Encoded(packet.encode_shared("4")));
     frames.extend(
         packet
             .attachments()
@@ -922,15 +939,22 @@ mod tests {
 
     #[test]
     fn binary_payloads_end_with_placeholders() {
-        let payload = event_payload("up", &(1, "a"), vec![Bytes::from_static(b"x"); 2]).unwrap();
+        let payload = event_payload(
+            "/",
+            None,
+            "up",
+            &(1, "a"),
+            vec![Bytes::from_static(b"x"); 2],
+        )
+        .unwrap();
         assert_eq!(
             &*payload.json,
             r#"["up",1,"a",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#
         );
-        let payload = event_payload("up", &(), vec![Bytes::from_static(b"x")]).unwrap();
+        let payload = event_payload("/", None, "up", &(), vec![Bytes::from_static(b"x")]).unwrap();
         assert_eq!(&*payload.json, r#"["up",{"_placeholder":true,"num":0}]"#);
         assert!(matches!(
-            event_payload("disconnect", &(), Vec::new()),
+            event_payload("/", None, "disconnect", &(), Vec::new()),
             Err(EmitError::ReservedEvent(_))
         ));
     }

@@ -28,6 +28,7 @@ mod decode;
 mod encode;
 
 pub use decode::{Decoder, ParseError};
+pub use encode::write_header;
 
 use std::sync::Arc;
 

@@ -377,3 +377,38 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn encoding_shares_a_buffer_that_holds_the_header() {
+    for (ns, answer, ack, expected) in [
+        ("/", false, None, r#"42["a",1]"#),
+        ("/chat", false, Some(12), r#"42/chat,12["a",1]"#),
+        ("/chat", true, Some(3), r#"43/chat,3["a",1]"#),
+    ] {
+        let mut text = String::new();
+        write_header(&mut text, "4", ns, answer, ack);
+        let start = text.len();
+        text.push_str(r#"["a",1]"#);
+        let text = Str::from(text);
+        let payload = Payload::json(text.slice(start..text.len()));
+        let packet = match (answer, ack) {
+            (true, Some(id)) => Packet::ack(ns, payload, id),
+            _ => Packet::event(ns, payload, ack),
+        };
+        let encoded = packet.encode_shared("4");
+        assert_eq!(encoded, expected);
+        assert_eq!(encoded.as_ptr(), text.as_ptr(), "{expected}: shared");
+        assert_eq!(packet.encode_after("4"), expected);
+    }
+    // A header that does not match (another namespace, attachments) is written anew.
+    let text = Str::from(r#"42["a"]"#);
+    let json = text.slice(2..text.len());
+    let other_ns = Packet::event("/x", Payload::json(json.clone()), None);
+    assert_eq!(other_ns.encode_shared("4"), r#"42/x,["a"]"#);
+    let binary = Packet::event(
+        "/",
+        Payload::new(json, vec![Bytes::from_static(b"1")]),
+        None,
+    );
+    assert_eq!(binary.encode_shared("4"), r#"451-["a"]"#);
+}

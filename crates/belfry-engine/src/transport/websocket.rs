@@ -1,15 +1,25 @@
 //! WebSocket: the handshake through hyper's upgrade, the probe that upgrades a polling session,
 //! and the reader and writer of an established connection.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::VecDeque,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt, stream::SplitSink};
+use futures_util::{SinkExt, StreamExt};
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::{
+    sync::futures::Notified,
+    time::{Instant, MissedTickBehavior},
+};
 use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{
@@ -25,7 +35,7 @@ use crate::{
     engine::EngineInner,
     errors::RequestError,
     request::{EngineResponse, upgrade_error},
-    socket::Drained,
+    socket::writer,
     transport::polling::edit_headers,
 };
 
@@ -236,43 +246,136 @@ async fn probe<H: EngineHandler>(
     run(inner, socket, ws).await;
 }
 
-/// Runs an established WebSocket on one task: it reads frames and, beside the read, writes
-/// what the send queue holds. The write in flight is polled with the read, so a client that
-/// reads slowly still has its pongs read (and is closed by the slow-consumer rule).
+/// Runs an established WebSocket on one task, without splitting it: each poll reads what
+/// arrived and writes what the send queue holds. A write in flight does not stop reads, so a
+/// client that reads slowly still has its pongs read (and is closed by the slow-consumer rule).
+///
+/// Fairness: when what was read queued packets for other connections (a broadcast), the task
+/// steps back to the end of the run queue before writing its own, so that the recipients write
+/// first. A broadcaster's acks then follow its deliveries, as on Node, instead of letting it
+/// pile broadcasts up faster than they are delivered.
 async fn run<H: EngineHandler>(
     inner: Arc<EngineInner<H>>,
     socket: Arc<Socket<H::Data>>,
-    ws: WsStream,
+    mut ws: WsStream,
 ) {
-    let (sink, mut stream) = ws.split();
-    let mut idle_sink = Some(sink);
-    let mut write: Option<WriteFuture> = None;
-    loop {
-        tokio::select! {
-            msg = stream.next(), if !socket.is_closed() => {
-                read(&inner, &socket, msg);
+    let mut notified = std::pin::pin!(socket.wake_writer.notified());
+    let mut out = Outbound::default();
+    std::future::poll_fn(|cx| {
+        let mut yielding = false;
+        while !socket.is_closed() {
+            let Poll::Ready(msg) = ws.poll_next_unpin(cx) else {
+                break;
+            };
+            if writer::queues_for_others(&*socket, || read(&inner, &socket, msg)) {
+                yielding = true;
+                break;
             }
-            () = socket.wake_writer.notified(), if write.is_none() => {
-                let drained = socket.drain(false);
-                if drained.packets.is_empty() && drained.close.is_none() {
-                    continue;
+        }
+        if yielding {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        out.write(cx, &socket, &mut ws, notified.as_mut())
+    })
+    .await;
+}
+
+/// The writing half of [`run`]: packets taken from the send queue and not written yet.
+#[derive(Default)]
+struct Outbound {
+    packets: VecDeque<Packet>,
+    /// Written, not flushed yet.
+    flushing: bool,
+    /// The session closed: after the packets, the close frame.
+    close: Option<DisconnectReason>,
+    close_sent: bool,
+}
+
+impl Outbound {
+    /// Writes what there is to write; ready when the connection is done.
+    fn write<'s, D>(
+        &mut self,
+        cx: &mut Context<'_>,
+        socket: &'s Socket<D>,
+        ws: &mut WsStream,
+        mut notified: Pin<&mut Notified<'s>>,
+    ) -> Poll<()> {
+        loop {
+            if self.flushing {
+                match ws.poll_flush_unpin(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(())) => self.flushing = false,
+                    Poll::Ready(Err(_)) => return self.failed(socket),
                 }
-                let sink = idle_sink.take().expect("an idle writer holds the sink");
-                write = Some(Box::pin(write_batch(socket.clone(), sink, drained)));
             }
-            (sink, done) = async { write.as_mut().expect("only polled while writing").await }, if write.is_some() => {
-                write = None;
-                idle_sink = Some(sink);
-                if done {
-                    break;
+            if self.packets.is_empty() && self.close.is_none() {
+                // Take the queue each time the writer is woken (a permit left by a wake before
+                // the new `Notified` existed makes it ready at once).
+                while notified.as_mut().poll(cx).is_ready() {
+                    notified.set(socket.wake_writer.notified());
+                    self.close = socket.drain_into(&mut self.packets, false);
                 }
+                if self.packets.is_empty() && self.close.is_none() {
+                    return Poll::Pending;
+                }
+            }
+            while let Some(packet) = self.packets.pop_front() {
+                match ws.poll_ready_unpin(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(_)) => return self.failed(socket),
+                    Poll::Pending => {
+                        self.packets.push_front(packet);
+                        return Poll::Pending;
+                    }
+                }
+                if ws.start_send_unpin(to_message(packet)).is_err() {
+                    return self.failed(socket);
+                }
+                self.flushing = true;
+            }
+            if self.flushing {
+                continue;
+            }
+            if self.close.is_some() {
+                return self.close(cx, socket, ws);
             }
         }
     }
-}
 
-type WsSink = SplitSink<WsStream, Message>;
-type WriteFuture = std::pin::Pin<Box<dyn std::future::Future<Output = (WsSink, bool)> + Send>>;
+    /// After the last packet: a flush (which also sends a close frame tungstenite queued on its
+    /// own, answering a bad one), our close frame (with the session's close code, if any), then
+    /// the closing handshake. Errors past the flush are the peer's business.
+    fn close<D>(
+        &mut self,
+        cx: &mut Context<'_>,
+        socket: &Socket<D>,
+        ws: &mut WsStream,
+    ) -> Poll<()> {
+        if !self.close_sent {
+            match ws.poll_flush_unpin(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(_)) => return self.failed(socket),
+                Poll::Ready(Ok(())) => {}
+            }
+            if ws.poll_ready_unpin(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let frame = socket.ws_close_code().map(|code| CloseFrame {
+                code: CloseCode::from(code),
+                reason: "".into(),
+            });
+            self.close_sent = true;
+            let _ = ws.start_send_unpin(Message::Close(frame));
+        }
+        ws.poll_close_unpin(cx).map(|_| ())
+    }
+
+    fn failed<D>(&mut self, socket: &Socket<D>) -> Poll<()> {
+        socket.close_with(DisconnectReason::TransportError);
+        Poll::Ready(())
+    }
+}
 
 /// Acts on one read result.
 fn read<H: EngineHandler>(
@@ -315,35 +418,6 @@ fn close_code(error: &WsError) -> Option<u16> {
         WsError::Protocol(_) => Some(1002),
         _ => Some(1011),
     }
-}
-
-/// Writes one batch of queued packets, one packet per frame; when the session is closing, then
-/// the close frame. Returns the sink, and whether the connection is done.
-async fn write_batch<D>(
-    socket: Arc<Socket<D>>,
-    mut sink: WsSink,
-    drained: Drained,
-) -> (WsSink, bool) {
-    for packet in drained.packets {
-        if sink.feed(to_message(packet)).await.is_err() {
-            socket.close_with(DisconnectReason::TransportError);
-            return (sink, true);
-        }
-    }
-    if sink.flush().await.is_err() {
-        socket.close_with(DisconnectReason::TransportError);
-        return (sink, true);
-    }
-    if drained.close.is_some() {
-        let frame = socket.ws_close_code().map(|code| CloseFrame {
-            code: CloseCode::from(code),
-            reason: "".into(),
-        });
-        let _ = sink.send(Message::Close(frame)).await;
-        let _ = sink.close().await;
-        return (sink, true);
-    }
-    (sink, false)
 }
 
 fn to_message(packet: Packet) -> Message {
