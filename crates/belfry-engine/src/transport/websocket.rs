@@ -253,7 +253,8 @@ async fn probe<H: EngineHandler>(
 /// Fairness: when what was read queued packets for other connections (a broadcast), the task
 /// steps back to the end of the run queue before writing its own, so that the recipients write
 /// first. A broadcaster's acks then follow its deliveries, as on Node, instead of letting it
-/// pile broadcasts up faster than they are delivered.
+/// pile broadcasts up faster than they are delivered; what it sends in one burst is still read
+/// at once, so that recipients write it in one batch.
 async fn run<H: EngineHandler>(
     inner: Arc<EngineInner<H>>,
     socket: Arc<Socket<H::Data>>,
@@ -262,15 +263,14 @@ async fn run<H: EngineHandler>(
     let mut notified = std::pin::pin!(socket.wake_writer.notified());
     let mut out = Outbound::default();
     std::future::poll_fn(|cx| {
+        // Everything that arrived is read first (a burst of broadcasts then reaches each
+        // recipient as one batch).
         let mut yielding = false;
         while !socket.is_closed() {
             let Poll::Ready(msg) = ws.poll_next_unpin(cx) else {
                 break;
             };
-            if writer::queues_for_others(&*socket, || read(&inner, &socket, msg)) {
-                yielding = true;
-                break;
-            }
+            yielding |= writer::queues_for_others(&*socket, || read(&inner, &socket, msg));
         }
         if yielding {
             cx.waker().wake_by_ref();
