@@ -3,20 +3,13 @@
 //
 // usage: node sio_client.mjs <base-url> <scenario> <transport: default|websocket|polling>
 import { io } from "socket.io-client";
+import { report } from "./report.mjs";
 
 const [url, scenario, transportArg] = process.argv.slice(2);
 const transports =
   transportArg === "websocket" ? ["websocket"] : transportArg === "polling" ? ["polling"] : undefined;
 const result = { scenario };
-
-function finish(code = 0) {
-  console.log(JSON.stringify(result));
-  process.exit(code);
-}
-setTimeout(() => {
-  result.error = "timeout";
-  finish(2);
-}, 20000);
+const { run } = report(result);
 
 const connect = (ns = "/", opts = {}) =>
   io(url + ns, { forceNew: true, reconnection: false, transports, ...opts });
@@ -194,7 +187,4 @@ const scenarios = {
   },
 };
 
-scenarios[scenario]().then(() => finish(0), (e) => {
-  result.error = String(e && e.stack || e);
-  finish(1);
-});
+run(scenarios[scenario]);

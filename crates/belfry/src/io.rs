@@ -11,7 +11,10 @@ use std::{
 
 use belfry_core::{
     Str,
-    adapter::{Adapter, AdapterFactory, AdapterListener, LocalAdapter, LocalSockets},
+    adapter::{
+        Adapter, AdapterFactory, AdapterListener, ConnectionStateRecovery, LocalAdapter,
+        LocalSockets,
+    },
     parser::DEFAULT_MAX_ATTACHMENTS,
 };
 use belfry_engine::{Engine, EngineConfig, EngineConfigBuilder, EngineLayer, EngineService};
@@ -75,6 +78,7 @@ pub(crate) struct IoConfig {
     pub(crate) connect_timeout: Duration,
     pub(crate) ack_timeout: Duration,
     pub(crate) max_attachments: usize,
+    pub(crate) recovery: Option<ConnectionStateRecovery>,
 }
 
 impl fmt::Debug for SocketIo {
@@ -95,9 +99,10 @@ impl SocketIo {
                 connect_timeout: Duration::from_secs(45),
                 ack_timeout: Duration::from_secs(5),
                 max_attachments: DEFAULT_MAX_ATTACHMENTS,
+                recovery: None,
             },
             state: HashMap::new(),
-            adapter: Arc::new(|local| Arc::new(LocalAdapter::new(local))),
+            adapter: None,
             client_files: None,
         }
     }
@@ -482,7 +487,8 @@ pub struct SocketIoBuilder {
     engine: EngineConfigBuilder,
     config: IoConfig,
     state: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
-    adapter: AdapterFactory,
+    /// `None`: the in-memory adapter (keeping sessions when recovery is on).
+    adapter: Option<AdapterFactory>,
     client_files: Option<ClientFiles>,
 }
 
@@ -556,7 +562,33 @@ impl SocketIoBuilder {
     where
         F: Fn(Arc<dyn LocalSockets>) -> Arc<dyn Adapter> + Send + Sync + 'static,
     {
-        self.adapter = Arc::new(factory);
+        self.adapter = Some(Arc::new(factory));
+        self
+    }
+
+    /// Turns on connection state recovery (Node's `connectionStateRecovery`): a client that
+    /// lost its connection for a while gets back its socket id, rooms and data, and the events
+    /// broadcast meanwhile ([`Socket::recovered`](crate::Socket::recovered) tells it). Each
+    /// event without ack gets an offset as its last argument, as in Node. The in-memory
+    /// adapter keeps what recovery needs; an adapter set with [`SocketIoBuilder::adapter`]
+    /// must support it (the Redis adapter does not, as Node's).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use belfry::{SocketIo, SocketRef, core::adapter::ConnectionStateRecovery};
+    ///
+    /// let (_layer, io) = SocketIo::builder()
+    ///     .connection_state_recovery(ConnectionStateRecovery::default())
+    ///     .build_layer();
+    /// io.ns("/", |socket: SocketRef| async move {
+    ///     if !socket.recovered() {
+    ///         socket.join("lobby");
+    ///     }
+    /// });
+    /// ```
+    pub fn connection_state_recovery(mut self, options: ConnectionStateRecovery) -> Self {
+        self.config.recovery = Some(options);
         self
     }
 
@@ -645,6 +677,12 @@ impl SocketIoBuilder {
 
     /// The layer to mount in an axum `Router`, and the server handle.
     pub fn build_layer(self) -> (SocketIoLayer, SocketIo) {
+        let adapter = self.adapter.unwrap_or_else(|| match self.config.recovery {
+            Some(options) => {
+                Arc::new(move |local| Arc::new(LocalAdapter::with_recovery(local, options)))
+            }
+            None => Arc::new(|local| Arc::new(LocalAdapter::new(local))),
+        });
         let io = SocketIo {
             inner: Arc::new(IoInner {
                 config: self.config,
@@ -652,7 +690,7 @@ impl SocketIoBuilder {
                 parents: RwLock::new(Vec::new()),
                 state: self.state,
                 engine: OnceLock::new(),
-                adapter: self.adapter,
+                adapter,
             }),
         };
         io.ns("/", || async {});

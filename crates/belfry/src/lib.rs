@@ -196,6 +196,7 @@ mod guides {
         Middlewares => "middlewares.md",
         SessionsAndAuth => "sessions-and-auth.md",
         GracefulShutdown => "graceful-shutdown.md",
+        ConnectionStateRecovery => "connection-state-recovery.md",
         ManyNodes => "many-nodes.md",
         FromNode => "from-node.md",
         FromSocketioxide => "from-socketioxide.md",

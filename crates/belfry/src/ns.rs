@@ -13,12 +13,13 @@ use std::{
 use belfry_core::{
     Str,
     adapter::{
-        Adapter, AdapterFactory, BroadcastFlags, LocalAckSink, LocalSockets, ServerSideReply,
-        SocketInfo,
+        Adapter, AdapterFactory, BroadcastFlags, LocalAckSink, LocalSockets, RestoredSession,
+        ServerSideReply, SocketInfo,
     },
     parser::{Packet, Payload},
 };
 use belfry_engine::{Sid, Socket as EngineSocket};
+use futures_util::FutureExt;
 use parking_lot::RwLock;
 
 use crate::{
@@ -110,18 +111,65 @@ impl Namespace {
         self.middlewares.write().push(middleware);
     }
 
-    /// A client asks to join: the middlewares run in order (asynchronously, if there are any),
-    /// then the connect handler's arguments are extracted. A refusal from either is answered
-    /// with a CONNECT_ERROR and leaves nothing behind; otherwise the socket is registered, the
-    /// client gets CONNECT, and the handler runs.
+    /// A client asks to join. Under connection state recovery, a client presenting its
+    /// private session id and last offset first gets its old socket back, if the adapter still
+    /// has it. Then the middlewares run in order (asynchronously, if there are any; skipped for
+    /// a recovered socket when so configured), then the connect handler's arguments are
+    /// extracted. A refusal from either is answered with a CONNECT_ERROR and leaves nothing
+    /// behind; otherwise the socket is registered, the client gets CONNECT, and the handler runs.
     pub(crate) fn connect(
         self: &Arc<Self>,
         io: &SocketIo,
         conn: &Arc<EngineSocket<Connection>>,
         auth: Option<Str>,
     ) {
-        let socket = Socket::new(self.clone(), conn.clone(), io.clone(), auth.as_deref());
+        let Some(claim) = io
+            .config()
+            .recovery
+            .and_then(|_| RecoveryClaim::from_auth(auth.as_deref()))
+        else {
+            return self.connect_as(io, conn, auth, None);
+        };
+        let mut restore = self.adapter.restore_session(&claim.pid, &claim.offset);
+        // The in-memory adapter answers at once; a remote one is waited for on a task.
+        if let Some(restored) = (&mut restore).now_or_never() {
+            return self.connect_as(io, conn, auth, restored_or_log(restored));
+        }
+        let (ns, io, conn) = (self.clone(), io.clone(), conn.clone());
+        tokio::spawn(async move {
+            let restored = restored_or_log(restore.await);
+            if !conn.is_closed() {
+                ns.connect_as(&io, &conn, auth, restored);
+            }
+        });
+    }
+
+    /// Creates the socket (the `restored` one, if any) and runs the middlewares.
+    fn connect_as(
+        self: &Arc<Self>,
+        io: &SocketIo,
+        conn: &Arc<EngineSocket<Connection>>,
+        auth: Option<Str>,
+        restored: Option<RestoredSession>,
+    ) {
+        let socket = Socket::new(
+            self.clone(),
+            conn.clone(),
+            io.clone(),
+            auth.as_deref(),
+            restored.as_ref().map(|restored| &restored.session),
+        );
+        let skip_middlewares = match restored {
+            Some(restored) => {
+                socket.restore(restored);
+                io.config()
+                    .recovery
+                    .is_some_and(|recovery| recovery.get_skip_middlewares())
+            }
+            None => false,
+        };
         let middlewares = match self.parent.as_ref().and_then(Weak::upgrade) {
+            _ if skip_middlewares => Vec::new(),
             Some(parent) => parent.middlewares.read().clone(),
             None => self.middlewares.read().clone(),
         };
@@ -167,7 +215,8 @@ impl Namespace {
                 if let Some(parent) = self.parent.as_ref().and_then(Weak::upgrade) {
                     parent.keep(self);
                 }
-                let packet = Packet::connect(self.name.clone(), socket.id().as_str());
+                let pid = socket.pid().map(Sid::as_str);
+                let packet = Packet::connect(self.name.clone(), socket.id().as_str(), pid);
                 let _ = socket.send(&packet);
                 socket
                     .span()
@@ -219,6 +268,30 @@ impl Namespace {
     pub(crate) fn adapter(&self) -> &Arc<dyn Adapter> {
         &self.adapter
     }
+}
+
+/// What a client presents to recover its socket: in its CONNECT auth, `pid` and `offset`,
+/// both strings (the client adds them to its own auth).
+#[derive(serde::Deserialize)]
+struct RecoveryClaim {
+    pid: String,
+    offset: String,
+}
+
+impl RecoveryClaim {
+    fn from_auth(auth: Option<&str>) -> Option<RecoveryClaim> {
+        serde_json::from_str(auth?).ok()
+    }
+}
+
+/// The session an adapter restored; a failure is logged and gives a fresh socket, as in Node.
+fn restored_or_log(
+    restored: Result<Option<RestoredSession>, belfry_core::adapter::AdapterError>,
+) -> Option<RestoredSession> {
+    restored.unwrap_or_else(|error| {
+        tracing::debug!(%error, "session not restored");
+        None
+    })
 }
 
 /// The namespace as its adapter sees it.

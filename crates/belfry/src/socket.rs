@@ -14,6 +14,7 @@ use std::{
 
 use belfry_core::{
     Str,
+    adapter::{BroadcastOptions, RestoredSession, Session},
     parser::{Packet, PacketData, Payload, is_reserved_event, write_header},
 };
 use belfry_engine::{Packet as EnginePacket, SendError, Sid, Socket as EngineSocket};
@@ -44,6 +45,9 @@ const MAX_PENDING_BYTES: usize = 16 << 20;
 pub struct Socket {
     me: Weak<Socket>,
     id: Sid,
+    /// The private session id, under connection state recovery.
+    pid: Option<Sid>,
+    recovered: bool,
     /// When the socket connected (ms since the epoch), and its CONNECT auth: the rest of the
     /// handshake is read from the request when asked for.
     issued: u64,
@@ -94,20 +98,28 @@ impl fmt::Debug for Socket {
 }
 
 impl Socket {
-    /// Creates the socket; its handlers run in order on a task started when events arrive.
+    /// Creates the socket; its handlers run in order on a task started when events arrive. A
+    /// recovered socket takes the id of its `previous` session.
     pub(crate) fn new(
         ns: Arc<Namespace>,
         conn: Arc<EngineSocket<Connection>>,
         io: SocketIo,
         auth: Option<&str>,
+        previous: Option<&Session>,
     ) -> Arc<Socket> {
         let issued = crate::handshake::now_millis();
         let auth = auth.map(Str::from);
-        let id = Sid::random();
+        let id = previous.map_or_else(Sid::random, |session| session.sid.clone());
+        let pid = io
+            .config()
+            .recovery
+            .map(|_| previous.map_or_else(Sid::random, |session| session.pid.clone()));
         let span = tracing::debug_span!(parent: conn.span(), "socket", ns = %ns.name(), %id);
         Arc::new_cyclic(|me| Socket {
             me: me.clone(),
             id,
+            pid,
+            recovered: previous.is_some(),
             issued,
             auth,
             ns,
@@ -131,6 +143,29 @@ impl Socket {
     /// The socket id: 20 URL-safe characters, distinct from the engine session id.
     pub fn id(&self) -> &Sid {
         &self.id
+    }
+
+    /// Whether this socket is a recovered one (Node's `socket.recovered`): its client came back
+    /// within the recovery window, kept its id, rooms and data, and got the events it missed.
+    /// Always false without [`connection state recovery`](crate::SocketIoBuilder::connection_state_recovery).
+    pub fn recovered(&self) -> bool {
+        self.recovered
+    }
+
+    /// The private session id of connection state recovery, sent in the CONNECT reply.
+    pub(crate) fn pid(&self) -> Option<&Sid> {
+        self.pid.as_ref()
+    }
+
+    /// Puts back what the socket had before its connection was lost, and sends the events its
+    /// client missed (before the CONNECT reply, as Node; the client holds them until then).
+    pub(crate) fn restore(&self, restored: RestoredSession) {
+        let RestoredSession { session, missed } = restored;
+        self.ns.adapter().add_all(&self.id, &session.rooms);
+        *self.data.write() = session.data;
+        for payload in missed {
+            let _ = self.send(&Packet::event(self.ns.name_str(), payload, None));
+        }
     }
 
     /// The details of the connection (Node's `socket.handshake`), built from the handshake
@@ -360,7 +395,24 @@ impl Socket {
         attachments: Vec<Bytes>,
     ) -> Result<(), EmitError> {
         let payload = event_payload(self.ns.name(), None, event, data, attachments)?;
-        self.send(&Packet::event(self.ns.name_str(), payload, None))
+        let packet = Packet::event(self.ns.name_str(), payload, None);
+        if self.pid.is_some() && self.connected() && self.ns.socket(&self.id).is_some() {
+            // Under recovery, Node sends through the adapter (to the socket's own room), which
+            // keeps the event and gives it an offset.
+            let own = BroadcastOptions {
+                rooms: vec![self.id.to_string()],
+                ..BroadcastOptions::default()
+            };
+            return match self.ns.adapter().broadcast(&packet, &own) {
+                Ok(0) => Err(EmitError::Full),
+                Ok(_) => Ok(()),
+                Err(error) => {
+                    tracing::warn!(%error, "emit through the adapter failed");
+                    Err(EmitError::Disconnected)
+                }
+            };
+        }
+        self.send(&packet)
     }
 
     /// Sends `event` and waits for the client's acknowledgement, deserialized into `R` (one
@@ -777,8 +829,19 @@ impl Socket {
         self.queue.lock().closed = true;
     }
 
-    /// Leaves every room and the namespace; returns the disconnect handler's future.
+    /// Leaves every room and the namespace; returns the disconnect handler's future. Under
+    /// recovery, a socket whose connection was lost is kept for its client's return first.
     fn leave_namespace(&self, reason: DisconnectReason) -> Option<BoxFuture> {
+        if let Some(pid) = &self.pid
+            && reason.is_recoverable()
+        {
+            self.ns.adapter().persist_session(Session {
+                sid: self.id.clone(),
+                pid: pid.clone(),
+                rooms: self.rooms(),
+                data: self.data_value(),
+            });
+        }
         self.ns.adapter().del_all(&self.id);
         self.ns.remove_socket(&self.id);
         let handler = self.disconnect_handler.read().clone()?;

@@ -7,21 +7,24 @@ use std::{
 };
 
 use belfry_engine::Sid;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use super::{
     Adapter, AdapterError, AdapterEvent, AdapterListener, BoxFuture, BroadcastOptions,
-    LocalSockets, SocketInfo,
+    ConnectionStateRecovery, LocalSockets, RestoredSession, Session, SocketInfo, recovery::Store,
 };
 use crate::parser::Packet;
 
 /// The adapter of a single server (Node's in-memory `Adapter`): rooms in memory, broadcasts
-/// delivered to this server's sockets.
+/// delivered to this server's sockets. Made [`LocalAdapter::with_recovery`], it also keeps
+/// recent events and departed sockets for connection state recovery (Node's
+/// `SessionAwareAdapter`).
 pub struct LocalAdapter {
     local: Arc<dyn LocalSockets>,
     rooms: RwLock<HashMap<String, HashSet<Sid>>>,
     sids: RwLock<HashMap<Sid, HashSet<String>>>,
     listeners: RwLock<Vec<AdapterListener>>,
+    recovery: Option<Mutex<Store>>,
 }
 
 impl fmt::Debug for LocalAdapter {
@@ -42,6 +45,15 @@ impl LocalAdapter {
             rooms: RwLock::new(HashMap::new()),
             sids: RwLock::new(HashMap::new()),
             listeners: RwLock::new(Vec::new()),
+            recovery: None,
+        }
+    }
+
+    /// An adapter delivering to `local` that keeps what connection state recovery needs.
+    pub fn with_recovery(local: Arc<dyn LocalSockets>, options: ConnectionStateRecovery) -> Self {
+        LocalAdapter {
+            recovery: Some(Mutex::new(Store::new(options))),
+            ..LocalAdapter::new(local)
         }
     }
 
@@ -162,7 +174,13 @@ impl Adapter for LocalAdapter {
 
     fn broadcast(&self, packet: &Packet, opts: &BroadcastOptions) -> Result<usize, AdapterError> {
         let ids = self.sockets(opts);
-        Ok(self.local.send(&ids, packet, &opts.flags))
+        let stored = self
+            .recovery
+            .as_ref()
+            .and_then(|store| store.lock().store(packet, opts));
+        Ok(self
+            .local
+            .send(&ids, stored.as_ref().unwrap_or(packet), &opts.flags))
     }
 
     fn add_sockets(
@@ -201,6 +219,24 @@ impl Adapter for LocalAdapter {
 
     fn server_count(&self) -> BoxFuture<'static, usize> {
         Box::pin(async { 1 })
+    }
+
+    fn persist_session(&self, session: Session) {
+        if let Some(store) = &self.recovery {
+            store.lock().persist(session);
+        }
+    }
+
+    fn restore_session(
+        &self,
+        pid: &str,
+        offset: &str,
+    ) -> BoxFuture<'static, Result<Option<RestoredSession>, AdapterError>> {
+        let restored = self
+            .recovery
+            .as_ref()
+            .and_then(|store| store.lock().restore(pid, offset));
+        Box::pin(async move { Ok(restored) })
     }
 
     fn on_event(&self, listener: AdapterListener) {

@@ -8,6 +8,7 @@
 //! operations that wait for other servers return futures.
 
 mod local;
+mod recovery;
 
 use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
 
@@ -15,6 +16,7 @@ use belfry_engine::Sid;
 use serde::{Deserialize, Serialize};
 
 pub use local::LocalAdapter;
+pub use recovery::{ConnectionStateRecovery, RestoredSession, Session};
 
 use crate::parser::{Packet, Payload};
 
@@ -248,6 +250,24 @@ pub trait Adapter: Send + Sync + 'static {
     fn all_rooms(&self) -> BoxFuture<'static, Result<Vec<String>, AdapterError>> {
         let rooms = self.rooms();
         Box::pin(async move { Ok(rooms) })
+    }
+
+    /// Keeps the state of a socket that left for a recoverable reason, for connection state
+    /// recovery (Node's `persistSession`). Adapters that cannot recover sessions ignore it (the
+    /// default).
+    fn persist_session(&self, session: Session) {
+        let _ = session;
+    }
+
+    /// Finds the session `pid` again, with the events its client missed after `offset` (Node's
+    /// `restoreSession`). `None` (the default) gives the client a fresh socket.
+    fn restore_session(
+        &self,
+        pid: &str,
+        offset: &str,
+    ) -> BoxFuture<'static, Result<Option<RestoredSession>, AdapterError>> {
+        let _ = (pid, offset);
+        Box::pin(async { Ok(None) })
     }
 
     /// Adds a listener of room events.

@@ -229,9 +229,15 @@ fn event_name(first: &RawValue) -> Result<String, ParseError> {
 }
 
 impl Packet {
-    /// The server's answer to a CONNECT: `0[<nsp>,]{"sid":"<id>"}`.
-    pub fn connect(ns: impl Into<Str>, sid: &str) -> Packet {
-        let json = serde_json::json!({ "sid": sid }).to_string();
+    /// The server's answer to a CONNECT: `0[<nsp>,]{"sid":"<id>"}`, with the private session id
+    /// (`"pid"`) under connection state recovery.
+    pub fn connect(ns: impl Into<Str>, sid: &str, pid: Option<&str>) -> Packet {
+        // Built by hand to keep Node's key order: "sid", then "pid".
+        let sid = serde_json::Value::from(sid);
+        let json = match pid {
+            Some(pid) => format!(r#"{{"sid":{sid},"pid":{}}}"#, serde_json::Value::from(pid)),
+            None => format!(r#"{{"sid":{sid}}}"#),
+        };
         Packet {
             ns: ns.into(),
             data: PacketData::Connect(Some(json.into())),

@@ -69,10 +69,17 @@ fn fields_are_read() {
 
 #[test]
 fn server_packets_have_node_shapes() {
-    assert_eq!(eio(&Packet::connect("/", "abc")), r#"40{"sid":"abc"}"#);
     assert_eq!(
-        eio(&Packet::connect("/admin", "abc")),
+        eio(&Packet::connect("/", "abc", None)),
+        r#"40{"sid":"abc"}"#
+    );
+    assert_eq!(
+        eio(&Packet::connect("/admin", "abc", None)),
         r#"40/admin,{"sid":"abc"}"#
+    );
+    assert_eq!(
+        eio(&Packet::connect("/", "abc", Some("p"))),
+        r#"40{"sid":"abc","pid":"p"}"#
     );
     assert_eq!(eio(&Packet::disconnect("/admin")), "41/admin,");
     assert_eq!(
