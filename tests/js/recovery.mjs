@@ -2,10 +2,13 @@
 // comes back, and reports what it got. Prints one JSON line; the Rust test makes the assertions.
 //
 // usage: node recovery.mjs <base-url> <transport: websocket|polling> <reconnection delay ms>
+//        [parser: default|msgpack]
 import { io } from "socket.io-client";
+import msgpackParser from "socket.io-msgpack-parser";
 import { report } from "./report.mjs";
 
-const [url, transport, delayArg] = process.argv.slice(2);
+const [url, transport, delayArg, parserArg] = process.argv.slice(2);
+const parser = parserArg === "msgpack" ? { parser: msgpackParser } : {};
 const delay = Number(delayArg);
 const result = {};
 const { run } = report(result);
@@ -17,11 +20,12 @@ async function main() {
   const a = io(url, {
     forceNew: true,
     transports: [transport],
+    ...parser,
     reconnectionDelay: delay,
     reconnectionDelayMax: delay,
     randomizationFactor: 0,
   });
-  const b = io(url, { forceNew: true, transports: [transport], reconnection: false });
+  const b = io(url, { forceNew: true, transports: [transport], reconnection: false, ...parser });
   const bWelcomed = once(b, "welcome");
   const events = [];
   a.onAny((event, ...args) => events.push([event, ...args]));

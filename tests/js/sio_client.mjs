@@ -2,23 +2,29 @@
 // with what it saw. The Rust test that spawns it makes the assertions.
 //
 // usage: node sio_client.mjs <base-url> <scenario> <transport: default|websocket|polling>
+//        [parser: default|msgpack]
 import { io } from "socket.io-client";
+import msgpackParser from "socket.io-msgpack-parser";
 import { report } from "./report.mjs";
 
-const [url, scenario, transportArg] = process.argv.slice(2);
+const [url, scenario, transportArg, parserArg] = process.argv.slice(2);
+const parser = parserArg === "msgpack" ? { parser: msgpackParser } : {};
 const transports =
   transportArg === "websocket" ? ["websocket"] : transportArg === "polling" ? ["polling"] : undefined;
 const result = { scenario };
 const { run } = report(result);
 
 const connect = (ns = "/", opts = {}) =>
-  io(url + ns, { forceNew: true, reconnection: false, transports, ...opts });
+  io(url + ns, { forceNew: true, reconnection: false, transports, ...parser, ...opts });
 const once = (socket, event) => new Promise((resolve) => socket.once(event, (...args) => resolve(args)));
 
 const scenarios = {
   // Connect with auth, events both ways, acks both ways, binary both ways, leave.
   async basic() {
     const socket = connect("/", { auth: { token: "abc" } });
+    // What kinds of Engine.IO messages carried the packets (msgpack: binary only).
+    const kinds = new Set();
+    socket.io.engine.on("data", (data) => kinds.add(typeof data === "string" ? "text" : "binary"));
     const [id, auth] = await once(socket, "welcome");
     result.welcome = { idMatches: id === socket.id, auth };
     result.transport = socket.io.engine.transport.name;
@@ -41,6 +47,7 @@ const scenarios = {
 
     socket.emit("kick");
     result.disconnectReason = (await once(socket, "disconnect"))[0];
+    result.messageKinds = [...kinds].sort();
   },
 
   // Rooms and broadcasts: a and b in "r1", c outside it.

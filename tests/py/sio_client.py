@@ -1,7 +1,7 @@
 """Drives the official python-socketio client against a Belfry test server and prints one JSON
 line with what it saw. The Rust test that spawns it makes the assertions.
 
-usage: python sio_client.py <base-url> <websocket|polling>
+usage: python sio_client.py <base-url> <websocket|polling> [default|msgpack]
 """
 
 import json
@@ -11,10 +11,11 @@ import sys
 import socketio
 
 url, transport = sys.argv[1], sys.argv[2]
+serializer = sys.argv[3] if len(sys.argv) > 3 else "default"
 result = {}
 events = queue.Queue()
 
-sio = socketio.Client(reconnection=False)
+sio = socketio.Client(reconnection=False, serializer=serializer)
 
 
 @sio.on("welcome")

@@ -12,6 +12,7 @@ use bytes::Bytes;
 
 use belfry::{
     AckError, AckSender, ConnectError, DisconnectReason, SocketIo, SocketRef,
+    core::parser::Parser,
     extract::{Bin, Data, Event, Extension},
 };
 use parking_lot::Mutex;
@@ -31,6 +32,20 @@ pub struct ScenarioServer {
     pub reasons: mpsc::UnboundedReceiver<DisconnectReason>,
     /// The rooms (own room aside) each socket was in when its `disconnecting` handler ran.
     pub disconnecting_rooms: mpsc::UnboundedReceiver<Vec<String>>,
+    /// The parser the server (and the clients of [`ScenarioServer::run`]) use.
+    pub parser: Parser,
+}
+
+impl ScenarioServer {
+    /// Runs `scenario` of `sio_client.mjs` over `transport` (`default`, `websocket` or
+    /// `polling`), with the server's parser.
+    pub async fn run(&self, scenario: &str, transport: &str) -> Value {
+        let parser = match self.parser {
+            Parser::Msgpack => "msgpack",
+            _ => "default",
+        };
+        crate::run_node("sio_client.mjs", &[&self.url, scenario, transport, parser]).await
+    }
 }
 
 /// The event names a socket received, recorded by its `on_any` handler.
@@ -69,7 +84,12 @@ struct Auth {
 /// Serves the handlers the scenarios of `sio_client.mjs` use; returns its URL and the
 /// disconnect reasons it saw.
 pub async fn start() -> ScenarioServer {
-    let (layer, io) = SocketIo::new_layer();
+    start_with(Parser::Default).await
+}
+
+/// [`start`] with the given parser.
+pub async fn start_with(parser: Parser) -> ScenarioServer {
+    let (layer, io) = SocketIo::builder().parser(parser).build_layer();
     let (tx, reasons) = mpsc::unbounded_channel();
     let (rooms_tx, disconnecting_rooms) = mpsc::unbounded_channel();
     io.ns("/", move |socket: SocketRef, Data(auth): Data<Value>| {
@@ -262,5 +282,6 @@ pub async fn start() -> ScenarioServer {
         io,
         reasons,
         disconnecting_rooms,
+        parser,
     }
 }

@@ -1,17 +1,45 @@
 //! The official `socket.io-client` 4.8 (npm) against Belfry: connect over every transport,
-//! auth, events and acks both ways, binary, rooms, refusals, ordering, shutdown.
+//! auth, events and acks both ways, binary, rooms, refusals, ordering, shutdown. Every test runs
+//! twice: with the default parser, and with `socket.io-msgpack-parser` on both sides.
 #![allow(clippy::unwrap_used)]
 
+/// Runs each test with each parser: `default::<test>` and `msgpack::<test>`.
+macro_rules! with_each_parser {
+    ($($test:ident),* $(,)?) => {
+        mod default {
+            use super::Parser;
+            $(#[tokio::test] async fn $test() { super::$test(Parser::Default).await })*
+        }
+        mod msgpack {
+            use super::Parser;
+            $(#[tokio::test] async fn $test() { super::$test(Parser::Msgpack).await })*
+        }
+    };
+}
+
+with_each_parser!(
+    basic_on_every_transport,
+    rooms_and_broadcasts,
+    refused_connections,
+    ten_thousand_events_keep_their_order,
+    close_disconnects_with_server_shutting_down,
+    broadcast_acks_on_any_extensions_and_disconnecting,
+    handshake_and_fetch_sockets,
+    listeners_once_packet_middleware_and_outgoing,
+    a_slow_handler_delays_only_its_own_socket,
+    buffers_anywhere_fill_bytes_fields,
+);
+
 use belfry::DisconnectReason;
-use belfry_tests::{run_node, scenarios::start};
+use belfry::core::parser::Parser;
+use belfry_tests::scenarios::start_with;
 use serde_json::json;
 
-#[tokio::test]
-async fn basic_on_every_transport() {
+async fn basic_on_every_transport(parser: Parser) {
     for transport in ["polling", "websocket", "default"] {
-        let mut server = start().await;
-        let (url, reasons) = (server.url.clone(), &mut server.reasons);
-        let r = run_node("sio_client.mjs", &[&url, "basic", transport]).await;
+        let mut server = start_with(parser).await;
+        let r = server.run("basic", transport).await;
+        let reasons = &mut server.reasons;
         assert!(r.get("error").is_none(), "{transport}: {r}");
         assert_eq!(
             r["welcome"],
@@ -34,6 +62,12 @@ async fn basic_on_every_transport() {
         assert_eq!(r["bin"], json!([[1, 2, 3], [255]]), "{transport}");
         assert_eq!(r["answer"], 42, "{transport}");
         assert_eq!(r["disconnectReason"], "io server disconnect", "{transport}");
+        // The msgpack parser sends every packet as one binary message.
+        let kinds = match parser {
+            Parser::Msgpack => json!(["binary"]),
+            _ => json!(["binary", "text"]),
+        };
+        assert_eq!(r["messageKinds"], kinds, "{transport}");
         let expected = if transport == "polling" {
             "polling"
         } else {
@@ -49,11 +83,9 @@ async fn basic_on_every_transport() {
     }
 }
 
-#[tokio::test]
-async fn rooms_and_broadcasts() {
-    let server = start().await;
-    let url = server.url.clone();
-    let r = run_node("sio_client.mjs", &[&url, "rooms", "websocket"]).await;
+async fn rooms_and_broadcasts(parser: Parser) {
+    let server = start_with(parser).await;
+    let r = server.run("rooms", "websocket").await;
     assert!(r.get("error").is_none(), "{r}");
     // `socket.to(room)` excludes the sender; `io.emit` reaches everyone, once.
     assert_eq!(r["got"]["a"], json!(["hello r1", "to everyone"]));
@@ -61,11 +93,9 @@ async fn rooms_and_broadcasts() {
     assert_eq!(r["got"]["c"], json!(["to everyone"]));
 }
 
-#[tokio::test]
-async fn refused_connections() {
-    let server = start().await;
-    let url = server.url.clone();
-    let r = run_node("sio_client.mjs", &[&url, "refusals", "default"]).await;
+async fn refused_connections(parser: Parser) {
+    let server = start_with(parser).await;
+    let r = server.run("refusals", "default").await;
     assert!(r.get("error").is_none(), "{r}");
     assert_eq!(r["unknown"], "Invalid namespace");
     assert!(
@@ -84,20 +114,17 @@ async fn refused_connections() {
     assert_eq!(r["guardedOk"], true);
 }
 
-#[tokio::test]
-async fn ten_thousand_events_keep_their_order() {
-    let server = start().await;
-    let url = server.url.clone();
-    let r = run_node("sio_client.mjs", &[&url, "ordering", "websocket"]).await;
+async fn ten_thousand_events_keep_their_order(parser: Parser) {
+    let server = start_with(parser).await;
+    let r = server.run("ordering", "websocket").await;
     assert!(r.get("error").is_none(), "{r}");
     assert_eq!(r["ordered"], true);
 }
 
-#[tokio::test]
-async fn close_disconnects_with_server_shutting_down() {
-    let mut server = start().await;
-    let (url, reasons) = (server.url.clone(), &mut server.reasons);
-    let r = run_node("sio_client.mjs", &[&url, "shutdown", "websocket"]).await;
+async fn close_disconnects_with_server_shutting_down(parser: Parser) {
+    let mut server = start_with(parser).await;
+    let r = server.run("shutdown", "websocket").await;
+    let reasons = &mut server.reasons;
     assert!(r.get("error").is_none(), "{r}");
     assert_eq!(r["reason"], "transport close");
     assert_eq!(
@@ -106,10 +133,9 @@ async fn close_disconnects_with_server_shutting_down() {
     );
 }
 
-#[tokio::test]
-async fn broadcast_acks_on_any_extensions_and_disconnecting() {
-    let mut server = start().await;
-    let r = run_node("sio_client.mjs", &[&server.url, "extras", "websocket"]).await;
+async fn broadcast_acks_on_any_extensions_and_disconnecting(parser: Parser) {
+    let mut server = start_with(parser).await;
+    let r = server.run("extras", "websocket").await;
     assert!(r.get("error").is_none(), "{r}");
     // Three voters: one yes, one no, one silent until the 500 ms timeout.
     assert_eq!(r["poll"], json!({"answers": 3, "yes": 1, "timeouts": 1}));
@@ -126,10 +152,9 @@ async fn broadcast_acks_on_any_extensions_and_disconnecting() {
     );
 }
 
-#[tokio::test]
-async fn handshake_and_fetch_sockets() {
-    let server = start().await;
-    let r = run_node("sio_client.mjs", &[&server.url, "handshake", "polling"]).await;
+async fn handshake_and_fetch_sockets(parser: Parser) {
+    let server = start_with(parser).await;
+    let r = server.run("handshake", "polling").await;
     assert!(r.get("error").is_none(), "{r}");
     let h = &r["handshake"];
     assert_eq!(h["auth"], json!({"user": "ann"}));
@@ -158,10 +183,9 @@ async fn handshake_and_fetch_sockets() {
     assert_eq!(r["fetched"], json!([[ids[0], 2], [ids[1], 2]]));
 }
 
-#[tokio::test]
-async fn listeners_once_packet_middleware_and_outgoing() {
-    let server = start().await;
-    let r = run_node("sio_client.mjs", &[&server.url, "listeners", "websocket"]).await;
+async fn listeners_once_packet_middleware_and_outgoing(parser: Parser) {
+    let server = start_with(parser).await;
+    let r = server.run("listeners", "websocket").await;
     assert!(r.get("error").is_none(), "{r}");
     // The packet middleware refused the event: its listener never ran, the ack got the error.
     assert_eq!(r["forbidden"], json!({"error": "forbidden"}));
@@ -171,10 +195,9 @@ async fn listeners_once_packet_middleware_and_outgoing() {
     );
 }
 
-#[tokio::test]
-async fn a_slow_handler_delays_only_its_own_socket() {
-    let server = start().await;
-    let r = run_node("sio_client.mjs", &[&server.url, "slow", "websocket"]).await;
+async fn a_slow_handler_delays_only_its_own_socket(parser: Parser) {
+    let server = start_with(parser).await;
+    let r = server.run("slow", "websocket").await;
     assert!(r.get("error").is_none(), "{r}");
     // b is answered while a's slow handler runs; a's next event waits for it (order kept).
     assert_eq!(
@@ -183,11 +206,10 @@ async fn a_slow_handler_delays_only_its_own_socket() {
     );
 }
 
-#[tokio::test]
-async fn buffers_anywhere_fill_bytes_fields() {
-    let server = start().await;
+async fn buffers_anywhere_fill_bytes_fields(parser: Parser) {
+    let server = start_with(parser).await;
     for transport in ["websocket", "polling"] {
-        let r = run_node("sio_client.mjs", &[&server.url, "binary", transport]).await;
+        let r = server.run("binary", transport).await;
         assert!(r.get("error").is_none(), "{transport}: {r}");
         assert_eq!(
             r["upload"],

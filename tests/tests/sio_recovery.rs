@@ -13,7 +13,7 @@ use std::{
 
 use belfry::{
     AckSender, SocketIo, SocketRef,
-    core::adapter::ConnectionStateRecovery,
+    core::{adapter::ConnectionStateRecovery, parser::Parser},
     extract::{Data, State},
 };
 use belfry_tests::{run_node, serve};
@@ -22,10 +22,11 @@ use serde_json::{Value, json};
 #[derive(Clone, Default)]
 struct Middlewares(Arc<AtomicUsize>);
 
-async fn server(recovery: ConnectionStateRecovery) -> (String, Middlewares) {
+async fn server(recovery: ConnectionStateRecovery, parser: Parser) -> (String, Middlewares) {
     let runs = Middlewares::default();
     let (layer, io) = SocketIo::builder()
         .connection_state_recovery(recovery)
+        .parser(parser)
         .with_state(runs.clone())
         .build_layer();
     io.ns("/", |socket: SocketRef| async move {
@@ -74,9 +75,14 @@ fn events(result: &Value) -> Vec<(String, Value)> {
         .collect()
 }
 
-async fn recovers_over(transport: &str) {
-    let (url, middlewares) = server(ConnectionStateRecovery::default()).await;
-    let result = run_node("recovery.mjs", &[&url, transport, "300"]).await;
+async fn recovers_over(transport: &str, parser: Parser) {
+    let (url, middlewares) = server(ConnectionStateRecovery::default(), parser).await;
+    let name = if parser == Parser::Msgpack {
+        "msgpack"
+    } else {
+        "default"
+    };
+    let result = run_node("recovery.mjs", &[&url, transport, "300", name]).await;
     assert!(result["error"].is_null(), "{result}");
 
     // Every event carries an offset, a string, as its last argument.
@@ -115,19 +121,24 @@ async fn recovers_over(transport: &str) {
 
 #[tokio::test]
 async fn a_client_recovers_its_socket_over_websocket() {
-    recovers_over("websocket").await;
+    recovers_over("websocket", Parser::Default).await;
 }
 
 #[tokio::test]
 async fn a_client_recovers_its_socket_over_polling() {
-    recovers_over("polling").await;
+    recovers_over("polling", Parser::Default).await;
+}
+
+#[tokio::test]
+async fn recovery_works_with_the_msgpack_parser() {
+    recovers_over("websocket", Parser::Msgpack).await;
 }
 
 #[tokio::test]
 async fn a_client_back_too_late_gets_a_fresh_socket() {
     let recovery =
         ConnectionStateRecovery::default().max_disconnection_duration(Duration::from_millis(100));
-    let (url, middlewares) = server(recovery).await;
+    let (url, middlewares) = server(recovery, Parser::Default).await;
     // The client waits 1 s before reconnecting: ten times the window.
     let result = run_node("recovery.mjs", &[&url, "websocket", "1000"]).await;
     assert!(result["error"].is_null(), "{result}");

@@ -1,11 +1,12 @@
-//! Socket.IO parser benchmarks: decode and encode of events, binary reassembly.
+//! Socket.IO parser benchmarks: decode and encode of events, binary reassembly, and the msgpack
+//! parser's decode and encode.
 #![allow(missing_docs)]
 
 use std::hint::black_box;
 
 use belfry_core::{
     Str,
-    parser::{Decoder, Packet, Payload},
+    parser::{Decoder, Packet, Payload, msgpack},
 };
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -47,6 +48,18 @@ fn events(c: &mut Criterion) {
         Some(7),
     );
     group.bench_function("event_small", |b| b.iter(|| black_box(&packet).encode()));
+    group.bench_function("event_small_msgpack", |b| {
+        b.iter(|| msgpack::encode(black_box(&packet)));
+    });
+    group.finish();
+
+    // The msgpack parser: the same event as one binary message.
+    let message = msgpack::encode(&packet).expect("an encodable packet");
+    let mut group = c.benchmark_group("decode_msgpack");
+    group.throughput(Throughput::Bytes(message.len() as u64));
+    group.bench_function("event_small", |b| {
+        b.iter(|| msgpack::decode(black_box(&message)));
+    });
     group.finish();
 }
 

@@ -1,12 +1,16 @@
 //! The pieces of Belfry that adapter authors need.
 //!
-//! - [`parser`]: the Socket.IO v5 packet model and its JSON parser, sans-IO.
+//! - [`parser`]: the Socket.IO v5 packet model, its JSON parser and its msgpack parser
+//!   (`socket.io-msgpack-parser`), sans-IO.
+//! - [`msgpack`]: arguments between JSON with placeholders and msgpack with binary in place
+//!   (notepack.io's dialect, as Node's msgpack parser and Redis adapters use it).
 //! - [`adapter`]: the object-safe [`Adapter`](adapter::Adapter) trait (rooms, broadcasts,
 //!   cluster-wide operations), broadcast options, Node's adapter events, and the in-memory
 //!   [`LocalAdapter`](adapter::LocalAdapter).
 #![forbid(unsafe_code)]
 
 pub mod adapter;
+pub mod msgpack;
 pub mod parser;
 
 /// The string type of packets: UTF-8 over [`bytes::Bytes`], cloned in O(1), sliced without

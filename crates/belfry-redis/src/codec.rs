@@ -1,12 +1,12 @@
 //! What servers tell each other, apart from how: the adapter speaks in [`Body`], [`Outgoing`]
 //! and [`Reply`]; a [`Codec`] puts them on the channels of the classic or the sharded protocol.
 
+use belfry_core::msgpack::{Value, payload_to_value, value_to_json, value_to_payload};
 use belfry_core::{
     Str,
     adapter::{BroadcastOptions, SocketInfo},
     parser::{Packet, PacketData, Payload},
 };
-use rmpv::Value;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -14,7 +14,6 @@ use crate::{
     Protocol, WireError,
     cluster::{ClusterMessage, ShardedChannels, SubscriptionMode, message_type as cluster},
     driver::Kind,
-    value::{payload_to_value, value_to_json, value_to_payload},
     wire::{self, Channels},
 };
 

@@ -39,7 +39,6 @@ pub mod cluster;
 mod codec;
 mod driver;
 mod resp;
-mod value;
 pub mod wire;
 
 use std::{fmt, sync::Arc, time::Duration};
@@ -206,22 +205,7 @@ impl RedisAdapterBuilder {
 pub struct ConnectError(#[source] redis::RedisError);
 
 /// A message from Redis that is not what the protocol says; dropped with a log.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum WireError {
-    /// Not valid msgpack.
-    #[error("invalid msgpack: {0}")]
-    Msgpack(#[from] rmpv::decode::Error),
-    /// Not valid JSON.
-    #[error("invalid JSON: {0}")]
-    Json(#[from] serde_json::Error),
-    /// Valid, but not the shape the protocol gives this message.
-    #[error("unexpected message shape: {0}")]
-    Shape(&'static str),
-    /// A binary placeholder with no attachment behind it.
-    #[error("a placeholder points past the attachments")]
-    Placeholder,
-}
+pub use belfry_core::msgpack::WireError;
 
 /// `bytes` random bytes from the OS CSPRNG in hex (Node's `randomBytes(n).toString("hex")`).
 pub(crate) fn random_hex(bytes: usize) -> String {

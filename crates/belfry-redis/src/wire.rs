@@ -7,17 +7,15 @@
 //! Node's server builds it before encoding (`{type: 2, data: ["event", ...args], nsp}`, binary
 //! in place) and `opts` is `{rooms, except, flags}`.
 
+pub(crate) use belfry_core::msgpack::{get, read, write};
 use belfry_core::{
     Str,
     adapter::{BroadcastFlags, BroadcastOptions},
+    msgpack::{Value, payload_to_value, value_to_payload},
     parser::{Packet, PacketData, Payload},
 };
-use rmpv::Value;
 
-use crate::{
-    WireError,
-    value::{payload_to_value, value_to_payload},
-};
+use crate::WireError;
 
 /// Socket.IO's EVENT packet type, which Node's adapters use for every broadcast packet.
 const EVENT: u64 = 2;
@@ -120,16 +118,6 @@ pub(crate) fn event_value(ns: &str, payload: &Payload) -> Result<Value, WireErro
         (Value::from("data"), payload_to_value(payload)?),
         (Value::from("nsp"), Value::from(ns)),
     ]))
-}
-
-pub(crate) fn write(message: &Value) -> Result<Vec<u8>, WireError> {
-    let mut out = Vec::with_capacity(64);
-    rmpv::encode::write_value(&mut out, message).map_err(|_| WireError::Shape("unencodable"))?;
-    Ok(out)
-}
-
-pub(crate) fn read(mut bytes: &[u8]) -> Result<Value, WireError> {
-    Ok(rmpv::decode::read_value_with_max_depth(&mut bytes, 256)?)
 }
 
 /// A broadcast with acks read off the request channel.
@@ -337,14 +325,6 @@ pub(crate) fn opts_from_value(value: &Value) -> Result<BroadcastOptions, WireErr
         except: strings("except")?,
         flags,
     })
-}
-
-/// The value of `key` in a msgpack map.
-pub(crate) fn get<'a>(map: &'a Value, key: &str) -> Option<&'a Value> {
-    map.as_map()?
-        .iter()
-        .find(|(k, _)| k.as_str() == Some(key))
-        .map(|(_, v)| v)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use belfry_core::{
     Str,
-    parser::{Decoder, Packet, PacketData, ParseError},
+    parser::{Decoder, Packet, PacketData, ParseError, Parser, msgpack},
 };
 use belfry_engine::{DisconnectReason as EngineReason, EngineHandler, Socket as EngineSocket};
 use bytes::Bytes;
@@ -98,16 +98,26 @@ impl EngineHandler for Client {
     }
 
     fn on_message(&self, conn: &Conn, text: Str) {
-        let max = self.io.config().max_attachments;
-        let result = conn.data().decode(max, |decoder| decoder.decode_text(text));
+        let result = match self.io.config().parser {
+            // Every msgpack packet is a binary message.
+            Parser::Msgpack => Err(ParseError::TextWithMsgpack),
+            _ => {
+                let max = self.io.config().max_attachments;
+                conn.data().decode(max, |decoder| decoder.decode_text(text))
+            }
+        };
         self.handle(conn, result);
     }
 
     fn on_binary(&self, conn: &Conn, data: Bytes) {
-        let max = self.io.config().max_attachments;
-        let result = conn
-            .data()
-            .decode(max, |decoder| decoder.decode_binary(data));
+        let result = match self.io.config().parser {
+            Parser::Msgpack => msgpack::decode(&data).map(Some),
+            _ => {
+                let max = self.io.config().max_attachments;
+                conn.data()
+                    .decode(max, |decoder| decoder.decode_binary(data))
+            }
+        };
         self.handle(conn, result);
     }
 }
@@ -131,7 +141,8 @@ impl Client {
                 Some(ns) => ns.connect(&self.io, conn, auth),
                 None => {
                     let refusal = Packet::connect_error(packet.ns, "Invalid namespace", None);
-                    let _ = crate::socket::send_frames(conn, &crate::socket::frames(&refusal));
+                    let frames = crate::socket::frames(&refusal, self.io.config().parser);
+                    let _ = crate::socket::send_frames(conn, &frames);
                 }
             },
             (PacketData::Event { payload, ack }, Some(socket)) => socket.on_event(payload, ack),

@@ -15,7 +15,7 @@ use belfry_core::{
         Adapter, AdapterFactory, AdapterListener, ConnectionStateRecovery, LocalAdapter,
         LocalSockets,
     },
-    parser::DEFAULT_MAX_ATTACHMENTS,
+    parser::{DEFAULT_MAX_ATTACHMENTS, Parser},
 };
 use belfry_engine::{Engine, EngineConfig, EngineConfigBuilder, EngineLayer, EngineService};
 use bytes::Bytes;
@@ -28,7 +28,7 @@ use crate::{
     client::Client,
     client_files::{ClientFiles, ServeClientLayer},
     handler::{Handler, erase},
-    ns::{Namespace, ParentNamespace},
+    ns::{Namespace, NsOptions, ParentNamespace},
     server_side::erase_server_side,
 };
 
@@ -79,6 +79,7 @@ pub(crate) struct IoConfig {
     pub(crate) ack_timeout: Duration,
     pub(crate) max_attachments: usize,
     pub(crate) recovery: Option<ConnectionStateRecovery>,
+    pub(crate) parser: Parser,
 }
 
 impl fmt::Debug for SocketIo {
@@ -100,6 +101,7 @@ impl SocketIo {
                 ack_timeout: Duration::from_secs(5),
                 max_attachments: DEFAULT_MAX_ATTACHMENTS,
                 recovery: None,
+                parser: Parser::Default,
             },
             state: HashMap::new(),
             adapter: None,
@@ -125,7 +127,7 @@ impl SocketIo {
         let ns = Namespace::new(
             Str::from(path.as_str()),
             erase(handler),
-            self.ack_timeout(),
+            self.ns_options(),
             None,
             &self.inner.adapter,
         );
@@ -161,7 +163,7 @@ impl SocketIo {
         let parent = ParentNamespace::new(
             Box::new(matcher),
             erase(handler),
-            self.ack_timeout(),
+            self.ns_options(),
             self.inner.adapter.clone(),
         );
         self.inner.parents.write().push(parent.clone());
@@ -366,6 +368,13 @@ impl SocketIo {
         self.inner.config.ack_timeout
     }
 
+    fn ns_options(&self) -> NsOptions {
+        NsOptions {
+            ack_timeout: self.inner.config.ack_timeout,
+            parser: self.inner.config.parser,
+        }
+    }
+
     pub(crate) fn state<T: Clone + 'static>(&self) -> Option<T> {
         self.inner
             .state
@@ -563,6 +572,22 @@ impl SocketIoBuilder {
         F: Fn(Arc<dyn LocalSockets>) -> Arc<dyn Adapter> + Send + Sync + 'static,
     {
         self.adapter = Some(Arc::new(factory));
+        self
+    }
+
+    /// Chooses the parser (Node's `parser` option): [`Parser::Default`] (JSON text, the
+    /// default) or [`Parser::Msgpack`] (`socket.io-msgpack-parser`). Clients must use the same.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use belfry::{SocketIo, core::parser::Parser};
+    ///
+    /// // For clients made with `io(url, { parser: require("socket.io-msgpack-parser") })`.
+    /// let (_layer, _io) = SocketIo::builder().parser(Parser::Msgpack).build_layer();
+    /// ```
+    pub fn parser(mut self, parser: Parser) -> Self {
+        self.config.parser = parser;
         self
     }
 

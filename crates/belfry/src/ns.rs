@@ -16,7 +16,7 @@ use belfry_core::{
         Adapter, AdapterFactory, BroadcastFlags, LocalAckSink, LocalSockets, RestoredSession,
         ServerSideReply, SocketInfo,
     },
-    parser::{Packet, Payload},
+    parser::{Packet, Parser, Payload},
 };
 use belfry_engine::{Sid, Socket as EngineSocket};
 use futures_util::FutureExt;
@@ -30,6 +30,15 @@ use crate::{
     socket::Socket,
 };
 
+/// What every namespace of a server shares.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NsOptions {
+    /// The default ack timeout.
+    pub(crate) ack_timeout: Duration,
+    /// How packets are encoded.
+    pub(crate) parser: Parser,
+}
+
 /// A namespace: the sockets connected to it, its adapter, and the handler run on each connect.
 pub(crate) struct Namespace {
     name: Str,
@@ -40,7 +49,7 @@ pub(crate) struct Namespace {
     /// Ack ids come from one counter per namespace, as in Node, so that a broadcast asking for
     /// acks is encoded once with one id for every recipient.
     next_ack: AtomicU64,
-    ack_timeout: Duration,
+    options: NsOptions,
     /// For a child of a dynamic namespace: its parent, whose middlewares it uses and which
     /// forgets it once it is empty.
     parent: Option<Weak<ParentNamespace>>,
@@ -61,7 +70,7 @@ impl Namespace {
     pub(crate) fn new(
         name: Str,
         on_connect: ErasedHandler,
-        ack_timeout: Duration,
+        options: NsOptions,
         parent: Option<Weak<ParentNamespace>>,
         adapter: &AdapterFactory,
     ) -> Arc<Namespace> {
@@ -75,7 +84,7 @@ impl Namespace {
             middlewares: RwLock::new(Vec::new()),
             sockets: RwLock::new(HashMap::new()),
             next_ack: AtomicU64::new(0),
-            ack_timeout,
+            options,
             parent,
             server_side: RwLock::new(HashMap::new()),
         })
@@ -92,7 +101,12 @@ impl Namespace {
 
     /// The server's default ack timeout.
     pub(crate) fn ack_timeout(&self) -> Duration {
-        self.ack_timeout
+        self.options.ack_timeout
+    }
+
+    /// The parser that encodes this namespace's packets.
+    pub(crate) fn parser(&self) -> Parser {
+        self.options.parser
     }
 
     pub(crate) fn next_ack_id(&self) -> u64 {
@@ -316,8 +330,11 @@ impl LocalSockets for NamespaceSockets {
     }
 
     fn send(&self, ids: &[Sid], packet: &Packet, flags: &BroadcastFlags) -> usize {
+        let Some(ns) = self.ns.upgrade() else {
+            return 0;
+        };
         // Encoded once: every recipient's queue holds the same frames.
-        let frames = crate::socket::frames(packet);
+        let frames = crate::socket::frames(packet, ns.parser());
         let mut delivered = 0;
         self.each(ids, |socket| {
             // Node's `volatile`: dropped for a client that cannot take it right now.
@@ -387,7 +404,7 @@ impl LocalSockets for NamespaceSockets {
         };
         let id = ns.next_ack_id();
         let packet = Packet::event(ns.name_str(), payload.clone(), Some(id));
-        let frames = crate::socket::frames(&packet);
+        let frames = crate::socket::frames(&packet, ns.parser());
         let mut waiting = Vec::new();
         self.each(ids, |socket| {
             if let Some(answer) = socket.send_expecting_ack(id, &packet, &frames) {
@@ -441,7 +458,7 @@ pub(crate) struct ParentNamespace {
     on_connect: ErasedHandler,
     middlewares: RwLock<Vec<ErasedHandler<Result<(), ConnectError>>>>,
     children: RwLock<HashMap<String, Arc<Namespace>>>,
-    ack_timeout: Duration,
+    options: NsOptions,
     adapter: AdapterFactory,
 }
 
@@ -457,7 +474,7 @@ impl ParentNamespace {
     pub(crate) fn new(
         matcher: Box<dyn Fn(&str) -> bool + Send + Sync>,
         on_connect: ErasedHandler,
-        ack_timeout: Duration,
+        options: NsOptions,
         adapter: AdapterFactory,
     ) -> Arc<ParentNamespace> {
         Arc::new(ParentNamespace {
@@ -465,7 +482,7 @@ impl ParentNamespace {
             on_connect,
             middlewares: RwLock::new(Vec::new()),
             children: RwLock::new(HashMap::new()),
-            ack_timeout,
+            options,
             adapter,
         })
     }
@@ -493,7 +510,7 @@ impl ParentNamespace {
             Namespace::new(
                 Str::from(name),
                 self.on_connect.clone(),
-                self.ack_timeout,
+                self.options,
                 Some(Arc::downgrade(self)),
                 &self.adapter,
             )

@@ -15,7 +15,7 @@ use std::{
 use belfry_core::{
     Str,
     adapter::{BroadcastOptions, RestoredSession, Session},
-    parser::{Packet, PacketData, Payload, is_reserved_event, write_header},
+    parser::{Packet, PacketData, Parser, Payload, is_reserved_event, write_header},
 };
 use belfry_engine::{Packet as EnginePacket, SendError, Sid, Socket as EngineSocket};
 use bytes::Bytes;
@@ -572,7 +572,7 @@ impl Socket {
             return Err(EmitError::Disconnected);
         }
         self.notify_outgoing(packet);
-        send_frames(&self.conn, &frames(packet))
+        send_frames(&self.conn, &frames(packet, self.ns.parser()))
     }
 
     pub(crate) fn conn(&self) -> &Arc<EngineSocket<Connection>> {
@@ -957,8 +957,19 @@ pub(crate) fn append_placeholders(text: &mut String, found: &mut Vec<Bytes>, mor
     found.extend(more);
 }
 
-/// The Engine.IO messages of a packet: its text, then each attachment.
-pub(crate) fn frames(packet: &Packet) -> Vec<EnginePacket> {
+/// The Engine.IO messages of a packet as `parser` writes it: its text, then each attachment
+/// (the default parser), or one binary message (msgpack).
+pub(crate) fn frames(packet: &Packet, parser: Parser) -> Vec<EnginePacket> {
+    if parser == Parser::Msgpack {
+        return match belfry_core::parser::msgpack::encode(packet) {
+            Ok(message) => vec![EnginePacket::Binary(message)],
+            Err(error) => {
+                // Only a payload built by hand with broken JSON gets here.
+                tracing::error!(%error, "packet not encodable, dropped");
+                Vec::new()
+            }
+        };
+    }
     let mut frames = Vec::with_capacity(1 + packet.attachments().len());
     // Encoded once with the Engine.IO message type, so that every recipient's transport sends
     // the same buffer as it is.

@@ -43,6 +43,9 @@ pub enum ParseError {
     /// A text message arrived while a binary packet still waited for attachments.
     #[error("unexpected text message while attachments are awaited")]
     UnexpectedText,
+    /// A text message reached the msgpack parser, whose packets are binary messages.
+    #[error("text message with the msgpack parser")]
+    TextWithMsgpack,
 }
 
 /// Turns the messages of one connection into packets, reassembling binary packets from their
@@ -287,7 +290,7 @@ fn split_array(json: &str) -> Result<Elements, ParseError> {
 }
 
 /// An event is a non-empty array whose first element is a string (not reserved) or a number.
-fn check_event(elements: &Elements) -> Result<(), ParseError> {
+pub(super) fn check_event(elements: &Elements) -> Result<(), ParseError> {
     let first = elements.first().ok_or(ParseError::InvalidPayload)?;
     let name = event_name(first)?;
     if is_reserved_event(&name) {

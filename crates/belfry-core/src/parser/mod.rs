@@ -26,6 +26,7 @@
 
 mod decode;
 mod encode;
+pub mod msgpack;
 
 pub use decode::{Decoder, ParseError};
 pub use encode::write_header;
@@ -51,6 +52,17 @@ pub const RESERVED_EVENTS: [&str; 6] = [
 /// True if `name` is reserved (see [`RESERVED_EVENTS`]).
 pub fn is_reserved_event(name: &str) -> bool {
     RESERVED_EVENTS.contains(&name)
+}
+
+/// How packets travel (Node's `parser` option); client and server must agree.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Parser {
+    /// `socket.io-parser`: JSON text, binary as placeholders followed by binary messages.
+    #[default]
+    Default,
+    /// `socket.io-msgpack-parser` 3.x: one msgpack binary message per packet ([`msgpack`]).
+    Msgpack,
 }
 
 /// The most binary attachments one packet may declare by default (Node's `maxAttachments`).

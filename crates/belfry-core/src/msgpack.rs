@@ -1,21 +1,80 @@
 //! Socket.IO arguments between Belfry's form (JSON text with `{"_placeholder":true,"num":i}` and
-//! the attachments beside it) and the form Node's adapters put on the wire (msgpack, binary in
-//! place as `bin`), following notepack.io's dialect.
+//! the attachments beside it) and msgpack with binary in place as `bin`, following notepack.io's
+//! dialect: the form of the msgpack parser (`socket.io-msgpack-parser`) and of Node's Redis
+//! adapters.
 
-use belfry_core::parser::Payload;
 use bytes::Bytes;
-use rmpv::Value;
+pub use rmpv::Value;
 
-use crate::WireError;
+use crate::parser::Payload;
+
+/// A msgpack message that is not what the protocol says.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// Not valid msgpack.
+    #[error("invalid msgpack: {0}")]
+    Msgpack(#[from] rmpv::decode::Error),
+    /// Not valid JSON.
+    #[error("invalid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Valid, but not the shape the protocol gives this message.
+    #[error("unexpected message shape: {0}")]
+    Shape(&'static str),
+    /// A binary placeholder with no attachment behind it.
+    #[error("a placeholder points past the attachments")]
+    Placeholder,
+}
+
+/// Encodes `message`.
+///
+/// # Errors
+///
+/// A value msgpack cannot hold (an extension type out of range).
+pub fn write(message: &Value) -> Result<Vec<u8>, WireError> {
+    let mut out = Vec::with_capacity(64);
+    rmpv::encode::write_value(&mut out, message).map_err(|_| WireError::Shape("unencodable"))?;
+    Ok(out)
+}
+
+/// Decodes one value (nested at most 256 deep).
+///
+/// # Errors
+///
+/// Invalid msgpack, or nested too deep.
+pub fn read(mut bytes: &[u8]) -> Result<Value, WireError> {
+    Ok(rmpv::decode::read_value_with_max_depth(&mut bytes, 256)?)
+}
+
+/// The entry `key` of the msgpack map `map`.
+pub fn get<'a>(map: &'a Value, key: &str) -> Option<&'a Value> {
+    map.as_map()?
+        .iter()
+        .find(|(k, _)| k.as_str() == Some(key))
+        .map(|(_, v)| v)
+}
 
 /// Deepest nesting accepted from the wire, as Belfry's parser accepts from clients.
 const MAX_DEPTH: usize = 128;
 
 /// The arguments `payload` holds (a JSON array), as a msgpack array with the attachments in
 /// place of their placeholders. Object keys keep their order.
-pub(crate) fn payload_to_value(payload: &Payload) -> Result<Value, WireError> {
-    let mut value: Value = serde_json::from_str(&payload.json)?;
-    fill_placeholders(&mut value, &payload.attachments)?;
+///
+/// # Errors
+///
+/// Invalid JSON, or a placeholder past the attachments.
+pub fn payload_to_value(payload: &Payload) -> Result<Value, WireError> {
+    json_to_value(&payload.json, &payload.attachments)
+}
+
+/// JSON text with placeholders for `attachments` as a msgpack value, the attachments in place.
+///
+/// # Errors
+///
+/// As [`payload_to_value`].
+pub fn json_to_value(json: &str, attachments: &[Bytes]) -> Result<Value, WireError> {
+    let mut value: Value = serde_json::from_str(json)?;
+    fill_placeholders(&mut value, attachments)?;
     Ok(value)
 }
 
@@ -58,7 +117,11 @@ fn placeholder(entries: &[(Value, Value)]) -> Option<usize> {
 /// A msgpack array of arguments from the wire as a Belfry payload: binary becomes
 /// attachments with placeholders; notepack's `undefined` (fixext 1, type 0) and other
 /// extensions become `null`, as `JSON.stringify` would write them.
-pub(crate) fn value_to_payload(value: &Value) -> Result<Payload, WireError> {
+///
+/// # Errors
+///
+/// Not an array, a string or key that is not UTF-8, nesting deeper than 128.
+pub fn value_to_payload(value: &Value) -> Result<Payload, WireError> {
     if !value.is_array() {
         return Err(WireError::Shape("the arguments are not an array"));
     }
@@ -107,6 +170,14 @@ fn write_json(
             out.push(']');
         }
         Value::Map(entries) => {
+            // Binary is the placeholders' to mark: an object of the wire that looks like one
+            // would be read as an attachment.
+            if entries
+                .iter()
+                .any(|(key, _)| key.as_str() == Some("_placeholder"))
+            {
+                return Err(WireError::Shape("an object with a `_placeholder` key"));
+            }
             out.push('{');
             for (i, (key, item)) in entries.iter().enumerate() {
                 if i > 0 {
@@ -126,7 +197,11 @@ fn write_json(
 /// data, server-side events): binary becomes Node's `Buffer#toJSON` form
 /// `{"type":"Buffer","data":[..]}`, as `JSON.stringify` writes a Buffer; other values as
 /// [`value_to_payload`] writes them.
-pub(crate) fn value_to_json(value: &Value) -> Result<serde_json::Value, WireError> {
+///
+/// # Errors
+///
+/// As [`value_to_payload`].
+pub fn value_to_json(value: &Value) -> Result<serde_json::Value, WireError> {
     to_json(value, 0)
 }
 
@@ -253,5 +328,11 @@ mod tests {
         assert!(value_to_payload(&deep).is_err());
         // A placeholder pointing past the attachments.
         assert!(payload_to_value(&payload(r#"[{"_placeholder":true,"num":3}]"#, &[])).is_err());
+        // An object of the wire that would read as a placeholder.
+        let fake = Value::Array(vec![Value::Map(vec![
+            (Value::from("_placeholder"), Value::from(true)),
+            (Value::from("num"), Value::from(0)),
+        ])]);
+        assert!(value_to_payload(&fake).is_err());
     }
 }
