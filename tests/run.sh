@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Belfry's whole test suite, as the README's test command runs it. It installs what it needs on a
 # fresh Debian machine: Node.js, npm, Python's venv, Chromium, Redis and nginx from apt when absent; the npm
-# clients from tests/js's lockfile (playwright-core among them) and the chat example's browser
-# bundle; python-socketio (pinned) in tests/py/.venv. Then formatting, clippy, every Rust test
+# clients from tests/js's lockfile (playwright-core among them), the chat example's browser
+# bundle and the Admin UI's files; python-socketio (pinned) in tests/py/.venv. Then formatting, clippy, every Rust test
 # (unit, integration with the official clients and Chromium, doctests), the benchmarks and fuzz
 # targets compiled.
 set -euo pipefail
@@ -38,9 +38,10 @@ if [ -z "${NGINX:-}" ] && [ ! -x /usr/sbin/nginx ]; then
   apt_install --no-install-recommends nginx
 fi
 
-log "npm clients (tests/js) and the chat example's browser bundle (examples/chat)"
+log "npm clients (tests/js), the chat example's browser bundle (examples/chat), the Admin UI (examples/admin-ui)"
 npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 npm ci --prefix examples/chat --no-audit --no-fund --loglevel=error
+npm ci --prefix examples/admin-ui --no-audit --no-fund --loglevel=error
 
 log "python clients (tests/py)"
 command -v python3 >/dev/null || apt_install python3

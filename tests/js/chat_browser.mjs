@@ -3,10 +3,11 @@
 // spawns it (examples/chat/tests/browser.rs) makes the assertions.
 //
 // usage: node chat_browser.mjs <chat binary> <port> <output folder>
-import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { launchChromium } from "./chromium.mjs";
+import { startExample } from "./example.mjs";
+import { report } from "./report.mjs";
 
 const [binary, port, outDir] = process.argv.slice(2);
 const url = `http://127.0.0.1:${port}/`;
@@ -14,32 +15,14 @@ const result = { steps: [] };
 let server;
 let browser;
 
-async function finish(code) {
-  await browser?.close().catch(() => {});
+const { finish } = report(result, 50000, async () => {
+  await browser?.close();
   server?.kill("SIGKILL");
-  console.log(JSON.stringify(result));
-  process.exit(code);
-}
-setTimeout(() => {
-  result.error = `timeout after step ${result.steps.at(-1)}`;
-  finish(2);
-}, 50000);
+});
 
 /** Starts the example and resolves once it printed its address. */
-function startServer() {
-  return new Promise((resolve, reject) => {
-    const child = spawn(binary, [], {
-      env: { ...process.env, PORT: port, RUST_LOG: "chat=info,belfry=debug" },
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    let out = "";
-    child.stdout.on("data", (chunk) => {
-      out += chunk;
-      if (out.includes(`chat on http://127.0.0.1:${port}`)) resolve(child);
-    });
-    child.on("exit", (code) => reject(new Error(`chat exited with ${code}: ${out}`)));
-  });
-}
+const startServer = () =>
+  startExample(binary, { PORT: port, RUST_LOG: "chat=info,belfry=debug" }, `chat on http://127.0.0.1:${port}`);
 
 const step = (name) => result.steps.push(name);
 const texts = (page, selector) => page.locator(selector).allTextContents();

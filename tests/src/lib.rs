@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)]
 
 pub mod adapter_conformance;
+pub mod browser;
 pub mod processes;
 pub mod scenarios;
 

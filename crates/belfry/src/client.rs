@@ -69,6 +69,9 @@ impl EngineHandler for Client {
     type Data = Connection;
 
     fn on_connect(&self, conn: Conn) {
+        if let Some(observer) = self.io.observer() {
+            observer.engine_connected(conn.transport() == belfry_engine::TransportType::Polling);
+        }
         // Node's `connectTimeout`: a client must join a namespace in time.
         let timeout = self.io.config().connect_timeout;
         let data = conn.clone();
@@ -92,12 +95,18 @@ impl EngineHandler for Client {
 
     fn on_disconnect(&self, conn: Conn, reason: EngineReason) {
         let reason = DisconnectReason::from(reason);
+        if let Some(observer) = self.io.observer() {
+            observer.engine_disconnected(reason);
+        }
         for socket in conn.data().sockets() {
             socket.close(reason);
         }
     }
 
     fn on_message(&self, conn: &Conn, text: Str) {
+        if let Some(observer) = self.io.observer() {
+            observer.packet_in(text.len());
+        }
         let result = match self.io.config().parser {
             // Every msgpack packet is a binary message.
             Parser::Msgpack => Err(ParseError::TextWithMsgpack),
@@ -110,6 +119,9 @@ impl EngineHandler for Client {
     }
 
     fn on_binary(&self, conn: &Conn, data: Bytes) {
+        if let Some(observer) = self.io.observer() {
+            observer.packet_in(data.len());
+        }
         let result = match self.io.config().parser {
             Parser::Msgpack => msgpack::decode(&data).map(Some),
             _ => {

@@ -101,16 +101,7 @@ fn js_date_string(secs: u64) -> String {
     ];
     let days = secs / 86_400;
     let (h, m, s) = (secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = civil(days);
     format!(
         "{} {} {:02} {} {:02}:{:02}:{:02} GMT+0000 (Coordinated Universal Time)",
         DAYS[(days % 7) as usize],
@@ -121,6 +112,34 @@ fn js_date_string(secs: u64) -> String {
         m,
         s
     )
+}
+
+/// `2026-11-22T04:30:00.000Z` (JavaScript's `Date.toJSON`) for `millis` since the epoch.
+#[cfg_attr(not(feature = "admin"), allow(dead_code))]
+pub(crate) fn iso_date(millis: u64) -> String {
+    let secs = millis / 1000;
+    let (year, month, day) = civil(secs / 86_400);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        secs % 86_400 / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+        millis % 1000
+    )
+}
+
+/// The civil date (year, month 1–12, day) of `days` since 1970-01-01 (Howard Hinnant's
+/// algorithm).
+fn civil(days: u64) -> (i64, i64, i64) {
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
 #[cfg(test)]
@@ -141,6 +160,8 @@ mod tests {
             js_date_string(951_782_400),
             "Tue Feb 29 2000 00:00:00 GMT+0000 (Coordinated Universal Time)"
         );
+        assert_eq!(iso_date(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso_date(1_795_304_096_789), "2026-11-21T23:34:56.789Z");
     }
 
     #[test]

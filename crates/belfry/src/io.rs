@@ -29,6 +29,7 @@ use crate::{
     client_files::{ClientFiles, ServeClientLayer},
     handler::{Handler, erase},
     ns::{Namespace, NsOptions, ParentNamespace},
+    observe::Observer,
     server_side::erase_server_side,
 };
 
@@ -70,6 +71,17 @@ struct IoInner {
     state: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
     engine: OnceLock<Engine<Client>>,
     adapter: AdapterFactory,
+    observer: OnceLock<Arc<dyn Observer>>,
+}
+
+/// A [`SocketIo`] that does not keep the server alive (for what the server itself holds).
+#[derive(Clone)]
+pub(crate) struct WeakSocketIo(std::sync::Weak<IoInner>);
+
+impl WeakSocketIo {
+    pub(crate) fn upgrade(&self) -> Option<SocketIo> {
+        self.0.upgrade().map(|inner| SocketIo { inner })
+    }
 }
 
 /// The Socket.IO options.
@@ -131,6 +143,9 @@ impl SocketIo {
             None,
             &self.inner.adapter,
         );
+        if let Some(observer) = self.observer() {
+            ns.observe(observer);
+        }
         self.inner.namespaces.write().insert(path, ns.clone());
         NamespaceHandle(ns)
     }
@@ -286,11 +301,7 @@ impl SocketIo {
     /// Disconnects every socket with "server shutting down", closes every connection, and
     /// resolves once all of them are gone. Use it in axum's graceful shutdown.
     pub async fn close(&self) {
-        let mut namespaces: Vec<_> = self.inner.namespaces.read().values().cloned().collect();
-        for parent in self.inner.parents.read().iter() {
-            namespaces.extend(parent.children());
-        }
-        for ns in namespaces {
+        for ns in self.all_namespaces() {
             for socket in ns.sockets() {
                 socket.close(DisconnectReason::ServerShuttingDown);
             }
@@ -336,6 +347,36 @@ impl SocketIo {
             .expect("the engine is set when the server is built")
     }
 
+    /// Every namespace, dynamic children included.
+    pub(crate) fn all_namespaces(&self) -> Vec<Arc<Namespace>> {
+        let mut namespaces: Vec<_> = self.inner.namespaces.read().values().cloned().collect();
+        for parent in self.inner.parents.read().iter() {
+            namespaces.extend(parent.children());
+        }
+        namespaces
+    }
+
+    /// The server's observer, if one was set.
+    pub(crate) fn observer(&self) -> Option<&Arc<dyn Observer>> {
+        self.inner.observer.get()
+    }
+
+    /// Sets the server's observer and shows it every namespace; false if one was set before.
+    pub(crate) fn set_observer(&self, observer: Arc<dyn Observer>) -> bool {
+        if self.inner.observer.set(observer.clone()).is_err() {
+            return false;
+        }
+        for ns in self.all_namespaces() {
+            ns.observe(&observer);
+        }
+        true
+    }
+
+    /// A handle that does not keep the server alive.
+    pub(crate) fn downgrade(&self) -> WeakSocketIo {
+        WeakSocketIo(Arc::downgrade(&self.inner))
+    }
+
     /// The static namespace `path`, or the existing dynamic child of that name.
     pub(crate) fn namespace(&self, path: &str) -> Option<Arc<Namespace>> {
         if let Some(ns) = self.inner.namespaces.read().get(path) {
@@ -355,9 +396,13 @@ impl SocketIo {
             return Some(ns);
         }
         let parents = self.inner.parents.read().clone();
-        parents
+        let child = parents
             .iter()
-            .find_map(|parent| parent.child_for_connect(path))
+            .find_map(|parent| parent.child_for_connect(path))?;
+        if let Some(observer) = self.observer() {
+            child.observe(observer);
+        }
+        Some(child)
     }
 
     pub(crate) fn config(&self) -> &IoConfig {
@@ -716,6 +761,7 @@ impl SocketIoBuilder {
                 state: self.state,
                 engine: OnceLock::new(),
                 adapter,
+                observer: OnceLock::new(),
             }),
         };
         io.ns("/", || async {});

@@ -158,6 +158,8 @@
 #![forbid(unsafe_code)]
 
 mod ack;
+#[cfg(feature = "admin")]
+pub mod admin;
 mod args;
 mod binary;
 mod client;
@@ -168,6 +170,7 @@ pub mod handler;
 mod handshake;
 mod io;
 mod ns;
+mod observe;
 mod operators;
 mod server_side;
 mod socket;

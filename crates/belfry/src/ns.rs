@@ -5,7 +5,7 @@ use std::{
     fmt,
     sync::{
         Arc, Weak,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -26,6 +26,7 @@ use crate::{
     ConnectError, SocketIo, SocketRef,
     client::Connection,
     handler::{BoxFuture, ContextKind, ErasedHandler, HandlerContext, Rejected},
+    observe::Observer,
     server_side::{ServerSideEvent, ServerSideHandler},
     socket::Socket,
 };
@@ -55,6 +56,8 @@ pub(crate) struct Namespace {
     parent: Option<Weak<ParentNamespace>>,
     /// Listeners of other servers' server-side events, by event name.
     server_side: RwLock<HashMap<String, Vec<ServerSideHandler>>>,
+    /// The server's observer listens to this namespace's room events.
+    observed: AtomicBool,
 }
 
 impl fmt::Debug for Namespace {
@@ -87,7 +90,18 @@ impl Namespace {
             options,
             parent,
             server_side: RwLock::new(HashMap::new()),
+            observed: AtomicBool::new(false),
         })
+    }
+
+    /// Shows `observer` this namespace's room events (once).
+    pub(crate) fn observe(&self, observer: &Arc<dyn Observer>) {
+        if self.observed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (observer, name) = (observer.clone(), self.name.clone());
+        self.adapter
+            .on_event(Box::new(move |event| observer.room_event(&name, event)));
     }
 
     /// Adds a listener of other servers' server-side events named `event`.
@@ -235,6 +249,9 @@ impl Namespace {
                 socket
                     .span()
                     .in_scope(|| tracing::debug!("socket connected"));
+                if let Some(observer) = socket.io_ref().observer() {
+                    observer.socket_connected(&socket);
+                }
                 socket.enqueue(future);
             }
         }

@@ -194,6 +194,10 @@ impl Socket {
         self.io.clone()
     }
 
+    pub(crate) fn io_ref(&self) -> &SocketIo {
+        &self.io
+    }
+
     /// True until the socket leaves its namespace.
     pub fn connected(&self) -> bool {
         self.connected.load(Ordering::Acquire)
@@ -285,12 +289,16 @@ impl Socket {
 
     /// Calls the outgoing listener, if any, for an event packet about to be sent.
     pub(crate) fn notify_outgoing(&self, packet: &Packet) {
+        let PacketData::Event { payload, .. } = &packet.data else {
+            return;
+        };
+        if let Some(observer) = self.io.observer() {
+            observer.event_sent(self, payload);
+        }
         let Some(listener) = self.outgoing.read().clone() else {
             return;
         };
-        if let PacketData::Event { payload, .. } = &packet.data
-            && let Ok((name, _)) = payload.event()
-        {
+        if let Ok((name, _)) = payload.event() {
             listener(&name, &payload.json);
         }
     }
@@ -353,6 +361,9 @@ impl Socket {
     /// ```
     pub fn set_data<T: Serialize + ?Sized>(&self, data: &T) -> Result<(), serde_json::Error> {
         *self.data.write() = serde_json::to_value(data)?;
+        if let Some(observer) = self.io.observer() {
+            observer.data_updated(self);
+        }
         Ok(())
     }
 
@@ -600,6 +611,9 @@ impl Socket {
     }
 
     async fn run_event(self: Arc<Self>, payload: Payload, ack: Option<u64>) {
+        if let Some(observer) = self.io.observer() {
+            observer.event_received(&self, &payload);
+        }
         let Ok((name, args)) = payload.event() else {
             return;
         };
@@ -805,6 +819,9 @@ impl Socket {
         }
         self.span
             .in_scope(|| tracing::debug!(%reason, "socket disconnected"));
+        if let Some(observer) = self.io.observer() {
+            observer.socket_disconnected(self, reason);
+        }
         self.conn.data().remove(self.ns.name());
         self.acks.lock().clear();
         let disconnecting = self.disconnecting_handler.read().clone();

@@ -4,24 +4,14 @@
 //! `tests/output/chat/`.
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
-
 use belfry_tests::run_node;
 use serde_json::json;
 
 #[tokio::test]
 async fn two_pages_chat_and_survive_a_server_restart() {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
-    assert!(
-        std::path::Path::new(&chromium).exists(),
-        "{chromium} is missing: run the README test command (it installs Debian's chromium)"
-    );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/output/chat");
+    belfry_tests::browser::require_chromium();
+    let port = belfry_tests::processes::free_port();
+    let out = belfry_tests::browser::output_dir("chat");
     let result = run_node(
         "chat_browser.mjs",
         &[
