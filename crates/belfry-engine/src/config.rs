@@ -36,6 +36,7 @@ pub struct EngineConfig {
     pub(crate) polling: bool,
     pub(crate) websocket: bool,
     pub(crate) allow_upgrades: bool,
+    pub(crate) allow_eio3: bool,
     pub(crate) cookie: Option<Cookie>,
     pub(crate) allow_request: Option<AllowRequestFn>,
     pub(crate) initial_headers: Option<HeadersFn>,
@@ -60,6 +61,7 @@ impl Default for EngineConfig {
             polling: true,
             websocket: true,
             allow_upgrades: true,
+            allow_eio3: false,
             cookie: None,
             allow_request: None,
             initial_headers: None,
@@ -141,6 +143,7 @@ impl fmt::Debug for EngineConfig {
             .field("polling", &self.polling)
             .field("websocket", &self.websocket)
             .field("allow_upgrades", &self.allow_upgrades)
+            .field("allow_eio3", &self.allow_eio3)
             .field("cookie", &self.cookie)
             .field("allow_request", &self.allow_request.is_some())
             .field("initial_headers", &self.initial_headers.is_some())
@@ -222,6 +225,15 @@ impl EngineConfigBuilder {
             self.config.polling || self.config.websocket,
             "at least one transport must be enabled"
         );
+        self
+    }
+
+    /// Accepts Engine.IO v3 clients (socket.io 2.x), as Node's `allowEIO3` (default false): a
+    /// request whose `EIO` is not `4` speaks v3 (the client pings, length-prefixed polling
+    /// payloads, a type byte in front of binary WebSocket frames). Otherwise they are refused
+    /// with code 5, "Unsupported protocol version".
+    pub fn allow_eio3(mut self, allow: bool) -> Self {
+        self.config.allow_eio3 = allow;
         self
     }
 

@@ -85,7 +85,13 @@ pub(crate) async fn handle<H: EngineHandler>(
     {
         return refuse(RequestError::Forbidden(message));
     }
-    if query.eio.as_deref() != Some("4") {
+    // Node: `EIO=4` speaks v4; anything else (or nothing) v3, accepted only with `allowEIO3`.
+    let protocol = if query.eio.as_deref() == Some("4") {
+        4
+    } else {
+        3
+    };
+    if protocol == 3 && !inner.config.allow_eio3 {
         return refuse(RequestError::UnsupportedProtocolVersion);
     }
     if inner.at_capacity() {
@@ -99,7 +105,9 @@ pub(crate) async fn handle<H: EngineHandler>(
         None => Sid::random(),
     };
     match (on_upgrade, key) {
-        (Some(on_upgrade), Some(key)) => websocket::handshake(&inner, sid, parts, on_upgrade, &key),
-        _ => polling::handshake(&inner, sid, parts),
+        (Some(on_upgrade), Some(key)) => {
+            websocket::handshake(&inner, sid, parts, protocol, on_upgrade, &key)
+        }
+        _ => polling::handshake(&inner, sid, parts, protocol),
     }
 }

@@ -167,11 +167,13 @@ impl<H: EngineHandler> EngineInner<H> {
         sid: Sid,
         parts: Parts,
         transport: TransportType,
+        protocol: u8,
     ) -> Option<(Arc<Socket<H::Data>>, Packet)> {
         let socket = Arc::new(Socket::new(
             sid.clone(),
             parts,
             transport,
+            protocol,
             self.config.max_buffered_packets,
             self.config.max_buffered_bytes,
             H::Data::default(),
@@ -242,8 +244,13 @@ impl<H: EngineHandler> EngineInner<H> {
         match packet {
             Packet::Message(text) => self.handler.on_message(socket, text),
             Packet::Binary(data) => self.handler.on_binary(socket, data),
-            Packet::Pong => socket.pong.notify_one(),
-            Packet::Ping => {
+            // v4: the server pings, the client answers; v3: the other way round.
+            Packet::Pong if socket.protocol() != 3 => socket.pong.notify_one(),
+            Packet::Ping if socket.protocol() == 3 => {
+                socket.queue_pong();
+                socket.pong.notify_one();
+            }
+            Packet::Ping | Packet::Pong => {
                 tracing::debug!("invalid heartbeat direction");
                 socket.close_with(DisconnectReason::TransportError);
             }
@@ -261,8 +268,18 @@ impl<H: EngineHandler> EngineInner<H> {
 
 /// Pings every `ping_interval` (the first one an interval after the handshake) and returns after
 /// closing the session when a pong is late, or when the send queue has been full for longer than
-/// the ping timeout.
+/// the ping timeout. A v3 client pings instead: it must do so within `ping_interval +
+/// ping_timeout` of its previous ping (of the handshake, at first).
 async fn heartbeat<D>(config: &EngineConfig, socket: &Socket<D>) {
+    if socket.protocol() == 3 {
+        let deadline = config.ping_interval + config.ping_timeout;
+        while tokio::time::timeout(deadline, socket.pong.notified())
+            .await
+            .is_ok()
+        {}
+        socket.close_with(DisconnectReason::PingTimeout);
+        return;
+    }
     loop {
         tokio::time::sleep(config.ping_interval).await;
         socket.queue_ping();

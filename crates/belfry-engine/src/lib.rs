@@ -37,6 +37,7 @@ mod errors;
 mod handler;
 pub mod packet;
 pub mod payload;
+pub mod payload_v3;
 mod request;
 mod service;
 mod sid;
@@ -49,6 +50,7 @@ pub use engine::Engine;
 pub use errors::{DisconnectReason, SendError};
 pub use handler::EngineHandler;
 pub use packet::{DecodeError, OpenPacket, Packet};
+pub use request::percent_decode;
 pub use service::{
     BoxError, EngineBody, EngineHttp, EngineLayer, EngineService, NotFound, RequestBody,
     ResponseBody, ResponseFuture,

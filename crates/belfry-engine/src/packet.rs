@@ -87,6 +87,9 @@ pub enum DecodeError {
     /// A `b` packet of a polling payload is not valid base64.
     #[error("invalid base64 in binary packet")]
     InvalidBase64,
+    /// An Engine.IO v3 payload's length prefix is missing, malformed, or does not match.
+    #[error("invalid length in a v3 payload")]
+    BadLength,
 }
 
 impl Packet {

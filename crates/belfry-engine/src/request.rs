@@ -39,7 +39,13 @@ impl Query {
 }
 
 /// Decodes `%XX` escapes and `+`; invalid escapes are kept as they are.
-fn percent_decode(s: &str) -> String {
+/// Decodes `application/x-www-form-urlencoded` text (`%XX` escapes, `+` as a space), as query
+/// strings are read; bad escapes are kept as they are, invalid UTF-8 is replaced.
+///
+/// ```
+/// assert_eq!(belfry_engine::percent_decode("a%20b+c%zz"), "a b c%zz");
+/// ```
+pub fn percent_decode(s: &str) -> String {
     if !s.contains(['%', '+']) {
         return s.to_owned();
     }

@@ -22,6 +22,10 @@ use crate::{DisconnectReason, Packet, SendError, Sid, TransportType};
 pub struct Socket<D> {
     id: Sid,
     parts: Parts,
+    /// The Engine.IO protocol revision: 4, or 3 (socket.io 2.x clients).
+    protocol: u8,
+    /// A v3 client that asked for base64 (`b64` in its query): no binary polling payloads.
+    base64: bool,
     transport: AtomicU8,
     state: Mutex<Outbox>,
     pub(crate) wake_writer: Notify,
@@ -41,6 +45,8 @@ struct Outbox {
     queue: VecDeque<Packet>,
     bytes: usize,
     ping: bool,
+    /// A v3 client pinged: the answer is due.
+    pong: bool,
     noop: bool,
     full_since: Option<Instant>,
     close: Option<DisconnectReason>,
@@ -79,19 +85,29 @@ impl<D> Socket<D> {
         id: Sid,
         parts: Parts,
         transport: TransportType,
+        protocol: u8,
         max_packets: usize,
         max_bytes: usize,
         data: D,
     ) -> Self {
         let span = tracing::debug_span!("engine", sid = %id, transport = transport.as_str());
+        // Node's `supportsBinary = !req._query.b64`: any non-empty value.
+        let base64 = parts.uri.query().is_some_and(|query| {
+            query
+                .split('&')
+                .any(|pair| pair.strip_prefix("b64=").is_some_and(|v| !v.is_empty()))
+        });
         Socket {
             id,
             parts: detached(parts),
+            protocol,
+            base64,
             transport: AtomicU8::new(transport as u8),
             state: Mutex::new(Outbox {
                 queue: VecDeque::new(),
                 bytes: 0,
                 ping: false,
+                pong: false,
                 noop: false,
                 full_since: None,
                 close: None,
@@ -122,6 +138,17 @@ impl<D> Socket<D> {
     /// The session id.
     pub fn id(&self) -> &Sid {
         &self.id
+    }
+
+    /// The Engine.IO protocol revision the client speaks: 4, or 3 for socket.io 2.x clients
+    /// (see [`EngineConfigBuilder::allow_eio3`](crate::EngineConfigBuilder::allow_eio3)).
+    pub fn protocol(&self) -> u8 {
+        self.protocol
+    }
+
+    /// For a v3 client: whether its polling payloads may use the binary framing.
+    pub(crate) fn v3_binary(&self) -> bool {
+        !self.base64
     }
 
     /// The handshake request (method, URI, headers, and the extensions that engine layers such as
@@ -257,6 +284,12 @@ impl<D> Socket<D> {
         self.wake_writer.notify_one();
     }
 
+    /// Answers a v3 client's ping.
+    pub(crate) fn queue_pong(&self) {
+        self.state.lock().pong = true;
+        self.wake_writer.notify_one();
+    }
+
     pub(crate) fn queue_noop(&self) {
         self.state.lock().noop = true;
         self.wake_writer.notify_one();
@@ -284,6 +317,9 @@ impl<D> Socket<D> {
         let mut state = self.state.lock();
         if std::mem::take(&mut state.ping) && state.close.is_none() {
             out.extend([Packet::Ping]);
+        }
+        if std::mem::take(&mut state.pong) && state.close.is_none() {
+            out.extend([Packet::Pong]);
         }
         out.extend(state.queue.drain(..));
         state.bytes = 0;

@@ -7,7 +7,9 @@ use belfry_core::{
     Str,
     parser::{Decoder, Packet, PacketData, ParseError, Parser, msgpack},
 };
-use belfry_engine::{DisconnectReason as EngineReason, EngineHandler, Socket as EngineSocket};
+use belfry_engine::{
+    DisconnectReason as EngineReason, EngineHandler, Socket as EngineSocket, percent_decode,
+};
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
@@ -91,6 +93,12 @@ impl EngineHandler for Client {
             span,
         ));
         *data.data().connect_timer.lock() = Some(timer.abort_handle());
+        // socket.io 2.x clients are in `/` from the start, without a CONNECT of their own.
+        if data.protocol() == 3
+            && let Some(ns) = self.io.namespace_for_connect("/")
+        {
+            ns.connect(&self.io, &data, None);
+        }
     }
 
     fn on_disconnect(&self, conn: Conn, reason: EngineReason) {
@@ -146,7 +154,15 @@ impl Client {
         }
     }
 
-    fn route(&self, conn: &Conn, packet: Packet) {
+    fn route(&self, conn: &Conn, mut packet: Packet) {
+        if conn.protocol() == 3
+            && let PacketData::Connect(auth) = &mut packet.data
+            && let Some((ns, query)) = packet.ns.split_once('?')
+        {
+            // socket.io 2.x: `40/nsp?token=x,` carries its auth as a query string.
+            *auth = Some(query_to_json(query).into());
+            packet.ns = Str::from(ns);
+        }
         let socket = conn.data().get(&packet.ns);
         match (packet.data, socket) {
             (PacketData::Connect(auth), None) => match self.io.namespace_for_connect(&packet.ns) {
@@ -170,6 +186,27 @@ impl Client {
             }
         }
     }
+}
+
+/// A query string as the JSON object Node's `url.parse(.., true).query` makes of it: values are
+/// strings (percent-decoded, `+` as a space), a repeated key an array of them.
+fn query_to_json(query: &str) -> String {
+    let mut object = serde_json::Map::new();
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let (key, value) = (
+            percent_decode(key),
+            serde_json::Value::from(percent_decode(value)),
+        );
+        match object.get_mut(&key) {
+            Some(serde_json::Value::Array(values)) => values.push(value),
+            Some(first) => *first = serde_json::Value::Array(vec![first.take(), value]),
+            None => {
+                object.insert(key, value);
+            }
+        }
+    }
+    serde_json::Value::Object(object).to_string()
 }
 
 /// Closes the connection for a protocol violation ("forced server close" for its sockets).

@@ -76,8 +76,10 @@ struct IoInner {
 
 /// A [`SocketIo`] that does not keep the server alive (for what the server itself holds).
 #[derive(Clone)]
+#[cfg_attr(not(feature = "admin"), allow(dead_code))]
 pub(crate) struct WeakSocketIo(std::sync::Weak<IoInner>);
 
+#[cfg_attr(not(feature = "admin"), allow(dead_code))]
 impl WeakSocketIo {
     pub(crate) fn upgrade(&self) -> Option<SocketIo> {
         self.0.upgrade().map(|inner| SocketIo { inner })
@@ -362,6 +364,7 @@ impl SocketIo {
     }
 
     /// Sets the server's observer and shows it every namespace; false if one was set before.
+    #[cfg_attr(not(feature = "admin"), allow(dead_code))]
     pub(crate) fn set_observer(&self, observer: Arc<dyn Observer>) -> bool {
         if self.inner.observer.set(observer.clone()).is_err() {
             return false;
@@ -373,6 +376,7 @@ impl SocketIo {
     }
 
     /// A handle that does not keep the server alive.
+    #[cfg_attr(not(feature = "admin"), allow(dead_code))]
     pub(crate) fn downgrade(&self) -> WeakSocketIo {
         WeakSocketIo(Arc::downgrade(&self.inner))
     }
@@ -590,6 +594,16 @@ impl SocketIoBuilder {
     /// The largest message accepted, in bytes, on both transports (default 1 MB).
     pub fn max_payload(self, bytes: u64) -> Self {
         self.engine(|engine| engine.max_payload(bytes))
+    }
+
+    /// Accepts socket.io 2.x clients (Engine.IO v3, Socket.IO protocol v4), as Node's
+    /// `allowEIO3` (default false). They join `/` as soon as they connect, with the engine id as
+    /// socket id (`/nsp#<engine id>` in other namespaces), pass their auth as the namespace's
+    /// query string (`io("/nsp", { query: {..} })`), and get refusals as v4 ERROR packets
+    /// carrying the refusal's data, or else its message. Connection state recovery does not
+    /// apply to them.
+    pub fn allow_eio3(self, allow: bool) -> Self {
+        self.engine(|engine| engine.allow_eio3(allow))
     }
 
     /// How long a client may stay connected without joining a namespace (default 45 s).

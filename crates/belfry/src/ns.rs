@@ -16,7 +16,7 @@ use belfry_core::{
         Adapter, AdapterFactory, BroadcastFlags, LocalAckSink, LocalSockets, RestoredSession,
         ServerSideReply, SocketInfo,
     },
-    parser::{Packet, Parser, Payload},
+    parser::{Packet, PacketData, Parser, Payload},
 };
 use belfry_engine::{Sid, Socket as EngineSocket};
 use futures_util::FutureExt;
@@ -244,7 +244,15 @@ impl Namespace {
                     parent.keep(self);
                 }
                 let pid = socket.pid().map(Sid::as_str);
-                let packet = Packet::connect(self.name.clone(), socket.id().as_str(), pid);
+                let packet = if socket.conn().protocol() == 3 {
+                    // socket.io 2.x clients get a CONNECT without payload.
+                    Packet {
+                        ns: self.name.clone(),
+                        data: PacketData::Connect(None),
+                    }
+                } else {
+                    Packet::connect(self.name.clone(), socket.id().as_str(), pid)
+                };
                 let _ = socket.send(&packet);
                 socket
                     .span()
@@ -261,8 +269,19 @@ impl Namespace {
         socket
             .span()
             .in_scope(|| tracing::debug!(message = %refusal.message, "connect refused"));
-        let packet =
-            Packet::connect_error(self.name.clone(), &refusal.message, refusal.data.as_ref());
+        let packet = if socket.conn().protocol() == 3 {
+            // socket.io 2.x's ERROR packet: the data, or else the message (Node's).
+            let payload = match &refusal.data {
+                Some(data) => data.to_string(),
+                None => serde_json::Value::from(refusal.message.as_str()).to_string(),
+            };
+            Packet {
+                ns: self.name.clone(),
+                data: PacketData::ConnectError(payload.into()),
+            }
+        } else {
+            Packet::connect_error(self.name.clone(), &refusal.message, refusal.data.as_ref())
+        };
         let _ = socket.send(&packet);
         socket.close(crate::DisconnectReason::ServerNamespaceDisconnect);
     }

@@ -109,10 +109,17 @@ impl Socket {
     ) -> Arc<Socket> {
         let issued = crate::handshake::now_millis();
         let auth = auth.map(Str::from);
-        let id = previous.map_or_else(Sid::random, |session| session.sid.clone());
+        let id = match previous {
+            Some(session) => session.sid.clone(),
+            // socket.io 2.x: the engine id, prefixed by the namespace outside `/` (Node's).
+            None if conn.protocol() == 3 && ns.name() == "/" => conn.id().clone(),
+            None if conn.protocol() == 3 => Sid::from(format!("{}#{}", ns.name(), conn.id())),
+            None => Sid::random(),
+        };
         let pid = io
             .config()
             .recovery
+            .filter(|_| conn.protocol() != 3)
             .map(|_| previous.map_or_else(Sid::random, |session| session.pid.clone()));
         let span = tracing::debug_span!(parent: conn.span(), "socket", ns = %ns.name(), %id);
         Arc::new_cyclic(|me| Socket {

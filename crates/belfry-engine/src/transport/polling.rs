@@ -15,7 +15,7 @@ use crate::{
     DisconnectReason, EngineHandler, Packet, Sid, Socket, TransportType,
     engine::EngineInner,
     errors::RequestError,
-    payload,
+    payload, payload_v3,
     request::{EngineResponse, empty, polling_error, response},
     service::RequestBody,
 };
@@ -25,14 +25,17 @@ pub(crate) fn handshake<H: EngineHandler>(
     inner: &Arc<EngineInner<H>>,
     sid: Sid,
     parts: Parts,
+    protocol: u8,
 ) -> EngineResponse {
-    let Some((socket, open)) = inner.open_session(sid, parts, TransportType::Polling) else {
+    let Some((socket, open)) = inner.open_session(sid, parts, TransportType::Polling, protocol)
+    else {
         return polling_error(&RequestError::BadRequest);
     };
     let res = payload_response(
         inner,
+        &socket,
         socket.req_parts(),
-        payload::encode(&[open]),
+        &[open],
         Some(socket.id()),
     );
     inner.connected(&socket);
@@ -71,7 +74,7 @@ async fn poll<H: EngineHandler>(
     };
     loop {
         if socket.transport() == TransportType::Websocket {
-            return payload_response(inner, parts, payload::encode(&[Packet::Noop]), None);
+            return payload_response(inner, &socket, parts, &[Packet::Noop], None);
         }
         let drained = socket.drain(true);
         if let Some(reason) = drained.close {
@@ -84,10 +87,10 @@ async fn poll<H: EngineHandler>(
             });
             inner.remove(socket.id());
             socket.close_delivered.notify_one();
-            return payload_response(inner, parts, payload::encode(&packets), None);
+            return payload_response(inner, &socket, parts, &packets, None);
         }
         if !drained.packets.is_empty() {
-            return payload_response(inner, parts, payload::encode(&drained.packets), None);
+            return payload_response(inner, &socket, parts, &drained.packets, None);
         }
         socket.wake_writer.notified().await;
     }
@@ -109,10 +112,11 @@ async fn receive<H: EngineHandler>(
         socket.close_with(DisconnectReason::TransportError);
         empty(status)
     };
-    if parts.headers.get(header::CONTENT_TYPE).is_some_and(|ct| {
+    let binary = parts.headers.get(header::CONTENT_TYPE).is_some_and(|ct| {
         ct.as_bytes()
             .eq_ignore_ascii_case(b"application/octet-stream")
-    }) {
+    });
+    if binary && socket.protocol() != 3 {
         tracing::debug!("binary content type on an EIO 4 session");
         return fail(StatusCode::BAD_REQUEST);
     }
@@ -135,7 +139,7 @@ async fn receive<H: EngineHandler>(
             return fail(StatusCode::REQUEST_TIMEOUT);
         }
     };
-    if !handle_payload(inner, &socket, body) {
+    if !handle_payload(inner, &socket, body, binary) {
         return empty(StatusCode::BAD_REQUEST);
     }
     let mut res = response(StatusCode::OK, "text/html", Bytes::from_static(b"ok"));
@@ -181,8 +185,17 @@ fn handle_payload<H: EngineHandler>(
     inner: &EngineInner<H>,
     socket: &Arc<Socket<H::Data>>,
     body: Bytes,
+    binary: bool,
 ) -> bool {
-    for packet in payload::decode(body) {
+    let packets: Box<dyn Iterator<Item = Result<Packet, _>>> = if socket.protocol() == 3 {
+        match payload_v3::decode(body, binary) {
+            Ok(packets) => Box::new(packets.into_iter().map(Ok)),
+            Err(error) => Box::new(std::iter::once(Err(error))),
+        }
+    } else {
+        Box::new(payload::decode(body))
+    };
+    for packet in packets {
         if socket.is_closed() {
             break;
         }
@@ -198,18 +211,24 @@ fn handle_payload<H: EngineHandler>(
     true
 }
 
-fn payload_response<H: EngineHandler>(
+/// A response carrying `packets` in the session's protocol.
+fn payload_response<H: EngineHandler, D>(
     inner: &EngineInner<H>,
+    socket: &Socket<D>,
     parts: &Parts,
-    payload: String,
+    packets: &[Packet],
     handshake: Option<&Sid>,
 ) -> EngineResponse {
-    let length = payload.len();
-    let mut res = response(
-        StatusCode::OK,
-        "text/plain; charset=UTF-8",
-        Bytes::from(payload),
-    );
+    let (body, content_type) = if socket.protocol() == 3 {
+        payload_v3::encode(packets, socket.v3_binary())
+    } else {
+        (
+            Bytes::from(payload::encode(packets)),
+            "text/plain; charset=UTF-8",
+        )
+    };
+    let length = body.len();
+    let mut res = response(StatusCode::OK, content_type, body);
     let headers = res.headers_mut();
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

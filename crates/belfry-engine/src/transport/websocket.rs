@@ -135,10 +135,12 @@ pub(crate) fn handshake<H: EngineHandler>(
     inner: &Arc<EngineInner<H>>,
     sid: Sid,
     parts: http::request::Parts,
+    protocol: u8,
     on_upgrade: OnUpgrade,
     accept_key: &str,
 ) -> EngineResponse {
-    let Some((socket, open)) = inner.open_session(sid, parts, TransportType::Websocket) else {
+    let Some((socket, open)) = inner.open_session(sid, parts, TransportType::Websocket, protocol)
+    else {
         return upgrade_error(&RequestError::BadRequest);
     };
     // The queue is empty, so the open packet always fits.
@@ -329,7 +331,10 @@ impl Outbound {
                         return Poll::Pending;
                     }
                 }
-                if ws.start_send_unpin(to_message(packet)).is_err() {
+                if ws
+                    .start_send_unpin(to_message(packet, socket.protocol()))
+                    .is_err()
+                {
                     return self.failed(socket);
                 }
                 self.flushing = true;
@@ -391,6 +396,14 @@ fn read<H: EngineHandler>(
                 socket.close_with(DisconnectReason::ParseError);
             }
         },
+        // v3 puts the message type in front of binary data.
+        Some(Ok(Message::Binary(data))) if socket.protocol() == 3 => match data.first() {
+            Some(4) => inner.on_packet(socket, Packet::Binary(data.slice(1..))),
+            _ => {
+                tracing::debug!("v3 binary frame without the message type");
+                socket.close_with(DisconnectReason::ParseError);
+            }
+        },
         Some(Ok(Message::Binary(data))) => inner.on_packet(socket, Packet::Binary(data)),
         Some(Ok(Message::Close(_))) | None => socket.close_with(DisconnectReason::TransportClose),
         Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
@@ -420,8 +433,14 @@ fn close_code(error: &WsError) -> Option<u16> {
     }
 }
 
-fn to_message(packet: Packet) -> Message {
+fn to_message(packet: Packet, protocol: u8) -> Message {
     match packet {
+        Packet::Binary(data) if protocol == 3 => {
+            let mut framed = Vec::with_capacity(data.len() + 1);
+            framed.push(4);
+            framed.extend_from_slice(&data);
+            Message::Binary(framed.into())
+        }
         Packet::Binary(data) => Message::Binary(data),
         // Already encoded, shared with the other recipients: sent without a copy.
         Packet::Encoded(text) => Message::Text(text.into_utf8_bytes()),
