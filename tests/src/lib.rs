@@ -260,6 +260,21 @@ pub async fn http(
     raw(addr, &bytes).await
 }
 
+/// Opens a long-polling session on the Socket.IO server at `addr` and joins it to `/`;
+/// returns the session's path (`/socket.io/?EIO=4&transport=polling&sid=..`).
+pub async fn polling_joined(addr: SocketAddr) -> String {
+    let open = http(addr, "GET", "/socket.io/?EIO=4&transport=polling", &[], b"").await;
+    let sid = serde_json::from_str::<serde_json::Value>(&open.text()[1..]).unwrap()["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    assert_eq!(http(addr, "POST", &path, &[], b"40").await.text(), "ok");
+    let connected = http(addr, "GET", &path, &[], b"").await.text();
+    assert!(connected.starts_with("40{\"sid\""), "{connected}");
+    path
+}
+
 /// Writes `request` as is on a new connection and reads one response (until the connection
 /// closes or `content-length` bytes of body arrived).
 pub async fn raw(addr: SocketAddr, request: &[u8]) -> RawResponse {

@@ -4,26 +4,14 @@
 use std::time::Duration;
 
 use belfry::SocketIo;
-use belfry_tests::{http, serve};
+use belfry_tests::{http, polling_joined, serve};
 
 #[tokio::test]
 async fn volatile_packets_skip_clients_that_are_not_writable() {
     let (layer, io) = SocketIo::new_layer();
     let addr = serve(axum::Router::new().layer(layer)).await;
     // A long-polling client joined to `/`.
-    let open = http(addr, "GET", "/socket.io/?EIO=4&transport=polling", &[], b"").await;
-    let sid = serde_json::from_str::<serde_json::Value>(&open.text()[1..]).unwrap()["sid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
-    assert_eq!(http(addr, "POST", &path, &[], b"40").await.text(), "ok");
-    assert!(
-        http(addr, "GET", &path, &[], b"")
-            .await
-            .text()
-            .starts_with("40{\"sid\"")
-    );
+    let path = polling_joined(addr).await;
 
     // No GET pending: a volatile packet is dropped, a normal one waits for the next GET.
     assert_eq!(io.volatile().emit("typing", &()).unwrap(), 0);

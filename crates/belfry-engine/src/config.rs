@@ -37,6 +37,7 @@ pub struct EngineConfig {
     pub(crate) websocket: bool,
     pub(crate) allow_upgrades: bool,
     pub(crate) allow_eio3: bool,
+    pub(crate) http_compression: Option<usize>,
     pub(crate) cookie: Option<Cookie>,
     pub(crate) allow_request: Option<AllowRequestFn>,
     pub(crate) initial_headers: Option<HeadersFn>,
@@ -62,6 +63,7 @@ impl Default for EngineConfig {
             websocket: true,
             allow_upgrades: true,
             allow_eio3: false,
+            http_compression: Some(1024),
             cookie: None,
             allow_request: None,
             initial_headers: None,
@@ -144,6 +146,7 @@ impl fmt::Debug for EngineConfig {
             .field("websocket", &self.websocket)
             .field("allow_upgrades", &self.allow_upgrades)
             .field("allow_eio3", &self.allow_eio3)
+            .field("http_compression", &self.http_compression)
             .field("cookie", &self.cookie)
             .field("allow_request", &self.allow_request.is_some())
             .field("initial_headers", &self.initial_headers.is_some())
@@ -234,6 +237,15 @@ impl EngineConfigBuilder {
     /// with code 5, "Unsupported protocol version".
     pub fn allow_eio3(mut self, allow: bool) -> Self {
         self.config.allow_eio3 = allow;
+        self
+    }
+
+    /// Compresses polling responses of at least `threshold` bytes with gzip or deflate, as the
+    /// request's `Accept-Encoding` allows (Node's `httpCompression`, on by default with a
+    /// threshold of 1024 bytes); `None` turns it off. A response is compressed unless every
+    /// packet in it was sent with compression off (`BroadcastOperator::compress(false)`).
+    pub fn http_compression(mut self, threshold: Option<usize>) -> Self {
+        self.config.http_compression = threshold;
         self
     }
 

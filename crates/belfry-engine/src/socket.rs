@@ -47,6 +47,9 @@ struct Outbox {
     ping: bool,
     /// A v3 client pinged: the answer is due.
     pong: bool,
+    /// A packet queued since the last drain may be compressed (Node's `compress` option: a
+    /// polling response is compressed if any of its packets may be).
+    compress: bool,
     noop: bool,
     full_since: Option<Instant>,
     close: Option<DisconnectReason>,
@@ -78,6 +81,8 @@ pub(crate) struct Drained {
     pub(crate) packets: Vec<Packet>,
     /// Set once the session is closed: the transport sends what is in `packets`, then closes.
     pub(crate) close: Option<DisconnectReason>,
+    /// Some packet may be compressed.
+    pub(crate) compress: bool,
 }
 
 impl<D> Socket<D> {
@@ -108,6 +113,7 @@ impl<D> Socket<D> {
                 bytes: 0,
                 ping: false,
                 pong: false,
+                compress: false,
                 noop: false,
                 full_since: None,
                 close: None,
@@ -194,6 +200,17 @@ impl<D> Socket<D> {
     ///
     /// As [`Socket::send`]; on error nothing was queued.
     pub fn send_many(&self, packets: &[Packet]) -> Result<(), SendError> {
+        self.send_many_with(packets, true)
+    }
+
+    /// [`Socket::send_many`], saying whether these packets may be compressed (Node's
+    /// `compress` option; see
+    /// [`EngineConfigBuilder::http_compression`](crate::EngineConfigBuilder::http_compression)).
+    ///
+    /// # Errors
+    ///
+    /// As [`Socket::send_many`].
+    pub fn send_many_with(&self, packets: &[Packet], compress: bool) -> Result<(), SendError> {
         let bytes: usize = packets.iter().map(Packet::wire_len).sum();
         {
             let mut state = self.state.lock();
@@ -211,6 +228,7 @@ impl<D> Socket<D> {
             }
             state.queue.extend(packets.iter().cloned());
             state.bytes += bytes;
+            state.compress |= compress;
         }
         self.wake_writer.notify_one();
         writer::queued_for(self);
@@ -303,8 +321,21 @@ impl<D> Socket<D> {
     /// Takes every queued packet, the heartbeat ping first. `polling` also takes a pending noop.
     pub(crate) fn drain(&self, polling: bool) -> Drained {
         let mut packets = Vec::new();
+        let compress = std::mem::take(&mut self.state.lock().compress);
         let close = self.drain_into(&mut packets, polling);
-        Drained { packets, close }
+        // Engine packets (heartbeats, noops, close) may be compressed, as Node's.
+        let compress = compress
+            || packets.iter().any(|p| {
+                !matches!(
+                    p,
+                    Packet::Message(_) | Packet::Encoded(_) | Packet::Binary(_)
+                )
+            });
+        Drained {
+            packets,
+            close,
+            compress,
+        }
     }
 
     /// [`Socket::drain`] into `out`; returns the close reason once the session is closed (the
@@ -323,6 +354,7 @@ impl<D> Socket<D> {
         }
         out.extend(state.queue.drain(..));
         state.bytes = 0;
+        state.compress = false;
         state.full_since = None;
         if polling && std::mem::take(&mut state.noop) {
             out.extend([Packet::Noop]);

@@ -207,6 +207,12 @@ impl SocketIo {
         self.main().local()
     }
 
+    /// A broadcast to the main namespace with Node's `compress` flag (see
+    /// [`BroadcastOperator::compress`]).
+    pub fn compress(&self, compress: bool) -> BroadcastOperator {
+        self.main().compress(compress)
+    }
+
     /// A broadcast to the main namespace dropped for clients whose queue is full (Node's
     /// `io.volatile`).
     pub fn volatile(&self) -> BroadcastOperator {

@@ -378,7 +378,8 @@ impl LocalSockets for NamespaceSockets {
                 return;
             }
             socket.notify_outgoing(packet);
-            match crate::socket::send_frames(socket.conn(), &frames) {
+            let compress = flags.compress != Some(false);
+            match crate::socket::send_frames_with(socket.conn(), &frames, compress) {
                 Ok(()) => delivered += 1,
                 Err(crate::EmitError::Full) if !flags.volatile => {
                     tracing::debug!(id = %socket.id(), "broadcast skipped a full socket");

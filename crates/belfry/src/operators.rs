@@ -100,7 +100,11 @@ impl BroadcastOperator {
         self
     }
 
-    /// The compression hint (Node's `compress`); kept in the options, not applied yet.
+    /// Node's `compress`: `false` sends the packet uncompressed. A polling response is
+    /// compressed (gzip or deflate, when the client accepts it and the response is at least
+    /// [`http_compression`](belfry_engine::EngineConfigBuilder::http_compression)'s threshold)
+    /// unless every packet in it was sent with `compress(false)`. WebSocket messages are not
+    /// compressed (permessage-deflate is not supported).
     pub fn compress(mut self, compress: bool) -> Self {
         self.opts.flags.compress = Some(compress);
         self

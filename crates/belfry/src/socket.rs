@@ -1012,10 +1012,20 @@ pub(crate) fn send_frames(
     conn: &EngineSocket<Connection>,
     frames: &[EnginePacket],
 ) -> Result<(), EmitError> {
-    conn.send_many(frames).map_err(|error| match error {
-        SendError::Full => EmitError::Full,
-        _ => EmitError::Disconnected,
-    })
+    send_frames_with(conn, frames, true)
+}
+
+/// [`send_frames`], saying whether the frames may be compressed (Node's `compress` flag).
+pub(crate) fn send_frames_with(
+    conn: &EngineSocket<Connection>,
+    frames: &[EnginePacket],
+    compress: bool,
+) -> Result<(), EmitError> {
+    conn.send_many_with(frames, compress)
+        .map_err(|error| match error {
+            SendError::Full => EmitError::Full,
+            _ => EmitError::Disconnected,
+        })
 }
 
 /// Deserializes acknowledgement arguments: one as `R`, several as a tuple, none as `null`.

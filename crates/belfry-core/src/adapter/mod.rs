@@ -43,7 +43,7 @@ pub struct BroadcastFlags {
     /// Deliver on this server only.
     #[serde(default)]
     pub local: bool,
-    /// The compression hint (kept for the wire format; Belfry does not compress yet).
+    /// `Some(false)`: do not compress (Node's `compress(false)`; applies to polling responses).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compress: Option<bool>,
     /// For broadcasts with acks: how long to wait for the answers.

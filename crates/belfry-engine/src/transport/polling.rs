@@ -36,6 +36,7 @@ pub(crate) fn handshake<H: EngineHandler>(
         &socket,
         socket.req_parts(),
         &[open],
+        true,
         Some(socket.id()),
     );
     inner.connected(&socket);
@@ -74,7 +75,7 @@ async fn poll<H: EngineHandler>(
     };
     loop {
         if socket.transport() == TransportType::Websocket {
-            return payload_response(inner, &socket, parts, &[Packet::Noop], None);
+            return payload_response(inner, &socket, parts, &[Packet::Noop], true, None);
         }
         let drained = socket.drain(true);
         if let Some(reason) = drained.close {
@@ -87,10 +88,17 @@ async fn poll<H: EngineHandler>(
             });
             inner.remove(socket.id());
             socket.close_delivered.notify_one();
-            return payload_response(inner, &socket, parts, &packets, None);
+            return payload_response(inner, &socket, parts, &packets, true, None);
         }
         if !drained.packets.is_empty() {
-            return payload_response(inner, &socket, parts, &drained.packets, None);
+            return payload_response(
+                inner,
+                &socket,
+                parts,
+                &drained.packets,
+                drained.compress,
+                None,
+            );
         }
         socket.wake_writer.notified().await;
     }
@@ -211,12 +219,14 @@ fn handle_payload<H: EngineHandler>(
     true
 }
 
-/// A response carrying `packets` in the session's protocol.
+/// A response carrying `packets` in the session's protocol, compressed when allowed (see
+/// [`compress`]).
 fn payload_response<H: EngineHandler, D>(
     inner: &EngineInner<H>,
     socket: &Socket<D>,
     parts: &Parts,
     packets: &[Packet],
+    compressible: bool,
     handshake: Option<&Sid>,
 ) -> EngineResponse {
     let (body, content_type) = if socket.protocol() == 3 {
@@ -227,9 +237,16 @@ fn payload_response<H: EngineHandler, D>(
             "text/plain; charset=UTF-8",
         )
     };
+    let (body, encoding) = match inner.config.http_compression {
+        Some(threshold) if compressible && body.len() >= threshold => compress(parts, body),
+        _ => (body, None),
+    };
     let length = body.len();
     let mut res = response(StatusCode::OK, content_type, body);
     let headers = res.headers_mut();
+    if let Some(encoding) = encoding {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
+    }
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     let ua = parts.headers.get(header::USER_AGENT);
@@ -241,6 +258,62 @@ fn payload_response<H: EngineHandler, D>(
     }
     edit_headers(inner, parts, &mut res, handshake);
     res
+}
+
+/// `body` compressed as the request's `Accept-Encoding` prefers, gzip or deflate (Node's
+/// `accepts(req).encodings(["gzip", "deflate"])`), with the encoding's name; as it is otherwise.
+fn compress(parts: &Parts, body: Bytes) -> (Bytes, Option<&'static str>) {
+    use std::io::Write as _;
+    let accept = parts
+        .headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    let Some(encoding) = preferred_encoding(&accept) else {
+        return (body, None);
+    };
+    let level = flate2::Compression::default();
+    let compressed = if encoding == "gzip" {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), level);
+        encoder.write_all(&body).and_then(|()| encoder.finish())
+    } else {
+        let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), level);
+        encoder.write_all(&body).and_then(|()| encoder.finish())
+    };
+    match compressed {
+        Ok(compressed) => (Bytes::from(compressed), Some(encoding)),
+        Err(_) => (body, None),
+    }
+}
+
+/// `gzip` or `deflate`, whichever `accept` (an `Accept-Encoding` value) rates higher (gzip on a
+/// tie; `*` stands for both), or neither.
+fn preferred_encoding(accept: &str) -> Option<&'static str> {
+    let quality = |name: &str| {
+        accept
+            .split(',')
+            .filter_map(|item| {
+                let mut parts = item.split(';');
+                let coding = parts.next()?.trim();
+                let q = parts
+                    .find_map(|p| p.trim().strip_prefix("q="))
+                    .map_or(Some(1.0), |q| q.trim().parse::<f32>().ok())?;
+                (coding.eq_ignore_ascii_case(name) || coding == "*").then_some((coding == "*", q))
+            })
+            // An exact match outranks `*`.
+            .min_by(|a, b| a.0.cmp(&b.0))
+            .map_or(0.0, |(_, q)| q)
+    };
+    let (gzip, deflate) = (quality("gzip"), quality("deflate"));
+    if gzip > 0.0 && gzip >= deflate {
+        Some("gzip")
+    } else if deflate > 0.0 {
+        Some("deflate")
+    } else {
+        None
+    }
 }
 
 /// Runs the user's header hooks (Node's `initial_headers` and `headers`) with the request being
@@ -280,5 +353,28 @@ impl<'a> Exclusive<'a> {
 impl Drop for Exclusive<'_> {
     fn drop(&mut self) {
         self.0.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::preferred_encoding;
+
+    #[test]
+    fn accept_encoding_picks_gzip_then_deflate() {
+        let cases = [
+            ("gzip, deflate, br", Some("gzip")),
+            ("deflate", Some("deflate")),
+            ("gzip;q=0.5, deflate", Some("deflate")),
+            ("gzip;q=0, deflate;q=0", None),
+            ("*", Some("gzip")),
+            ("*;q=0.1, gzip;q=0", Some("deflate")),
+            ("br, identity", None),
+            ("", None),
+            ("gzip;q=abc", None),
+        ];
+        for (accept, expected) in cases {
+            assert_eq!(preferred_encoding(accept), expected, "{accept}");
+        }
     }
 }
