@@ -418,19 +418,27 @@ pub struct RawWs {
 impl RawWs {
     /// Connects and completes the upgrade handshake for `query` on the engine path.
     pub async fn connect(addr: SocketAddr, query: &str) -> RawWs {
+        RawWs::connect_with(addr, query, "").await.0
+    }
+
+    /// [`RawWs::connect`] with more request header lines (each ending in `\r\n`); also
+    /// returns the 101 response.
+    pub async fn connect_with(
+        addr: SocketAddr,
+        query: &str,
+        headers: &str,
+    ) -> (RawWs, RawResponse) {
         let mut stream = TcpStream::connect(addr).await.unwrap();
         // Small frames written back to back must not wait for the peer's delayed ACK.
         stream.set_nodelay(true).unwrap();
-        stream
-            .write_all(upgrade_request(addr, query).as_bytes())
-            .await
-            .unwrap();
-        let res = read_response(&mut stream).await;
+        let request = upgrade_request(addr, query);
+        let head = request.strip_suffix("\r\n").unwrap_or(&request);
+        let request = format!("{head}{headers}\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut res = read_response(&mut stream).await;
         assert_eq!(res.status, 101, "{res:?}");
-        RawWs {
-            stream,
-            buffered: res.body,
-        }
+        let buffered = std::mem::take(&mut res.body);
+        (RawWs { stream, buffered }, res)
     }
 
     /// Connects a new session over WebSocket and reads its open packet; returns the session id.
@@ -456,6 +464,13 @@ impl RawWs {
 
     /// Reads one frame: `(opcode, payload)`, or `None` once the connection is closed.
     pub async fn read_frame(&mut self) -> Option<(u8, Vec<u8>)> {
+        self.read_frame_with_flags()
+            .await
+            .map(|(first, payload)| (first & 0x0f, payload))
+    }
+
+    /// Reads one frame: `(first header byte: FIN, RSV bits and opcode, payload)`.
+    pub async fn read_frame_with_flags(&mut self) -> Option<(u8, Vec<u8>)> {
         tokio::time::timeout(Duration::from_secs(10), async {
             let head = self.read_exact(2).await?;
             let mut len = u64::from(head[1] & 0x7f);
@@ -467,7 +482,7 @@ impl RawWs {
                 len = u64::from_be_bytes(ext.try_into().ok()?);
             }
             let payload = self.read_exact(usize::try_from(len).ok()?).await?;
-            Some((head[0] & 0x0f, payload))
+            Some((head[0], payload))
         })
         .await
         .expect("a frame or a close within 10 s")

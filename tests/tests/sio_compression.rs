@@ -3,7 +3,7 @@
 //! sent with `compress(false)`; smaller ones, and servers with compression off, send them as
 //! they are. Headless Chromium (which asks for gzip and inflates) reads them through the
 //! official browser client.
-//! WebSocket permessage-deflate is not supported (tungstenite has no extension support).
+//! WebSocket permessage-deflate is tested in `ws_deflate.rs`.
 #![allow(clippy::unwrap_used)]
 
 use std::io::Read as _;

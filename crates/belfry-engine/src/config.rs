@@ -38,6 +38,7 @@ pub struct EngineConfig {
     pub(crate) allow_upgrades: bool,
     pub(crate) allow_eio3: bool,
     pub(crate) http_compression: Option<usize>,
+    pub(crate) per_message_deflate: Option<usize>,
     pub(crate) cookie: Option<Cookie>,
     pub(crate) allow_request: Option<AllowRequestFn>,
     pub(crate) initial_headers: Option<HeadersFn>,
@@ -64,6 +65,7 @@ impl Default for EngineConfig {
             allow_upgrades: true,
             allow_eio3: false,
             http_compression: Some(1024),
+            per_message_deflate: None,
             cookie: None,
             allow_request: None,
             initial_headers: None,
@@ -147,6 +149,7 @@ impl fmt::Debug for EngineConfig {
             .field("allow_upgrades", &self.allow_upgrades)
             .field("allow_eio3", &self.allow_eio3)
             .field("http_compression", &self.http_compression)
+            .field("per_message_deflate", &self.per_message_deflate)
             .field("cookie", &self.cookie)
             .field("allow_request", &self.allow_request.is_some())
             .field("initial_headers", &self.initial_headers.is_some())
@@ -246,6 +249,16 @@ impl EngineConfigBuilder {
     /// packet in it was sent with compression off (`BroadcastOperator::compress(false)`).
     pub fn http_compression(mut self, threshold: Option<usize>) -> Self {
         self.config.http_compression = threshold;
+        self
+    }
+
+    /// WebSocket permessage-deflate (Node's `perMessageDeflate`, off by default as in Node):
+    /// with `Some(threshold)` (Node's is 1024), a client that offers the extension gets its
+    /// messages of at least `threshold` bytes compressed, and may compress its own. Each message
+    /// is compressed on its own (no context takeover either way), so a connection holds no
+    /// compression window; inflated messages are bounded by [`EngineConfigBuilder::max_payload`].
+    pub fn per_message_deflate(mut self, threshold: Option<usize>) -> Self {
+        self.config.per_message_deflate = threshold;
         self
     }
 

@@ -103,8 +103,9 @@ impl BroadcastOperator {
     /// Node's `compress`: `false` sends the packet uncompressed. A polling response is
     /// compressed (gzip or deflate, when the client accepts it and the response is at least
     /// [`http_compression`](belfry_engine::EngineConfigBuilder::http_compression)'s threshold)
-    /// unless every packet in it was sent with `compress(false)`. WebSocket messages are not
-    /// compressed (permessage-deflate is not supported).
+    /// unless every packet in it was sent with `compress(false)`. Over WebSocket, with
+    /// [`per_message_deflate`](belfry_engine::EngineConfigBuilder::per_message_deflate) on,
+    /// messages are compressed by size alone (the flag is not applied there).
     pub fn compress(mut self, compress: bool) -> Self {
         self.opts.flags.compress = Some(compress);
         self

@@ -36,10 +36,13 @@ use crate::{
     errors::RequestError,
     request::{EngineResponse, upgrade_error},
     socket::writer,
-    transport::polling::edit_headers,
+    transport::{
+        deflate::{self, MaybeDeflate},
+        polling::edit_headers,
+    },
 };
 
-type WsStream = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+type WsStream = WebSocketStream<MaybeDeflate<TokioIo<hyper::upgrade::Upgraded>>>;
 
 /// Why a WebSocket handshake request is refused.
 #[derive(Debug, Clone, Copy)]
@@ -89,7 +92,8 @@ fn is_valid_key(key: &[u8]) -> bool {
             .all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
 }
 
-fn switching_protocols(accept: &str) -> EngineResponse {
+/// The 101 answer; with permessage-deflate when `deflate`.
+fn switching_protocols(accept: &str, deflate: bool) -> EngineResponse {
     let mut res = Response::new(Full::new(Bytes::new()));
     *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = res.headers_mut();
@@ -98,7 +102,18 @@ fn switching_protocols(accept: &str) -> EngineResponse {
     if let Ok(accept) = HeaderValue::from_str(accept) {
         headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
     }
+    if deflate {
+        headers.insert(
+            header::SEC_WEBSOCKET_EXTENSIONS,
+            HeaderValue::from_static(deflate::RESPONSE),
+        );
+    }
     res
+}
+
+/// Whether this connection uses permessage-deflate: on in the options, offered by the client.
+fn negotiate_deflate<H: EngineHandler>(inner: &EngineInner<H>, headers: &HeaderMap) -> bool {
+    inner.config.per_message_deflate.is_some() && deflate::offered(headers)
 }
 
 fn ws_config<H: EngineHandler>(inner: &EngineInner<H>) -> WebSocketConfig {
@@ -113,16 +128,15 @@ fn ws_config<H: EngineHandler>(inner: &EngineInner<H>) -> WebSocketConfig {
 async fn accept<H: EngineHandler>(
     inner: &EngineInner<H>,
     on_upgrade: OnUpgrade,
+    deflate: bool,
 ) -> Option<WsStream> {
     match on_upgrade.await {
-        Ok(upgraded) => Some(
-            WebSocketStream::from_raw_socket(
-                TokioIo::new(upgraded),
-                Role::Server,
-                Some(ws_config(inner)),
-            )
-            .await,
-        ),
+        Ok(upgraded) => {
+            let threshold = inner.config.per_message_deflate.filter(|_| deflate);
+            let max = usize::try_from(inner.config.max_payload).unwrap_or(usize::MAX);
+            let io = MaybeDeflate::new(TokioIo::new(upgraded), threshold, max);
+            Some(WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config(inner))).await)
+        }
         Err(error) => {
             tracing::debug!(%error, "websocket upgrade failed");
             None
@@ -139,6 +153,7 @@ pub(crate) fn handshake<H: EngineHandler>(
     on_upgrade: OnUpgrade,
     accept_key: &str,
 ) -> EngineResponse {
+    let deflate = negotiate_deflate(inner, &parts.headers);
     let Some((socket, open)) = inner.open_session(sid, parts, TransportType::Websocket, protocol)
     else {
         return upgrade_error(&RequestError::BadRequest);
@@ -146,13 +161,13 @@ pub(crate) fn handshake<H: EngineHandler>(
     // The queue is empty, so the open packet always fits.
     let _ = socket.send(open);
     inner.connected(&socket);
-    let mut res = switching_protocols(accept_key);
+    let mut res = switching_protocols(accept_key, deflate);
     edit_headers(inner, socket.req_parts(), &mut res, Some(socket.id()));
     let inner = inner.clone();
     let span = socket.span().clone();
     tokio::spawn(
         async move {
-            match accept(&inner, on_upgrade).await {
+            match accept(&inner, on_upgrade, deflate).await {
                 Some(ws) => run(inner, socket, ws).await,
                 None => socket.close_with(DisconnectReason::TransportError),
             }
@@ -177,13 +192,14 @@ pub(crate) fn upgrade<H: EngineHandler>(
         tracing::debug!(sid = %socket.id(), "second websocket for one session");
         return upgrade_error(&RequestError::BadRequest);
     }
-    let mut res = switching_protocols(accept_key);
+    let deflate = negotiate_deflate(inner, &parts.headers);
+    let mut res = switching_protocols(accept_key, deflate);
     edit_headers(inner, parts, &mut res, None);
     let inner = inner.clone();
     let span = tracing::debug_span!(parent: socket.span(), "upgrade");
     tokio::spawn(
         async move {
-            match accept(&inner, on_upgrade).await {
+            match accept(&inner, on_upgrade, deflate).await {
                 Some(ws) => probe(inner, socket, ws).await,
                 None => socket
                     .upgrade_claimed
