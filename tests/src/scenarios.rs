@@ -40,11 +40,16 @@ impl ScenarioServer {
     /// Runs `scenario` of `sio_client.mjs` over `transport` (`default`, `websocket` or
     /// `polling`), with the server's parser.
     pub async fn run(&self, scenario: &str, transport: &str) -> Value {
-        let parser = match self.parser {
-            Parser::Msgpack => "msgpack",
-            _ => "default",
-        };
+        let parser = parser_name(self.parser);
         crate::run_node("sio_client.mjs", &[&self.url, scenario, transport, parser]).await
+    }
+}
+
+/// The parser's name as the client scripts take it: `default` or `msgpack`.
+pub fn parser_name(parser: Parser) -> &'static str {
+    match parser {
+        Parser::Msgpack => "msgpack",
+        _ => "default",
     }
 }
 

@@ -5,13 +5,22 @@
 
 use std::time::Duration;
 
-use belfry::{ConnectError, SocketIo, SocketRef, extract::Data};
+use belfry::{ConnectError, SocketIo, SocketRef, core::parser::Parser, extract::Data};
 use belfry_tests::{run_node, serve};
 use serde_json::{Value, json};
 
 #[tokio::test]
 async fn dynamic_namespaces() {
-    let (layer, io) = SocketIo::new_layer();
+    dynamic_namespaces_with(Parser::Default).await;
+}
+
+#[tokio::test]
+async fn dynamic_namespaces_with_the_msgpack_parser() {
+    dynamic_namespaces_with(Parser::Msgpack).await;
+}
+
+async fn dynamic_namespaces_with(parser: Parser) {
+    let (layer, io) = SocketIo::builder().parser(parser).build_layer();
     let rooms = io
         .dynamic_ns(
             |name| name.starts_with("/room-"),
@@ -28,10 +37,10 @@ async fn dynamic_namespaces() {
         });
     let addr = serve(axum::Router::new().layer(layer)).await;
     let url = format!("http://{addr}");
-    let client =
-        tokio::spawn(
-            async move { run_node("sio_client.mjs", &[&url, "dynamic", "websocket"]).await },
-        );
+    let name = belfry_tests::scenarios::parser_name(parser);
+    let client = tokio::spawn(async move {
+        run_node("sio_client.mjs", &[&url, "dynamic", "websocket", name]).await
+    });
 
     // Once both children exist (the refused one is removed at once), broadcast on the parent.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
