@@ -94,6 +94,30 @@ impl RedisServer {
         assert!(reply[..n].starts_with(b":"), "{:?}", &reply[..n]);
     }
 
+    /// How many clients subscribe shard channel `channel` (`PUBSUB SHARDNUMSUB`).
+    pub async fn shard_subscribers(&self, channel: &str) -> i64 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        let command = format!(
+            "*3\r\n$6\r\nPUBSUB\r\n$11\r\nSHARDNUMSUB\r\n${}\r\n{channel}\r\n",
+            channel.len()
+        );
+        stream.write_all(command.as_bytes()).await.unwrap();
+        // `*2 $<n> <channel> :<count>`: the count is the last line.
+        let mut reply = Vec::new();
+        let mut chunk = [0u8; 256];
+        while !reply.ends_with(b"\r\n") || !reply.contains(&b':') {
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "redis closed the connection");
+            reply.extend_from_slice(&chunk[..n]);
+        }
+        let text = String::from_utf8(reply).unwrap();
+        let count = text.rsplit(':').next().unwrap().trim();
+        count.parse().unwrap_or_else(|_| panic!("{text:?}"))
+    }
+
     /// Starts it again on the same port (after [`RedisServer::kill`]).
     pub async fn restart(&mut self) {
         self.kill().await;

@@ -89,6 +89,17 @@ async fn killed_and_restarted(protocol: Protocol) {
     let mut redis = RedisServer::start().await;
     let mut a = node_speaking(&redis.url(), protocol).await;
     let mut b = node_speaking(&redis.url(), protocol).await;
+    if protocol == SHARDED {
+        // Each server subscribes the room's channel once its client joined, in the background.
+        let start = Instant::now();
+        while redis.shard_subscribers("socket.io#/#r#").await < 2 {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "room channel subscribers"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     // Both servers see each other's broadcasts.
     broadcast_reaches_both(&a.io, &mut a.client, &mut b.client, "before").await;
     broadcast_reaches_both(&b.io, &mut a.client, &mut b.client, "before-b").await;
