@@ -26,14 +26,19 @@ pub struct RedisServer {
 }
 
 impl RedisServer {
-    /// Starts one and waits until it answers.
+    /// Starts one and waits until it answers. A port taken meanwhile (free ports are found by
+    /// binding and releasing one; a parallel test may bind it first) means another port.
     pub async fn start() -> RedisServer {
-        let mut server = RedisServer {
-            port: free_port(),
-            child: None,
-        };
-        server.restart().await;
-        server
+        for _ in 0..5 {
+            let mut server = RedisServer {
+                port: free_port(),
+                child: None,
+            };
+            if server.spawn().await {
+                return server;
+            }
+        }
+        panic!("redis-server did not start on 5 free ports");
     }
 
     /// `redis://127.0.0.1:<port>`.
@@ -120,6 +125,17 @@ impl RedisServer {
 
     /// Starts it again on the same port (after [`RedisServer::kill`]).
     pub async fn restart(&mut self) {
+        assert!(
+            self.spawn().await,
+            "redis-server did not restart on {}",
+            self.port
+        );
+    }
+
+    /// Starts the process on this port; true once it answers `PING`, false if it exited (the
+    /// port was taken).
+    async fn spawn(&mut self) -> bool {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         self.kill().await;
         let program = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_owned());
         let child = Command::new(&program)
@@ -134,15 +150,22 @@ impl RedisServer {
             });
         self.child = Some(child);
         for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
-                return;
+            if let Some(Ok(Some(_))) = self.child.as_mut().map(Child::try_wait) {
+                self.child = None;
+                return false;
+            }
+            if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await {
+                let mut reply = [0u8; 7];
+                if stream.write_all(b"PING\r\n").await.is_ok()
+                    && stream.read_exact(&mut reply).await.is_ok()
+                    && &reply == b"+PONG\r\n"
+                {
+                    return true;
+                }
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        panic!("redis-server did not listen on {} in 5 s", self.port);
+        panic!("redis-server did not answer on {} in 5 s", self.port);
     }
 }
 

@@ -212,6 +212,7 @@ impl<D> Socket<D> {
     /// As [`Socket::send_many`].
     pub fn send_many_with(&self, packets: &[Packet], compress: bool) -> Result<(), SendError> {
         let bytes: usize = packets.iter().map(Packet::wire_len).sum();
+        let was_empty;
         {
             let mut state = self.state.lock();
             if state.close.is_some() {
@@ -226,11 +227,16 @@ impl<D> Socket<D> {
                 state.full_since.get_or_insert_with(Instant::now);
                 return Err(SendError::Full);
             }
+            was_empty = state.queue.is_empty();
             state.queue.extend(packets.iter().cloned());
             state.bytes += bytes;
             state.compress |= compress;
         }
-        self.wake_writer.notify_one();
+        // A queue that held packets already was signalled when it got its first: its writer has
+        // not drained it since (draining empties it), and takes these too.
+        if was_empty {
+            self.wake_writer.notify_one();
+        }
         writer::queued_for(self);
         Ok(())
     }

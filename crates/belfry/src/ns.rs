@@ -351,10 +351,16 @@ struct NamespaceSockets {
 }
 
 impl NamespaceSockets {
+    /// Runs `f` on each of the sockets `ids` still here; looked up under one lock, run without
+    /// it (`f` may run user callbacks).
     fn each(&self, ids: &[Sid], mut f: impl FnMut(&Arc<Socket>)) {
         if let Some(ns) = self.ns.upgrade() {
-            for socket in ids.iter().filter_map(|id| ns.socket(id)) {
-                f(&socket);
+            let sockets: Vec<Arc<Socket>> = {
+                let all = ns.sockets.read();
+                ids.iter().filter_map(|id| all.get(id).cloned()).collect()
+            };
+            for socket in &sockets {
+                f(socket);
             }
         }
     }
