@@ -64,9 +64,21 @@ thread_local! {
     ));
 }
 
+/// What one read from the socket takes at most; read into the stack, then kept only as long as
+/// tungstenite has not taken it all.
+const READ_CHUNK: usize = 8192;
+
 /// The socket under tungstenite: as it is, or with permessage-deflate.
+///
+/// Reads are buffered here rather than in tungstenite: tungstenite's own read buffer, allocated
+/// for the connection's whole life, can stay small (an idle connection holds no large buffer),
+/// while a large frame still arrives in few system calls (each reads up to [`READ_CHUNK`]
+/// bytes into the stack; what tungstenite does not take at once is kept until it does).
 pub(crate) struct MaybeDeflate<S> {
     inner: S,
+    /// Read from the socket, not yet taken by tungstenite (empty, without allocation, when
+    /// idle).
+    leftover: bytes::Bytes,
     deflate: Option<Box<Deflate>>,
 }
 
@@ -76,6 +88,7 @@ impl<S> MaybeDeflate<S> {
     pub(crate) fn new(inner: S, threshold: Option<usize>, max_message: usize) -> Self {
         MaybeDeflate {
             inner,
+            leftover: bytes::Bytes::new(),
             deflate: threshold.map(|threshold| {
                 Box::new(Deflate {
                     threshold,
@@ -370,7 +383,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for MaybeDeflate<S> {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let Some(deflate) = this.deflate.as_mut() else {
-            return Pin::new(&mut this.inner).poll_read(cx, buf);
+            return this.poll_read_buffered(cx, buf);
         };
         loop {
             if !deflate.ready_in.is_empty() {
@@ -378,8 +391,8 @@ impl<S: AsyncRead + Unpin> AsyncRead for MaybeDeflate<S> {
                 buf.put_slice(&deflate.ready_in.split_to(n));
                 return Poll::Ready(Ok(()));
             }
-            let mut chunk = [0u8; 8192];
-            let mut read = ReadBuf::new(&mut chunk);
+            let mut chunk = [std::mem::MaybeUninit::<u8>::uninit(); READ_CHUNK];
+            let mut read = ReadBuf::uninit(&mut chunk);
             ready!(Pin::new(&mut this.inner).poll_read(cx, &mut read))?;
             if read.filled().is_empty() {
                 // The end: what is left goes to tungstenite as it is.
@@ -393,6 +406,36 @@ impl<S: AsyncRead + Unpin> AsyncRead for MaybeDeflate<S> {
             deflate.raw_in.extend_from_slice(read.filled());
             deflate.process_in()?;
         }
+    }
+}
+
+impl<S: AsyncRead + Unpin> MaybeDeflate<S> {
+    /// Reads for tungstenite without permessage-deflate: what was kept first; a large read
+    /// straight into tungstenite's buffer; a small one through a chunk on the stack.
+    fn poll_read_buffered(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.leftover.is_empty() {
+            let n = self.leftover.len().min(buf.remaining());
+            buf.put_slice(&self.leftover.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+        if buf.remaining() >= READ_CHUNK {
+            return Pin::new(&mut self.inner).poll_read(cx, buf);
+        }
+        // Not zeroed: the socket writes what it read, and only that is looked at.
+        let mut chunk = [std::mem::MaybeUninit::<u8>::uninit(); READ_CHUNK];
+        let mut read = ReadBuf::uninit(&mut chunk);
+        ready!(Pin::new(&mut self.inner).poll_read(cx, &mut read))?;
+        let filled = read.filled();
+        let n = filled.len().min(buf.remaining());
+        buf.put_slice(&filled[..n]);
+        if n < filled.len() {
+            self.leftover = bytes::Bytes::copy_from_slice(&filled[n..]);
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
