@@ -74,7 +74,7 @@ impl Default for EngineConfig {
             max_buffered_packets: 128,
             max_buffered_bytes: 1 << 20,
             max_sessions: None,
-            ws_read_buffer_size: 512,
+            ws_read_buffer_size: 256,
             body_timeout: None,
             close_grace: Duration::from_secs(30),
         }
@@ -350,7 +350,7 @@ impl EngineConfigBuilder {
         self
     }
 
-    /// tungstenite's read buffer per WebSocket connection (default 512 bytes). It is held for
+    /// tungstenite's read buffer per WebSocket connection (default 256 bytes). It is held for
     /// the connection's whole life; reads from the socket go through an 8 KiB chunk on the stack
     /// whatever its size, so a small one costs a copy, not system calls.
     pub fn ws_read_buffer_size(mut self, bytes: usize) -> Self {

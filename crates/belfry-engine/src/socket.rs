@@ -60,15 +60,24 @@ struct Outbox {
 /// slices of the connection's read buffer (8 KiB or more): a session that kept them would keep
 /// that whole buffer alive as long as it lives, the larger part of an idle connection's memory.
 fn detached(mut parts: Parts) -> Parts {
-    parts.headers = parts
-        .headers
-        .iter()
-        .map(|(name, value)| {
-            let name = HeaderName::from_bytes(name.as_str().as_bytes()).unwrap_or(name.clone());
-            let value = HeaderValue::from_bytes(value.as_bytes()).unwrap_or(value.clone());
-            (name, value)
-        })
-        .collect::<HeaderMap>();
+    // Every value in one allocation, each header a slice of it.
+    let mut values =
+        bytes::BytesMut::with_capacity(parts.headers.values().map(|value| value.len()).sum());
+    for value in parts.headers.values() {
+        values.extend_from_slice(value.as_bytes());
+    }
+    let values = values.freeze();
+    let mut start = 0;
+    let mut headers = HeaderMap::with_capacity(parts.headers.len());
+    for (name, value) in &parts.headers {
+        let end = start + value.len();
+        let name = HeaderName::from_bytes(name.as_str().as_bytes()).unwrap_or(name.clone());
+        let copy =
+            HeaderValue::from_maybe_shared(values.slice(start..end)).unwrap_or(value.clone());
+        headers.append(name, copy);
+        start = end;
+    }
+    parts.headers = headers;
     if let Ok(uri) = Uri::try_from(parts.uri.to_string()) {
         parts.uri = uri;
     }
@@ -326,9 +335,10 @@ impl<D> Socket<D> {
 
     /// Takes every queued packet, the heartbeat ping first. `polling` also takes a pending noop.
     pub(crate) fn drain(&self, polling: bool) -> Drained {
-        let mut packets = Vec::new();
+        let mut packets = VecDeque::new();
         let compress = std::mem::take(&mut self.state.lock().compress);
         let close = self.drain_into(&mut packets, polling);
+        let packets = Vec::from(packets);
         // Engine packets (heartbeats, noops, close) may be compressed, as Node's.
         let compress = compress
             || packets.iter().any(|p| {
@@ -348,22 +358,28 @@ impl<D> Socket<D> {
     /// transport sends the packets, then closes).
     pub(crate) fn drain_into(
         &self,
-        out: &mut impl Extend<Packet>,
+        out: &mut VecDeque<Packet>,
         polling: bool,
     ) -> Option<DisconnectReason> {
         let mut state = self.state.lock();
-        if std::mem::take(&mut state.ping) && state.close.is_none() {
-            out.extend([Packet::Ping]);
+        if out.is_empty() {
+            // The queue's buffer moves to the writer; the session keeps none while idle.
+            *out = std::mem::take(&mut state.queue);
+        } else {
+            out.extend(state.queue.drain(..));
         }
+        // Heartbeats go first.
         if std::mem::take(&mut state.pong) && state.close.is_none() {
-            out.extend([Packet::Pong]);
+            out.push_front(Packet::Pong);
         }
-        out.extend(state.queue.drain(..));
+        if std::mem::take(&mut state.ping) && state.close.is_none() {
+            out.push_front(Packet::Ping);
+        }
         state.bytes = 0;
         state.compress = false;
         state.full_since = None;
         if polling && std::mem::take(&mut state.noop) {
-            out.extend([Packet::Noop]);
+            out.push_back(Packet::Noop);
         }
         state.close
     }

@@ -355,6 +355,8 @@ impl Outbound {
                 }
                 self.flushing = true;
             }
+            // All written: an idle connection keeps no buffer.
+            self.packets = VecDeque::new();
             if self.flushing {
                 continue;
             }
