@@ -287,4 +287,9 @@ async fn row15_a_client_that_never_joins_is_closed_at_the_connect_timeout() {
     // A client that joined in time is kept.
     assert_alive(&mut joined).await;
     assert_eq!(io.clients_count(), 1);
+    // Later clients are watched too (the timer starts again once it had nothing to watch).
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let mut late = client(&server, false).await;
+    assert_closed(&mut late).await;
+    assert_alive(&mut joined).await;
 }

@@ -1,14 +1,20 @@
 //! One client connection (an Engine.IO session): decodes its packets and routes them to its
 //! sockets, by the rules of Node's `client.ts`.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
 
 use belfry_core::{
     Str,
     parser::{Decoder, Packet, PacketData, ParseError, Parser, msgpack},
 };
 use belfry_engine::{
-    DisconnectReason as EngineReason, EngineHandler, Socket as EngineSocket, percent_decode,
+    DisconnectReason as EngineReason, EngineHandler, Sid, Socket as EngineSocket, percent_decode,
 };
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
@@ -20,8 +26,8 @@ use crate::{DisconnectReason, SocketIo, socket::Socket};
 pub(crate) struct Connection {
     decoder: Mutex<Option<Decoder>>,
     sockets: RwLock<HashMap<String, Arc<Socket>>>,
-    /// The connect-timeout task, stopped (and freed) once a namespace is joined.
-    connect_timer: Mutex<Option<tokio::task::AbortHandle>>,
+    /// A namespace was joined once: the connect timeout no longer applies.
+    joined: AtomicBool,
 }
 
 impl Connection {
@@ -36,9 +42,7 @@ impl Connection {
 
     pub(crate) fn insert(&self, ns: &str, socket: Arc<Socket>) {
         self.sockets.write().insert(ns.to_owned(), socket);
-        if let Some(timer) = self.connect_timer.lock().take() {
-            timer.abort();
-        }
+        self.joined.store(true, Ordering::Release);
     }
 
     pub(crate) fn remove(&self, ns: &str) {
@@ -63,6 +67,68 @@ impl Connection {
 #[derive(Debug)]
 pub(crate) struct Client {
     pub(crate) io: SocketIo,
+    pub(crate) timeouts: Arc<ConnectTimeouts>,
+}
+
+/// Node's `connectTimeout` for every connection, on one task: a connection that has joined no
+/// namespace when its time is up is closed. The timeout is the same for all, so connections wait
+/// in the order they came and the task sleeps until the first is due; it ends when none waits.
+/// Entries name sessions by id: a connection gone meanwhile is not kept alive by its entry.
+#[derive(Debug, Default)]
+pub(crate) struct ConnectTimeouts {
+    /// Deadlines in order, and whether the task runs.
+    state: Mutex<(VecDeque<(tokio::time::Instant, Sid)>, bool)>,
+}
+
+impl ConnectTimeouts {
+    fn watch(self: &Arc<Self>, io: &SocketIo, sid: &Sid) {
+        let deadline = tokio::time::Instant::now() + io.config().connect_timeout;
+        let start = {
+            let mut state = self.state.lock();
+            state.0.push_back((deadline, sid.clone()));
+            !std::mem::replace(&mut state.1, true)
+        };
+        if start {
+            tokio::spawn(self.clone().run(io.downgrade()));
+        }
+    }
+
+    async fn run(self: Arc<Self>, io: crate::io::WeakSocketIo) {
+        loop {
+            let next = {
+                let mut state = self.state.lock();
+                match state.0.front() {
+                    Some((deadline, _)) => *deadline,
+                    None => {
+                        state.1 = false;
+                        return;
+                    }
+                }
+            };
+            tokio::time::sleep_until(next).await;
+            let Some(io) = io.upgrade() else {
+                return;
+            };
+            let now = tokio::time::Instant::now();
+            loop {
+                let due = {
+                    let mut state = self.state.lock();
+                    match state.0.front() {
+                        Some((deadline, _)) if *deadline <= now => state.0.pop_front(),
+                        _ => None,
+                    }
+                };
+                let Some((_, sid)) = due else { break };
+                if let Some(conn) = io.engine_socket(sid.as_str())
+                    && !conn.data().joined.load(Ordering::Acquire)
+                {
+                    conn.span()
+                        .in_scope(|| tracing::debug!("no namespace joined in time"));
+                    conn.close();
+                }
+            }
+        }
+    }
 }
 
 type Conn = Arc<EngineSocket<Connection>>;
@@ -75,29 +141,12 @@ impl EngineHandler for Client {
             observer.engine_connected(conn.transport() == belfry_engine::TransportType::Polling);
         }
         // Node's `connectTimeout`: a client must join a namespace in time.
-        let timeout = self.io.config().connect_timeout;
-        let data = conn.clone();
-        let span = conn.span().clone();
-        let timer = tokio::spawn(tracing::Instrument::instrument(
-            async move {
-                tokio::select! {
-                    () = tokio::time::sleep(timeout) => {
-                        if conn.data().sockets.read().is_empty() {
-                            tracing::debug!("no namespace joined in time");
-                            conn.close();
-                        }
-                    }
-                    () = conn.closed() => {}
-                }
-            },
-            span,
-        ));
-        *data.data().connect_timer.lock() = Some(timer.abort_handle());
+        self.timeouts.watch(&self.io, conn.id());
         // socket.io 2.x clients are in `/` from the start, without a CONNECT of their own.
-        if data.protocol() == 3
+        if conn.protocol() == 3
             && let Some(ns) = self.io.namespace_for_connect("/")
         {
-            ns.connect(&self.io, &data, None);
+            ns.connect(&self.io, &conn, None);
         }
     }
 

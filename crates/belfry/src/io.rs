@@ -76,10 +76,8 @@ struct IoInner {
 
 /// A [`SocketIo`] that does not keep the server alive (for what the server itself holds).
 #[derive(Clone)]
-#[cfg_attr(not(feature = "admin"), allow(dead_code))]
 pub(crate) struct WeakSocketIo(std::sync::Weak<IoInner>);
 
-#[cfg_attr(not(feature = "admin"), allow(dead_code))]
 impl WeakSocketIo {
     pub(crate) fn upgrade(&self) -> Option<SocketIo> {
         self.0.upgrade().map(|inner| SocketIo { inner })
@@ -348,6 +346,14 @@ impl SocketIo {
         )
     }
 
+    /// The live engine session `sid`.
+    pub(crate) fn engine_socket(
+        &self,
+        sid: &str,
+    ) -> Option<Arc<belfry_engine::Socket<crate::client::Connection>>> {
+        self.engine().socket(sid)
+    }
+
     fn engine(&self) -> &Engine<Client> {
         self.inner
             .engine
@@ -382,7 +388,6 @@ impl SocketIo {
     }
 
     /// A handle that does not keep the server alive.
-    #[cfg_attr(not(feature = "admin"), allow(dead_code))]
     pub(crate) fn downgrade(&self) -> WeakSocketIo {
         WeakSocketIo(Arc::downgrade(&self.inner))
     }
@@ -785,7 +790,11 @@ impl SocketIoBuilder {
             }),
         };
         io.ns("/", || async {});
-        let engine = Engine::new(Client { io: io.clone() }, self.engine.build());
+        let client = Client {
+            io: io.clone(),
+            timeouts: Arc::default(),
+        };
+        let engine = Engine::new(client, self.engine.build());
         let mut layer = engine.layer();
         if let Some(files) = self.client_files {
             let path = engine.config().path().into();
