@@ -73,15 +73,19 @@ fn text_of(packet: &Packet) -> String {
 
 fn encode_binary(packets: &[Packet]) -> Bytes {
     let mut out = BytesMut::new();
-    for packet in packets {
-        let (kind, data): (u8, Vec<u8>) = match packet {
-            Packet::Binary(data) => (1, [&[MESSAGE][..], data].concat()),
-            other => (0, other.encode_text().unwrap_or_default().into_bytes()),
-        };
+    let mut put = |kind: u8, type_byte: Option<u8>, data: &[u8]| {
+        let len = data.len() + usize::from(type_byte.is_some());
         out.put_u8(kind);
-        out.extend(data.len().to_string().bytes().map(|digit| digit - b'0'));
+        out.extend(len.to_string().bytes().map(|digit| digit - b'0'));
         out.put_u8(0xff);
-        out.extend_from_slice(&data);
+        out.extend(type_byte);
+        out.extend_from_slice(data);
+    };
+    for packet in packets {
+        match packet {
+            Packet::Binary(data) => put(1, Some(MESSAGE), data),
+            other => put(0, None, other.encode_text().unwrap_or_default().as_bytes()),
+        }
     }
     out.freeze()
 }

@@ -336,8 +336,7 @@ impl<D> Socket<D> {
     /// Takes every queued packet, the heartbeat ping first. `polling` also takes a pending noop.
     pub(crate) fn drain(&self, polling: bool) -> Drained {
         let mut packets = VecDeque::new();
-        let compress = std::mem::take(&mut self.state.lock().compress);
-        let close = self.drain_into(&mut packets, polling);
+        let (close, compress) = self.drain_into(&mut packets, polling);
         let packets = Vec::from(packets);
         // Engine packets (heartbeats, noops, close) may be compressed, as Node's.
         let compress = compress
@@ -355,12 +354,12 @@ impl<D> Socket<D> {
     }
 
     /// [`Socket::drain`] into `out`; returns the close reason once the session is closed (the
-    /// transport sends the packets, then closes).
+    /// transport sends the packets, then closes), and whether a packet taken may be compressed.
     pub(crate) fn drain_into(
         &self,
         out: &mut VecDeque<Packet>,
         polling: bool,
-    ) -> Option<DisconnectReason> {
+    ) -> (Option<DisconnectReason>, bool) {
         let mut state = self.state.lock();
         if out.is_empty() {
             // The queue's buffer moves to the writer; the session keeps none while idle.
@@ -376,12 +375,12 @@ impl<D> Socket<D> {
             out.push_front(Packet::Ping);
         }
         state.bytes = 0;
-        state.compress = false;
+        let compress = std::mem::take(&mut state.compress);
         state.full_since = None;
         if polling && std::mem::take(&mut state.noop) {
             out.push_back(Packet::Noop);
         }
-        state.close
+        (state.close, compress)
     }
 }
 

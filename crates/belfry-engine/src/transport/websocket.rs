@@ -332,7 +332,7 @@ impl Outbound {
                 // the new `Notified` existed makes it ready at once).
                 while notified.as_mut().poll(cx).is_ready() {
                     notified.set(socket.wake_writer.notified());
-                    self.close = socket.drain_into(&mut self.packets, false);
+                    self.close = socket.drain_into(&mut self.packets, false).0;
                 }
                 if self.packets.is_empty() && self.close.is_none() {
                     return Poll::Pending;
