@@ -1,7 +1,6 @@
 //! The engine handle, its session table, and each session's life: heartbeat and close.
 
 use std::{
-    collections::HashMap,
     fmt,
     sync::{
         Arc,
@@ -16,7 +15,7 @@ use tracing::Instrument;
 
 use crate::{
     DisconnectReason, EngineConfig, EngineHandler, EngineLayer, Packet, Sid, Socket, TransportType,
-    packet::OpenPacket,
+    packet::OpenPacket, sid::SidMap,
 };
 
 /// An Engine.IO server: the session table, the handler and the options.
@@ -57,7 +56,7 @@ pub struct Engine<H: EngineHandler> {
 pub(crate) struct EngineInner<H: EngineHandler> {
     pub(crate) config: EngineConfig,
     pub(crate) handler: H,
-    sessions: RwLock<HashMap<Sid, Arc<Socket<H::Data>>>>,
+    sessions: RwLock<SidMap<Arc<Socket<H::Data>>>>,
     live: AtomicUsize,
     all_closed: Notify,
 }
@@ -86,7 +85,7 @@ impl<H: EngineHandler> Engine<H> {
             inner: Arc::new(EngineInner {
                 config,
                 handler,
-                sessions: RwLock::new(HashMap::new()),
+                sessions: RwLock::new(SidMap::default()),
                 live: AtomicUsize::new(0),
                 all_closed: Notify::new(),
             }),

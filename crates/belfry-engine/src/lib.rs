@@ -40,7 +40,7 @@ pub mod payload;
 pub mod payload_v3;
 mod request;
 mod service;
-mod sid;
+pub mod sid;
 mod socket;
 mod str;
 mod transport;

@@ -95,6 +95,9 @@ pub(crate) struct Drained {
 }
 
 impl<D> Socket<D> {
+    /// The capacity a send queue without a buffer starts with.
+    const FIRST_QUEUE_CAPACITY: usize = 16;
+
     pub(crate) fn new(
         id: Sid,
         parts: Parts,
@@ -237,6 +240,13 @@ impl<D> Socket<D> {
                 return Err(SendError::Full);
             }
             was_empty = state.queue.is_empty();
+            if state.queue.capacity() == 0 {
+                // The writer freed the last buffer; a burst (a fan-out) would grow a new one
+                // from four packets by doubling, a reallocation every few packets.
+                state
+                    .queue
+                    .reserve(packets.len().max(Self::FIRST_QUEUE_CAPACITY));
+            }
             state.queue.extend(packets.iter().cloned());
             state.bytes += bytes;
             state.compress |= compress;

@@ -18,7 +18,7 @@ use belfry_core::{
     },
     parser::{Packet, PacketData, Parser, Payload},
 };
-use belfry_engine::{Sid, Socket as EngineSocket};
+use belfry_engine::{Sid, Socket as EngineSocket, sid::SidMap};
 use futures_util::FutureExt;
 use parking_lot::RwLock;
 
@@ -45,7 +45,7 @@ pub(crate) struct Namespace {
     name: Str,
     on_connect: ErasedHandler,
     middlewares: RwLock<Vec<ErasedHandler<Result<(), ConnectError>>>>,
-    sockets: RwLock<HashMap<Sid, Arc<Socket>>>,
+    sockets: RwLock<SidMap<Arc<Socket>>>,
     adapter: Arc<dyn Adapter>,
     /// Ack ids come from one counter per namespace, as in Node, so that a broadcast asking for
     /// acks is encoded once with one id for every recipient.
@@ -85,7 +85,7 @@ impl Namespace {
             name,
             on_connect,
             middlewares: RwLock::new(Vec::new()),
-            sockets: RwLock::new(HashMap::new()),
+            sockets: RwLock::new(SidMap::default()),
             next_ack: AtomicU64::new(0),
             options,
             parent,

@@ -6,7 +6,10 @@ use std::{
     sync::Arc,
 };
 
-use belfry_engine::Sid;
+use belfry_engine::{
+    Sid,
+    sid::{SidHasher, SidMap, SidSet},
+};
 use parking_lot::{Mutex, RwLock};
 
 use super::{
@@ -21,8 +24,8 @@ use crate::parser::Packet;
 /// `SessionAwareAdapter`).
 pub struct LocalAdapter {
     local: Arc<dyn LocalSockets>,
-    rooms: RwLock<HashMap<String, HashSet<Sid>>>,
-    sids: RwLock<HashMap<Sid, HashSet<String>>>,
+    rooms: RwLock<HashMap<String, SidSet>>,
+    sids: RwLock<SidMap<HashSet<String>>>,
     listeners: RwLock<Vec<AdapterListener>>,
     recovery: Option<Mutex<Store>>,
 }
@@ -43,7 +46,7 @@ impl LocalAdapter {
         LocalAdapter {
             local,
             rooms: RwLock::new(HashMap::new()),
-            sids: RwLock::new(HashMap::new()),
+            sids: RwLock::new(SidMap::default()),
             listeners: RwLock::new(Vec::new()),
             recovery: None,
         }
@@ -70,6 +73,33 @@ impl LocalAdapter {
     }
 }
 
+/// The sockets a broadcast leaves out. Usually one (the sender's own room), where a scan beats
+/// hashing every recipient's id.
+enum Excluded<'a> {
+    Few(Vec<&'a Sid>),
+    Many(HashSet<&'a Sid, SidHasher>),
+}
+
+impl<'a> Excluded<'a> {
+    const SCAN_LIMIT: usize = 8;
+
+    fn new(ids: impl Iterator<Item = &'a Sid>) -> Self {
+        let few: Vec<&Sid> = ids.collect();
+        if few.len() <= Self::SCAN_LIMIT {
+            Excluded::Few(few)
+        } else {
+            Excluded::Many(few.into_iter().collect())
+        }
+    }
+
+    fn contains(&self, id: &Sid) -> bool {
+        match self {
+            Excluded::Few(ids) => ids.contains(&id),
+            Excluded::Many(ids) => ids.contains(id),
+        }
+    }
+}
+
 impl Adapter for LocalAdapter {
     fn add_all(&self, id: &Sid, rooms: &[String]) {
         let mut events = Vec::new();
@@ -80,7 +110,7 @@ impl Adapter for LocalAdapter {
             for room in rooms {
                 let members = room_map.entry(room.clone()).or_insert_with(|| {
                     events.push(AdapterEvent::CreateRoom(room.clone()));
-                    HashSet::new()
+                    SidSet::default()
                 });
                 if members.insert(id.clone()) {
                     joined.insert(room.clone());
@@ -147,29 +177,31 @@ impl Adapter for LocalAdapter {
 
     fn sockets(&self, opts: &BroadcastOptions) -> Vec<Sid> {
         let room_map = self.rooms.read();
-        let excluded: HashSet<&Sid> = opts
-            .except
-            .iter()
-            .filter_map(|room| room_map.get(room))
-            .flatten()
-            .collect();
-        if opts.rooms.is_empty() {
-            return self
-                .sids
-                .read()
-                .keys()
-                .filter(|id| !excluded.contains(id))
-                .cloned()
-                .collect();
+        let excluded = Excluded::new(
+            opts.except
+                .iter()
+                .filter_map(|room| room_map.get(room))
+                .flatten(),
+        );
+        let kept = |id: &&Sid| !excluded.contains(id);
+        match &opts.rooms[..] {
+            [] => self.sids.read().keys().filter(kept).cloned().collect(),
+            // The common broadcast: the members of one room are each there once already.
+            [room] => room_map
+                .get(room)
+                .map(|members| members.iter().filter(kept).cloned().collect())
+                .unwrap_or_default(),
+            rooms => {
+                let mut seen = HashSet::with_hasher(SidHasher::default());
+                rooms
+                    .iter()
+                    .filter_map(|room| room_map.get(room))
+                    .flatten()
+                    .filter(|id| kept(id) && seen.insert(*id))
+                    .cloned()
+                    .collect()
+            }
         }
-        let mut seen = HashSet::new();
-        opts.rooms
-            .iter()
-            .filter_map(|room| room_map.get(room))
-            .flatten()
-            .filter(|id| !excluded.contains(id) && seen.insert(*id))
-            .cloned()
-            .collect()
     }
 
     fn broadcast(&self, packet: &Packet, opts: &BroadcastOptions) -> Result<usize, AdapterError> {
