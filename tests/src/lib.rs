@@ -428,7 +428,18 @@ impl RawWs {
         query: &str,
         headers: &str,
     ) -> (RawWs, RawResponse) {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let stream = TcpStream::connect(addr).await.unwrap();
+        RawWs::handshake_on(stream, addr, query, headers).await
+    }
+
+    /// [`RawWs::connect_with`] over a stream connected already (with socket options of the
+    /// test's choosing).
+    pub async fn handshake_on(
+        mut stream: TcpStream,
+        addr: SocketAddr,
+        query: &str,
+        headers: &str,
+    ) -> (RawWs, RawResponse) {
         // Small frames written back to back must not wait for the peer's delayed ACK.
         stream.set_nodelay(true).unwrap();
         let request = upgrade_request(addr, query);

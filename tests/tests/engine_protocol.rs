@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use belfry_engine::{
     Cookie, DisconnectReason, EngineConfig, Packet, SendError, Sid, Str, TransportType,
 };
-use belfry_tests::{Event, TestServer, http};
+use belfry_tests::{Event, RawWs, TestServer, encode_frame, http};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::{connect_async, tungstenite::Message};
@@ -594,4 +594,54 @@ async fn upgrades_can_be_disabled() {
     .await;
     assert_eq!(res.status, 400);
     assert_eq!(res.text(), "Bad request");
+}
+
+/// The writer appends frames under tungstenite, which writes pongs on its own: with writes
+/// stopped part way (a client that does not read, behind a small receive buffer) while pings
+/// come in, every data frame and every pong still arrives whole and in order.
+#[tokio::test]
+async fn pongs_never_split_data_frames_of_a_slow_reader() {
+    let server = TestServer::start(
+        EngineConfig::builder()
+            .max_buffered_bytes(64 << 20)
+            .max_buffered_packets(100_000)
+            .build(),
+    )
+    .await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(server.addr).await.unwrap();
+    let (mut ws, _) =
+        RawWs::handshake_on(stream, server.addr, "EIO=4&transport=websocket", "").await;
+    assert_eq!(ws.read_frame().await.map(|(opcode, _)| opcode), Some(1));
+    let message = |i: u8| format!("4{}", char::from(b'a' + i % 26)).repeat(32 * 1024);
+    let mut burst = Vec::new();
+    for i in 0..100u8 {
+        burst.extend(encode_frame(0x81, message(i).as_bytes(), true));
+    }
+    ws.write(&burst).await;
+    // The echoes fill the connection; the pings come while the server is part way through.
+    for i in 0..100u8 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        ws.frame(0x89, &[i]).await;
+    }
+    let (mut texts, mut pongs) = (0u8, 0u8);
+    while texts < 100 || pongs < 100 {
+        match ws.read_frame().await {
+            Some((1, payload)) => {
+                // The echo: "4" and the text after the client's own "4".
+                let expected = format!("4{}", &message(texts)[1..]);
+                assert!(
+                    payload == expected.as_bytes(),
+                    "echo {texts} arrived altered"
+                );
+                texts += 1;
+            }
+            Some((0xa, payload)) => {
+                assert_eq!(payload, [pongs], "pong {pongs}");
+                pongs += 1;
+            }
+            other => panic!("unexpected frame after {texts} echoes and {pongs} pongs: {other:?}"),
+        }
+    }
 }

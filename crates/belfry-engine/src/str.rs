@@ -97,15 +97,6 @@ impl Str {
         })
     }
 
-    /// The text as tungstenite's string type: free for a whole buffer, a copy for a slice.
-    pub(crate) fn into_utf8_bytes(self) -> Utf8Bytes {
-        if self.start == 0 && self.end == self.buf.len() {
-            self.buf
-        } else {
-            Utf8Bytes::from(self.as_str())
-        }
-    }
-
     pub(crate) fn from_utf8_bytes(b: Utf8Bytes) -> Self {
         Str::whole(b)
     }

@@ -79,6 +79,10 @@ pub(crate) struct MaybeDeflate<S> {
     /// Read from the socket, not yet taken by tungstenite (empty, without allocation, when
     /// idle).
     leftover: bytes::Bytes,
+    /// Frames written around tungstenite ([`MaybeDeflate::frame_buffer`]) and not taken by the
+    /// connection yet, without permessage-deflate (with it, they go through `Deflate` as
+    /// tungstenite's own do). Holds no allocation when idle.
+    out: BytesMut,
     deflate: Option<Box<Deflate>>,
 }
 
@@ -89,6 +93,7 @@ impl<S> MaybeDeflate<S> {
         MaybeDeflate {
             inner,
             leftover: bytes::Bytes::new(),
+            out: BytesMut::new(),
             deflate: threshold.map(|threshold| {
                 Box::new(Deflate {
                     threshold,
@@ -96,6 +101,26 @@ impl<S> MaybeDeflate<S> {
                     ..Deflate::default()
                 })
             }),
+        }
+    }
+
+    /// Where frames for the client are appended around tungstenite: the data frames of the
+    /// send queue, encoded without building a tungstenite `Message` each. Only while nothing of
+    /// tungstenite's is partly written (right after a flush of the WebSocket stream), so that
+    /// frames never interleave; call [`MaybeDeflate::frames_appended`] after appending, then
+    /// flush the WebSocket stream to write them.
+    pub(crate) fn frame_buffer(&mut self) -> &mut BytesMut {
+        match self.deflate.as_mut() {
+            Some(deflate) => &mut deflate.raw_out,
+            None => &mut self.out,
+        }
+    }
+
+    /// Takes the frames appended to [`MaybeDeflate::frame_buffer`] (compressing them with
+    /// permessage-deflate).
+    pub(crate) fn frames_appended(&mut self) {
+        if let Some(deflate) = self.deflate.as_mut() {
+            deflate.process_out();
         }
     }
 }
@@ -162,7 +187,7 @@ fn parse_header(buf: &[u8]) -> Option<Header> {
 
 /// Writes a frame header: FIN, RSV1 as given, the opcode, the length, and a zero mask key when
 /// `masked` (a zero key leaves the payload as it is).
-fn put_header(out: &mut BytesMut, rsv1: bool, opcode: u8, len: usize, masked: bool) {
+pub(super) fn put_header(out: &mut BytesMut, rsv1: bool, opcode: u8, len: usize, masked: bool) {
     out.put_u8(0x80 | if rsv1 { 0x40 } else { 0 } | opcode);
     let mask_bit = if masked { 0x80 } else { 0 };
     match len {
@@ -442,16 +467,22 @@ impl<S: AsyncRead + Unpin> MaybeDeflate<S> {
 impl<S: AsyncWrite + Unpin> MaybeDeflate<S> {
     /// Writes what is ready for the client; ready once all of it is written.
     fn poll_write_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let Some(deflate) = self.deflate.as_mut() else {
-            return Poll::Ready(Ok(()));
+        let ready = match self.deflate.as_mut() {
+            Some(deflate) => &mut deflate.ready_out,
+            None => &mut self.out,
         };
-        while !deflate.ready_out.is_empty() {
-            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &deflate.ready_out))?;
+        if ready.is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        while !ready.is_empty() {
+            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, ready))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            deflate.ready_out.advance(n);
+            ready.advance(n);
         }
+        // Written: an idle connection keeps no buffer.
+        *ready = BytesMut::new();
         Poll::Ready(Ok(()))
     }
 }
@@ -464,6 +495,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for MaybeDeflate<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         if this.deflate.is_none() {
+            // Frames appended around tungstenite go first.
+            ready!(this.poll_write_ready(cx))?;
             return Pin::new(&mut this.inner).poll_write(cx, buf);
         }
         // Backpressure: what is ready goes out before more is taken.
