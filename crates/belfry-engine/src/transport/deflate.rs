@@ -79,10 +79,13 @@ pub(crate) struct MaybeDeflate<S> {
     /// Read from the socket, not yet taken by tungstenite (empty, without allocation, when
     /// idle).
     leftover: bytes::Bytes,
-    /// Frames written around tungstenite ([`MaybeDeflate::frame_buffer`]) and not taken by the
-    /// connection yet, without permessage-deflate (with it, they go through `Deflate` as
+    /// Frames written around tungstenite ([`MaybeDeflate::write_frames`]) that the socket did
+    /// not take at once, without permessage-deflate (with it, they go through `Deflate` as
     /// tungstenite's own do). Holds no allocation when idle.
     out: BytesMut,
+    /// Tungstenite wrote (a pong, a close frame) since [`MaybeDeflate::tungstenite_flushed`]:
+    /// it may hold part of a frame, and frames of ours must wait for a flush of the WebSocket.
+    tungstenite_wrote: bool,
     deflate: Option<Box<Deflate>>,
 }
 
@@ -94,6 +97,7 @@ impl<S> MaybeDeflate<S> {
             inner,
             leftover: bytes::Bytes::new(),
             out: BytesMut::new(),
+            tungstenite_wrote: false,
             deflate: threshold.map(|threshold| {
                 Box::new(Deflate {
                     threshold,
@@ -104,24 +108,68 @@ impl<S> MaybeDeflate<S> {
         }
     }
 
-    /// Where frames for the client are appended around tungstenite: the data frames of the
-    /// send queue, encoded without building a tungstenite `Message` each. Only while nothing of
-    /// tungstenite's is partly written (right after a flush of the WebSocket stream), so that
-    /// frames never interleave; call [`MaybeDeflate::frames_appended`] after appending, then
-    /// flush the WebSocket stream to write them.
-    pub(crate) fn frame_buffer(&mut self) -> &mut BytesMut {
-        match self.deflate.as_mut() {
-            Some(deflate) => &mut deflate.raw_out,
-            None => &mut self.out,
-        }
+    /// True when tungstenite wrote since [`MaybeDeflate::tungstenite_flushed`]: the WebSocket
+    /// stream must be flushed before [`MaybeDeflate::write_frames`].
+    pub(crate) fn tungstenite_wrote(&self) -> bool {
+        self.tungstenite_wrote
     }
 
-    /// Takes the frames appended to [`MaybeDeflate::frame_buffer`] (compressing them with
-    /// permessage-deflate).
-    pub(crate) fn frames_appended(&mut self) {
-        if let Some(deflate) = self.deflate.as_mut() {
-            deflate.process_out();
-        }
+    /// Notes a completed flush of the WebSocket stream: tungstenite holds nothing unwritten.
+    pub(crate) fn tungstenite_flushed(&mut self) {
+        self.tungstenite_wrote = false;
+    }
+}
+
+thread_local! {
+    /// Where a batch of frames is encoded before it is written: one buffer per worker thread,
+    /// not one per connection.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The largest scratch buffer a thread keeps between batches.
+const SCRATCH_KEEP: usize = 128 * 1024;
+
+impl<S: AsyncWrite + Unpin> MaybeDeflate<S> {
+    /// Writes frames for the client around tungstenite (the send queue's data frames, encoded
+    /// by `encode` without a tungstenite `Message` each): encoded into the thread's scratch
+    /// buffer and written at once; what the socket does not take is kept and written by
+    /// [`AsyncWrite::poll_flush`], before anything tungstenite writes. Returns true when all
+    /// is written.
+    ///
+    /// Only while tungstenite holds nothing unwritten ([`MaybeDeflate::tungstenite_wrote`]
+    /// false), so that frames never interleave.
+    pub(crate) fn write_frames(
+        &mut self,
+        cx: &mut Context<'_>,
+        encode: impl FnOnce(&mut Vec<u8>),
+    ) -> io::Result<bool> {
+        SCRATCH.with(|scratch| {
+            let mut buf = scratch.borrow_mut();
+            buf.clear();
+            encode(&mut buf);
+            if let Some(deflate) = self.deflate.as_mut() {
+                deflate.raw_out.extend_from_slice(&buf);
+                deflate.process_out();
+            } else if !self.out.is_empty() {
+                // Behind what waits already.
+                self.out.extend_from_slice(&buf);
+            } else {
+                let mut written = 0;
+                while written < buf.len() {
+                    match Pin::new(&mut self.inner).poll_write(cx, &buf[written..]) {
+                        Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                        Poll::Ready(Ok(n)) => written += n,
+                        Poll::Ready(Err(error)) => return Err(error),
+                        Poll::Pending => break,
+                    }
+                }
+                self.out.extend_from_slice(&buf[written..]);
+            }
+            if buf.capacity() > SCRATCH_KEEP {
+                *buf = Vec::new();
+            }
+            Ok(self.out.is_empty() && self.deflate.as_ref().is_none_or(|d| d.ready_out.is_empty()))
+        })
     }
 }
 
@@ -187,7 +235,7 @@ fn parse_header(buf: &[u8]) -> Option<Header> {
 
 /// Writes a frame header: FIN, RSV1 as given, the opcode, the length, and a zero mask key when
 /// `masked` (a zero key leaves the payload as it is).
-pub(super) fn put_header(out: &mut BytesMut, rsv1: bool, opcode: u8, len: usize, masked: bool) {
+pub(super) fn put_header(out: &mut impl BufMut, rsv1: bool, opcode: u8, len: usize, masked: bool) {
     out.put_u8(0x80 | if rsv1 { 0x40 } else { 0 } | opcode);
     let mask_bit = if masked { 0x80 } else { 0 };
     match len {
@@ -494,8 +542,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for MaybeDeflate<S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        this.tungstenite_wrote = true;
         if this.deflate.is_none() {
-            // Frames appended around tungstenite go first.
+            // Frames written around tungstenite go first.
             ready!(this.poll_write_ready(cx))?;
             return Pin::new(&mut this.inner).poll_write(cx, buf);
         }

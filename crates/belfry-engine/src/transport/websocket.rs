@@ -10,13 +10,14 @@ use std::{
     time::Duration,
 };
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 use futures_util::{SinkExt, StreamExt};
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::{
+    io::AsyncWrite,
     sync::futures::Notified,
     time::{Instant, MissedTickBehavior},
 };
@@ -313,11 +314,11 @@ struct Outbound {
 impl Outbound {
     /// Writes what there is to write; ready when the connection is done.
     ///
-    /// The packets go out as frames appended to the stream under tungstenite (see
-    /// [`MaybeDeflate::frame_buffer`]), a batch in one buffer and one write: a tungstenite
-    /// `Message` per packet took a third of a broadcast delivery's instructions. Tungstenite
-    /// still writes what it writes on its own (pongs, close frames), and is flushed before
-    /// frames are appended, so that nothing interleaves.
+    /// The packets go out as frames written to the stream under tungstenite
+    /// ([`MaybeDeflate::write_frames`]), a batch encoded in one buffer and written at once: a
+    /// tungstenite `Message` per packet took a third of a broadcast delivery's instructions.
+    /// Tungstenite still writes what it writes on its own (pongs, close frames); it is flushed
+    /// before frames are written after it, so that nothing interleaves.
     fn write<'s, D>(
         &mut self,
         cx: &mut Context<'_>,
@@ -326,11 +327,17 @@ impl Outbound {
         mut notified: Pin<&mut Notified<'s>>,
     ) -> Poll<()> {
         loop {
-            let mut flushed = false;
-            if self.flushing {
+            if ws.get_ref().tungstenite_wrote() {
                 match ws.poll_flush_unpin(cx) {
                     Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Ok(())) => (self.flushing, flushed) = (false, true),
+                    Poll::Ready(Ok(())) => ws.get_mut().tungstenite_flushed(),
+                    Poll::Ready(Err(_)) => return self.failed(socket),
+                }
+            }
+            if self.flushing {
+                match Pin::new(ws.get_mut()).poll_flush(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(())) => self.flushing = false,
                     Poll::Ready(Err(_)) => return self.failed(socket),
                 }
             }
@@ -353,23 +360,20 @@ impl Outbound {
                     // The peer or the transport ended the connection: nothing more to write.
                     return self.failed(socket);
                 }
-                if !flushed {
-                    match ws.poll_flush_unpin(cx) {
-                        Poll::Pending => return Poll::Pending,
-                        Poll::Ready(Ok(())) => {}
-                        Poll::Ready(Err(_)) => return self.failed(socket),
-                    }
-                }
                 let protocol = socket.protocol();
-                let out = ws.get_mut().frame_buffer();
-                while let Some(packet) = self.packets.pop_front() {
-                    put_frame(out, &packet, protocol);
-                    if out.len() >= WRITE_CHUNK {
-                        break;
+                let packets = &mut self.packets;
+                let written = ws.get_mut().write_frames(cx, |out| {
+                    while let Some(packet) = packets.pop_front() {
+                        put_frame(out, &packet, protocol);
+                        if out.len() >= WRITE_CHUNK {
+                            break;
+                        }
                     }
+                });
+                match written {
+                    Ok(all) => self.flushing = !all,
+                    Err(_) => return self.failed(socket),
                 }
-                ws.get_mut().frames_appended();
-                self.flushing = true;
                 continue;
             }
             // All written: an idle connection keeps no buffer.
@@ -471,7 +475,7 @@ const WRITE_CHUNK: usize = 64 * 1024;
 /// Appends `packet` as a frame from the server (unmasked): text, or binary (behind the message
 /// type in v3). An encoded event, shared with the other recipients of a broadcast, is copied
 /// once, into the buffer.
-fn put_frame(out: &mut BytesMut, packet: &Packet, protocol: u8) {
+fn put_frame(out: &mut Vec<u8>, packet: &Packet, protocol: u8) {
     match packet {
         Packet::Binary(data) if protocol == 3 => {
             deflate::put_header(out, false, 2, data.len() + 1, false);
