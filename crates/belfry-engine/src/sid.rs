@@ -25,8 +25,22 @@ use base64::Engine as _;
 /// assert_eq!(sid.as_str().len(), 20);
 /// assert!(sid.as_str().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Eq, PartialOrd, Ord)]
 pub struct Sid(Arc<str>);
+
+impl std::hash::Hash for Sid {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // As `str` hashes: maps keyed by ids are looked up by `&str` too.
+        self.0.hash(state);
+    }
+}
+
+impl PartialEq for Sid {
+    fn eq(&self, other: &Self) -> bool {
+        // Copies of one id share their text: a broadcast's lookups compare no bytes.
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
 
 impl Sid {
     /// A fresh random id: 120 bits from the operating system's CSPRNG, 20 URL-safe characters.

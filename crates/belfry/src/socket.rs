@@ -58,6 +58,9 @@ pub struct Socket {
     listeners: RwLock<HashMap<String, Vec<Listener>>>,
     packet_middlewares: RwLock<Vec<ErasedHandler<Result<(), String>>>>,
     outgoing: RwLock<Option<OutgoingListener>>,
+    /// Whether `outgoing` holds a listener: a broadcast checks it for every recipient, without
+    /// taking the lock.
+    has_outgoing: AtomicBool,
     any_handler: RwLock<Option<ErasedHandler>>,
     disconnecting_handler: RwLock<Option<ErasedHandler>>,
     disconnect_handler: RwLock<Option<ErasedHandler>>,
@@ -135,6 +138,7 @@ impl Socket {
             listeners: RwLock::new(HashMap::new()),
             packet_middlewares: RwLock::new(Vec::new()),
             outgoing: RwLock::new(None),
+            has_outgoing: AtomicBool::new(false),
             any_handler: RwLock::new(None),
             disconnecting_handler: RwLock::new(None),
             disconnect_handler: RwLock::new(None),
@@ -287,11 +291,14 @@ impl Socket {
     /// `onAnyOutgoing`): the event name and its JSON arguments array.
     pub fn on_any_outgoing(&self, listener: impl Fn(&str, &str) + Send + Sync + 'static) {
         *self.outgoing.write() = Some(Arc::new(listener));
+        self.has_outgoing.store(true, Ordering::Release);
     }
 
     /// Removes the [`Socket::on_any_outgoing`] callback.
     pub fn off_any_outgoing(&self) {
-        self.outgoing.write().take();
+        let mut outgoing = self.outgoing.write();
+        outgoing.take();
+        self.has_outgoing.store(false, Ordering::Release);
     }
 
     /// Calls the outgoing listener, if any, for an event packet about to be sent.
@@ -301,6 +308,9 @@ impl Socket {
         };
         if let Some(observer) = self.io.observer() {
             observer.event_sent(self, payload);
+        }
+        if !self.has_outgoing.load(Ordering::Acquire) {
+            return;
         }
         let Some(listener) = self.outgoing.read().clone() else {
             return;
