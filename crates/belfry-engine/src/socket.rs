@@ -54,6 +54,9 @@ struct Outbox {
     full_since: Option<Instant>,
     close: Option<DisconnectReason>,
     ws_close_code: Option<u16>,
+    /// How many packets the writer took last time: the capacity a new queue buffer starts
+    /// with (a fan-out sends bursts of about the same size).
+    last_batch: u32,
 }
 
 /// The request head with allocations of its own. hyper hands out the URI and header values as
@@ -130,6 +133,7 @@ impl<D> Socket<D> {
                 full_since: None,
                 close: None,
                 ws_close_code: None,
+                last_batch: 0,
             }),
             wake_writer: Notify::new(),
             pong: Notify::new(),
@@ -241,11 +245,15 @@ impl<D> Socket<D> {
             }
             was_empty = state.queue.is_empty();
             if state.queue.capacity() == 0 {
-                // The writer freed the last buffer; a burst (a fan-out) would grow a new one
+                // The writer took the last buffer; a burst (a fan-out) would grow a new one
                 // from four packets by doubling, a reallocation every few packets.
-                state
-                    .queue
-                    .reserve(packets.len().max(Self::FIRST_QUEUE_CAPACITY));
+                let hint = usize::try_from(state.last_batch).unwrap_or(usize::MAX);
+                state.queue.reserve(
+                    packets
+                        .len()
+                        .max(hint.min(self.max_packets))
+                        .max(Self::FIRST_QUEUE_CAPACITY),
+                );
             }
             state.queue.extend(packets.iter().cloned());
             state.bytes += bytes;
@@ -374,6 +382,7 @@ impl<D> Socket<D> {
         if out.is_empty() {
             // The queue's buffer moves to the writer; the session keeps none while idle.
             *out = std::mem::take(&mut state.queue);
+            state.last_batch = u32::try_from(out.len()).unwrap_or(u32::MAX);
         } else {
             out.extend(state.queue.drain(..));
         }

@@ -355,10 +355,11 @@ impl NamespaceSockets {
     /// it (`f` may run user callbacks).
     fn each(&self, ids: &[Sid], mut f: impl FnMut(&Arc<Socket>)) {
         if let Some(ns) = self.ns.upgrade() {
-            let sockets: Vec<Arc<Socket>> = {
+            let mut sockets = Vec::with_capacity(ids.len());
+            {
                 let all = ns.sockets.read();
-                ids.iter().filter_map(|id| all.get(id).cloned()).collect()
-            };
+                sockets.extend(ids.iter().filter_map(|id| all.get(id).cloned()));
+            }
             for socket in &sockets {
                 f(socket);
             }

@@ -187,10 +187,14 @@ impl Adapter for LocalAdapter {
         match &opts.rooms[..] {
             [] => self.sids.read().keys().filter(kept).cloned().collect(),
             // The common broadcast: the members of one room are each there once already.
-            [room] => room_map
-                .get(room)
-                .map(|members| members.iter().filter(kept).cloned().collect())
-                .unwrap_or_default(),
+            [room] => {
+                let Some(members) = room_map.get(room) else {
+                    return Vec::new();
+                };
+                let mut ids = Vec::with_capacity(members.len());
+                ids.extend(members.iter().filter(kept).cloned());
+                ids
+            }
             rooms => {
                 let mut seen = HashSet::with_hasher(SidHasher::default());
                 rooms
