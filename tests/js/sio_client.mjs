@@ -115,6 +115,10 @@ const scenarios = {
     s.emit("multi", 1);
     s.emit("first-only");
     s.emit("first-only");
+    // `off` removes every listener of the event; the second one finds none.
+    s.emit("removable");
+    s.emit("remove");
+    s.emit("removable");
     result.forbidden = await s.emitWithAck("forbidden:x");
     const pong = once(s, "pong-out");
     s.emit("ping-out");

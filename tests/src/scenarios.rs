@@ -125,6 +125,12 @@ pub async fn start_with(parser: Parser) -> ScenarioServer {
             socket.once("first-only", |Extension(log): Extension<Log>| async move {
                 log.push("once".to_owned());
             });
+            socket.on("removable", |Extension(log): Extension<Log>| async move {
+                log.push("removable".to_owned());
+            });
+            socket.on("remove", |socket: SocketRef| async move {
+                socket.off("removable");
+            });
             socket.on("forbidden:x", |Extension(log): Extension<Log>| async move {
                 log.push("forbidden ran".to_owned());
             });

@@ -191,7 +191,13 @@ async fn listeners_once_packet_middleware_and_outgoing(parser: Parser) {
     assert_eq!(r["forbidden"], json!({"error": "forbidden"}));
     assert_eq!(
         r["log"],
-        json!(["multi:a:1", "multi:b:1", "once", "out:pong-out"])
+        json!([
+            "multi:a:1",
+            "multi:b:1",
+            "once",
+            "removable",
+            "out:pong-out"
+        ])
     );
 }
 

@@ -50,17 +50,52 @@ impl Sid {
     /// Panics if the operating system cannot provide random bytes, which leaves no safe way to
     /// make session ids.
     pub fn random() -> Sid {
-        let mut bytes = [0u8; 15];
-        getrandom::fill(&mut bytes).expect("the OS random source is available");
-        let mut out = String::with_capacity(20);
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_string(bytes, &mut out);
-        Sid(out.into())
+        let bytes = RANDOM.with_borrow_mut(RandomBuffer::take);
+        let mut text = [0u8; 20];
+        let written = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode_slice(bytes, &mut text)
+            .expect("15 bytes take 20 base64 characters");
+        let text = std::str::from_utf8(&text[..written]).expect("base64 is ASCII");
+        Sid(Arc::from(text))
     }
 
     /// The id as a string slice.
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Random bytes for ids, drawn from the operating system's CSPRNG for 16 ids at a time (one
+/// system call where there were two per connection: the session's id and its socket's).
+struct RandomBuffer {
+    bytes: [u8; RandomBuffer::IDS * 15],
+    used: usize,
+}
+
+impl RandomBuffer {
+    const IDS: usize = 16;
+
+    fn take(&mut self) -> [u8; 15] {
+        if self.used == self.bytes.len() {
+            getrandom::fill(&mut self.bytes).expect("the OS random source is available");
+            self.used = 0;
+        }
+        let mut id = [0u8; 15];
+        id.copy_from_slice(&self.bytes[self.used..self.used + 15]);
+        // Handed out once: the bytes of an id are not kept.
+        self.bytes[self.used..self.used + 15].fill(0);
+        self.used += 15;
+        id
+    }
+}
+
+thread_local! {
+    static RANDOM: std::cell::RefCell<RandomBuffer> = const {
+        std::cell::RefCell::new(RandomBuffer {
+            bytes: [0; RandomBuffer::IDS * 15],
+            used: RandomBuffer::IDS * 15,
+        })
+    };
 }
 
 impl serde::Serialize for Sid {

@@ -55,7 +55,9 @@ pub struct Socket {
     ns: Arc<Namespace>,
     conn: Arc<EngineSocket<Connection>>,
     io: SocketIo,
-    listeners: RwLock<HashMap<String, Vec<Listener>>>,
+    /// Every listener in the order added (a socket has a handful: a scan beats a map, and
+    /// costs one allocation instead of one per event name).
+    listeners: RwLock<Vec<Listener>>,
     packet_middlewares: RwLock<Vec<ErasedHandler<Result<(), String>>>>,
     outgoing: RwLock<Option<OutgoingListener>>,
     /// Whether `outgoing` holds a listener: a broadcast checks it for every recipient, without
@@ -135,7 +137,7 @@ impl Socket {
             ns,
             conn,
             io,
-            listeners: RwLock::new(HashMap::new()),
+            listeners: RwLock::new(Vec::new()),
             packet_middlewares: RwLock::new(Vec::new()),
             outgoing: RwLock::new(None),
             has_outgoing: AtomicBool::new(false),
@@ -242,16 +244,16 @@ impl Socket {
     }
 
     fn add_listener(&self, event: String, handler: ErasedHandler, once: bool) {
-        self.listeners
-            .write()
-            .entry(event)
-            .or_default()
-            .push(Listener { handler, once });
+        self.listeners.write().push(Listener {
+            event: event.into_boxed_str(),
+            handler,
+            once,
+        });
     }
 
     /// Removes every listener of `event`.
     pub fn off(&self, event: &str) {
-        self.listeners.write().remove(event);
+        self.listeners.write().retain(|l| &*l.event != event);
     }
 
     /// Adds a per-packet middleware (Node's `socket.use`): an async function of extractors run
@@ -634,22 +636,7 @@ impl Socket {
         let Ok((name, args)) = payload.event() else {
             return;
         };
-        let listeners: Option<Vec<ErasedHandler>> = {
-            let mut all = self.listeners.write();
-            match all.get_mut(&name) {
-                None => None,
-                Some(for_event) => {
-                    let handlers = for_event.iter().map(|l| l.handler.clone()).collect();
-                    // `once` listeners run this time, and never again.
-                    for_event.retain(|l| !l.once);
-                    if for_event.is_empty() {
-                        all.remove(&name);
-                    }
-                    Some(handlers)
-                }
-            }
-        };
-        let listeners = listeners.unwrap_or_default();
+        let listeners = self.take_listeners(&name);
         let any = self.any_handler.read().clone();
         if listeners.is_empty() && any.is_none() && self.packet_middlewares.read().is_empty() {
             tracing::debug!(event = %name, "event with no listener");
@@ -671,6 +658,28 @@ impl Socket {
         for handler in any.into_iter().chain(listeners) {
             self.run_handler(&handler, &mut ctx).await;
         }
+    }
+
+    /// The handlers of the listeners of `event`, in order; `once` listeners are removed (they
+    /// run this time, and never again). No allocation for an event with one listener.
+    fn take_listeners(&self, event: &str) -> Handlers {
+        let collect = |all: &[Listener]| {
+            let mut matching = all.iter().filter(|l| &*l.event == event);
+            Handlers {
+                first: matching.next().map(|l| l.handler.clone()),
+                rest: matching.map(|l| l.handler.clone()).collect(),
+            }
+        };
+        {
+            let all = self.listeners.read();
+            if !all.iter().any(|l| l.once && &*l.event == event) {
+                return collect(&all);
+            }
+        }
+        let mut all = self.listeners.write();
+        let handlers = collect(&all);
+        all.retain(|l| !(l.once && &*l.event == event));
+        handlers
     }
 
     /// Runs the per-packet middlewares in order; false (the client's ack answered with the
@@ -910,8 +919,31 @@ impl Socket {
 
 /// One listener of an event.
 struct Listener {
+    event: Box<str>,
     handler: ErasedHandler,
     once: bool,
+}
+
+/// The handlers an event runs.
+struct Handlers {
+    first: Option<ErasedHandler>,
+    rest: Vec<ErasedHandler>,
+}
+
+impl Handlers {
+    fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+}
+
+impl IntoIterator for Handlers {
+    type Item = ErasedHandler;
+    type IntoIter =
+        std::iter::Chain<std::option::IntoIter<ErasedHandler>, std::vec::IntoIter<ErasedHandler>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.first.into_iter().chain(self.rest)
+    }
 }
 
 /// The `on_any_outgoing` callback.
