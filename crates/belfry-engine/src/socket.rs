@@ -384,7 +384,8 @@ impl<D> Socket<D> {
             *out = std::mem::take(&mut state.queue);
             state.last_batch = u32::try_from(out.len()).unwrap_or(u32::MAX);
         } else {
-            out.extend(state.queue.drain(..));
+            // Behind what the writer holds; the queue keeps no buffer either.
+            out.extend(std::mem::take(&mut state.queue));
         }
         // Heartbeats go first.
         if std::mem::take(&mut state.pong) && state.close.is_none() {

@@ -370,14 +370,16 @@ impl Outbound {
                         }
                     }
                 });
+                if self.packets.is_empty() {
+                    // All taken: an idle connection keeps no buffer.
+                    self.packets = VecDeque::new();
+                }
                 match written {
                     Ok(all) => self.flushing = !all,
                     Err(_) => return self.failed(socket),
                 }
                 continue;
             }
-            // All written: an idle connection keeps no buffer.
-            self.packets = VecDeque::new();
             if self.close.is_some() {
                 return self.close(cx, socket, ws);
             }
