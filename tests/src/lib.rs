@@ -193,6 +193,18 @@ pub async fn serve(app: Router) -> SocketAddr {
     addr
 }
 
+/// Like [`serve`], with Nagle's algorithm off on every accepted connection (as the benchmark
+/// server and Node's http server have it): a small write goes out at once even while the last
+/// one waits for the peer's delayed ACK.
+pub async fn serve_nodelay(app: Router) -> SocketAddr {
+    use axum::serve::ListenerExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let listener = listener.tap_io(|tcp| tcp.set_nodelay(true).unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
 /// Like [`serve`], with axum's `ConnectInfo<SocketAddr>` in every request's extensions.
 pub async fn serve_with_connect_info(app: Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -510,6 +522,24 @@ impl RawWs {
         }
         let rest = self.buffered.split_off(n);
         Some(std::mem::replace(&mut self.buffered, rest))
+    }
+
+    /// True if a byte can be read at once, without waiting: one read past already, or one in
+    /// the kernel's receive buffer (asked of the kernel itself, through a duplicate of the
+    /// socket, not of tokio's readiness).
+    pub fn has_unread_bytes(&self) -> bool {
+        use std::os::fd::AsFd;
+        if !self.buffered.is_empty() {
+            return true;
+        }
+        let fd = self.stream.as_fd().try_clone_to_owned().unwrap();
+        let stream = std::net::TcpStream::from(fd);
+        // A duplicate shares the file's flags: non-blocking, as tokio set it.
+        match stream.peek(&mut [0u8; 1]) {
+            Ok(n) => n > 0,
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => false,
+            Err(error) => panic!("peek: {error}"),
+        }
     }
 
     /// Reads frames until a close frame and returns its code (`None` for a close without one);

@@ -32,9 +32,15 @@ pub struct Socket<D> {
     pub(crate) pong: Notify,
     pub(crate) close_delivered: Notify,
     closed: CancellationToken,
+    /// `closed` is cancelled (or about to be): read on every turn of a transport, where the
+    /// token's check would take its lock.
+    is_closed: AtomicBool,
     pub(crate) polling_get: AtomicBool,
     pub(crate) polling_post: AtomicBool,
     pub(crate) upgrade_claimed: AtomicBool,
+    /// The WebSocket writer waits for packets, with nothing left to write: woken, it writes
+    /// at once (see [`writer::Fence`]).
+    pub(crate) writer_idle: AtomicBool,
     max_packets: usize,
     max_bytes: usize,
     span: tracing::Span,
@@ -57,6 +63,8 @@ struct Outbox {
     /// How many packets the writer took last time: the capacity a new queue buffer starts
     /// with (a fan-out sends bursts of about the same size).
     last_batch: u32,
+    /// A connection whose reader queued packets here waits for the writer to take them.
+    claim: Option<writer::Claim>,
 }
 
 /// The request head with allocations of its own. hyper hands out the URI and header values as
@@ -134,14 +142,17 @@ impl<D> Socket<D> {
                 close: None,
                 ws_close_code: None,
                 last_batch: 0,
+                claim: None,
             }),
             wake_writer: Notify::new(),
             pong: Notify::new(),
             close_delivered: Notify::new(),
             closed: CancellationToken::new(),
+            is_closed: AtomicBool::new(false),
             polling_get: AtomicBool::new(false),
             polling_post: AtomicBool::new(false),
             upgrade_claimed: AtomicBool::new(false),
+            writer_idle: AtomicBool::new(false),
             max_packets,
             max_bytes,
             span,
@@ -258,6 +269,9 @@ impl<D> Socket<D> {
             state.queue.extend(packets.iter().cloned());
             state.bytes += bytes;
             state.compress |= compress;
+            if state.claim.is_none() && self.writer_idle.load(Ordering::Acquire) {
+                state.claim = writer::claim(self);
+            }
         }
         // A queue that held packets already was signalled when it got its first: its writer has
         // not drained it since (draining empties it), and takes these too.
@@ -287,7 +301,7 @@ impl<D> Socket<D> {
 
     /// True once the session is closed or closing.
     pub fn is_closed(&self) -> bool {
-        self.closed.is_cancelled()
+        self.is_closed.load(Ordering::Acquire)
     }
 
     /// Resolves when the session closes.
@@ -316,6 +330,7 @@ impl<D> Socket<D> {
         }
         let _span = self.span.enter();
         tracing::debug!(%reason, "closing session");
+        self.is_closed.store(true, Ordering::Release);
         self.closed.cancel();
         self.wake_writer.notify_one();
     }
@@ -378,7 +393,11 @@ impl<D> Socket<D> {
         out: &mut VecDeque<Packet>,
         polling: bool,
     ) -> (Option<DisconnectReason>, bool) {
+        // Released once the lock is: the reader that waits for this writer may go on (the
+        // writer writes what it takes before it polls anything else).
+        let _claim;
         let mut state = self.state.lock();
+        _claim = state.claim.take();
         if out.is_empty() {
             // The queue's buffer moves to the writer; the session keeps none while idle.
             *out = std::mem::take(&mut state.queue);
@@ -417,18 +436,87 @@ impl<D> fmt::Debug for Socket<D> {
 /// Which sessions a connection's own work gives packets to, so that its writer can let theirs go
 /// first (see the WebSocket transport).
 pub(crate) mod writer {
-    use std::cell::Cell;
+    use std::{
+        cell::Cell,
+        sync::{
+            Arc,
+            atomic::{AtomicUsize, Ordering},
+        },
+        task::{Context, Poll},
+    };
+
+    use futures_util::task::AtomicWaker;
 
     thread_local! {
         /// The session whose reader runs on this thread (its address), and whether what it ran
         /// queued packets for another session.
         static CURRENT: Cell<(usize, bool)> = const { Cell::new((0, false)) };
+        /// That reader's fence, made when it first claims a writer.
+        static FENCE: Cell<Option<Arc<Fence>>> = const { Cell::new(None) };
+        /// Whether that reader claims the writers it gives packets to.
+        static CLAIMS: Cell<bool> = const { Cell::new(false) };
     }
 
-    /// Runs `f` as the work of session `me`; true if it queued packets for other sessions.
-    pub(crate) fn queues_for_others<T: ?Sized>(me: &T, f: impl FnOnce()) -> bool {
+    /// What a connection's reader waits for before its own packets go out: the writers it gave
+    /// packets to while they were idle. Each such recipient holds a [`Claim`] until its writer
+    /// takes its queue, and writes it then, before anything else runs on its task; so a
+    /// broadcaster's ack follows its deliveries, as on Node (where `emit` writes every
+    /// recipient's socket before it returns). Waking the recipients' tasks is not enough: past
+    /// 256 woken tasks, tokio's worker keeps the rest in a shared queue that it looks at only
+    /// now and then, and the broadcaster's next turn comes first.
+    ///
+    /// Only idle writers are claimed: a writer held up by a slow peer never holds up a
+    /// broadcaster. A reader that waits is not idle, so no two readers wait for each other.
+    #[derive(Debug, Default)]
+    pub(crate) struct Fence {
+        pending: AtomicUsize,
+        waker: AtomicWaker,
+    }
+
+    impl Fence {
+        /// Ready once every claim on the fence is released.
+        pub(crate) fn poll_open(&self, cx: &mut Context<'_>) -> Poll<()> {
+            if self.pending.load(Ordering::Acquire) == 0 {
+                return Poll::Ready(());
+            }
+            self.waker.register(cx.waker());
+            if self.pending.load(Ordering::Acquire) == 0 {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        }
+    }
+
+    /// A recipient's hold on a reader's [`Fence`], released when dropped.
+    #[derive(Debug)]
+    pub(crate) struct Claim(Arc<Fence>);
+
+    impl Drop for Claim {
+        fn drop(&mut self) {
+            if self.0.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+                self.0.waker.wake();
+            }
+        }
+    }
+
+    /// Runs `f` as the work of session `me`, which claims the idle writers it gives packets to
+    /// on `fence` (made at the first claim), or claims none; true if it queued packets for
+    /// other sessions.
+    pub(crate) fn queues_for_others<T: ?Sized>(
+        me: &T,
+        mut fence: Option<&mut Option<Arc<Fence>>>,
+        f: impl FnOnce(),
+    ) -> bool {
         let outer = CURRENT.replace((address(me), false));
+        let claims = CLAIMS.replace(fence.is_some());
+        let outer_fence = FENCE.replace(fence.as_mut().and_then(|fence| fence.take()));
         f();
+        let made = FENCE.replace(outer_fence);
+        CLAIMS.set(claims);
+        if let Some(fence) = fence {
+            *fence = made;
+        }
         CURRENT.replace(outer).1
     }
 
@@ -440,6 +528,20 @@ pub(crate) mod writer {
                 current.set((me, true));
             }
         });
+    }
+
+    /// A claim on the fence of the reader running on this thread, for the idle writer of
+    /// `session`, which was just given packets; none outside a reader or for its own session.
+    pub(crate) fn claim<T: ?Sized>(session: &T) -> Option<Claim> {
+        let (me, _) = CURRENT.get();
+        if me == 0 || me == address(session) || !CLAIMS.get() {
+            return None;
+        }
+        let fence = FENCE.take().unwrap_or_default();
+        fence.pending.fetch_add(1, Ordering::AcqRel);
+        let claim = Claim(fence.clone());
+        FENCE.set(Some(fence));
+        Some(claim)
     }
 
     fn address<T: ?Sized>(session: &T) -> usize {

@@ -5,7 +5,7 @@ use std::{
     collections::VecDeque,
     future::Future,
     pin::Pin,
-    sync::Arc,
+    sync::{Arc, atomic::Ordering},
     task::{Context, Poll},
     time::Duration,
 };
@@ -270,10 +270,11 @@ async fn probe<H: EngineHandler>(
 /// client that reads slowly still has its pongs read (and is closed by the slow-consumer rule).
 ///
 /// Fairness: when what was read queued packets for other connections (a broadcast), the task
-/// steps back to the end of the run queue before writing its own, so that the recipients write
-/// first. A broadcaster's acks then follow its deliveries, as on Node, instead of letting it
-/// pile broadcasts up faster than they are delivered; what it sends in one burst is still read
-/// at once, so that recipients write it in one batch.
+/// writes its own only after the recipients whose writers were idle have written theirs (it
+/// waits on a [`writer::Fence`]; for the others it steps back to the end of the run queue). A
+/// broadcaster's acks then follow its deliveries, as on Node, instead of letting it pile
+/// broadcasts up faster than they are delivered; what it sends in one burst is still read at
+/// once, so that recipients write it in one batch.
 async fn run<H: EngineHandler>(
     inner: Arc<EngineInner<H>>,
     socket: Arc<Socket<H::Data>>,
@@ -281,15 +282,36 @@ async fn run<H: EngineHandler>(
 ) {
     let mut notified = std::pin::pin!(socket.wake_writer.notified());
     let mut out = Outbound::default();
+    let mut fence: Option<Arc<writer::Fence>> = None;
+    let mut waiting = false;
     std::future::poll_fn(|cx| {
-        // Everything that arrived is read first (a burst of broadcasts then reaches each
-        // recipient as one batch).
+        // Busy: no reader waits for this writer until it is idle again.
+        socket.writer_idle.store(false, Ordering::Release);
+        // While it waits for the writers it claimed, the reader goes on reading (a burst of
+        // broadcasts still reaches each recipient as one batch) but claims no more, so that
+        // input that keeps coming never holds its own packets back for long.
+        if waiting {
+            let Some(fence) = &fence else {
+                unreachable!("a reader waits on its fence");
+            };
+            waiting = fence.poll_open(cx).is_pending();
+        }
+        // Everything that arrived is read first.
         let mut yielding = false;
         while !socket.is_closed() {
             let Poll::Ready(msg) = ws.poll_next_unpin(cx) else {
                 break;
             };
-            yielding |= writer::queues_for_others(&*socket, || read(&inner, &socket, msg));
+            let claims = if waiting { None } else { Some(&mut fence) };
+            yielding |= writer::queues_for_others(&*socket, claims, || {
+                read(&inner, &socket, msg);
+            });
+        }
+        if let Some(fence) = &fence
+            && fence.poll_open(cx).is_pending()
+        {
+            waiting = true;
+            return Poll::Pending;
         }
         if yielding {
             cx.waker().wake_by_ref();
@@ -349,6 +371,7 @@ impl Outbound {
                     self.close = socket.drain_into(&mut self.packets, false).0;
                 }
                 if self.packets.is_empty() && self.close.is_none() {
+                    socket.writer_idle.store(true, Ordering::Release);
                     return Poll::Pending;
                 }
             }
