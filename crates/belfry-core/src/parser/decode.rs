@@ -4,7 +4,8 @@ use bytes::Bytes;
 use serde_json::{Value, value::RawValue};
 
 use super::{
-    DEFAULT_MAX_ATTACHMENTS, Elements, Packet, PacketData, Payload, event_name, is_reserved_event,
+    DEFAULT_MAX_ATTACHMENTS, Elements, Packet, PacketData, Payload, event_name_ref,
+    is_reserved_event,
 };
 use crate::Str;
 
@@ -292,7 +293,7 @@ fn split_array(json: &str) -> Result<Elements, ParseError> {
 /// An event is a non-empty array whose first element is a string (not reserved) or a number.
 pub(super) fn check_event(elements: &Elements) -> Result<(), ParseError> {
     let first = elements.first().ok_or(ParseError::InvalidPayload)?;
-    let name = event_name(first)?;
+    let name = event_name_ref(first)?;
     if is_reserved_event(&name) {
         return Err(ParseError::ReservedEvent);
     }

@@ -31,7 +31,7 @@ pub mod msgpack;
 pub use decode::{Decoder, ParseError};
 pub use encode::write_header;
 
-use std::sync::Arc;
+use std::{borrow::Cow, sync::Arc};
 
 use bytes::Bytes;
 use serde_json::value::RawValue;
@@ -232,10 +232,20 @@ impl std::ops::Deref for Elements {
 
 /// The name of an event from the first element of its array: a string, or a number.
 fn event_name(first: &RawValue) -> Result<String, ParseError> {
+    event_name_ref(first).map(Cow::into_owned)
+}
+
+/// [`event_name`], borrowed when the string has no escapes (the parse checked it already).
+pub(crate) fn event_name_ref(first: &RawValue) -> Result<Cow<'_, str>, ParseError> {
     let raw = first.get();
     match raw.as_bytes().first() {
-        Some(b'"') => serde_json::from_str::<String>(raw).map_err(|_| ParseError::InvalidPayload),
-        Some(b'-' | b'0'..=b'9') => Ok(raw.to_owned()),
+        Some(b'"') => match raw.get(1..raw.len() - 1) {
+            Some(plain) if !plain.contains('\\') => Ok(Cow::Borrowed(plain)),
+            _ => serde_json::from_str::<String>(raw)
+                .map(Cow::Owned)
+                .map_err(|_| ParseError::InvalidPayload),
+        },
+        Some(b'-' | b'0'..=b'9') => Ok(Cow::Borrowed(raw)),
         _ => Err(ParseError::InvalidPayload),
     }
 }

@@ -158,6 +158,22 @@ fn row32_event_names() {
         let text = format!(r#"42["{name}","x"]"#);
         assert_eq!(decode(&text), Err(ParseError::ReservedEvent), "{text}");
     }
+    // A name is compared unescaped: an escape does not hide a reserved name.
+    assert_eq!(
+        decode(r#"42["conn\u0065ct","x"]"#),
+        Err(ParseError::ReservedEvent)
+    );
+    for (text, name) in [
+        (r#"42["a\"b",1]"#, "a\"b"),
+        (r#"42["caf\u00e9"]"#, "café"),
+        (r#"42[""]"#, ""),
+        ("42[-1.5]", "-1.5"),
+    ] {
+        let PacketData::Event { payload, .. } = decoded(text).data else {
+            panic!("{text}: not an event");
+        };
+        assert_eq!(payload.event().unwrap().0, name, "{text}");
+    }
     // `error` is not reserved in the parser; the layer above ignores events with no handler.
     assert!(decode(r#"42["error","x"]"#).is_ok());
 }
