@@ -24,7 +24,6 @@ use std::{borrow::Cow, convert::Infallible, fmt, marker::PhantomData};
 use belfry_core::parser::Elements;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
-use serde_json::value::RawValue;
 
 use crate::{
     DisconnectReason, SocketIo, SocketRef,
@@ -64,16 +63,16 @@ impl<T: FromContext> FromContext for Option<T> {
 /// connect auth (`{}` when the client sent none).
 fn data_json(ctx: &HandlerContext) -> Result<Cow<'_, str>, &'static str> {
     match &ctx.kind {
-        ContextKind::Event { args, .. } => Ok(match &**args {
-            [] => Cow::Borrowed("null"),
-            [one] => Cow::Borrowed(one.get()),
-            many => {
+        ContextKind::Event { args, .. } => Ok(match args.len() {
+            0 => Cow::Borrowed("null"),
+            1 => Cow::Borrowed(args.first().expect("one argument")),
+            _ => {
                 let mut json = String::from("[");
-                for (i, arg) in many.iter().enumerate() {
+                for (i, arg) in args.iter().enumerate() {
                     if i > 0 {
                         json.push(',');
                     }
-                    json.push_str(arg.get());
+                    json.push_str(arg);
                 }
                 json.push(']');
                 Cow::Owned(json)
@@ -128,7 +127,7 @@ impl fmt::Display for DataRejection {
 }
 
 /// Every argument of the event, however many there are (Node's `...args`), each as the JSON
-/// text the client sent ([`RawValue`]: checked, not parsed). It serializes back as the same
+/// text the client sent (checked, not parsed: [`Args::raw`]). It serializes back as the same
 /// argument list, so `socket.emit("ev", &args)` sends them spread, as Node's
 /// `emit("ev", ...args)` does, copying the text rather than parsing and writing it again.
 /// [`Args::get`] and [`Args::values`] parse when a handler needs the values.
@@ -150,18 +149,30 @@ impl fmt::Display for DataRejection {
 #[derive(Debug, Clone, Default)]
 pub struct Args(pub Elements);
 
-impl std::ops::Deref for Args {
-    type Target = [Box<RawValue>];
-
-    fn deref(&self) -> &[Box<RawValue>] {
-        &self.0
-    }
-}
-
 impl Args {
+    /// How many arguments there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True if there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The JSON text of argument `index`, as the client wrote it; `None` past the last one.
+    pub fn raw(&self, index: usize) -> Option<&str> {
+        self.0.get(index)
+    }
+
+    /// The JSON text of each argument, in order.
+    pub fn iter_raw(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.0.iter()
+    }
+
     /// Argument `index` as a `T`; `None` past the last argument.
     pub fn get<T: DeserializeOwned>(&self, index: usize) -> Option<Result<T, serde_json::Error>> {
-        self.0.get(index).map(|arg| serde_json::from_str(arg.get()))
+        self.0.get(index).map(serde_json::from_str)
     }
 
     /// Every argument as a JSON value.
@@ -170,10 +181,7 @@ impl Args {
     ///
     /// An argument nests deeper than serde_json parses (128 levels).
     pub fn values(&self) -> Result<Vec<serde_json::Value>, serde_json::Error> {
-        self.0
-            .iter()
-            .map(|arg| serde_json::from_str(arg.get()))
-            .collect()
+        self.0.iter().map(serde_json::from_str).collect()
     }
 }
 
@@ -194,10 +202,26 @@ impl serde::Serialize for Args {
         use serde::ser::SerializeTuple;
         // A tuple: spread into separate arguments by `emit` and `AckSender::send`.
         let mut tuple = serializer.serialize_tuple(self.len())?;
-        for value in self.iter() {
-            tuple.serialize_element(value)?;
+        for json in self.0.iter() {
+            tuple.serialize_element(&RawJson(json))?;
         }
         tuple.end()
+    }
+}
+
+/// Checked JSON text that serializes as itself, the way serde_json's `RawValue` does (the
+/// struct name and field that its serializers write out verbatim, and that other serializers,
+/// `serde_json::to_value` among them, parse): a `RawValue` could only be made by checking the
+/// text again.
+struct RawJson<'a>(&'a str);
+
+impl serde::Serialize for RawJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        const RAW_VALUE: &str = "$serde_json::private::RawValue";
+        let mut raw = serializer.serialize_struct(RAW_VALUE, 1)?;
+        raw.serialize_field(RAW_VALUE, self.0)?;
+        raw.end()
     }
 }
 

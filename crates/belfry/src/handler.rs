@@ -26,6 +26,9 @@ pub struct HandlerContext {
     pub(crate) kind: ContextKind,
 }
 
+/// One per handler run, inside its future: an event's variant is the large one, and boxing it
+/// would cost an allocation per event.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum ContextKind {
     Connect {

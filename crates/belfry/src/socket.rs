@@ -1074,10 +1074,12 @@ pub(crate) fn send_frames_with(
 pub(crate) fn deserialize_args<R: DeserializeOwned>(
     payload: &Payload,
 ) -> Result<R, serde_json::Error> {
-    let args = payload.elements()?;
-    let json = match &*args {
-        [] => "null",
-        [one] => one.get(),
+    let args = payload
+        .elements()
+        .map_err(<serde_json::Error as serde::de::Error>::custom)?;
+    let json = match args.len() {
+        0 => "null",
+        1 => args.first().expect("one argument"),
         _ => &payload.json,
     };
     crate::binary::from_str(json, &payload.attachments)

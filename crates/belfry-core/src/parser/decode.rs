@@ -286,8 +286,8 @@ fn expect_shape(json: &str, first: impl Fn(u8) -> bool) -> Result<(), ParseError
 }
 
 /// Checks that `json` is an array, and splits it (the one pass over an event's JSON).
-fn split_array(json: &str) -> Result<Elements, ParseError> {
-    Elements::parse(json).map_err(|_| ParseError::InvalidPayload)
+fn split_array(json: &Str) -> Result<Elements, ParseError> {
+    Elements::parse(json.clone())
 }
 
 /// An event is a non-empty array whose first element is a string (not reserved) or a number.

@@ -26,6 +26,7 @@
 
 mod decode;
 mod encode;
+mod json;
 pub mod msgpack;
 
 pub use decode::{Decoder, ParseError};
@@ -34,7 +35,6 @@ pub use encode::write_header;
 use std::{borrow::Cow, sync::Arc};
 
 use bytes::Bytes;
-use serde_json::value::RawValue;
 
 use crate::Str;
 
@@ -114,13 +114,7 @@ pub struct Payload {
     /// The array's elements as the [`Decoder`] split them while checking the packet, kept with
     /// the text they came from: used while `json` is still that text, so that the JSON of an
     /// incoming packet is scanned once.
-    split: Option<Split>,
-}
-
-#[derive(Debug, Clone)]
-struct Split {
-    of: Str,
-    elements: Elements,
+    split: Option<Elements>,
 }
 
 impl PartialEq for Payload {
@@ -153,10 +147,7 @@ impl Payload {
     /// A payload the decoder checked, with its elements.
     fn decoded(json: Str, elements: Elements) -> Payload {
         Payload {
-            split: Some(Split {
-                of: json.clone(),
-                elements,
-            }),
+            split: Some(elements),
             ..Payload::json(json)
         }
     }
@@ -166,16 +157,18 @@ impl Payload {
     ///
     /// # Errors
     ///
-    /// If `json` is not a JSON array (never for a decoded packet).
-    pub fn elements(&self) -> Result<Elements, serde_json::Error> {
+    /// [`ParseError::InvalidPayload`] if `json` is not a JSON array (never for a decoded
+    /// packet).
+    pub fn elements(&self) -> Result<Elements, ParseError> {
         match &self.split {
             // The cached split holds its text alive, so an equal address is the same text.
             Some(split)
-                if split.of.as_ptr() == self.json.as_ptr() && split.of.len() == self.json.len() =>
+                if split.json.as_ptr() == self.json.as_ptr()
+                    && split.json.len() == self.json.len() =>
             {
-                Ok(split.elements.clone())
+                Ok(split.clone())
             }
-            _ => Elements::parse(&self.json),
+            _ => Elements::parse(self.json.clone()),
         }
     }
 
@@ -186,18 +179,62 @@ impl Payload {
     /// If the payload is not a non-empty array starting with a string or a number (never for a
     /// packet the [`Decoder`] returned).
     pub fn event(&self) -> Result<(String, Elements), ParseError> {
-        let elements = self.elements().map_err(|_| ParseError::InvalidPayload)?;
+        let elements = self.elements()?;
         let name = event_name(elements.first().ok_or(ParseError::InvalidPayload)?)?;
         Ok((name, elements.skip(1)))
     }
 }
 
 /// Elements of a JSON array (an event's arguments, an ack's answer), each as the JSON text it
-/// was written with: checked, not parsed. Cheap to clone; dereferences to the slice.
-#[derive(Debug, Clone, Default)]
+/// was written with: checked, not parsed. They share the array's text (a [`Str`]); up to four
+/// elements are kept without allocating. Cheap to clone.
+///
+/// ```
+/// use belfry_core::parser::Elements;
+///
+/// let elements = Elements::parse(r#"["chat", {"text": "hi"}, 7]"#).unwrap();
+/// assert_eq!(elements.len(), 3);
+/// assert_eq!(elements.get(1), Some(r#"{"text": "hi"}"#));
+/// let args = elements.skip(1);
+/// assert_eq!(args.iter().collect::<Vec<_>>(), [r#"{"text": "hi"}"#, "7"]);
+/// assert!(Elements::parse("[1,]").is_err());
+/// ```
+#[derive(Clone, Default)]
 pub struct Elements {
-    all: Arc<[Box<RawValue>]>,
+    json: Str,
+    spans: Spans,
     skip: usize,
+}
+
+/// Where each element lies in the text.
+#[derive(Clone)]
+enum Spans {
+    Inline {
+        len: u8,
+        spans: [(u32, u32); Spans::INLINE],
+    },
+    Shared(Arc<[(u32, u32)]>),
+}
+
+impl Default for Spans {
+    fn default() -> Self {
+        Spans::Inline {
+            len: 0,
+            spans: [(0, 0); Spans::INLINE],
+        }
+    }
+}
+
+impl Spans {
+    /// An event's name and three arguments.
+    const INLINE: usize = 4;
+
+    fn as_slice(&self) -> &[(u32, u32)] {
+        match self {
+            Spans::Inline { len, spans } => &spans[..usize::from(*len)],
+            Spans::Shared(spans) => spans,
+        }
+    }
 }
 
 impl Elements {
@@ -205,11 +242,42 @@ impl Elements {
     ///
     /// # Errors
     ///
-    /// If `json` is not a JSON array.
-    pub fn parse(json: &str) -> Result<Elements, serde_json::Error> {
-        let all: Vec<Box<RawValue>> = serde_json::from_str(json)?;
+    /// [`ParseError::InvalidPayload`] if `json` is not a JSON array (or is 4 GiB or more).
+    pub fn parse(json: impl Into<Str>) -> Result<Elements, ParseError> {
+        let json = json.into();
+        let mut inline = [(0, 0); Spans::INLINE];
+        let mut len = 0;
+        let mut spilled: Vec<(u32, u32)> = Vec::new();
+        let mut fits = true;
+        json::split_array(&json, |range| {
+            let (Ok(start), Ok(end)) = (u32::try_from(range.start), u32::try_from(range.end))
+            else {
+                fits = false;
+                return;
+            };
+            if len < Spans::INLINE {
+                inline[len] = (start, end);
+            } else {
+                if spilled.is_empty() {
+                    spilled.extend_from_slice(&inline);
+                }
+                spilled.push((start, end));
+            }
+            len += 1;
+        })
+        .filter(|()| fits)
+        .ok_or(ParseError::InvalidPayload)?;
+        let spans = if spilled.is_empty() {
+            Spans::Inline {
+                len: u8::try_from(len).expect("at most INLINE elements are kept inline"),
+                spans: inline,
+            }
+        } else {
+            Spans::Shared(spilled.into())
+        };
         Ok(Elements {
-            all: all.into(),
+            json,
+            spans,
             skip: 0,
         })
     }
@@ -217,27 +285,59 @@ impl Elements {
     /// The same elements but the first `n`.
     #[must_use]
     pub fn skip(mut self, n: usize) -> Elements {
-        self.skip = (self.skip + n).min(self.all.len());
+        self.skip = (self.skip + n).min(self.spans.as_slice().len());
         self
+    }
+
+    fn spans(&self) -> &[(u32, u32)] {
+        &self.spans.as_slice()[self.skip..]
+    }
+
+    /// How many elements there are.
+    pub fn len(&self) -> usize {
+        self.spans().len()
+    }
+
+    /// True if there are none.
+    pub fn is_empty(&self) -> bool {
+        self.spans().is_empty()
+    }
+
+    /// The JSON text of element `index`.
+    pub fn get(&self, index: usize) -> Option<&str> {
+        self.spans().get(index).map(|&span| self.text(span))
+    }
+
+    /// The JSON text of the first element.
+    pub fn first(&self) -> Option<&str> {
+        self.get(0)
+    }
+
+    /// The JSON text of each element, in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + DoubleEndedIterator + '_ {
+        self.spans().iter().map(|&span| self.text(span))
+    }
+
+    fn text(&self, (start, end): (u32, u32)) -> &str {
+        // The spans are byte offsets the split found at JSON token boundaries (ASCII), which
+        // are char boundaries.
+        &self.json[start as usize..end as usize]
     }
 }
 
-impl std::ops::Deref for Elements {
-    type Target = [Box<RawValue>];
-
-    fn deref(&self) -> &[Box<RawValue>] {
-        &self.all[self.skip..]
+impl std::fmt::Debug for Elements {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
     }
 }
 
 /// The name of an event from the first element of its array: a string, or a number.
-fn event_name(first: &RawValue) -> Result<String, ParseError> {
+fn event_name(first: &str) -> Result<String, ParseError> {
     event_name_ref(first).map(Cow::into_owned)
 }
 
 /// [`event_name`], borrowed when the string has no escapes (the parse checked it already).
-pub(crate) fn event_name_ref(first: &RawValue) -> Result<Cow<'_, str>, ParseError> {
-    let raw = first.get();
+pub(crate) fn event_name_ref(raw: &str) -> Result<Cow<'_, str>, ParseError> {
     match raw.as_bytes().first() {
         Some(b'"') => match raw.get(1..raw.len() - 1) {
             Some(plain) if !plain.contains('\\') => Ok(Cow::Borrowed(plain)),

@@ -64,7 +64,7 @@ fn fields_are_read() {
     let (name, args) = payload.event().unwrap();
     assert_eq!(name, "msg");
     assert_eq!(args.len(), 2);
-    assert_eq!(args[0].get(), r#"{"a":[1,2]}"#);
+    assert_eq!(args.get(0).unwrap(), r#"{"a":[1,2]}"#);
 }
 
 #[test]
