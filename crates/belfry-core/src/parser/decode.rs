@@ -175,10 +175,6 @@ fn parse(text: Str, max_attachments: usize) -> Result<(Packet, usize), ParseErro
         None
     };
     let json = text.slice(i..text.len());
-    let scan = scan(&json);
-    if scan.too_deep {
-        return Err(ParseError::InvalidPayload);
-    }
     let data = match kind {
         b'0' if json.is_empty() => PacketData::Connect(None),
         b'0' => {
@@ -187,9 +183,9 @@ fn parse(text: Str, max_attachments: usize) -> Result<(Packet, usize), ParseErro
         }
         b'1' if json.is_empty() => PacketData::Disconnect,
         b'2' | b'5' => {
-            let elements = split_array(&json)?;
+            let (elements, placeholder) = Elements::split(json.clone())?;
             check_event(&elements)?;
-            check_placeholders(&json, &scan, attachments)?;
+            check_placeholders(&json, placeholder, attachments)?;
             PacketData::Event {
                 payload: Payload::decoded(json, elements),
                 ack,
@@ -197,8 +193,8 @@ fn parse(text: Str, max_attachments: usize) -> Result<(Packet, usize), ParseErro
         }
         b'3' | b'6' => {
             let ack = ack.ok_or(ParseError::InvalidAckId)?;
-            let elements = split_array(&json)?;
-            check_placeholders(&json, &scan, attachments)?;
+            let (elements, placeholder) = Elements::split(json.clone())?;
+            check_placeholders(&json, placeholder, attachments)?;
             PacketData::Ack {
                 payload: Payload::decoded(json, elements),
                 ack,
@@ -214,31 +210,19 @@ fn parse(text: Str, max_attachments: usize) -> Result<(Packet, usize), ParseErro
 }
 
 /// How deep JSON may nest: serde_json's own recursion limit, which its `RawValue` validation
-/// does not apply.
+/// does not apply. An event's or an ack's array is checked by our splitter, which has the same
+/// limit.
 const MAX_DEPTH: usize = 128;
 
-/// What one linear pass over a packet's JSON found.
-#[derive(Debug, Default)]
-struct Scan {
-    /// Arrays and objects nest deeper than [`MAX_DEPTH`].
-    too_deep: bool,
-    /// A string is exactly `_placeholder` (a key of a placeholder object, or one that looks
-    /// like it).
-    placeholder: bool,
-}
-
-/// One linear pass over `json` that jumps over string contents (the bulk of most payloads) with
-/// a vectorised search.
-fn scan(json: &str) -> Scan {
-    const PLACEHOLDER: &[u8] = b"_placeholder\"";
+/// True if arrays and objects in `json` nest deeper than [`MAX_DEPTH`]: one linear pass that
+/// jumps over string contents with a vectorised search.
+fn nests_too_deep(json: &str) -> bool {
     let bytes = json.as_bytes();
-    let mut found = Scan::default();
     let mut depth = 0usize;
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
         match b {
             b'"' => {
-                found.placeholder |= bytes[i + 1..].starts_with(PLACEHOLDER);
                 // To the closing quote: the next quote not escaped.
                 let mut at = i + 1;
                 loop {
@@ -248,7 +232,7 @@ fn scan(json: &str) -> Scan {
                             at += offset;
                             break;
                         }
-                        None => return found,
+                        None => return false,
                     }
                 }
                 i = at;
@@ -256,8 +240,7 @@ fn scan(json: &str) -> Scan {
             b'[' | b'{' => {
                 depth += 1;
                 if depth > MAX_DEPTH {
-                    found.too_deep = true;
-                    return found;
+                    return true;
                 }
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
@@ -265,7 +248,7 @@ fn scan(json: &str) -> Scan {
         }
         i += 1;
     }
-    found
+    false
 }
 
 /// The length of the run of ASCII digits at `bytes[from..]`.
@@ -275,19 +258,18 @@ fn digit_run(bytes: &[u8], from: usize) -> usize {
     })
 }
 
-/// Checks that `json` is one valid JSON value whose first character passes `first`.
+/// Checks that `json` is one valid JSON value, nesting no deeper than [`MAX_DEPTH`], whose
+/// first character passes `first`.
 fn expect_shape(json: &str, first: impl Fn(u8) -> bool) -> Result<(), ParseError> {
+    if nests_too_deep(json) {
+        return Err(ParseError::InvalidPayload);
+    }
     let value: &RawValue = serde_json::from_str(json).map_err(|_| ParseError::InvalidPayload)?;
     if value.get().as_bytes().first().is_some_and(|&b| first(b)) {
         Ok(())
     } else {
         Err(ParseError::InvalidPayload)
     }
-}
-
-/// Checks that `json` is an array, and splits it (the one pass over an event's JSON).
-fn split_array(json: &Str) -> Result<Elements, ParseError> {
-    Elements::parse(json.clone())
 }
 
 /// An event is a non-empty array whose first element is a string (not reserved) or a number.
@@ -301,10 +283,10 @@ pub(super) fn check_event(elements: &Elements) -> Result<(), ParseError> {
 }
 
 /// Every `_placeholder` object must be `{"_placeholder":true,"num":i}` with `i` an integer below
-/// the attachment count. A packet without the key anywhere (as the scan found) is not parsed
+/// the attachment count. A packet without the key anywhere (as the split found) is not parsed
 /// again.
-fn check_placeholders(json: &str, scan: &Scan, attachments: usize) -> Result<(), ParseError> {
-    if attachments == 0 && !scan.placeholder {
+fn check_placeholders(json: &str, placeholder: bool, attachments: usize) -> Result<(), ParseError> {
+    if attachments == 0 && !placeholder {
         return Ok(());
     }
     let value: Value = serde_json::from_str(json).map_err(|_| ParseError::InvalidPayload)?;

@@ -14,9 +14,11 @@ use std::ops::Range;
 pub(crate) const MAX_ELEMENT_DEPTH: usize = 127;
 
 /// The byte ranges of the elements of the JSON array `json`, or `None` if `json` is not one
-/// (surrounding whitespace allowed, as JSON allows).
-pub(crate) fn split_array(json: &str, mut push: impl FnMut(Range<usize>)) -> Option<()> {
+/// (surrounding whitespace allowed, as JSON allows). Returns whether a string (a key or a value)
+/// is exactly `_placeholder`, as in a binary attachment's placeholder object.
+pub(crate) fn split_array(json: &str, mut push: impl FnMut(Range<usize>)) -> Option<bool> {
     let bytes = json.as_bytes();
+    let mut placeholder = false;
     let mut i = whitespace(bytes, 0);
     if bytes.get(i) != Some(&b'[') {
         return None;
@@ -26,7 +28,7 @@ pub(crate) fn split_array(json: &str, mut push: impl FnMut(Range<usize>)) -> Opt
         i += 1;
     } else {
         loop {
-            let end = value(bytes, i)?;
+            let end = value(bytes, i, &mut placeholder)?;
             push(i..end);
             i = whitespace(bytes, end);
             match bytes.get(i) {
@@ -39,7 +41,7 @@ pub(crate) fn split_array(json: &str, mut push: impl FnMut(Range<usize>)) -> Opt
             }
         }
     }
-    (whitespace(bytes, i) == bytes.len()).then_some(())
+    (whitespace(bytes, i) == bytes.len()).then_some(placeholder)
 }
 
 fn whitespace(bytes: &[u8], mut i: usize) -> usize {
@@ -51,13 +53,13 @@ fn whitespace(bytes: &[u8], mut i: usize) -> usize {
 
 /// Checks the value starting at `bytes[i]`; returns the index past it. Nesting is followed with
 /// a stack of bits (set: an object), not recursion.
-fn value(bytes: &[u8], mut i: usize) -> Option<usize> {
+fn value(bytes: &[u8], mut i: usize, placeholder: &mut bool) -> Option<usize> {
     let mut depth = 0;
     let mut objects: u128 = 0;
     loop {
         // A value at `i`.
         match *bytes.get(i)? {
-            b'"' => i = string(bytes, i)?,
+            b'"' => i = string(bytes, i, placeholder)?,
             open @ (b'[' | b'{') => {
                 if depth == MAX_ELEMENT_DEPTH {
                     return None;
@@ -72,7 +74,7 @@ fn value(bytes: &[u8], mut i: usize) -> Option<usize> {
                     depth -= 1;
                 } else {
                     if object {
-                        i = key(bytes, i)?;
+                        i = key(bytes, i, placeholder)?;
                     }
                     continue;
                 }
@@ -94,7 +96,7 @@ fn value(bytes: &[u8], mut i: usize) -> Option<usize> {
                 (Some(b','), _) => {
                     i = whitespace(bytes, i + 1);
                     if object {
-                        i = key(bytes, i)?;
+                        i = key(bytes, i, placeholder)?;
                     }
                     break;
                 }
@@ -109,17 +111,18 @@ fn value(bytes: &[u8], mut i: usize) -> Option<usize> {
 }
 
 /// An object's key and its colon: returns the index of the value after them.
-fn key(bytes: &[u8], i: usize) -> Option<usize> {
+fn key(bytes: &[u8], i: usize, placeholder: &mut bool) -> Option<usize> {
     if bytes.get(i) != Some(&b'"') {
         return None;
     }
-    let i = whitespace(bytes, string(bytes, i)?);
+    let i = whitespace(bytes, string(bytes, i, placeholder)?);
     (bytes.get(i) == Some(&b':')).then(|| whitespace(bytes, i + 1))
 }
 
 /// The string whose opening quote is at `bytes[i]`: returns the index past its closing quote.
-fn string(bytes: &[u8], mut i: usize) -> Option<usize> {
+fn string(bytes: &[u8], mut i: usize, placeholder: &mut bool) -> Option<usize> {
     i += 1;
+    *placeholder |= bytes[i..].starts_with(b"_placeholder\"");
     loop {
         let rest = bytes.get(i..)?;
         let run = memchr::memchr2(b'"', b'\\', rest)?;
@@ -259,6 +262,20 @@ mod tests {
             "[1][2]",
         ] {
             agrees(json);
+        }
+    }
+
+    #[test]
+    fn placeholder_strings_are_noticed() {
+        for (json, found) in [
+            (r#"["up",{"_placeholder":true,"num":0}]"#, true),
+            (r#"["up",["_placeholder"]]"#, true),
+            (r#"["up","_placeholders"]"#, false),
+            (r#"["up","x_placeholder"]"#, false),
+            (r#"["up","\"_placeholder\""]"#, false),
+            (r#"["up"]"#, false),
+        ] {
+            assert_eq!(split_array(json, |_| {}), Some(found), "{json}");
         }
     }
 

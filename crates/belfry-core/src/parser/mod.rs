@@ -244,12 +244,16 @@ impl Elements {
     ///
     /// [`ParseError::InvalidPayload`] if `json` is not a JSON array (or is 4 GiB or more).
     pub fn parse(json: impl Into<Str>) -> Result<Elements, ParseError> {
-        let json = json.into();
+        Elements::split(json.into()).map(|(elements, _)| elements)
+    }
+
+    /// [`Elements::parse`], also saying whether a string is exactly `_placeholder`.
+    pub(crate) fn split(json: Str) -> Result<(Elements, bool), ParseError> {
         let mut inline = [(0, 0); Spans::INLINE];
         let mut len = 0;
         let mut spilled: Vec<(u32, u32)> = Vec::new();
         let mut fits = true;
-        json::split_array(&json, |range| {
+        let placeholder = json::split_array(&json, |range| {
             let (Ok(start), Ok(end)) = (u32::try_from(range.start), u32::try_from(range.end))
             else {
                 fits = false;
@@ -265,7 +269,7 @@ impl Elements {
             }
             len += 1;
         })
-        .filter(|()| fits)
+        .filter(|_| fits)
         .ok_or(ParseError::InvalidPayload)?;
         let spans = if spilled.is_empty() {
             Spans::Inline {
@@ -275,11 +279,12 @@ impl Elements {
         } else {
             Spans::Shared(spilled.into())
         };
-        Ok(Elements {
+        let elements = Elements {
             json,
             spans,
             skip: 0,
-        })
+        };
+        Ok((elements, placeholder))
     }
 
     /// The same elements but the first `n`.
