@@ -76,9 +76,12 @@ const READ_CHUNK: usize = 8192;
 /// bytes into the stack; what tungstenite does not take at once is kept until it does).
 pub(crate) struct MaybeDeflate<S> {
     inner: S,
-    /// Read from the socket, not yet taken by tungstenite (empty, without allocation, when
-    /// idle).
-    leftover: bytes::Bytes,
+    /// Read from the socket, not yet taken by tungstenite: `leftover[leftover_at..]` (empty,
+    /// without allocation, when idle). Tungstenite takes at most its read buffer's size per
+    /// read (256 B by default), so a 4 KiB message is handed over in 16 pieces: a plain
+    /// buffer and an index, not `Bytes` (whose splits count references).
+    leftover: Vec<u8>,
+    leftover_at: usize,
     /// Frames written around tungstenite ([`MaybeDeflate::write_frames`]) that the socket did
     /// not take at once, without permessage-deflate (with it, they go through `Deflate` as
     /// tungstenite's own do). Holds no allocation when idle.
@@ -95,7 +98,8 @@ impl<S> MaybeDeflate<S> {
     pub(crate) fn new(inner: S, threshold: Option<usize>, max_message: usize) -> Self {
         MaybeDeflate {
             inner,
-            leftover: bytes::Bytes::new(),
+            leftover: Vec::new(),
+            leftover_at: 0,
             out: BytesMut::new(),
             tungstenite_wrote: false,
             deflate: threshold.map(|threshold| {
@@ -490,9 +494,19 @@ impl<S: AsyncRead + Unpin> MaybeDeflate<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if !self.leftover.is_empty() {
-            let n = self.leftover.len().min(buf.remaining());
-            buf.put_slice(&self.leftover.split_to(n));
+        if let Some(rest) = self
+            .leftover
+            .get(self.leftover_at..)
+            .filter(|r| !r.is_empty())
+        {
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(&rest[..n]);
+            self.leftover_at += n;
+            if self.leftover_at == self.leftover.len() {
+                // All handed over: an idle connection keeps no buffer.
+                self.leftover = Vec::new();
+                self.leftover_at = 0;
+            }
             return Poll::Ready(Ok(()));
         }
         if buf.remaining() >= READ_CHUNK {
@@ -506,7 +520,7 @@ impl<S: AsyncRead + Unpin> MaybeDeflate<S> {
         let n = filled.len().min(buf.remaining());
         buf.put_slice(&filled[..n]);
         if n < filled.len() {
-            self.leftover = bytes::Bytes::copy_from_slice(&filled[n..]);
+            self.leftover = filled[n..].to_vec();
         }
         Poll::Ready(Ok(()))
     }
