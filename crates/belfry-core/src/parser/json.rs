@@ -149,12 +149,15 @@ fn string(bytes: &[u8], mut i: usize, placeholder: &mut bool) -> Option<usize> {
 }
 
 /// True if `bytes` holds a control character, which a JSON string must escape: the smallest
-/// byte of each block, a reduction the compiler does in vector registers (no early exit inside
-/// a block).
+/// byte of each 64-byte block (a fixed-size reduction the compiler does in vector registers),
+/// then of the rest.
 fn has_control(bytes: &[u8]) -> bool {
-    bytes
-        .chunks(64)
-        .any(|block| block.iter().fold(u8::MAX, |least, &b| least.min(b)) < 0x20)
+    let least = |block: &[u8]| block.iter().fold(u8::MAX, |least, &b| least.min(b));
+    let mut blocks = bytes.chunks_exact(64);
+    blocks.any(|block| {
+        let block: &[u8; 64] = block.try_into().expect("chunks_exact gives 64 bytes");
+        least(block) < 0x20
+    }) || least(blocks.remainder()) < 0x20
 }
 
 fn literal(bytes: &[u8], i: usize, word: &[u8]) -> Option<usize> {
