@@ -9,6 +9,7 @@ use std::{fmt, io};
 
 use bytes::Bytes;
 use serde::{Serialize, ser};
+use serde_json::ser::{CharEscape, CompactFormatter, Formatter};
 
 /// Appends `["<event>",args...]` for `data` spread as described in the module docs to `out`;
 /// returns the binary attachments found in `data`.
@@ -50,57 +51,228 @@ fn push_array<T: Serialize + ?Sized>(
     data: &T,
 ) -> Result<Vec<Bytes>, serde_json::Error> {
     let shape = shape(data);
-    let mut buffer = std::mem::take(out).into_bytes();
-    buffer.push(b'[');
-    if let Some(event) = event {
-        serde_json::to_writer(&mut buffer, event)?;
-    }
     let mut attachments = Vec::new();
+    out.push('[');
+    if let Some(event) = event {
+        serialize_into(out, &mut attachments, event)?;
+    }
     if !matches!(shape, Shape::None) {
         let after_first = event.is_some();
         if after_first && matches!(shape, Shape::One) {
-            buffer.push(b',');
+            out.push(',');
         }
-        let start = buffer.len();
-        let formatter = PlaceholderFormatter {
-            attachments: &mut attachments,
-        };
-        data.serialize(&mut serde_json::Serializer::with_formatter(
-            &mut buffer,
-            formatter,
-        ))?;
+        let start = out.len();
+        serialize_into(out, &mut attachments, data)?;
         if matches!(shape, Shape::Spread) {
             // A tuple serializes as a JSON array: its elements are the arguments.
-            buffer.pop();
-            if buffer.len() == start + 1 {
-                buffer.truncate(start);
+            out.pop();
+            if out.len() == start + 1 {
+                out.truncate(start);
             } else if after_first {
-                buffer[start] = b',';
+                out.replace_range(start..=start, ",");
             } else {
-                buffer.remove(start);
+                out.remove(start);
             }
         }
     }
-    buffer.push(b']');
-    *out = String::from_utf8(buffer).map_err(ser::Error::custom)?;
+    out.push(']');
     Ok(attachments)
 }
 
-/// serde_json's compact output, but bytes become `{"_placeholder":true,"num":N}` and are kept
-/// as attachment `N`.
-struct PlaceholderFormatter<'a> {
+/// Appends the JSON of `value` to `out` with [`TextFormatter`].
+fn serialize_into<T: Serialize + ?Sized>(
+    out: &mut String,
+    attachments: &mut Vec<Bytes>,
+    value: &T,
+) -> Result<(), serde_json::Error> {
+    let formatter = TextFormatter { out, attachments };
+    value.serialize(&mut serde_json::Serializer::with_formatter(
+        Unwritten, formatter,
+    ))
+}
+
+/// serde_json's compact output, written by the formatter itself into a `String`, and bytes
+/// become `{"_placeholder":true,"num":N}`, kept as attachment `N`.
+///
+/// serde_json hands string contents and raw values (an [`Args`](crate::extract::Args) element)
+/// to the formatter as `&str`: they are appended as they are, where text written to an
+/// `io::Write` would have to be checked as UTF-8 again to become a `String` (a pass over every
+/// argument: half of the UTF-8 checking of a 4 KiB echo). Floats and escapes, which serde_json
+/// formats its own way, are formatted by its `CompactFormatter` into a small buffer. The
+/// serializer's writer ([`Unwritten`]) fails if written: every method is covered here.
+struct TextFormatter<'a> {
+    out: &'a mut String,
     attachments: &'a mut Vec<Bytes>,
 }
 
-impl serde_json::ser::Formatter for PlaceholderFormatter<'_> {
+impl TextFormatter<'_> {
+    /// Appends what serde_json's compact formatter writes for one short item.
+    fn compact(
+        &mut self,
+        write: impl FnOnce(&mut CompactFormatter, &mut io::Cursor<&mut [u8]>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let mut buffer = [0u8; 64];
+        let mut cursor = io::Cursor::new(&mut buffer[..]);
+        write(&mut CompactFormatter, &mut cursor)?;
+        let end = usize::try_from(cursor.position()).map_err(io::Error::other)?;
+        let text = std::str::from_utf8(&buffer[..end]).map_err(io::Error::other)?;
+        self.out.push_str(text);
+        Ok(())
+    }
+
+    fn push(&mut self, text: &str) -> io::Result<()> {
+        self.out.push_str(text);
+        Ok(())
+    }
+
+    fn push_display(&mut self, value: impl fmt::Display) -> io::Result<()> {
+        use fmt::Write;
+        write!(self.out, "{value}").map_err(io::Error::other)
+    }
+}
+
+/// The writer under [`TextFormatter`], which writes its output itself.
+struct Unwritten;
+
+impl io::Write for Unwritten {
+    fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+        Err(io::Error::other(
+            "a serde_json formatter method that TextFormatter does not cover",
+        ))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Integers as `Display` writes them (digits and a sign, as serde_json's `itoa` does).
+macro_rules! integers {
+    ($($name:ident($ty:ty);)*) => {
+        $(fn $name<W: ?Sized + io::Write>(&mut self, _: &mut W, value: $ty) -> io::Result<()> {
+            self.push_display(value)
+        })*
+    };
+}
+
+impl Formatter for TextFormatter<'_> {
+    integers! {
+        write_i8(i8); write_i16(i16); write_i32(i32); write_i64(i64); write_i128(i128);
+        write_u8(u8); write_u16(u16); write_u32(u32); write_u64(u64); write_u128(u128);
+    }
+
+    fn write_null<W: ?Sized + io::Write>(&mut self, _: &mut W) -> io::Result<()> {
+        self.push("null")
+    }
+
+    fn write_bool<W: ?Sized + io::Write>(&mut self, _: &mut W, value: bool) -> io::Result<()> {
+        self.push(if value { "true" } else { "false" })
+    }
+
+    fn write_f32<W: ?Sized + io::Write>(&mut self, _: &mut W, value: f32) -> io::Result<()> {
+        self.compact(|f, w| f.write_f32(w, value))
+    }
+
+    fn write_f64<W: ?Sized + io::Write>(&mut self, _: &mut W, value: f64) -> io::Result<()> {
+        self.compact(|f, w| f.write_f64(w, value))
+    }
+
+    fn write_number_str<W: ?Sized + io::Write>(
+        &mut self,
+        _: &mut W,
+        value: &str,
+    ) -> io::Result<()> {
+        self.push(value)
+    }
+
+    fn begin_string<W: ?Sized + io::Write>(&mut self, _: &mut W) -> io::Result<()> {
+        self.push("\"")
+    }
+
+    fn end_string<W: ?Sized + io::Write>(&mut self, _: &mut W) -> io::Result<()> {
+        self.push("\"")
+    }
+
+    fn write_string_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        _: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        self.push(fragment)
+    }
+
+    fn write_char_escape<W: ?Sized + io::Write>(
+        &mut self,
+        _: &mut W,
+        char_escape: CharEscape,
+    ) -> io::Result<()> {
+        self.compact(|f, w| f.write_char_escape(w, char_escape))
+    }
+
     fn write_byte_array<W: ?Sized + io::Write>(
         &mut self,
-        writer: &mut W,
+        _: &mut W,
         value: &[u8],
     ) -> io::Result<()> {
         let num = self.attachments.len();
         self.attachments.push(Bytes::copy_from_slice(value));
-        write!(writer, r#"{{"_placeholder":true,"num":{num}}}"#)
+        self.push_display(format_args!(r#"{{"_placeholder":true,"num":{num}}}"#))
+    }
+
+    fn begin_array<W: ?Sized + io::Write>(&mut self, _: &mut W) -> io::Result<()> {
+        self.push("[")
+    }
+
+    fn end_array<W: ?Sized + io::Write>(&mut self, _: &mut W) -> io::Result<()> {
+        self.push("]")
+    }
+
+    fn begin_array_value<W: ?Sized + io::Write>(
+        &mut self,
+        _: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        self.push(if first { "" } else { "," })
+    }
+
+    fn end_array_value<W: ?Sized + io::Write>(&mut self, _: &mut W) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn begin_object<W: ?Sized + io::Write>(&mut self, _: &mut W) -> io::Result<()> {
+        self.push("{")
+    }
+
+    fn end_object<W: ?Sized + io::Write>(&mut self, _: &mut W) -> io::Result<()> {
+        self.push("}")
+    }
+
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        _: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        self.push(if first { "" } else { "," })
+    }
+
+    fn end_object_key<W: ?Sized + io::Write>(&mut self, _: &mut W) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn begin_object_value<W: ?Sized + io::Write>(&mut self, _: &mut W) -> io::Result<()> {
+        self.push(":")
+    }
+
+    fn end_object_value<W: ?Sized + io::Write>(&mut self, _: &mut W) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn write_raw_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        _: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        self.push(fragment)
     }
 }
 
@@ -294,5 +466,49 @@ mod tests {
         assert_eq!(args_array(&()), "[]");
         assert_eq!(args_array(&("ok",)), r#"["ok"]"#);
         assert_eq!(args_array(&"ok"), r#"["ok"]"#);
+    }
+
+    /// The formatter writes what serde_json writes, for every kind of value.
+    #[test]
+    fn output_is_serde_jsons() {
+        use std::collections::BTreeMap;
+        let mut keyed = BTreeMap::new();
+        keyed.insert(-3i64, "minus three");
+        keyed.insert(7, "seven");
+        let floats = [
+            0.0,
+            -0.0,
+            1.5,
+            1e21,
+            1e-7,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            f64::NAN,
+        ];
+        let values = [
+            serde_json::json!([true, false, u64::MAX, i64::MIN, 0, -1]),
+            serde_json::json!({"a": {"b": [1, "two", 3.25, null]}, "": {}}),
+            serde_json::json!(
+                "quote \" backslash \\ controls \u{0}\u{1f}\n\t\r\u{8}\u{c} é€😀 \u{7f}"
+            ),
+            serde_json::json!(floats),
+        ];
+        for value in &values {
+            assert_eq!(
+                args_array(value),
+                format!("[{}]", serde_json::to_string(value).unwrap())
+            );
+        }
+        assert_eq!(
+            args_array(&keyed),
+            format!("[{}]", serde_json::to_string(&keyed).unwrap())
+        );
+        assert_eq!(
+            args_array(&(1.5f32, u128::MAX, i128::MIN, 'x')),
+            format!("[1.5,{},{},\"x\"]", u128::MAX, i128::MIN)
+        );
+        let raw = serde_json::value::RawValue::from_string(r#" { "kept" : [1, 2] } "#.to_owned())
+            .unwrap();
+        assert_eq!(args_array(&raw), r#"[{ "kept" : [1, 2] }]"#);
     }
 }
