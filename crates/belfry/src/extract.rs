@@ -250,7 +250,7 @@ impl FromContext for Event {
 
     fn from_context(ctx: &mut HandlerContext) -> Result<Self, &'static str> {
         match &ctx.kind {
-            ContextKind::Event { name, .. } => Ok(Event(name.clone())),
+            ContextKind::Event { name, .. } => Ok(Event(name.to_string())),
             _ => Err("only event handlers have an event name"),
         }
     }

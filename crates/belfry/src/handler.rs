@@ -35,7 +35,7 @@ pub(crate) enum ContextKind {
         auth: Option<Str>,
     },
     Event {
-        name: String,
+        name: Str,
         payload: Payload,
         /// The arguments (after the name), as the decoder split them.
         args: Elements,

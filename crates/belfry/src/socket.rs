@@ -1025,29 +1025,45 @@ pub(crate) fn append_placeholders(text: &mut String, found: &mut Vec<Bytes>, mor
 
 /// The Engine.IO messages of a packet as `parser` writes it: its text, then each attachment
 /// (the default parser), or one binary message (msgpack).
-pub(crate) fn frames(packet: &Packet, parser: Parser) -> Vec<EnginePacket> {
+pub(crate) fn frames(packet: &Packet, parser: Parser) -> Frames {
     if parser == Parser::Msgpack {
         return match belfry_core::parser::msgpack::encode(packet) {
-            Ok(message) => vec![EnginePacket::Binary(message)],
+            Ok(message) => Frames::One([EnginePacket::Binary(message)]),
             Err(error) => {
                 // Only a payload built by hand with broken JSON gets here.
                 tracing::error!(%error, "packet not encodable, dropped");
-                Vec::new()
+                Frames::Many(Vec::new())
             }
         };
     }
-    let mut frames = Vec::with_capacity(1 + packet.attachments().len());
     // Encoded once with the Engine.IO message type, so that every recipient's transport sends
     // the same buffer as it is.
-    frames.push(EnginePacket::Encoded(packet.encode_shared("4")));
-    frames.extend(
-        packet
-            .attachments()
-            .iter()
-            .cloned()
-            .map(EnginePacket::Binary),
-    );
-    frames
+    let text = EnginePacket::Encoded(packet.encode_shared("4"));
+    let attachments = packet.attachments();
+    if attachments.is_empty() {
+        return Frames::One([text]);
+    }
+    let mut frames = Vec::with_capacity(1 + attachments.len());
+    frames.push(text);
+    frames.extend(attachments.iter().cloned().map(EnginePacket::Binary));
+    Frames::Many(frames)
+}
+
+/// The Engine.IO messages of one packet: most packets are one (no allocation for the list).
+pub(crate) enum Frames {
+    One([EnginePacket; 1]),
+    Many(Vec<EnginePacket>),
+}
+
+impl std::ops::Deref for Frames {
+    type Target = [EnginePacket];
+
+    fn deref(&self) -> &[EnginePacket] {
+        match self {
+            Frames::One(one) => one,
+            Frames::Many(many) => many,
+        }
+    }
 }
 
 pub(crate) fn send_frames(

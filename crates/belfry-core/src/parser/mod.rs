@@ -172,15 +172,24 @@ impl Payload {
         }
     }
 
-    /// For an event: its name (a number is given as its JSON text) and its arguments.
+    /// For an event: its name (a number is given as its JSON text) and its arguments. A name
+    /// without escapes shares the payload's text.
     ///
     /// # Errors
     ///
     /// If the payload is not a non-empty array starting with a string or a number (never for a
     /// packet the [`Decoder`] returned).
-    pub fn event(&self) -> Result<(String, Elements), ParseError> {
+    pub fn event(&self) -> Result<(Str, Elements), ParseError> {
         let elements = self.elements()?;
-        let name = event_name(elements.first().ok_or(ParseError::InvalidPayload)?)?;
+        let name = elements.first_str().ok_or(ParseError::InvalidPayload)?;
+        let name = match event_name_ref(&name)? {
+            // A string's contents (between its quotes), or a number as it is.
+            Cow::Borrowed(plain) => {
+                let quote = usize::from(name.starts_with('"'));
+                name.slice(quote..quote + plain.len())
+            }
+            Cow::Owned(unescaped) => Str::from(unescaped),
+        };
         Ok((name, elements.skip(1)))
     }
 }
@@ -318,6 +327,12 @@ impl Elements {
         self.get(0)
     }
 
+    /// The JSON text of the first element, sharing the array's text.
+    fn first_str(&self) -> Option<Str> {
+        let &(start, end) = self.spans().first()?;
+        Some(self.json.slice(start as usize..end as usize))
+    }
+
     /// The JSON text of each element, in order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + DoubleEndedIterator + '_ {
         self.spans().iter().map(|&span| self.text(span))
@@ -336,12 +351,8 @@ impl std::fmt::Debug for Elements {
     }
 }
 
-/// The name of an event from the first element of its array: a string, or a number.
-fn event_name(first: &str) -> Result<String, ParseError> {
-    event_name_ref(first).map(Cow::into_owned)
-}
-
-/// [`event_name`], borrowed when the string has no escapes (the parse checked it already).
+/// The name of an event from the first element of its array (a string, or a number as its JSON
+/// text), borrowed when the string has no escapes (the split checked it already).
 pub(crate) fn event_name_ref(raw: &str) -> Result<Cow<'_, str>, ParseError> {
     match raw.as_bytes().first() {
         Some(b'"') => match raw.get(1..raw.len() - 1) {
