@@ -181,12 +181,13 @@ impl Payload {
     /// packet the [`Decoder`] returned).
     pub fn event(&self) -> Result<(Str, Elements), ParseError> {
         let elements = self.elements()?;
-        let name = elements.first_str().ok_or(ParseError::InvalidPayload)?;
-        let name = match event_name_ref(&name)? {
+        let &(start, end) = elements.spans().first().ok_or(ParseError::InvalidPayload)?;
+        let raw = elements.text((start, end));
+        let name = match event_name_ref(raw)? {
             // A string's contents (between its quotes), or a number as it is.
             Cow::Borrowed(plain) => {
-                let quote = usize::from(name.starts_with('"'));
-                name.slice(quote..quote + plain.len())
+                let from = start as usize + usize::from(raw.starts_with('"'));
+                elements.json.slice(from..from + plain.len())
             }
             Cow::Owned(unescaped) => Str::from(unescaped),
         };
@@ -325,12 +326,6 @@ impl Elements {
     /// The JSON text of the first element.
     pub fn first(&self) -> Option<&str> {
         self.get(0)
-    }
-
-    /// The JSON text of the first element, sharing the array's text.
-    fn first_str(&self) -> Option<Str> {
-        let &(start, end) = self.spans().first()?;
-        Some(self.json.slice(start as usize..end as usize))
     }
 
     /// The JSON text of each element, in order.
