@@ -468,6 +468,28 @@ mod tests {
         assert_eq!(args_array(&"ok"), r#"["ok"]"#);
     }
 
+    /// `Args` (raw JSON elements) spread into the packet as they were written, and become
+    /// values for messages between servers.
+    #[test]
+    fn args_keep_their_text() {
+        let elements =
+            belfry_core::parser::Elements::parse(r#"["ev", {"b": 1, "a": [2]}, "x\u00e9"]"#)
+                .unwrap()
+                .skip(1);
+        let args = crate::extract::Args(elements);
+        assert_eq!(
+            event_array("echo", &args).0,
+            r#"["echo",{"b": 1, "a": [2]},"x\u00e9"]"#
+        );
+        assert_eq!(
+            to_values(&args).unwrap(),
+            [
+                serde_json::json!({"b": 1, "a": [2]}),
+                serde_json::json!("xé")
+            ]
+        );
+    }
+
     /// The formatter writes what serde_json writes, for every kind of value.
     #[test]
     fn output_is_serde_jsons() {

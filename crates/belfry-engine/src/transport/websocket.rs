@@ -291,10 +291,9 @@ async fn run<H: EngineHandler>(
         // broadcasts still reaches each recipient as one batch) but claims no more, so that
         // input that keeps coming never holds its own packets back for long.
         if waiting {
-            let Some(fence) = &fence else {
-                unreachable!("a reader waits on its fence");
-            };
-            waiting = fence.poll_open(cx).is_pending();
+            waiting = fence
+                .as_ref()
+                .is_some_and(|fence| fence.poll_open(cx).is_pending());
         }
         // Everything that arrived is read first.
         let mut yielding = false;
