@@ -155,14 +155,57 @@ macro_rules! integers {
     };
 }
 
+/// Methods that write the same text every time (punctuation; nothing for the `end_*` of values
+/// and keys, as in serde_json's compact output).
+macro_rules! fixed {
+    ($($name:ident => $text:literal;)*) => {
+        $(fn $name<W: ?Sized + io::Write>(&mut self, _: &mut W) -> io::Result<()> {
+            self.push($text)
+        })*
+    };
+}
+
+/// Methods handed text that is already JSON (a number, a string's unescaped run, a raw value):
+/// appended as it is.
+macro_rules! verbatim {
+    ($($name:ident;)*) => {
+        $(fn $name<W: ?Sized + io::Write>(&mut self, _: &mut W, text: &str) -> io::Result<()> {
+            self.push(text)
+        })*
+    };
+}
+
+/// The comma before every element or key but the first.
+macro_rules! separators {
+    ($($name:ident;)*) => {
+        $(fn $name<W: ?Sized + io::Write>(&mut self, _: &mut W, first: bool) -> io::Result<()> {
+            self.push(if first { "" } else { "," })
+        })*
+    };
+}
+
 impl Formatter for TextFormatter<'_> {
+    verbatim! { write_number_str; write_string_fragment; write_raw_fragment; }
+
+    separators! { begin_array_value; begin_object_key; }
+
     integers! {
         write_i8(i8); write_i16(i16); write_i32(i32); write_i64(i64); write_i128(i128);
         write_u8(u8); write_u16(u16); write_u32(u32); write_u64(u64); write_u128(u128);
     }
 
-    fn write_null<W: ?Sized + io::Write>(&mut self, _: &mut W) -> io::Result<()> {
-        self.push("null")
+    fixed! {
+        write_null => "null";
+        begin_string => "\"";
+        end_string => "\"";
+        begin_array => "[";
+        end_array => "]";
+        end_array_value => "";
+        begin_object => "{";
+        end_object => "}";
+        end_object_key => "";
+        begin_object_value => ":";
+        end_object_value => "";
     }
 
     fn write_bool<W: ?Sized + io::Write>(&mut self, _: &mut W, value: bool) -> io::Result<()> {
@@ -175,30 +218,6 @@ impl Formatter for TextFormatter<'_> {
 
     fn write_f64<W: ?Sized + io::Write>(&mut self, _: &mut W, value: f64) -> io::Result<()> {
         self.compact(|f, w| f.write_f64(w, value))
-    }
-
-    fn write_number_str<W: ?Sized + io::Write>(
-        &mut self,
-        _: &mut W,
-        value: &str,
-    ) -> io::Result<()> {
-        self.push(value)
-    }
-
-    fn begin_string<W: ?Sized + io::Write>(&mut self, _: &mut W) -> io::Result<()> {
-        self.push("\"")
-    }
-
-    fn end_string<W: ?Sized + io::Write>(&mut self, _: &mut W) -> io::Result<()> {
-        self.push("\"")
-    }
-
-    fn write_string_fragment<W: ?Sized + io::Write>(
-        &mut self,
-        _: &mut W,
-        fragment: &str,
-    ) -> io::Result<()> {
-        self.push(fragment)
     }
 
     fn write_char_escape<W: ?Sized + io::Write>(
@@ -217,62 +236,6 @@ impl Formatter for TextFormatter<'_> {
         let num = self.attachments.len();
         self.attachments.push(Bytes::copy_from_slice(value));
         self.push_display(format_args!(r#"{{"_placeholder":true,"num":{num}}}"#))
-    }
-
-    fn begin_array<W: ?Sized + io::Write>(&mut self, _: &mut W) -> io::Result<()> {
-        self.push("[")
-    }
-
-    fn end_array<W: ?Sized + io::Write>(&mut self, _: &mut W) -> io::Result<()> {
-        self.push("]")
-    }
-
-    fn begin_array_value<W: ?Sized + io::Write>(
-        &mut self,
-        _: &mut W,
-        first: bool,
-    ) -> io::Result<()> {
-        self.push(if first { "" } else { "," })
-    }
-
-    fn end_array_value<W: ?Sized + io::Write>(&mut self, _: &mut W) -> io::Result<()> {
-        Ok(())
-    }
-
-    fn begin_object<W: ?Sized + io::Write>(&mut self, _: &mut W) -> io::Result<()> {
-        self.push("{")
-    }
-
-    fn end_object<W: ?Sized + io::Write>(&mut self, _: &mut W) -> io::Result<()> {
-        self.push("}")
-    }
-
-    fn begin_object_key<W: ?Sized + io::Write>(
-        &mut self,
-        _: &mut W,
-        first: bool,
-    ) -> io::Result<()> {
-        self.push(if first { "" } else { "," })
-    }
-
-    fn end_object_key<W: ?Sized + io::Write>(&mut self, _: &mut W) -> io::Result<()> {
-        Ok(())
-    }
-
-    fn begin_object_value<W: ?Sized + io::Write>(&mut self, _: &mut W) -> io::Result<()> {
-        self.push(":")
-    }
-
-    fn end_object_value<W: ?Sized + io::Write>(&mut self, _: &mut W) -> io::Result<()> {
-        Ok(())
-    }
-
-    fn write_raw_fragment<W: ?Sized + io::Write>(
-        &mut self,
-        _: &mut W,
-        fragment: &str,
-    ) -> io::Result<()> {
-        self.push(fragment)
     }
 }
 
