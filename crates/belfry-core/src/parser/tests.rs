@@ -145,6 +145,31 @@ fn row31_wrong_shapes() {
 }
 
 #[test]
+fn elements_past_the_inline_four() {
+    let elements = Elements::parse(r#"["ev", 1, "two", [3], {"four": 4}, null, 6.5]"#).unwrap();
+    assert_eq!(elements.len(), 7);
+    assert_eq!(
+        elements.iter().collect::<Vec<_>>(),
+        [
+            "\"ev\"",
+            "1",
+            "\"two\"",
+            "[3]",
+            r#"{"four": 4}"#,
+            "null",
+            "6.5"
+        ]
+    );
+    let args = elements.clone().skip(1);
+    assert_eq!(args.len(), 6);
+    assert_eq!(args.first(), Some("1"));
+    assert_eq!(args.get(5), Some("6.5"));
+    assert_eq!(args.get(6), None);
+    assert!(elements.skip(9).is_empty());
+    assert_eq!(Elements::parse("[]").unwrap().len(), 0);
+}
+
+#[test]
 fn row32_event_names() {
     for text in [
         r#"42[{"toString":"foo"}]"#,
