@@ -1,7 +1,7 @@
 //! Text and binary messages to packets, with Node's validation rules.
 
 use bytes::Bytes;
-use serde_json::{Value, value::RawValue};
+use serde_json::Value;
 
 use super::{
     DEFAULT_MAX_ATTACHMENTS, Elements, Packet, PacketData, Payload, event_name_ref,
@@ -209,48 +209,6 @@ fn parse(text: Str, max_attachments: usize) -> Result<(Packet, usize), ParseErro
     Ok((Packet { ns, data }, attachments))
 }
 
-/// How deep JSON may nest: serde_json's own recursion limit, which its `RawValue` validation
-/// does not apply. An event's or an ack's array is checked by our splitter, which has the same
-/// limit.
-const MAX_DEPTH: usize = 128;
-
-/// True if arrays and objects in `json` nest deeper than [`MAX_DEPTH`]: one linear pass that
-/// jumps over string contents with a vectorised search.
-fn nests_too_deep(json: &str) -> bool {
-    let bytes = json.as_bytes();
-    let mut depth = 0usize;
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'"' => {
-                // To the closing quote: the next quote not escaped.
-                let mut at = i + 1;
-                loop {
-                    match memchr::memchr2(b'"', b'\\', &bytes[at.min(bytes.len())..]) {
-                        Some(offset) if bytes[at + offset] == b'\\' => at += offset + 2,
-                        Some(offset) => {
-                            at += offset;
-                            break;
-                        }
-                        None => return false,
-                    }
-                }
-                i = at;
-            }
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > MAX_DEPTH {
-                    return true;
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-        i += 1;
-    }
-    false
-}
-
 /// The length of the run of ASCII digits at `bytes[from..]`.
 fn digit_run(bytes: &[u8], from: usize) -> usize {
     bytes.get(from..).map_or(0, |rest| {
@@ -258,14 +216,15 @@ fn digit_run(bytes: &[u8], from: usize) -> usize {
     })
 }
 
-/// Checks that `json` is one valid JSON value, nesting no deeper than [`MAX_DEPTH`], whose
-/// first character passes `first`.
+/// Checks that `json` is one valid JSON value, nesting no deeper than serde_json would parse,
+/// whose first character passes `first`.
 fn expect_shape(json: &str, first: impl Fn(u8) -> bool) -> Result<(), ParseError> {
-    if nests_too_deep(json) {
-        return Err(ParseError::InvalidPayload);
-    }
-    let value: &RawValue = serde_json::from_str(json).map_err(|_| ParseError::InvalidPayload)?;
-    if value.get().as_bytes().first().is_some_and(|&b| first(b)) {
+    let shaped = json
+        .trim_start_matches([' ', '\n', '\r', '\t'])
+        .as_bytes()
+        .first()
+        .is_some_and(|&b| first(b));
+    if shaped && super::json::is_value(json) {
         Ok(())
     } else {
         Err(ParseError::InvalidPayload)

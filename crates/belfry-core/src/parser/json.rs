@@ -9,9 +9,21 @@
 
 use std::ops::Range;
 
-/// How deep arrays and objects may nest inside one element (the array itself is one level
-/// more): the bits of the nesting stack.
-pub(crate) const MAX_ELEMENT_DEPTH: usize = 127;
+/// How deep arrays and objects may nest: serde_json's own recursion limit, which its `RawValue`
+/// validation does not apply (the bits of the nesting stack).
+pub(crate) const MAX_DEPTH: usize = 128;
+
+/// How deep they may nest inside one element of an array (the array itself is one level more).
+pub(crate) const MAX_ELEMENT_DEPTH: usize = MAX_DEPTH - 1;
+
+/// True if `json` is one JSON value (surrounding whitespace allowed) nesting no deeper than
+/// [`MAX_DEPTH`].
+pub(crate) fn is_value(json: &str) -> bool {
+    let bytes = json.as_bytes();
+    let start = whitespace(bytes, 0);
+    value(bytes, start, &mut false, MAX_DEPTH)
+        .is_some_and(|end| whitespace(bytes, end) == bytes.len())
+}
 
 /// The byte ranges of the elements of the JSON array `json`, or `None` if `json` is not one
 /// (surrounding whitespace allowed, as JSON allows). Returns whether a string (a key or a value)
@@ -28,7 +40,7 @@ pub(crate) fn split_array(json: &str, mut push: impl FnMut(Range<usize>)) -> Opt
         i += 1;
     } else {
         loop {
-            let end = value(bytes, i, &mut placeholder)?;
+            let end = value(bytes, i, &mut placeholder, MAX_ELEMENT_DEPTH)?;
             push(i..end);
             i = whitespace(bytes, end);
             match bytes.get(i) {
@@ -51,9 +63,9 @@ fn whitespace(bytes: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// Checks the value starting at `bytes[i]`; returns the index past it. Nesting is followed with
-/// a stack of bits (set: an object), not recursion.
-fn value(bytes: &[u8], mut i: usize, placeholder: &mut bool) -> Option<usize> {
+/// Checks the value starting at `bytes[i]`, nesting at most `max_depth` deep; returns the index
+/// past it. Nesting is followed with a stack of bits (set: an object), not recursion.
+fn value(bytes: &[u8], mut i: usize, placeholder: &mut bool, max_depth: usize) -> Option<usize> {
     let mut depth = 0;
     let mut objects: u128 = 0;
     loop {
@@ -61,7 +73,7 @@ fn value(bytes: &[u8], mut i: usize, placeholder: &mut bool) -> Option<usize> {
         match *bytes.get(i)? {
             b'"' => i = string(bytes, i, placeholder)?,
             open @ (b'[' | b'{') => {
-                if depth == MAX_ELEMENT_DEPTH {
+                if depth == max_depth {
                     return None;
                 }
                 let object = open == b'{';
@@ -280,6 +292,26 @@ mod tests {
         ] {
             assert_eq!(split_array(json, |_| {}), Some(found), "{json}");
         }
+    }
+
+    #[test]
+    fn single_values_are_judged_as_serde_json_judges_them() {
+        for json in [
+            r#" {"a": [1, "x"]} "#,
+            r#""s""#,
+            "-0.5e3",
+            "null",
+            "{",
+            "{}}",
+            "[1,]",
+            "\"\u{1}\"",
+        ] {
+            let serde = serde_json::from_str::<&RawValue>(json).is_ok();
+            assert_eq!(is_value(json), serde, "{json:?}");
+        }
+        let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(is_value(&nested(MAX_DEPTH)));
+        assert!(!is_value(&nested(MAX_DEPTH + 1)));
     }
 
     #[test]
