@@ -47,7 +47,6 @@ pub struct EngineConfig {
     pub(crate) max_buffered_packets: usize,
     pub(crate) max_buffered_bytes: usize,
     pub(crate) max_sessions: Option<usize>,
-    pub(crate) ws_read_buffer_size: usize,
     pub(crate) body_timeout: Option<Duration>,
     pub(crate) close_grace: Duration,
 }
@@ -74,7 +73,6 @@ impl Default for EngineConfig {
             max_buffered_packets: 128,
             max_buffered_bytes: 1 << 20,
             max_sessions: None,
-            ws_read_buffer_size: 256,
             body_timeout: None,
             close_grace: Duration::from_secs(30),
         }
@@ -158,7 +156,6 @@ impl fmt::Debug for EngineConfig {
             .field("max_buffered_packets", &self.max_buffered_packets)
             .field("max_buffered_bytes", &self.max_buffered_bytes)
             .field("max_sessions", &self.max_sessions)
-            .field("ws_read_buffer_size", &self.ws_read_buffer_size)
             .field("body_timeout", &self.body_timeout)
             .finish_non_exhaustive()
     }
@@ -350,11 +347,11 @@ impl EngineConfigBuilder {
         self
     }
 
-    /// tungstenite's read buffer per WebSocket connection (default 256 bytes). It is held for
-    /// the connection's whole life; reads from the socket go through an 8 KiB chunk on the stack
-    /// whatever its size, so a small one costs a copy, not system calls.
-    pub fn ws_read_buffer_size(mut self, bytes: usize) -> Self {
-        self.config.ws_read_buffer_size = bytes.max(256);
+    /// Has no effect: WebSocket connections keep no read buffer of their own (each read goes
+    /// into an 8 KiB chunk on the stack; only the part of a frame that has not all arrived is
+    /// kept, on the heap, until it has).
+    #[deprecated(note = "WebSocket connections no longer keep a read buffer; this does nothing")]
+    pub fn ws_read_buffer_size(self, _bytes: usize) -> Self {
         self
     }
 

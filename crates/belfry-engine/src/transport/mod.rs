@@ -1,5 +1,6 @@
 //! The two Engine.IO transports: HTTP long-polling and WebSocket.
 
+mod conn;
 mod deflate;
 pub(crate) mod polling;
 pub(crate) mod websocket;

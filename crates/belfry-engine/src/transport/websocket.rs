@@ -11,39 +11,31 @@ use std::{
 };
 
 use bytes::{BufMut, Bytes};
-use futures_util::{SinkExt, StreamExt};
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::{
-    io::AsyncWrite,
     sync::futures::Notified,
     time::{Instant, MissedTickBehavior},
 };
-use tokio_tungstenite::{
-    WebSocketStream,
-    tungstenite::{
-        Error as WsError, Message,
-        handshake::derive_accept_key,
-        protocol::{CloseFrame, Role, WebSocketConfig, frame::coding::CloseCode},
-    },
-};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tracing::Instrument;
 
 use crate::{
-    DisconnectReason, EngineHandler, Packet, Sid, Socket, Str, TransportType,
+    DisconnectReason, EngineHandler, Packet, Sid, Socket, TransportType,
     engine::EngineInner,
     errors::RequestError,
     request::{EngineResponse, upgrade_error},
     socket::writer,
     transport::{
-        deflate::{self, MaybeDeflate},
+        conn::{Incoming, ReadEnd, WsConn, put_header},
+        deflate,
         polling::edit_headers,
     },
 };
 
-type WsStream = WebSocketStream<MaybeDeflate<TokioIo<hyper::upgrade::Upgraded>>>;
+type WsStream = WsConn<TokioIo<hyper::upgrade::Upgraded>>;
 
 /// Why a WebSocket handshake request is refused.
 #[derive(Debug, Clone, Copy)]
@@ -117,15 +109,6 @@ fn negotiate_deflate<H: EngineHandler>(inner: &EngineInner<H>, headers: &HeaderM
     inner.config.per_message_deflate.is_some() && deflate::offered(headers)
 }
 
-fn ws_config<H: EngineHandler>(inner: &EngineInner<H>) -> WebSocketConfig {
-    let max = usize::try_from(inner.config.max_payload).unwrap_or(usize::MAX);
-    WebSocketConfig::default()
-        .read_buffer_size(inner.config.ws_read_buffer_size)
-        .write_buffer_size(8 * 1024)
-        .max_message_size(Some(max))
-        .max_frame_size(Some(max))
-}
-
 async fn accept<H: EngineHandler>(
     inner: &EngineInner<H>,
     on_upgrade: OnUpgrade,
@@ -135,8 +118,7 @@ async fn accept<H: EngineHandler>(
         Ok(upgraded) => {
             let threshold = inner.config.per_message_deflate.filter(|_| deflate);
             let max = usize::try_from(inner.config.max_payload).unwrap_or(usize::MAX);
-            let io = MaybeDeflate::new(TokioIo::new(upgraded), threshold, max);
-            Some(WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config(inner))).await)
+            Some(WsConn::new(TokioIo::new(upgraded), threshold, max))
         }
         Err(error) => {
             tracing::debug!(%error, "websocket upgrade failed");
@@ -225,7 +207,7 @@ async fn probe<H: EngineHandler>(
     noop.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut probed = false;
     let upgraded = loop {
-        let msg = tokio::select! {
+        let message = tokio::select! {
             () = tokio::time::sleep_until(deadline) => {
                 tracing::debug!("upgrade timed out");
                 break false;
@@ -237,17 +219,16 @@ async fn probe<H: EngineHandler>(
                 }
                 continue;
             }
-            msg = ws.next() => msg,
+            message = ws.next_message() => message,
         };
-        match msg {
-            Some(Ok(Message::Text(text))) if !probed && text == "2probe" => {
-                if ws.send(Message::text("3probe")).await.is_err() {
+        match message {
+            Ok(Incoming::Text(text)) if !probed && text == "2probe" => {
+                if ws.send_text("3probe").await.is_err() {
                     break false;
                 }
                 probed = true;
             }
-            Some(Ok(Message::Text(text))) if probed && text == "5" => break true,
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            Ok(Incoming::Text(text)) if probed && text == "5" => break true,
             _ => break false,
         }
     };
@@ -255,7 +236,7 @@ async fn probe<H: EngineHandler>(
         socket
             .upgrade_claimed
             .store(false, std::sync::atomic::Ordering::Release);
-        let _ = ws.close(None).await;
+        ws.close(None).await;
         return;
     }
     tracing::debug!("upgraded to websocket");
@@ -297,14 +278,23 @@ async fn run<H: EngineHandler>(
         }
         // Everything that arrived is read first.
         let mut yielding = false;
-        while !socket.is_closed() {
-            let Poll::Ready(msg) = ws.poll_next_unpin(cx) else {
-                break;
-            };
-            let claims = if waiting { None } else { Some(&mut fence) };
-            yielding |= writer::queues_for_others(&*socket, claims, || {
-                read(&inner, &socket, msg);
+        if !socket.is_closed() {
+            let read = ws.poll_read(cx, |message| {
+                let claims = if waiting { None } else { Some(&mut fence) };
+                yielding |= writer::queues_for_others(&*socket, claims, || {
+                    on_message(&inner, &socket, message);
+                });
+                !socket.is_closed()
             });
+            if let Poll::Ready(Err(end)) = read {
+                match end {
+                    ReadEnd::Closed => socket.close_with(DisconnectReason::TransportClose),
+                    ReadEnd::Violation(code) => {
+                        tracing::debug!(code, "websocket protocol violation");
+                        socket.close_ws_with(DisconnectReason::TransportError, code);
+                    }
+                }
+            }
         }
         if let Some(fence) = &fence
             && fence.poll_open(cx).is_pending()
@@ -325,21 +315,16 @@ async fn run<H: EngineHandler>(
 #[derive(Default)]
 struct Outbound {
     packets: VecDeque<Packet>,
-    /// Written, not flushed yet.
-    flushing: bool,
     /// The session closed: after the packets, the close frame.
     close: Option<DisconnectReason>,
-    close_sent: bool,
 }
 
 impl Outbound {
     /// Writes what there is to write; ready when the connection is done.
     ///
-    /// The packets go out as frames written to the stream under tungstenite
-    /// ([`MaybeDeflate::write_frames`]), a batch encoded in one buffer and written at once: a
-    /// tungstenite `Message` per packet took a third of a broadcast delivery's instructions.
-    /// Tungstenite still writes what it writes on its own (pongs, close frames); it is flushed
-    /// before frames are written after it, so that nothing interleaves.
+    /// The packets go out as frames encoded in one buffer and written at once
+    /// ([`WsConn::write_frames`]); answers to the client's control frames, queued by the reader,
+    /// go first.
     fn write<'s, D>(
         &mut self,
         cx: &mut Context<'_>,
@@ -348,17 +333,10 @@ impl Outbound {
         mut notified: Pin<&mut Notified<'s>>,
     ) -> Poll<()> {
         loop {
-            if ws.get_ref().tungstenite_wrote() {
-                match ws.poll_flush_unpin(cx) {
+            if ws.has_unwritten() {
+                match ws.poll_flush(cx) {
                     Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Ok(())) => ws.get_mut().tungstenite_flushed(),
-                    Poll::Ready(Err(_)) => return self.failed(socket),
-                }
-            }
-            if self.flushing {
-                match Pin::new(ws.get_mut()).poll_flush(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Ok(())) => self.flushing = false,
+                    Poll::Ready(Ok(())) => {}
                     Poll::Ready(Err(_)) => return self.failed(socket),
                 }
             }
@@ -379,12 +357,15 @@ impl Outbound {
                     .close
                     .is_some_and(|reason| reason != DisconnectReason::ForcedClose)
                 {
-                    // The peer or the transport ended the connection: nothing more to write.
-                    return self.failed(socket);
+                    // The peer or the transport ended the connection: nothing more to write
+                    // but the close frame, if the socket takes it at once.
+                    ws.queue_close(socket.ws_close_code());
+                    let _ = ws.poll_shutdown(cx);
+                    return Poll::Ready(());
                 }
                 let protocol = socket.protocol();
                 let packets = &mut self.packets;
-                let written = ws.get_mut().write_frames(cx, |out| {
+                let written = ws.write_frames(cx, |out| {
                     while let Some(packet) = packets.pop_front() {
                         put_frame(out, &packet, protocol);
                         if out.len() >= WRITE_CHUNK {
@@ -397,10 +378,10 @@ impl Outbound {
                     self.packets = VecDeque::new();
                 }
                 match written {
-                    Ok(all) => self.flushing = !all,
+                    Ok(true) => continue,
+                    Ok(false) => return Poll::Pending,
                     Err(_) => return self.failed(socket),
                 }
-                continue;
             }
             if self.close.is_some() {
                 return self.close(cx, socket, ws);
@@ -408,32 +389,17 @@ impl Outbound {
         }
     }
 
-    /// After the last packet: a flush (which also sends a close frame tungstenite queued on its
-    /// own, answering a bad one), our close frame (with the session's close code, if any), then
-    /// the closing handshake. Errors past the flush are the peer's business.
+    /// After the last packet: our close frame (with the session's close code, if any, unless
+    /// the reader answered the client's already), written with what waits before it, then the
+    /// socket's sending side shut. Errors here are the peer's business.
     fn close<D>(
         &mut self,
         cx: &mut Context<'_>,
         socket: &Socket<D>,
         ws: &mut WsStream,
     ) -> Poll<()> {
-        if !self.close_sent {
-            match ws.poll_flush_unpin(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(_)) => return self.failed(socket),
-                Poll::Ready(Ok(())) => {}
-            }
-            if ws.poll_ready_unpin(cx).is_pending() {
-                return Poll::Pending;
-            }
-            let frame = socket.ws_close_code().map(|code| CloseFrame {
-                code: CloseCode::from(code),
-                reason: "".into(),
-            });
-            self.close_sent = true;
-            let _ = ws.start_send_unpin(Message::Close(frame));
-        }
-        ws.poll_close_unpin(cx).map(|_| ())
+        ws.queue_close(socket.ws_close_code());
+        ws.poll_shutdown(cx).map(|_| ())
     }
 
     fn failed<D>(&mut self, socket: &Socket<D>) -> Poll<()> {
@@ -442,14 +408,14 @@ impl Outbound {
     }
 }
 
-/// Acts on one read result.
-fn read<H: EngineHandler>(
+/// Acts on one message from the client.
+fn on_message<H: EngineHandler>(
     inner: &EngineInner<H>,
     socket: &Arc<Socket<H::Data>>,
-    msg: Option<Result<Message, WsError>>,
+    message: Incoming,
 ) {
-    match msg {
-        Some(Ok(Message::Text(text))) => match Packet::decode_text(Str::from_utf8_bytes(text)) {
+    match message {
+        Incoming::Text(text) => match Packet::decode_text(text) {
             Ok(packet) => inner.on_packet(socket, packet),
             Err(error) => {
                 tracing::debug!(%error, "invalid packet");
@@ -457,39 +423,14 @@ fn read<H: EngineHandler>(
             }
         },
         // v3 puts the message type in front of binary data.
-        Some(Ok(Message::Binary(data))) if socket.protocol() == 3 => match data.first() {
+        Incoming::Binary(data) if socket.protocol() == 3 => match data.first() {
             Some(4) => inner.on_packet(socket, Packet::Binary(data.slice(1..))),
             _ => {
                 tracing::debug!("v3 binary frame without the message type");
                 socket.close_with(DisconnectReason::ParseError);
             }
         },
-        Some(Ok(Message::Binary(data))) => inner.on_packet(socket, Packet::Binary(data)),
-        Some(Ok(Message::Close(_))) | None => socket.close_with(DisconnectReason::TransportClose),
-        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-        Some(Err(error)) => {
-            tracing::debug!(%error, "websocket error");
-            match close_code(&error) {
-                Some(code) => socket.close_ws_with(DisconnectReason::TransportError, code),
-                None => socket.close_with(DisconnectReason::TransportClose),
-            }
-        }
-    }
-}
-
-/// The close code to answer a read error with; `None` when the connection is already gone.
-fn close_code(error: &WsError) -> Option<u16> {
-    match error {
-        WsError::Capacity(_) => Some(1009),
-        WsError::Utf8(_) => Some(1007),
-        WsError::Protocol(
-            tokio_tungstenite::tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
-        )
-        | WsError::Io(_)
-        | WsError::ConnectionClosed
-        | WsError::AlreadyClosed => None,
-        WsError::Protocol(_) => Some(1002),
-        _ => Some(1011),
+        Incoming::Binary(data) => inner.on_packet(socket, Packet::Binary(data)),
     }
 }
 
@@ -502,23 +443,23 @@ const WRITE_CHUNK: usize = 64 * 1024;
 fn put_frame(out: &mut Vec<u8>, packet: &Packet, protocol: u8) {
     match packet {
         Packet::Binary(data) if protocol == 3 => {
-            deflate::put_header(out, false, 2, data.len() + 1, false);
+            put_header(out, false, 2, data.len() + 1);
             out.put_u8(4);
             out.extend_from_slice(data);
         }
         Packet::Binary(data) => {
-            deflate::put_header(out, false, 2, data.len(), false);
+            put_header(out, false, 2, data.len());
             out.extend_from_slice(data);
         }
         Packet::Encoded(text) => {
-            deflate::put_header(out, false, 1, text.len(), false);
+            put_header(out, false, 1, text.len());
             out.extend_from_slice(text.as_bytes());
         }
         other => {
             let text = other
                 .encode_text()
                 .expect("only binary packets lack a text form");
-            deflate::put_header(out, false, 1, text.len(), false);
+            put_header(out, false, 1, text.len());
             out.extend_from_slice(text.as_bytes());
         }
     }
