@@ -2,10 +2,7 @@
 
 use std::{convert::Infallible, fmt};
 
-use belfry_core::{
-    Str,
-    parser::{Packet, Payload, write_header},
-};
+use belfry_core::parser::{Packet, Payload, write_header};
 use bytes::Bytes;
 use serde::Serialize;
 
@@ -70,12 +67,13 @@ impl AckSender {
             return Ok(());
         };
         let ns = self.socket.ns();
-        let mut text = String::with_capacity(ns.len() + 48);
-        write_header(&mut text, "4", ns, true, Some(id));
-        let start = text.len();
-        let mut found = args::push_args_array(&mut text, data)?;
-        crate::socket::append_placeholders(&mut text, &mut found, attachments);
-        let text = Str::from(text);
+        let (text, (start, found)) = crate::socket::build_text(|text| {
+            write_header(text, "4", ns, true, Some(id));
+            let start = text.len();
+            let mut found = args::push_args_array(text, data)?;
+            crate::socket::append_placeholders(text, &mut found, attachments);
+            Ok::<_, EmitError>((start, found))
+        })?;
         let payload = Payload::new(text.slice(start..text.len()), found);
         self.socket
             .send(&Packet::ack(self.socket.ns().to_owned(), payload, id))

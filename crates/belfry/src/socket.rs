@@ -1,6 +1,7 @@
 //! A socket: one client in one namespace.
 
 use std::{
+    cell::RefCell,
     collections::{HashMap, VecDeque},
     fmt::{self, Write as _},
     ops::Deref,
@@ -996,13 +997,47 @@ pub(crate) fn event_payload<T: Serialize + ?Sized>(
     if is_reserved_event(event) {
         return Err(EmitError::ReservedEvent(event.to_owned()));
     }
-    let mut text = String::with_capacity(ns.len() + event.len() + 48);
-    write_header(&mut text, "4", ns, false, ack);
-    let start = text.len();
-    let mut found = args::push_event_array(&mut text, event, data)?;
-    append_placeholders(&mut text, &mut found, attachments);
-    let text = Str::from(text);
+    let (text, (start, found)) = build_text(|text| {
+        write_header(text, "4", ns, false, ack);
+        let start = text.len();
+        let mut found = args::push_event_array(text, event, data)?;
+        append_placeholders(text, &mut found, attachments);
+        Ok::<_, EmitError>((start, found))
+    })?;
     Ok(Payload::new(text.slice(start..text.len()), found))
+}
+
+thread_local! {
+    /// Where a packet's text is written before it is copied into a buffer of its exact size:
+    /// one buffer per thread, grown once, instead of a buffer per packet regrown as the
+    /// serializer writes (a 4 KiB argument took seven reallocations).
+    static TEXT: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// The largest text buffer a thread keeps between packets.
+const TEXT_KEEP: usize = 64 * 1024;
+
+/// Runs `write` on an empty text buffer (the thread's, unless a `Serialize` implementation
+/// emits from inside one: then a new one) and returns what it wrote as a `Str` of its size.
+pub(crate) fn build_text<R, E>(
+    write: impl FnOnce(&mut String) -> Result<R, E>,
+) -> Result<(Str, R), E> {
+    TEXT.with(|buffer| match buffer.try_borrow_mut() {
+        Ok(mut text) => {
+            text.clear();
+            let result = write(&mut text);
+            let out = result.map(|r| (Str::from(text.as_str()), r));
+            if text.capacity() > TEXT_KEEP {
+                *text = String::new();
+            }
+            out
+        }
+        Err(_) => {
+            let mut text = String::new();
+            let r = write(&mut text)?;
+            Ok((Str::from(text), r))
+        }
+    })
 }
 
 /// Appends a placeholder per attachment to the JSON array ending `text` (`[args]` becomes
