@@ -32,8 +32,10 @@ pub(crate) enum Incoming {
 /// Why reading ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ReadEnd {
-    /// The client closed: a close frame (answered), the end of the stream, or a read error.
+    /// The client sent a close frame (answered).
     Closed,
+    /// The stream ended or failed: nothing more can be written either.
+    Gone,
     /// The client broke the protocol: the connection is closed with this code.
     Violation(u16),
 }
@@ -202,6 +204,11 @@ impl<S> WsConn<S> {
         }
     }
 
+    /// Whether the stream ended or failed while reading: nothing is worth writing.
+    pub(crate) fn is_gone(&self) -> bool {
+        self.reader.ended == Some(ReadEnd::Gone)
+    }
+
     /// Whether frames wait to be written ([`WsConn::poll_flush`] writes them).
     pub(crate) fn has_unwritten(&self) -> bool {
         !self.writer.out.is_empty()
@@ -261,11 +268,11 @@ impl<S: AsyncRead + Unpin> WsConn<S> {
                 let mut chunk = [std::mem::MaybeUninit::<u8>::uninit(); READ_CHUNK];
                 let mut buf = ReadBuf::uninit(&mut chunk);
                 if ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf)).is_err() {
-                    return Poll::Ready(Err(ReadEnd::Closed));
+                    return Poll::Ready(Err(ReadEnd::Gone));
                 }
                 let read = buf.filled_mut();
                 if read.is_empty() {
-                    return Poll::Ready(Err(ReadEnd::Closed));
+                    return Poll::Ready(Err(ReadEnd::Gone));
                 }
                 let (used, stopped) = self.reader.frames(&mut self.writer, read, on_message)?;
                 if used < read.len() {
@@ -294,8 +301,8 @@ impl<S: AsyncRead + Unpin> WsConn<S> {
             self.held.truncate(filled + n);
             match result {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(_)) => return Poll::Ready(Err(ReadEnd::Closed)),
-                Poll::Ready(Ok(())) if n == 0 => return Poll::Ready(Err(ReadEnd::Closed)),
+                Poll::Ready(Err(_)) => return Poll::Ready(Err(ReadEnd::Gone)),
+                Poll::Ready(Ok(())) if n == 0 => return Poll::Ready(Err(ReadEnd::Gone)),
                 Poll::Ready(Ok(())) => {}
             }
         }
@@ -527,10 +534,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsConn<S> {
             if self.has_unwritten()
                 && let Poll::Ready(Err(_)) = self.poll_flush(cx)
             {
-                return Poll::Ready(Err(ReadEnd::Closed));
+                return Poll::Ready(Err(ReadEnd::Gone));
             }
             match result {
-                Poll::Ready(Ok(())) => Poll::Ready(got.ok_or(ReadEnd::Closed)),
+                Poll::Ready(Ok(())) => Poll::Ready(got.ok_or(ReadEnd::Gone)),
                 Poll::Ready(Err(end)) => Poll::Ready(Err(end)),
                 Poll::Pending => Poll::Pending,
             }
@@ -538,8 +545,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsConn<S> {
         .await
     }
 
-    /// Sends a close frame (unless one was sent) and shuts the connection down.
+    /// Sends a close frame (unless one was sent, or the stream is gone) and shuts the
+    /// connection down.
     pub(crate) async fn close(&mut self, code: Option<u16>) {
+        if self.is_gone() {
+            return;
+        }
         self.queue_close(code);
         let _ = std::future::poll_fn(|cx| self.poll_shutdown(cx)).await;
     }

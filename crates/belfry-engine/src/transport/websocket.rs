@@ -288,7 +288,9 @@ async fn run<H: EngineHandler>(
             });
             if let Poll::Ready(Err(end)) = read {
                 match end {
-                    ReadEnd::Closed => socket.close_with(DisconnectReason::TransportClose),
+                    ReadEnd::Closed | ReadEnd::Gone => {
+                        socket.close_with(DisconnectReason::TransportClose);
+                    }
                     ReadEnd::Violation(code) => {
                         tracing::debug!(code, "websocket protocol violation");
                         socket.close_ws_with(DisconnectReason::TransportError, code);
@@ -359,8 +361,10 @@ impl Outbound {
                 {
                     // The peer or the transport ended the connection: nothing more to write
                     // but the close frame, if the socket takes it at once.
-                    ws.queue_close(socket.ws_close_code());
-                    let _ = ws.poll_shutdown(cx);
+                    if !ws.is_gone() {
+                        ws.queue_close(socket.ws_close_code());
+                        let _ = ws.poll_shutdown(cx);
+                    }
                     return Poll::Ready(());
                 }
                 let protocol = socket.protocol();
@@ -391,13 +395,17 @@ impl Outbound {
 
     /// After the last packet: our close frame (with the session's close code, if any, unless
     /// the reader answered the client's already), written with what waits before it, then the
-    /// socket's sending side shut. Errors here are the peer's business.
+    /// socket's sending side shut; nothing when the stream is gone. Errors here are the peer's
+    /// business.
     fn close<D>(
         &mut self,
         cx: &mut Context<'_>,
         socket: &Socket<D>,
         ws: &mut WsStream,
     ) -> Poll<()> {
+        if ws.is_gone() {
+            return Poll::Ready(());
+        }
         ws.queue_close(socket.ws_close_code());
         ws.poll_shutdown(cx).map(|_| ())
     }
