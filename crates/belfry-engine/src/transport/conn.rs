@@ -43,7 +43,7 @@ pub(crate) enum ReadEnd {
 /// What one read from the socket takes at most, into the stack when nothing is held.
 const READ_CHUNK: usize = 8192;
 
-/// How much a buffer for one large frame grows per read (zeroed as it grows).
+/// The most a buffer for one large frame grows per read (zeroed as it grows).
 const GROW_CHUNK: usize = 256 * 1024;
 
 /// A frame header (RFC 6455 §5.2).
@@ -263,48 +263,60 @@ impl<S: AsyncRead + Unpin> WsConn<S> {
                     return Poll::Ready(Ok(()));
                 }
             }
-            if self.held.is_empty() {
-                // Nothing held: read into the stack, take the frames there, keep the rest.
-                let mut chunk = [std::mem::MaybeUninit::<u8>::uninit(); READ_CHUNK];
-                let mut buf = ReadBuf::uninit(&mut chunk);
-                if ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf)).is_err() {
-                    return Poll::Ready(Err(ReadEnd::Gone));
-                }
-                let read = buf.filled_mut();
-                if read.is_empty() {
-                    return Poll::Ready(Err(ReadEnd::Gone));
-                }
-                let (used, stopped) = self.reader.frames(&mut self.writer, read, on_message)?;
-                if used < read.len() {
-                    self.held = read[used..].to_vec();
-                }
-                if stopped {
-                    return Poll::Ready(Ok(()));
-                }
-                continue;
-            }
-            // Part of a frame is held: read after it, straight into the buffer when the frame
-            // is large.
             if self.at > 0 {
+                // The start of a frame is held: move it to the front.
                 self.held.drain(..self.at);
                 self.at = 0;
             }
-            let frame = parse_header(&self.held).map_or(0, |h| {
-                h.size.saturating_add(usize::try_from(h.len).unwrap_or(0))
-            });
-            let filled = self.held.len();
-            let want = frame.saturating_sub(filled).clamp(READ_CHUNK, GROW_CHUNK);
-            self.held.resize(filled + want, 0);
-            let mut buf = ReadBuf::new(&mut self.held[filled..]);
-            let result = Pin::new(&mut self.io).poll_read(cx, &mut buf);
-            let n = buf.filled().len();
-            self.held.truncate(filled + n);
-            match result {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(_)) => return Poll::Ready(Err(ReadEnd::Gone)),
-                Poll::Ready(Ok(())) if n == 0 => return Poll::Ready(Err(ReadEnd::Gone)),
-                Poll::Ready(Ok(())) => {}
+            if self.held.len() >= READ_CHUNK {
+                // A large frame: read straight into its buffer.
+                ready!(self.read_held(cx))?;
+                continue;
             }
+            // Read into the stack; with nothing held, take the frames there and keep the rest.
+            let mut chunk = [std::mem::MaybeUninit::<u8>::uninit(); READ_CHUNK];
+            let mut buf = ReadBuf::uninit(&mut chunk);
+            if ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf)).is_err() {
+                return Poll::Ready(Err(ReadEnd::Gone));
+            }
+            let read = buf.filled_mut();
+            if read.is_empty() {
+                return Poll::Ready(Err(ReadEnd::Gone));
+            }
+            if !self.held.is_empty() {
+                self.held.extend_from_slice(read);
+                continue;
+            }
+            let (used, stopped) = self.reader.frames(&mut self.writer, read, on_message)?;
+            if used < read.len() {
+                self.held = read[used..].to_vec();
+            }
+            if stopped {
+                return Poll::Ready(Ok(()));
+            }
+        }
+    }
+
+    /// Reads more of the large frame held, into its buffer: it grows by what the frame still
+    /// needs, but at most by what has arrived already (a header announcing a large frame
+    /// reserves nothing the client has not sent) and at most [`GROW_CHUNK`] per read.
+    fn read_held(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ReadEnd>> {
+        let frame = parse_header(&self.held).map_or(0, |h| {
+            h.size.saturating_add(usize::try_from(h.len).unwrap_or(0))
+        });
+        let filled = self.held.len();
+        let want = frame
+            .saturating_sub(filled)
+            .clamp(READ_CHUNK, GROW_CHUNK.min(filled));
+        self.held.resize(filled + want, 0);
+        let mut buf = ReadBuf::new(&mut self.held[filled..]);
+        let result = Pin::new(&mut self.io).poll_read(cx, &mut buf);
+        let n = buf.filled().len();
+        self.held.truncate(filled + n);
+        match result {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(())) if n > 0 => Poll::Ready(Ok(())),
+            Poll::Ready(_) => Poll::Ready(Err(ReadEnd::Gone)),
         }
     }
 }
@@ -567,9 +579,12 @@ mod tests {
         let len = payload.len();
         if len < 126 {
             out.put_u8(0x80 | len as u8);
-        } else {
+        } else if len <= 0xffff {
             out.put_u8(0x80 | 126);
             out.put_u16(len as u16);
+        } else {
+            out.put_u8(0x80 | 127);
+            out.put_u64(len as u64);
         }
         out.extend_from_slice(&mask);
         out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
@@ -711,6 +726,52 @@ mod tests {
             feed(&mut r, &mut w, &wire, wire.len()).1,
             Some(ReadEnd::Violation(1007))
         );
+    }
+
+    #[tokio::test]
+    async fn a_large_frame_is_buffered_as_it_arrives() {
+        use tokio::io::AsyncWriteExt;
+        let (mut client, server) = tokio::io::duplex(1 << 21);
+        let mut conn = WsConn::new(server, None, 1 << 20);
+        let payload: Vec<u8> = (0..600_000u32).map(|i| i as u8).collect();
+        let wire = client_frame(0x82, &payload, [1, 2, 3, 4]);
+        // The header announces 600 KB; 20 bytes of it arrive.
+        client.write_all(&wire[..34]).await.unwrap();
+        let pending = std::future::poll_fn(|cx| {
+            Poll::Ready(conn.poll_read(cx, |_| panic!("not whole yet")).is_pending())
+        })
+        .await;
+        assert!(pending);
+        assert!(
+            conn.held.capacity() < 2 * READ_CHUNK,
+            "nothing reserved ahead"
+        );
+        // The rest arrives in pieces; the message comes out whole.
+        let writer = tokio::spawn(async move {
+            for piece in wire[34..].chunks(50_000) {
+                client.write_all(piece).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+            client
+        });
+        let mut got = None;
+        std::future::poll_fn(|cx| {
+            conn.poll_read(cx, |message| {
+                got = Some(message);
+                false
+            })
+        })
+        .await
+        .unwrap();
+        let Some(Incoming::Binary(data)) = got else {
+            panic!("one binary message");
+        };
+        assert_eq!(&data[..], &payload[..]);
+        assert!(
+            conn.held.is_empty() && conn.held.capacity() == 0,
+            "nothing kept"
+        );
+        drop(writer.await.unwrap());
     }
 
     #[test]
