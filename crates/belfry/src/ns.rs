@@ -378,22 +378,34 @@ impl LocalSockets for NamespaceSockets {
         };
         // Encoded once: every recipient's queue holds the same frames.
         let frames = crate::socket::frames(packet, ns.parser());
+        let compress = flags.compress != Some(false);
         let mut delivered = 0;
-        self.each(ids, |socket| {
-            // Node's `volatile`: dropped for a client that cannot take it right now.
-            if flags.volatile && !socket.conn().is_writable() {
-                return;
-            }
-            socket.notify_outgoing(packet);
-            let compress = flags.compress != Some(false);
-            match crate::socket::send_frames_with(socket.conn(), &frames, compress) {
-                Ok(()) => delivered += 1,
-                Err(crate::EmitError::Full) if !flags.volatile => {
-                    tracing::debug!(id = %socket.id(), "broadcast skipped a full socket");
+        // Queued under the map's read lock, without taking a reference on each socket (that
+        // touched every recipient twice more): queuing runs no user code. The outgoing
+        // listeners (user code) of the recipients that have any run after, without the lock.
+        let mut observed = Vec::new();
+        {
+            let all = ns.sockets.read();
+            for socket in ids.iter().filter_map(|id| all.get(id)) {
+                // Node's `volatile`: dropped for a client that cannot take it right now.
+                if flags.volatile && !socket.conn().is_writable() {
+                    continue;
                 }
-                Err(_) => {}
+                if socket.observes_outgoing() {
+                    observed.push(socket.clone());
+                }
+                match crate::socket::send_frames_with(socket.conn(), &frames, compress) {
+                    Ok(()) => delivered += 1,
+                    Err(crate::EmitError::Full) if !flags.volatile => {
+                        tracing::debug!(id = %socket.id(), "broadcast skipped a full socket");
+                    }
+                    Err(_) => {}
+                }
             }
-        });
+        }
+        for socket in observed {
+            socket.notify_outgoing(packet);
+        }
         delivered
     }
 
