@@ -15,6 +15,7 @@ use belfry_core::{
 };
 use belfry_engine::{
     DisconnectReason as EngineReason, EngineHandler, Sid, Socket as EngineSocket, percent_decode,
+    sid::SidHasher,
 };
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
@@ -25,7 +26,9 @@ use crate::{DisconnectReason, SocketIo, socket::Socket};
 #[derive(Debug, Default)]
 pub(crate) struct Connection {
     decoder: Mutex<Option<Decoder>>,
-    sockets: RwLock<HashMap<String, Arc<Socket>>>,
+    /// Looked up for every packet: hashed as ids are (seeded, not SipHash); the names are the
+    /// namespaces this client joined.
+    sockets: RwLock<HashMap<String, Arc<Socket>, SidHasher>>,
     /// A namespace was joined once: the connect timeout no longer applies.
     joined: AtomicBool,
 }
