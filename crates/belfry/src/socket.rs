@@ -628,29 +628,42 @@ impl Socket {
     /// queue starts at once, on the reader's task (see [`Socket::enqueue_sized`]).
     pub(crate) fn on_event(self: &Arc<Self>, payload: Payload, ack: Option<u64>) {
         let bytes = payload.json.len() + payload.attachments.iter().map(Bytes::len).sum::<usize>();
-        let socket = self.clone();
-        self.enqueue_sized(
-            Box::pin(async move { socket.run_event(payload, ack).await }),
-            bytes,
-            true,
-        );
+        self.enqueue_sized(bytes, true, |now| {
+            if now {
+                // Its turn already: the handler's own future is the job, when one handler is all
+                // the event runs (no future of `run_event` to allocate).
+                let (ctx, listeners, any) = self.prepare_event(payload, ack)?;
+                self.start_event(ctx, listeners, any)
+            } else {
+                let socket = self.clone();
+                Some(Box::pin(async move {
+                    if let Some((ctx, listeners, any)) = socket.prepare_event(payload, ack) {
+                        socket.run_event(ctx, listeners, any).await;
+                    }
+                }))
+            }
+        });
     }
 
-    async fn run_event(self: Arc<Self>, payload: Payload, ack: Option<u64>) {
+    /// The start of an event's run, when its turn comes: the observer sees it, and the
+    /// listeners that run it are taken (`once` listeners are removed). `None` when nothing runs.
+    fn prepare_event(
+        self: &Arc<Self>,
+        payload: Payload,
+        ack: Option<u64>,
+    ) -> Option<(HandlerContext, Handlers, Option<ErasedHandler>)> {
         if let Some(observer) = self.io.observer() {
-            observer.event_received(&self, &payload);
+            observer.event_received(self, &payload);
         }
-        let Ok((name, args)) = payload.event() else {
-            return;
-        };
+        let (name, args) = payload.event().ok()?;
         let listeners = self.take_listeners(&name);
         let any = self.any_handler.read().clone();
         if listeners.is_empty() && any.is_none() && self.packet_middlewares.read().is_empty() {
             tracing::debug!(event = %name, "event with no listener");
-            return;
+            return None;
         }
         tracing::debug!(event = %name, ack = ack.is_some(), "event");
-        let mut ctx = HandlerContext {
+        let ctx = HandlerContext {
             socket: SocketRef(self.clone()),
             kind: ContextKind::Event {
                 name,
@@ -659,6 +672,47 @@ impl Socket {
                 ack,
             },
         };
+        Some((ctx, listeners, any))
+    }
+
+    /// Runs a prepared event up to its first wait: one handler alone is called here and its
+    /// future returned; anything more is returned as [`Socket::run_event`].
+    fn start_event(
+        self: &Arc<Self>,
+        mut ctx: HandlerContext,
+        listeners: Handlers,
+        any: Option<ErasedHandler>,
+    ) -> Option<BoxFuture> {
+        match listeners {
+            Handlers {
+                first: Some(handler),
+                rest,
+            } if rest.is_empty() && any.is_none() && self.packet_middlewares.read().is_empty() => {
+                match handler(&mut ctx) {
+                    Ok(future) => Some(future),
+                    Err(Rejected(message)) => {
+                        tracing::debug!(%message, "event refused by an extractor");
+                        self.answer_error(&ctx, &message);
+                        None
+                    }
+                }
+            }
+            listeners => {
+                let socket = self.clone();
+                Some(Box::pin(async move {
+                    socket.run_event(ctx, listeners, any).await;
+                }))
+            }
+        }
+    }
+
+    /// Runs an event's packet middlewares, then its handlers, one after the other.
+    async fn run_event(
+        &self,
+        mut ctx: HandlerContext,
+        listeners: Handlers,
+        any: Option<ErasedHandler>,
+    ) {
         if !self.run_packet_middlewares(&mut ctx).await {
             return;
         }
@@ -740,7 +794,7 @@ impl Socket {
 
     /// Queues a job behind the socket's pending handlers.
     pub(crate) fn enqueue(&self, future: BoxFuture) {
-        self.enqueue_sized(future, 0, false);
+        self.enqueue_sized(0, false, |_| Some(future));
     }
 
     /// Queues a job for an event of `bytes` bytes. A client whose events pile up past
@@ -748,10 +802,18 @@ impl Socket {
     ///
     /// Jobs run one at a time, in order, on a task started when a job arrives at an idle queue
     /// and ending when the queue is empty: an idle socket holds no task. With `inline`, a job
-    /// arriving at an idle queue is first polled right here, by the caller (which must hold no
+    /// arriving at an idle queue is first run right here, by the caller (which must hold no
     /// lock a handler could want): most handlers finish without waiting, and then no task is
     /// started at all. One that waits continues on a task.
-    fn enqueue_sized(&self, future: BoxFuture, bytes: usize, inline: bool) {
+    ///
+    /// `job(now)` makes the job: `now` when it runs at once (it may do its synchronous start
+    /// itself and return what is left, or nothing), else to be queued.
+    fn enqueue_sized(
+        &self,
+        bytes: usize,
+        inline: bool,
+        job: impl FnOnce(bool) -> Option<BoxFuture>,
+    ) {
         let idle = {
             let mut queue = self.queue.lock();
             if queue.closed {
@@ -766,12 +828,16 @@ impl Socket {
             }
             let idle = !std::mem::replace(&mut queue.draining, true);
             if !(idle && inline) {
-                queue.jobs.push_back(Job { future, bytes });
+                if let Some(future) = job(false) {
+                    queue.jobs.push_back(Job { future, bytes });
+                } else {
+                    queue.release(bytes);
+                }
                 idle
             } else {
                 queue.release(bytes);
                 drop(queue);
-                let Some(rest) = self.poll_inline(future) else {
+                let Some(rest) = self.run_inline(job) else {
                     return self.finish_inline();
                 };
                 queue = self.queue.lock();
@@ -787,14 +853,18 @@ impl Socket {
         }
     }
 
-    /// Polls a job once on the caller's task; returns it if it is not done. Its wakeups are
-    /// dropped: the task that takes it over polls it again, which registers that task instead.
-    fn poll_inline(&self, mut future: BoxFuture) -> Option<BoxFuture> {
+    /// Makes a job and polls it once on the caller's task; returns it if it is not done. Its
+    /// wakeups are dropped: the task that takes it over polls it again, which registers that
+    /// task instead.
+    fn run_inline(&self, job: impl FnOnce(bool) -> Option<BoxFuture>) -> Option<BoxFuture> {
         let _span = self.span.enter();
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        match std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))) {
-            Ok(std::task::Poll::Pending) => Some(future),
-            Ok(std::task::Poll::Ready(())) => None,
+        let run = || {
+            let mut future = job(true)?;
+            future.as_mut().poll(&mut cx).is_pending().then_some(future)
+        };
+        match std::panic::catch_unwind(AssertUnwindSafe(run)) {
+            Ok(rest) => rest,
             Err(_) => {
                 tracing::error!("a handler panicked");
                 None
