@@ -150,18 +150,33 @@ struct Writer {
     /// allocation when idle.
     out: BytesMut,
     compressor: Option<Box<Compressor>>,
+    /// The answer to the latest ping, while earlier frames wait to be written: a client that
+    /// pings without reading gets one pong when it reads again, not one per ping (RFC 6455
+    /// §5.5.3 allows it), so what waits stays bounded.
+    pong: Option<Box<[u8]>>,
     close_sent: bool,
 }
 
 impl Writer {
+    /// Answers a ping: at once when nothing waits, else the pong replaces any pong waiting.
+    fn pong(&mut self, payload: &[u8]) {
+        if self.out.is_empty() {
+            self.control(10, payload);
+        } else {
+            self.pong = Some(payload.into());
+        }
+    }
+
     /// Appends a control frame (not compressed), after everything queued before it.
     fn control(&mut self, opcode: u8, payload: &[u8]) {
         put_header(&mut self.out, false, opcode, payload.len());
         self.out.extend_from_slice(payload);
     }
 
-    /// Appends a close frame, once: with `code`, or empty.
+    /// Appends a close frame, once: with `code`, or empty. A pong still waiting is dropped:
+    /// nothing follows a close frame.
     fn close(&mut self, code: Option<u16>) {
+        self.pong = None;
         if !std::mem::replace(&mut self.close_sent, true) {
             match code {
                 Some(code) => self.control(8, &code.to_be_bytes()),
@@ -199,6 +214,7 @@ impl<S> WsConn<S> {
             writer: Writer {
                 out: BytesMut::new(),
                 compressor: compress_threshold.map(|t| Box::new(Compressor::new(t))),
+                pong: None,
                 close_sent: false,
             },
         }
@@ -211,7 +227,7 @@ impl<S> WsConn<S> {
 
     /// Whether frames wait to be written ([`WsConn::poll_flush`] writes them).
     pub(crate) fn has_unwritten(&self) -> bool {
-        !self.writer.out.is_empty()
+        !self.writer.out.is_empty() || self.writer.pong.is_some()
     }
 
     /// Queues a close frame with `code` (or none), unless one was sent already (an answer to
@@ -346,7 +362,7 @@ impl Reader {
                 head.mask.expect("checked: client frames are masked"),
             );
             match head.opcode {
-                9 => writer.control(10, payload),
+                9 => writer.pong(payload),
                 10 => {}
                 8 => return Err(close(writer, payload)),
                 opcode => {
@@ -480,7 +496,7 @@ impl<S: AsyncWrite + Unpin> WsConn<S> {
             out.extend_from_slice(&buf[written..]);
             Ok(())
         })?;
-        if self.writer.out.is_empty() {
+        if !self.has_unwritten() {
             return Ok(true);
         }
         Ok(self.poll_write_out(cx)?.is_ready())
@@ -488,19 +504,25 @@ impl<S: AsyncWrite + Unpin> WsConn<S> {
 
     /// Writes what waits; ready once all of it is written.
     fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let out = &mut self.writer.out;
-        if out.is_empty() {
+        if !self.has_unwritten() {
             return Poll::Ready(Ok(()));
         }
-        while !out.is_empty() {
-            let n = ready!(Pin::new(&mut self.io).poll_write(cx, out))?;
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+        loop {
+            let out = &mut self.writer.out;
+            while !out.is_empty() {
+                let n = ready!(Pin::new(&mut self.io).poll_write(cx, out))?;
+                if n == 0 {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                out.advance(n);
             }
-            out.advance(n);
+            match self.writer.pong.take() {
+                Some(payload) => self.writer.control(10, &payload),
+                None => break,
+            }
         }
         // Written: an idle connection keeps no buffer.
-        *out = BytesMut::new();
+        self.writer.out = BytesMut::new();
         Poll::Ready(Ok(()))
     }
 
@@ -601,6 +623,7 @@ mod tests {
         let writer = Writer {
             out: BytesMut::new(),
             compressor: None,
+            pong: None,
             close_sent: false,
         };
         (reader, writer)
@@ -772,6 +795,22 @@ mod tests {
             "nothing kept"
         );
         drop(writer.await.unwrap());
+    }
+
+    #[test]
+    fn pings_while_frames_wait_keep_one_pong() {
+        let (mut r, mut w) = reader(false);
+        let mut wire = Vec::new();
+        for i in 0..10_000u32 {
+            wire.extend(client_frame(0x89, &i.to_be_bytes(), [1, 2, 3, 4]));
+        }
+        assert_eq!(feed(&mut r, &mut w, &wire, 4096).1, None);
+        // The first ping's pong waits to be written, and one for the latest.
+        assert_eq!(&w.out[..], &[0x8a, 4, 0, 0, 0, 0]);
+        assert_eq!(w.pong.as_deref(), Some(&9_999u32.to_be_bytes()[..]));
+        // A close frame goes last: the pong waiting is dropped.
+        w.close(Some(1000));
+        assert!(w.pong.is_none());
     }
 
     #[test]
