@@ -80,7 +80,33 @@ pub(crate) struct Client {
 #[derive(Debug, Default)]
 pub(crate) struct ConnectTimeouts {
     /// Deadlines in order, and whether the task runs.
-    state: Mutex<(VecDeque<(tokio::time::Instant, Sid)>, bool)>,
+    state: Mutex<(VecDeque<(tokio::time::Instant, WatchedId)>, bool)>,
+}
+
+/// A watched session's id: its text kept in the entry when it has the usual 20 bytes, so that
+/// the ids of connections long gone (every entry stays until its deadline) pin no allocation of
+/// their own between the connections that came after.
+#[derive(Debug)]
+enum WatchedId {
+    Inline([u8; 20]),
+    Shared(Sid),
+}
+
+impl WatchedId {
+    fn new(sid: &Sid) -> Self {
+        match <[u8; 20]>::try_from(sid.as_str().as_bytes()) {
+            Ok(bytes) => WatchedId::Inline(bytes),
+            Err(_) => WatchedId::Shared(sid.clone()),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Copied from a `str` whole: valid UTF-8.
+            WatchedId::Inline(bytes) => std::str::from_utf8(bytes).unwrap_or_default(),
+            WatchedId::Shared(sid) => sid.as_str(),
+        }
+    }
 }
 
 impl ConnectTimeouts {
@@ -88,7 +114,7 @@ impl ConnectTimeouts {
         let deadline = tokio::time::Instant::now() + io.config().connect_timeout;
         let start = {
             let mut state = self.state.lock();
-            state.0.push_back((deadline, sid.clone()));
+            state.0.push_back((deadline, WatchedId::new(sid)));
             !std::mem::replace(&mut state.1, true)
         };
         if start {
@@ -267,4 +293,21 @@ fn force_close(conn: &Conn) {
         socket.close(DisconnectReason::ForcedServerClose);
     }
     conn.close();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watched_ids_keep_their_text() {
+        let usual = Sid::random();
+        let watched = WatchedId::new(&usual);
+        assert!(matches!(watched, WatchedId::Inline(_)));
+        assert_eq!(watched.as_str(), usual.as_str());
+        for other in ["short", "an-id-longer-than-twenty-bytes", "éééééééééé"] {
+            let watched = WatchedId::new(&Sid::from(other));
+            assert_eq!(watched.as_str(), other);
+        }
+    }
 }
