@@ -656,6 +656,35 @@ mod tests {
         (messages, None)
     }
 
+    proptest::proptest! {
+        /// Any bytes, cut anywhere: no panic, and the messages and the end do not depend on
+        /// where the reads were cut.
+        #[test]
+        fn any_input_cut_anywhere_reads_the_same(
+            wire in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+            frames in proptest::collection::vec(
+                (proptest::prelude::any::<u8>(), proptest::collection::vec(0u8..128, 0..140)),
+                0..6,
+            ),
+            step in 1usize..64,
+            inflate in proptest::prelude::any::<bool>(),
+        ) {
+            // Random bytes, then well-formed frames with random first bytes (opcodes, FIN and
+            // reserved bits): the rules are reached, not only the header parser.
+            let mut input = wire;
+            for (first, payload) in &frames {
+                input.extend(client_frame(*first, payload, [7, 1, 2, 9]));
+            }
+            let (mut r, mut w) = reader(inflate);
+            r.max = 100;
+            let whole = feed(&mut r, &mut w, &input, input.len().max(1));
+            let (mut r, mut w) = reader(inflate);
+            r.max = 100;
+            let cut = feed(&mut r, &mut w, &input, step);
+            proptest::prop_assert_eq!(whole, cut);
+        }
+    }
+
     #[test]
     fn unmasking_matches_the_byte_rule() {
         for len in 0..40 {
