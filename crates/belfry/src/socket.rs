@@ -688,14 +688,7 @@ impl Socket {
                 first: Some(handler),
                 rest,
             } if rest.is_empty() && any.is_none() && self.packet_middlewares.read().is_empty() => {
-                match handler(&mut ctx) {
-                    Ok(future) => Some(future),
-                    Err(Rejected(message)) => {
-                        tracing::debug!(%message, "event refused by an extractor");
-                        self.answer_error(&ctx, &message);
-                        None
-                    }
-                }
+                self.call_handler(&handler, &mut ctx)
             }
             listeners => {
                 let socket = self.clone();
@@ -775,11 +768,20 @@ impl Socket {
 
     /// Extracts and runs one event handler; a refusal answers the client's ack, if it asked.
     async fn run_handler(&self, handler: &ErasedHandler, ctx: &mut HandlerContext) {
+        if let Some(future) = self.call_handler(handler, ctx) {
+            future.await;
+        }
+    }
+
+    /// Extracts an event handler's arguments and calls it: its future, or `None` when an
+    /// extractor refused the event (the client's ack, if it asked, is answered).
+    fn call_handler(&self, handler: &ErasedHandler, ctx: &mut HandlerContext) -> Option<BoxFuture> {
         match handler(ctx) {
-            Ok(future) => future.await,
+            Ok(future) => Some(future),
             Err(Rejected(message)) => {
                 tracing::debug!(%message, "event refused by an extractor");
                 self.answer_error(ctx, &message);
+                None
             }
         }
     }
