@@ -304,13 +304,13 @@ impl Socket {
         self.has_outgoing.store(false, Ordering::Release);
     }
 
-    /// Calls the outgoing listener, if any, for an event packet about to be sent.
     /// Whether [`Socket::notify_outgoing`] has anything to do for this socket: an outgoing
     /// listener, or the server's observer.
     pub(crate) fn observes_outgoing(&self) -> bool {
         self.has_outgoing.load(Ordering::Acquire) || self.io.observer().is_some()
     }
 
+    /// Calls the outgoing listener, if any, for an event packet about to be sent.
     pub(crate) fn notify_outgoing(&self, packet: &Packet) {
         let PacketData::Event { payload, .. } = &packet.data else {
             return;
