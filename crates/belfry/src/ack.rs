@@ -2,11 +2,11 @@
 
 use std::{convert::Infallible, fmt};
 
-use belfry_core::parser::{Packet, Payload, write_header};
+use belfry_core::parser::Packet;
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::{EmitError, SocketRef, args, extract::FromContext, handler::HandlerContext};
+use crate::{EmitError, SocketRef, extract::FromContext, handler::HandlerContext};
 
 /// Answers the client's acknowledgement (its emit's callback), once.
 ///
@@ -67,14 +67,7 @@ impl AckSender {
             return Ok(());
         };
         let ns = self.socket.ns();
-        let (text, (start, found)) = crate::socket::build_text(|text| {
-            write_header(text, "4", ns, true, Some(id));
-            let start = text.len();
-            let mut found = args::push_args_array(text, data)?;
-            crate::socket::append_placeholders(text, &mut found, attachments);
-            Ok::<_, EmitError>((start, found))
-        })?;
-        let payload = Payload::new(text.slice(start..text.len()), found);
+        let payload = crate::socket::packet_payload(ns, true, Some(id), None, data, attachments)?;
         self.socket
             .send(&Packet::ack(self.socket.ns().to_owned(), payload, id))
     }

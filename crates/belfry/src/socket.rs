@@ -1075,10 +1075,27 @@ pub(crate) fn event_payload<T: Serialize + ?Sized>(
     if is_reserved_event(event) {
         return Err(EmitError::ReservedEvent(event.to_owned()));
     }
+    packet_payload(ns, false, ack, Some(event), data, attachments)
+}
+
+/// The payload of an event (`event` given) or an ack (`is_ack`, answering `id`) to `ns`: its
+/// JSON array written after the packet's Engine.IO text header, in one buffer, with a
+/// placeholder per attachment.
+pub(crate) fn packet_payload<T: Serialize + ?Sized>(
+    ns: &str,
+    is_ack: bool,
+    id: Option<u64>,
+    event: Option<&str>,
+    data: &T,
+    attachments: Vec<Bytes>,
+) -> Result<Payload, EmitError> {
     let (text, (start, found)) = build_text(|text| {
-        write_header(text, "4", ns, false, ack);
+        write_header(text, "4", ns, is_ack, id);
         let start = text.len();
-        let mut found = args::push_event_array(text, event, data)?;
+        let mut found = match event {
+            Some(event) => args::push_event_array(text, event, data)?,
+            None => args::push_args_array(text, data)?,
+        };
         append_placeholders(text, &mut found, attachments);
         Ok::<_, EmitError>((start, found))
     })?;
@@ -1097,9 +1114,7 @@ const TEXT_KEEP: usize = 64 * 1024;
 
 /// Runs `write` on an empty text buffer (the thread's, unless a `Serialize` implementation
 /// emits from inside one: then a new one) and returns what it wrote as a `Str` of its size.
-pub(crate) fn build_text<R, E>(
-    write: impl FnOnce(&mut String) -> Result<R, E>,
-) -> Result<(Str, R), E> {
+fn build_text<R, E>(write: impl FnOnce(&mut String) -> Result<R, E>) -> Result<(Str, R), E> {
     TEXT.with(|buffer| match buffer.try_borrow_mut() {
         Ok(mut text) => {
             text.clear();
