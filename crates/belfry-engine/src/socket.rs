@@ -4,6 +4,7 @@ use std::{
     collections::VecDeque,
     fmt,
     sync::atomic::{AtomicBool, AtomicU8, Ordering},
+    task::Waker,
     time::Duration,
 };
 
@@ -28,7 +29,9 @@ pub struct Socket<D> {
     base64: bool,
     transport: AtomicU8,
     state: Mutex<Outbox>,
-    pub(crate) wake_writer: Notify,
+    /// A pending long-poll GET waits on this for packets (the WebSocket writer keeps its waker
+    /// in the send queue's state instead).
+    pub(crate) wake_polling: Notify,
     pub(crate) pong: Notify,
     pub(crate) close_delivered: Notify,
     closed: CancellationToken,
@@ -65,6 +68,19 @@ struct Outbox {
     last_batch: u32,
     /// A connection whose reader queued packets here waits for the writer to take them.
     claim: Option<writer::Claim>,
+    /// The WebSocket writer's waker while it waits for something to write (`writer_idle`).
+    writer: Option<Waker>,
+}
+
+impl Outbox {
+    /// The WebSocket writer's waker, if it waits for packets: taken, so that it is woken once.
+    fn wake_idle_writer(&mut self, idle: &AtomicBool) -> Option<Waker> {
+        if idle.load(Ordering::Acquire) {
+            self.writer.take()
+        } else {
+            None
+        }
+    }
 }
 
 /// The request head with allocations of its own. hyper hands out the URI and header values as
@@ -106,8 +122,13 @@ pub(crate) struct Drained {
 }
 
 impl<D> Socket<D> {
-    /// The capacity a send queue without a buffer starts with.
-    const FIRST_QUEUE_CAPACITY: usize = 16;
+    /// The capacity a send queue without a buffer starts with (the writer keeps a buffer this
+    /// small for the next packets: see [`Socket::SMALL_QUEUE`]).
+    const FIRST_QUEUE_CAPACITY: usize = Self::SMALL_QUEUE;
+
+    /// The most packets a buffer kept while idle holds: enough for the usual reply or two
+    /// without an allocation, little memory per idle connection.
+    pub(crate) const SMALL_QUEUE: usize = 4;
 
     pub(crate) fn new(
         id: Sid,
@@ -143,8 +164,9 @@ impl<D> Socket<D> {
                 ws_close_code: None,
                 last_batch: 0,
                 claim: None,
+                writer: None,
             }),
-            wake_writer: Notify::new(),
+            wake_polling: Notify::new(),
             pong: Notify::new(),
             close_delivered: Notify::new(),
             closed: CancellationToken::new(),
@@ -240,6 +262,7 @@ impl<D> Socket<D> {
     pub fn send_many_with(&self, packets: &[Packet], compress: bool) -> Result<(), SendError> {
         let bytes: usize = packets.iter().map(Packet::wire_len).sum();
         let was_empty;
+        let writer;
         {
             let mut state = self.state.lock();
             if state.close.is_some() {
@@ -272,11 +295,12 @@ impl<D> Socket<D> {
             if state.claim.is_none() && self.writer_idle.load(Ordering::Acquire) {
                 state.claim = writer::claim(self);
             }
+            writer = state.wake_idle_writer(&self.writer_idle);
         }
         // A queue that held packets already was signalled when it got its first: its writer has
         // not drained it since (draining empties it), and takes these too.
         if was_empty {
-            self.wake_writer.notify_one();
+            self.wake(writer);
         }
         writer::queued_for(self);
         Ok(())
@@ -317,7 +341,7 @@ impl<D> Socket<D> {
     /// Closes with `reason`; the first reason wins. Queued packets are kept for a
     /// [`DisconnectReason::ForcedClose`] and dropped otherwise.
     pub(crate) fn close_with(&self, reason: DisconnectReason) {
-        {
+        let writer = {
             let mut state = self.state.lock();
             if state.close.is_some() {
                 return;
@@ -327,12 +351,13 @@ impl<D> Socket<D> {
                 state.queue.clear();
                 state.bytes = 0;
             }
-        }
+            state.wake_idle_writer(&self.writer_idle)
+        };
         let _span = self.span.enter();
         tracing::debug!(%reason, "closing session");
         self.is_closed.store(true, Ordering::Release);
         self.closed.cancel();
-        self.wake_writer.notify_one();
+        self.wake(writer);
     }
 
     /// Closes with `reason` and asks the WebSocket writer to send close `code`.
@@ -346,19 +371,40 @@ impl<D> Socket<D> {
     }
 
     pub(crate) fn queue_ping(&self) {
-        self.state.lock().ping = true;
-        self.wake_writer.notify_one();
+        self.signal(|state| state.ping = true);
     }
 
     /// Answers a v3 client's ping.
     pub(crate) fn queue_pong(&self) {
-        self.state.lock().pong = true;
-        self.wake_writer.notify_one();
+        self.signal(|state| state.pong = true);
     }
 
     pub(crate) fn queue_noop(&self) {
-        self.state.lock().noop = true;
-        self.wake_writer.notify_one();
+        self.signal(|state| state.noop = true);
+    }
+
+    /// Sets a flag of the queue's state for the writer, and wakes it.
+    fn signal(&self, set: impl FnOnce(&mut Outbox)) {
+        let writer = {
+            let mut state = self.state.lock();
+            set(&mut state);
+            state.wake_idle_writer(&self.writer_idle)
+        };
+        self.wake(writer);
+    }
+
+    /// Wakes whoever writes the session's packets: the WebSocket writer, given its waker if it
+    /// waited for packets ([`Outbox::wake_idle_writer`]), or a pending long-poll GET.
+    fn wake(&self, writer: Option<Waker>) {
+        match writer {
+            Some(writer) => writer.wake(),
+            // A WebSocket writer that kept no waker is at work: it looks at the queue before
+            // it waits again.
+            None if self.transport() == TransportType::Polling => {
+                self.wake_polling.notify_one();
+            }
+            None => {}
+        }
     }
 
     /// How long sends have been failing because the queue is full.
@@ -398,13 +444,42 @@ impl<D> Socket<D> {
         let _claim;
         let mut state = self.state.lock();
         _claim = state.claim.take();
+        Self::take_queued(&mut state, out, polling)
+    }
+
+    /// For the WebSocket writer: [`Socket::drain_into`] (without the noop and the compress
+    /// flag) if there is anything to take; otherwise the writer waits, its waker kept until a
+    /// packet, a heartbeat or the close comes, and `None` is returned.
+    pub(crate) fn drain_or_wait(
+        &self,
+        out: &mut VecDeque<Packet>,
+        waker: &Waker,
+    ) -> Option<Option<DisconnectReason>> {
+        let _claim;
+        let mut state = self.state.lock();
+        if state.queue.is_empty() && !state.ping && !state.pong && state.close.is_none() {
+            if !state.writer.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                state.writer = Some(waker.clone());
+            }
+            self.writer_idle.store(true, Ordering::Release);
+            return None;
+        }
+        _claim = state.claim.take();
+        Some(Self::take_queued(&mut state, out, false).0)
+    }
+
+    fn take_queued(
+        state: &mut Outbox,
+        out: &mut VecDeque<Packet>,
+        polling: bool,
+    ) -> (Option<DisconnectReason>, bool) {
         if out.is_empty() {
-            // The queue's buffer moves to the writer; the session keeps none while idle.
-            *out = std::mem::take(&mut state.queue);
+            // The queue's buffer moves to the writer, the writer's (small, if any) to the queue.
+            std::mem::swap(out, &mut state.queue);
             state.last_batch = u32::try_from(out.len()).unwrap_or(u32::MAX);
         } else {
-            // Behind what the writer holds; the queue keeps no buffer either.
-            out.extend(std::mem::take(&mut state.queue));
+            // Behind what the writer holds.
+            out.extend(state.queue.drain(..));
         }
         // Heartbeats go first.
         if std::mem::take(&mut state.pong) && state.close.is_none() {

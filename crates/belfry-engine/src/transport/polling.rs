@@ -100,7 +100,7 @@ async fn poll<H: EngineHandler>(
                 None,
             );
         }
-        socket.wake_writer.notified().await;
+        socket.wake_polling.notified().await;
     }
 }
 

@@ -3,8 +3,6 @@
 
 use std::{
     collections::VecDeque,
-    future::Future,
-    pin::Pin,
     sync::{Arc, atomic::Ordering},
     task::{Context, Poll},
     time::Duration,
@@ -15,10 +13,7 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::{
-    sync::futures::Notified,
-    time::{Instant, MissedTickBehavior},
-};
+use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tracing::Instrument;
 
@@ -242,7 +237,7 @@ async fn probe<H: EngineHandler>(
     tracing::debug!("upgraded to websocket");
     socket.set_transport(TransportType::Websocket);
     // Wake a GET still pending (a client that did not pause polling) so it ends with a noop.
-    socket.wake_writer.notify_waiters();
+    socket.wake_polling.notify_waiters();
     run(inner, socket, ws).await;
 }
 
@@ -261,7 +256,6 @@ async fn run<H: EngineHandler>(
     socket: Arc<Socket<H::Data>>,
     mut ws: WsStream,
 ) {
-    let mut notified = std::pin::pin!(socket.wake_writer.notified());
     let mut out = Outbound::default();
     let mut fence: Option<Arc<writer::Fence>> = None;
     let mut waiting = false;
@@ -308,7 +302,7 @@ async fn run<H: EngineHandler>(
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
-        out.write(cx, &socket, &mut ws, notified.as_mut())
+        out.write(cx, &socket, &mut ws)
     })
     .await;
 }
@@ -327,12 +321,11 @@ impl Outbound {
     /// The packets go out as frames encoded in one buffer and written at once
     /// ([`WsConn::write_frames`]); answers to the client's control frames, queued by the reader,
     /// go first.
-    fn write<'s, D>(
+    fn write<D>(
         &mut self,
         cx: &mut Context<'_>,
-        socket: &'s Socket<D>,
+        socket: &Socket<D>,
         ws: &mut WsStream,
-        mut notified: Pin<&mut Notified<'s>>,
     ) -> Poll<()> {
         loop {
             if ws.has_unwritten() {
@@ -343,15 +336,9 @@ impl Outbound {
                 }
             }
             if self.packets.is_empty() && self.close.is_none() {
-                // Take the queue each time the writer is woken (a permit left by a wake before
-                // the new `Notified` existed makes it ready at once).
-                while notified.as_mut().poll(cx).is_ready() {
-                    notified.set(socket.wake_writer.notified());
-                    self.close = socket.drain_into(&mut self.packets, false).0;
-                }
-                if self.packets.is_empty() && self.close.is_none() {
-                    socket.writer_idle.store(true, Ordering::Release);
-                    return Poll::Pending;
+                match socket.drain_or_wait(&mut self.packets, cx.waker()) {
+                    Some(close) => self.close = close,
+                    None => return Poll::Pending,
                 }
             }
             if !self.packets.is_empty() {
@@ -377,8 +364,8 @@ impl Outbound {
                         }
                     }
                 });
-                if self.packets.is_empty() {
-                    // All taken: an idle connection keeps no buffer.
+                if self.packets.is_empty() && self.packets.capacity() > Socket::<D>::SMALL_QUEUE {
+                    // All taken: an idle connection keeps no large buffer.
                     self.packets = VecDeque::new();
                 }
                 match written {
