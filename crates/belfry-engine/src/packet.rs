@@ -102,7 +102,10 @@ impl Packet {
     pub fn decode_text(text: Str) -> Result<Packet, DecodeError> {
         match text.as_bytes().first() {
             None => Err(DecodeError::Empty),
-            Some(b'4') => Ok(Packet::Message(text.slice(1..text.len()))),
+            Some(b'4') => {
+                let end = text.len();
+                Ok(Packet::Message(text.into_slice(1..end)))
+            }
             Some(&kind) => Packet::decode_control(kind, &text.as_bytes()[1..]),
         }
     }

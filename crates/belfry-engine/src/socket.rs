@@ -111,6 +111,11 @@ fn detached(mut parts: Parts) -> Parts {
     parts
 }
 
+/// The length of `packets` on the wire.
+fn wire_len(packets: &[Packet]) -> usize {
+    packets.iter().map(Packet::wire_len).sum()
+}
+
 /// What a transport takes from the queue in one go.
 #[derive(Debug, Default)]
 pub(crate) struct Drained {
@@ -237,7 +242,7 @@ impl<D> Socket<D> {
     /// [`SendError::Full`] when the queue is at its cap, [`SendError::Closed`] once the session
     /// closed.
     pub fn send(&self, packet: Packet) -> Result<(), SendError> {
-        self.send_many(std::slice::from_ref(&packet))
+        self.send_all_with([packet], true)
     }
 
     /// Queues several packets at once: all of them, next to each other, or none.
@@ -260,7 +265,38 @@ impl<D> Socket<D> {
     ///
     /// As [`Socket::send_many`].
     pub fn send_many_with(&self, packets: &[Packet], compress: bool) -> Result<(), SendError> {
-        let bytes: usize = packets.iter().map(Packet::wire_len).sum();
+        self.enqueue(wire_len(packets), packets.iter().cloned(), compress)
+    }
+
+    /// [`Socket::send_many_with`] for packets the queue may keep as they are. Queuing a copy
+    /// of a packet takes a reference to its buffer, which for a `Bytes` made from a `Vec`
+    /// (`Str::from(String)`) allocates: packets sent to one session only are best given away.
+    ///
+    /// ```
+    /// # use belfry_engine::{Packet, Socket, SendError};
+    /// fn reply(session: &Socket<()>, text: String) -> Result<(), SendError> {
+    ///     session.send_all_with([Packet::Message(text.into())], true)
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Socket::send_many`].
+    pub fn send_all_with<P>(&self, packets: P, compress: bool) -> Result<(), SendError>
+    where
+        P: AsRef<[Packet]> + IntoIterator<Item = Packet>,
+        P::IntoIter: ExactSizeIterator,
+    {
+        self.enqueue(wire_len(packets.as_ref()), packets.into_iter(), compress)
+    }
+
+    /// Queues `packets`, `bytes` long on the wire, if they fit.
+    fn enqueue(
+        &self,
+        bytes: usize,
+        packets: impl ExactSizeIterator<Item = Packet>,
+        compress: bool,
+    ) -> Result<(), SendError> {
         let was_empty;
         let writer;
         {
@@ -289,7 +325,7 @@ impl<D> Socket<D> {
                         .max(Self::FIRST_QUEUE_CAPACITY),
                 );
             }
-            state.queue.extend(packets.iter().cloned());
+            state.queue.extend(packets);
             state.bytes += bytes;
             state.compress |= compress;
             if state.claim.is_none() && self.writer_idle.load(Ordering::Acquire) {

@@ -67,12 +67,22 @@ impl Str {
     /// Panics if `range` is out of bounds or does not fall on `char` boundaries, as
     /// `str` indexing does.
     pub fn slice(&self, range: std::ops::Range<usize>) -> Str {
+        self.clone().into_slice(range)
+    }
+
+    /// [`Str::slice`] of a string given away: no new reference to the buffer is taken (see
+    /// [`Str::into_widened_front`]).
+    ///
+    /// # Panics
+    ///
+    /// As [`Str::slice`].
+    pub fn into_slice(self, range: std::ops::Range<usize>) -> Str {
         // Checks the boundaries the way `str` indexing does (the panic is documented).
         let _ = &self.as_str()[range.clone()];
         Str {
-            buf: self.buf.clone(),
             start: self.start + range.start,
             end: self.start + range.end,
+            buf: self.buf,
         }
     }
 
@@ -88,13 +98,47 @@ impl Str {
     /// assert!(json.widen_front("43").is_none());
     /// ```
     pub fn widen_front(&self, prefix: &str) -> Option<Str> {
-        let start = self.start.checked_sub(prefix.len())?;
-        // Equal to a `str`, so `start` is on a char boundary.
-        (self.buf.as_bytes().get(start..self.start)? == prefix.as_bytes()).then(|| Str {
+        let start = self.front_start(prefix)?;
+        Some(Str {
             buf: self.buf.clone(),
             start,
             end: self.end,
         })
+    }
+
+    /// [`Str::widen_front`] of a string given away: it keeps its reference to the buffer
+    /// instead of taking one more (which, for a buffer made from a `String`, allocates the
+    /// first time). Gives `self` back unchanged if the buffer does not hold `prefix` right
+    /// before it.
+    ///
+    /// ```
+    /// use belfry_engine::Str;
+    ///
+    /// let json = Str::from(String::from("42[1]")).into_slice(2..5);
+    /// assert_eq!(json.into_widened_front("42").unwrap(), "42[1]");
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `self`, when `prefix` is not what comes before it in the buffer.
+    pub fn into_widened_front(self, prefix: &str) -> Result<Str, Str> {
+        match self.front_start(prefix) {
+            Some(start) => Ok(Str { start, ..self }),
+            None => Err(self),
+        }
+    }
+
+    /// Where `self` would start with `prefix` in front, if its buffer holds exactly that.
+    fn front_start(&self, prefix: &str) -> Option<usize> {
+        let start = self.start.checked_sub(prefix.len())?;
+        // Equal to a `str`, so `start` is on a char boundary.
+        (self.buf.as_bytes().get(start..self.start)? == prefix.as_bytes()).then_some(start)
+    }
+
+    /// True if the buffer holds exactly `prefix` right before `self` (see
+    /// [`Str::widen_front`]).
+    pub fn follows(&self, prefix: &str) -> bool {
+        self.front_start(prefix).is_some()
     }
 
     pub(crate) fn from_utf8_bytes(b: Utf8Bytes) -> Self {

@@ -69,7 +69,7 @@ impl AckSender {
         let ns = self.socket.ns();
         let payload = crate::socket::packet_payload(ns, true, Some(id), None, data, attachments)?;
         self.socket
-            .send(&Packet::ack(self.socket.ns().to_owned(), payload, id))
+            .send(Packet::ack(self.socket.ns().to_owned(), payload, id))
     }
 }
 

@@ -248,7 +248,7 @@ impl Client {
                 None => {
                     let refusal = Packet::connect_error(packet.ns, "Invalid namespace", None);
                     let frames = crate::socket::frames(&refusal, self.io.config().parser);
-                    let _ = crate::socket::send_frames(conn, &frames);
+                    let _ = crate::socket::send_frames(conn, frames);
                 }
             },
             (PacketData::Event { payload, ack }, Some(socket)) => socket.on_event(payload, ack),

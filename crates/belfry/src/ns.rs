@@ -253,7 +253,7 @@ impl Namespace {
                 } else {
                     Packet::connect(self.name.clone(), socket.id().as_str(), pid)
                 };
-                let _ = socket.send(&packet);
+                let _ = socket.send(packet);
                 socket
                     .span()
                     .in_scope(|| tracing::debug!("socket connected"));
@@ -282,7 +282,7 @@ impl Namespace {
         } else {
             Packet::connect_error(self.name.clone(), &refusal.message, refusal.data.as_ref())
         };
-        let _ = socket.send(&packet);
+        let _ = socket.send(packet);
         socket.close(crate::DisconnectReason::ServerNamespaceDisconnect);
     }
 

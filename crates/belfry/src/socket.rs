@@ -178,7 +178,7 @@ impl Socket {
         self.ns.adapter().add_all(&self.id, &session.rooms);
         *self.data.write() = session.data;
         for payload in missed {
-            let _ = self.send(&Packet::event(self.ns.name_str(), payload, None));
+            let _ = self.send(Packet::event(self.ns.name_str(), payload, None));
         }
     }
 
@@ -449,7 +449,7 @@ impl Socket {
                 }
             };
         }
-        self.send(&packet)
+        self.send(packet)
     }
 
     /// Sends `event` and waits for the client's acknowledgement, deserialized into `R` (one
@@ -483,7 +483,7 @@ impl Socket {
         let id = self.ns.next_ack_id();
         let payload = event_payload(self.ns.name(), Some(id), event, data, Vec::new())?;
         let rx = self.expect_ack(id);
-        if let Err(error) = self.send(&Packet::event(self.ns.name_str(), payload, Some(id))) {
+        if let Err(error) = self.send(Packet::event(self.ns.name_str(), payload, Some(id))) {
             self.forget_ack(id);
             return Err(error.into());
         }
@@ -513,7 +513,7 @@ impl Socket {
     ) -> Option<oneshot::Receiver<Payload>> {
         let answer = self.expect_ack(id);
         self.notify_outgoing(packet);
-        if send_frames(&self.conn, frames).is_err() {
+        if send_frames_with(&self.conn, frames, true).is_err() {
             self.forget_ack(id);
             return None;
         }
@@ -588,7 +588,7 @@ impl Socket {
     /// client's other namespaces.
     pub fn disconnect(&self) {
         if self.connected() {
-            let _ = self.send(&Packet::disconnect(self.ns.name_str()));
+            let _ = self.send(Packet::disconnect(self.ns.name_str()));
             self.close(DisconnectReason::ServerNamespaceDisconnect);
         }
     }
@@ -604,12 +604,12 @@ impl Socket {
     }
 
     /// Encodes and queues one packet, with its attachments, on the connection.
-    pub(crate) fn send(&self, packet: &Packet) -> Result<(), EmitError> {
+    pub(crate) fn send(&self, packet: Packet) -> Result<(), EmitError> {
         if !self.connected() {
             return Err(EmitError::Disconnected);
         }
-        self.notify_outgoing(packet);
-        send_frames(&self.conn, &frames(packet, self.ns.parser()))
+        self.notify_outgoing(&packet);
+        send_frames(&self.conn, into_frames(packet, self.ns.parser()))
     }
 
     pub(crate) fn conn(&self) -> &Arc<EngineSocket<Connection>> {
@@ -758,7 +758,7 @@ impl Socket {
     fn answer_error(&self, ctx: &HandlerContext, message: &str) {
         if let Some(id) = ctx.ack_id() {
             let error = serde_json::json!({ "error": message });
-            let _ = self.send(&Packet::ack(
+            let _ = self.send(Packet::ack(
                 self.ns.name_str(),
                 Payload::json(format!("[{error}]")),
                 id,
@@ -1099,7 +1099,8 @@ pub(crate) fn packet_payload<T: Serialize + ?Sized>(
         append_placeholders(text, &mut found, attachments);
         Ok::<_, EmitError>((start, found))
     })?;
-    Ok(Payload::new(text.slice(start..text.len()), found))
+    let end = text.len();
+    Ok(Payload::new(text.into_slice(start..end), found))
 }
 
 thread_local! {
@@ -1155,25 +1156,49 @@ pub(crate) fn append_placeholders(text: &mut String, found: &mut Vec<Bytes>, mor
 /// (the default parser), or one binary message (msgpack).
 pub(crate) fn frames(packet: &Packet, parser: Parser) -> Frames {
     if parser == Parser::Msgpack {
-        return match belfry_core::parser::msgpack::encode(packet) {
-            Ok(message) => Frames::One([EnginePacket::Binary(message)]),
-            Err(error) => {
-                // Only a payload built by hand with broken JSON gets here.
-                tracing::error!(%error, "packet not encodable, dropped");
-                Frames::Many(Vec::new())
-            }
-        };
+        return msgpack_frame(packet);
     }
     // Encoded once with the Engine.IO message type, so that every recipient's transport sends
     // the same buffer as it is.
-    let text = EnginePacket::Encoded(packet.encode_shared("4"));
-    let attachments = packet.attachments();
-    if attachments.is_empty() {
+    text_frames(
+        packet.encode_shared("4"),
+        packet.attachments().iter().cloned(),
+    )
+}
+
+/// [`frames`] of a packet given away: its text keeps the payload's reference to its buffer.
+pub(crate) fn into_frames(packet: Packet, parser: Parser) -> Frames {
+    if parser == Parser::Msgpack {
+        return msgpack_frame(&packet);
+    }
+    let (text, attachments) = packet.into_shared("4");
+    text_frames(text, attachments)
+}
+
+fn msgpack_frame(packet: &Packet) -> Frames {
+    match belfry_core::parser::msgpack::encode(packet) {
+        Ok(message) => Frames::One([EnginePacket::Binary(message)]),
+        Err(error) => {
+            // Only a payload built by hand with broken JSON gets here.
+            tracing::error!(%error, "packet not encodable, dropped");
+            Frames::Many(Vec::new())
+        }
+    }
+}
+
+fn text_frames<A>(text: Str, attachments: A) -> Frames
+where
+    A: IntoIterator<Item = Bytes>,
+    A::IntoIter: ExactSizeIterator,
+{
+    let attachments = attachments.into_iter();
+    let text = EnginePacket::Encoded(text);
+    if attachments.len() == 0 {
         return Frames::One([text]);
     }
     let mut frames = Vec::with_capacity(1 + attachments.len());
     frames.push(text);
-    frames.extend(attachments.iter().cloned().map(EnginePacket::Binary));
+    frames.extend(attachments.map(EnginePacket::Binary));
     Frames::Many(frames)
 }
 
@@ -1194,24 +1219,34 @@ impl std::ops::Deref for Frames {
     }
 }
 
+/// Queues the frames of a packet for one connection, giving them away (see
+/// [`EngineSocket::send_all_with`]).
 pub(crate) fn send_frames(
     conn: &EngineSocket<Connection>,
-    frames: &[EnginePacket],
+    frames: Frames,
 ) -> Result<(), EmitError> {
-    send_frames_with(conn, frames, true)
+    match frames {
+        Frames::One(one) => conn.send_all_with(one, true),
+        Frames::Many(many) => conn.send_all_with(many, true),
+    }
+    .map_err(emit_error)
 }
 
-/// [`send_frames`], saying whether the frames may be compressed (Node's `compress` flag).
+/// Queues frames shared with other connections (a broadcast's), saying whether they may be
+/// compressed (Node's `compress` flag).
 pub(crate) fn send_frames_with(
     conn: &EngineSocket<Connection>,
     frames: &[EnginePacket],
     compress: bool,
 ) -> Result<(), EmitError> {
-    conn.send_many_with(frames, compress)
-        .map_err(|error| match error {
-            SendError::Full => EmitError::Full,
-            _ => EmitError::Disconnected,
-        })
+    conn.send_many_with(frames, compress).map_err(emit_error)
+}
+
+fn emit_error(error: SendError) -> EmitError {
+    match error {
+        SendError::Full => EmitError::Full,
+        _ => EmitError::Disconnected,
+    }
 }
 
 /// Deserializes acknowledgement arguments: one as `R`, several as a tuple, none as `null`.

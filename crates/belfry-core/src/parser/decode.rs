@@ -174,7 +174,8 @@ fn parse(text: Str, max_attachments: usize) -> Result<(Packet, usize), ParseErro
     } else {
         None
     };
-    let json = text.slice(i..text.len());
+    let end = text.len();
+    let json = text.into_slice(i..end);
     let data = match kind {
         b'0' if json.is_empty() => PacketData::Connect(None),
         b'0' => {

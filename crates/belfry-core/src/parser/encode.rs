@@ -38,6 +38,30 @@ impl Packet {
         Str::from(self.encode_after(prefix))
     }
 
+    /// [`Packet::encode_shared`] of a packet given away, with its attachments: the text keeps
+    /// the payload's reference to its buffer instead of taking one more (which, for a buffer
+    /// made from a `String`, allocates the first time).
+    pub fn into_shared(self, prefix: &str) -> (Str, Vec<bytes::Bytes>) {
+        let (head, json) = self.head();
+        let mut expected = SmallText::default();
+        let follows = json.is_some_and(|json| {
+            head.write(&mut expected, prefix).is_ok() && json.follows(expected.as_str())
+        });
+        match self.data {
+            PacketData::Event { payload, .. } | PacketData::Ack { payload, .. } if follows => {
+                let text = payload
+                    .json
+                    .into_widened_front(expected.as_str())
+                    .expect("the buffer holds the header before the JSON (checked above)");
+                (text, payload.attachments)
+            }
+            _ => {
+                let text = self.encode_shared(prefix);
+                (text, self.attachments().to_vec())
+            }
+        }
+    }
+
     fn head(&self) -> (Head<'_>, Option<&Str>) {
         let (kind, attachments, ack, json) = match &self.data {
             PacketData::Connect(json) => ('0', 0, None, json.as_ref()),

@@ -447,6 +447,14 @@ fn encoding_shares_a_buffer_that_holds_the_header() {
         assert_eq!(encoded, expected);
         assert_eq!(encoded.as_ptr(), text.as_ptr(), "{expected}: shared");
         assert_eq!(packet.encode_after("4"), expected);
+        let (given, attachments) = packet.into_shared("4");
+        assert_eq!(given, expected);
+        assert_eq!(
+            given.as_ptr(),
+            text.as_ptr(),
+            "{expected}: given away, shared"
+        );
+        assert!(attachments.is_empty());
     }
     // A header that does not match (another namespace, attachments) is written anew.
     let text = Str::from(r#"42["a"]"#);
@@ -459,4 +467,12 @@ fn encoding_shares_a_buffer_that_holds_the_header() {
         None,
     );
     assert_eq!(binary.encode_shared("4"), r#"451-["a"]"#);
+    assert_eq!(
+        other_ns.into_shared("4"),
+        (Str::from(r#"42/x,["a"]"#), Vec::new())
+    );
+    assert_eq!(
+        binary.into_shared("4"),
+        (Str::from(r#"451-["a"]"#), vec![Bytes::from_static(b"1")])
+    );
 }
