@@ -368,7 +368,7 @@ impl Reader {
                 opcode => {
                     let message = if head.fin && opcode != 0 && !head.rsv1 {
                         // The common case: a whole message in one frame.
-                        message(opcode, payload.to_vec())?
+                        message(opcode, copy(payload))?
                     } else {
                         let partial = self.partial.get_or_insert_with(|| Partial {
                             opcode,
@@ -427,13 +427,47 @@ impl Reader {
 }
 
 /// A whole message's payload as a message: text checked for UTF-8.
-fn message(opcode: u8, data: Vec<u8>) -> Result<Incoming, ReadEnd> {
+fn message(opcode: u8, data: impl Into<Bytes>) -> Result<Incoming, ReadEnd> {
+    let data = data.into();
     if opcode == 1 {
-        Utf8Bytes::try_from(Bytes::from(data))
+        Utf8Bytes::try_from(data)
             .map(|text| Incoming::Text(Str::from_utf8_bytes(text)))
             .map_err(|_| ReadEnd::Violation(1007))
     } else {
-        Ok(Incoming::Binary(Bytes::from(data)))
+        Ok(Incoming::Binary(data))
+    }
+}
+
+/// The most bytes a message copied with its reference count in one allocation holds.
+const SHORT: usize = 111;
+
+/// A short message's bytes, in the allocation that `Bytes::from_owner` makes for its
+/// reference count.
+struct Short {
+    len: u8,
+    data: [u8; SHORT],
+}
+
+impl AsRef<[u8]> for Short {
+    fn as_ref(&self) -> &[u8] {
+        &self.data[..usize::from(self.len)]
+    }
+}
+
+/// A copy of `payload` that is cheap to share. A `Bytes` made from a `Vec` allocates its
+/// reference count when first shared (the decoder shares every message: its arguments are
+/// slices of it), so a short message is copied into one allocation with its count instead.
+fn copy(payload: &[u8]) -> Bytes {
+    match u8::try_from(payload.len()) {
+        Ok(len) if payload.len() <= SHORT => {
+            let mut short = Short {
+                len,
+                data: [0; SHORT],
+            };
+            short.data[..payload.len()].copy_from_slice(payload);
+            Bytes::from_owner(short)
+        }
+        _ => Bytes::copy_from_slice(payload),
     }
 }
 
@@ -593,6 +627,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsConn<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_of_every_length_are_copied_whole() {
+        for len in [0, 1, 32, SHORT - 1, SHORT, SHORT + 1, 255, 256, 4096] {
+            let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let copied = copy(&payload);
+            assert_eq!(copied, payload, "{len} bytes");
+            // Shared and sliced, as the decoder does, both ends still read the same bytes.
+            let shared = copied.clone();
+            drop(copied);
+            assert_eq!(shared.slice(len / 2..), payload[len / 2..], "{len} bytes");
+        }
+    }
 
     /// A client frame: masked with `mask`.
     pub(crate) fn client_frame(first: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
