@@ -127,13 +127,10 @@ pub(crate) struct Drained {
 }
 
 impl<D> Socket<D> {
-    /// The capacity a send queue without a buffer starts with (the writer keeps a buffer this
-    /// small for the next packets: see [`Socket::SMALL_QUEUE`]).
-    const FIRST_QUEUE_CAPACITY: usize = Self::SMALL_QUEUE;
-
-    /// The most packets a buffer kept while idle holds: enough for the usual reply or two
-    /// without an allocation, little memory per idle connection.
-    pub(crate) const SMALL_QUEUE: usize = 4;
+    /// The most packets a queue buffer kept while idle holds: the usual reply goes out without
+    /// an allocation, and an idle connection keeps two such buffers (the queue's and the
+    /// WebSocket writer's, swapped at each drain) of one packet each.
+    pub(crate) const SMALL_QUEUE: usize = 1;
 
     pub(crate) fn new(
         id: Sid,
@@ -315,15 +312,13 @@ impl<D> Socket<D> {
             }
             was_empty = state.queue.is_empty();
             if state.queue.capacity() == 0 {
-                // The writer took the last buffer; a burst (a fan-out) would grow a new one
-                // from four packets by doubling, a reallocation every few packets.
+                // The writer took the last buffer. Sized for the writer's last batch: a burst
+                // (a fan-out) would grow a new one by doubling, a reallocation every few
+                // packets; a buffer for one packet is kept once written.
                 let hint = usize::try_from(state.last_batch).unwrap_or(usize::MAX);
-                state.queue.reserve(
-                    packets
-                        .len()
-                        .max(hint.min(self.max_packets))
-                        .max(Self::FIRST_QUEUE_CAPACITY),
-                );
+                state
+                    .queue
+                    .reserve_exact(packets.len().max(hint.min(self.max_packets)).max(1));
             }
             state.queue.extend(packets);
             state.bytes += bytes;
@@ -657,5 +652,102 @@ pub(crate) mod writer {
 
     fn address<T: ?Sized>(session: &T) -> usize {
         std::ptr::from_ref(session).cast::<()>() as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        collections::VecDeque,
+        sync::{
+            Arc,
+            atomic::{AtomicUsize, Ordering},
+        },
+        task::{Wake, Waker},
+    };
+
+    use super::*;
+    use crate::Str;
+
+    /// Counts its wakes.
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn session(transport: TransportType) -> Socket<()> {
+        let (parts, ()) = http::Request::new(()).into_parts();
+        Socket::new(Sid::random(), parts, transport, 4, 100, 1 << 20, ())
+    }
+
+    fn message(text: &str) -> Packet {
+        Packet::Message(Str::from(text.to_owned()))
+    }
+
+    #[test]
+    fn a_waiting_websocket_writer_is_woken_once_by_what_comes() {
+        let socket = session(TransportType::Websocket);
+        let count = Arc::new(Count::default());
+        let waker = Waker::from(count.clone());
+        let mut out = VecDeque::new();
+        // Nothing to take: the writer waits.
+        assert_eq!(socket.drain_or_wait(&mut out, &waker), None);
+        socket.send(message("a")).expect("open");
+        socket.send(message("b")).expect("open");
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            1,
+            "woken once for two packets"
+        );
+        assert_eq!(socket.drain_or_wait(&mut out, &waker), Some(None));
+        assert_eq!(out.len(), 2);
+        // While the writer works (it is not waiting), a packet does not wake it: it looks at
+        // the queue before it waits again.
+        socket.writer_idle.store(false, Ordering::Release);
+        out.clear();
+        socket.send(message("c")).expect("open");
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(socket.drain_or_wait(&mut out, &waker), Some(None));
+        assert_eq!(out.len(), 1);
+        out.clear();
+        // Heartbeats and the close wake it too.
+        assert_eq!(socket.drain_or_wait(&mut out, &waker), None);
+        socket.queue_ping();
+        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+        assert_eq!(socket.drain_or_wait(&mut out, &waker), Some(None));
+        assert!(matches!(out.pop_front(), Some(Packet::Ping)));
+        assert_eq!(socket.drain_or_wait(&mut out, &waker), None);
+        socket.close();
+        assert_eq!(count.0.load(Ordering::SeqCst), 3);
+        assert_eq!(
+            socket.drain_or_wait(&mut out, &waker),
+            Some(Some(DisconnectReason::ForcedClose))
+        );
+    }
+
+    #[test]
+    fn one_packet_at_a_time_needs_no_new_queue_buffer() {
+        let socket = session(TransportType::Websocket);
+        let waker = Waker::noop();
+        let mut out = VecDeque::new();
+        socket.send(message("first")).expect("open");
+        assert_eq!(socket.drain_or_wait(&mut out, waker), Some(None));
+        out.clear();
+        for text in ["a", "b", "c"] {
+            // The writer's emptied buffer goes back to the queue at each drain: both keep one
+            // of a single packet, and a reply fits without an allocation.
+            socket.send(message(text)).expect("open");
+            assert_eq!(socket.state.lock().queue.capacity(), 1);
+            assert_eq!(socket.drain_or_wait(&mut out, waker), Some(None));
+            assert_eq!(
+                out.pop_front().map(|p| p.encode_text()),
+                Some(Some(format!("4{text}")))
+            );
+            assert_eq!(out.capacity(), 1);
+        }
     }
 }
