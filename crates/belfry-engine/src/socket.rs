@@ -41,8 +41,9 @@ pub struct Socket<D> {
     pub(crate) polling_get: AtomicBool,
     pub(crate) polling_post: AtomicBool,
     pub(crate) upgrade_claimed: AtomicBool,
-    /// The WebSocket writer waits for packets, with nothing left to write: woken, it writes
-    /// at once (see [`writer::Fence`]).
+    /// The WebSocket writer waits for packets, with nothing left to write: set under the
+    /// queue's lock as it parks, cleared when its task runs again. Only then does a sender wake
+    /// it; woken, it writes at once (see [`writer::Fence`]).
     pub(crate) writer_idle: AtomicBool,
     max_packets: usize,
     max_bytes: usize,
