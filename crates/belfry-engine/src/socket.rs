@@ -312,14 +312,15 @@ impl<D> Socket<D> {
                 return Err(SendError::Full);
             }
             was_empty = state.queue.is_empty();
-            if state.queue.capacity() == 0 {
-                // The writer took the last buffer. Sized for the writer's last batch: a burst
-                // (a fan-out) would grow a new one by doubling, a reallocation every few
-                // packets; a buffer for one packet is kept once written.
+            if was_empty {
+                // Sized for the writer's last batch: a burst (a fan-out) would grow the buffer
+                // by doubling, a reallocation every few packets. One packet at a time fits the
+                // one-packet buffer kept between batches.
                 let hint = usize::try_from(state.last_batch).unwrap_or(usize::MAX);
-                state
-                    .queue
-                    .reserve_exact(packets.len().max(hint.min(self.max_packets)).max(1));
+                let wanted = packets.len().max(hint.min(self.max_packets)).max(1);
+                if state.queue.capacity() < wanted {
+                    state.queue.reserve_exact(wanted);
+                }
             }
             state.queue.extend(packets);
             state.bytes += bytes;
@@ -510,8 +511,8 @@ impl<D> Socket<D> {
             std::mem::swap(out, &mut state.queue);
             state.last_batch = u32::try_from(out.len()).unwrap_or(u32::MAX);
         } else {
-            // Behind what the writer holds.
-            out.extend(state.queue.drain(..));
+            // Behind what the writer holds; the queue keeps no buffer (it may be a burst's).
+            out.extend(std::mem::take(&mut state.queue));
         }
         // Heartbeats go first.
         if std::mem::take(&mut state.pong) && state.close.is_none() {
@@ -750,5 +751,17 @@ mod tests {
             );
             assert_eq!(out.capacity(), 1);
         }
+        // A burst: the next buffer is sized for the last batch at once.
+        for text in ["a", "b", "c", "d", "e"] {
+            socket.send(message(text)).expect("open");
+        }
+        assert_eq!(socket.drain_or_wait(&mut out, waker), Some(None));
+        assert_eq!(out.len(), 5);
+        // The writer keeps no buffer larger than one packet.
+        out = VecDeque::new();
+        socket.send(message("f")).expect("open");
+        assert!(socket.state.lock().queue.capacity() >= 5);
+        assert_eq!(socket.drain_or_wait(&mut out, waker), Some(None));
+        assert_eq!(out.len(), 1);
     }
 }
