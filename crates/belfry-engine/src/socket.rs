@@ -331,8 +331,9 @@ impl<D> Socket<D> {
             writer = state.wake_idle_writer(&self.writer_idle);
         }
         // A queue that held packets already was signalled when it got its first: its writer has
-        // not drained it since (draining empties it), and takes these too.
-        if was_empty {
+        // not drained it since (draining empties it), and takes these too. A waker taken is
+        // always used.
+        if was_empty || writer.is_some() {
             self.wake(writer);
         }
         writer::queued_for(self);
