@@ -60,15 +60,36 @@ impl LocalAdapter {
         }
     }
 
-    fn emit(&self, events: &[AdapterEvent]) {
-        let listeners = self.listeners.read();
-        if listeners.is_empty() {
+    /// Where a room change records its events: nowhere when nothing listens (a socket's join of
+    /// its own room at connection would otherwise copy the room's name twice for nobody).
+    fn events(&self) -> Events {
+        Events(if self.listeners.read().is_empty() {
+            None
+        } else {
+            Some(Vec::new())
+        })
+    }
+
+    fn emit(&self, events: Events) {
+        let Some(events) = events.0 else {
             return;
-        }
-        for event in events {
+        };
+        let listeners = self.listeners.read();
+        for event in &events {
             for listener in listeners.iter() {
                 listener(event);
             }
+        }
+    }
+}
+
+/// The room events of one change, if anything listens for them.
+struct Events(Option<Vec<AdapterEvent>>);
+
+impl Events {
+    fn push(&mut self, event: impl FnOnce() -> AdapterEvent) {
+        if let Some(events) = &mut self.0 {
+            events.push(event());
         }
     }
 }
@@ -102,27 +123,27 @@ impl<'a> Excluded<'a> {
 
 impl Adapter for LocalAdapter {
     fn add_all(&self, id: &Sid, rooms: &[String]) {
-        let mut events = Vec::new();
+        let mut events = self.events();
         {
             let mut room_map = self.rooms.write();
             let mut sids = self.sids.write();
             let joined = sids.entry(id.clone()).or_default();
             for room in rooms {
                 let members = room_map.entry(room.clone()).or_insert_with(|| {
-                    events.push(AdapterEvent::CreateRoom(room.clone()));
+                    events.push(|| AdapterEvent::CreateRoom(room.clone()));
                     SidSet::default()
                 });
                 if members.insert(id.clone()) {
                     joined.insert(room.clone());
-                    events.push(AdapterEvent::JoinRoom(room.clone(), id.clone()));
+                    events.push(|| AdapterEvent::JoinRoom(room.clone(), id.clone()));
                 }
             }
         }
-        self.emit(&events);
+        self.emit(events);
     }
 
     fn del(&self, id: &Sid, room: &str) {
-        let mut events = Vec::new();
+        let mut events = self.events();
         {
             let mut room_map = self.rooms.write();
             if let Some(joined) = self.sids.write().get_mut(id) {
@@ -131,18 +152,18 @@ impl Adapter for LocalAdapter {
             if let Some(members) = room_map.get_mut(room)
                 && members.remove(id)
             {
-                events.push(AdapterEvent::LeaveRoom(room.to_owned(), id.clone()));
+                events.push(|| AdapterEvent::LeaveRoom(room.to_owned(), id.clone()));
                 if members.is_empty() {
                     room_map.remove(room);
-                    events.push(AdapterEvent::DeleteRoom(room.to_owned()));
+                    events.push(|| AdapterEvent::DeleteRoom(room.to_owned()));
                 }
             }
         }
-        self.emit(&events);
+        self.emit(events);
     }
 
     fn del_all(&self, id: &Sid) {
-        let mut events = Vec::new();
+        let mut events = self.events();
         {
             let mut room_map = self.rooms.write();
             let Some(joined) = self.sids.write().remove(id) else {
@@ -152,15 +173,15 @@ impl Adapter for LocalAdapter {
                 if let Some(members) = room_map.get_mut(&room)
                     && members.remove(id)
                 {
-                    events.push(AdapterEvent::LeaveRoom(room.clone(), id.clone()));
+                    events.push(|| AdapterEvent::LeaveRoom(room.clone(), id.clone()));
                     if members.is_empty() {
                         room_map.remove(&room);
-                        events.push(AdapterEvent::DeleteRoom(room));
+                        events.push(|| AdapterEvent::DeleteRoom(room));
                     }
                 }
             }
         }
-        self.emit(&events);
+        self.emit(events);
     }
 
     fn rooms(&self) -> Vec<String> {
