@@ -9,7 +9,6 @@
 //!
 //! Written as a user would: default options but `max_payload` (1 MB, the contract's), handlers
 //! as plain async functions of extractors.
-use axum::serve::ListenerExt;
 use belfry::{
     AckSender, SocketIo, SocketRef,
     extract::{Args, Data},
@@ -43,8 +42,31 @@ async fn on_connect(socket: SocketRef) {
     );
 }
 
-#[tokio::main]
-async fn main() -> std::io::Result<()> {
+fn main() -> std::io::Result<()> {
+    // The runtime is sized from the CPU affinity, as the contract asks. Pinned to one CPU (as
+    // the harness runs it), a current-thread runtime: a multi-thread one would add a worker
+    // thread beside the blocked main thread, and the worker's allocations would come from a
+    // glibc arena of its own, which grows a page or two at a time with an `mprotect` (about
+    // one per connection during a ramp of connections) where the main thread's grows by
+    // 128 KiB steps.
+    let one_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
+    let runtime = if one_cpu {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    }
+    .enable_all()
+    .build()?;
+    runtime.block_on(async {
+        // On several CPUs the accept loop runs on a worker, not on the main thread that
+        // `block_on` holds: a connection accepted there would be handed to a worker through
+        // the runtime's shared queue and a wake-up of the worker's thread.
+        let server = tokio::spawn(serve());
+        server.await.map_err(std::io::Error::other)?
+    })
+}
+
+async fn serve() -> std::io::Result<()> {
     let port: u16 = std::env::var("PORT")
         .ok()
         .and_then(|p| p.parse().ok())
@@ -55,23 +77,21 @@ async fn main() -> std::io::Result<()> {
     // tokio's `TcpListener::bind` listens with a backlog of 128; the contract asks for ≥ 511.
     let socket = tokio::net::TcpSocket::new_v4()?;
     socket.set_reuseaddr(true)?;
-    socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))?;
     // Small frames go out at once rather than waiting for the peer's ack (Nagle's algorithm is
-    // off: Node's http server does the same by default).
-    let listener = socket.listen(1024)?.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
+    // off: Node's http server does the same by default). Set on the listening socket, which
+    // Linux's accepted sockets inherit: no system call per connection.
+    socket.set_nodelay(true)?;
+    socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))?;
+    let listener = socket.listen(1024)?;
+    // `into_make_service`: each connection gets a clone of the prepared router (an `Arc`);
+    // serving the `Router` itself prepares a copy of it per connection (its route maps
+    // cloned, about 1,800 instructions and several allocations).
+    //
     // Ctrl-C ends the process normally (so that profilers such as heaptrack can write their
     // data); the harness stops it with SIGTERM.
-    //
-    // The accept loop runs on a worker, not on the main thread that `#[tokio::main]` blocks on:
-    // with one core, a connection accepted on the main thread is handed to the worker through
-    // the runtime's shared queue and a wake-up of the worker's thread, about a tenth of the
-    // server's CPU per connection (`loadgen connect --n 10000`, alternating runs).
-    let server = axum::serve(listener, app).with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    });
-    tokio::spawn(server.into_future())
+    axum::serve(listener, app.into_make_service())
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
         .await
-        .map_err(std::io::Error::other)?
 }
