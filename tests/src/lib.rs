@@ -102,6 +102,19 @@ impl TestServer {
         config: EngineConfig,
         wrap: impl FnOnce(EngineLayer) -> EngineLayer,
     ) -> TestServer {
+        Self::start_on(config, wrap, serve).await
+    }
+
+    /// [`TestServer::start`] served by hyper's HTTP/1 connection builder ([`serve_http1`]).
+    pub async fn start_http1(config: EngineConfig) -> TestServer {
+        Self::start_on(config, |layer| layer, serve_http1).await
+    }
+
+    async fn start_on<F: Future<Output = SocketAddr>>(
+        config: EngineConfig,
+        wrap: impl FnOnce(EngineLayer) -> EngineLayer,
+        serve: impl FnOnce(Router) -> F,
+    ) -> TestServer {
         let (tx, events) = mpsc::unbounded_channel();
         let engine = Engine::new(Recorder { events: tx }, config);
         let app = Router::new()
@@ -190,6 +203,24 @@ pub async fn serve(app: Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+/// Like [`serve`], with hyper's HTTP/1 connection builder over each accepted `TcpStream`
+/// instead of `axum::serve` (whose streams reach an upgrade wrapped in a type of hyper-util's).
+pub async fn serve_http1(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(tcp), service.clone())
+                .with_upgrades();
+            tokio::spawn(connection);
+        }
+    });
     addr
 }
 

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use belfry_engine::{
     Cookie, DisconnectReason, EngineConfig, Packet, SendError, Sid, Str, TransportType,
 };
-use belfry_tests::{Event, RawWs, TestServer, encode_frame, http};
+use belfry_tests::{Event, RawWs, TestServer, encode_frame, http, read_response, upgrade_request};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::{connect_async, tungstenite::Message};
 
 type Ws =
@@ -105,12 +106,64 @@ async fn websocket_handshake_sends_open_first() {
     let open: serde_json::Value = serde_json::from_str(open.strip_prefix('0').unwrap()).unwrap();
     assert_eq!(open["upgrades"], serde_json::json!([]));
     assert_eq!(open["maxPayload"], 1_000_000);
+    echoes_text_and_binary(&mut ws).await;
+}
+
+/// A text and a binary message come back from the echoing test engine.
+async fn echoes_text_and_binary(ws: &mut Ws) {
     ws.send(Message::text("4hi")).await.unwrap();
-    assert_eq!(next_text(&mut ws).await, "4hi");
+    assert_eq!(next_text(ws).await, "4hi");
     ws.send(Message::binary(vec![0u8, 1, 2])).await.unwrap();
     match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
         Ok(Some(Ok(Message::Binary(data)))) => assert_eq!(&data[..], &[0, 1, 2]),
         other => panic!("{other:?}"),
+    }
+}
+
+/// Served by hyper's own HTTP/1 builder, the WebSocket runs on the TCP stream itself (not
+/// through hyper's `Upgraded`): the same exchange, text and binary.
+#[tokio::test]
+async fn websocket_over_hyper_http1_works_the_same() {
+    let server = TestServer::start_http1(EngineConfig::default()).await;
+    let mut ws = connect_ws(&server, "EIO=4&transport=websocket").await;
+    assert!(next_text(&mut ws).await.starts_with("0{"));
+    echoes_text_and_binary(&mut ws).await;
+}
+
+/// A frame written in the same segment as the upgrade request is read by hyper with the request;
+/// the WebSocket gets it first, whichever way the connection is served.
+#[tokio::test]
+async fn a_frame_sent_with_the_upgrade_request_is_read() {
+    for server in [
+        TestServer::start(EngineConfig::default()).await,
+        TestServer::start_http1(EngineConfig::default()).await,
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let mut request = upgrade_request(server.addr, "EIO=4&transport=websocket").into_bytes();
+        request.extend(encode_frame(0x81, b"4early", true));
+        stream.write_all(&request).await.unwrap();
+        let response = read_response(&mut stream).await;
+        assert_eq!(response.status, 101, "{response:?}");
+        let mut rest = response.body;
+        let mut frames = Vec::new();
+        while frames.len() < 2 {
+            // Unmasked server frames of under 126 bytes: two header bytes, then the payload.
+            if rest.len() >= 2 && rest.len() >= 2 + usize::from(rest[1]) {
+                let len = usize::from(rest[1]);
+                frames.push(String::from_utf8(rest[2..2 + len].to_vec()).unwrap());
+                rest.drain(..2 + len);
+                continue;
+            }
+            let mut chunk = [0u8; 1024];
+            let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
+                .await
+                .expect("the server answers within 5 s")
+                .unwrap();
+            assert!(n > 0, "the connection stays open");
+            rest.extend_from_slice(&chunk[..n]);
+        }
+        assert!(frames[0].starts_with("0{"), "{frames:?}");
+        assert_eq!(frames[1], "4early");
     }
 }
 

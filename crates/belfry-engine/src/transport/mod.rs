@@ -2,6 +2,7 @@
 
 mod conn;
 mod deflate;
+mod io;
 pub(crate) mod polling;
 pub(crate) mod websocket;
 

@@ -12,7 +12,6 @@ use bytes::{BufMut, Bytes};
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::TokioIo;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tracing::Instrument;
@@ -26,11 +25,12 @@ use crate::{
     transport::{
         conn::{Incoming, ReadEnd, WsConn, put_header},
         deflate,
+        io::UpgradedIo,
         polling::edit_headers,
     },
 };
 
-type WsStream = WsConn<TokioIo<hyper::upgrade::Upgraded>>;
+type WsStream = WsConn<UpgradedIo>;
 
 /// Why a WebSocket handshake request is refused.
 #[derive(Debug, Clone, Copy)]
@@ -113,7 +113,7 @@ async fn accept<H: EngineHandler>(
         Ok(upgraded) => {
             let threshold = inner.config.per_message_deflate.filter(|_| deflate);
             let max = usize::try_from(inner.config.max_payload).unwrap_or(usize::MAX);
-            Some(WsConn::new(TokioIo::new(upgraded), threshold, max))
+            Some(WsConn::new(UpgradedIo::new(upgraded), threshold, max))
         }
         Err(error) => {
             tracing::debug!(%error, "websocket upgrade failed");
