@@ -83,15 +83,30 @@ async fn serve() -> std::io::Result<()> {
     socket.set_nodelay(true)?;
     socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))?;
     let listener = socket.listen(1024)?;
-    // `into_make_service`: each connection gets a clone of the prepared router (an `Arc`);
-    // serving the `Router` itself prepares a copy of it per connection (its route maps
-    // cloned, about 1,800 instructions and several allocations).
-    //
+    // Served by hyper's HTTP/1 connection builder over the TCP stream itself (`axum::serve`
+    // would do as well): the upgraded WebSocket then reads and writes that stream directly
+    // rather than through hyper's type-erased `Upgraded` and the wrapper that `axum::serve`'s
+    // HTTP-version detection puts around every stream (and no read of the first 24 bytes alone
+    // for that detection). The router is made into a service once.
+    let service = hyper_util::service::TowerToHyperService::new(app.into_service());
+    let http = hyper::server::conn::http1::Builder::new();
+    let accept = async {
+        loop {
+            // Out of descriptors, say: the connection waits in the backlog until one frees.
+            let Ok((tcp, _)) = listener.accept().await else {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            };
+            let connection = http
+                .serve_connection(hyper_util::rt::TokioIo::new(tcp), service.clone())
+                .with_upgrades();
+            tokio::spawn(connection);
+        }
+    };
     // Ctrl-C ends the process normally (so that profilers such as heaptrack can write their
     // data); the harness stops it with SIGTERM.
-    axum::serve(listener, app.into_make_service())
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
+    tokio::select! {
+        () = accept => Ok(()),
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
 }
