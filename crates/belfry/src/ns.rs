@@ -260,7 +260,7 @@ impl Namespace {
                 if let Some(observer) = socket.io_ref().observer() {
                     observer.socket_connected(&socket);
                 }
-                socket.enqueue(future);
+                socket.start_connect_handler(future);
             }
         }
     }

@@ -799,6 +799,13 @@ impl Socket {
         self.enqueue_sized(0, false, |_| Some(future));
     }
 
+    /// Runs the connect handler's `future` (queued first: nothing is queued before it) on the
+    /// caller's task as far as it goes without waiting, like an event's handler: a handler
+    /// that only registers listeners starts no task.
+    pub(crate) fn start_connect_handler(&self, future: BoxFuture) {
+        self.enqueue_sized(0, true, |_| Some(future));
+    }
+
     /// Queues a job for an event of `bytes` bytes. A client whose events pile up past
     /// [`MAX_PENDING_EVENTS`] or [`MAX_PENDING_BYTES`] is cut off as a flood.
     ///
