@@ -71,6 +71,35 @@ pub struct OpenPacket {
     pub max_payload: u64,
 }
 
+impl OpenPacket {
+    /// Appends the JSON that `Serialize` gives, written directly (once per session: the
+    /// serializer's machinery and its own buffer cost more than the text).
+    fn write_json(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let sid = self.sid.as_str();
+        if sid
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+        {
+            let _ = write!(out, r#"{{"sid":"{sid}","upgrades":["#);
+        } else {
+            let sid = serde_json::to_string(sid).expect("a string always serializes");
+            let _ = write!(out, r#"{{"sid":{sid},"upgrades":["#);
+        }
+        for (i, upgrade) in self.upgrades.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, r#""{upgrade}""#);
+        }
+        let _ = write!(
+            out,
+            r#"],"pingInterval":{},"pingTimeout":{},"maxPayload":{}}}"#,
+            self.ping_interval, self.ping_timeout, self.max_payload
+        );
+    }
+}
+
 /// Why a packet or payload could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -152,8 +181,7 @@ impl Packet {
         match self {
             Packet::Open(open) => {
                 out.push('0');
-                let json = serde_json::to_string(open).expect("OpenPacket always serializes");
-                out.push_str(&json);
+                open.write_json(out);
             }
             Packet::Close => out.push('1'),
             Packet::Ping => out.push('2'),
@@ -195,6 +223,25 @@ impl Packet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn open_packets_are_written_as_serde_writes_them() {
+        let random = Sid::random();
+        for sid in [random.as_str(), "a\"b\\c", "é\u{1}x", ""] {
+            for upgrades in [vec![], vec!["websocket"]] {
+                let open = OpenPacket {
+                    sid: Sid::from(sid),
+                    upgrades,
+                    ping_interval: 25_000,
+                    ping_timeout: 20_000,
+                    max_payload: u64::MAX,
+                };
+                let mut text = String::new();
+                open.write_json(&mut text);
+                assert_eq!(text, serde_json::to_string(&open).unwrap(), "{sid:?}");
+            }
+        }
+    }
 
     #[test]
     fn decode_every_client_type() {
