@@ -73,7 +73,10 @@ async fn serve() -> std::io::Result<()> {
         .unwrap_or(3000);
     let (layer, io) = SocketIo::builder().max_payload(1_000_000).build_layer();
     io.ns("/", on_connect);
-    let app = axum::Router::new().layer(layer);
+    // The layer wraps the router from outside (`Router::layer` would put it inside the
+    // router's fallback route): an Engine.IO request never goes through axum's routing, its
+    // boxed and cloned route services.
+    let app = tower_layer::Layer::layer(&layer, axum::Router::new());
     // tokio's `TcpListener::bind` listens with a backlog of 128; the contract asks for ≥ 511.
     let socket = tokio::net::TcpSocket::new_v4()?;
     socket.set_reuseaddr(true)?;
@@ -87,8 +90,8 @@ async fn serve() -> std::io::Result<()> {
     // would do as well): the upgraded WebSocket then reads and writes that stream directly
     // rather than through hyper's type-erased `Upgraded` and the wrapper that `axum::serve`'s
     // HTTP-version detection puts around every stream (and no read of the first 24 bytes alone
-    // for that detection). The router is made into a service once.
-    let service = hyper_util::service::TowerToHyperService::new(app.into_service());
+    // for that detection).
+    let service = hyper_util::service::TowerToHyperService::new(app);
     let http = hyper::server::conn::http1::Builder::new();
     let accept = async {
         loop {
