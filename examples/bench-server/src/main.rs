@@ -53,9 +53,7 @@ async fn main() -> std::io::Result<()> {
     // against 8.1k) and per connection (no `mprotect` growing a worker's malloc arena), but
     // writes a fan-out burst in smaller batches (0.027 `sendto` per delivery against 0.016):
     // 0.4-0.6 µs of CPU per delivery against 0.3.
-    tokio::spawn(serve())
-        .await
-        .map_err(std::io::Error::other)?
+    tokio::spawn(serve()).await.map_err(std::io::Error::other)?
 }
 
 async fn serve() -> std::io::Result<()> {

@@ -32,10 +32,20 @@ impl UpgradedIo {
         match upgraded.downcast::<TokioIo<TcpStream>>() {
             Ok(parts) => UpgradedIo::Tcp {
                 stream: parts.io.into_inner(),
-                early: parts.read_buf,
+                early: kept(parts.read_buf),
             },
             Err(upgraded) => UpgradedIo::Other(TokioIo::new(upgraded)),
         }
+    }
+}
+
+/// `early` if bytes are left in it, else nothing: an empty slice of hyper's read buffer would
+/// keep the whole buffer (8 KiB or more) for the life of the connection.
+fn kept(early: Bytes) -> Bytes {
+    if early.is_empty() {
+        Bytes::new()
+    } else {
+        early
     }
 }
 
@@ -53,6 +63,7 @@ impl AsyncRead for UpgradedIo {
                 let n = early.len().min(buf.remaining());
                 buf.put_slice(&early[..n]);
                 early.advance(n);
+                *early = kept(std::mem::take(early));
                 Poll::Ready(Ok(()))
             }
             UpgradedIo::Other(io) => Pin::new(io).poll_read(cx, buf),
@@ -84,5 +95,25 @@ impl AsyncWrite for UpgradedIo {
             UpgradedIo::Tcp { stream, .. } => Pin::new(stream).poll_shutdown(cx),
             UpgradedIo::Other(io) => Pin::new(io).poll_shutdown(cx),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+
+    use super::*;
+
+    #[test]
+    fn an_empty_rest_of_the_read_buffer_is_not_kept() {
+        let mut read = BytesMut::from(&[1u8; 8192][..]);
+        read.clear();
+        let rest = read.freeze();
+        let other = rest.clone();
+        assert!(kept(rest).is_empty());
+        assert!(other.is_unique(), "the 8 KiB buffer is referenced by `other` alone");
+
+        let rest = Bytes::from(vec![7u8; 10]).slice(4..);
+        assert_eq!(&kept(rest)[..], &[7u8; 6][..]);
     }
 }
