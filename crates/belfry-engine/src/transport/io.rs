@@ -110,7 +110,8 @@ mod tests {
         read.clear();
         let rest = read.freeze();
         let other = rest.clone();
-        assert!(kept(rest).is_empty());
+        let held = kept(rest);
+        assert!(held.is_empty());
         assert!(other.is_unique(), "the 8 KiB buffer is referenced by `other` alone");
 
         let rest = Bytes::from(vec![7u8; 10]).slice(4..);
