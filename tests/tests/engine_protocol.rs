@@ -130,6 +130,51 @@ async fn websocket_over_hyper_http1_works_the_same() {
     echoes_text_and_binary(&mut ws).await;
 }
 
+/// A WebSocket session over a client socket with a 4 KiB receive buffer, its open packet read.
+async fn open_slow_reader(server: &TestServer) -> RawWs {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(server.addr).await.unwrap();
+    let (mut ws, _) =
+        RawWs::handshake_on(stream, server.addr, "EIO=4&transport=websocket", "").await;
+    assert_eq!(ws.read_frame().await.map(|(opcode, _)| opcode), Some(1));
+    ws
+}
+
+/// A large message goes out in one vectored write from its own buffer; to a client that reads
+/// slowly, the socket takes part of it (messages larger than the kernel's largest send buffer,
+/// 4 MiB here) and the rest follows, whole and in order, before the next.
+#[tokio::test]
+async fn large_messages_reach_a_slow_reader_whole() {
+    let config = || {
+        EngineConfig::builder()
+            .max_payload(6 << 20)
+            .max_buffered_bytes(64 << 20)
+            .build()
+    };
+    for server in [
+        TestServer::start(config()).await,
+        TestServer::start_http1(config()).await,
+    ] {
+        let mut ws = open_slow_reader(&server).await;
+        let message = |i: u8| {
+            let letters =
+                (0..5_000_000u32).map(|n| char::from(b'a' + ((n + u32::from(i)) % 26) as u8));
+            std::iter::once('4').chain(letters).collect::<String>()
+        };
+        for i in 0..2u8 {
+            ws.frame(0x81, message(i).as_bytes()).await;
+            // One message at a time: the server writes each alone, from its buffer.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for i in 0..2u8 {
+            let (opcode, payload) = ws.read_frame().await.expect("the echo");
+            assert_eq!(opcode, 1);
+            assert!(payload == message(i).as_bytes(), "echo {i} arrived altered");
+        }
+    }
+}
+
 /// A frame written in the same segment as the upgrade request is read by hyper with the request;
 /// the WebSocket gets it first, whichever way the connection is served.
 #[tokio::test]
@@ -662,12 +707,7 @@ async fn pongs_never_split_data_frames_of_a_slow_reader() {
             .build(),
     )
     .await;
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let stream = socket.connect(server.addr).await.unwrap();
-    let (mut ws, _) =
-        RawWs::handshake_on(stream, server.addr, "EIO=4&transport=websocket", "").await;
-    assert_eq!(ws.read_frame().await.map(|(opcode, _)| opcode), Some(1));
+    let mut ws = open_slow_reader(&server).await;
     let message = |i: u8| format!("4{}", char::from(b'a' + i % 26)).repeat(32 * 1024);
     let mut burst = Vec::new();
     for i in 0..100u8 {

@@ -43,6 +43,10 @@ pub(crate) enum ReadEnd {
 /// What one read from the socket takes at most, into the stack when nothing is held.
 const READ_CHUNK: usize = 8192;
 
+/// The least payload that [`WsConn::write_direct`] writes from its own buffer: below it, copying
+/// the frame into the write buffer costs less than a vectored write.
+const DIRECT_WRITE: usize = 1024;
+
 /// The most a buffer for one large frame grows per read (zeroed as it grows).
 const GROW_CHUNK: usize = 256 * 1024;
 
@@ -532,6 +536,57 @@ impl<S: AsyncWrite + Unpin> WsConn<S> {
         })?;
         if !self.has_unwritten() {
             return Ok(true);
+        }
+        Ok(self.poll_write_out(cx)?.is_ready())
+    }
+
+    /// Whether a frame of `len` payload bytes can be written by [`WsConn::write_direct`]:
+    /// large, nothing waiting before it, no compression, a stream that writes vectors.
+    pub(crate) fn writes_direct(&self, len: usize) -> bool {
+        len >= DIRECT_WRITE
+            && self.writer.compressor.is_none()
+            && !self.has_unwritten()
+            && self.io.is_write_vectored()
+    }
+
+    /// Writes one unmasked frame whose payload is `parts` (two at most) with its header in one
+    /// vectored write, straight from the packet's buffers: a large payload is not copied into a
+    /// write buffer first. What the socket does not take now is kept for
+    /// [`WsConn::poll_flush`]. Returns true when all is written. Only when
+    /// [`WsConn::writes_direct`] says so.
+    pub(crate) fn write_direct(
+        &mut self,
+        cx: &mut Context<'_>,
+        opcode: u8,
+        parts: [&[u8]; 2],
+    ) -> io::Result<bool> {
+        let mut head = [0u8; 10];
+        let head_len = {
+            let mut cursor = &mut head[..];
+            put_header(&mut cursor, false, opcode, parts[0].len() + parts[1].len());
+            10 - cursor.len()
+        };
+        let mut pieces = [&head[..head_len], parts[0], parts[1]];
+        loop {
+            let slices = pieces.map(io::IoSlice::new);
+            match Pin::new(&mut self.io).poll_write_vectored(cx, &slices) {
+                Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                Poll::Ready(Ok(mut n)) => {
+                    for piece in &mut pieces {
+                        let taken = n.min(piece.len());
+                        *piece = &piece[taken..];
+                        n -= taken;
+                    }
+                    if pieces.iter().all(|piece| piece.is_empty()) {
+                        return Ok(true);
+                    }
+                }
+                Poll::Ready(Err(error)) => return Err(error),
+                Poll::Pending => break,
+            }
+        }
+        for piece in pieces {
+            self.writer.out.extend_from_slice(piece);
         }
         Ok(self.poll_write_out(cx)?.is_ready())
     }

@@ -83,6 +83,24 @@ impl AsyncWrite for UpgradedIo {
         }
     }
 
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            UpgradedIo::Tcp { stream, .. } => Pin::new(stream).poll_write_vectored(cx, bufs),
+            UpgradedIo::Other(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            UpgradedIo::Tcp { stream, .. } => stream.is_write_vectored(),
+            UpgradedIo::Other(io) => io.is_write_vectored(),
+        }
+    }
+
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             UpgradedIo::Tcp { stream, .. } => Pin::new(stream).poll_flush(cx),
@@ -112,7 +130,10 @@ mod tests {
         let other = rest.clone();
         let held = kept(rest);
         assert!(held.is_empty());
-        assert!(other.is_unique(), "the 8 KiB buffer is referenced by `other` alone");
+        assert!(
+            other.is_unique(),
+            "the 8 KiB buffer is referenced by `other` alone"
+        );
 
         let rest = Bytes::from(vec![7u8; 10]).slice(4..);
         assert_eq!(&kept(rest)[..], &[7u8; 6][..]);

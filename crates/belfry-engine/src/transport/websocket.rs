@@ -355,6 +355,21 @@ impl Outbound {
                     return Poll::Ready(());
                 }
                 let protocol = socket.protocol();
+                if self.packets.len() == 1
+                    && let Some((opcode, parts)) = direct_frame(&self.packets[0], protocol)
+                    && ws.writes_direct(parts[0].len() + parts[1].len())
+                {
+                    let written = ws.write_direct(cx, opcode, parts);
+                    self.packets.clear();
+                    if self.packets.capacity() > Socket::<D>::SMALL_QUEUE {
+                        self.packets = VecDeque::new();
+                    }
+                    match written {
+                        Ok(true) => continue,
+                        Ok(false) => return Poll::Pending,
+                        Err(_) => return self.failed(socket),
+                    }
+                }
                 let packets = &mut self.packets;
                 let written = ws.write_frames(cx, |out| {
                     while let Some(packet) = packets.pop_front() {
@@ -435,6 +450,17 @@ const WRITE_CHUNK: usize = 64 * 1024;
 /// Appends `packet` as a frame from the server (unmasked): text, or binary (behind the message
 /// type in v3). An encoded event, shared with the other recipients of a broadcast, is copied
 /// once, into the buffer.
+/// The opcode and payload of a packet's frame when the payload is in the packet's own
+/// buffers (a large one is written from there: [`WsConn::write_direct`]).
+fn direct_frame(packet: &Packet, protocol: u8) -> Option<(u8, [&[u8]; 2])> {
+    match packet {
+        Packet::Encoded(text) => Some((1, [text.as_bytes(), &[]])),
+        Packet::Message(text) => Some((1, [b"4", text.as_bytes()])),
+        Packet::Binary(data) if protocol != 3 => Some((2, [data, &[]])),
+        _ => None,
+    }
+}
+
 fn put_frame(out: &mut Vec<u8>, packet: &Packet, protocol: u8) {
     match packet {
         Packet::Binary(data) if protocol == 3 => {
