@@ -1120,6 +1120,9 @@ thread_local! {
 /// The largest text buffer a thread keeps between packets.
 const TEXT_KEEP: usize = 64 * 1024;
 
+/// The shortest text given away with its buffer instead of copied out of it.
+const TEXT_GIVE: usize = 1024;
+
 /// Runs `write` on an empty text buffer (the thread's, unless a `Serialize` implementation
 /// emits from inside one: then a new one) and returns what it wrote as a `Str` of its size.
 fn build_text<R, E>(write: impl FnOnce(&mut String) -> Result<R, E>) -> Result<(Str, R), E> {
@@ -1127,7 +1130,19 @@ fn build_text<R, E>(write: impl FnOnce(&mut String) -> Result<R, E>) -> Result<(
         Ok(mut text) => {
             text.clear();
             let result = write(&mut text);
-            let out = result.map(|r| (Str::from(text.as_str()), r));
+            let out = result.map(|r| {
+                let written = if text.len() < TEXT_GIVE {
+                    Str::from(text.as_str())
+                } else {
+                    // A large text is given away rather than copied: cut to its size (glibc
+                    // shrinks a block in place), the thread's buffer replaced by one as large.
+                    let capacity = text.capacity();
+                    let mut given = std::mem::replace(&mut *text, String::with_capacity(capacity));
+                    given.shrink_to_fit();
+                    Str::from(given)
+                };
+                (written, r)
+            });
             if text.capacity() > TEXT_KEEP {
                 *text = String::new();
             }
@@ -1295,5 +1310,18 @@ mod tests {
             event_payload("/", None, "disconnect", &(), Vec::new()),
             Err(EmitError::ReservedEvent(_))
         ));
+    }
+
+    /// Texts on either side of the length given away with their buffer come out the same, and
+    /// the thread's buffer goes on serving after a large one.
+    #[test]
+    fn large_and_small_texts_alternate() {
+        for len in [10, TEXT_GIVE - 20, TEXT_GIVE, 5000, 10, 70_000, 3] {
+            let arg = "x".repeat(len);
+            let payload = event_payload("/", Some(4), "big", &arg, Vec::new()).unwrap();
+            assert_eq!(&*payload.json, format!(r#"["big","{arg}"]"#));
+            let text = Packet::event("/", payload, Some(4)).encode_shared("4");
+            assert_eq!(&*text, format!(r#"424["big","{arg}"]"#));
+        }
     }
 }
