@@ -50,7 +50,7 @@ async fn main() -> std::io::Result<()> {
     // server's CPU per connection (`loadgen connect --n 10000`, alternating runs).
     //
     // A current-thread runtime (tried in session 11) costs less per echo (7.4k instructions
-    // against 8.1k) and per connection (no `mprotect` growing a worker's malloc arena), but
+    // against 7.6k) and per connection (no `mprotect` growing a worker's malloc arena), but
     // writes a fan-out burst in smaller batches (0.027 `sendto` per delivery against 0.016):
     // 0.4-0.6 µs of CPU per delivery against 0.3.
     tokio::spawn(serve()).await.map_err(std::io::Error::other)?

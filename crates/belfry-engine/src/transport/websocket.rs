@@ -447,9 +447,6 @@ fn on_message<H: EngineHandler>(
 /// How much the writer appends before it writes (a larger batch goes out in several writes).
 const WRITE_CHUNK: usize = 64 * 1024;
 
-/// Appends `packet` as a frame from the server (unmasked): text, or binary (behind the message
-/// type in v3). An encoded event, shared with the other recipients of a broadcast, is copied
-/// once, into the buffer.
 /// The opcode and payload of a packet's frame when the payload is in the packet's own
 /// buffers (a large one is written from there: [`WsConn::write_direct`]).
 fn direct_frame(packet: &Packet, protocol: u8) -> Option<(u8, [&[u8]; 2])> {
@@ -461,6 +458,9 @@ fn direct_frame(packet: &Packet, protocol: u8) -> Option<(u8, [&[u8]; 2])> {
     }
 }
 
+/// Appends `packet` as a frame from the server (unmasked): text, or binary (behind the message
+/// type in v3). An encoded event, shared with the other recipients of a broadcast, is copied
+/// once, into the buffer.
 fn put_frame(out: &mut Vec<u8>, packet: &Packet, protocol: u8) {
     match packet {
         Packet::Binary(data) if protocol == 3 => {
