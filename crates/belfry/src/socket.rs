@@ -1135,8 +1135,12 @@ fn build_text<R, E>(write: impl FnOnce(&mut String) -> Result<R, E>) -> Result<(
                     Str::from(text.as_str())
                 } else {
                     // A large text is given away rather than copied: cut to its size (glibc
-                    // shrinks a block in place), the thread's buffer replaced by one as large.
-                    let capacity = text.capacity();
+                    // shrinks a block in place), the thread's buffer replaced by one as large
+                    // (none past what a thread keeps).
+                    let capacity = match text.capacity() {
+                        capacity if capacity > TEXT_KEEP => 0,
+                        capacity => capacity,
+                    };
                     let mut given = std::mem::replace(&mut *text, String::with_capacity(capacity));
                     given.shrink_to_fit();
                     Str::from(given)
