@@ -86,6 +86,20 @@ const scenarios = {
   },
 
   // 10,000 events from one socket arrive at their handler in order.
+  // 500 events with acks emitted before the connection is up: socket.io-client buffers them
+  // and writes them in one go once connected (one POST on polling), as after a reconnect.
+  async ackBurst() {
+    const socket = connect();
+    const acks = [];
+    for (let i = 0; i < 500; i++) socket.emit("ack", i, (v) => acks.push(v));
+    await once(socket, "welcome");
+    const deadline = Date.now() + 10000;
+    while (acks.length < 500 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    result.acks = acks.length;
+    result.inOrder = acks.every((v, i) => v === i);
+    socket.disconnect();
+  },
+
   async ordering() {
     const socket = connect();
     await once(socket, "welcome");

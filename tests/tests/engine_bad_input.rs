@@ -69,6 +69,9 @@ async fn row02_bad_protocol_version() {
         "EIO=abc&transport=polling",
         "EIO=5&transport=polling",
         "EIO=3&transport=polling",
+        // Given twice, `EIO` is an array for Node, which is not "4".
+        "EIO=4&EIO=3&transport=polling",
+        "EIO=4&EIO=4&transport=polling",
     ] {
         let res = http(
             server.addr,
@@ -404,11 +407,21 @@ async fn row16_second_websocket_for_one_session() {
     let (sid, _) = server.polling_handshake().await;
     let query = format!("EIO=4&transport=websocket&sid={sid}");
     let mut first = RawWs::connect(server.addr, &query).await;
-    let res = raw(server.addr, upgrade_request(server.addr, &query).as_bytes()).await;
-    assert_eq!(res.status, 400);
+    // As Node: the second handshake succeeds (a `ws` client without an error listener would
+    // throw on a refusal) and the connection is closed at once, without a close code.
+    let mut second = RawWs::connect(server.addr, &query).await;
+    assert_eq!(second.close_code().await, None);
     // The first upgrade goes on.
     first.frame(FIN_TEXT, b"2probe").await;
     assert_eq!(first.read_frame().await, Some((1, b"3probe".to_vec())));
+    first.frame(FIN_TEXT, b"5").await;
+    first.frame(FIN_TEXT, b"4after").await;
+    assert_eq!(first.read_frame().await, Some((1, b"4after".to_vec())));
+    // A WebSocket for the session that upgraded: the same.
+    let mut third = RawWs::connect(server.addr, &query).await;
+    assert_eq!(third.close_code().await, None);
+    first.frame(FIN_TEXT, b"4still").await;
+    assert_eq!(first.read_frame().await, Some((1, b"4still".to_vec())));
 }
 
 #[tokio::test]

@@ -434,9 +434,59 @@ async fn server_close_on_polling_sends_queued_packets_then_close() {
         server.disconnect_reason(&sid).await,
         DisconnectReason::ForcedClose
     );
-    assert_eq!(server.poll(&sid).await.text(), "4last words\x1e1");
+    // As Node: the queued packets on their own, the close with a noop in the next answer (in
+    // one payload, socket.io-client would act on the close before it read the packets).
+    assert_eq!(server.poll(&sid).await.text(), "4last words");
+    assert_eq!(server.poll(&sid).await.text(), "6\x1e1");
     assert_eq!(server.poll(&sid).await.status, 400, "the session is gone");
     assert_eq!(socket.send(Packet::Noop), Err(SendError::Closed));
+}
+
+#[tokio::test]
+async fn server_close_answers_a_pending_get_with_the_packets_then_the_close() {
+    let mut server = TestServer::start(EngineConfig::default()).await;
+    for queued in [true, false] {
+        let (sid, _) = server.polling_handshake().await;
+        let socket = server.engine.socket(&sid).unwrap();
+        let addr = server.addr;
+        let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+        let pending = tokio::spawn(async move { http(addr, "GET", &path, &[], b"").await });
+        while !socket.is_writable() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if queued {
+            // Queued and closed at once, as Socket.IO's `disconnect(true)` does.
+            socket.send(Packet::Message(Str::from("bye"))).unwrap();
+            socket.close();
+            assert_eq!(pending.await.unwrap().text(), "4bye");
+            assert_eq!(server.poll(&sid).await.text(), "6\x1e1");
+        } else {
+            // Nothing queued: the waiting GET takes the close alone.
+            socket.close();
+            assert_eq!(pending.await.unwrap().text(), "1");
+        }
+        assert_eq!(
+            server.disconnect_reason(&sid).await,
+            DisconnectReason::ForcedClose
+        );
+        assert_eq!(server.poll(&sid).await.status, 400, "the session is gone");
+    }
+}
+
+/// A client's close and its GET race on a multi-thread runtime: the GET, sent first, may be
+/// served after the close. Its answer is the same either way.
+#[tokio::test]
+async fn a_get_served_after_the_clients_close_gets_a_noop() {
+    let mut server = TestServer::start(EngineConfig::default()).await;
+    let (sid, _) = server.polling_handshake().await;
+    assert_eq!(server.post(&sid, b"1").await.status, 200);
+    assert_eq!(
+        server.disconnect_reason(&sid).await,
+        DisconnectReason::TransportClose
+    );
+    let res = server.poll(&sid).await;
+    assert_eq!((res.status, res.text().as_str()), (200, "6"));
+    assert_eq!(server.poll(&sid).await.status, 400, "the session is gone");
 }
 
 #[tokio::test]

@@ -28,6 +28,7 @@ with_each_parser!(
     listeners_once_packet_middleware_and_outgoing,
     a_slow_handler_delays_only_its_own_socket,
     buffers_anywhere_fill_bytes_fields,
+    a_burst_of_events_gets_every_ack,
 );
 
 use belfry::DisconnectReason;
@@ -229,5 +230,18 @@ async fn buffers_anywhere_fill_bytes_fields(parser: Parser) {
             json!({"name": "b.bin", "isBuffer": true, "data": [1, 2, 3], "extra": [9]}),
             "{transport}"
         );
+    }
+}
+
+/// A client that writes 500 events at once (socket.io-client flushing its buffer after a
+/// connect) gets 500 acks: answers that fill the send queue before the writer runs wait for it,
+/// they are not dropped.
+async fn a_burst_of_events_gets_every_ack(parser: Parser) {
+    let server = start_with(parser).await;
+    for transport in ["websocket", "polling"] {
+        let r = server.run("ackBurst", transport).await;
+        assert!(r.get("error").is_none(), "{transport}: {r}");
+        assert_eq!(r["acks"], 500, "{transport}");
+        assert_eq!(r["inOrder"], true, "{transport}");
     }
 }

@@ -60,6 +60,16 @@ pub(crate) async fn handle<H: EngineHandler>(
                 let (parts, _body) = req.into_parts();
                 websocket::upgrade(&inner, socket, &parts, on_upgrade, &key)
             }
+            // A WebSocket for a session that upgraded already: accepted and closed, as Node.
+            TransportType::Websocket if is_upgrade && inner.config.allow_upgrades => {
+                let key = match websocket::accept_key(req.headers()) {
+                    Ok(key) => key,
+                    Err(error) => return error.response(),
+                };
+                let on_upgrade = hyper::upgrade::on(&mut req);
+                let (parts, _body) = req.into_parts();
+                websocket::accept_and_close(&inner, &parts, on_upgrade, &key)
+            }
             _ => refuse(RequestError::BadRequest),
         };
     }

@@ -217,12 +217,17 @@ impl<H: EngineHandler> EngineInner<H> {
         if self.live.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.all_closed.notify_waiters();
         }
-        if reason == DisconnectReason::ForcedClose
-            && socket.transport() == TransportType::Polling
+        if matches!(
+            reason,
+            DisconnectReason::ForcedClose | DisconnectReason::TransportClose
+        ) && socket.transport() == TransportType::Polling
             && self.get(socket.id().as_str()).is_some()
         {
             // A server close keeps the queued packets and the close packet for the next GET;
-            // give the client a while to come for them. Error closes free the session at once.
+            // give the client a while to come for them. A client's close (`POST 1`) keeps the
+            // session too: its GET, sent before the POST but maybe served after it, gets the
+            // noop Node answers whichever request is served first. Error closes free the
+            // session at once.
             let _ =
                 tokio::time::timeout(self.config.close_grace, socket.close_delivered.notified())
                     .await;
@@ -279,10 +284,14 @@ async fn heartbeat<D>(config: &EngineConfig, socket: &Socket<D>) {
         socket.close_with(DisconnectReason::PingTimeout);
         return;
     }
+    let mut next_ping = Instant::now() + config.ping_interval;
     loop {
-        tokio::time::sleep(config.ping_interval).await;
+        tokio::time::sleep_until(next_ping).await;
         socket.queue_ping();
-        if tokio::time::timeout(config.ping_timeout, socket.pong.notified())
+        // One deadline from the ping's due time, not a second timer started after the first
+        // fired: each timer fires up to a millisecond late, and the pong is due
+        // `ping_interval + ping_timeout` after the last one, as in Node.
+        if tokio::time::timeout_at(next_ping + config.ping_timeout, socket.pong.notified())
             .await
             .is_err()
         {
@@ -297,9 +306,52 @@ async fn heartbeat<D>(config: &EngineConfig, socket: &Socket<D>) {
             socket.close_with(DisconnectReason::TransportError);
             return;
         }
+        next_ping = Instant::now() + config.ping_interval;
     }
 }
 
 fn millis(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The pong is due `ping_interval + ping_timeout` after the ping was due, however late the
+    /// ping's own timer woke the heartbeat (a second timer started then would fire that much
+    /// later, and a client polling on time would still find its session open).
+    #[tokio::test(start_paused = true)]
+    async fn ping_timeout_counts_from_when_the_ping_was_due() {
+        let config = EngineConfig::builder()
+            .ping_interval(Duration::from_millis(100))
+            .ping_timeout(Duration::from_millis(50))
+            .build();
+        let (parts, ()) = http::Request::new(()).into_parts();
+        let socket = Arc::new(Socket::new(
+            crate::Sid::random(),
+            parts,
+            TransportType::Polling,
+            4,
+            16,
+            1 << 16,
+            (),
+        ));
+        let start = Instant::now();
+        let beat = tokio::spawn({
+            let socket = socket.clone();
+            async move { heartbeat(&config, &socket).await }
+        });
+        tokio::task::yield_now().await;
+        // The ping's timer wakes the heartbeat 0.9 ms late.
+        tokio::time::advance(Duration::from_micros(100_900)).await;
+        tokio::task::yield_now().await;
+        assert!(!socket.is_closed());
+        tokio::time::advance(start + Duration::from_millis(150) - Instant::now()).await;
+        tokio::task::yield_now().await;
+        assert_eq!(socket.close_reason(), Some(DisconnectReason::PingTimeout));
+        beat.await.expect("the heartbeat ends");
+    }
 }

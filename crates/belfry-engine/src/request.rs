@@ -23,8 +23,10 @@ impl Query {
         for pair in query.unwrap_or("").split('&') {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             match key {
-                "EIO" if out.eio.is_none() => out.eio = Some(percent_decode(value)),
-                "sid" if out.sid.is_none() => out.sid = Some(percent_decode(value)),
+                // A key given twice is an array in Node's parsed query, which compares as its
+                // elements joined by commas: `EIO=4&EIO=3` is not `"4"`.
+                "EIO" => join_repeated(&mut out.eio, value),
+                "sid" => join_repeated(&mut out.sid, value),
                 "transport" => {
                     out.transport = Some(match out.transport {
                         None => TransportType::parse(&percent_decode(value)).ok_or(()),
@@ -38,7 +40,18 @@ impl Query {
     }
 }
 
-/// Decodes `%XX` escapes and `+`; invalid escapes are kept as they are.
+/// Sets `slot` to `value` decoded, or appends it after a comma if it is set already.
+fn join_repeated(slot: &mut Option<String>, value: &str) {
+    let value = percent_decode(value);
+    match slot {
+        Some(first) => {
+            first.push(',');
+            first.push_str(&value);
+        }
+        None => *slot = Some(value),
+    }
+}
+
 /// Decodes `application/x-www-form-urlencoded` text (`%XX` escapes, `+` as a space), as query
 /// strings are read; bad escapes are kept as they are, invalid UTF-8 is replaced.
 ///
@@ -145,6 +158,10 @@ mod tests {
         assert_eq!(q.eio.as_deref(), Some("4"));
         assert_eq!(q.transport, Some(Ok(TransportType::Polling)));
         assert_eq!(q.sid.as_deref(), Some("a-b"));
+        // Repeated keys read as Node reads an array: joined by commas.
+        let q = Query::parse(Some("EIO=4&EIO=3&sid=a&sid=b"));
+        assert_eq!(q.eio.as_deref(), Some("4,3"));
+        assert_eq!(q.sid.as_deref(), Some("a,b"));
     }
 
     #[test]

@@ -45,6 +45,11 @@ pub struct Socket<D> {
     /// queue's lock as it parks, cleared when its task runs again. Only then does a sender wake
     /// it; woken, it writes at once (see [`writer::Fence`]).
     pub(crate) writer_idle: AtomicBool,
+    /// The send queue is at its caps: the session's reader reads no more until a transport
+    /// takes the queue (see [`Socket::backlogged`]).
+    backlog: AtomicBool,
+    /// Notified when a transport takes a queue that was at its caps.
+    pub(crate) unblocked: Notify,
     max_packets: usize,
     max_bytes: usize,
     span: tracing::Span,
@@ -178,6 +183,8 @@ impl<D> Socket<D> {
             polling_post: AtomicBool::new(false),
             upgrade_claimed: AtomicBool::new(false),
             writer_idle: AtomicBool::new(false),
+            backlog: AtomicBool::new(false),
+            unblocked: Notify::new(),
             max_packets,
             max_bytes,
             span,
@@ -304,9 +311,16 @@ impl<D> Socket<D> {
             }
             // A batch larger than the caps on its own is still accepted into an empty queue, so
             // that one large message within `max_payload` can always be sent.
+            let (len, total) = (state.queue.len() + packets.len(), state.bytes + bytes);
             let fits = state.queue.is_empty()
-                || (state.queue.len() + packets.len() <= self.max_packets
-                    && state.bytes + bytes <= self.max_bytes);
+                || (len <= self.max_packets && total <= self.max_bytes)
+                // What the session's own reader runs (a handler answering the client's events)
+                // may go past the caps, up to twice them: the queue is full because our writer
+                // has not run yet, not because the client does not read, and the reader pauses
+                // until it has (TCP then holds the client back). Nothing is dropped.
+                || (writer::is_own_reader(self)
+                    && len <= self.max_packets.saturating_mul(2)
+                    && total <= self.max_bytes.saturating_mul(2));
             if !fits {
                 state.full_since.get_or_insert_with(Instant::now);
                 return Err(SendError::Full);
@@ -324,6 +338,9 @@ impl<D> Socket<D> {
             }
             state.queue.extend(packets);
             state.bytes += bytes;
+            if state.queue.len() >= self.max_packets || state.bytes >= self.max_bytes {
+                self.backlog.store(true, Ordering::Release);
+            }
             state.compress |= compress;
             if state.claim.is_none() && self.writer_idle.load(Ordering::Acquire) {
                 state.claim = writer::claim(self);
@@ -355,6 +372,30 @@ impl<D> Socket<D> {
             && state.queue.is_empty()
             && (self.transport() == TransportType::Websocket
                 || self.polling_get.load(Ordering::Acquire))
+    }
+
+    /// True while the send queue is at its caps: the session's reader stops reading (a WebSocket)
+    /// or waits before the next packet of a POST until a transport takes the queue, so that the
+    /// answers of a client's burst wait for the writer instead of failing with
+    /// [`SendError::Full`].
+    pub(crate) fn backlogged(&self) -> bool {
+        self.backlog.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the send queue is below its caps (or the session closed).
+    pub(crate) async fn until_unblocked(&self) {
+        loop {
+            let unblocked = self.unblocked.notified();
+            tokio::pin!(unblocked);
+            unblocked.as_mut().enable();
+            if !self.backlogged() || self.is_closed() {
+                return;
+            }
+            tokio::select! {
+                () = unblocked => {}
+                () = self.closed() => return,
+            }
+        }
     }
 
     /// True once the session is closed or closing.
@@ -478,7 +519,17 @@ impl<D> Socket<D> {
         let _claim;
         let mut state = self.state.lock();
         _claim = state.claim.take();
-        Self::take_queued(&mut state, out, polling)
+        let taken = Self::take_queued(&mut state, out, polling);
+        drop(state);
+        self.unblock();
+        taken
+    }
+
+    /// After a transport took the queue: a reader paused by [`Socket::backlogged`] goes on.
+    fn unblock(&self) {
+        if self.backlog.load(Ordering::Acquire) && self.backlog.swap(false, Ordering::AcqRel) {
+            self.unblocked.notify_waiters();
+        }
     }
 
     /// For the WebSocket writer: [`Socket::drain_into`] (without the noop and the compress
@@ -499,7 +550,10 @@ impl<D> Socket<D> {
             return None;
         }
         _claim = state.claim.take();
-        Some(Self::take_queued(&mut state, out, false).0)
+        let close = Self::take_queued(&mut state, out, false).0;
+        drop(state);
+        self.unblock();
+        Some(close)
     }
 
     fn take_queued(
@@ -629,6 +683,11 @@ pub(crate) mod writer {
         CURRENT.replace(outer).1
     }
 
+    /// True when the reader running on this thread is `session`'s own.
+    pub(crate) fn is_own_reader<T: ?Sized>(session: &T) -> bool {
+        CURRENT.get().0 == address(session)
+    }
+
     /// Notes that `session` was given packets.
     pub(crate) fn queued_for<T: ?Sized>(session: &T) {
         CURRENT.with(|current| {
@@ -730,6 +789,29 @@ mod tests {
             socket.drain_or_wait(&mut out, &waker),
             Some(Some(DisconnectReason::ForcedClose))
         );
+    }
+
+    /// The session's own reader (its handlers answering the client) may fill the queue past its
+    /// caps, up to twice them, and pauses once it is at them; others get `Full` at the caps.
+    #[test]
+    fn the_own_reader_goes_past_the_caps_and_pauses() {
+        let socket = session(TransportType::Websocket);
+        for _ in 0..100 {
+            socket.send(message("x")).expect("within the caps");
+        }
+        assert!(socket.backlogged());
+        assert_eq!(socket.send(message("x")), Err(SendError::Full));
+        let mut sent = 0;
+        writer::queues_for_others(&socket, None, || {
+            while socket.send(message("x")).is_ok() {
+                sent += 1;
+            }
+        });
+        assert_eq!(sent, 100, "up to twice the caps");
+        let mut out = VecDeque::new();
+        assert_eq!(socket.drain_or_wait(&mut out, Waker::noop()), Some(None));
+        assert_eq!(out.len(), 200);
+        assert!(!socket.backlogged(), "taken: the reader goes on");
     }
 
     #[test]

@@ -245,10 +245,16 @@ enum Shape {
     One,
 }
 
-/// Finds out, without serializing, whether `data` is a unit, a tuple or anything else.
+/// Finds out, without serializing, whether `data` is `()` (no argument), a tuple (spread) or
+/// anything else (one argument).
+///
+/// "No argument" is decided by type, not by what the value serializes as: `serde_json`'s
+/// `Value::Null` serializes as a unit too, and is one argument, `null`, as in Node. `()` is the
+/// one type that both serializes as a unit and has no size (unit structs serialize as unit
+/// structs).
 fn shape<T: Serialize + ?Sized>(data: &T) -> Shape {
     match data.serialize(ShapeProbe) {
-        Err(Probe::Unit) => Shape::None,
+        Err(Probe::Unit) if std::mem::size_of_val(data) == 0 => Shape::None,
         Err(Probe::Tuple) => Shape::Spread,
         _ => Shape::One,
     }
@@ -427,6 +433,17 @@ mod tests {
         );
         assert_eq!(event_array("é\"", &Some(2)).0, r#"["é\"",2]"#);
         assert_eq!(args_array(&()), "[]");
+        // `null` is an argument, as in Node: `emit("ev", null)` sends `["ev",null]`.
+        assert_eq!(
+            event_array("ev", &serde_json::Value::Null).0,
+            r#"["ev",null]"#
+        );
+        assert_eq!(args_array(&serde_json::Value::Null), "[null]");
+        assert_eq!(
+            to_values(&serde_json::Value::Null).unwrap(),
+            [serde_json::Value::Null]
+        );
+        assert_eq!(to_values(&()).unwrap(), Vec::<serde_json::Value>::new());
         assert_eq!(args_array(&("ok",)), r#"["ok"]"#);
         assert_eq!(args_array(&"ok"), r#"["ok"]"#);
     }

@@ -194,6 +194,14 @@ mod tests {
         let (n, b): (u8, Bytes) =
             from_str(r#"[7,{"_placeholder":true,"num":0}]"#, &attachments).unwrap();
         assert_eq!((n, b), (7, Bytes::from_static(b"thumb")));
+        // Keys keep their order, as in JavaScript.
+        let v: Value = from_str(
+            r#"{"tag":1,"text":"t","n":2,"bin":{"_placeholder":true,"num":0}}"#,
+            &attachments,
+        )
+        .unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["tag", "text", "n", "bin"]);
         // serde_json::Value still sees the placeholder objects as they are.
         let v: Value = from_str(r#"{"_placeholder":true,"num":0}"#, &[]).unwrap();
         assert_eq!(v["num"], 0);

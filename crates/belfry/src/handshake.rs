@@ -51,17 +51,7 @@ impl Handshake {
                 }
             }
         }
-        let query = parts
-            .uri
-            .query()
-            .unwrap_or("")
-            .split('&')
-            .filter(|pair| !pair.is_empty())
-            .map(|pair| {
-                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-                (key.to_owned(), Value::String(value.to_owned()))
-            })
-            .collect();
+        let query = query_object(parts.uri.query().unwrap_or(""));
         let address = parts
             .extensions
             .get::<axum::extract::ConnectInfo<SocketAddr>>()
@@ -84,6 +74,22 @@ impl Handshake {
                 .unwrap_or_else(|| Value::Object(Map::new())),
         }
     }
+}
+
+/// A query string as Node's `Object.fromEntries(new URLSearchParams(query))`: keys and values
+/// form-decoded (`%XX` escapes, `+` as a space), the last of repeated keys wins.
+fn query_object(query: &str) -> Map<String, Value> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (
+                belfry_engine::percent_decode(key),
+                Value::String(belfry_engine::percent_decode(value)),
+            )
+        })
+        .collect()
 }
 
 /// Milliseconds since the Unix epoch.
@@ -181,5 +187,24 @@ mod tests {
         assert!(!handshake.secure);
         assert_eq!(handshake.auth, serde_json::json!({"token": "t"}));
         assert_eq!(Handshake::new(&parts, None, 0).auth, serde_json::json!({}));
+    }
+
+    /// As `URLSearchParams` reads it in Node: decoded, `+` a space, the last repeated key wins.
+    #[test]
+    fn handshake_query_is_form_decoded() {
+        let req = http::Request::get(
+            "/socket.io/?EIO=4&transport=polling&%26a=%26%3D%3Fa&b=a%2Bb%20c&c=a+b&d=1&d=2&e&=f&bad=%zz",
+        )
+        .body(())
+        .unwrap();
+        let (parts, ()) = req.into_parts();
+        let handshake = Handshake::new(&parts, None, 0);
+        assert_eq!(
+            Value::Object(handshake.query),
+            serde_json::json!({
+                "EIO": "4", "transport": "polling", "&a": "&=?a", "b": "a+b c", "c": "a b",
+                "d": "2", "e": "", "": "f", "bad": "%zz"
+            })
+        );
     }
 }

@@ -73,22 +73,41 @@ async fn poll<H: EngineHandler>(
         socket.close_with(DisconnectReason::TransportError);
         return empty(StatusCode::BAD_REQUEST);
     };
+    // Whether this GET was already waiting when the session closed.
+    let mut waited = false;
     loop {
         if socket.transport() == TransportType::Websocket {
             return payload_response(inner, &socket, parts, &[Packet::Noop], true, None);
         }
         let drained = socket.drain(true);
         if let Some(reason) = drained.close {
-            let mut packets = drained.packets;
-            // A client that closed gets a noop, as Node answers; otherwise the close packet.
-            packets.push(if reason == DisconnectReason::TransportClose {
-                Packet::Noop
+            if reason == DisconnectReason::ForcedClose && !drained.packets.is_empty() {
+                // As Node: the packets queued before a server close go out on their own, the
+                // close packet in the answer to the next GET. A client reads the packets of a
+                // payload on its next tick but acts on a close at once: in one payload the
+                // close would win, and a Socket.IO DISCONNECT would read as "transport close".
+                return payload_response(
+                    inner,
+                    &socket,
+                    parts,
+                    &drained.packets,
+                    drained.compress,
+                    None,
+                );
+            }
+            let packets: &[Packet] = if reason == DisconnectReason::TransportClose {
+                // A client that closed gets a noop, as Node answers.
+                &[Packet::Noop]
+            } else if waited {
+                &[Packet::Close]
             } else {
-                Packet::Close
-            });
+                // A close that found no GET waiting is appended to a noop by the next one, as
+                // Node's `shouldClose` does.
+                &[Packet::Noop, Packet::Close]
+            };
             inner.remove(socket.id());
             socket.close_delivered.notify_one();
-            return payload_response(inner, &socket, parts, &packets, true, None);
+            return payload_response(inner, &socket, parts, packets, true, None);
         }
         if !drained.packets.is_empty() {
             return payload_response(
@@ -101,6 +120,7 @@ async fn poll<H: EngineHandler>(
             );
         }
         socket.wake_polling.notified().await;
+        waited = true;
     }
 }
 
@@ -147,7 +167,7 @@ async fn receive<H: EngineHandler>(
             return fail(StatusCode::REQUEST_TIMEOUT);
         }
     };
-    if !handle_payload(inner, &socket, body, binary) {
+    if !handle_payload(inner, &socket, body, binary).await {
         return empty(StatusCode::BAD_REQUEST);
     }
     let mut res = response(StatusCode::OK, "text/html", Bytes::from_static(b"ok"));
@@ -189,13 +209,17 @@ async fn read_body(mut body: RequestBody, limit: usize) -> Result<Bytes, BodyErr
 
 /// Acts on every packet of a payload, in order. Returns false, having closed the session with
 /// "parse error", if a packet cannot be decoded.
-fn handle_payload<H: EngineHandler>(
+///
+/// What the packets' handlers queue may fill the send queue before a GET takes it: then the
+/// next packet waits until one has (the POST is answered later), so that a burst's answers are
+/// all delivered instead of failing with a full queue.
+async fn handle_payload<H: EngineHandler>(
     inner: &EngineInner<H>,
     socket: &Arc<Socket<H::Data>>,
     body: Bytes,
     binary: bool,
 ) -> bool {
-    let packets: Box<dyn Iterator<Item = Result<Packet, _>>> = if socket.protocol() == 3 {
+    let packets: Box<dyn Iterator<Item = Result<Packet, _>> + Send> = if socket.protocol() == 3 {
         match payload_v3::decode(body, binary) {
             Ok(packets) => Box::new(packets.into_iter().map(Ok)),
             Err(error) => Box::new(std::iter::once(Err(error))),
@@ -207,8 +231,19 @@ fn handle_payload<H: EngineHandler>(
         if socket.is_closed() {
             break;
         }
+        if socket.backlogged() {
+            socket.until_unblocked().await;
+            if socket.is_closed() {
+                break;
+            }
+        }
         match packet {
-            Ok(packet) => inner.on_packet(socket, packet),
+            Ok(packet) => {
+                // As the session's own reader: its handlers' answers may go past the caps.
+                crate::socket::writer::queues_for_others(&**socket, None, || {
+                    inner.on_packet(socket, packet);
+                });
+            }
             Err(error) => {
                 tracing::debug!(%error, "invalid polling payload");
                 socket.close_with(DisconnectReason::ParseError);

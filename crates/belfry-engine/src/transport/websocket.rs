@@ -168,7 +168,7 @@ pub(crate) fn upgrade<H: EngineHandler>(
         .swap(true, std::sync::atomic::Ordering::AcqRel)
     {
         tracing::debug!(sid = %socket.id(), "second websocket for one session");
-        return upgrade_error(&RequestError::BadRequest);
+        return accept_and_close(inner, parts, on_upgrade, accept_key);
     }
     let deflate = negotiate_deflate(inner, &parts.headers);
     let mut res = switching_protocols(accept_key, deflate);
@@ -189,6 +189,27 @@ pub(crate) fn upgrade<H: EngineHandler>(
     res
 }
 
+/// Answers a WebSocket for a session that upgrades, or has upgraded, on another one: as Node,
+/// the handshake succeeds (101) and the new connection is closed at once (a close frame without
+/// a code). A client without an error handler would throw on a refusal.
+pub(crate) fn accept_and_close<H: EngineHandler>(
+    inner: &Arc<EngineInner<H>>,
+    parts: &http::request::Parts,
+    on_upgrade: OnUpgrade,
+    accept_key: &str,
+) -> EngineResponse {
+    let deflate = negotiate_deflate(inner, &parts.headers);
+    let mut res = switching_protocols(accept_key, deflate);
+    edit_headers(inner, parts, &mut res, None);
+    let inner = inner.clone();
+    tokio::spawn(async move {
+        if let Some(mut ws) = accept(&inner, on_upgrade, deflate).await {
+            ws.close(None).await;
+        }
+    });
+    res
+}
+
 /// The upgrade dance on the new WebSocket: `2probe` → `3probe`, noops to the pending GET every
 /// 100 ms, then `5` switches the session over. Anything else, or the upgrade timeout, closes the
 /// new WebSocket and leaves the polling session as it was.
@@ -201,15 +222,27 @@ async fn probe<H: EngineHandler>(
     let mut noop = tokio::time::interval(Duration::from_millis(100));
     noop.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut probed = false;
+    // The session closed during the upgrade. As in Node, the probe goes on until the close
+    // reaches the client over polling: a client that completes the upgrade meanwhile gets what
+    // is still queued (a Socket.IO DISCONNECT) and the close over the new WebSocket, instead of
+    // losing both with it.
+    let mut closing = false;
     let upgraded = loop {
         let message = tokio::select! {
             () = tokio::time::sleep_until(deadline) => {
                 tracing::debug!("upgrade timed out");
                 break false;
             }
-            () = socket.closed() => break false,
-            _ = noop.tick(), if probed => {
-                if socket.polling_get.load(std::sync::atomic::Ordering::Acquire) {
+            () = socket.closed(), if !closing => {
+                closing = true;
+                continue;
+            }
+            _ = noop.tick(), if probed || closing => {
+                if closing && inner.get(socket.id().as_str()).is_none() {
+                    // The close packet went out over polling (or its grace ran out).
+                    break false;
+                }
+                if probed && socket.polling_get.load(std::sync::atomic::Ordering::Acquire) {
                     socket.queue_noop();
                 }
                 continue;
@@ -238,7 +271,11 @@ async fn probe<H: EngineHandler>(
     socket.set_transport(TransportType::Websocket);
     // Wake a GET still pending (a client that did not pause polling) so it ends with a noop.
     socket.wake_polling.notify_waiters();
-    run(inner, socket, ws).await;
+    run(inner, socket.clone(), ws).await;
+    if socket.is_closed() {
+        // A session closed during the upgrade waits for its close to be delivered.
+        socket.close_delivered.notify_one();
+    }
 }
 
 /// Runs an established WebSocket on one task, without splitting it: each poll reads what
@@ -270,15 +307,18 @@ async fn run<H: EngineHandler>(
                 .as_ref()
                 .is_some_and(|fence| fence.poll_open(cx).is_pending());
         }
-        // Everything that arrived is read first.
+        // Everything that arrived is read first, unless what was read has filled the send
+        // queue: then the reader waits for the writer (and TCP holds the client back).
         let mut yielding = false;
-        if !socket.is_closed() {
+        let mut paused = socket.backlogged();
+        if !socket.is_closed() && !paused {
             let read = ws.poll_read(cx, |message| {
                 let claims = if waiting { None } else { Some(&mut fence) };
                 yielding |= writer::queues_for_others(&*socket, claims, || {
                     on_message(&inner, &socket, message);
                 });
-                !socket.is_closed()
+                paused = socket.backlogged();
+                !socket.is_closed() && !paused
             });
             if let Poll::Ready(Err(end)) = read {
                 match end {
@@ -302,7 +342,13 @@ async fn run<H: EngineHandler>(
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
-        out.write(cx, &socket, &mut ws)
+        let written = out.write(cx, &socket, &mut ws);
+        if written.is_pending() && paused && !socket.backlogged() && !socket.is_closed() {
+            // The writer took the queue that paused the reader: read what waits (no readiness
+            // event comes for bytes read already).
+            cx.waker().wake_by_ref();
+        }
+        written
     })
     .await;
 }
