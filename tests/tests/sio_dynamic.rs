@@ -99,3 +99,47 @@ async fn row30_dynamic_children_do_not_pile_up() {
     assert_eq!(parent.children(), Vec::<String>::new());
     assert_eq!(io.namespace_count(), 1);
 }
+
+/// Registering a namespace again replaces its connect handler only: its live sockets still get
+/// its broadcasts, and new sockets run the new handler.
+#[tokio::test]
+async fn registering_a_namespace_again_keeps_it() {
+    let (layer, io) = SocketIo::new_layer();
+    io.ns("/x", |socket: SocketRef| async move {
+        let _ = socket.emit("hello", &"first");
+    });
+    let addr = serve(axum::Router::new().layer(layer)).await;
+    let open = |addr| async move {
+        let open =
+            belfry_tests::http(addr, "GET", "/socket.io/?EIO=4&transport=polling", &[], b"").await;
+        let sid = serde_json::from_str::<Value>(&open.text()[1..]).unwrap()["sid"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+        let posted = belfry_tests::http(addr, "POST", &path, &[], b"40/x,").await;
+        assert_eq!(posted.text(), "ok");
+        let mut got = String::new();
+        while !got.contains("hello") {
+            got.push_str(
+                &belfry_tests::http(addr, "GET", &path, &[], b"")
+                    .await
+                    .text(),
+            );
+        }
+        (path, got)
+    };
+    let (first, got) = open(addr).await;
+    assert!(got.contains(r#"42/x,["hello","first"]"#), "{got}");
+    io.ns("/x", |socket: SocketRef| async move {
+        let _ = socket.emit("hello", &"second");
+    });
+    let (_, got) = open(addr).await;
+    assert!(got.contains(r#"42/x,["hello","second"]"#), "{got}");
+    // Both sockets are in the namespace the handles reach.
+    assert_eq!(io.of("/x").unwrap().emit("all", &1).unwrap(), 2);
+    let got = belfry_tests::http(addr, "GET", &first, &[], b"")
+        .await
+        .text();
+    assert_eq!(got, r#"42/x,["all",1]"#);
+}

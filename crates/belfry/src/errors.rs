@@ -97,6 +97,10 @@ pub enum EmitError {
     /// The socket is disconnected.
     #[error("the socket is disconnected")]
     Disconnected,
+    /// The parser cannot encode the packet: with the msgpack parser, a binary placeholder
+    /// without its attachment (the raw text of [`Args`](crate::extract::Args) holding binary).
+    #[error("could not encode the packet: {0}")]
+    Encode(#[source] belfry_core::msgpack::WireError),
 }
 
 /// Why an acknowledgement did not arrive.

@@ -131,14 +131,23 @@ impl SocketIo {
     ///
     /// The handler's extractors run before the client is answered: if one fails, the connect
     /// is refused with a CONNECT_ERROR carrying its message.
+    ///
+    /// Registering a path again replaces only its connect handler, for the sockets that connect
+    /// from then on: the namespace, its sockets, rooms, middlewares and listeners stay.
     pub fn ns<H: Handler<T>, T>(&self, path: impl Into<String>, handler: H) -> NamespaceHandle {
         let mut path = path.into();
         if !path.starts_with('/') {
             path.insert(0, '/');
         }
+        let handler = erase(handler);
+        let existing = self.inner.namespaces.read().get(&path).cloned();
+        if let Some(ns) = existing {
+            ns.set_connect_handler(handler);
+            return NamespaceHandle(ns);
+        }
         let ns = Namespace::new(
             Str::from(path.as_str()),
-            erase(handler),
+            handler.clone(),
             self.ns_options(),
             None,
             &self.inner.adapter,
@@ -146,7 +155,14 @@ impl SocketIo {
         if let Some(observer) = self.observer() {
             ns.observe(observer);
         }
-        self.inner.namespaces.write().insert(path, ns.clone());
+        // Registered meanwhile by another thread: that one is kept, with this handler.
+        let ns = match self.inner.namespaces.write().entry(path) {
+            std::collections::hash_map::Entry::Occupied(entry) => {
+                entry.get().set_connect_handler(handler);
+                entry.get().clone()
+            }
+            std::collections::hash_map::Entry::Vacant(entry) => entry.insert(ns).clone(),
+        };
         NamespaceHandle(ns)
     }
 

@@ -43,7 +43,8 @@ pub(crate) struct NsOptions {
 /// A namespace: the sockets connected to it, its adapter, and the handler run on each connect.
 pub(crate) struct Namespace {
     name: Str,
-    on_connect: ErasedHandler,
+    /// Replaced when the namespace is registered again (`SocketIo::ns` with the same path).
+    on_connect: RwLock<ErasedHandler>,
     middlewares: RwLock<Vec<ErasedHandler<Result<(), ConnectError>>>>,
     sockets: RwLock<SidMap<Arc<Socket>>>,
     adapter: Arc<dyn Adapter>,
@@ -83,7 +84,7 @@ impl Namespace {
                 name: name.to_string(),
             })),
             name,
-            on_connect,
+            on_connect: RwLock::new(on_connect),
             middlewares: RwLock::new(Vec::new()),
             sockets: RwLock::new(SidMap::default()),
             next_ack: AtomicU64::new(0),
@@ -92,6 +93,11 @@ impl Namespace {
             server_side: RwLock::new(HashMap::new()),
             observed: AtomicBool::new(false),
         })
+    }
+
+    /// Runs `on_connect` for the sockets that connect from now on.
+    pub(crate) fn set_connect_handler(&self, on_connect: ErasedHandler) {
+        *self.on_connect.write() = on_connect;
     }
 
     /// Shows `observer` this namespace's room events (once).
@@ -235,7 +241,8 @@ impl Namespace {
             socket: SocketRef(socket.clone()),
             kind: ContextKind::Connect { auth },
         };
-        match (self.on_connect)(&mut ctx) {
+        let on_connect = self.on_connect.read().clone();
+        match on_connect(&mut ctx) {
             Err(Rejected(message)) => self.refuse(&socket, &ConnectError::new(message)),
             Ok(future) => {
                 socket.conn().data().insert(self.name(), socket.clone());

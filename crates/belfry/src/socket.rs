@@ -609,7 +609,13 @@ impl Socket {
             return Err(EmitError::Disconnected);
         }
         self.notify_outgoing(&packet);
-        send_frames(&self.conn, into_frames(packet, self.ns.parser()))
+        let parser = self.ns.parser();
+        if parser == Parser::Msgpack {
+            // The one encoding that can fail: tell the caller rather than drop the packet.
+            let frames = msgpack_frames(&packet).map_err(EmitError::Encode)?;
+            return send_frames(&self.conn, frames);
+        }
+        send_frames(&self.conn, into_frames(packet, parser))
     }
 
     pub(crate) fn conn(&self) -> &Arc<EngineSocket<Connection>> {
@@ -1202,14 +1208,17 @@ pub(crate) fn into_frames(packet: Packet, parser: Parser) -> Frames {
 }
 
 fn msgpack_frame(packet: &Packet) -> Frames {
-    match belfry_core::parser::msgpack::encode(packet) {
-        Ok(message) => Frames::One([EnginePacket::Binary(message)]),
-        Err(error) => {
-            // Only a payload built by hand with broken JSON gets here.
-            tracing::error!(%error, "packet not encodable, dropped");
-            Frames::Many(Vec::new())
-        }
-    }
+    msgpack_frames(packet).unwrap_or_else(|error| {
+        // A placeholder without its attachment (the raw text of an `Args` holding binary).
+        tracing::error!(%error, "packet not encodable, dropped");
+        Frames::Many(Vec::new())
+    })
+}
+
+/// The one binary message of a packet (msgpack); an error for a payload msgpack cannot carry.
+fn msgpack_frames(packet: &Packet) -> Result<Frames, belfry_core::msgpack::WireError> {
+    belfry_core::parser::msgpack::encode(packet)
+        .map(|message| Frames::One([EnginePacket::Binary(message)]))
 }
 
 fn text_frames<A>(text: Str, attachments: A) -> Frames

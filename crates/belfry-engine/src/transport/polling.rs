@@ -171,8 +171,23 @@ async fn receive<H: EngineHandler>(
         return empty(StatusCode::BAD_REQUEST);
     }
     let mut res = response(StatusCode::OK, "text/html", Bytes::from_static(b"ok"));
+    no_store(parts, &mut res);
     edit_headers(inner, parts, &mut res, None);
     res
+}
+
+/// The headers Node's polling transport adds to every answer of a live session, GET and POST:
+/// `cache-control: no-store`, and `x-xss-protection: 0` for Internet Explorer.
+fn no_store<B>(parts: &Parts, res: &mut http::Response<B>) {
+    let headers = res.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let ua = parts.headers.get(header::USER_AGENT);
+    if ua
+        .and_then(|ua| ua.to_str().ok())
+        .is_some_and(|ua| ua.contains(";MSIE") || ua.contains("Trident/"))
+    {
+        headers.insert("x-xss-protection", HeaderValue::from_static("0"));
+    }
 }
 
 enum BodyError {
@@ -283,14 +298,7 @@ fn payload_response<H: EngineHandler, D>(
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
     }
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    let ua = parts.headers.get(header::USER_AGENT);
-    if ua
-        .and_then(|ua| ua.to_str().ok())
-        .is_some_and(|ua| ua.contains(";MSIE") || ua.contains("Trident/"))
-    {
-        headers.insert("x-xss-protection", HeaderValue::from_static("0"));
-    }
+    no_store(parts, &mut res);
     edit_headers(inner, parts, &mut res, handshake);
     res
 }
@@ -323,32 +331,42 @@ fn compress(parts: &Parts, body: Bytes) -> (Bytes, Option<&'static str>) {
     }
 }
 
-/// `gzip` or `deflate`, whichever `accept` (an `Accept-Encoding` value) rates higher (gzip on a
-/// tie; `*` stands for both), or neither.
+/// `gzip` or `deflate`, as Node's `accepts(req).encodings(["gzip", "deflate"])` picks from
+/// `accept` (an `Accept-Encoding` value; `*` stands for both): the higher quality, then an exact
+/// name over `*`, then the one the client lists first, then gzip; neither if both are refused.
 fn preferred_encoding(accept: &str) -> Option<&'static str> {
-    let quality = |name: &str| {
+    // (quality, exact name, the client's order reversed): the greater is preferred.
+    let rank = |name: &str| {
         accept
             .split(',')
-            .filter_map(|item| {
+            .enumerate()
+            .filter_map(|(index, item)| {
                 let mut parts = item.split(';');
                 let coding = parts.next()?.trim();
                 let q = parts
                     .find_map(|p| p.trim().strip_prefix("q="))
                     .map_or(Some(1.0), |q| q.trim().parse::<f32>().ok())?;
-                (coding.eq_ignore_ascii_case(name) || coding == "*").then_some((coding == "*", q))
+                let exact = coding.eq_ignore_ascii_case(name);
+                (exact || coding == "*").then_some((exact, q, index))
             })
-            // An exact match outranks `*`.
-            .min_by(|a, b| a.0.cmp(&b.0))
-            .map_or(0.0, |(_, q)| q)
+            // An exact match outranks `*`, whatever their qualities.
+            .max_by_key(|&(exact, _, index)| (exact, std::cmp::Reverse(index)))
+            .map(|(exact, q, index)| (q, exact, std::cmp::Reverse(index)))
     };
-    let (gzip, deflate) = (quality("gzip"), quality("deflate"));
-    if gzip > 0.0 && gzip >= deflate {
-        Some("gzip")
-    } else if deflate > 0.0 {
-        Some("deflate")
-    } else {
-        None
+    let candidates = [("gzip", rank("gzip")), ("deflate", rank("deflate"))];
+    let mut best: Option<(&'static str, (f32, bool, std::cmp::Reverse<usize>))> = None;
+    for (name, rank) in candidates {
+        let Some(rank) = rank.filter(|&(q, _, _)| q > 0.0) else {
+            continue;
+        };
+        let better = best.is_none_or(|(_, current)| {
+            rank.0 > current.0 || (rank.0 == current.0 && (rank.1, rank.2) > (current.1, current.2))
+        });
+        if better {
+            best = Some((name, rank));
+        }
     }
+    best.map(|(name, _)| name)
 }
 
 /// Runs the user's header hooks (Node's `initial_headers` and `headers`) with the request being
@@ -407,6 +425,11 @@ mod tests {
             ("br, identity", None),
             ("", None),
             ("gzip;q=abc", None),
+            // Equal qualities: the client's first choice, as Node's `accepts`.
+            ("deflate, gzip", Some("deflate")),
+            ("deflate;q=0.8, gzip;q=0.8", Some("deflate")),
+            ("*, deflate", Some("deflate")),
+            ("*;q=0.5, deflate;q=0.5", Some("deflate")),
         ];
         for (accept, expected) in cases {
             assert_eq!(preferred_encoding(accept), expected, "{accept}");

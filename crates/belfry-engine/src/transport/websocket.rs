@@ -255,6 +255,9 @@ async fn probe<H: EngineHandler>(
                     break false;
                 }
                 probed = true;
+                // As Node's check interval: the first noop to a pending GET 100 ms after the
+                // probe's answer, not at once.
+                noop.reset();
             }
             Ok(Incoming::Text(text)) if probed && text == "5" => break true,
             _ => break false,
