@@ -69,9 +69,8 @@ async fn row02_bad_protocol_version() {
         "EIO=abc&transport=polling",
         "EIO=5&transport=polling",
         "EIO=3&transport=polling",
-        // Given twice, `EIO` is an array for Node, which is not "4".
+        // Given twice, the last `EIO` counts, as in Node.
         "EIO=4&EIO=3&transport=polling",
-        "EIO=4&EIO=4&transport=polling",
     ] {
         let res = http(
             server.addr,
@@ -89,6 +88,17 @@ async fn row02_bad_protocol_version() {
         );
     }
     assert_eq!(server.engine.clients_count(), 0);
+    // The last one is "4": a session opens, as in Node.
+    let res = http(
+        server.addr,
+        "GET",
+        "/socket.io/?EIO=3&EIO=4&transport=polling",
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(res.status, 200);
+    assert!(res.text().starts_with("0{\"sid\""), "{}", res.text());
 }
 
 #[tokio::test]
@@ -100,7 +110,7 @@ async fn row03_unknown_transport() {
         "EIO=4&transport=__proto__",
         "EIO=4&transport=constructor",
         "EIO=4&transport=webtransport",
-        "EIO=4&transport=polling&transport=polling",
+        "EIO=4&transport=polling&transport=abc",
     ] {
         let res = http(
             server.addr,
@@ -422,6 +432,18 @@ async fn row16_second_websocket_for_one_session() {
     assert_eq!(third.close_code().await, None);
     first.frame(FIN_TEXT, b"4still").await;
     assert_eq!(first.read_frame().await, Some((1, b"4still".to_vec())));
+    // An upgrade request for the polling transport, with or without a session: the same, and
+    // no session opens.
+    for query in [
+        "EIO=4&transport=polling",
+        &format!("EIO=4&transport=polling&sid={sid}"),
+    ] {
+        let mut ws = RawWs::connect(server.addr, query).await;
+        assert_eq!(ws.close_code().await, None, "{query}");
+    }
+    assert_eq!(server.engine.clients_count(), 1);
+    first.frame(FIN_TEXT, b"4last").await;
+    assert_eq!(first.read_frame().await, Some((1, b"4last".to_vec())));
 }
 
 #[tokio::test]

@@ -43,6 +43,9 @@ pub(crate) async fn handle<H: EngineHandler>(
         let Some(socket) = inner.get(sid) else {
             return refuse(RequestError::UnknownSid);
         };
+        if is_upgrade && transport == TransportType::Polling {
+            return accept_and_close(req, &inner);
+        }
         return match transport {
             TransportType::Polling if socket.transport() == TransportType::Polling => {
                 polling::serve(&inner, socket, req).await
@@ -62,13 +65,7 @@ pub(crate) async fn handle<H: EngineHandler>(
             }
             // A WebSocket for a session that upgraded already: accepted and closed, as Node.
             TransportType::Websocket if is_upgrade && inner.config.allow_upgrades => {
-                let key = match websocket::accept_key(req.headers()) {
-                    Ok(key) => key,
-                    Err(error) => return error.response(),
-                };
-                let on_upgrade = hyper::upgrade::on(&mut req);
-                let (parts, _body) = req.into_parts();
-                websocket::accept_and_close(&inner, &parts, on_upgrade, &key)
+                accept_and_close(req, &inner)
             }
             _ => refuse(RequestError::BadRequest),
         };
@@ -88,13 +85,18 @@ pub(crate) async fn handle<H: EngineHandler>(
     } else {
         None
     };
+    if let Some(check) = &inner.config.allow_request {
+        let (parts, body) = req.into_parts();
+        if let Err(message) = check(&parts).await {
+            return refuse(RequestError::Forbidden(message));
+        }
+        req = Request::from_parts(parts, body);
+    }
+    if is_upgrade && transport == TransportType::Polling {
+        return accept_and_close(req, &inner);
+    }
     let on_upgrade = key.as_ref().map(|_| hyper::upgrade::on(&mut req));
     let (parts, _body) = req.into_parts();
-    if let Some(check) = &inner.config.allow_request
-        && let Err(message) = check(&parts).await
-    {
-        return refuse(RequestError::Forbidden(message));
-    }
     // Node: `EIO=4` speaks v4; anything else (or nothing) v3, accepted only with `allowEIO3`.
     let protocol = if query.eio.as_deref() == Some("4") {
         4
@@ -120,4 +122,20 @@ pub(crate) async fn handle<H: EngineHandler>(
         }
         _ => polling::handshake(&inner, sid, parts, protocol),
     }
+}
+
+/// An upgrade request Node's engine.io takes (the WebSocket handshake succeeds) only to close
+/// the new connection at once: for a transport that is not WebSocket, or a session that
+/// upgrades or upgraded already.
+fn accept_and_close<H: EngineHandler>(
+    mut req: Request<RequestBody>,
+    inner: &Arc<EngineInner<H>>,
+) -> EngineResponse {
+    let key = match websocket::accept_key(req.headers()) {
+        Ok(key) => key,
+        Err(error) => return error.response(),
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let (parts, _body) = req.into_parts();
+    websocket::accept_and_close(inner, &parts, on_upgrade, &key)
 }

@@ -17,38 +17,23 @@ pub(crate) struct Query {
 }
 
 impl Query {
-    /// Parses a query string. A `transport` given twice, or unknown, is `Some(Err(()))`.
+    /// Parses a query string as Node's engine.io reads it
+    /// (`Object.fromEntries(new URL(..).searchParams)`): form-decoded, the last of repeated keys
+    /// wins. An unknown `transport` is `Some(Err(()))`.
     pub(crate) fn parse(query: Option<&str>) -> Query {
         let mut out = Query::default();
         for pair in query.unwrap_or("").split('&') {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             match key {
-                // A key given twice is an array in Node's parsed query, which compares as its
-                // elements joined by commas: `EIO=4&EIO=3` is not `"4"`.
-                "EIO" => join_repeated(&mut out.eio, value),
-                "sid" => join_repeated(&mut out.sid, value),
+                "EIO" => out.eio = Some(percent_decode(value)),
+                "sid" => out.sid = Some(percent_decode(value)),
                 "transport" => {
-                    out.transport = Some(match out.transport {
-                        None => TransportType::parse(&percent_decode(value)).ok_or(()),
-                        Some(_) => Err(()),
-                    });
+                    out.transport = Some(TransportType::parse(&percent_decode(value)).ok_or(()));
                 }
                 _ => {}
             }
         }
         out
-    }
-}
-
-/// Sets `slot` to `value` decoded, or appends it after a comma if it is set already.
-fn join_repeated(slot: &mut Option<String>, value: &str) {
-    let value = percent_decode(value);
-    match slot {
-        Some(first) => {
-            first.push(',');
-            first.push_str(&value);
-        }
-        None => *slot = Some(value),
     }
 }
 
@@ -158,10 +143,13 @@ mod tests {
         assert_eq!(q.eio.as_deref(), Some("4"));
         assert_eq!(q.transport, Some(Ok(TransportType::Polling)));
         assert_eq!(q.sid.as_deref(), Some("a-b"));
-        // Repeated keys read as Node reads an array: joined by commas.
-        let q = Query::parse(Some("EIO=4&EIO=3&sid=a&sid=b"));
-        assert_eq!(q.eio.as_deref(), Some("4,3"));
-        assert_eq!(q.sid.as_deref(), Some("a,b"));
+        // The last of repeated keys wins, as in Node's `Object.fromEntries(searchParams)`.
+        let q = Query::parse(Some(
+            "EIO=4&EIO=3&sid=a&sid=b&transport=abc&transport=polling",
+        ));
+        assert_eq!(q.eio.as_deref(), Some("3"));
+        assert_eq!(q.sid.as_deref(), Some("b"));
+        assert_eq!(q.transport, Some(Ok(TransportType::Polling)));
     }
 
     #[test]
@@ -171,7 +159,7 @@ mod tests {
             "transport=__proto__",
             "transport=constructor",
             "transport=webtransport",
-            "transport=polling&transport=polling",
+            "transport=polling&transport=abc",
             "transport=",
         ] {
             assert_eq!(

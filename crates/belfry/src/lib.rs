@@ -172,6 +172,7 @@ mod io;
 mod ns;
 mod observe;
 mod operators;
+mod serve;
 mod server_side;
 mod socket;
 
@@ -213,5 +214,6 @@ pub use errors::{AckError, ConnectError, DisconnectReason, EmitError, ServerSide
 pub use handshake::Handshake;
 pub use io::{NamespaceHandle, ParentNamespaceHandle, SocketIo, SocketIoBuilder, SocketIoLayer};
 pub use operators::{AckStream, BroadcastOperator};
+pub use serve::{Serve, WithGracefulShutdown, serve};
 pub use server_side::ServerSideEvent;
 pub use socket::{Socket, SocketRef};

@@ -335,38 +335,56 @@ fn compress(parts: &Parts, body: Bytes) -> (Bytes, Option<&'static str>) {
 /// `accept` (an `Accept-Encoding` value; `*` stands for both): the higher quality, then an exact
 /// name over `*`, then the one the client lists first, then gzip; neither if both are refused.
 fn preferred_encoding(accept: &str) -> Option<&'static str> {
-    // (quality, exact name, the client's order reversed): the greater is preferred.
-    let rank = |name: &str| {
+    let gzip = EncodingRank::of("gzip", accept);
+    let deflate = EncodingRank::of("deflate", accept);
+    match (gzip, deflate) {
+        (Some(g), Some(d)) if d.beats(&g) => Some("deflate"),
+        (Some(_), _) => Some("gzip"),
+        (None, Some(_)) => Some("deflate"),
+        (None, None) => None,
+    }
+}
+
+/// How an `Accept-Encoding` value rates one encoding.
+struct EncodingRank {
+    quality: f32,
+    /// Named, rather than matched by `*`.
+    exact: bool,
+    /// Where the client lists it.
+    index: usize,
+}
+
+impl EncodingRank {
+    /// The rating of `name` in `accept`; `None` if it is not accepted (absent, or `q=0`).
+    fn of(name: &str, accept: &str) -> Option<EncodingRank> {
         accept
             .split(',')
             .enumerate()
             .filter_map(|(index, item)| {
                 let mut parts = item.split(';');
                 let coding = parts.next()?.trim();
-                let q = parts
+                let quality = parts
                     .find_map(|p| p.trim().strip_prefix("q="))
                     .map_or(Some(1.0), |q| q.trim().parse::<f32>().ok())?;
                 let exact = coding.eq_ignore_ascii_case(name);
-                (exact || coding == "*").then_some((exact, q, index))
+                (exact || coding == "*").then_some(EncodingRank {
+                    quality,
+                    exact,
+                    index,
+                })
             })
             // An exact match outranks `*`, whatever their qualities.
-            .max_by_key(|&(exact, _, index)| (exact, std::cmp::Reverse(index)))
-            .map(|(exact, q, index)| (q, exact, std::cmp::Reverse(index)))
-    };
-    let candidates = [("gzip", rank("gzip")), ("deflate", rank("deflate"))];
-    let mut best: Option<(&'static str, (f32, bool, std::cmp::Reverse<usize>))> = None;
-    for (name, rank) in candidates {
-        let Some(rank) = rank.filter(|&(q, _, _)| q > 0.0) else {
-            continue;
-        };
-        let better = best.is_none_or(|(_, current)| {
-            rank.0 > current.0 || (rank.0 == current.0 && (rank.1, rank.2) > (current.1, current.2))
-        });
-        if better {
-            best = Some((name, rank));
-        }
+            .min_by_key(|rank| (!rank.exact, rank.index))
+            .filter(|rank| rank.quality > 0.0)
     }
-    best.map(|(name, _)| name)
+
+    /// Preferred to `other`: a higher quality, then exact over `*`, then listed first.
+    fn beats(&self, other: &EncodingRank) -> bool {
+        if self.quality != other.quality {
+            return self.quality > other.quality;
+        }
+        (!self.exact, self.index) < (!other.exact, other.index)
+    }
 }
 
 /// Runs the user's header hooks (Node's `initial_headers` and `headers`) with the request being

@@ -310,17 +310,21 @@ async fn run<H: EngineHandler>(
                 .as_ref()
                 .is_some_and(|fence| fence.poll_open(cx).is_pending());
         }
-        // Everything that arrived is read first, unless what was read has filled the send
-        // queue: then the reader waits for the writer (and TCP holds the client back).
+        // Everything that arrived is read first, unless the send queue is at its caps and the
+        // writer has not had its turn: then the reader waits for the writer (TCP holds the
+        // client back), so that a burst's answers are written rather than refused. A writer
+        // held up by a peer that does not read does not stop the reader (its pongs are still
+        // read, and the slow-consumer rule applies).
         let mut yielding = false;
-        let mut paused = socket.backlogged();
+        let may_pause = !ws.has_unwritten();
+        let mut paused = may_pause && socket.backlogged();
         if !socket.is_closed() && !paused {
             let read = ws.poll_read(cx, |message| {
                 let claims = if waiting { None } else { Some(&mut fence) };
                 yielding |= writer::queues_for_others(&*socket, claims, || {
                     on_message(&inner, &socket, message);
                 });
-                paused = socket.backlogged();
+                paused = may_pause && socket.backlogged();
                 !socket.is_closed() && !paused
             });
             if let Poll::Ready(Err(end)) = read {

@@ -1,0 +1,436 @@
+//! Differential wire tests: the same scripted conversations against Node's socket.io 4.8
+//! (`tests/js/diff_node_server.mjs`) and against Belfry servers with the same handlers (below),
+//! run by `tests/js/differential.mjs`, which compares what a client sees on both (raw HTTP
+//! responses and WebSocket frames, socket.io-client's events and disconnect reasons) after
+//! normalizing ids, ports and times.
+//!
+//! Every case must be the same, except those of [`DELIBERATE_DIFFERENCES`]. A mismatch prints
+//! both sides in full.
+//!
+//! One case or a few: `DIFF_CASES=<regex> cargo test -p belfry-tests --test differential`;
+//! `DIFF_REPORT=<file>` writes the whole report (every case, both sides) there.
+//! By hand: start `node tests/js/diff_node_server.mjs` and any Belfry server with these
+//! handlers, then `node tests/js/differential.mjs <node url> <belfry url> [regex]`.
+#![allow(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)]
+
+use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
+
+use belfry::{
+    AckSender, ConnectError, DisconnectReason, SocketIo, SocketRef,
+    extract::{Args, Bin, Data},
+};
+use belfry_tests::{processes::NodeProcess, run_node};
+use bytes::Bytes;
+use parking_lot::Mutex;
+use serde::{Serialize, ser::SerializeMap, ser::SerializeSeq, ser::SerializeTuple};
+use serde_json::{Value, json};
+
+/// Cases whose difference is intended, each with the reason. Keep it empty unless a difference
+/// is truly deliberate.
+const DELIBERATE_DIFFERENCES: &[(&str, &str)] = &[
+    (
+        "handshake.websocket-bad-eio",
+        "Node answers 101 and writes an HTTP 400 on the upgraded socket; Belfry answers the \
+         400 before upgrading (same outcome for the client: the connection fails)",
+    ),
+    (
+        "polling.get-after-client-close",
+        "a GET served after the client's close gets `6` while the session is kept for its close \
+         grace, so that a GET sent before the close but served after it on another thread gets \
+         Node's answer `6` whatever the order",
+    ),
+    (
+        "polling.too-large-post",
+        "an oversized POST (413) closes the session (\"transport error\"): input past \
+         max_payload is treated as hostile",
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_and_belfry_look_the_same_on_the_wire() {
+    let belfry = json!({
+        "main": start_belfry(Timing::Default, false).await,
+        "fast": start_belfry(Timing::Fast, false).await,
+        "doomed": start_belfry(Timing::Default, true).await,
+    });
+    let node = NodeProcess::start("diff_node_server.mjs", &[]).await;
+    let filter = std::env::var("DIFF_CASES").unwrap_or_default();
+    let report = run_node(
+        "differential.mjs",
+        &[&node.hello.to_string(), &belfry.to_string(), &filter],
+    )
+    .await;
+    if let Ok(path) = std::env::var("DIFF_REPORT") {
+        std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
+    }
+    let cases = report.as_object().expect("a JSON object of cases");
+    assert!(!cases.is_empty(), "no case ran: {report}");
+
+    let mut summary = Vec::new();
+    let mut failures = Vec::new();
+    for (name, case) in cases {
+        let same = case["same"].as_bool() == Some(true);
+        let allowed = DELIBERATE_DIFFERENCES.iter().find(|(n, _)| n == name);
+        let status = match (same, allowed) {
+            (true, _) if case.get("skipped").is_some() => "skipped",
+            (true, _) => "same",
+            (false, Some(_)) => "allowed",
+            (false, None) => "DIFFERENT",
+        };
+        summary.push(format!("{status:>9}  {name}"));
+        if !same && allowed.is_none() {
+            failures.push(describe(name, case));
+        }
+    }
+    for (name, reason) in DELIBERATE_DIFFERENCES {
+        if cases.get(*name).is_some_and(|c| c["same"] == true) {
+            summary.push(format!(
+                "  (note: {name} is allowed to differ ({reason}) but is the same now)"
+            ));
+        }
+    }
+    println!("{}", summary.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ between Node and Belfry:\n\n{}\n\nsummary:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n\n"),
+        summary.join("\n"),
+    );
+}
+
+/// A mismatch, readable: the note, the differing paths, then both sides in full.
+fn describe(name: &str, case: &Value) -> String {
+    let mut out = format!("=== {name} ===\n");
+    if let Some(note) = case.get("note").and_then(Value::as_str) {
+        out.push_str(&format!("note: {note}\n"));
+    }
+    let mut diffs = Vec::new();
+    diff_paths("", &case["node"], &case["belfry"], &mut diffs);
+    out.push_str("differences (path: node | belfry):\n");
+    for line in diffs {
+        out.push_str(&format!("  {line}\n"));
+    }
+    out.push_str(&format!(
+        "node:   {}\nbelfry: {}",
+        serde_json::to_string_pretty(&case["node"]).unwrap(),
+        serde_json::to_string_pretty(&case["belfry"]).unwrap()
+    ));
+    out
+}
+
+/// The paths where `a` and `b` differ, with both values.
+fn diff_paths(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().collect();
+            keys.extend(y.keys().filter(|k| !x.contains_key(*k)));
+            for key in keys {
+                let (va, vb) = (
+                    x.get(key).unwrap_or(&Value::Null),
+                    y.get(key).unwrap_or(&Value::Null),
+                );
+                diff_paths(&format!("{path}/{key}"), va, vb, out);
+            }
+            let (kx, ky): (Vec<_>, Vec<_>) = (x.keys().collect(), y.keys().collect());
+            if out.is_empty() && kx != ky {
+                out.push(format!("{path}: key order {kx:?} | {ky:?}"));
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (va, vb)) in x.iter().zip(y).enumerate() {
+                diff_paths(&format!("{path}/{i}"), va, vb, out);
+            }
+        }
+        _ if a != b => out.push(format!("{path}: {a} | {b}")),
+        _ => {}
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// The Belfry servers: the handlers of `tests/js/diff_node_server.mjs`, one for one.
+
+#[derive(Clone, Copy)]
+enum Timing {
+    /// The defaults (ping interval 25 s, ping timeout 20 s).
+    Default,
+    /// Ping interval 300 ms, ping timeout 200 ms.
+    Fast,
+}
+
+/// Every socket's disconnect reason, by socket id (Node's `reasons` map).
+#[derive(Clone, Default)]
+struct Reasons(Arc<Mutex<HashMap<String, String>>>);
+
+/// Serves a Belfry server on `127.0.0.1:0`; returns its URL. `doomed`: the "shutdown" event
+/// also stops the HTTP server (after `io.close()`), as Node's `io.close()` closes its
+/// `http.Server`: axum's graceful shutdown, as the crate docs recommend.
+async fn start_belfry(timing: Timing, doomed: bool) -> String {
+    let mut builder = SocketIo::builder();
+    if let Timing::Fast = timing {
+        builder = builder
+            .ping_interval(Duration::from_millis(300))
+            .ping_timeout(Duration::from_millis(200));
+    }
+    let (layer, io) = builder.build_layer();
+    let shutdown = Arc::new(tokio::sync::Notify::new());
+    install(&io, shutdown.clone());
+    let app = axum::Router::new().layer(layer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move {
+        let serve = axum::serve(listener, service);
+        if doomed {
+            serve
+                .with_graceful_shutdown(async move {
+                    shutdown.notified().await;
+                    io.close().await;
+                })
+                .await
+                .unwrap();
+        } else {
+            serve.await.unwrap();
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn install(io: &SocketIo, shutdown: Arc<tokio::sync::Notify>) {
+    let reasons = Reasons::default();
+    io.ns("/", move |socket: SocketRef| {
+        let (reasons, shutdown) = (reasons.clone(), shutdown.clone());
+        async move {
+            let seen = reasons.clone();
+            socket.on_disconnect(move |socket: SocketRef, reason: DisconnectReason| {
+                let seen = seen.clone();
+                async move {
+                    seen.0
+                        .lock()
+                        .insert(socket.id().to_string(), reason.as_str().to_owned());
+                }
+            });
+            socket.on(
+                "echo",
+                |socket: SocketRef, args: Args, Bin(bins): Bin| async move {
+                    let _ = socket.emit("echo", &Echo::new(args, &bins));
+                },
+            );
+            socket.on(
+                "echo-ack",
+                |args: Args, Bin(bins): Bin, ack: AckSender| async move {
+                    let _ = ack.send(&Echo::new(args, &bins));
+                },
+            );
+            socket.on("ack-null", |ack: AckSender| async move {
+                let _ = ack.send(&Value::Null);
+            });
+            socket.on(
+                "message-with-ack",
+                |args: Args, Bin(bins): Bin, ack: AckSender| async move {
+                    // Node's `(data, ack) => ack(data)`: the first argument only.
+                    let _ = ack.send(&Echo::first(args, &bins));
+                },
+            );
+            socket.on(
+                "shape",
+                |socket: SocketRef, Data(kind): Data<String>, ack: AckSender| async move {
+                    emit_shape(&socket, &kind);
+                    let _ = ack.send(&"done");
+                },
+            );
+            socket.on("whoami", |socket: SocketRef, ack: AckSender| async move {
+                let _ = ack.send(&socket.handshake());
+            });
+            socket.on(
+                "kick",
+                |socket: SocketRef| async move { socket.disconnect() },
+            );
+            // Node's `socket.disconnect(true)`.
+            socket.on(
+                "bye",
+                |socket: SocketRef| async move { socket.disconnect_all() },
+            );
+            socket.on("big", |socket: SocketRef| async move {
+                let _ = socket.emit("big", &"x".repeat(5000));
+            });
+            let known = reasons.clone();
+            socket.on(
+                "reason-of",
+                move |Data(id): Data<String>, ack: AckSender| {
+                    let reason = known.0.lock().get(&id).cloned();
+                    async move {
+                        let _ = ack.send(&reason);
+                    }
+                },
+            );
+            // Node's `io.close()`: the doomed server's graceful shutdown runs `io.close()` and
+            // stops its listener on this signal (the other servers are never sent "shutdown").
+            socket.on("shutdown", move || {
+                let shutdown = shutdown.clone();
+                async move { shutdown.notify_one() }
+            });
+        }
+    });
+    io.ns("/guarded", |_socket: SocketRef| async move {})
+        .middleware(|Data(auth): Data<Value>| async move {
+            if auth["token"] == "ok" {
+                Ok(())
+            } else {
+                Err(ConnectError::new("not authorized").with_data(json!({"code": 401})))
+            }
+        });
+}
+
+#[derive(Serialize)]
+struct NestedBinary {
+    a: Bytes,
+    b: (Bytes, C),
+}
+
+#[derive(Serialize)]
+struct C {
+    c: Bytes,
+}
+
+#[derive(Serialize)]
+struct Ordered {
+    tag: &'static str,
+    text: &'static str,
+    n: u32,
+    bin: Bytes,
+}
+
+/// The argument shapes of Node's `SHAPES`, emitted as event "x".
+fn emit_shape(socket: &SocketRef, kind: &str) {
+    let b = Bytes::copy_from_slice;
+    let _ = match kind {
+        "none" => socket.emit("x", &()),
+        "null" => socket.emit("x", &Value::Null),
+        "several" => socket.emit("x", &(1, "two", json!({"three": 3}), json!([4]), true)),
+        "text" => socket.emit("x", "é\n\"\\/\u{1}\u{2028}😀"),
+        "numbers" => socket.emit("x", &(0, -1, 1.5, 9_007_199_254_740_992_u64)),
+        "nested-binary" => socket.emit(
+            "x",
+            &NestedBinary {
+                a: b(&[1, 2]),
+                b: (b(&[3]), C { c: b(&[4]) }),
+            },
+        ),
+        "ordered-binary" => socket.emit(
+            "x",
+            &Ordered {
+                tag: "t",
+                text: "hello",
+                n: 1,
+                bin: b(&[5, 6]),
+            },
+        ),
+        "binary-args" => socket.emit("x", &(b(&[7]), "after", Bytes::new())),
+        _ => Ok(()),
+    };
+}
+
+/// The arguments of an event sent back as they came (Node's `...args`): as the client's JSON
+/// text when there is no binary attachment ([`Args`] serializes back spread), else rebuilt with
+/// each placeholder replaced by its attachment, so the attachments go back in place. Belfry has
+/// no extractor for "every argument, attachments in place": this is the handler's own code.
+enum Echo {
+    Raw(Args),
+    Revived(Vec<Dyn>),
+}
+
+impl Echo {
+    fn new(args: Args, bins: &[Bytes]) -> Echo {
+        if bins.is_empty() {
+            return Echo::Raw(args);
+        }
+        let values = args.values().unwrap_or_default();
+        Echo::Revived(values.into_iter().map(|v| Dyn::revive(v, bins)).collect())
+    }
+
+    /// The first argument alone.
+    fn first(args: Args, bins: &[Bytes]) -> Dyn {
+        let value = args
+            .values()
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .unwrap_or(Value::Null);
+        Dyn::revive(value, bins)
+    }
+}
+
+impl Serialize for Echo {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Echo::Raw(args) => args.serialize(serializer),
+            Echo::Revived(items) => {
+                // A tuple: spread into separate arguments.
+                let mut tuple = serializer.serialize_tuple(items.len())?;
+                for item in items {
+                    tuple.serialize_element(item)?;
+                }
+                tuple.end()
+            }
+        }
+    }
+}
+
+/// A JSON value that may hold bytes (serialized as bytes: an attachment).
+enum Dyn {
+    Json(Value),
+    Array(Vec<Dyn>),
+    Object(Vec<(String, Dyn)>),
+    Bytes(Bytes),
+}
+
+impl Dyn {
+    fn revive(value: Value, bins: &[Bytes]) -> Dyn {
+        match value {
+            Value::Object(map)
+                if map.get("_placeholder") == Some(&Value::Bool(true))
+                    && map.get("num").and_then(Value::as_u64).is_some() =>
+            {
+                let num = usize::try_from(map["num"].as_u64().unwrap()).unwrap_or(usize::MAX);
+                match bins.get(num) {
+                    Some(bytes) => Dyn::Bytes(bytes.clone()),
+                    None => Dyn::Json(Value::Object(map)),
+                }
+            }
+            Value::Object(map) => Dyn::Object(
+                map.into_iter()
+                    .map(|(k, v)| (k, Dyn::revive(v, bins)))
+                    .collect(),
+            ),
+            Value::Array(items) => {
+                Dyn::Array(items.into_iter().map(|v| Dyn::revive(v, bins)).collect())
+            }
+            other => Dyn::Json(other),
+        }
+    }
+}
+
+impl Serialize for Dyn {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Dyn::Json(value) => value.serialize(serializer),
+            Dyn::Bytes(bytes) => serializer.serialize_bytes(bytes),
+            Dyn::Array(items) => {
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(item)?;
+                }
+                seq.end()
+            }
+            Dyn::Object(entries) => {
+                let mut map = serializer.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries {
+                    map.serialize_entry(k, v)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
