@@ -51,7 +51,7 @@ use crate::{
 /// });
 /// let app = Router::new().route("/", get(|| async { "hello" })).layer(layer);
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-/// axum::serve(listener, app)
+/// belfry::serve(listener, app)
 ///     .with_graceful_shutdown(async move {
 ///         let _ = tokio::signal::ctrl_c().await;
 ///         io.close().await;

@@ -72,9 +72,9 @@ async fn main() -> std::io::Result<()> {
         "admin-ui on http://{}/admin-ui/",
         listener.local_addr()?
     ));
-    // With the peer address, which the UI shows for each socket.
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
+    // `belfry::serve` gives handlers the peer address (the UI shows it for each socket) and
+    // closes idle and slow connections as Node does.
+    belfry::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = tokio::signal::ctrl_c().await;
             io.close().await;

@@ -57,7 +57,8 @@ async fn main() -> std::io::Result<()> {
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".to_owned());
     let listener = tokio::net::TcpListener::bind(format!("{host}:{port}")).await?;
     announce(&format!("chat on http://{}", listener.local_addr()?));
-    axum::serve(listener, app)
+    // Closes idle keep-alive and slow connections as Node does (`axum::serve` keeps them).
+    belfry::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = tokio::signal::ctrl_c().await;
             io.close().await;

@@ -32,7 +32,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     // The first line: the test waits for it.
     println!("node {name} on http://{}", listener.local_addr()?);
-    axum::serve(listener, app)
+    // Closes idle keep-alive and slow connections as Node does (`axum::serve` keeps them).
+    belfry::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = tokio::signal::ctrl_c().await;
             io.close().await;
