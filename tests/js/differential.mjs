@@ -680,7 +680,9 @@ def("upgrade.socketio-client", async (c) => {
   c.t.echo = await s.ack(2000, "echo-ack", "after upgrade");
   s.disconnect();
   c.t.events = s.rec.events;
-  c.t.packets = s.rec.packets;
+  // Whether a noop reached the client depends on timing (a GET still pending 100 ms after the
+  // probe's answer gets one, on both servers): not compared here (upgrade.flow checks the noop and its timing).
+  c.t.packets = s.rec.packets.filter((p) => p !== "noop");
 });
 
 // 5. Heartbeat (the "fast" servers: pingInterval 300 ms, pingTimeout 200 ms).

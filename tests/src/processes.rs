@@ -123,6 +123,39 @@ impl RedisServer {
         count.parse().unwrap_or_else(|_| panic!("{text:?}"))
     }
 
+    /// How many connections the server accepted since it started (`INFO stats`:
+    /// `total_connections_received`), this query's own included.
+    pub async fn connections_received(&self) -> u64 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        stream
+            .write_all(b"*2\r\n$4\r\nINFO\r\n$5\r\nstats\r\n")
+            .await
+            .unwrap();
+        let mut reply = Vec::new();
+        let mut chunk = [0u8; 4096];
+        // `$<len>\r\n<text>\r\n`: read until the whole bulk string is there.
+        loop {
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "redis closed the connection");
+            reply.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&reply);
+            if let Some((head, body)) = text.split_once("\r\n")
+                && let Ok(len) = head.trim_start_matches('$').parse::<usize>()
+                && body.len() >= len
+            {
+                break;
+            }
+        }
+        let text = String::from_utf8(reply).unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix("total_connections_received:"))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{text:?}"))
+    }
+
     /// Starts it again on the same port (after [`RedisServer::kill`]).
     pub async fn restart(&mut self) {
         assert!(

@@ -186,17 +186,18 @@ impl AdapterInner {
 
     /// Publishes the request `encode` makes (given its id) and folds every other server's
     /// answer into `T` with `take` (false: not an answer to this request). All of it, Redis
-    /// outages included, within the requests timeout; past it, `AdapterError::Timeout(what)`.
+    /// outages included, within the requests timeout; past it, `AdapterError::Timeout(what)`
+    /// with what was gathered by then.
     async fn request<T: Default + Send + 'static>(
         self: Arc<Self>,
         what: &'static str,
         encode: impl FnOnce(&Codec, &str) -> Result<(String, Vec<u8>), EncodeError>,
         take: fn(&mut T, Body) -> bool,
-    ) -> Result<T, AdapterError> {
+    ) -> Result<T, (AdapterError, T)> {
         let deadline = tokio::time::Instant::now() + self.driver.requests_timeout;
         let counted = tokio::time::timeout_at(deadline, self.server_count_when_reachable()).await;
         let expected = counted
-            .map_err(|_| AdapterError::Timeout(what))?
+            .map_err(|_| (AdapterError::Timeout(what), T::default()))?
             .saturating_sub(1);
         if expected == 0 {
             return Ok(T::default());
@@ -215,13 +216,14 @@ impl AdapterInner {
         );
         if let Err(error) = self.publish(encode(&self.codec, &request_id)) {
             self.pending.lock().remove(&request_id);
-            return Err(error);
+            return Err((error, T::default()));
         }
         let answer = tokio::time::timeout_at(deadline, answered).await;
         self.pending.lock().remove(&request_id);
+        let gathered = std::mem::take(&mut *gathered.lock());
         match answer {
-            Ok(Ok(())) => Ok(std::mem::take(&mut *gathered.lock())),
-            _ => Err(AdapterError::Timeout(what)),
+            Ok(Ok(())) => Ok(gathered),
+            _ => Err((AdapterError::Timeout(what), gathered)),
         }
     }
 
@@ -469,6 +471,7 @@ impl Adapter for RedisNamespaceAdapter {
                     },
                 )
                 .await
+                .map_err(|(error, _)| error)
         })
     }
 
@@ -488,7 +491,8 @@ impl Adapter for RedisNamespaceAdapter {
                         _ => false,
                     },
                 )
-                .await?;
+                .await
+                .map_err(|(error, _)| error)?;
             rooms.extend(mine);
             Ok(rooms.into_iter().collect())
         })
@@ -527,6 +531,13 @@ impl Adapter for RedisNamespaceAdapter {
                     },
                 )
                 .await
+                // As Node: the answers that arrived come with the timeout.
+                .map_err(|(error, answers)| match error {
+                    AdapterError::Timeout(what) => {
+                        AdapterError::TimeoutWithAnswers { what, answers }
+                    }
+                    other => other,
+                })
         })
     }
 

@@ -24,16 +24,41 @@ use crate::{
     resp::{self, Frame},
 };
 
-/// First wait before reconnecting; doubled after each failure up to [`MAX_BACKOFF`].
-const MIN_BACKOFF: Duration = Duration::from_millis(100);
-/// Longest wait between two reconnection attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
-/// How often the subscriber checks that Redis still answers.
-const HEALTH_INTERVAL: Duration = Duration::from_secs(3);
 /// How long Redis may take to answer a health check, a write or a connection attempt.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
-/// Messages waiting for the publisher at most; past that, a broadcast fails at once.
-const PUBLISH_QUEUE: usize = 4096;
+
+/// How the connections to Redis behave when it goes away (see [`RedisAdapterBuilder`]).
+///
+/// [`RedisAdapterBuilder`]: crate::RedisAdapterBuilder
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Options {
+    /// First wait before reconnecting; doubled after each failure up to `max_backoff`.
+    pub(crate) min_backoff: Duration,
+    /// Longest wait between two reconnection attempts.
+    pub(crate) max_backoff: Duration,
+    /// How often the subscriber checks that Redis still answers.
+    pub(crate) health_interval: Duration,
+    /// Messages waiting for the publisher at most (kept while Redis is away, published when
+    /// it is back); past that, a broadcast fails at once.
+    pub(crate) publish_queue: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            min_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(100),
+            health_interval: Duration::from_secs(3),
+            publish_queue: 4096,
+        }
+    }
+}
+
+impl Options {
+    fn next_backoff(&self, backoff: Duration) -> Duration {
+        (backoff * 2).min(self.max_backoff).max(self.min_backoff)
+    }
+}
 
 /// How a channel is subscribed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,11 +102,16 @@ pub(crate) struct Driver {
     pub(crate) key: String,
     pub(crate) protocol: Protocol,
     pub(crate) requests_timeout: Duration,
+    options: Options,
     client: Client,
+    /// The connection for commands (publishing, counting servers), shared.
+    commands: Arc<Commands>,
     /// Channels (or patterns) subscribed, and where their messages go.
     routes: Mutex<HashMap<String, Route>>,
     wake_tx: mpsc::UnboundedSender<()>,
     publish_tx: mpsc::Sender<(String, Vec<u8>)>,
+    /// A message was refused because the publish queue was full, and none was since.
+    dropping: AtomicBool,
     connected: AtomicBool,
     /// Counts the subscriber's reconnections: a publisher connection made before the last one
     /// is presumed dead (Redis went away) and replaced before it loses a message.
@@ -98,12 +128,18 @@ impl Driver {
         key: String,
         protocol: Protocol,
         requests_timeout: Duration,
+        options: Options,
     ) -> redis::RedisResult<Arc<Driver>> {
-        let publisher = connect(&client).await?;
+        let generation = Arc::new(AtomicU64::new(0));
+        let commands = Arc::new(Commands {
+            client: client.clone(),
+            generation: generation.clone(),
+            connection: Mutex::new(None),
+        });
+        commands.get().await?;
         let subscriber = Subscriber::open(&client).await?;
         let (wake_tx, wake_rx) = mpsc::unbounded_channel();
-        let (publish_tx, publish_rx) = mpsc::channel(PUBLISH_QUEUE);
-        let generation = Arc::new(AtomicU64::new(0));
+        let (publish_tx, publish_rx) = mpsc::channel(options.publish_queue.max(1));
         let uid = match protocol {
             // Node's classic adapter: 6 alphanumerics; its cluster adapter: 8 random bytes in hex.
             Protocol::Classic => crate::random_id(6),
@@ -114,10 +150,13 @@ impl Driver {
             key,
             protocol,
             requests_timeout,
+            options,
             client,
+            commands: commands.clone(),
             routes: Mutex::new(HashMap::new()),
             wake_tx,
             publish_tx,
+            dropping: AtomicBool::new(false),
             connected: AtomicBool::new(true),
             generation: generation.clone(),
             synced: AtomicBool::new(true),
@@ -129,10 +168,9 @@ impl Driver {
             wake_rx,
         ));
         tokio::spawn(run_publisher(
-            driver.client.clone(),
+            commands,
             protocol.publish_command(),
-            Some(publisher),
-            generation,
+            options,
             publish_rx,
         ));
         Ok(driver)
@@ -157,11 +195,27 @@ impl Driver {
         let _ = self.wake_tx.send(());
     }
 
-    /// Queues `payload` for publication on `channel`.
+    /// Queues `payload` for publication on `channel`. While Redis is away, messages wait in
+    /// the queue (up to its bound) and are published once it is back, as Node's Redis client
+    /// queues its commands offline.
     pub(crate) fn publish(&self, channel: String, payload: Vec<u8>) -> Result<(), PublishError> {
-        self.publish_tx
-            .try_send((channel, payload))
-            .map_err(|_| PublishError)
+        match self.publish_tx.try_send((channel, payload)) {
+            Ok(()) => {
+                self.dropping.store(false, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(error) => {
+                if !self.dropping.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        bound = self.options.publish_queue,
+                        "redis publish queue full (redis away or too slow): messages are dropped"
+                    );
+                }
+                let (channel, _) = error.into_inner();
+                tracing::debug!(%channel, "message not queued for redis");
+                Err(PublishError)
+            }
+        }
     }
 
     /// True while the subscriber is connected (the last health check passed).
@@ -183,13 +237,23 @@ impl Driver {
     /// How many servers subscribe `channel` (`PUBSUB NUMSUB`, or `SHARDNUMSUB` for the sharded
     /// protocol).
     pub(crate) async fn subscribers(&self, channel: &str) -> redis::RedisResult<usize> {
-        let mut conn = connect(&self.client).await?;
-        let counts: Vec<(String, usize)> = redis::cmd("PUBSUB")
-            .arg(self.protocol.numsub_command())
-            .arg(channel)
-            .query_async(&mut conn)
-            .await?;
-        Ok(counts.first().map_or(0, |(_, count)| *count))
+        let mut conn = self.commands.get().await?;
+        let counted = tokio::time::timeout(
+            HEALTH_TIMEOUT,
+            redis::cmd("PUBSUB")
+                .arg(self.protocol.numsub_command())
+                .arg(channel)
+                .query_async::<Vec<(String, usize)>>(&mut conn),
+        )
+        .await
+        .unwrap_or_else(|_| Err(timed_out()));
+        match counted {
+            Ok(counts) => Ok(counts.first().map_or(0, |(_, count)| *count)),
+            Err(error) => {
+                self.commands.forget();
+                Err(error)
+            }
+        }
     }
 
     /// Hands a message to the adapter of its route (`key`: the channel, or the pattern that
@@ -222,6 +286,36 @@ async fn connect(client: &Client) -> redis::RedisResult<MultiplexedConnection> {
     tokio::time::timeout(HEALTH_TIMEOUT, client.get_multiplexed_async_connection())
         .await
         .unwrap_or_else(|_| Err(timed_out()))
+}
+
+/// One connection for every command of a server (publishing, counting the servers), as Node's
+/// adapter uses its one publishing client: made when first needed, and again after a failure
+/// or once the subscriber reconnected (Redis went away: the old one is presumed dead).
+pub(crate) struct Commands {
+    client: Client,
+    /// The subscriber's reconnections.
+    generation: Arc<AtomicU64>,
+    connection: Mutex<Option<(u64, MultiplexedConnection)>>,
+}
+
+impl Commands {
+    /// The shared connection (a handle to it: commands on it are multiplexed).
+    async fn get(&self) -> redis::RedisResult<MultiplexedConnection> {
+        let current = self.generation.load(Ordering::Acquire);
+        if let Some((made, connection)) = &*self.connection.lock()
+            && *made == current
+        {
+            return Ok(connection.clone());
+        }
+        let connection = connect(&self.client).await?;
+        *self.connection.lock() = Some((current, connection.clone()));
+        Ok(connection)
+    }
+
+    /// Drops the shared connection after a failure: the next command makes a new one.
+    fn forget(&self) {
+        *self.connection.lock() = None;
+    }
 }
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -324,7 +418,10 @@ async fn run_subscriber(
     mut first: Option<Subscriber>,
     mut wake: mpsc::UnboundedReceiver<()>,
 ) {
-    let mut backoff = MIN_BACKOFF;
+    let Some(options) = driver.upgrade().map(|d| d.options) else {
+        return;
+    };
+    let mut backoff = options.min_backoff;
     loop {
         let Some(client) = driver.upgrade().map(|d| d.client.clone()) else {
             return;
@@ -346,7 +443,7 @@ async fn run_subscriber(
             Err(error) => tracing::debug!(%error, "redis unreachable"),
         }
         tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        backoff = options.next_backoff(backoff);
     }
 }
 
@@ -361,7 +458,8 @@ async fn serve(
     let mut asked: HashMap<String, Kind> = HashMap::new();
     let mut confirmed: HashSet<String> = HashSet::new();
     let mut awaiting_pong = false;
-    let mut health = tokio::time::interval(HEALTH_INTERVAL);
+    let options = driver.upgrade()?.options;
+    let mut health = tokio::time::interval(options.health_interval);
     health.tick().await;
     // Routes changed, or Redis confirmed a subscription: compare routes and subscriptions
     // again. Not on every message: a namespace may have thousands of room channels.
@@ -374,7 +472,7 @@ async fn serve(
                 return Some(error.to_string());
             }
         }
-        *backoff = MIN_BACKOFF;
+        *backoff = options.min_backoff;
         tokio::select! {
             frame = subscriber.next_frame() => match frame {
                 Ok(frame) => {
@@ -508,45 +606,73 @@ fn on_frame(driver: &Driver, frame: Frame, confirmed: &mut HashSet<String>) -> H
     Heard::Other
 }
 
-/// Publishes queued messages in order (`command`: `PUBLISH` or `SPUBLISH`), reconnecting when
-/// the connection fails. A message that cannot be published (Redis away) is dropped with a
-/// log: other servers miss it, nobody gets it twice. Ends when the driver is dropped.
+/// Publishes queued messages in order (`command`: `PUBLISH` or `SPUBLISH`) on the shared
+/// command connection. While Redis is away, the message at the head waits (the queue behind
+/// it fills up to its bound) and is published once a connection is made again, with the
+/// reconnection backoff between attempts. A message whose publication timed out is not sent
+/// again (it may have been published: nobody gets it twice); one Redis refused is dropped with
+/// a log. Ends when the driver is dropped.
 async fn run_publisher(
-    client: Client,
+    commands: Arc<Commands>,
     command: &'static str,
-    mut connection: Option<MultiplexedConnection>,
-    generation: Arc<AtomicU64>,
+    options: Options,
     mut queue: mpsc::Receiver<(String, Vec<u8>)>,
 ) {
-    let mut connected_at = generation.load(Ordering::Acquire);
     while let Some((channel, payload)) = queue.recv().await {
-        let current = generation.load(Ordering::Acquire);
-        if connection.is_none() || connected_at != current {
-            connection = connect(&client).await.ok();
-            connected_at = current;
-        }
-        let Some(conn) = connection.as_mut() else {
-            tracing::warn!(%channel, "redis unreachable; message not published");
-            continue;
-        };
-        let sent = tokio::time::timeout(
-            HEALTH_TIMEOUT,
-            redis::cmd(command)
-                .arg(&channel)
-                .arg(payload)
-                .query_async::<()>(conn),
-        )
-        .await;
-        match sent {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                tracing::warn!(%channel, %error, "publish failed");
-                connection = None;
-            }
-            Err(_) => {
-                tracing::warn!(%channel, "publish timed out");
-                connection = None;
+        let mut backoff = options.min_backoff;
+        let mut waited = false;
+        loop {
+            let sent = match commands.get().await {
+                Ok(mut conn) => {
+                    tokio::time::timeout(
+                        HEALTH_TIMEOUT,
+                        redis::cmd(command)
+                            .arg(&channel)
+                            .arg(&payload)
+                            .query_async::<()>(&mut conn),
+                    )
+                    .await
+                }
+                Err(error) => Ok(Err(error)),
+            };
+            match sent {
+                Ok(Ok(())) => {
+                    if waited {
+                        tracing::info!("redis is back: queued messages published");
+                    }
+                    break;
+                }
+                Ok(Err(error)) if is_unreachable(&error) => {
+                    commands.forget();
+                    if !waited {
+                        tracing::warn!(%error, "redis unreachable; messages wait to be published");
+                        waited = true;
+                    }
+                    if queue.is_closed() {
+                        return;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = options.next_backoff(backoff);
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(%channel, %error, "publish refused; message dropped");
+                    break;
+                }
+                Err(_) => {
+                    commands.forget();
+                    tracing::warn!(%channel, "publish timed out; message not sent again");
+                    break;
+                }
             }
         }
     }
+}
+
+/// The command did not reach Redis: no connection, or the connection failed.
+fn is_unreachable(error: &redis::RedisError) -> bool {
+    error.is_io_error()
+        || error.is_connection_refusal()
+        || error.is_connection_dropped()
+        || error.is_timeout()
+        || error.kind() == redis::ErrorKind::Io
 }

@@ -132,6 +132,13 @@ pub enum ServerSideError {
     /// The adapter could not reach the other servers, or not all of them answered in time.
     #[error(transparent)]
     Adapter(#[from] belfry_core::adapter::AdapterError),
+    /// Not every server answered in time: the answers that did arrive, deserialized (Node
+    /// gives them to the callback with the error).
+    #[error("timeout reached while waiting for serverSideEmit responses ({} arrived)", answers.len())]
+    Timeout {
+        /// The answers that arrived in time.
+        answers: Vec<serde_json::Value>,
+    },
     /// An answer could not be deserialized into the requested type.
     #[error("could not deserialize a server's answer")]
     Deserialize(#[source] serde_json::Error),

@@ -292,15 +292,22 @@ impl BroadcastOperator {
     ///
     /// # Errors
     ///
-    /// As [`BroadcastOperator::server_side_emit`]; a timeout when a server did not answer; an
-    /// answer that does not deserialize into `R`.
+    /// As [`BroadcastOperator::server_side_emit`]; [`ServerSideError::Timeout`] with the
+    /// answers that did arrive (as JSON values) when a server did not answer in time, as Node
+    /// hands them to the callback with the error; an answer that does not deserialize into `R`.
     pub async fn server_side_emit_with_ack<R: DeserializeOwned, T: Serialize + ?Sized>(
         &self,
         event: &str,
         data: &T,
     ) -> Result<Vec<R>, ServerSideError> {
         let data = server_side_data(event, data)?;
-        let answers = self.ns.adapter().server_side_emit(&data, true).await?;
+        let answers = match self.ns.adapter().server_side_emit(&data, true).await {
+            Ok(answers) => answers,
+            Err(belfry_core::adapter::AdapterError::TimeoutWithAnswers { answers, .. }) => {
+                return Err(ServerSideError::Timeout { answers });
+            }
+            Err(error) => return Err(error.into()),
+        };
         answers
             .into_iter()
             .map(|answer| R::deserialize(answer).map_err(ServerSideError::Deserialize))

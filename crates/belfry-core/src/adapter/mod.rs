@@ -90,6 +90,15 @@ pub enum AdapterError {
     /// Not every server answered in time.
     #[error("timeout reached while waiting for {0} responses")]
     Timeout(&'static str),
+    /// Not every server answered a server-side emit in time; `answers` are those that did
+    /// (Node hands them to the callback with the error).
+    #[error("timeout reached while waiting for {what} responses")]
+    TimeoutWithAnswers {
+        /// The operation (`serverSideEmit`).
+        what: &'static str,
+        /// The answers that arrived in time, in the order they came.
+        answers: Vec<serde_json::Value>,
+    },
     /// The adapter was closed.
     #[error("the adapter is closed")]
     Closed,
