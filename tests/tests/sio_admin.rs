@@ -108,9 +108,10 @@ async fn the_admin_ui_protocol() {
     assert!(find("socket_disconnected", &|a| {
         a[..3] == [json!("/"), json!(u2), json!("server namespace disconnect")]
     }));
+    // The data update (a transport upgrade is reported as `socket_updated` too).
     let updated = live
         .iter()
-        .find(|entry| entry[0] == "socket_updated")
+        .find(|entry| entry[0] == "socket_updated" && entry[1].get("data").is_some())
         .unwrap();
     assert_eq!(
         updated[1],
@@ -157,4 +158,46 @@ async fn the_admin_ui_protocol() {
     }
 
     assert_eq!(r["sessionReused"], true);
+}
+
+/// The same conversation on Node's socket.io instrumented by `@socket.io/admin-ui` and on
+/// Belfry (`tests/js/admin_diff.mjs`): the packets counted out (every Engine.IO packet with
+/// data once the connection is open: CONNECT, acks, attachments), the upgrade's
+/// `socket_updated`, binary arguments in `event_received`/`event_sent`.
+#[tokio::test]
+async fn the_admin_ui_counts_and_reports_as_node_does() {
+    let (layer, io) = SocketIo::new_layer();
+    io.ns("/", |socket: SocketRef| async move {
+        socket.on("ping2", |ack: AckSender| async move {
+            ack.send(&"pong").unwrap();
+        });
+        socket.on(
+            "bin",
+            |socket: SocketRef, Data(value): Data<Tagged>| async move {
+                socket.emit("bin", &value).unwrap();
+            },
+        );
+    });
+    belfry::admin::instrument(&io, AdminOptions::new(AdminAuth::basic("admin", HASH))).unwrap();
+    let addr = serve_with_connect_info(axum::Router::new().layer(layer)).await;
+    let r = run_node("admin_diff.mjs", &[&format!("http://{addr}")]).await;
+    assert!(r["error"].is_null(), "{r:#}");
+    let (node, belfry) = (&r["node"], &r["belfry"]);
+    for key in [
+        "pong",
+        "echo",
+        "userPackets",
+        "adminEvents",
+        "live",
+        "packetsOutLessStats",
+    ] {
+        assert_eq!(node[key], belfry[key], "{key}: node | belfry\n{r:#}");
+    }
+}
+
+/// `{tag, data}` with `data` binary.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Tagged {
+    tag: String,
+    data: bytes::Bytes,
 }

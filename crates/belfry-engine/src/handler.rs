@@ -52,4 +52,10 @@ pub trait EngineHandler: Send + Sync + 'static {
 
     /// A binary message arrived.
     fn on_binary(&self, socket: &Arc<Socket<Self::Data>>, data: Bytes);
+
+    /// A polling session upgraded to WebSocket (Node's `socket.on("upgrade")`). Nothing by
+    /// default.
+    fn on_upgrade(&self, socket: &Arc<Socket<Self::Data>>) {
+        let _ = socket;
+    }
 }

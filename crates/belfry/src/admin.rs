@@ -20,10 +20,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Left out compared to Node: sessions live in memory only (no Redis store), `all_sockets` lists
-//! this server's sockets (each server of a cluster sends its own `server_stats`), a transport
-//! upgrade is not reported as `socket_updated` (the transport is read when a socket is
-//! described), and binary arguments of reported events show as placeholders.
+//! Left out compared to Node: sessions live in memory only (no Redis store), and `all_sockets`
+//! lists this server's sockets (each server of a cluster sends its own `server_stats`).
 
 use std::{
     collections::{HashSet, VecDeque},
@@ -390,6 +388,27 @@ impl Admin {
         }
     }
 
+    /// A live `event_received` or `event_sent` report: `[ns, id, ["name", ...args], time]`,
+    /// binary arguments as binary (the UI shows them as buffers, as Node's reports).
+    fn live_event(&self, socket: &Socket, event: &str, payload: &Payload) {
+        if !self.development || socket.ns() == self.namespace {
+            return;
+        }
+        if payload.attachments.is_empty() {
+            if let Some(args) = raw(payload) {
+                let data = (socket.ns(), socket.id().as_str(), args, now_iso());
+                self.live(socket, event, &data);
+            }
+        } else if let Ok(args) = serde_json::from_str::<Value>(&payload.json) {
+            let args = WithBinary {
+                value: &args,
+                attachments: &payload.attachments,
+            };
+            let data = (socket.ns(), socket.id().as_str(), args, now_iso());
+            self.live(socket, event, &data);
+        }
+    }
+
     /// A live report, in development mode, about a socket of another namespace.
     fn live<T: Serialize + ?Sized>(&self, socket: &Socket, event: &str, data: &T) {
         if self.development && socket.ns() != self.namespace {
@@ -464,6 +483,19 @@ impl Observer for Admin {
         self.count("bytesIn", None, bytes as u64);
     }
 
+    fn packets_out(&self, packets: usize, bytes: usize) {
+        self.count("packetsOut", None, packets as u64);
+        self.count("bytesOut", None, bytes as u64);
+    }
+
+    fn socket_upgraded(&self, socket: &Socket) {
+        if self.development {
+            let update =
+                json!({ "id": socket.id().as_str(), "nsp": socket.ns(), "transport": "websocket" });
+            self.report(socket.io_ref(), "socket_updated", &update);
+        }
+    }
+
     fn socket_connected(&self, socket: &Socket) {
         if self.development {
             self.report(
@@ -487,20 +519,11 @@ impl Observer for Admin {
     }
 
     fn event_received(&self, socket: &Socket, payload: &Payload) {
-        if let Some(args) = raw(payload) {
-            let data = (socket.ns(), socket.id().as_str(), args, now_iso());
-            self.live(socket, "event_received", &data);
-        }
+        self.live_event(socket, "event_received", payload);
     }
 
     fn event_sent(&self, socket: &Socket, payload: &Payload) {
-        let bytes = payload.json.len() + payload.attachments.iter().map(|a| a.len()).sum::<usize>();
-        self.count("packetsOut", None, 1);
-        self.count("bytesOut", None, bytes as u64);
-        if let Some(args) = raw(payload) {
-            let data = (socket.ns(), socket.id().as_str(), args, now_iso());
-            self.live(socket, "event_sent", &data);
-        }
+        self.live_event(socket, "event_sent", payload);
     }
 
     fn data_updated(&self, socket: &Socket) {
@@ -523,6 +546,58 @@ impl Observer for Admin {
                 self.report(&io, "room_left", &(ns, room, id.as_str(), now_iso()));
             }
             _ => {}
+        }
+    }
+}
+
+/// A JSON value whose placeholders (`{"_placeholder":true,"num":N}`) serialize as the bytes of
+/// attachment `N`: sent on, they become binary attachments again.
+struct WithBinary<'a> {
+    value: &'a Value,
+    attachments: &'a [bytes::Bytes],
+}
+
+impl WithBinary<'_> {
+    fn at<'b>(&'b self, value: &'b Value) -> WithBinary<'b> {
+        WithBinary {
+            value,
+            attachments: self.attachments,
+        }
+    }
+
+    /// The attachment a placeholder object stands for.
+    fn attachment(&self) -> Option<&bytes::Bytes> {
+        let object = self.value.as_object()?;
+        if object.len() != 2 || object.get("_placeholder") != Some(&Value::Bool(true)) {
+            return None;
+        }
+        let num = usize::try_from(object.get("num")?.as_u64()?).ok()?;
+        self.attachments.get(num)
+    }
+}
+
+impl Serialize for WithBinary<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        if let Some(bytes) = self.attachment() {
+            return serializer.serialize_bytes(bytes);
+        }
+        match self.value {
+            Value::Array(items) => {
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(&self.at(item))?;
+                }
+                seq.end()
+            }
+            Value::Object(entries) => {
+                let mut map = serializer.serialize_map(Some(entries.len()))?;
+                for (key, item) in entries {
+                    map.serialize_entry(key, &self.at(item))?;
+                }
+                map.end()
+            }
+            other => other.serialize(serializer),
         }
     }
 }

@@ -167,6 +167,8 @@ impl EngineHandler for Client {
 
     fn on_connect(&self, conn: Conn) {
         if let Some(observer) = self.io.observer() {
+            // The open packet is not counted out: Node's instrumentation starts listening to a
+            // connection after it was sent.
             observer.engine_connected(conn.transport() == belfry_engine::TransportType::Polling);
         }
         // Node's `connectTimeout`: a client must join a namespace in time.
@@ -202,6 +204,14 @@ impl EngineHandler for Client {
             }
         };
         self.handle(conn, result);
+    }
+
+    fn on_upgrade(&self, conn: &Conn) {
+        if let Some(observer) = self.io.observer() {
+            for socket in conn.data().sockets() {
+                observer.socket_upgraded(&socket);
+            }
+        }
     }
 
     fn on_binary(&self, conn: &Conn, data: Bytes) {
@@ -248,7 +258,12 @@ impl Client {
                 None => {
                     let refusal = Packet::connect_error(packet.ns, "Invalid namespace", None);
                     let frames = crate::socket::frames(&refusal, self.io.config().parser);
-                    let _ = crate::socket::send_frames(conn, frames);
+                    let counted = crate::socket::data_of(&frames);
+                    if crate::socket::send_frames(conn, frames).is_ok()
+                        && let Some(observer) = self.io.observer()
+                    {
+                        observer.packets_out(counted.0, counted.1);
+                    }
                 }
             },
             (PacketData::Event { payload, ack }, Some(socket)) => socket.on_event(payload, ack),

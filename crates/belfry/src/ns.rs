@@ -5,7 +5,7 @@ use std::{
     fmt,
     sync::{
         Arc, Weak,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -57,8 +57,9 @@ pub(crate) struct Namespace {
     parent: Option<Weak<ParentNamespace>>,
     /// Listeners of other servers' server-side events, by event name.
     server_side: RwLock<HashMap<String, Vec<ServerSideHandler>>>,
-    /// The server's observer listens to this namespace's room events.
-    observed: AtomicBool,
+    /// The server's observer, once it was shown this namespace (it listens to its room events
+    /// and counts its broadcasts).
+    observer: std::sync::OnceLock<Arc<dyn Observer>>,
 }
 
 impl fmt::Debug for Namespace {
@@ -91,7 +92,7 @@ impl Namespace {
             options,
             parent,
             server_side: RwLock::new(HashMap::new()),
-            observed: AtomicBool::new(false),
+            observer: std::sync::OnceLock::new(),
         })
     }
 
@@ -102,7 +103,7 @@ impl Namespace {
 
     /// Shows `observer` this namespace's room events (once).
     pub(crate) fn observe(&self, observer: &Arc<dyn Observer>) {
-        if self.observed.swap(true, Ordering::AcqRel) {
+        if self.observer.set(observer.clone()).is_err() {
             return;
         }
         let (observer, name) = (observer.clone(), self.name.clone());
@@ -412,6 +413,12 @@ impl LocalSockets for NamespaceSockets {
         }
         for socket in observed {
             socket.notify_outgoing(packet);
+        }
+        if let Some(observer) = ns.observer.get()
+            && delivered > 0
+        {
+            let (packets, bytes) = crate::socket::data_of(&frames);
+            observer.packets_out(packets * delivered, bytes * delivered);
         }
         delivered
     }

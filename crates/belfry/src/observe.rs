@@ -22,6 +22,18 @@ pub(crate) trait Observer: Send + Sync + 'static {
         let _ = bytes;
     }
 
+    /// `packets` Engine.IO packets with data, `bytes` bytes of data in all, were queued (Node
+    /// counts every packet created with data once its instrumentation listens to the
+    /// connection: CONNECT, events, acks, attachments; not the open packet).
+    fn packets_out(&self, packets: usize, bytes: usize) {
+        let _ = (packets, bytes);
+    }
+
+    /// A socket's connection upgraded to WebSocket.
+    fn socket_upgraded(&self, socket: &Socket) {
+        let _ = socket;
+    }
+
     /// A socket joined its namespace (CONNECT answered).
     fn socket_connected(&self, socket: &Socket) {
         let _ = socket;

@@ -517,6 +517,10 @@ impl Socket {
             self.forget_ack(id);
             return None;
         }
+        if let Some(observer) = self.io.observer() {
+            let (packets, bytes) = data_of(frames);
+            observer.packets_out(packets, bytes);
+        }
         Some(answer)
     }
 
@@ -610,12 +614,19 @@ impl Socket {
         }
         self.notify_outgoing(&packet);
         let parser = self.ns.parser();
-        if parser == Parser::Msgpack {
+        let frames = if parser == Parser::Msgpack {
             // The one encoding that can fail: tell the caller rather than drop the packet.
-            let frames = msgpack_frames(&packet).map_err(EmitError::Encode)?;
+            msgpack_frames(&packet).map_err(EmitError::Encode)?
+        } else {
+            into_frames(packet, parser)
+        };
+        let Some(observer) = self.io.observer() else {
             return send_frames(&self.conn, frames);
-        }
-        send_frames(&self.conn, into_frames(packet, parser))
+        };
+        let (packets, bytes) = data_of(&frames);
+        send_frames(&self.conn, frames)?;
+        observer.packets_out(packets, bytes);
+        Ok(())
     }
 
     pub(crate) fn conn(&self) -> &Arc<EngineSocket<Connection>> {
@@ -1275,6 +1286,22 @@ pub(crate) fn send_frames_with(
     compress: bool,
 ) -> Result<(), EmitError> {
     conn.send_many_with(frames, compress).map_err(emit_error)
+}
+
+/// How many of `frames` carry data, and how many bytes of it, as Node's Admin UI counts what
+/// goes out: the data of each Engine.IO packet (without the packet type).
+pub(crate) fn data_of(frames: &[EnginePacket]) -> (usize, usize) {
+    frames
+        .iter()
+        .map(|frame| match frame {
+            // Its text starts with the Engine.IO message type.
+            EnginePacket::Encoded(text) => text.len().saturating_sub(1),
+            EnginePacket::Message(text) => text.len(),
+            EnginePacket::Binary(data) => data.len(),
+            _ => 0,
+        })
+        .filter(|&len| len > 0)
+        .fold((0, 0), |(packets, bytes), len| (packets + 1, bytes + len))
 }
 
 fn emit_error(error: SendError) -> EmitError {

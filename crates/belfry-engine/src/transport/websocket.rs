@@ -272,6 +272,7 @@ async fn probe<H: EngineHandler>(
     }
     tracing::debug!("upgraded to websocket");
     socket.set_transport(TransportType::Websocket);
+    inner.handler.on_upgrade(&socket);
     // Wake a GET still pending (a client that did not pause polling) so it ends with a noop.
     socket.wake_polling.notify_waiters();
     run(inner, socket.clone(), ws).await;
