@@ -120,3 +120,41 @@ async fn socket_io_client_negotiates_and_both_sides_compress() {
         assert_eq!(r["transport"], "websocket", "{transport}");
     }
 }
+
+/// A client that asks for a smaller server window (`server_max_window_bits=10`, which Node's
+/// `ws` accepts) gets compression: messages up to 1 KiB compressed within that window, longer
+/// ones uncompressed; both arrive intact.
+#[tokio::test]
+async fn a_client_asking_for_a_smaller_window_gets_compression() {
+    let addr = server(Some(256)).await;
+    let r = run_node(
+        "deflate_client.mjs",
+        &[&format!("http://{addr}"), "small-window"],
+    )
+    .await;
+    assert!(r["error"].is_null(), "{r:#}");
+    assert_eq!(r["extensions"], "permessage-deflate", "{r:#}");
+    assert_eq!(r["echoIntact"], true);
+    assert_eq!(r["shortIntact"], true);
+    // Raw: a 600-byte message is compressed, a 2,000-byte one is not.
+    let (mut ws, res) = RawWs::connect_with(
+        addr,
+        "EIO=4&transport=websocket",
+        "sec-websocket-extensions: permessage-deflate; server_max_window_bits=10\r\n",
+    )
+    .await;
+    assert!(
+        res.header("sec-websocket-extensions")
+            .unwrap()
+            .ends_with("server_max_window_bits=10")
+    );
+    ws.read_frame_with_flags().await.unwrap();
+    ws.frame(0x81, b"40").await;
+    ws.read_frame_with_flags().await.unwrap();
+    for (len, first) in [(600, 0xc1), (2000, 0x81)] {
+        let event = format!(r#"42["echo","{}"]"#, "c".repeat(len));
+        ws.frame(0x81, event.as_bytes()).await;
+        let (head, _) = ws.read_frame_with_flags().await.unwrap();
+        assert_eq!(head, first, "{len}");
+    }
+}

@@ -203,21 +203,22 @@ pub(crate) struct WsConn<S> {
 
 impl<S> WsConn<S> {
     /// `io` after the handshake: messages up to `max` bytes; with permessage-deflate when
-    /// `compress_threshold` is set (messages of at least that many bytes are compressed).
-    pub(crate) fn new(io: S, compress_threshold: Option<usize>, max: usize) -> Self {
+    /// `compress` is set: `(threshold, longest)`, messages of that many bytes are compressed.
+    pub(crate) fn new(io: S, compress: Option<(usize, usize)>, max: usize) -> Self {
         WsConn {
             io,
             held: Vec::new(),
             at: 0,
             reader: Reader {
                 max,
-                inflate: compress_threshold.is_some(),
+                inflate: compress.is_some(),
                 partial: None,
                 ended: None,
             },
             writer: Writer {
                 out: BytesMut::new(),
-                compressor: compress_threshold.map(|t| Box::new(Compressor::new(t))),
+                compressor: compress
+                    .map(|(threshold, longest)| Box::new(Compressor::new(threshold, longest))),
                 pong: None,
                 close_sent: false,
             },

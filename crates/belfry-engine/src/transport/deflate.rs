@@ -16,38 +16,74 @@ use http::{HeaderMap, header};
 use super::conn::{parse_header, put_header};
 
 /// The `Sec-WebSocket-Extensions` answer when the client offered permessage-deflate.
-pub(crate) const RESPONSE: &str =
-    "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+const RESPONSE: &str = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+
+/// What this server agrees to when a client offers permessage-deflate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Agreed {
+    /// The client's `server_max_window_bits`, if it gave one: the server's back-references
+    /// reach at most `2^bits` bytes back.
+    pub(crate) server_max_window_bits: Option<u8>,
+}
+
+impl Agreed {
+    /// The `Sec-WebSocket-Extensions` answer.
+    pub(crate) fn response(self) -> String {
+        match self.server_max_window_bits {
+            Some(bits) => format!("{RESPONSE}; server_max_window_bits={bits}"),
+            None => RESPONSE.to_owned(),
+        }
+    }
+
+    /// The longest message the server may compress. Each message is compressed on its own, so
+    /// a back-reference reaches at most the message's length back: a message no longer than
+    /// the client's window is compressed as it is, a longer one goes out uncompressed (RFC 7692
+    /// lets each message choose). The compressor's own window is 2^15.
+    pub(crate) fn max_compressed(self) -> usize {
+        match self.server_max_window_bits {
+            Some(bits) if bits < 15 => 1 << bits,
+            _ => usize::MAX,
+        }
+    }
+}
 
 /// The end of every compressed message, left out on the wire (RFC 7692 §7.2.1).
 const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
-/// Whether the client offers permessage-deflate with parameters this server can honour (any
-/// `client_max_window_bits`; `server_max_window_bits` only at 15, the compressor's window).
-pub(crate) fn offered(headers: &HeaderMap) -> bool {
+/// The first permessage-deflate offer of the client with parameters this server can honour
+/// (any `client_max_window_bits`; any `server_max_window_bits` from 8 to 15, as Node's `ws`),
+/// and what the server agrees to; `None` if there is none.
+pub(crate) fn offered(headers: &HeaderMap) -> Option<Agreed> {
     headers
         .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
-        .any(|offer| {
+        .find_map(|offer| {
             let mut params = offer.split(';').map(str::trim);
-            params.next() == Some("permessage-deflate")
-                && params.all(|param| {
-                    let (name, value) = param.split_once('=').unwrap_or((param, ""));
-                    let value = value.trim().trim_matches('"');
-                    match name.trim() {
-                        "server_no_context_takeover" | "client_no_context_takeover" => {
-                            value.is_empty()
-                        }
-                        "client_max_window_bits" => {
-                            value.is_empty()
-                                || value.parse::<u8>().is_ok_and(|b| (8..=15).contains(&b))
-                        }
-                        "server_max_window_bits" => value == "15",
-                        _ => false,
+            if params.next() != Some("permessage-deflate") {
+                return None;
+            }
+            let window_bits =
+                |value: &str| value.parse::<u8>().ok().filter(|b| (8..=15).contains(b));
+            let mut agreed = Agreed {
+                server_max_window_bits: None,
+            };
+            for param in params {
+                let (name, value) = param.split_once('=').unwrap_or((param, ""));
+                let value = value.trim().trim_matches('"');
+                match name.trim() {
+                    "server_no_context_takeover" | "client_no_context_takeover"
+                        if value.is_empty() => {}
+                    "client_max_window_bits"
+                        if value.is_empty() || window_bits(value).is_some() => {}
+                    "server_max_window_bits" => {
+                        agreed.server_max_window_bits = Some(window_bits(value)?);
                     }
-                })
+                    _ => return None,
+                }
+            }
+            Some(agreed)
         })
 }
 
@@ -81,14 +117,16 @@ pub(super) fn with_scratch<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
     })
 }
 
-/// Compresses the server's data frames of at least a threshold.
+/// Compresses the server's data frames of at least a threshold (and at most the longest
+/// message the agreed window allows).
 pub(super) struct Compressor {
     threshold: usize,
+    max: usize,
 }
 
 impl Compressor {
-    pub(super) fn new(threshold: usize) -> Self {
-        Compressor { threshold }
+    pub(super) fn new(threshold: usize, max: usize) -> Self {
+        Compressor { threshold, max }
     }
 
     /// Appends the whole frames in `frames` to `out`, each data frame of at least the
@@ -99,7 +137,11 @@ impl Compressor {
             let Some(payload) = frames.get(head.size..head.size.saturating_add(len)) else {
                 break;
             };
-            if head.fin && !head.rsv1 && matches!(head.opcode, 1 | 2) && len >= self.threshold {
+            if head.fin
+                && !head.rsv1
+                && matches!(head.opcode, 1 | 2)
+                && (self.threshold..=self.max).contains(&len)
+            {
                 let compressed = CODEC.with(|codec| deflate(&mut codec.borrow_mut().0, payload));
                 put_header(out, true, head.opcode, compressed.len());
                 out.extend_from_slice(&compressed);
@@ -188,24 +230,46 @@ pub(crate) mod tests {
 
     #[test]
     fn offers_the_server_can_honour() {
-        for offer in [
-            "permessage-deflate",
-            "permessage-deflate; client_max_window_bits",
-            "permessage-deflate; client_max_window_bits=10; server_no_context_takeover",
-            "x-webkit-deflate-frame, permessage-deflate; server_max_window_bits=15",
+        let agreed = |bits| {
+            Some(Agreed {
+                server_max_window_bits: bits,
+            })
+        };
+        for (offer, expected) in [
+            ("permessage-deflate", agreed(None)),
+            ("permessage-deflate; client_max_window_bits", agreed(None)),
+            (
+                "permessage-deflate; client_max_window_bits=10; server_no_context_takeover",
+                agreed(None),
+            ),
+            (
+                "x-webkit-deflate-frame, permessage-deflate; server_max_window_bits=15",
+                agreed(Some(15)),
+            ),
+            // A smaller window, as Node's `ws` accepts.
+            (
+                "permessage-deflate; server_max_window_bits=10",
+                agreed(Some(10)),
+            ),
+            (
+                "permessage-deflate; server_max_window_bits=7, permessage-deflate",
+                agreed(None),
+            ),
+            ("", None),
+            ("x-webkit-deflate-frame", None),
+            ("permessage-deflate; server_max_window_bits=7", None),
+            ("permessage-deflate; server_max_window_bits", None),
+            ("permessage-deflate; unknown", None),
+            ("permessage-deflate; client_max_window_bits=99", None),
         ] {
-            assert!(offered(&headers(offer)), "{offer}");
+            assert_eq!(offered(&headers(offer)), expected, "{offer}");
         }
-        for offer in [
-            "",
-            "x-webkit-deflate-frame",
-            "permessage-deflate; server_max_window_bits=10",
-            "permessage-deflate; unknown",
-            "permessage-deflate; client_max_window_bits=99",
-        ] {
-            assert!(!offered(&headers(offer)), "{offer}");
-        }
-        assert!(!offered(&HeaderMap::new()));
+        assert_eq!(offered(&HeaderMap::new()), None);
+        assert_eq!(
+            agreed(Some(10)).unwrap().response(),
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover; \
+             server_max_window_bits=10"
+        );
     }
 
     /// `data` compressed as a client does, without the tail.
@@ -221,7 +285,7 @@ pub(crate) mod tests {
 
     #[test]
     fn server_frames_of_the_threshold_are_compressed() {
-        let compressor = Compressor::new(16);
+        let compressor = Compressor::new(16, usize::MAX);
         let big = "x".repeat(100);
         let mut wire = Vec::new();
         put_header(&mut wire, false, 1, big.len());
@@ -237,5 +301,24 @@ pub(crate) mod tests {
         let small = parse_header(&out[end..]).unwrap();
         assert!(!small.rsv1);
         assert_eq!(&out[end + small.size..], b"small");
+    }
+
+    /// With a window of 2^10 agreed, a message longer than 1 KiB goes out uncompressed: its
+    /// back-references could reach past the client's window.
+    #[test]
+    fn messages_longer_than_a_smaller_window_are_not_compressed() {
+        let window = Agreed {
+            server_max_window_bits: Some(10),
+        }
+        .max_compressed();
+        let compressor = Compressor::new(16, window);
+        for (len, compressed) in [(1024, true), (1025, false)] {
+            let mut wire = Vec::new();
+            put_header(&mut wire, false, 1, len);
+            wire.extend(std::iter::repeat_n(b'y', len));
+            let mut out = BytesMut::new();
+            compressor.compress_frames(&wire, &mut out);
+            assert_eq!(parse_header(&out).unwrap().rsv1, compressed, "{len}");
+        }
     }
 }

@@ -81,7 +81,7 @@ fn is_valid_key(key: &[u8]) -> bool {
 }
 
 /// The 101 answer; with permessage-deflate when `deflate`.
-fn switching_protocols(accept: &str, deflate: bool) -> EngineResponse {
+fn switching_protocols(accept: &str, deflate: Option<deflate::Agreed>) -> EngineResponse {
     let mut res = Response::new(Full::new(Bytes::new()));
     *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = res.headers_mut();
@@ -90,30 +90,37 @@ fn switching_protocols(accept: &str, deflate: bool) -> EngineResponse {
     if let Ok(accept) = HeaderValue::from_str(accept) {
         headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
     }
-    if deflate {
-        headers.insert(
-            header::SEC_WEBSOCKET_EXTENSIONS,
-            HeaderValue::from_static(deflate::RESPONSE),
-        );
+    if let Some(agreed) = deflate
+        && let Ok(value) = HeaderValue::from_str(&agreed.response())
+    {
+        headers.insert(header::SEC_WEBSOCKET_EXTENSIONS, value);
     }
     res
 }
 
-/// Whether this connection uses permessage-deflate: on in the options, offered by the client.
-fn negotiate_deflate<H: EngineHandler>(inner: &EngineInner<H>, headers: &HeaderMap) -> bool {
-    inner.config.per_message_deflate.is_some() && deflate::offered(headers)
+/// Whether this connection uses permessage-deflate, and as agreed: on in the options, offered
+/// by the client.
+fn negotiate_deflate<H: EngineHandler>(
+    inner: &EngineInner<H>,
+    headers: &HeaderMap,
+) -> Option<deflate::Agreed> {
+    inner.config.per_message_deflate?;
+    deflate::offered(headers)
 }
 
 async fn accept<H: EngineHandler>(
     inner: &EngineInner<H>,
     on_upgrade: OnUpgrade,
-    deflate: bool,
+    deflate: Option<deflate::Agreed>,
 ) -> Option<WsStream> {
     match on_upgrade.await {
         Ok(upgraded) => {
-            let threshold = inner.config.per_message_deflate.filter(|_| deflate);
+            let compress = deflate.and_then(|agreed| {
+                let threshold = inner.config.per_message_deflate?;
+                Some((threshold, agreed.max_compressed()))
+            });
             let max = usize::try_from(inner.config.max_payload).unwrap_or(usize::MAX);
-            Some(WsConn::new(UpgradedIo::new(upgraded), threshold, max))
+            Some(WsConn::new(UpgradedIo::new(upgraded), compress, max))
         }
         Err(error) => {
             tracing::debug!(%error, "websocket upgrade failed");
