@@ -2,7 +2,8 @@
 // tests/js/differential.mjs): socket.io 4.8 servers with the same handlers as the Belfry servers
 // of that test. Three servers, each on its own port of 127.0.0.1:
 //   main    default options (pingInterval 25 s, pingTimeout 20 s, httpCompression 1024, ...)
-//   fast    pingInterval 300 ms, pingTimeout 200 ms (heartbeat cases)
+//   fast    pingInterval 300 ms, pingTimeout 200 ms (heartbeat cases); HTTP keepAliveTimeout
+//           500 ms, headersTimeout 1 s (http cases)
 //   doomed  default options, shut down by the "shutdown" event (io.close())
 // Prints {"main": url, "fast": url, "doomed": url} once all listen, then runs until killed.
 //
@@ -37,8 +38,9 @@ const SHAPES = {
   "binary-args": (s) => s.emit("x", Buffer.from([7]), "after", Buffer.from([])),
 };
 
-function start(options) {
-  const http = createServer();
+function start(options, httpOptions = {}) {
+  const http = createServer(httpOptions);
+  if (httpOptions.keepAliveTimeout) http.keepAliveTimeout = httpOptions.keepAliveTimeout;
   const io = new Server(http, options);
   const reasons = new Map();
   io.on("connection", (socket) => {
@@ -76,7 +78,12 @@ function start(options) {
 
 const [main, fast, doomed] = await Promise.all([
   start({}),
-  start({ pingInterval: 300, pingTimeout: 200 }),
+  // The HTTP limits short, for the http.* cases (Belfry's fast server: `belfry::serve` with a
+  // 500 ms keep-alive timeout); checked every 100 ms.
+  start(
+    { pingInterval: 300, pingTimeout: 200 },
+    { keepAliveTimeout: 500, headersTimeout: 1000, connectionsCheckingInterval: 100 },
+  ),
   start({}),
 ]);
 console.log(JSON.stringify({ main, fast, doomed }));

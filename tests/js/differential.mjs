@@ -14,6 +14,7 @@
 //   (as diff_node_server.mjs prints it).
 // Exit code: 0 when every case ran (same or not), 2 on the global timeout.
 import http from "node:http";
+import net from "node:net";
 import zlib from "node:zlib";
 import WebSocket from "ws";
 import { io } from "socket.io-client";
@@ -1064,6 +1065,73 @@ def("compression.small-response", async (c) => {
   await sleep(50);
   c.t.response = summary(await p.get({ headers: { "accept-encoding": "gzip, deflate" } }));
 });
+
+// 11. The HTTP server's limits (the "fast" servers: Node with keepAliveTimeout 500 ms and
+// headersTimeout 1000 ms; Belfry served by `belfry::serve` with a keep-alive timeout of 500 ms).
+
+/** A raw connection to `base`: writes `head`, then `drip` one byte every 100 ms (until closed);
+ * resolves with what came back and when the server closed it. */
+function rawConnection(c, base, head, drip = "") {
+  return new Promise((resolve) => {
+    const u = new URL(base);
+    const socket = net.connect(Number(u.port), u.hostname);
+    c.defer(() => socket.destroy());
+    const start = Date.now();
+    let data = "";
+    let timer;
+    socket.on("connect", () => {
+      socket.write(head);
+      let i = 0;
+      if (drip) {
+        timer = setInterval(() => {
+          if (!socket.destroyed) socket.write(drip[i++ % drip.length]);
+        }, 100);
+      }
+    });
+    socket.on("data", (chunk) => (data += chunk.toString("latin1")));
+    const done = (how) => {
+      clearInterval(timer);
+      resolve({ how, ms: Date.now() - start, data });
+    };
+    socket.on("close", () => done("closed"));
+    socket.on("error", () => {});
+    setTimeout(() => {
+      socket.destroy();
+      done("still open after 4 s");
+    }, 4000);
+  });
+}
+
+def(
+  "http.idle-keep-alive-connection",
+  async (c) => {
+    const r = await rawConnection(
+      c,
+      c.fast,
+      "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nhost: localhost\r\n\r\n",
+    );
+    c.t.status = r.data.split("\r\n")[0];
+    // Node closes 1 s after its keepAliveTimeout (its keepAliveTimeoutBuffer), Belfry at it.
+    c.t.closed =
+      r.how === "closed" && r.ms >= 400 && r.ms <= 2000
+        ? "closed 0.5-1.5 s after the response"
+        : `${r.how} after ${r.ms} ms`;
+  },
+  { needs: ["fast"], note: "a connection left idle after its response is closed after the keep-alive timeout" },
+);
+
+def(
+  "http.slow-request-head",
+  async (c) => {
+    const r = await rawConnection(c, c.fast, "GET /socket.io/?EIO=4&trans", "port=polling&x=y");
+    c.t.answer = r.data.split("\r\n")[0] || "(none)";
+    c.t.closed = r.how;
+  },
+  {
+    needs: ["fast"],
+    note: "Node answers 408 after headersTimeout; Belfry closes the connection after the keep-alive timeout, without an answer",
+  },
+);
 
 // 10 (end). Server shutdown: last, it ends the "doomed" servers.
 def(

@@ -13,7 +13,7 @@
 //! handlers, then `node tests/js/differential.mjs <node url> <belfry url> [regex]`.
 #![allow(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)]
 
-use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use belfry::{
     AckSender, ConnectError, DisconnectReason, SocketIo, SocketRef,
@@ -38,6 +38,12 @@ const DELIBERATE_DIFFERENCES: &[(&str, &str)] = &[
         "a GET served after the client's close gets `6` while the session is kept for its close \
          grace, so that a GET sent before the close but served after it on another thread gets \
          Node's answer `6` whatever the order",
+    ),
+    (
+        "http.slow-request-head",
+        "Node answers 408 after its headersTimeout; `belfry::serve` closes a connection whose \
+         request head is not complete within the keep-alive timeout without an answer (hyper's \
+         header read timeout)",
     ),
     (
         "polling.too-large-post",
@@ -179,9 +185,13 @@ async fn start_belfry(timing: Timing, doomed: bool) -> String {
     let app = axum::Router::new().layer(layer);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    // As Node's fast server's `keepAliveTimeout` (the http.* cases); Node's default otherwise.
+    let keep_alive = match timing {
+        Timing::Fast => Duration::from_millis(500),
+        Timing::Default => Duration::from_secs(5),
+    };
     tokio::spawn(async move {
-        let serve = axum::serve(listener, service);
+        let serve = belfry::serve(listener, app).keep_alive_timeout(keep_alive);
         if doomed {
             serve
                 .with_graceful_shutdown(async move {
