@@ -220,6 +220,10 @@ pub async fn start_with(parser: Parser) -> ScenarioServer {
             socket.on("ack", |Data(value): Data<Value>, ack: AckSender| async move {
                 let _ = ack.send(&value);
             });
+            socket.on("ack-later", |Data(value): Data<Value>, ack: AckSender| async move {
+                tokio::task::yield_now().await;
+                let _ = ack.send(&value);
+            });
             socket.on("sum", |Data((a, b)): Data<(i64, i64)>, ack: AckSender| async move {
                 let _ = ack.send(&(a + b));
             });

@@ -380,6 +380,53 @@ async fn raw_upgrade_noop_then_switch_without_loss() {
     );
 }
 
+/// A session closed by the server during the upgrade, with a packet queued and no GET to take
+/// it: the client that completes the upgrade gets the packet, then the close, over the new
+/// WebSocket (which was dropped with both).
+#[tokio::test]
+async fn a_close_during_the_upgrade_reaches_the_client_over_the_websocket() {
+    let mut server = TestServer::start(EngineConfig::default()).await;
+    let (sid, _) = server.polling_handshake().await;
+    let socket = server.engine.socket(&sid).unwrap();
+    let mut ws = connect_ws(&server, &format!("EIO=4&transport=websocket&sid={sid}")).await;
+    ws.send(Message::text("2probe")).await.unwrap();
+    assert_eq!(next_text(&mut ws).await, "3probe");
+    socket.send(Packet::Message(Str::from("bye"))).unwrap();
+    socket.close();
+    assert_eq!(
+        server.disconnect_reason(&sid).await,
+        DisconnectReason::ForcedClose
+    );
+    ws.send(Message::text("5")).await.unwrap();
+    assert_eq!(next_text(&mut ws).await, "4bye");
+    assert_ws_closed(&mut ws).await;
+}
+
+/// During an upgrade the client sends no GET and upgrades only once its POST is answered: a
+/// POST whose answers fill the send queue is answered at once (answers past twice the caps
+/// are refused), not held for a GET that never comes.
+#[tokio::test]
+async fn a_post_during_the_upgrade_is_not_held() {
+    let server = TestServer::start(EngineConfig::builder().max_buffered_packets(4).build()).await;
+    let (sid, _) = server.polling_handshake().await;
+    let mut ws = connect_ws(&server, &format!("EIO=4&transport=websocket&sid={sid}")).await;
+    ws.send(Message::text("2probe")).await.unwrap();
+    assert_eq!(next_text(&mut ws).await, "3probe");
+    let burst: Vec<String> = (0..20).map(|i| format!("4m{i}")).collect();
+    let posted = tokio::time::timeout(
+        Duration::from_secs(5),
+        server.post(&sid, burst.join("\x1e").as_bytes()),
+    )
+    .await
+    .expect("the POST is answered during the upgrade");
+    assert_eq!(posted.text(), "ok");
+    ws.send(Message::text("5")).await.unwrap();
+    // The echoes that fitted (twice the cap of 4) come over the WebSocket, in order.
+    for i in 0..8 {
+        assert_eq!(next_text(&mut ws).await, format!("4m{i}"));
+    }
+}
+
 #[tokio::test]
 async fn upgrade_timeout_closes_the_new_transport_only() {
     let server = TestServer::start(

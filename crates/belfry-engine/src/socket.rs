@@ -312,13 +312,16 @@ impl<D> Socket<D> {
             // A batch larger than the caps on its own is still accepted into an empty queue, so
             // that one large message within `max_payload` can always be sent.
             let (len, total) = (state.queue.len() + packets.len(), state.bytes + bytes);
+            let within_caps = len <= self.max_packets && total <= self.max_bytes;
+            // Only looked at once the caps are reached: off the usual path.
+            let own = !within_caps && writer::is_own_reader(self);
             let fits = state.queue.is_empty()
-                || (len <= self.max_packets && total <= self.max_bytes)
-                // What the session's own reader runs (a handler answering the client's events)
-                // may go past the caps, up to twice them: the queue is full because our writer
-                // has not run yet, not because the client does not read, and the reader pauses
-                // until it has (TCP then holds the client back). Nothing is dropped.
-                || (writer::is_own_reader(self)
+                || within_caps
+                // The session's own work (a handler answering the client's events) may go past
+                // the caps, up to twice them: the queue is full because our writer has not run
+                // yet, not because the client does not read, and the reader pauses until it
+                // has (TCP then holds the client back). Nothing is dropped.
+                || (own
                     && len <= self.max_packets.saturating_mul(2)
                     && total <= self.max_bytes.saturating_mul(2));
             if !fits {
@@ -338,7 +341,11 @@ impl<D> Socket<D> {
             }
             state.queue.extend(packets);
             state.bytes += bytes;
-            if state.queue.len() >= self.max_packets || state.bytes >= self.max_bytes {
+            // The session's own work reached the caps: it pauses until a transport took the
+            // queue. Others' sends (a broadcast) never pause this session's reader.
+            if (state.queue.len() >= self.max_packets || state.bytes >= self.max_bytes)
+                && (own || writer::is_own_reader(self))
+            {
                 self.backlog.store(true, Ordering::Release);
             }
             state.compress |= compress;
@@ -374,16 +381,25 @@ impl<D> Socket<D> {
                 || self.polling_get.load(Ordering::Acquire))
     }
 
-    /// True while the send queue is at its caps: the session's reader stops reading (a WebSocket)
-    /// or waits before the next packet of a POST until a transport takes the queue, so that the
-    /// answers of a client's burst wait for the writer instead of failing with
-    /// [`SendError::Full`].
+    /// True while the session's own work (see [`Socket::as_own_work`]) has filled the send
+    /// queue to its caps and no transport has taken it since: the session's reader stops
+    /// reading (a WebSocket) or waits before the next packet of a POST, so that the answers of
+    /// a client's burst wait for the writer instead of failing with [`SendError::Full`].
     pub(crate) fn backlogged(&self) -> bool {
         self.backlog.load(Ordering::Acquire)
     }
 
-    /// Resolves once the send queue is below its caps (or the session closed).
-    pub(crate) async fn until_unblocked(&self) {
+    /// Runs `f` as this session's own work, as the engine runs the handler of a packet it read
+    /// from the session: what `f` queues for this session may go past the caps, up to twice
+    /// them (then the session's work waits for the writer, see [`Socket::until_unblocked`]).
+    /// For the layer above, which runs a session's handlers that waited on a task of their own.
+    pub fn as_own_work<T>(&self, f: impl FnOnce() -> T) -> T {
+        writer::as_own_work(self, f)
+    }
+
+    /// Resolves once the session's own work no longer holds the send queue at its caps: a
+    /// transport took it, or the session closed. Resolves at once when it does not.
+    pub async fn until_unblocked(&self) {
         loop {
             let unblocked = self.unblocked.notified();
             tokio::pin!(unblocked);
@@ -683,6 +699,18 @@ pub(crate) mod writer {
         CURRENT.replace(outer).1
     }
 
+    /// Runs `f` as the work of session `me`, claiming no writers.
+    pub(crate) fn as_own_work<T: ?Sized, R>(me: &T, f: impl FnOnce() -> R) -> R {
+        let outer = CURRENT.replace((address(me), false));
+        let claims = CLAIMS.replace(false);
+        let outer_fence = FENCE.take();
+        let result = f();
+        FENCE.set(outer_fence);
+        CLAIMS.set(claims);
+        CURRENT.set(outer);
+        result
+    }
+
     /// True when the reader running on this thread is `session`'s own.
     pub(crate) fn is_own_reader<T: ?Sized>(session: &T) -> bool {
         CURRENT.get().0 == address(session)
@@ -791,27 +819,62 @@ mod tests {
         );
     }
 
-    /// The session's own reader (its handlers answering the client) may fill the queue past its
-    /// caps, up to twice them, and pauses once it is at them; others get `Full` at the caps.
+    /// The session's own work (its handlers answering the client) may fill the queue past its
+    /// caps, up to twice them, and pauses once it is at them; others get `Full` at the caps and
+    /// never pause the session.
     #[test]
-    fn the_own_reader_goes_past_the_caps_and_pauses() {
+    fn the_own_work_goes_past_the_caps_and_pauses() {
         let socket = session(TransportType::Websocket);
         for _ in 0..100 {
             socket.send(message("x")).expect("within the caps");
         }
-        assert!(socket.backlogged());
+        assert!(
+            !socket.backlogged(),
+            "others' sends do not pause the reader"
+        );
         assert_eq!(socket.send(message("x")), Err(SendError::Full));
         let mut sent = 0;
-        writer::queues_for_others(&socket, None, || {
+        socket.as_own_work(|| {
             while socket.send(message("x")).is_ok() {
                 sent += 1;
             }
         });
         assert_eq!(sent, 100, "up to twice the caps");
+        assert!(socket.backlogged());
         let mut out = VecDeque::new();
         assert_eq!(socket.drain_or_wait(&mut out, Waker::noop()), Some(None));
         assert_eq!(out.len(), 200);
         assert!(!socket.backlogged(), "taken: the reader goes on");
+    }
+
+    /// The same bound in bytes: twice the byte cap for the session's own work.
+    #[test]
+    fn the_own_work_goes_past_the_byte_cap_up_to_twice_it() {
+        let (parts, ()) = http::Request::new(()).into_parts();
+        let socket = Socket::new(
+            Sid::random(),
+            parts,
+            TransportType::Websocket,
+            4,
+            1000,
+            100,
+            (),
+        );
+        // 10 bytes on the wire each: "4" and nine characters.
+        let ten = || message("123456789");
+        let mut sent = 0;
+        while socket.send(ten()).is_ok() {
+            sent += 1;
+        }
+        assert_eq!(sent, 10);
+        assert!(!socket.backlogged());
+        socket.as_own_work(|| {
+            while socket.send(ten()).is_ok() {
+                sent += 1;
+            }
+        });
+        assert_eq!(sent, 20, "twice the byte cap");
+        assert!(socket.backlogged());
     }
 
     #[test]

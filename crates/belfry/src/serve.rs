@@ -189,7 +189,12 @@ where
             let app = app.clone();
             move |mut req: Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
-                app.clone().call(req.map(Body::new))
+                let mut app = app.clone();
+                // As tower's `oneshot`: ready first, then called.
+                async move {
+                    std::future::poll_fn(|cx| app.poll_ready(cx)).await?;
+                    app.call(req.map(Body::new)).await
+                }
             }
         });
         let connection = http

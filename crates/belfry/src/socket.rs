@@ -918,6 +918,11 @@ impl Socket {
     }
 
     /// Runs queued jobs until the queue is empty.
+    ///
+    /// Each job runs as the connection's own work, as one run on the reader's task does: what
+    /// it sends to its own client may go past the send queue's caps, and the next job waits
+    /// until the writer took what filled them (so that the answers of a burst of events whose
+    /// handlers wait are written, not refused).
     async fn drain(self: Arc<Self>) {
         loop {
             let job = {
@@ -933,7 +938,12 @@ impl Socket {
                     }
                 }
             };
-            if AssertUnwindSafe(job.future).catch_unwind().await.is_err() {
+            self.conn.until_unblocked().await;
+            let own = OwnWork {
+                conn: &self.conn,
+                future: job.future,
+            };
+            if AssertUnwindSafe(own).catch_unwind().await.is_err() {
                 tracing::error!("a handler panicked");
             }
         }
@@ -1051,6 +1061,24 @@ impl IntoIterator for Handlers {
 
 /// The `on_any_outgoing` callback.
 type OutgoingListener = Arc<dyn Fn(&str, &str) + Send + Sync>;
+
+/// A job polled as its connection's own work ([`EngineSocket::as_own_work`]).
+struct OwnWork<'a> {
+    conn: &'a EngineSocket<Connection>,
+    future: BoxFuture,
+}
+
+impl std::future::Future for OwnWork<'_> {
+    type Output = ();
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        let this = self.get_mut();
+        this.conn.as_own_work(|| this.future.as_mut().poll(cx))
+    }
+}
 
 /// A handler run waiting in a socket's queue, with the size of the event it handles.
 struct Job {

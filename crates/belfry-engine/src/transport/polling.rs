@@ -227,7 +227,9 @@ async fn read_body(mut body: RequestBody, limit: usize) -> Result<Bytes, BodyErr
 ///
 /// What the packets' handlers queue may fill the send queue before a GET takes it: then the
 /// next packet waits until one has (the POST is answered later), so that a burst's answers are
-/// all delivered instead of failing with a full queue.
+/// all delivered instead of failing with a full queue. Not during an upgrade (the client sends
+/// no GET then, and upgrades only once its POST is answered), and not for longer than the ping
+/// timeout: past that, the answers that do not fit fail as for a client that does not read.
 async fn handle_payload<H: EngineHandler>(
     inner: &EngineInner<H>,
     socket: &Arc<Socket<H::Data>>,
@@ -246,19 +248,16 @@ async fn handle_payload<H: EngineHandler>(
         if socket.is_closed() {
             break;
         }
-        if socket.backlogged() {
-            socket.until_unblocked().await;
+        if socket.backlogged() && !socket.upgrade_claimed.load(Ordering::Acquire) {
+            let wait = inner.config.ping_timeout;
+            let _ = tokio::time::timeout(wait, socket.until_unblocked()).await;
             if socket.is_closed() {
                 break;
             }
         }
         match packet {
-            Ok(packet) => {
-                // As the session's own reader: its handlers' answers may go past the caps.
-                crate::socket::writer::queues_for_others(&**socket, None, || {
-                    inner.on_packet(socket, packet);
-                });
-            }
+            // As the session's own work: its handlers' answers may go past the caps.
+            Ok(packet) => socket.as_own_work(|| inner.on_packet(socket, packet)),
             Err(error) => {
                 tracing::debug!(%error, "invalid polling payload");
                 socket.close_with(DisconnectReason::ParseError);
