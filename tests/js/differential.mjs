@@ -714,6 +714,22 @@ def(
 );
 
 def(
+  "heartbeat.message-extends-the-pong-wait",
+  async (c) => {
+    const p = new Poll(c, c.fast);
+    await p.joined();
+    const ping = await p.get({ timeout: 2000 });
+    c.t.ping = brief(ping);
+    // No pong: a message 150 ms into the 200 ms wait gives the client 200 ms more, once.
+    await sleep(150);
+    c.t.post = brief(await p.post('42["nobody-listens"]'));
+    const g = await p.get({ timeout: 1000 });
+    c.t["GET after the message"] = { response: brief(g), after: near(g.ms, 200) };
+  },
+  { needs: ["fast"], note: "Node refreshes the ping timeout once on a packet that is not a pong" },
+);
+
+def(
   "heartbeat.polling-with-pong",
   async (c) => {
     const p = new Poll(c, c.fast);

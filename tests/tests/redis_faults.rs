@@ -355,8 +355,8 @@ async fn a_broadcast_with_acks_counts_the_silent_clients_of_other_servers() {
 }
 
 /// With the default backoff, broadcasts flow between two servers again soon after Redis comes
-/// back (Node: within about half a second). The figure is printed; the bound is loose, a
-/// check that the backoff does not grow to seconds.
+/// back (Node: within about half a second; a backoff that grew to 2 s took 0.6-1 s). The figure
+/// is printed; the bound is loose, a check that the backoff does not grow to seconds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broadcasts_flow_again_soon_after_redis_returns() {
     let mut redis = RedisServer::start().await;
@@ -380,8 +380,8 @@ async fn broadcasts_flow_again_soon_after_redis_returns() {
             break back.elapsed();
         }
         assert!(
-            back.elapsed() < Duration::from_secs(3),
-            "no broadcast within 3 s"
+            back.elapsed() < Duration::from_millis(500),
+            "no broadcast within 500 ms"
         );
     };
     println!("a broadcast reached the other server {took:?} after redis returned");

@@ -328,14 +328,17 @@ impl EngineConfigBuilder {
     }
 
     /// The most packets queued for one session before sends fail with
-    /// [`SendError::Full`](crate::SendError::Full) (default 128).
+    /// [`SendError::Full`](crate::SendError::Full) (default 128). What the session's own work
+    /// sends it ([`Socket::as_own_work`](crate::Socket::as_own_work): the handlers of its
+    /// packets) may go to twice that, and then waits for the writer.
     pub fn max_buffered_packets(mut self, packets: usize) -> Self {
         self.config.max_buffered_packets = packets.max(1);
         self
     }
 
     /// The most bytes queued for one session before sends fail with
-    /// [`SendError::Full`](crate::SendError::Full) (default 1 MiB).
+    /// [`SendError::Full`](crate::SendError::Full) (default 1 MiB); twice that for the
+    /// session's own work, as [`EngineConfigBuilder::max_buffered_packets`].
     pub fn max_buffered_bytes(mut self, bytes: usize) -> Self {
         self.config.max_buffered_bytes = bytes.max(1);
         self

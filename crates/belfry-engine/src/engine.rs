@@ -245,6 +245,9 @@ impl<H: EngineHandler> EngineInner<H> {
 
     /// Acts on one packet received on the session's current transport.
     pub(crate) fn on_packet(&self, socket: &Arc<Socket<H::Data>>, packet: Packet) {
+        if !matches!(packet, Packet::Pong) {
+            socket.heard_from_client();
+        }
         match packet {
             Packet::Message(text) => self.handler.on_message(socket, text),
             Packet::Binary(data) => self.handler.on_binary(socket, data),
@@ -290,11 +293,21 @@ async fn heartbeat<D>(config: &EngineConfig, socket: &Socket<D>) {
         socket.queue_ping();
         // One deadline from the ping's due time, not a second timer started after the first
         // fired: each timer fires up to a millisecond late, and the pong is due
-        // `ping_interval + ping_timeout` after the last one, as in Node.
-        if tokio::time::timeout_at(next_ping + config.ping_timeout, socket.pong.notified())
-            .await
-            .is_err()
-        {
+        // `ping_interval + ping_timeout` after the last one, as in Node. The first other packet
+        // that arrives meanwhile moves it to a ping timeout after that packet, once.
+        let mut deadline = next_ping + config.ping_timeout;
+        socket.awaiting_pong.store(true, Ordering::Release);
+        let ponged = loop {
+            tokio::select! {
+                () = socket.pong.notified() => break true,
+                () = socket.refresh_ping_timeout.notified() => {
+                    deadline = Instant::now() + config.ping_timeout;
+                }
+                () = tokio::time::sleep_until(deadline) => break false,
+            }
+        };
+        socket.awaiting_pong.store(false, Ordering::Release);
+        if !ponged {
             socket.close_with(DisconnectReason::PingTimeout);
             return;
         }
@@ -350,6 +363,51 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(!socket.is_closed());
         tokio::time::advance(start + Duration::from_millis(150) - Instant::now()).await;
+        tokio::task::yield_now().await;
+        assert_eq!(socket.close_reason(), Some(DisconnectReason::PingTimeout));
+        beat.await.expect("the heartbeat ends");
+    }
+
+    /// As Node's `hasRefreshedPingTimeout`: the first packet other than a pong that arrives
+    /// while the pong is awaited gives the client a whole ping timeout from then, once.
+    #[tokio::test(start_paused = true)]
+    async fn a_packet_while_the_pong_is_awaited_extends_the_wait_once() {
+        let config = EngineConfig::builder()
+            .ping_interval(Duration::from_millis(100))
+            .ping_timeout(Duration::from_millis(50))
+            .build();
+        let (parts, ()) = http::Request::new(()).into_parts();
+        let socket = Arc::new(Socket::new(
+            crate::Sid::random(),
+            parts,
+            TransportType::Polling,
+            4,
+            16,
+            1 << 16,
+            (),
+        ));
+        let start = Instant::now();
+        let beat = tokio::spawn({
+            let socket = socket.clone();
+            async move { heartbeat(&config, &socket).await }
+        });
+        let at = |ms| start + Duration::from_millis(ms);
+        let advance_to = |when: Instant| tokio::time::advance(when - Instant::now());
+        tokio::task::yield_now().await;
+        // The ping goes out at 100 ms; a message at 130 ms, another at 160 ms.
+        advance_to(at(130)).await;
+        tokio::task::yield_now().await;
+        socket.heard_from_client();
+        tokio::task::yield_now().await;
+        advance_to(at(160)).await;
+        tokio::task::yield_now().await;
+        socket.heard_from_client();
+        tokio::task::yield_now().await;
+        // Not at 150 ms (the first deadline): at 180 ms, 50 ms after the first message only.
+        advance_to(at(179)).await;
+        tokio::task::yield_now().await;
+        assert!(!socket.is_closed());
+        advance_to(at(181)).await;
         tokio::task::yield_now().await;
         assert_eq!(socket.close_reason(), Some(DisconnectReason::PingTimeout));
         beat.await.expect("the heartbeat ends");

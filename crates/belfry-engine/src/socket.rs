@@ -33,6 +33,11 @@ pub struct Socket<D> {
     /// in the send queue's state instead).
     pub(crate) wake_polling: Notify,
     pub(crate) pong: Notify,
+    /// A ping is out and no packet has come since: the first packet that is not a pong
+    /// extends the wait for the pong once (Node's `hasRefreshedPingTimeout`).
+    pub(crate) awaiting_pong: AtomicBool,
+    /// Notified by that packet.
+    pub(crate) refresh_ping_timeout: Notify,
     pub(crate) close_delivered: Notify,
     closed: CancellationToken,
     /// `closed` is cancelled (or about to be): read on every turn of a transport, where the
@@ -176,6 +181,8 @@ impl<D> Socket<D> {
             }),
             wake_polling: Notify::new(),
             pong: Notify::new(),
+            awaiting_pong: AtomicBool::new(false),
+            refresh_ping_timeout: Notify::new(),
             close_delivered: Notify::new(),
             closed: CancellationToken::new(),
             is_closed: AtomicBool::new(false),
@@ -459,6 +466,17 @@ impl<D> Socket<D> {
 
     pub(crate) fn ws_close_code(&self) -> Option<u16> {
         self.state.lock().ws_close_code
+    }
+
+    /// The client sent a packet other than a pong: while a pong is awaited, the first such
+    /// packet extends the wait to a whole ping timeout from now (Node's
+    /// `hasRefreshedPingTimeout`), once per ping.
+    pub(crate) fn heard_from_client(&self) {
+        if self.awaiting_pong.load(Ordering::Relaxed)
+            && self.awaiting_pong.swap(false, Ordering::AcqRel)
+        {
+            self.refresh_ping_timeout.notify_one();
+        }
     }
 
     pub(crate) fn queue_ping(&self) {

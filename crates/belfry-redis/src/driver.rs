@@ -201,7 +201,9 @@ impl Driver {
     pub(crate) fn publish(&self, channel: String, payload: Vec<u8>) -> Result<(), PublishError> {
         match self.publish_tx.try_send((channel, payload)) {
             Ok(()) => {
-                self.dropping.store(false, Ordering::Relaxed);
+                if self.dropping.load(Ordering::Relaxed) {
+                    self.dropping.store(false, Ordering::Relaxed);
+                }
                 Ok(())
             }
             Err(error) => {
@@ -437,6 +439,9 @@ async fn run_subscriber(
                 let Some(reason) = reason else { return };
                 if let Some(strong) = driver.upgrade() {
                     strong.connected.store(false, Ordering::Release);
+                    // The command connection went with Redis, presumably: the next command
+                    // connects again (and waits while it cannot) rather than fail on it.
+                    strong.commands.forget();
                 }
                 tracing::warn!(%reason, "redis subscription lost; reconnecting");
             }
@@ -607,11 +612,11 @@ fn on_frame(driver: &Driver, frame: Frame, confirmed: &mut HashSet<String>) -> H
 }
 
 /// Publishes queued messages in order (`command`: `PUBLISH` or `SPUBLISH`) on the shared
-/// command connection. While Redis is away, the message at the head waits (the queue behind
-/// it fills up to its bound) and is published once a connection is made again, with the
-/// reconnection backoff between attempts. A message whose publication timed out is not sent
-/// again (it may have been published: nobody gets it twice); one Redis refused is dropped with
-/// a log. Ends when the driver is dropped.
+/// command connection. While no connection can be made (Redis is away), the message at the
+/// head waits (the queue behind it fills up to its bound) and is published once one is made
+/// again, with the reconnection backoff between attempts. A message whose command failed on a
+/// connection (it may have reached Redis) is not sent again, so that nobody gets it twice: it
+/// is dropped with a log, as one Redis refused. Ends when the driver is dropped.
 async fn run_publisher(
     commands: Arc<Commands>,
     command: &'static str,
@@ -622,28 +627,9 @@ async fn run_publisher(
         let mut backoff = options.min_backoff;
         let mut waited = false;
         loop {
-            let sent = match commands.get().await {
-                Ok(mut conn) => {
-                    tokio::time::timeout(
-                        HEALTH_TIMEOUT,
-                        redis::cmd(command)
-                            .arg(&channel)
-                            .arg(&payload)
-                            .query_async::<()>(&mut conn),
-                    )
-                    .await
-                }
-                Err(error) => Ok(Err(error)),
-            };
-            match sent {
-                Ok(Ok(())) => {
-                    if waited {
-                        tracing::info!("redis is back: queued messages published");
-                    }
-                    break;
-                }
-                Ok(Err(error)) if is_unreachable(&error) => {
-                    commands.forget();
+            let mut conn = match commands.get().await {
+                Ok(conn) => conn,
+                Err(error) => {
                     if !waited {
                         tracing::warn!(%error, "redis unreachable; messages wait to be published");
                         waited = true;
@@ -653,26 +639,34 @@ async fn run_publisher(
                     }
                     tokio::time::sleep(backoff).await;
                     backoff = options.next_backoff(backoff);
+                    continue;
                 }
+            };
+            let sent = tokio::time::timeout(
+                HEALTH_TIMEOUT,
+                redis::cmd(command)
+                    .arg(&channel)
+                    .arg(&payload)
+                    .query_async::<()>(&mut conn),
+            )
+            .await;
+            match sent {
+                Ok(Ok(())) if waited => {
+                    tracing::info!("redis is back: queued messages published");
+                }
+                Ok(Ok(())) => {}
                 Ok(Err(error)) => {
-                    tracing::warn!(%channel, %error, "publish refused; message dropped");
-                    break;
+                    if error.is_io_error() || error.is_connection_dropped() {
+                        commands.forget();
+                    }
+                    tracing::warn!(%channel, %error, "publish failed; message dropped");
                 }
                 Err(_) => {
                     commands.forget();
                     tracing::warn!(%channel, "publish timed out; message not sent again");
-                    break;
                 }
             }
+            break;
         }
     }
-}
-
-/// The command did not reach Redis: no connection, or the connection failed.
-fn is_unreachable(error: &redis::RedisError) -> bool {
-    error.is_io_error()
-        || error.is_connection_refusal()
-        || error.is_connection_dropped()
-        || error.is_timeout()
-        || error.kind() == redis::ErrorKind::Io
 }

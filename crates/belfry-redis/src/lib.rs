@@ -28,7 +28,9 @@
 //! Local delivery goes on. Messages for the other servers wait in the publish queue
 //! ([`RedisAdapterBuilder::publish_queue`], 4096 by default) and are published once Redis is
 //! back, as Node's Redis client queues its commands offline; past the bound, a broadcast fails
-//! at once (logged). A publication that timed out is not sent again (nobody gets it twice).
+//! at once (logged). They reach the servers that have subscribed again by then: as with Node,
+//! a server that reconnects later than this one misses them. A message whose command failed on
+//! a connection (it may have reached Redis) is not sent again: nobody gets it twice.
 //! Requests that wait for other servers (`fetch_remote_sockets`, `server_side_emit_with_ack`,
 //! `all_rooms`) wait for Redis to come back and fail with `AdapterError::Timeout` when the
 //! requests timeout passes first, as they do when some server does not answer (see
@@ -196,8 +198,9 @@ impl RedisAdapterBuilder {
     /// within a few hundred milliseconds of Redis coming back; Node's client waits 50 ms more
     /// after each attempt, up to 500 ms).
     pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
-        self.options.min_backoff = min;
-        self.options.max_backoff = max.max(min);
+        // Never zero: a loop of connection attempts would spin while Redis refuses them.
+        self.options.min_backoff = min.max(Duration::from_millis(1));
+        self.options.max_backoff = max.max(self.options.min_backoff);
         self
     }
 
