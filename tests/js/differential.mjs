@@ -480,7 +480,7 @@ def("polling.flow", async (c) => {
 });
 
 // A GET that comes after the client's close was served: Node answers 400 (the session is gone);
-// Belfry keeps the session for the close grace and answers the first such GET `6`, so that a
+// Belfry keeps the session (up to 1 s) and answers the first such GET `6`, so that a
 // GET sent before the close but served after it (a multi-thread runtime) gets the same answer
 // whatever the order (docs/PROTOCOL.md, deviations).
 def("polling.get-after-client-close", async (c) => {

@@ -225,12 +225,14 @@ impl<H: EngineHandler> EngineInner<H> {
         {
             // A server close keeps the queued packets and the close packet for the next GET;
             // give the client a while to come for them. A client's close (`POST 1`) keeps the
-            // session too: its GET, sent before the POST but maybe served after it, gets the
-            // noop Node answers whichever request is served first. Error closes free the
-            // session at once.
-            let _ =
-                tokio::time::timeout(self.config.close_grace, socket.close_delivered.notified())
-                    .await;
+            // session too, briefly: its GET, sent before the POST but maybe served after it,
+            // gets the noop Node answers whichever request is served first. Error closes free
+            // the session at once.
+            let grace = match reason {
+                DisconnectReason::TransportClose => self.config.close_grace.min(CLIENT_CLOSE_GRACE),
+                _ => self.config.close_grace,
+            };
+            let _ = tokio::time::timeout(grace, socket.close_delivered.notified()).await;
         }
         self.remove(socket.id());
     }
@@ -272,6 +274,10 @@ impl<H: EngineHandler> EngineInner<H> {
         }
     }
 }
+
+/// How long a session the client closed waits for a GET that raced its close (the GET was
+/// sent first; it is served within a moment or not at all).
+const CLIENT_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Pings every `ping_interval` (the first one an interval after the handshake) and returns after
 /// closing the session when a pong is late, or when the send queue has been full for longer than

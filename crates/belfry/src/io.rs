@@ -140,14 +140,17 @@ impl SocketIo {
             path.insert(0, '/');
         }
         let handler = erase(handler);
-        let existing = self.inner.namespaces.read().get(&path).cloned();
-        if let Some(ns) = existing {
+        // Made under the table's lock: a namespace made and then dropped for one registered
+        // meanwhile would have run the adapter factory for nothing (a cluster adapter's
+        // subscription pointing at the dropped one). The factory runs no code of the server's.
+        let mut namespaces = self.inner.namespaces.write();
+        if let Some(ns) = namespaces.get(&path) {
             ns.set_connect_handler(handler);
-            return NamespaceHandle(ns);
+            return NamespaceHandle(ns.clone());
         }
         let ns = Namespace::new(
             Str::from(path.as_str()),
-            handler.clone(),
+            handler,
             self.ns_options(),
             None,
             &self.inner.adapter,
@@ -155,14 +158,7 @@ impl SocketIo {
         if let Some(observer) = self.observer() {
             ns.observe(observer);
         }
-        // Registered meanwhile by another thread: that one is kept, with this handler.
-        let ns = match self.inner.namespaces.write().entry(path) {
-            std::collections::hash_map::Entry::Occupied(entry) => {
-                entry.get().set_connect_handler(handler);
-                entry.get().clone()
-            }
-            std::collections::hash_map::Entry::Vacant(entry) => entry.insert(ns).clone(),
-        };
+        namespaces.insert(path, ns.clone());
         NamespaceHandle(ns)
     }
 
@@ -652,7 +648,8 @@ impl SocketIoBuilder {
     }
 
     /// Sets how each namespace's adapter is made (default: [`LocalAdapter`], one server). A
-    /// cluster adapter (Redis) is plugged in here.
+    /// cluster adapter (Redis) is plugged in here. The factory runs while the server registers
+    /// a namespace: it must not call the server back.
     pub fn adapter<F>(mut self, factory: F) -> Self
     where
         F: Fn(Arc<dyn LocalSockets>) -> Arc<dyn Adapter> + Send + Sync + 'static,

@@ -612,12 +612,14 @@ impl Socket {
         if !self.connected() {
             return Err(EmitError::Disconnected);
         }
-        self.notify_outgoing(&packet);
         let parser = self.ns.parser();
         let frames = if parser == Parser::Msgpack {
             // The one encoding that can fail: tell the caller rather than drop the packet.
-            msgpack_frames(&packet).map_err(EmitError::Encode)?
+            let frames = msgpack_frames(&packet).map_err(EmitError::Encode)?;
+            self.notify_outgoing(&packet);
+            frames
         } else {
+            self.notify_outgoing(&packet);
             into_frames(packet, parser)
         };
         let Some(observer) = self.io.observer() else {
