@@ -132,7 +132,7 @@ pub enum ServerSideError {
     /// The adapter could not reach the other servers, or not all of them answered in time.
     #[error(transparent)]
     Adapter(#[from] belfry_core::adapter::AdapterError),
-    /// Not every server answered in time: the answers that did arrive, deserialized (Node
+    /// Not every server answered in time: the answers that did arrive, as JSON values (Node
     /// gives them to the callback with the error).
     #[error("timeout reached while waiting for serverSideEmit responses ({} arrived)", answers.len())]
     Timeout {
