@@ -254,7 +254,7 @@ impl<H: EngineHandler> EngineInner<H> {
             Packet::Message(text) => self.handler.on_message(socket, text),
             Packet::Binary(data) => self.handler.on_binary(socket, data),
             // v4: the server pings, the client answers; v3: the other way round.
-            Packet::Pong if socket.protocol() != 3 => socket.pong.notify_one(),
+            Packet::Pong if socket.protocol() != 3 => socket.ponged(),
             Packet::Ping if socket.protocol() == 3 => {
                 socket.queue_pong();
                 socket.pong.notify_one();
@@ -296,23 +296,34 @@ async fn heartbeat<D>(config: &EngineConfig, socket: &Socket<D>) {
     let mut next_ping = Instant::now() + config.ping_interval;
     loop {
         tokio::time::sleep_until(next_ping).await;
+        // Awaiting before the ping goes: its pong can only come after.
+        socket
+            .heartbeat
+            .store(crate::socket::HEARTBEAT_AWAITING, Ordering::Release);
         socket.queue_ping();
         // One deadline from the ping's due time, not a second timer started after the first
         // fired: each timer fires up to a millisecond late, and the pong is due
         // `ping_interval + ping_timeout` after the last one, as in Node. The first other packet
         // that arrives meanwhile moves it to a ping timeout after that packet, once.
         let mut deadline = next_ping + config.ping_timeout;
-        socket.awaiting_pong.store(true, Ordering::Release);
+        let mut extended = false;
         let ponged = loop {
             tokio::select! {
-                () = socket.pong.notified() => break true,
-                () = socket.refresh_ping_timeout.notified() => {
-                    deadline = Instant::now() + config.ping_timeout;
-                }
+                () = socket.pong.notified() => match socket.heartbeat.load(Ordering::Acquire) {
+                    crate::socket::HEARTBEAT_PONGED => break true,
+                    crate::socket::HEARTBEAT_REFRESHED if !extended => {
+                        extended = true;
+                        deadline = Instant::now() + config.ping_timeout;
+                    }
+                    // A wake-up left from before this ping.
+                    _ => {}
+                },
                 () = tokio::time::sleep_until(deadline) => break false,
             }
         };
-        socket.awaiting_pong.store(false, Ordering::Release);
+        socket
+            .heartbeat
+            .store(crate::socket::HEARTBEAT_IDLE, Ordering::Release);
         if !ponged {
             socket.close_with(DisconnectReason::PingTimeout);
             return;

@@ -32,12 +32,13 @@ pub struct Socket<D> {
     /// A pending long-poll GET waits on this for packets (the WebSocket writer keeps its waker
     /// in the send queue's state instead).
     pub(crate) wake_polling: Notify,
+    /// The heartbeat waits on this: for a pong, or for the first other packet while a pong is
+    /// awaited (see `heartbeat`).
     pub(crate) pong: Notify,
-    /// A ping is out and no packet has come since: the first packet that is not a pong
-    /// extends the wait for the pong once (Node's `hasRefreshedPingTimeout`).
-    pub(crate) awaiting_pong: AtomicBool,
-    /// Notified by that packet.
-    pub(crate) refresh_ping_timeout: Notify,
+    /// Where the heartbeat is: [`HEARTBEAT_IDLE`], [`HEARTBEAT_AWAITING`] a pong,
+    /// [`HEARTBEAT_REFRESHED`] (a packet came meanwhile: the wait was extended once), or
+    /// [`HEARTBEAT_PONGED`].
+    pub(crate) heartbeat: AtomicU8,
     pub(crate) close_delivered: Notify,
     closed: CancellationToken,
     /// `closed` is cancelled (or about to be): read on every turn of a transport, where the
@@ -93,6 +94,15 @@ impl Outbox {
         }
     }
 }
+
+/// No ping is out (or the client pings: Engine.IO v3).
+pub(crate) const HEARTBEAT_IDLE: u8 = 0;
+/// A ping is out; no packet has come since.
+pub(crate) const HEARTBEAT_AWAITING: u8 = 1;
+/// A ping is out and another packet came: the wait for the pong was extended, once.
+pub(crate) const HEARTBEAT_REFRESHED: u8 = 2;
+/// The pong came.
+pub(crate) const HEARTBEAT_PONGED: u8 = 3;
 
 /// The request head with allocations of its own. hyper hands out the URI and header values as
 /// slices of the connection's read buffer (8 KiB or more): a session that kept them would keep
@@ -181,8 +191,7 @@ impl<D> Socket<D> {
             }),
             wake_polling: Notify::new(),
             pong: Notify::new(),
-            awaiting_pong: AtomicBool::new(false),
-            refresh_ping_timeout: Notify::new(),
+            heartbeat: AtomicU8::new(HEARTBEAT_IDLE),
             close_delivered: Notify::new(),
             closed: CancellationToken::new(),
             is_closed: AtomicBool::new(false),
@@ -472,11 +481,25 @@ impl<D> Socket<D> {
     /// packet extends the wait to a whole ping timeout from now (Node's
     /// `hasRefreshedPingTimeout`), once per ping.
     pub(crate) fn heard_from_client(&self) {
-        if self.awaiting_pong.load(Ordering::Relaxed)
-            && self.awaiting_pong.swap(false, Ordering::AcqRel)
+        if self.heartbeat.load(Ordering::Relaxed) == HEARTBEAT_AWAITING
+            && self
+                .heartbeat
+                .compare_exchange(
+                    HEARTBEAT_AWAITING,
+                    HEARTBEAT_REFRESHED,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
         {
-            self.refresh_ping_timeout.notify_one();
+            self.pong.notify_one();
         }
+    }
+
+    /// The client answered the ping.
+    pub(crate) fn ponged(&self) {
+        self.heartbeat.store(HEARTBEAT_PONGED, Ordering::Release);
+        self.pong.notify_one();
     }
 
     pub(crate) fn queue_ping(&self) {
