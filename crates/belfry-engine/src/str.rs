@@ -3,7 +3,7 @@
 use std::{fmt, ops::Deref};
 
 use bytes::Bytes;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
+use bytestring::ByteString;
 
 /// An immutable UTF-8 string that clones in O(1), as [`Bytes`] does.
 ///
@@ -24,7 +24,8 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 /// checked UTF-8 and a range into it, so slicing never checks the bytes again.
 #[derive(Clone)]
 pub struct Str {
-    buf: Utf8Bytes,
+    /// Checked UTF-8: the range below is on its char boundaries.
+    buf: ByteString,
     start: usize,
     end: usize,
 }
@@ -33,13 +34,13 @@ impl Str {
     /// Creates a `Str` from a static string, without allocating.
     pub const fn from_static(s: &'static str) -> Self {
         Str {
-            buf: Utf8Bytes::from_static(s),
+            buf: ByteString::from_static(s),
             start: 0,
             end: s.len(),
         }
     }
 
-    fn whole(buf: Utf8Bytes) -> Self {
+    fn whole(buf: ByteString) -> Self {
         let end = buf.len();
         Str { buf, start: 0, end }
     }
@@ -47,7 +48,7 @@ impl Str {
     /// The string slice.
     pub fn as_str(&self) -> &str {
         // The range is on char boundaries of the buffer's text (`slice` checked them).
-        &self.buf.as_str()[self.start..self.end]
+        &self.buf[self.start..self.end]
     }
 
     /// The UTF-8 bytes.
@@ -57,7 +58,7 @@ impl Str {
 
     /// Converts into the underlying bytes.
     pub fn into_bytes(self) -> Bytes {
-        Bytes::from(self.buf).slice(self.start..self.end)
+        self.buf.into_bytes().slice(self.start..self.end)
     }
 
     /// A sub-string of `self` sharing the same buffer, in O(1).
@@ -141,9 +142,6 @@ impl Str {
         self.front_start(prefix).is_some()
     }
 
-    pub(crate) fn from_utf8_bytes(b: Utf8Bytes) -> Self {
-        Str::whole(b)
-    }
 }
 
 impl Default for Str {
@@ -182,7 +180,7 @@ impl TryFrom<Bytes> for Str {
     type Error = std::str::Utf8Error;
 
     fn try_from(bytes: Bytes) -> Result<Self, Self::Error> {
-        Utf8Bytes::try_from(bytes).map(Str::whole)
+        ByteString::try_from(bytes).map(Str::whole)
     }
 }
 

@@ -18,7 +18,6 @@ use std::{
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::deflate::{self, Compressor};
 use crate::Str;
@@ -435,8 +434,8 @@ impl Reader {
 fn message(opcode: u8, data: impl Into<Bytes>) -> Result<Incoming, ReadEnd> {
     let data = data.into();
     if opcode == 1 {
-        Utf8Bytes::try_from(data)
-            .map(|text| Incoming::Text(Str::from_utf8_bytes(text)))
+        Str::try_from(data)
+            .map(Incoming::Text)
             .map_err(|_| ReadEnd::Violation(1007))
     } else {
         Ok(Incoming::Binary(data))
