@@ -13,6 +13,9 @@ pub mod adapter;
 pub mod msgpack;
 pub mod parser;
 
+/// What the Engine.IO and Socket.IO layers share, without I/O (ids and their maps, `Str`, the
+/// Engine.IO codecs): an adapter depends on it through this crate.
+pub use belfry_proto as proto;
 /// The string type of packets: UTF-8 over [`bytes::Bytes`], cloned in O(1), sliced without
-/// copying (the engine's own).
-pub use belfry_engine::Str;
+/// copying (the engine's too).
+pub use belfry_proto::Str;

@@ -35,16 +35,22 @@ mod dispatch;
 mod engine;
 mod errors;
 mod handler;
-pub mod packet;
-pub mod payload;
 pub mod payload_v3;
 mod request;
 mod service;
-pub mod sid;
 mod socket;
-mod str;
 mod transport;
 
+// What the engine shares with the Socket.IO layers lives in `belfry-proto` (no I/O); the
+// engine's paths stay as they were.
+pub use belfry_proto::{packet, payload};
+
+/// Engine.IO session ids and the hash maps keyed by them (from `belfry-proto`).
+pub mod sid {
+    pub use belfry_proto::sid::{Sid, SidHash, SidHasher, SidMap, SidSet};
+}
+
+pub use belfry_proto::{Sid, Str};
 pub use config::{Cookie, EngineConfig, EngineConfigBuilder};
 pub use engine::Engine;
 pub use errors::{DisconnectReason, SendError};
@@ -55,7 +61,5 @@ pub use service::{
     BoxError, EngineBody, EngineHttp, EngineLayer, EngineService, NotFound, RequestBody,
     ResponseBody, ResponseFuture,
 };
-pub use sid::Sid;
 pub use socket::Socket;
-pub use str::Str;
 pub use transport::TransportType;

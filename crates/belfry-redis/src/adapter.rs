@@ -7,6 +7,7 @@ use std::{
     time::Duration,
 };
 
+use belfry_core::proto::Sid;
 use belfry_core::{
     adapter::{
         Adapter, AdapterError, AdapterEvent, AdapterListener, BoxFuture, BroadcastOptions,
@@ -15,7 +16,6 @@ use belfry_core::{
     },
     parser::{Packet, Payload},
 };
-use belfry_engine::Sid;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 

@@ -6,7 +6,7 @@ use std::{
     sync::Arc,
 };
 
-use belfry_engine::{
+use belfry_proto::{
     Sid,
     sid::{SidHasher, SidMap, SidSet},
 };

@@ -12,7 +12,7 @@ mod recovery;
 
 use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
 
-use belfry_engine::Sid;
+use belfry_proto::Sid;
 use serde::{Deserialize, Serialize};
 
 pub use local::LocalAdapter;

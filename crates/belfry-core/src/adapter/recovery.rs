@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use belfry_engine::Sid;
+use belfry_proto::Sid;
 
 use super::BroadcastOptions;
 use crate::parser::{Packet, PacketData, Payload, write_header};

@@ -4,8 +4,8 @@
 //! letter `b` followed by its base64 encoding:
 //!
 //! ```
-//! use belfry_engine::payload::{decode, encode};
-//! use belfry_engine::{Packet, Str};
+//! use belfry_proto::payload::{decode, encode};
+//! use belfry_proto::{Packet, Str};
 //! use bytes::Bytes;
 //!
 //! let packets = vec![

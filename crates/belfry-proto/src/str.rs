@@ -13,7 +13,7 @@ use bytestring::ByteString;
 /// # Examples
 ///
 /// ```
-/// use belfry_engine::Str;
+/// use belfry_proto::Str;
 ///
 /// let s = Str::from("hello");
 /// assert_eq!(&*s, "hello");
@@ -91,7 +91,7 @@ impl Str {
     /// wider string shares the buffer.
     ///
     /// ```
-    /// use belfry_engine::Str;
+    /// use belfry_proto::Str;
     ///
     /// let text = Str::from("42[1]");
     /// let json = text.slice(2..5);
@@ -113,7 +113,7 @@ impl Str {
     /// before it.
     ///
     /// ```
-    /// use belfry_engine::Str;
+    /// use belfry_proto::Str;
     ///
     /// let json = Str::from(String::from("42[1]")).into_slice(2..5);
     /// assert_eq!(json.into_widened_front("42").unwrap(), "42[1]");
@@ -141,7 +141,6 @@ impl Str {
     pub fn follows(&self, prefix: &str) -> bool {
         self.front_start(prefix).is_some()
     }
-
 }
 
 impl Default for Str {

@@ -1,4 +1,4 @@
-//! Engine.IO session ids.
+//! Engine.IO session ids and Socket.IO socket ids, and the hash maps keyed by them.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -9,46 +9,139 @@ use std::{
 
 use base64::Engine as _;
 
-/// An Engine.IO session id.
-///
-/// The default generator draws 15 bytes from the operating system's CSPRNG and encodes them as
-/// 20 URL-safe base64 characters, as long as Node's ids. A custom generator (see
-/// [`EngineConfigBuilder::session_id_generator`](crate::EngineConfigBuilder::session_id_generator))
-/// may produce any non-empty string.
-///
-/// # Examples
-///
-/// ```
-/// use belfry_engine::Sid;
-///
-/// let sid = Sid::random();
-/// assert_eq!(sid.as_str().len(), 20);
-/// assert!(sid.as_str().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-/// ```
-#[derive(Clone, Eq, PartialOrd, Ord)]
-pub struct Sid(Arc<str>);
+/// An id type: text shared in an `Arc<str>`, hashed as `str` hashes (maps keyed by ids are
+/// looked up by `&str` too), compared by pointer first and, for ids of the usual length, as
+/// three words.
+macro_rules! id_type {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Clone, Eq, PartialOrd, Ord)]
+        pub struct $name(Arc<str>);
 
-impl std::hash::Hash for Sid {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        // As `str` hashes: maps keyed by ids are looked up by `&str` too.
-        self.0.hash(state);
-    }
+        impl std::hash::Hash for $name {
+            fn hash<H: Hasher>(&self, state: &mut H) {
+                self.0.hash(state);
+            }
+        }
+
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                // Copies of one id share their text: a broadcast's lookups compare no bytes.
+                // Ids of the usual length compare as arrays, inline (a broadcast that excludes
+                // its sender compares every recipient once).
+                Arc::ptr_eq(&self.0, &other.0)
+                    || match (
+                        <&[u8; 20]>::try_from(self.0.as_bytes()),
+                        <&[u8; 20]>::try_from(other.0.as_bytes()),
+                    ) {
+                        (Ok(a), Ok(b)) => words(a) == words(b),
+                        _ => self.0 == other.0,
+                    }
+            }
+        }
+
+        impl $name {
+            /// A fresh random id: 120 bits from the operating system's CSPRNG, 20 URL-safe
+            /// characters, as long as Node's.
+            ///
+            /// # Panics
+            ///
+            /// Panics if the operating system cannot provide random bytes, which leaves no
+            /// safe way to make ids.
+            pub fn random() -> $name {
+                let text = random_text();
+                $name(Arc::from(std::str::from_utf8(&text).expect("base64 is ASCII")))
+            }
+
+            /// The id as a string slice.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                $name(s.into())
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                $name(s.into())
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&*self.0, f)
+            }
+        }
+    };
 }
 
-impl PartialEq for Sid {
-    fn eq(&self, other: &Self) -> bool {
-        // Copies of one id share their text: a broadcast's lookups compare no bytes. Ids of
-        // the usual length compare as arrays, inline (a broadcast that excludes its sender
-        // compares every recipient once).
-        Arc::ptr_eq(&self.0, &other.0)
-            || match (
-                <&[u8; 20]>::try_from(self.0.as_bytes()),
-                <&[u8; 20]>::try_from(other.0.as_bytes()),
-            ) {
-                (Ok(a), Ok(b)) => words(a) == words(b),
-                _ => self.0 == other.0,
-            }
-    }
+id_type!(
+    /// An Engine.IO session id.
+    ///
+    /// The default generator draws 15 bytes from the operating system's CSPRNG and encodes them as
+    /// 20 URL-safe base64 characters, as long as Node's ids. A custom generator (see
+    /// `belfry_engine::EngineConfigBuilder::session_id_generator`)
+    /// may produce any non-empty string.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use belfry_proto::Sid;
+    ///
+    /// let sid = Sid::random();
+    /// assert_eq!(sid.as_str().len(), 20);
+    /// assert!(sid.as_str().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    /// ```
+    Sid
+);
+
+id_type!(
+    /// A Socket.IO socket id (Node's `socket.id`), distinct from the id of the Engine.IO
+    /// session that carries the socket ([`Sid`]): a client connected to two namespaces has one
+    /// session and two sockets.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use belfry_proto::SocketId;
+    ///
+    /// let id = SocketId::random();
+    /// assert_eq!(id.as_str().len(), 20);
+    /// ```
+    SocketId
+);
+
+/// 20 random URL-safe base64 characters (15 bytes of the thread's buffer), on the stack.
+fn random_text() -> [u8; 20] {
+    let bytes = RANDOM.with_borrow_mut(RandomBuffer::take);
+    let mut text = [0u8; 20];
+    let written = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode_slice(bytes, &mut text)
+        .expect("15 bytes take 20 base64 characters");
+    debug_assert_eq!(written, 20);
+    text
 }
 
 /// An id of the usual length as three words, to compare without a `memcmp` call.
@@ -60,29 +153,6 @@ fn words(id: &[u8; 20]) -> (u64, u64, u32) {
         u64::from_ne_bytes(b.try_into().expect("8 bytes")),
         u32::from_ne_bytes(c.try_into().expect("4 bytes")),
     )
-}
-
-impl Sid {
-    /// A fresh random id: 120 bits from the operating system's CSPRNG, 20 URL-safe characters.
-    ///
-    /// # Panics
-    ///
-    /// Panics if the operating system cannot provide random bytes, which leaves no safe way to
-    /// make session ids.
-    pub fn random() -> Sid {
-        let bytes = RANDOM.with_borrow_mut(RandomBuffer::take);
-        let mut text = [0u8; 20];
-        let written = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode_slice(bytes, &mut text)
-            .expect("15 bytes take 20 base64 characters");
-        let text = std::str::from_utf8(&text[..written]).expect("base64 is ASCII");
-        Sid(Arc::from(text))
-    }
-
-    /// The id as a string slice.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
 /// Random bytes for ids, drawn from the operating system's CSPRNG for 16 ids at a time (one
@@ -118,47 +188,17 @@ thread_local! {
     };
 }
 
-impl serde::Serialize for Sid {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
-}
-
-impl From<&str> for Sid {
-    fn from(s: &str) -> Self {
-        Sid(s.into())
-    }
-}
-
-impl From<String> for Sid {
-    fn from(s: String) -> Self {
-        Sid(s.into())
-    }
-}
-
-impl std::borrow::Borrow<str> for Sid {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Sid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for Sid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
-    }
-}
-
-/// A map keyed by session or socket ids, hashed with [`SidHasher`].
+/// A map keyed by session ids, hashed with [`SidHasher`].
 pub type SidMap<V> = HashMap<Sid, V, SidHasher>;
 
-/// A set of session or socket ids, hashed with [`SidHasher`].
+/// A set of session ids, hashed with [`SidHasher`].
 pub type SidSet = HashSet<Sid, SidHasher>;
+
+/// A map keyed by socket ids, hashed with [`SidHasher`].
+pub type SocketIdMap<V> = HashMap<SocketId, V, SidHasher>;
+
+/// A set of socket ids, hashed with [`SidHasher`].
+pub type SocketIdSet = HashSet<SocketId, SidHasher>;
 
 /// The hasher of [`SidMap`] and [`SidSet`]: a folded multiply per 8 bytes, seeded once per
 /// process. Broadcasts hash every recipient's id two or three times (room membership, the
@@ -172,7 +212,7 @@ pub type SidSet = HashSet<Sid, SidHasher>;
 /// # Examples
 ///
 /// ```
-/// use belfry_engine::{Sid, sid::SidSet};
+/// use belfry_proto::{Sid, sid::SidSet};
 ///
 /// let mut ids = SidSet::default();
 /// let sid = Sid::random();

@@ -18,7 +18,7 @@ pub const RECORD_SEPARATOR: u8 = 0x1e;
 /// # Examples
 ///
 /// ```
-/// use belfry_engine::{Packet, Str};
+/// use belfry_proto::{Packet, Str};
 ///
 /// let packet = Packet::decode_text(Str::from("4hello")).unwrap();
 /// assert_eq!(packet, Packet::Message(Str::from("hello")));
