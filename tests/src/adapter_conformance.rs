@@ -6,11 +6,11 @@
 use std::time::Duration;
 
 use belfry::{
+    SocketId,
     core::{
         adapter::{BroadcastFlags, LocalAckSink, LocalSockets, ServerSideReply, SocketInfo},
         parser::{Packet, Payload},
     },
-    engine::Sid,
 };
 use parking_lot::Mutex;
 
@@ -18,18 +18,18 @@ use parking_lot::Mutex;
 #[derive(Debug, Default)]
 pub struct RecordedSockets {
     /// The ids of every `send`, in order.
-    pub sent: Mutex<Vec<Vec<Sid>>>,
+    pub sent: Mutex<Vec<Vec<SocketId>>>,
     /// Every `join`: ids and rooms.
-    pub joined: Mutex<Vec<(Vec<Sid>, Vec<String>)>>,
+    pub joined: Mutex<Vec<(Vec<SocketId>, Vec<String>)>>,
     /// Every `leave`: ids and rooms.
-    pub left: Mutex<Vec<(Vec<Sid>, Vec<String>)>>,
+    pub left: Mutex<Vec<(Vec<SocketId>, Vec<String>)>>,
     /// Every `disconnect`: ids and `close`.
-    pub disconnected: Mutex<Vec<(Vec<Sid>, bool)>>,
+    pub disconnected: Mutex<Vec<(Vec<SocketId>, bool)>>,
     /// Every server-side event handed to the namespace.
     pub server_side: Mutex<Vec<Vec<serde_json::Value>>>,
 }
 
-fn sorted(ids: &[Sid]) -> Vec<Sid> {
+fn sorted(ids: &[SocketId]) -> Vec<SocketId> {
     let mut ids = ids.to_vec();
     ids.sort();
     ids
@@ -40,30 +40,30 @@ impl LocalSockets for RecordedSockets {
         "/"
     }
 
-    fn send(&self, ids: &[Sid], _packet: &Packet, _flags: &BroadcastFlags) -> usize {
+    fn send(&self, ids: &[SocketId], _packet: &Packet, _flags: &BroadcastFlags) -> usize {
         self.sent.lock().push(sorted(ids));
         ids.len()
     }
 
-    fn join(&self, ids: &[Sid], rooms: &[String]) {
+    fn join(&self, ids: &[SocketId], rooms: &[String]) {
         self.joined.lock().push((sorted(ids), rooms.to_vec()));
     }
 
-    fn leave(&self, ids: &[Sid], rooms: &[String]) {
+    fn leave(&self, ids: &[SocketId], rooms: &[String]) {
         self.left.lock().push((sorted(ids), rooms.to_vec()));
     }
 
-    fn disconnect(&self, ids: &[Sid], close: bool) {
+    fn disconnect(&self, ids: &[SocketId], close: bool) {
         self.disconnected.lock().push((sorted(ids), close));
     }
 
-    fn describe(&self, _ids: &[Sid]) -> Vec<SocketInfo> {
+    fn describe(&self, _ids: &[SocketId]) -> Vec<SocketInfo> {
         Vec::new()
     }
 
     fn send_with_ack(
         &self,
-        ids: &[Sid],
+        ids: &[SocketId],
         _payload: &Payload,
         _timeout: Duration,
         _on_answer: LocalAckSink,
@@ -93,11 +93,11 @@ macro_rules! adapter_conformance {
             use std::sync::Arc;
 
             use belfry::{
+                SocketId,
                 core::{
                     adapter::{Adapter, AdapterEvent, BroadcastOptions, LocalSockets},
                     parser::Packet,
                 },
-                engine::Sid,
             };
             use parking_lot::Mutex;
             use $crate::adapter_conformance::{RecordedSockets, rooms};
@@ -117,9 +117,13 @@ macro_rules! adapter_conformance {
             }
 
             /// Three sockets: a in x and y, b in x, c in muted (and each in its own room).
-            fn populated() -> (Arc<dyn Adapter>, Arc<RecordedSockets>, [Sid; 3]) {
+            fn populated() -> (Arc<dyn Adapter>, Arc<RecordedSockets>, [SocketId; 3]) {
                 let (adapter, local) = adapter();
-                let ids = [Sid::from("a"), Sid::from("b"), Sid::from("c")];
+                let ids = [
+                    SocketId::from("a"),
+                    SocketId::from("b"),
+                    SocketId::from("c"),
+                ];
                 adapter.add_all(&ids[0], &rooms(&["a", "x", "y"]));
                 adapter.add_all(&ids[1], &rooms(&["b", "x"]));
                 adapter.add_all(&ids[2], &rooms(&["c", "muted"]));
@@ -132,7 +136,7 @@ macro_rules! adapter_conformance {
                 let events = Arc::new(Mutex::new(Vec::new()));
                 let sink = events.clone();
                 adapter.on_event(Box::new(move |e| sink.lock().push(e.clone())));
-                let (a, b) = (Sid::from("a"), Sid::from("b"));
+                let (a, b) = (SocketId::from("a"), SocketId::from("b"));
                 adapter.add_all(&a, &rooms(&["r"]));
                 adapter.add_all(&b, &rooms(&["r"]));
                 adapter.add_all(&b, &rooms(&["r"]));

@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use belfry_core::proto::Sid;
+use belfry_core::proto::SocketId;
 use belfry_core::{
     adapter::{
         Adapter, AdapterError, AdapterEvent, AdapterListener, BoxFuture, BroadcastOptions,
@@ -117,7 +117,7 @@ impl AdapterInner {
     fn is_socket(&self, room: &str) -> bool {
         !self
             .local
-            .socket_rooms(&Sid::from(room.to_owned()))
+            .socket_rooms(&SocketId::from(room.to_owned()))
             .is_empty()
     }
 
@@ -259,7 +259,7 @@ impl AdapterInner {
                 op,
                 sid,
             } => {
-                let sid = Sid::from(sid);
+                let sid = SocketId::from(sid);
                 if !self.local.socket_rooms(&sid).contains(&sid.to_string()) {
                     return;
                 }
@@ -376,15 +376,15 @@ impl AdapterInner {
 }
 
 impl Adapter for RedisNamespaceAdapter {
-    fn add_all(&self, id: &Sid, rooms: &[String]) {
+    fn add_all(&self, id: &SocketId, rooms: &[String]) {
         self.0.local.add_all(id, rooms);
     }
 
-    fn del(&self, id: &Sid, room: &str) {
+    fn del(&self, id: &SocketId, room: &str) {
         self.0.local.del(id, room);
     }
 
-    fn del_all(&self, id: &Sid) {
+    fn del_all(&self, id: &SocketId) {
         self.0.local.del_all(id);
     }
 
@@ -392,11 +392,11 @@ impl Adapter for RedisNamespaceAdapter {
         self.0.local.rooms()
     }
 
-    fn socket_rooms(&self, id: &Sid) -> Vec<String> {
+    fn socket_rooms(&self, id: &SocketId) -> Vec<String> {
         self.0.local.socket_rooms(id)
     }
 
-    fn sockets(&self, opts: &BroadcastOptions) -> Vec<Sid> {
+    fn sockets(&self, opts: &BroadcastOptions) -> Vec<SocketId> {
         self.0.local.sockets(opts)
     }
 

@@ -209,6 +209,7 @@ mod guides {
 
 pub use ack::AckSender;
 pub use belfry_core as core;
+pub use belfry_core::proto::SocketId;
 pub use belfry_engine as engine;
 pub use errors::{AckError, ConnectError, DisconnectReason, EmitError, ServerSideError};
 pub use handshake::Handshake;

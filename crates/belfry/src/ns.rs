@@ -10,6 +10,7 @@ use std::{
     time::Duration,
 };
 
+use belfry_core::proto::{SocketId, sid::SocketIdMap};
 use belfry_core::{
     Str,
     adapter::{
@@ -18,7 +19,7 @@ use belfry_core::{
     },
     parser::{Packet, PacketData, Parser, Payload},
 };
-use belfry_engine::{Sid, Socket as EngineSocket, sid::SidMap};
+use belfry_engine::Socket as EngineSocket;
 use futures_util::FutureExt;
 use parking_lot::RwLock;
 
@@ -46,7 +47,7 @@ pub(crate) struct Namespace {
     /// Replaced when the namespace is registered again (`SocketIo::ns` with the same path).
     on_connect: RwLock<ErasedHandler>,
     middlewares: RwLock<Vec<ErasedHandler<Result<(), ConnectError>>>>,
-    sockets: RwLock<SidMap<Arc<Socket>>>,
+    sockets: RwLock<SocketIdMap<Arc<Socket>>>,
     adapter: Arc<dyn Adapter>,
     /// Ack ids come from one counter per namespace, as in Node, so that a broadcast asking for
     /// acks is encoded once with one id for every recipient.
@@ -87,7 +88,7 @@ impl Namespace {
             name,
             on_connect: RwLock::new(on_connect),
             middlewares: RwLock::new(Vec::new()),
-            sockets: RwLock::new(SidMap::default()),
+            sockets: RwLock::new(SocketIdMap::default()),
             next_ack: AtomicU64::new(0),
             options,
             parent,
@@ -251,7 +252,7 @@ impl Namespace {
                 if let Some(parent) = self.parent.as_ref().and_then(Weak::upgrade) {
                     parent.keep(self);
                 }
-                let pid = socket.pid().map(Sid::as_str);
+                let pid = socket.pid().map(SocketId::as_str);
                 let packet = if socket.conn().protocol() == 3 {
                     // socket.io 2.x clients get a CONNECT without payload.
                     Packet {
@@ -299,7 +300,7 @@ impl Namespace {
     }
 
     /// Removes a socket; an emptied child of a dynamic namespace is forgotten by its parent.
-    pub(crate) fn remove_socket(&self, id: &Sid) {
+    pub(crate) fn remove_socket(&self, id: &SocketId) {
         let empty = {
             let mut sockets = self.sockets.write();
             sockets.remove(id);
@@ -319,7 +320,7 @@ impl Namespace {
     }
 
     /// The socket `id`, if connected here.
-    pub(crate) fn socket(&self, id: &Sid) -> Option<Arc<Socket>> {
+    pub(crate) fn socket(&self, id: &SocketId) -> Option<Arc<Socket>> {
         self.sockets.read().get(id).cloned()
     }
 
@@ -361,7 +362,7 @@ struct NamespaceSockets {
 impl NamespaceSockets {
     /// Runs `f` on each of the sockets `ids` still here; looked up under one lock, run without
     /// it (`f` may run user callbacks).
-    fn each(&self, ids: &[Sid], mut f: impl FnMut(&Arc<Socket>)) {
+    fn each(&self, ids: &[SocketId], mut f: impl FnMut(&Arc<Socket>)) {
         if let Some(ns) = self.ns.upgrade() {
             let mut sockets = Vec::with_capacity(ids.len());
             {
@@ -380,7 +381,7 @@ impl LocalSockets for NamespaceSockets {
         &self.name
     }
 
-    fn send(&self, ids: &[Sid], packet: &Packet, flags: &BroadcastFlags) -> usize {
+    fn send(&self, ids: &[SocketId], packet: &Packet, flags: &BroadcastFlags) -> usize {
         let Some(ns) = self.ns.upgrade() else {
             return 0;
         };
@@ -423,7 +424,7 @@ impl LocalSockets for NamespaceSockets {
         delivered
     }
 
-    fn join(&self, ids: &[Sid], rooms: &[String]) {
+    fn join(&self, ids: &[SocketId], rooms: &[String]) {
         self.each(ids, |socket| {
             for room in rooms {
                 socket.join(room.clone());
@@ -431,7 +432,7 @@ impl LocalSockets for NamespaceSockets {
         });
     }
 
-    fn leave(&self, ids: &[Sid], rooms: &[String]) {
+    fn leave(&self, ids: &[SocketId], rooms: &[String]) {
         self.each(ids, |socket| {
             for room in rooms {
                 socket.leave(room);
@@ -439,7 +440,7 @@ impl LocalSockets for NamespaceSockets {
         });
     }
 
-    fn disconnect(&self, ids: &[Sid], close: bool) {
+    fn disconnect(&self, ids: &[SocketId], close: bool) {
         self.each(ids, |socket| {
             if close {
                 socket.disconnect_all();
@@ -449,7 +450,7 @@ impl LocalSockets for NamespaceSockets {
         });
     }
 
-    fn describe(&self, ids: &[Sid]) -> Vec<SocketInfo> {
+    fn describe(&self, ids: &[SocketId]) -> Vec<SocketInfo> {
         let mut infos = Vec::with_capacity(ids.len());
         self.each(ids, |socket| {
             infos.push(SocketInfo {
@@ -464,7 +465,7 @@ impl LocalSockets for NamespaceSockets {
 
     fn send_with_ack(
         &self,
-        ids: &[Sid],
+        ids: &[SocketId],
         payload: &Payload,
         timeout: Duration,
         on_answer: LocalAckSink,

@@ -9,11 +9,11 @@ use std::{
     time::Duration,
 };
 
+use belfry_core::proto::SocketId;
 use belfry_core::{
     adapter::{AdapterError, BroadcastOptions, RemoteAck, SocketInfo},
     parser::Packet,
 };
-use belfry_engine::Sid;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt, stream::FuturesUnordered};
 use serde::{Serialize, de::DeserializeOwned};
@@ -377,8 +377,8 @@ fn server_side_data<T: Serialize + ?Sized>(
     Ok(values)
 }
 
-type AckFuture<R> = Pin<Box<dyn Future<Output = (Option<Sid>, Result<R, AckError>)> + Send>>;
-type AckItems<R> = Pin<Box<dyn Stream<Item = (Option<Sid>, Result<R, AckError>)> + Send>>;
+type AckFuture<R> = Pin<Box<dyn Future<Output = (Option<SocketId>, Result<R, AckError>)> + Send>>;
+type AckItems<R> = Pin<Box<dyn Stream<Item = (Option<SocketId>, Result<R, AckError>)> + Send>>;
 
 /// The answers to a broadcast with acks: a [`Stream`] of `(socket id, answer)` as they arrive;
 /// `.await` it to collect them all. Every socket yields exactly once: its answer, or
@@ -401,7 +401,7 @@ impl<R> fmt::Debug for AckStream<R> {
 }
 
 impl<R> Stream for AckStream<R> {
-    type Item = (Option<Sid>, Result<R, AckError>);
+    type Item = (Option<SocketId>, Result<R, AckError>);
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let local = self.answers.poll_next_unpin(cx);
@@ -424,7 +424,7 @@ impl<R> Stream for AckStream<R> {
 }
 
 impl<R: Send + 'static> IntoFuture for AckStream<R> {
-    type Output = Vec<(Option<Sid>, Result<R, AckError>)>;
+    type Output = Vec<(Option<SocketId>, Result<R, AckError>)>;
     type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
 
     fn into_future(self) -> Self::IntoFuture {

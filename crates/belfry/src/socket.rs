@@ -13,6 +13,7 @@ use std::{
     time::Duration,
 };
 
+use belfry_core::proto::SocketId;
 use belfry_core::{
     Str,
     adapter::{BroadcastOptions, RestoredSession, Session},
@@ -45,9 +46,9 @@ const MAX_PENDING_BYTES: usize = 16 << 20;
 /// order the packets arrived; a slow handler delays only this socket.
 pub struct Socket {
     me: Weak<Socket>,
-    id: Sid,
+    id: SocketId,
     /// The private session id, under connection state recovery.
-    pid: Option<Sid>,
+    pid: Option<SocketId>,
     recovered: bool,
     /// When the socket connected (ms since the epoch), and its CONNECT auth: the rest of the
     /// handshake is read from the request when asked for.
@@ -118,15 +119,15 @@ impl Socket {
         let id = match previous {
             Some(session) => session.sid.clone(),
             // socket.io 2.x: the engine id, prefixed by the namespace outside `/` (Node's).
-            None if conn.protocol() == 3 && ns.name() == "/" => conn.id().clone(),
-            None if conn.protocol() == 3 => Sid::from(format!("{}#{}", ns.name(), conn.id())),
-            None => Sid::random(),
+            None if conn.protocol() == 3 && ns.name() == "/" => SocketId::from(conn.id().as_str()),
+            None if conn.protocol() == 3 => SocketId::from(format!("{}#{}", ns.name(), conn.id())),
+            None => SocketId::random(),
         };
         let pid = io
             .config()
             .recovery
             .filter(|_| conn.protocol() != 3)
-            .map(|_| previous.map_or_else(Sid::random, |session| session.pid.clone()));
+            .map(|_| previous.map_or_else(SocketId::random, |session| session.pid.clone()));
         let span = tracing::debug_span!(parent: conn.span(), "socket", ns = %ns.name(), %id);
         Arc::new_cyclic(|me| Socket {
             me: me.clone(),
@@ -155,7 +156,7 @@ impl Socket {
     }
 
     /// The socket id: 20 URL-safe characters, distinct from the engine session id.
-    pub fn id(&self) -> &Sid {
+    pub fn id(&self) -> &SocketId {
         &self.id
     }
 
@@ -167,7 +168,7 @@ impl Socket {
     }
 
     /// The private session id of connection state recovery, sent in the CONNECT reply.
-    pub(crate) fn pid(&self) -> Option<&Sid> {
+    pub(crate) fn pid(&self) -> Option<&SocketId> {
         self.pid.as_ref()
     }
 

@@ -7,8 +7,8 @@ use std::{
 };
 
 use belfry_proto::{
-    Sid,
-    sid::{SidHasher, SidMap, SidSet},
+    SocketId,
+    sid::{SidHasher, SocketIdMap, SocketIdSet},
 };
 use parking_lot::{Mutex, RwLock};
 
@@ -24,8 +24,8 @@ use crate::parser::Packet;
 /// `SessionAwareAdapter`).
 pub struct LocalAdapter {
     local: Arc<dyn LocalSockets>,
-    rooms: RwLock<HashMap<String, SidSet>>,
-    sids: RwLock<SidMap<HashSet<String>>>,
+    rooms: RwLock<HashMap<String, SocketIdSet>>,
+    sids: RwLock<SocketIdMap<HashSet<String>>>,
     listeners: RwLock<Vec<AdapterListener>>,
     recovery: Option<Mutex<Store>>,
 }
@@ -46,7 +46,7 @@ impl LocalAdapter {
         LocalAdapter {
             local,
             rooms: RwLock::new(HashMap::new()),
-            sids: RwLock::new(SidMap::default()),
+            sids: RwLock::new(SocketIdMap::default()),
             listeners: RwLock::new(Vec::new()),
             recovery: None,
         }
@@ -97,15 +97,15 @@ impl Events {
 /// The sockets a broadcast leaves out. Usually one (the sender's own room), where a scan beats
 /// hashing every recipient's id.
 enum Excluded<'a> {
-    Few(Vec<&'a Sid>),
-    Many(HashSet<&'a Sid, SidHasher>),
+    Few(Vec<&'a SocketId>),
+    Many(HashSet<&'a SocketId, SidHasher>),
 }
 
 impl<'a> Excluded<'a> {
     const SCAN_LIMIT: usize = 8;
 
-    fn new(ids: impl Iterator<Item = &'a Sid>) -> Self {
-        let few: Vec<&Sid> = ids.collect();
+    fn new(ids: impl Iterator<Item = &'a SocketId>) -> Self {
+        let few: Vec<&SocketId> = ids.collect();
         if few.len() <= Self::SCAN_LIMIT {
             Excluded::Few(few)
         } else {
@@ -113,7 +113,7 @@ impl<'a> Excluded<'a> {
         }
     }
 
-    fn contains(&self, id: &Sid) -> bool {
+    fn contains(&self, id: &SocketId) -> bool {
         match self {
             Excluded::Few(ids) => ids.contains(&id),
             Excluded::Many(ids) => ids.contains(id),
@@ -122,7 +122,7 @@ impl<'a> Excluded<'a> {
 }
 
 impl Adapter for LocalAdapter {
-    fn add_all(&self, id: &Sid, rooms: &[String]) {
+    fn add_all(&self, id: &SocketId, rooms: &[String]) {
         let mut events = self.events();
         {
             let mut room_map = self.rooms.write();
@@ -131,7 +131,7 @@ impl Adapter for LocalAdapter {
             for room in rooms {
                 let members = room_map.entry(room.clone()).or_insert_with(|| {
                     events.push(|| AdapterEvent::CreateRoom(room.clone()));
-                    SidSet::default()
+                    SocketIdSet::default()
                 });
                 if members.insert(id.clone()) {
                     joined.insert(room.clone());
@@ -142,7 +142,7 @@ impl Adapter for LocalAdapter {
         self.emit(events);
     }
 
-    fn del(&self, id: &Sid, room: &str) {
+    fn del(&self, id: &SocketId, room: &str) {
         let mut events = self.events();
         {
             let mut room_map = self.rooms.write();
@@ -162,7 +162,7 @@ impl Adapter for LocalAdapter {
         self.emit(events);
     }
 
-    fn del_all(&self, id: &Sid) {
+    fn del_all(&self, id: &SocketId) {
         let mut events = self.events();
         {
             let mut room_map = self.rooms.write();
@@ -188,7 +188,7 @@ impl Adapter for LocalAdapter {
         self.rooms.read().keys().cloned().collect()
     }
 
-    fn socket_rooms(&self, id: &Sid) -> Vec<String> {
+    fn socket_rooms(&self, id: &SocketId) -> Vec<String> {
         self.sids
             .read()
             .get(id)
@@ -196,7 +196,7 @@ impl Adapter for LocalAdapter {
             .unwrap_or_default()
     }
 
-    fn sockets(&self, opts: &BroadcastOptions) -> Vec<Sid> {
+    fn sockets(&self, opts: &BroadcastOptions) -> Vec<SocketId> {
         let room_map = self.rooms.read();
         let excluded = Excluded::new(
             opts.except
@@ -204,7 +204,7 @@ impl Adapter for LocalAdapter {
                 .filter_map(|room| room_map.get(room))
                 .flatten(),
         );
-        let kept = |id: &&Sid| !excluded.contains(id);
+        let kept = |id: &&SocketId| !excluded.contains(id);
         match &opts.rooms[..] {
             [] => self.sids.read().keys().filter(kept).cloned().collect(),
             // The common broadcast: the members of one room are each there once already.

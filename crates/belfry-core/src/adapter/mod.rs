@@ -12,7 +12,7 @@ mod recovery;
 
 use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
 
-use belfry_proto::Sid;
+use belfry_proto::SocketId;
 use serde::{Deserialize, Serialize};
 
 pub use local::LocalAdapter;
@@ -61,9 +61,9 @@ pub enum AdapterEvent {
     /// A room lost its last member.
     DeleteRoom(String),
     /// A socket joined a room.
-    JoinRoom(String, Sid),
+    JoinRoom(String, SocketId),
     /// A socket left a room.
-    LeaveRoom(String, Sid),
+    LeaveRoom(String, SocketId),
 }
 
 /// A listener of [`AdapterEvent`]s.
@@ -136,26 +136,26 @@ pub trait LocalSockets: Send + Sync + 'static {
     fn namespace(&self) -> &str;
 
     /// Sends `packet` (encoded once) to the sockets `ids`; returns how many got it.
-    fn send(&self, ids: &[Sid], packet: &Packet, flags: &BroadcastFlags) -> usize;
+    fn send(&self, ids: &[SocketId], packet: &Packet, flags: &BroadcastFlags) -> usize;
 
     /// Makes the sockets `ids` join `rooms`.
-    fn join(&self, ids: &[Sid], rooms: &[String]);
+    fn join(&self, ids: &[SocketId], rooms: &[String]);
 
     /// Makes the sockets `ids` leave `rooms`.
-    fn leave(&self, ids: &[Sid], rooms: &[String]);
+    fn leave(&self, ids: &[SocketId], rooms: &[String]);
 
     /// Disconnects the sockets `ids` from the namespace, or closes their connections.
-    fn disconnect(&self, ids: &[Sid], close: bool);
+    fn disconnect(&self, ids: &[SocketId], close: bool);
 
     /// Describes the sockets `ids`, for other servers' `fetch_sockets`.
-    fn describe(&self, ids: &[Sid]) -> Vec<SocketInfo>;
+    fn describe(&self, ids: &[SocketId]) -> Vec<SocketInfo>;
 
     /// Sends the event `payload` (encoded once, with a fresh ack id of this namespace) to the
     /// sockets `ids`, asking each for an acknowledgement; each answer arriving within
     /// `timeout` goes to `on_answer`. Returns how many sockets got the packet.
     fn send_with_ack(
         &self,
-        ids: &[Sid],
+        ids: &[SocketId],
         payload: &Payload,
         timeout: Duration,
         on_answer: LocalAckSink,
@@ -170,22 +170,22 @@ pub trait LocalSockets: Send + Sync + 'static {
 /// `Arc<dyn Adapter>`.
 pub trait Adapter: Send + Sync + 'static {
     /// Adds socket `id` to `rooms` (on this server).
-    fn add_all(&self, id: &Sid, rooms: &[String]);
+    fn add_all(&self, id: &SocketId, rooms: &[String]);
 
     /// Removes socket `id` from `room`.
-    fn del(&self, id: &Sid, room: &str);
+    fn del(&self, id: &SocketId, room: &str);
 
     /// Removes socket `id` from every room.
-    fn del_all(&self, id: &Sid);
+    fn del_all(&self, id: &SocketId);
 
     /// The rooms with members on this server.
     fn rooms(&self) -> Vec<String>;
 
     /// The rooms of socket `id`.
-    fn socket_rooms(&self, id: &Sid) -> Vec<String>;
+    fn socket_rooms(&self, id: &SocketId) -> Vec<String>;
 
     /// The sockets of this server that `opts` selects, each once.
-    fn sockets(&self, opts: &BroadcastOptions) -> Vec<Sid>;
+    fn sockets(&self, opts: &BroadcastOptions) -> Vec<SocketId>;
 
     /// Delivers `packet` to the sockets `opts` selects, on every server (this one only with
     /// `flags.local`); returns how many local sockets got it. A cluster adapter that cannot

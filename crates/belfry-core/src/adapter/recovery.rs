@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use belfry_proto::Sid;
+use belfry_proto::SocketId;
 
 use super::BroadcastOptions;
 use crate::parser::{Packet, PacketData, Payload, write_header};
@@ -93,9 +93,9 @@ impl ConnectionStateRecovery {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Session {
     /// The socket id, given back to the recovered socket.
-    pub sid: Sid,
+    pub sid: SocketId,
     /// The private session id the client presents to recover (Node's `pid`).
-    pub pid: Sid,
+    pub pid: SocketId,
     /// The rooms the socket was in (its own included).
     pub rooms: Vec<String>,
     /// The socket's data.
@@ -139,14 +139,14 @@ pub(super) struct Store {
     /// `packets[i]` has sequence number `first + i`.
     packets: VecDeque<Stored>,
     first: u64,
-    sessions: HashMap<Sid, (Session, Instant)>,
+    sessions: HashMap<SocketId, (Session, Instant)>,
     /// Session ids in the order they were stored, to drop expired ones.
-    expiry: VecDeque<(Instant, Sid)>,
+    expiry: VecDeque<(Instant, SocketId)>,
 }
 
 impl Store {
     pub(super) fn new(options: ConnectionStateRecovery) -> Store {
-        let mut tag = Sid::random().as_str().to_owned();
+        let mut tag = SocketId::random().as_str().to_owned();
         tag.truncate(8);
         Store {
             options,
@@ -285,8 +285,8 @@ mod tests {
 
     fn session(pid: &str, rooms: &[&str]) -> Session {
         Session {
-            sid: Sid::from("sid"),
-            pid: Sid::from(pid),
+            sid: SocketId::from("sid"),
+            pid: SocketId::from(pid),
             rooms: rooms.iter().map(|r| (*r).to_owned()).collect(),
             data: serde_json::json!({ "n": 1 }),
         }
