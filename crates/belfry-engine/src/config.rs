@@ -350,14 +350,6 @@ impl EngineConfigBuilder {
         self
     }
 
-    /// Has no effect: WebSocket connections keep no read buffer of their own (each read goes
-    /// into an 8 KiB chunk on the stack; only the part of a frame that has not all arrived is
-    /// kept, on the heap, until it has).
-    #[deprecated(note = "WebSocket connections no longer keep a read buffer; this does nothing")]
-    pub fn ws_read_buffer_size(self, _bytes: usize) -> Self {
-        self
-    }
-
     /// How long a polling POST body may take to arrive before the session is closed (default:
     /// the ping timeout). Guards against bodies trickled one byte at a time.
     pub fn body_timeout(mut self, timeout: Duration) -> Self {

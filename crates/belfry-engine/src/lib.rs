@@ -35,7 +35,7 @@ mod dispatch;
 mod engine;
 mod errors;
 mod handler;
-pub mod payload_v3;
+mod payload_v3;
 mod request;
 mod service;
 mod socket;
@@ -56,7 +56,6 @@ pub use engine::Engine;
 pub use errors::{DisconnectReason, SendError};
 pub use handler::EngineHandler;
 pub use packet::{DecodeError, OpenPacket, Packet};
-pub use request::percent_decode;
 pub use service::{
     BoxError, EngineBody, EngineHttp, EngineLayer, EngineService, NotFound, RequestBody,
     ResponseBody, ResponseFuture,

@@ -7,21 +7,6 @@
 //! framing instead, as `application/octet-stream`: per packet, `0` (text) or `1` (binary), the
 //! decimal digits of its length in bytes one byte each, `0xFF`, then the packet (UTF-8 text, or
 //! the type byte `4` and the bytes).
-//!
-//! ```
-//! use belfry_engine::{Packet, Str, payload_v3};
-//! use bytes::Bytes;
-//!
-//! let packets = [Packet::Message(Str::from("é")), Packet::Binary(Bytes::from_static(&[1]))];
-//! let (text, _) = payload_v3::encode(&packets, false);
-//! assert_eq!(&text[..], b"2:4\xc3\xa96:b4AQ==");
-//! let (binary, content_type) = payload_v3::encode(&packets, true);
-//! assert_eq!(content_type, "application/octet-stream");
-//! assert_eq!(&binary[..], b"\x00\x03\xff4\xc3\xa9\x01\x02\xff\x04\x01");
-//! for body in [(text, false), (binary, true)] {
-//!     assert_eq!(payload_v3::decode(body.0, body.1).unwrap(), packets);
-//! }
-//! ```
 
 use base64::Engine as _;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -39,7 +24,7 @@ const MAX_DIGITS: usize = 310;
 
 /// The body and content type of a response carrying `packets`; `binary`: the client handles
 /// binary payloads (its query has no `b64`).
-pub fn encode(packets: &[Packet], binary: bool) -> (Bytes, &'static str) {
+pub(crate) fn encode(packets: &[Packet], binary: bool) -> (Bytes, &'static str) {
     if binary && packets.iter().any(|p| matches!(p, Packet::Binary(_))) {
         return (encode_binary(packets), "application/octet-stream");
     }
@@ -96,7 +81,7 @@ fn encode_binary(packets: &[Packet]) -> Bytes {
 ///
 /// A malformed payload (Node then drops the whole payload; Belfry closes the session with
 /// "parse error", as for v4).
-pub fn decode(body: Bytes, binary: bool) -> Result<Vec<Packet>, DecodeError> {
+pub(crate) fn decode(body: Bytes, binary: bool) -> Result<Vec<Packet>, DecodeError> {
     if binary {
         decode_binary(body)
     } else {
@@ -203,6 +188,23 @@ fn decode_binary(body: Bytes) -> Result<Vec<Packet>, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Both framings of one payload, as the module docs describe them.
+    #[test]
+    fn text_and_binary_framings() {
+        let packets = [
+            Packet::Message(Str::from("é")),
+            Packet::Binary(Bytes::from_static(&[1])),
+        ];
+        let (text, _) = encode(&packets, false);
+        assert_eq!(&text[..], b"2:4\xc3\xa96:b4AQ==");
+        let (binary, content_type) = encode(&packets, true);
+        assert_eq!(content_type, "application/octet-stream");
+        assert_eq!(&binary[..], b"\x00\x03\xff4\xc3\xa9\x01\x02\xff\x04\x01");
+        for body in [(text, false), (binary, true)] {
+            assert_eq!(decode(body.0, body.1).unwrap(), packets);
+        }
+    }
 
     #[test]
     fn text_lengths_count_utf16_units() {

@@ -8,6 +8,7 @@
 
 pub mod packet;
 pub mod payload;
+pub mod query;
 pub mod sid;
 mod str;
 

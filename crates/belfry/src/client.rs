@@ -9,13 +9,13 @@ use std::{
     },
 };
 
+use belfry_core::proto::query::form_decode;
 use belfry_core::{
     Str,
     parser::{Decoder, Packet, PacketData, ParseError, Parser, msgpack},
 };
 use belfry_engine::{
-    DisconnectReason as EngineReason, EngineHandler, Sid, Socket as EngineSocket, percent_decode,
-    sid::SidHasher,
+    DisconnectReason as EngineReason, EngineHandler, Sid, Socket as EngineSocket, sid::SidHasher,
 };
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
@@ -288,8 +288,8 @@ fn query_to_json(query: &str) -> String {
     for pair in query.split('&').filter(|pair| !pair.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         let (key, value) = (
-            percent_decode(key),
-            serde_json::Value::from(percent_decode(value)),
+            form_decode(key),
+            serde_json::Value::from(form_decode(value)),
         );
         match object.get_mut(&key) {
             Some(serde_json::Value::Array(values)) => values.push(value),

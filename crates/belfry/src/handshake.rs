@@ -85,8 +85,8 @@ fn query_object(query: &str) -> Map<String, Value> {
         .map(|pair| {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             (
-                belfry_engine::percent_decode(key),
-                Value::String(belfry_engine::percent_decode(value)),
+                belfry_core::proto::query::form_decode(key),
+                Value::String(belfry_core::proto::query::form_decode(value)),
             )
         })
         .collect()

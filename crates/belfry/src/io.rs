@@ -831,38 +831,22 @@ impl SocketIoLayer {
     /// [`HttpExtension`](crate::extract::HttpExtension).
     pub fn engine_layer<L, B>(self, layer: L) -> Self
     where
-        EngineLayer: EngineLayerExt<L, B>,
+        L: Layer<belfry_engine::EngineHttp>,
+        L::Service: tower_service::Service<
+                http::Request<belfry_engine::RequestBody>,
+                Response = http::Response<B>,
+            > + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as tower_service::Service<http::Request<belfry_engine::RequestBody>>>::Future:
+            Send + 'static,
+        <L::Service as tower_service::Service<http::Request<belfry_engine::RequestBody>>>::Error:
+            Into<belfry_engine::BoxError>,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<belfry_engine::BoxError>,
     {
-        SocketIoLayer(EngineLayerExt::apply(self.0, layer))
-    }
-}
-
-/// The bounds of [`EngineLayer::engine_layer`], named so [`SocketIoLayer::engine_layer`] can
-/// forward them.
-#[doc(hidden)]
-pub trait EngineLayerExt<L, B> {
-    fn apply(self, layer: L) -> EngineLayer;
-}
-
-impl<L, B> EngineLayerExt<L, B> for EngineLayer
-where
-    L: Layer<belfry_engine::EngineHttp>,
-    L::Service: tower_service::Service<
-            http::Request<belfry_engine::RequestBody>,
-            Response = http::Response<B>,
-        > + Clone
-        + Send
-        + Sync
-        + 'static,
-    <L::Service as tower_service::Service<http::Request<belfry_engine::RequestBody>>>::Future:
-        Send + 'static,
-    <L::Service as tower_service::Service<http::Request<belfry_engine::RequestBody>>>::Error:
-        Into<belfry_engine::BoxError>,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<belfry_engine::BoxError>,
-{
-    fn apply(self, layer: L) -> EngineLayer {
-        self.engine_layer(layer)
+        SocketIoLayer(self.0.engine_layer(layer))
     }
 }
 
