@@ -350,11 +350,9 @@ mod tests {
 
     use super::*;
 
-    /// The pong is due `ping_interval + ping_timeout` after the ping was due, however late the
-    /// ping's own timer woke the heartbeat (a second timer started then would fire that much
-    /// later, and a client polling on time would still find its session open).
-    #[tokio::test(start_paused = true)]
-    async fn ping_timeout_counts_from_when_the_ping_was_due() {
+    /// A polling session (ping interval 100 ms, ping timeout 50 ms) with its heartbeat running,
+    /// and when it started.
+    fn beating() -> (Arc<Socket<()>>, tokio::task::JoinHandle<()>, Instant) {
         let config = EngineConfig::builder()
             .ping_interval(Duration::from_millis(100))
             .ping_timeout(Duration::from_millis(50))
@@ -374,6 +372,15 @@ mod tests {
             let socket = socket.clone();
             async move { heartbeat(&config, &socket).await }
         });
+        (socket, beat, start)
+    }
+
+    /// The pong is due `ping_interval + ping_timeout` after the ping was due, however late the
+    /// ping's own timer woke the heartbeat (a second timer started then would fire that much
+    /// later, and a client polling on time would still find its session open).
+    #[tokio::test(start_paused = true)]
+    async fn ping_timeout_counts_from_when_the_ping_was_due() {
+        let (socket, beat, start) = beating();
         tokio::task::yield_now().await;
         // The ping's timer wakes the heartbeat 0.9 ms late.
         tokio::time::advance(Duration::from_micros(100_900)).await;
@@ -389,25 +396,7 @@ mod tests {
     /// while the pong is awaited gives the client a whole ping timeout from then, once.
     #[tokio::test(start_paused = true)]
     async fn a_packet_while_the_pong_is_awaited_extends_the_wait_once() {
-        let config = EngineConfig::builder()
-            .ping_interval(Duration::from_millis(100))
-            .ping_timeout(Duration::from_millis(50))
-            .build();
-        let (parts, ()) = http::Request::new(()).into_parts();
-        let socket = Arc::new(Socket::new(
-            crate::Sid::random(),
-            parts,
-            TransportType::Polling,
-            4,
-            16,
-            1 << 16,
-            (),
-        ));
-        let start = Instant::now();
-        let beat = tokio::spawn({
-            let socket = socket.clone();
-            async move { heartbeat(&config, &socket).await }
-        });
+        let (socket, beat, start) = beating();
         let at = |ms| start + Duration::from_millis(ms);
         let advance_to = |when: Instant| tokio::time::advance(when - Instant::now());
         tokio::task::yield_now().await;

@@ -81,33 +81,15 @@ async fn poll<H: EngineHandler>(
         }
         let drained = socket.drain(true);
         if let Some(reason) = drained.close {
-            if reason == DisconnectReason::ForcedClose && !drained.packets.is_empty() {
-                // As Node: the packets queued before a server close go out on their own, the
-                // close packet in the answer to the next GET. A client reads the packets of a
-                // payload on its next tick but acts on a close at once: in one payload the
-                // close would win, and a Socket.IO DISCONNECT would read as "transport close".
-                return payload_response(
-                    inner,
-                    &socket,
-                    parts,
-                    &drained.packets,
-                    drained.compress,
-                    None,
-                );
+            // As Node: the packets queued before a server close go out on their own, the close
+            // packet in the answer to the next GET. A client reads the packets of a payload on
+            // its next tick but acts on a close at once: in one payload the close would win,
+            // and a Socket.IO DISCONNECT would read as "transport close".
+            let deliver_first =
+                reason == DisconnectReason::ForcedClose && !drained.packets.is_empty();
+            if !deliver_first {
+                return close_response(inner, &socket, parts, reason, waited);
             }
-            let packets: &[Packet] = if reason == DisconnectReason::TransportClose {
-                // A client that closed gets a noop, as Node answers.
-                &[Packet::Noop]
-            } else if waited {
-                &[Packet::Close]
-            } else {
-                // A close that found no GET waiting is appended to a noop by the next one, as
-                // Node's `shouldClose` does.
-                &[Packet::Noop, Packet::Close]
-            };
-            inner.remove(socket.id());
-            socket.close_delivered.notify_one();
-            return payload_response(inner, &socket, parts, packets, true, None);
         }
         if !drained.packets.is_empty() {
             return payload_response(
@@ -122,6 +104,28 @@ async fn poll<H: EngineHandler>(
         socket.wake_polling.notified().await;
         waited = true;
     }
+}
+
+/// The answer that ends a closed session's polling: a noop for a client that closed (Node
+/// answers so), the close packet for a GET that was waiting, otherwise a noop and the close
+/// (Node's `shouldClose`, appended by the next GET).
+fn close_response<H: EngineHandler>(
+    inner: &Arc<EngineInner<H>>,
+    socket: &Arc<Socket<H::Data>>,
+    parts: &Parts,
+    reason: DisconnectReason,
+    waited: bool,
+) -> EngineResponse {
+    let packets: &[Packet] = if reason == DisconnectReason::TransportClose {
+        &[Packet::Noop]
+    } else if waited {
+        &[Packet::Close]
+    } else {
+        &[Packet::Noop, Packet::Close]
+    };
+    inner.remove(socket.id());
+    socket.close_delivered.notify_one();
+    payload_response(inner, socket, parts, packets, true, None)
 }
 
 /// Reads a POST body, bounded in size and time, and acts on its packets.
