@@ -3,8 +3,8 @@
 # fresh Debian machine: Node.js, npm, Python's venv, Chromium, Redis and nginx from apt when absent; the npm
 # clients from tests/js's lockfile (playwright-core among them), the chat example's browser
 # bundle and the Admin UI's files; python-socketio (pinned) in tests/py/.venv. Then formatting, clippy, every Rust test
-# (unit, integration with the official clients and Chromium, doctests), the benchmarks and fuzz
-# targets compiled.
+# (unit, integration with the official clients and Chromium, doctests), the benchmarks compiled,
+# and every fuzz target run for a while (tests/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,9 +59,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
-log "fuzz targets build"
-cargo build --manifest-path crates/belfry-engine/fuzz/Cargo.toml
-cargo build --manifest-path crates/belfry-core/fuzz/Cargo.toml
+log "fuzz targets, coverage-guided, ${FUZZ_SECONDS:-20} s each (tests/fuzz.sh)"
+bash tests/fuzz.sh
 
 log "cargo test"
 results=$(mktemp)

@@ -48,6 +48,48 @@ mod driver;
 mod resp;
 pub mod wire;
 
+/// Entry points for the fuzz targets (`crates/belfry-redis/fuzz`), built only with
+/// `--cfg fuzzing` (tests/fuzz.sh): not part of the API.
+#[cfg(fuzzing)]
+pub mod fuzzing {
+    /// Reads RESP frames from `input` as the subscriber reads Redis's answers, split into reads
+    /// at `splits`: never panics; what parses whole parses the same split anywhere; returns how
+    /// many frames were read before the input ended or an error.
+    pub fn read_frames(input: &[u8], splits: &[usize]) -> usize {
+        let whole = frames(&[input]);
+        let mut parts = Vec::new();
+        let mut start = 0;
+        for &at in splits {
+            let at = at.min(input.len()).max(start);
+            parts.push(&input[start..at]);
+            start = at;
+        }
+        parts.push(&input[start..]);
+        assert_eq!(frames(&parts), whole, "the same frames whatever the reads");
+        whole.len()
+    }
+
+    /// The frames (as text) read from `parts` arriving one after another, up to an error.
+    fn frames(parts: &[&[u8]]) -> Vec<String> {
+        let mut buf = bytes::BytesMut::new();
+        let mut out = Vec::new();
+        for part in parts {
+            buf.extend_from_slice(part);
+            loop {
+                match crate::resp::parse(&mut buf) {
+                    Ok(Some(frame)) => out.push(format!("{frame:?}")),
+                    Ok(None) => break,
+                    Err(error) => {
+                        out.push(format!("error {error:?}"));
+                        return out;
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
 use std::{fmt, sync::Arc, time::Duration};
 
 use belfry_core::adapter::{Adapter, LocalSockets};

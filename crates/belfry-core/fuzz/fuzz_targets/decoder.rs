@@ -20,7 +20,9 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(Some(packet)) = result {
             assert!(packet.attachments().len() <= 3);
             let mut again = Decoder::new(3);
-            let mut out = again.decode_text(Str::from(packet.encode())).expect("re-decodes");
+            let mut out = again
+                .decode_text(Str::from(packet.encode()))
+                .expect("re-decodes");
             for attachment in packet.attachments() {
                 out = again.decode_binary(attachment.clone()).expect("re-decodes");
             }

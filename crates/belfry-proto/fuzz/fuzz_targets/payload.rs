@@ -1,7 +1,7 @@
 //! Polling payload splitting: never panics, and valid payloads survive a join and split.
 #![no_main]
 
-use belfry_engine::payload;
+use belfry_proto::payload;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
