@@ -59,6 +59,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
+log "cargo package (the published crates, each built from its package)"
+cargo package --locked -p belfry-proto -p belfry-core -p belfry-engine -p belfry-redis -p belfry-io
+
 log "fuzz targets, coverage-guided, ${FUZZ_SECONDS:-20} s each (tests/fuzz.sh)"
 bash tests/fuzz.sh
 

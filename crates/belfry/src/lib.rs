@@ -156,9 +156,12 @@
 //! pending events are capped (65,536 events or 16 MiB); a client past that is cut off. A packet
 //! carries at most 10 binary attachments ([`SocketIoBuilder::max_attachments`]).
 #![forbid(unsafe_code)]
+// docs.rs (`--cfg docsrs`, nightly) marks items behind a feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod ack;
 #[cfg(feature = "admin")]
+#[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
 pub mod admin;
 mod args;
 mod binary;
