@@ -12,10 +12,13 @@
 //! events, and can make sockets join, leave, receive an event or disconnect.
 //!
 //! The UI's files come from the `@socket.io/admin-ui` npm package, installed beside this example
-//! with `npm ci --prefix examples/admin-ui` (the README's test command does it); they are not
-//! committed.
+//! by the first run (`npm ci`, with the committed lockfile; Node.js's npm must be installed); they
+//! are not committed.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
 
 use axum::{Router, response::Html, routing::get};
 use belfry::{
@@ -83,15 +86,29 @@ async fn main() -> std::io::Result<()> {
 }
 
 /// The `ui/dist` folder of the `@socket.io/admin-ui` npm package, installed beside this example
-/// by `npm ci` (the README's test command runs it).
+/// the first time (`npm ci` with the committed lockfile), as the chat example installs its
+/// client.
 fn admin_ui() -> std::io::Result<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dist = dir.join("node_modules/@socket.io/admin-ui/ui/dist");
     if !dist.join("index.html").exists() {
-        return Err(std::io::Error::other(format!(
-            "the Admin UI's files are missing: run `npm ci --prefix {}`",
-            dir.display()
-        )));
+        announce("installing the Admin UI's files (npm ci)...");
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(dir)
+            .status()
+            .map_err(|error| {
+                std::io::Error::new(
+                    error.kind(),
+                    format!("running npm (Node.js's package manager) failed: {error}; install Node.js and npm, then run again"),
+                )
+            })?;
+        if !status.success() {
+            return Err(std::io::Error::other(format!(
+                "npm ci in {} failed",
+                dir.display()
+            )));
+        }
     }
     Ok(dist)
 }
