@@ -1,15 +1,17 @@
 //! A Belfry node for a cluster behind nginx. Run two, plus Redis and nginx:
 //!
 //! ```sh
-//! redis-server --port 6379 &
-//! NODE_NAME=a PORT=3001 cargo run -p cluster &
-//! NODE_NAME=b PORT=3002 cargo run -p cluster &
+//! # On loopback only, and without persistence (no dump.rdb written where it runs).
+//! redis-server --port 6379 --bind 127.0.0.1 --save '' --appendonly no &
+//! NODE_NAME=a PORT=3101 cargo run -p cluster &
+//! NODE_NAME=b PORT=3102 cargo run -p cluster &
 //! mkdir -p /tmp/belfry-nginx
 //! nginx -p /tmp/belfry-nginx -c "$PWD/examples/cluster/nginx.conf" -g 'daemon off;'
 //! ```
 //!
-//! and point Socket.IO clients at `http://127.0.0.1:3000`. Environment: `NODE_NAME` (default
-//! `a`), `PORT` (default 3001), `REDIS_URL` (default `redis://127.0.0.1:6379`).
+//! and point Socket.IO clients at `http://127.0.0.1:3100` (ports apart from the chat and Admin UI
+//! examples'). Environment: `NODE_NAME` (default `a`), `PORT` (default 3101), `REDIS_URL`
+//! (default `redis://127.0.0.1:6379`).
 
 use std::error::Error;
 
@@ -25,7 +27,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         )
         .init();
     let name = std::env::var("NODE_NAME").unwrap_or_else(|_| "a".to_owned());
-    let port: u16 = std::env::var("PORT").map_or(Ok(3001), |port| port.parse())?;
+    let port: u16 = std::env::var("PORT").map_or(Ok(3101), |port| port.parse())?;
     let redis_url =
         std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
     let (app, io) = cluster::app(&name, &redis_url).await?;

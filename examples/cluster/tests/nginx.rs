@@ -36,9 +36,9 @@ async fn clients_behind_nginx_stay_on_their_node_and_hear_every_node() {
     let _b = node("b", port_b, &redis).await;
     // The example's own config, on this test's ports.
     let config = include_str!("../nginx.conf")
-        .replace("127.0.0.1:3001", &format!("127.0.0.1:{port_a}"))
-        .replace("127.0.0.1:3002", &format!("127.0.0.1:{port_b}"))
-        .replace("listen 127.0.0.1:3000", &format!("listen 127.0.0.1:{port}"));
+        .replace("127.0.0.1:3101", &format!("127.0.0.1:{port_a}"))
+        .replace("127.0.0.1:3102", &format!("127.0.0.1:{port_b}"))
+        .replace("listen 127.0.0.1:3100", &format!("listen 127.0.0.1:{port}"));
     let _nginx = Nginx::start(&config, port).await;
 
     let result = run_node("cluster_nginx.mjs", &[&format!("http://127.0.0.1:{port}")]).await;
