@@ -1,9 +1,10 @@
 //! Belfry: a Socket.IO v4 server for tower and axum.
 //!
-//! **Work in progress.** Namespaces (static and dynamic), connect and per-packet middlewares,
-//! events with extractor handlers, acks both ways, binary, rooms and broadcasts (with acks) work
-//! with the official clients. The `Adapter` trait (for the Redis adapter), cluster-wide
-//! operations and connection state recovery come next (see `CHANGELOG.md`).
+//! Namespaces (static and dynamic), connect and per-packet middlewares, events with extractor
+//! handlers, acks both ways, binary anywhere in the arguments, rooms and broadcasts (with acks),
+//! connection state recovery, the msgpack parser, socket.io 2.x clients, the Admin UI (feature
+//! `admin`) and, with the `belfry-redis` crate, clusters shared with Node servers. Checked
+//! against Node's `socket.io` 4.8 by differential tests. Published as the `belfry-io` package.
 //!
 //! # Quick start with axum
 //!
