@@ -15,10 +15,10 @@
 //! by the first run (`npm ci`, with the committed lockfile; Node.js's npm must be installed); they
 //! are not committed.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-};
+#[path = "../../npm.rs"]
+mod npm;
+
+use std::path::{Path, PathBuf};
 
 use axum::{Router, response::Html, routing::get};
 use belfry::{
@@ -91,25 +91,12 @@ async fn main() -> std::io::Result<()> {
 fn admin_ui() -> std::io::Result<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dist = dir.join("node_modules/@socket.io/admin-ui/ui/dist");
-    if !dist.join("index.html").exists() {
-        announce("installing the Admin UI's files (npm ci)...");
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(dir)
-            .status()
-            .map_err(|error| {
-                std::io::Error::new(
-                    error.kind(),
-                    format!("running npm (Node.js's package manager) failed: {error}; install Node.js and npm, then run again"),
-                )
-            })?;
-        if !status.success() {
-            return Err(std::io::Error::other(format!(
-                "npm ci in {} failed",
-                dir.display()
-            )));
-        }
-    }
+    npm::install(
+        dir,
+        &dist.join("index.html"),
+        "the Admin UI's files",
+        announce,
+    )?;
     Ok(dist)
 }
 

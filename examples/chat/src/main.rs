@@ -14,10 +14,10 @@
 //! `socket.io-client` npm package in this folder; the first run installs it with `npm ci`.
 mod chat;
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-};
+#[path = "../../npm.rs"]
+mod npm;
+
+use std::path::{Path, PathBuf};
 
 use axum::{Router, response::Html, routing::get};
 use belfry::SocketIo;
@@ -71,25 +71,12 @@ async fn main() -> std::io::Result<()> {
 fn client_bundle() -> std::io::Result<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dist = dir.join("node_modules/socket.io-client/dist");
-    if !dist.join("socket.io.min.js").exists() {
-        announce("installing the socket.io-client browser bundle (npm ci)...");
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(dir)
-            .status()
-            .map_err(|error| {
-                std::io::Error::new(
-                    error.kind(),
-                    format!("running npm (Node.js's package manager) failed: {error}; install Node.js and npm, then run again"),
-                )
-            })?;
-        if !status.success() {
-            return Err(std::io::Error::other(format!(
-                "npm ci in {} failed",
-                dir.display()
-            )));
-        }
-    }
+    npm::install(
+        dir,
+        &dist.join("socket.io.min.js"),
+        "the socket.io-client browser bundle",
+        announce,
+    )?;
     Ok(dist)
 }
 

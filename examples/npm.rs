@@ -1,0 +1,33 @@
+//! What the examples that serve npm packages share (included with `#[path]`): installing the
+//! packages of their lockfile the first time they run.
+
+use std::{io, path::Path, process::Command};
+
+/// Runs `npm ci` in `dir` (the example's folder, with its `package-lock.json`) unless `marker`,
+/// a file the packages hold, is there already; `announce` tells the person who started the
+/// example.
+pub(crate) fn install(dir: &Path, marker: &Path, what: &str, announce: fn(&str)) -> io::Result<()> {
+    if marker.exists() {
+        return Ok(());
+    }
+    announce(&format!("installing {what} (npm ci)..."));
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(dir)
+        .status()
+        .map_err(|error| {
+            io::Error::new(
+                error.kind(),
+                format!(
+                    "running npm (Node.js's package manager) failed: {error}; install Node.js and npm, then run again"
+                ),
+            )
+        })?;
+    if !status.success() {
+        return Err(io::Error::other(format!(
+            "npm ci in {} failed",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
