@@ -6,6 +6,9 @@
 //! `admin`) and, with the `belfry-redis` crate, clusters shared with Node servers. Checked
 //! against Node's `socket.io` 4.8 by differential tests. Published as the `belfry-io` package.
 //!
+//! The [`guides`] go further, from [getting started with axum](guides::getting_started) to
+//! [migrating from Node's socket.io](guides::from_node).
+//!
 //! # Quick start with axum
 //!
 //! ```no_run
@@ -170,6 +173,7 @@ mod client;
 mod client_files;
 mod errors;
 pub mod extract;
+pub mod guides;
 pub mod handler;
 mod handshake;
 mod io;
@@ -184,32 +188,6 @@ mod socket;
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 struct ReadmeDoctests;
-
-/// The guides in `docs/guides/`, their examples compiled and run as doctests.
-#[cfg(doctest)]
-mod guides {
-    macro_rules! guides {
-        ($($name:ident => $file:literal),* $(,)?) => {
-            $(
-                #[doc = include_str!(concat!("../../../docs/guides/", $file))]
-                struct $name;
-            )*
-        };
-    }
-    guides! {
-        GettingStarted => "getting-started.md",
-        HandlersAndExtractors => "handlers-and-extractors.md",
-        RoomsAndBroadcasts => "rooms-and-broadcasts.md",
-        AcksAndTimeouts => "acks-and-timeouts.md",
-        Middlewares => "middlewares.md",
-        SessionsAndAuth => "sessions-and-auth.md",
-        GracefulShutdown => "graceful-shutdown.md",
-        ConnectionStateRecovery => "connection-state-recovery.md",
-        ManyNodes => "many-nodes.md",
-        FromNode => "from-node.md",
-        FromSocketioxide => "from-socketioxide.md",
-    }
-}
 
 pub use ack::AckSender;
 pub use belfry_core as core;
