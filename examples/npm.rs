@@ -14,6 +14,8 @@ pub(crate) fn install(dir: &Path, marker: &Path, what: &str, announce: fn(&str))
     let status = Command::new("npm")
         .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
         .current_dir(dir)
+        // npm's summary on stderr: an example's stdout is its own (the cluster test reads it).
+        .stdout(io::stderr())
         .status()
         .map_err(|error| {
             io::Error::new(

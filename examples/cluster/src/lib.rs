@@ -5,18 +5,29 @@
 //! Clients get `welcome` with the node's name when they connect; `whoami` answers it; `say`
 //! broadcasts `said {node, text}` to every client of the cluster; `count` answers how many
 //! sockets the whole cluster has (`fetch_sockets` plus `fetch_remote_sockets`).
+//!
+//! Each node also serves the client: a page at `/` (`static/index.html`: which node served it,
+//! which node its socket is on, the cluster's socket count, a form to `say` something to every
+//! node's clients) and the official browser bundle it loads, `/socket.io/socket.io.min.js`.
 
-use axum::{Router, routing::get};
+use std::{error::Error, path::Path};
+
+use axum::{Router, response::Html, routing::get};
 use belfry::{AckSender, SocketIo, SocketRef, extract::Data};
 use belfry_redis::RedisAdapter;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+/// The page at `/`; `{{node}}` is replaced by the name of the node serving it.
+const PAGE: &str = include_str!("../static/index.html");
+
 /// The node named `name`, its Redis adapter connected to `redis_url`: the app's Router (with
-/// `GET /node` answering the name) and the Socket.IO handle.
+/// the page at `/` and `GET /node` answering the name) and the Socket.IO handle. `client_bundle`
+/// is the `dist` folder of the `socket.io-client` npm package, served under `/socket.io/`.
 ///
 /// # Errors
 ///
-/// Redis cannot be reached now (later outages are handled by the adapter).
+/// Redis cannot be reached now (later outages are handled by the adapter), or the bundle
+/// cannot be read.
 ///
 /// # Panics
 ///
@@ -24,9 +35,13 @@ use tower_http::set_header::SetResponseHeaderLayer;
 pub async fn app(
     name: &str,
     redis_url: &str,
-) -> Result<(Router, SocketIo), belfry_redis::ConnectError> {
+    client_bundle: &Path,
+) -> Result<(Router, SocketIo), Box<dyn Error + Send + Sync>> {
     let redis = RedisAdapter::builder(redis_url).connect().await?;
-    let (layer, io) = SocketIo::builder().adapter(redis.factory()).build_layer();
+    let (layer, io) = SocketIo::builder()
+        .adapter(redis.factory())
+        .serve_client(client_bundle)?
+        .build_layer();
     // One name per process, for as long as it runs.
     let node: &'static str = Box::leak(name.to_owned().into_boxed_str());
     io.ns("/", move |socket: SocketRef| async move {
@@ -55,8 +70,21 @@ pub async fn app(
     ))
     .expect("a node name is a plain token");
     let sticky = SetResponseHeaderLayer::appending(http::header::SET_COOKIE, cookie);
+    let page: &'static str = Box::leak(
+        PAGE.replace("{{node}}", &escape_html(node))
+            .into_boxed_str(),
+    );
     let router = Router::new()
+        .route("/", get(move || async move { Html(page) }))
         .route("/node", get(move || async move { node }))
         .layer(layer.engine_layer(sticky));
     Ok((router, io))
+}
+
+/// `text` as HTML text.
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }

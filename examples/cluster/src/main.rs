@@ -9,18 +9,29 @@
 //! nginx -p /tmp/belfry-nginx -c "$PWD/examples/cluster/nginx.conf" -g 'daemon off;'
 //! ```
 //!
-//! and point Socket.IO clients at `http://127.0.0.1:3100` (ports apart from the chat and Admin UI
-//! examples'). Environment: `NODE_NAME` (default `a`), `PORT` (default 3101), `REDIS_URL`
-//! (default `redis://127.0.0.1:6379`).
+//! then open `http://127.0.0.1:3100` (nginx; ports apart from the chat and Admin UI examples')
+//! in a few tabs and browsers: each page says which node served it and which node its socket is
+//! on, and a message sent from any of them reaches them all, across the nodes. Other Socket.IO
+//! clients connect to the same address. Environment: `NODE_NAME` (default `a`), `PORT` (default
+//! 3101), `REDIS_URL` (default `redis://127.0.0.1:6379`).
+//!
+//! The page loads the official browser client, which the node serves from the
+//! `socket.io-client` npm package in this folder; the first run installs it with `npm ci`.
 
-use std::error::Error;
+#[path = "../../npm.rs"]
+mod npm;
+
+use std::{
+    error::Error,
+    path::{Path, PathBuf},
+};
 
 #[expect(
     clippy::print_stdout,
     reason = "the example talks to its user, and the test reads it"
 )]
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
+async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -30,7 +41,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let port: u16 = std::env::var("PORT").map_or(Ok(3101), |port| port.parse())?;
     let redis_url =
         std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    let (app, io) = cluster::app(&name, &redis_url).await?;
+    let (app, io) = cluster::app(&name, &redis_url, &client_bundle()?).await?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     // The first line: the test waits for it.
     println!("node {name} on http://{}", listener.local_addr()?);
@@ -42,4 +53,25 @@ async fn main() -> Result<(), Box<dyn Error>> {
         })
         .await?;
     Ok(())
+}
+
+/// The `dist` folder of the `socket.io-client` npm package, installed beside this example the
+/// first time (`npm ci` with the committed lockfile).
+fn client_bundle() -> std::io::Result<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dist = dir.join("node_modules/socket.io-client/dist");
+    npm::install(
+        dir,
+        &dist.join("socket.io.min.js"),
+        "the socket.io-client browser bundle",
+        announce,
+    )?;
+    Ok(dist)
+}
+
+/// A line for the person who started the example, on stderr: the first line on stdout is the
+/// address, which the test waits for.
+#[expect(clippy::print_stderr, reason = "the example talks to its user")]
+fn announce(line: &str) {
+    eprintln!("{line}");
 }

@@ -1,12 +1,14 @@
 //! The cluster example for real: Debian's nginx with `examples/cluster/nginx.conf` in front of
 //! two Belfry nodes (the example's binary) sharing one `redis-server`, and `socket.io-client`
 //! through nginx: polling clients stay on their node, WebSocket clients upgrade through nginx,
-//! broadcasts cross nodes, and polling without the sticky cookie breaks (the reason for it).
+//! broadcasts cross nodes, and polling without the sticky cookie breaks (the reason for it);
+//! and the page each node serves, with the browser bundle it loads, is reached through nginx.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
 
 use belfry_tests::{
+    http,
     processes::{Nginx, RedisServer, Spawned, free_port},
     run_node,
 };
@@ -40,6 +42,39 @@ async fn clients_behind_nginx_stay_on_their_node_and_hear_every_node() {
         .replace("127.0.0.1:3102", &format!("127.0.0.1:{port_b}"))
         .replace("listen 127.0.0.1:3100", &format!("listen 127.0.0.1:{port}"));
     let _nginx = Nginx::start(&config, port).await;
+
+    // The client: the page, from either node, and the script it loads.
+    let nginx = ([127, 0, 0, 1], port).into();
+    let page = http(nginx, "GET", "/", &[], b"").await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert!(
+        page.header("content-type")
+            .unwrap()
+            .starts_with("text/html"),
+        "{page:?}"
+    );
+    let page = page.text();
+    assert!(
+        page.contains("served by node <b id=\"page-node\">a</b>")
+            || page.contains("served by node <b id=\"page-node\">b</b>"),
+        "{page}"
+    );
+    let script = "/socket.io/socket.io.min.js";
+    assert!(
+        page.contains(&format!("<script src=\"{script}\">")),
+        "{page}"
+    );
+    let bundle = http(nginx, "GET", script, &[], b"").await;
+    assert_eq!(bundle.status, 200);
+    assert!(
+        bundle
+            .header("content-type")
+            .unwrap()
+            .contains("javascript"),
+        "{:?}",
+        bundle.headers
+    );
+    assert!(bundle.text().contains("io"), "an empty bundle");
 
     let result = run_node("cluster_nginx.mjs", &[&format!("http://127.0.0.1:{port}")]).await;
     assert_eq!(result["error"], Value::Null, "{result:#}");
