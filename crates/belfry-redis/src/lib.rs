@@ -42,10 +42,10 @@
 #![forbid(unsafe_code)]
 
 mod adapter;
-pub mod cluster;
 mod codec;
 mod driver;
 mod resp;
+pub mod sharded;
 pub mod wire;
 
 /// Entry points for the fuzz targets (`crates/belfry-redis/fuzz`), built only with
@@ -94,7 +94,7 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use belfry_core::adapter::{Adapter, LocalSockets};
 
-pub use crate::cluster::SubscriptionMode;
+pub use crate::sharded::SubscriptionMode;
 use crate::{adapter::RedisNamespaceAdapter, driver::Driver};
 
 /// Which of Node's two Redis adapter protocols the servers of a cluster speak; they must all

@@ -1,8 +1,9 @@
 //! The sharded protocol of Node's `@socket.io/redis-adapter` 8.x (`createShardedAdapter`,
 //! Redis 7 sharded pub/sub), without I/O: the channels and the message envelope. It is the
-//! protocol of Node's `ClusterAdapter` (`socket.io-adapter` 2.5) over `SPUBLISH`/`SSUBSCRIBE`.
+//! protocol of Node's `ClusterAdapter` (`socket.io-adapter` 2.5, "cluster" as in a cluster of
+//! Socket.IO servers, not Redis Cluster) over `SPUBLISH`/`SSUBSCRIBE`.
 //!
-//! Every message is `{uid, nsp, type, data}` ([`ClusterMessage`]), JSON unless it carries
+//! Every message is `{uid, nsp, type, data}` ([`ShardedMessage`]), JSON unless it carries
 //! binary, then msgpack (notepack.io's dialect). Servers publish on the namespace's channel
 //! `<prefix>#<nsp>#`, answer on the requester's `<prefix>#<nsp>#<uid>#`, and, in the dynamic
 //! subscription modes, broadcast to one room on `<prefix>#<nsp>#<room>#`, a channel only the
@@ -12,7 +13,7 @@ use rmpv::Value;
 
 use crate::WireError;
 
-/// The kinds of [`ClusterMessage`] (Node's `MessageType`).
+/// The kinds of [`ShardedMessage`] (Node's `MessageType`).
 pub mod message_type {
     /// A broadcast; with a `requestId`, a broadcast with acks.
     pub const BROADCAST: u64 = 3;
@@ -90,7 +91,7 @@ impl ShardedChannels {
 /// One message between servers.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub struct ClusterMessage {
+pub struct ShardedMessage {
     /// The sending server's uid.
     pub uid: String,
     /// The namespace.
@@ -101,10 +102,10 @@ pub struct ClusterMessage {
     pub data: Value,
 }
 
-impl ClusterMessage {
+impl ShardedMessage {
     /// A message of `kind` from server `uid` in namespace `nsp`.
-    pub fn new(uid: &str, nsp: &str, kind: u64, data: Value) -> ClusterMessage {
-        ClusterMessage {
+    pub fn new(uid: &str, nsp: &str, kind: u64, data: Value) -> ShardedMessage {
+        ShardedMessage {
             uid: uid.to_owned(),
             nsp: nsp.to_owned(),
             kind,
@@ -141,7 +142,7 @@ impl ClusterMessage {
     /// # Errors
     ///
     /// Neither valid JSON nor msgpack, or not `{uid, nsp, type, data}`.
-    pub fn decode(bytes: &[u8]) -> Result<ClusterMessage, WireError> {
+    pub fn decode(bytes: &[u8]) -> Result<ShardedMessage, WireError> {
         let message: Value = if bytes.first() == Some(&b'{') {
             serde_json::from_slice(bytes)?
         } else {
@@ -151,7 +152,7 @@ impl ClusterMessage {
         let kind = crate::wire::get(&message, "type")
             .and_then(Value::as_u64)
             .ok_or(WireError::Shape("a cluster message without type"))?;
-        Ok(ClusterMessage {
+        Ok(ShardedMessage {
             uid: text("uid").unwrap_or_default().to_owned(),
             nsp: text("nsp").unwrap_or("/").to_owned(),
             kind,
@@ -213,7 +214,7 @@ mod tests {
 
     #[test]
     fn json_unless_binary_and_back() {
-        let plain = ClusterMessage::new(
+        let plain = ShardedMessage::new(
             "0123456789abcdef",
             "/",
             message_type::SOCKETS_JOIN,
@@ -227,9 +228,9 @@ mod tests {
             std::str::from_utf8(&bytes).unwrap(),
             r#"{"uid":"0123456789abcdef","nsp":"/","type":4,"data":{"rooms":["r1"]}}"#
         );
-        assert_eq!(ClusterMessage::decode(&bytes).unwrap(), plain);
+        assert_eq!(ShardedMessage::decode(&bytes).unwrap(), plain);
 
-        let binary = ClusterMessage::new(
+        let binary = ShardedMessage::new(
             "0123456789abcdef",
             "/",
             message_type::BROADCAST_ACK,
@@ -237,13 +238,13 @@ mod tests {
         );
         let bytes = binary.encode().unwrap();
         assert_eq!(bytes[0], 0x84, "a msgpack map of four");
-        assert_eq!(ClusterMessage::decode(&bytes).unwrap(), binary);
+        assert_eq!(ShardedMessage::decode(&bytes).unwrap(), binary);
     }
 
     #[test]
     fn hostile_messages_are_errors() {
         for bytes in [&b""[..], b"{", b"{\"uid\":\"x\"}", b"\xc1", b"\x80"] {
-            assert!(ClusterMessage::decode(bytes).is_err(), "{bytes:?}");
+            assert!(ShardedMessage::decode(bytes).is_err(), "{bytes:?}");
         }
     }
 }
