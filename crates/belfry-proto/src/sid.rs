@@ -202,7 +202,8 @@ pub type SocketIdSet = HashSet<SocketId, SidHasher>;
 
 /// The hasher of [`SidMap`] and [`SidSet`]: a folded multiply per 8 bytes, seeded once per
 /// process. Broadcasts hash every recipient's id two or three times (room membership, the
-/// namespace's sockets), where SipHash took most of the instructions of a delivery.
+/// namespace's sockets): SipHash, made to resist chosen keys, would be most of a delivery's
+/// work.
 ///
 /// It resists collisions for keys nobody picks; it is not made to resist keys chosen to
 /// collide. Maps keyed by ids only ever insert ids the server made (the random ids of

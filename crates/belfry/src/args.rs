@@ -96,10 +96,10 @@ fn serialize_into<T: Serialize + ?Sized>(
 ///
 /// serde_json hands string contents and raw values (an [`Args`](crate::extract::Args) element)
 /// to the formatter as `&str`: they are appended as they are, where text written to an
-/// `io::Write` would have to be checked as UTF-8 again to become a `String` (a pass over every
-/// argument: half of the UTF-8 checking of a 4 KiB echo). Floats and escapes, which serde_json
-/// formats its own way, are formatted by its `CompactFormatter` into a small buffer. The
-/// serializer's writer ([`Unwritten`]) fails if written: every method is covered here.
+/// `io::Write` would have to be checked as UTF-8 again to become a `String` (a second pass over
+/// every argument). Floats and escapes, which serde_json formats its own way, are formatted by
+/// its `CompactFormatter` into a small buffer. The serializer's writer ([`Unwritten`]) fails if
+/// written: every method is covered here.
 struct TextFormatter<'a> {
     out: &'a mut String,
     attachments: &'a mut Vec<Bytes>,

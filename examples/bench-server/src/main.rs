@@ -46,13 +46,12 @@ async fn on_connect(socket: SocketRef) {
 async fn main() -> std::io::Result<()> {
     // The accept loop runs on a worker, not on the main thread that `#[tokio::main]` blocks on:
     // with one core, a connection accepted on the main thread is handed to the worker through
-    // the runtime's shared queue and a wake-up of the worker's thread, about a tenth of the
-    // server's CPU per connection (`loadgen connect --n 10000`, alternating runs).
+    // the runtime's shared queue and a wake-up of the worker's thread.
     //
-    // A current-thread runtime (tried in session 11) costs less per echo (7.4k instructions
-    // against 7.6k) and per connection (no `mprotect` growing a worker's malloc arena), but
-    // writes a fan-out burst in smaller batches (0.027 `sendto` per delivery against 0.016):
-    // 0.4-0.6 µs of CPU per delivery against 0.3.
+    // A multi-thread runtime, not a current-thread one: the latter does less work per echo and
+    // per connection (no `mprotect` growing a worker's malloc arena), but writes a fan-out
+    // burst in smaller batches, which costs more CPU per delivery (docs/PERFORMANCE.md, "Tried
+    // and left out").
     tokio::spawn(serve()).await.map_err(std::io::Error::other)?
 }
 

@@ -4,8 +4,7 @@
 //! It accepts exactly what serde_json accepts (tested against it), with one difference of
 //! speed: a string's contents are skipped with a vectorised search for the closing quote or a
 //! backslash, then checked for control characters in a loop the compiler vectorises, where
-//! serde_json goes eight bytes at a time. A 4 KiB argument took a third of an echo's
-//! instructions.
+//! serde_json goes eight bytes at a time: string contents are most of a large event's bytes.
 
 use std::ops::Range;
 

@@ -57,7 +57,7 @@ pub(crate) fn packet_payload<T: Serialize + ?Sized>(
 thread_local! {
     /// Where a packet's text is written before it is copied into a buffer of its exact size:
     /// one buffer per thread, grown once, instead of a buffer per packet regrown as the
-    /// serializer writes (a 4 KiB argument took seven reallocations).
+    /// serializer writes (a buffer that doubles as it grows reallocates once per doubling).
     static TEXT: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
