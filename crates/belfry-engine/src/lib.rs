@@ -41,6 +41,25 @@ mod service;
 mod socket;
 mod transport;
 
+/// Entry points for the fuzz targets (`crates/belfry-engine/fuzz`), built only with
+/// `--cfg fuzzing` (tests/fuzz.sh): not part of the API.
+#[cfg(fuzzing)]
+pub mod fuzzing {
+    use crate::transport::frame::oracle;
+
+    /// Reads `input` as a client's WebSocket frames with messages up to `max` bytes: never
+    /// panics; arriving in pieces cut at `splits` reads the same; without compression, reads as
+    /// tungstenite reads it (the differences by design aside: see the oracle's doc).
+    pub fn ws_frames(input: &[u8], splits: &[usize], max: usize, inflate: bool) {
+        let whole = oracle::belfry(input, max, inflate);
+        let pieces = oracle::belfry_in_pieces(input, splits, max, inflate);
+        assert_eq!(whole, pieces, "the same reading whatever the reads");
+        if !inflate && let Err(difference) = oracle::compare(input, max) {
+            panic!("the codec and tungstenite differ:\n{difference}");
+        }
+    }
+}
+
 // What the engine shares with the Socket.IO layers lives in `belfry-proto` (no I/O); the
 // engine's paths stay as they were.
 pub use belfry_proto::{packet, payload};

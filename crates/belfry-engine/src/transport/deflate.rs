@@ -1,6 +1,6 @@
 //! WebSocket permessage-deflate (RFC 7692), as Node's `perMessageDeflate`: the negotiation, the
 //! inflating of the client's compressed messages (the connection collects them, see
-//! [`super::conn`]), and the compression of the server's frames of at least the threshold.
+//! [`super::frame`]), and the compression of the server's frames of at least the threshold.
 //!
 //! Both sides compress each message on its own (`server_no_context_takeover;
 //! client_no_context_takeover`, which RFC 7692 lets a server ask for): a connection keeps no
@@ -13,7 +13,7 @@ use bytes::BytesMut;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use http::{HeaderMap, header};
 
-use super::conn::{parse_header, put_header};
+use super::frame::{parse_header, put_header};
 
 /// The `Sec-WebSocket-Extensions` answer when the client offered permessage-deflate.
 const RESPONSE: &str = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
@@ -119,7 +119,7 @@ pub(super) fn with_scratch<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
 
 /// Compresses the server's data frames of at least a threshold (and at most the longest
 /// message the agreed window allows).
-pub(super) struct Compressor {
+pub(crate) struct Compressor {
     threshold: usize,
     max: usize,
 }

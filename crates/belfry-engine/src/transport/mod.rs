@@ -2,6 +2,7 @@
 
 mod conn;
 mod deflate;
+pub(crate) mod frame;
 mod io;
 pub(crate) mod polling;
 pub(crate) mod websocket;

@@ -23,8 +23,9 @@ use crate::{
     request::{EngineResponse, upgrade_error},
     socket::writer,
     transport::{
-        conn::{Incoming, ReadEnd, WsConn, put_header},
+        conn::WsConn,
         deflate,
+        frame::{Incoming, ReadEnd, put_header},
         io::UpgradedIo,
         polling::edit_headers,
     },
