@@ -38,10 +38,11 @@ if [ -z "${NGINX:-}" ] && [ ! -x /usr/sbin/nginx ]; then
   apt_install --no-install-recommends nginx
 fi
 
-log "npm clients (tests/js), the chat example's browser bundle (examples/chat), the Admin UI (examples/admin-ui)"
+log "npm clients (tests/js), the browser bundles of the chat and cluster examples, the Admin UI (examples/admin-ui)"
 npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 npm ci --prefix examples/chat --no-audit --no-fund --loglevel=error
 npm ci --prefix examples/admin-ui --no-audit --no-fund --loglevel=error
+npm ci --prefix examples/cluster --no-audit --no-fund --loglevel=error
 
 log "python clients (tests/py)"
 command -v python3 >/dev/null || apt_install python3
@@ -64,6 +65,9 @@ cargo package --locked -p belfry-proto -p belfry-core -p belfry-engine -p belfry
 
 log "fuzz targets, coverage-guided, ${FUZZ_SECONDS:-20} s each (tests/fuzz.sh)"
 bash tests/fuzz.sh
+
+log "a fresh project following the getting-started guide (tests/fresh_project.sh)"
+CARGO_TARGET_DIR="$PWD/target" bash tests/fresh_project.sh
 
 log "cargo test"
 results=$(mktemp)
