@@ -35,6 +35,7 @@ mod dispatch;
 mod engine;
 mod errors;
 mod handler;
+pub mod inline;
 mod payload_v3;
 mod request;
 mod service;

@@ -20,8 +20,8 @@ use crate::{
     DisconnectReason, EngineHandler, Packet, Sid, Socket, TransportType,
     engine::EngineInner,
     errors::RequestError,
+    inline,
     request::{EngineResponse, upgrade_error},
-    socket::writer,
     transport::{
         conn::WsConn,
         deflate,
@@ -296,7 +296,7 @@ async fn probe<H: EngineHandler>(
 ///
 /// Fairness: when what was read queued packets for other connections (a broadcast), the task
 /// writes its own only after the recipients whose writers were idle have written theirs (it
-/// waits on a [`writer::Fence`]; for the others it steps back to the end of the run queue). A
+/// waits on a [`inline::Fence`]; for the others it steps back to the end of the run queue). A
 /// broadcaster's acks then follow its deliveries, as on Node, instead of letting it pile
 /// broadcasts up faster than they are delivered; what it sends in one burst is still read at
 /// once, so that recipients write it in one batch.
@@ -306,7 +306,7 @@ async fn run<H: EngineHandler>(
     mut ws: WsStream,
 ) {
     let mut out = Outbound::default();
-    let mut fence: Option<Arc<writer::Fence>> = None;
+    let mut fence: Option<Arc<inline::Fence>> = None;
     let mut waiting = false;
     std::future::poll_fn(|cx| {
         // Busy: no reader waits for this writer until it is idle again.
@@ -330,7 +330,7 @@ async fn run<H: EngineHandler>(
         if !socket.is_closed() && !paused {
             let read = ws.poll_read(cx, |message| {
                 let claims = if waiting { None } else { Some(&mut fence) };
-                yielding |= writer::queues_for_others(&*socket, claims, || {
+                yielding |= inline::queues_for_others(&*socket, claims, || {
                     on_message(&inner, &socket, message);
                 });
                 paused = may_pause && socket.backlogged();

@@ -86,15 +86,17 @@ impl Socket {
         }
     }
 
-    /// Makes a job and polls it once on the caller's task; returns it if it is not done. Its
-    /// wakeups are dropped: the task that takes it over polls it again, which registers that
-    /// task instead.
+    /// Makes a job and polls it once on the caller's task (the engine's reader, inside its
+    /// call to the handler: the contract of [`belfry_engine::inline`]); returns it if it is not
+    /// done. Its wakeups are dropped: the task that takes it over polls it again, which
+    /// registers that task instead.
     fn run_inline(&self, job: impl FnOnce(bool) -> Option<BoxFuture>) -> Option<BoxFuture> {
         let _span = self.span.enter();
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         let run = || {
             let mut future = job(true)?;
-            future.as_mut().poll(&mut cx).is_pending().then_some(future)
+            belfry_engine::inline::poll_once(future.as_mut())
+                .is_pending()
+                .then_some(future)
         };
         match std::panic::catch_unwind(AssertUnwindSafe(run)) {
             Ok(rest) => rest,

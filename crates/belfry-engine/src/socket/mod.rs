@@ -49,7 +49,7 @@ pub struct Socket<D> {
     pub(crate) upgrade_claimed: AtomicBool,
     /// The WebSocket writer waits for packets, with nothing left to write: set under the
     /// queue's lock as it parks, cleared when its task runs again. Only then does a sender wake
-    /// it; woken, it writes at once (see [`writer::Fence`]).
+    /// it; woken, it writes at once (see [`crate::inline::Fence`]).
     pub(crate) writer_idle: AtomicBool,
     /// The send queue is at its caps: the session's reader reads no more until a transport
     /// takes the queue (see [`Socket::backlogged`]).
@@ -79,7 +79,7 @@ struct Outbox {
     /// with (a fan-out sends bursts of about the same size).
     last_batch: u32,
     /// A connection whose reader queued packets here waits for the writer to take them.
-    claim: Option<writer::Claim>,
+    claim: Option<crate::inline::Claim>,
     /// The WebSocket writer's waker while it waits for something to write (`writer_idle`).
     writer: Option<Waker>,
 }
@@ -330,7 +330,7 @@ impl<D> Socket<D> {
             let (len, total) = (state.queue.len() + packets.len(), state.bytes + bytes);
             let within_caps = len <= self.max_packets && total <= self.max_bytes;
             // Only looked at once the caps are reached: off the usual path.
-            let own = !within_caps && writer::is_own_reader(self);
+            let own = !within_caps && crate::inline::is_own_reader(self);
             let fits = state.queue.is_empty()
                 || within_caps
                 // The session's own work (a handler answering the client's events) may go past
@@ -360,13 +360,13 @@ impl<D> Socket<D> {
             // The session's own work reached the caps: it pauses until a transport took the
             // queue. Others' sends (a broadcast) never pause this session's reader.
             if (state.queue.len() >= self.max_packets || state.bytes >= self.max_bytes)
-                && (own || writer::is_own_reader(self))
+                && (own || crate::inline::is_own_reader(self))
             {
                 self.backlog.store(true, Ordering::Release);
             }
             state.compress |= compress;
             if state.claim.is_none() && self.writer_idle.load(Ordering::Acquire) {
-                state.claim = writer::claim(self);
+                state.claim = crate::inline::claim(self);
             }
             writer = state.wake_idle_writer(&self.writer_idle);
         }
@@ -376,7 +376,7 @@ impl<D> Socket<D> {
         if was_empty || writer.is_some() {
             self.wake(writer);
         }
-        writer::queued_for(self);
+        crate::inline::queued_for(self);
         Ok(())
     }
 
@@ -410,7 +410,7 @@ impl<D> Socket<D> {
     /// them (then the session's work waits for the writer, see [`Socket::until_unblocked`]).
     /// For the layer above, which runs a session's handlers that waited on a task of their own.
     pub fn as_own_work<T>(&self, f: impl FnOnce() -> T) -> T {
-        writer::as_own_work(self, f)
+        crate::inline::as_own_work(self, f)
     }
 
     /// Resolves once the session's own work no longer holds the send queue at its caps: a
@@ -653,302 +653,5 @@ impl<D> fmt::Debug for Socket<D> {
     }
 }
 
-/// Which sessions a connection's own work gives packets to, so that its writer can let theirs go
-/// first (see the WebSocket transport).
-pub(crate) mod writer {
-    use std::{
-        cell::Cell,
-        sync::{
-            Arc,
-            atomic::{AtomicUsize, Ordering},
-        },
-        task::{Context, Poll},
-    };
-
-    use futures_util::task::AtomicWaker;
-
-    thread_local! {
-        /// The session whose reader runs on this thread (its address), and whether what it ran
-        /// queued packets for another session.
-        static CURRENT: Cell<(usize, bool)> = const { Cell::new((0, false)) };
-        /// That reader's fence, made when it first claims a writer.
-        static FENCE: Cell<Option<Arc<Fence>>> = const { Cell::new(None) };
-        /// Whether that reader claims the writers it gives packets to.
-        static CLAIMS: Cell<bool> = const { Cell::new(false) };
-    }
-
-    /// What a connection's reader waits for before its own packets go out: the writers it gave
-    /// packets to while they were idle. Each such recipient holds a [`Claim`] until its writer
-    /// takes its queue, and writes it then, before anything else runs on its task; so a
-    /// broadcaster's ack follows its deliveries, as on Node (where `emit` writes every
-    /// recipient's socket before it returns). Waking the recipients' tasks is not enough: past
-    /// 256 woken tasks, tokio's worker keeps the rest in a shared queue that it looks at only
-    /// now and then, and the broadcaster's next turn comes first.
-    ///
-    /// Only idle writers are claimed: a writer held up by a slow peer never holds up a
-    /// broadcaster. A reader that waits is not idle, so no two readers wait for each other.
-    #[derive(Debug, Default)]
-    pub(crate) struct Fence {
-        pending: AtomicUsize,
-        waker: AtomicWaker,
-    }
-
-    impl Fence {
-        /// Ready once every claim on the fence is released.
-        pub(crate) fn poll_open(&self, cx: &mut Context<'_>) -> Poll<()> {
-            if self.pending.load(Ordering::Acquire) == 0 {
-                return Poll::Ready(());
-            }
-            self.waker.register(cx.waker());
-            if self.pending.load(Ordering::Acquire) == 0 {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        }
-    }
-
-    /// A recipient's hold on a reader's [`Fence`], released when dropped.
-    #[derive(Debug)]
-    pub(crate) struct Claim(Arc<Fence>);
-
-    impl Drop for Claim {
-        fn drop(&mut self) {
-            if self.0.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
-                self.0.waker.wake();
-            }
-        }
-    }
-
-    /// Runs `f` as the work of session `me`, which claims the idle writers it gives packets to
-    /// on `fence` (made at the first claim), or claims none; true if it queued packets for
-    /// other sessions.
-    pub(crate) fn queues_for_others<T: ?Sized>(
-        me: &T,
-        mut fence: Option<&mut Option<Arc<Fence>>>,
-        f: impl FnOnce(),
-    ) -> bool {
-        let outer = CURRENT.replace((address(me), false));
-        let claims = CLAIMS.replace(fence.is_some());
-        let outer_fence = FENCE.replace(fence.as_mut().and_then(|fence| fence.take()));
-        f();
-        let made = FENCE.replace(outer_fence);
-        CLAIMS.set(claims);
-        if let Some(fence) = fence {
-            *fence = made;
-        }
-        CURRENT.replace(outer).1
-    }
-
-    /// Runs `f` as the work of session `me`, claiming no writers.
-    pub(crate) fn as_own_work<T: ?Sized, R>(me: &T, f: impl FnOnce() -> R) -> R {
-        let outer = CURRENT.replace((address(me), false));
-        let claims = CLAIMS.replace(false);
-        let outer_fence = FENCE.take();
-        let result = f();
-        FENCE.set(outer_fence);
-        CLAIMS.set(claims);
-        CURRENT.set(outer);
-        result
-    }
-
-    /// True when the reader running on this thread is `session`'s own.
-    pub(crate) fn is_own_reader<T: ?Sized>(session: &T) -> bool {
-        CURRENT.get().0 == address(session)
-    }
-
-    /// Notes that `session` was given packets.
-    pub(crate) fn queued_for<T: ?Sized>(session: &T) {
-        CURRENT.with(|current| {
-            let (me, others) = current.get();
-            if !others && me != 0 && me != address(session) {
-                current.set((me, true));
-            }
-        });
-    }
-
-    /// A claim on the fence of the reader running on this thread, for the idle writer of
-    /// `session`, which was just given packets; none outside a reader or for its own session.
-    pub(crate) fn claim<T: ?Sized>(session: &T) -> Option<Claim> {
-        let (me, _) = CURRENT.get();
-        if me == 0 || me == address(session) || !CLAIMS.get() {
-            return None;
-        }
-        let fence = FENCE.take().unwrap_or_default();
-        fence.pending.fetch_add(1, Ordering::AcqRel);
-        let claim = Claim(fence.clone());
-        FENCE.set(Some(fence));
-        Some(claim)
-    }
-
-    fn address<T: ?Sized>(session: &T) -> usize {
-        std::ptr::from_ref(session).cast::<()>() as usize
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use std::{
-        collections::VecDeque,
-        sync::{
-            Arc,
-            atomic::{AtomicUsize, Ordering},
-        },
-        task::{Wake, Waker},
-    };
-
-    use super::*;
-    use crate::Str;
-
-    /// Counts its wakes.
-    #[derive(Default)]
-    struct Count(AtomicUsize);
-
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    fn session(transport: TransportType) -> Socket<()> {
-        let (parts, ()) = http::Request::new(()).into_parts();
-        Socket::new(Sid::random(), parts, transport, 4, 100, 1 << 20, ())
-    }
-
-    fn message(text: &str) -> Packet {
-        Packet::Message(Str::from(text.to_owned()))
-    }
-
-    #[test]
-    fn a_waiting_websocket_writer_is_woken_once_by_what_comes() {
-        let socket = session(TransportType::Websocket);
-        let count = Arc::new(Count::default());
-        let waker = Waker::from(count.clone());
-        let mut out = VecDeque::new();
-        // Nothing to take: the writer waits.
-        assert_eq!(socket.drain_or_wait(&mut out, &waker), None);
-        socket.send(message("a")).expect("open");
-        socket.send(message("b")).expect("open");
-        assert_eq!(
-            count.0.load(Ordering::SeqCst),
-            1,
-            "woken once for two packets"
-        );
-        assert_eq!(socket.drain_or_wait(&mut out, &waker), Some(None));
-        assert_eq!(out.len(), 2);
-        // While the writer works (it is not waiting), a packet does not wake it: it looks at
-        // the queue before it waits again.
-        socket.writer_idle.store(false, Ordering::Release);
-        out.clear();
-        socket.send(message("c")).expect("open");
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
-        assert_eq!(socket.drain_or_wait(&mut out, &waker), Some(None));
-        assert_eq!(out.len(), 1);
-        out.clear();
-        // Heartbeats and the close wake it too.
-        assert_eq!(socket.drain_or_wait(&mut out, &waker), None);
-        socket.queue_ping();
-        assert_eq!(count.0.load(Ordering::SeqCst), 2);
-        assert_eq!(socket.drain_or_wait(&mut out, &waker), Some(None));
-        assert!(matches!(out.pop_front(), Some(Packet::Ping)));
-        assert_eq!(socket.drain_or_wait(&mut out, &waker), None);
-        socket.close();
-        assert_eq!(count.0.load(Ordering::SeqCst), 3);
-        assert_eq!(
-            socket.drain_or_wait(&mut out, &waker),
-            Some(Some(DisconnectReason::ForcedClose))
-        );
-    }
-
-    /// The session's own work (its handlers answering the client) may fill the queue past its
-    /// caps, up to twice them, and pauses once it is at them; others get `Full` at the caps and
-    /// never pause the session.
-    #[test]
-    fn the_own_work_goes_past_the_caps_and_pauses() {
-        let socket = session(TransportType::Websocket);
-        for _ in 0..100 {
-            socket.send(message("x")).expect("within the caps");
-        }
-        assert!(
-            !socket.backlogged(),
-            "others' sends do not pause the reader"
-        );
-        assert_eq!(socket.send(message("x")), Err(SendError::Full));
-        let mut sent = 0;
-        socket.as_own_work(|| {
-            while socket.send(message("x")).is_ok() {
-                sent += 1;
-            }
-        });
-        assert_eq!(sent, 100, "up to twice the caps");
-        assert!(socket.backlogged());
-        let mut out = VecDeque::new();
-        assert_eq!(socket.drain_or_wait(&mut out, Waker::noop()), Some(None));
-        assert_eq!(out.len(), 200);
-        assert!(!socket.backlogged(), "taken: the reader goes on");
-    }
-
-    /// The same bound in bytes: twice the byte cap for the session's own work.
-    #[test]
-    fn the_own_work_goes_past_the_byte_cap_up_to_twice_it() {
-        let (parts, ()) = http::Request::new(()).into_parts();
-        let socket = Socket::new(
-            Sid::random(),
-            parts,
-            TransportType::Websocket,
-            4,
-            1000,
-            100,
-            (),
-        );
-        // 10 bytes on the wire each: "4" and nine characters.
-        let ten = || message("123456789");
-        let mut sent = 0;
-        while socket.send(ten()).is_ok() {
-            sent += 1;
-        }
-        assert_eq!(sent, 10);
-        assert!(!socket.backlogged());
-        socket.as_own_work(|| {
-            while socket.send(ten()).is_ok() {
-                sent += 1;
-            }
-        });
-        assert_eq!(sent, 20, "twice the byte cap");
-        assert!(socket.backlogged());
-    }
-
-    #[test]
-    fn one_packet_at_a_time_needs_no_new_queue_buffer() {
-        let socket = session(TransportType::Websocket);
-        let waker = Waker::noop();
-        let mut out = VecDeque::new();
-        socket.send(message("first")).expect("open");
-        assert_eq!(socket.drain_or_wait(&mut out, waker), Some(None));
-        out.clear();
-        for text in ["a", "b", "c"] {
-            // The writer's emptied buffer goes back to the queue at each drain: both keep one
-            // of a single packet, and a reply fits without an allocation.
-            socket.send(message(text)).expect("open");
-            assert_eq!(socket.state.lock().queue.capacity(), 1);
-            assert_eq!(socket.drain_or_wait(&mut out, waker), Some(None));
-            assert_eq!(
-                out.pop_front().map(|p| p.encode_text()),
-                Some(Some(format!("4{text}")))
-            );
-            assert_eq!(out.capacity(), 1);
-        }
-        // A burst: the next buffer is sized for the last batch at once.
-        for text in ["a", "b", "c", "d", "e"] {
-            socket.send(message(text)).expect("open");
-        }
-        assert_eq!(socket.drain_or_wait(&mut out, waker), Some(None));
-        assert_eq!(out.len(), 5);
-        // The writer keeps no buffer larger than one packet.
-        out = VecDeque::new();
-        socket.send(message("f")).expect("open");
-        assert!(socket.state.lock().queue.capacity() >= 5);
-        assert_eq!(socket.drain_or_wait(&mut out, waker), Some(None));
-        assert_eq!(out.len(), 1);
-    }
-}
+mod tests;

@@ -1,0 +1,165 @@
+//! The send queue: waking the writer, the caps, the session's own work.
+
+use std::{
+    collections::VecDeque,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    task::{Wake, Waker},
+};
+
+use super::*;
+use crate::Str;
+
+/// Counts its wakes.
+#[derive(Default)]
+struct Count(AtomicUsize);
+
+impl Wake for Count {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn session(transport: TransportType) -> Socket<()> {
+    let (parts, ()) = http::Request::new(()).into_parts();
+    Socket::new(Sid::random(), parts, transport, 4, 100, 1 << 20, ())
+}
+
+fn message(text: &str) -> Packet {
+    Packet::Message(Str::from(text.to_owned()))
+}
+
+#[test]
+fn a_waiting_websocket_writer_is_woken_once_by_what_comes() {
+    let socket = session(TransportType::Websocket);
+    let count = Arc::new(Count::default());
+    let waker = Waker::from(count.clone());
+    let mut out = VecDeque::new();
+    // Nothing to take: the writer waits.
+    assert_eq!(socket.drain_or_wait(&mut out, &waker), None);
+    socket.send(message("a")).expect("open");
+    socket.send(message("b")).expect("open");
+    assert_eq!(
+        count.0.load(Ordering::SeqCst),
+        1,
+        "woken once for two packets"
+    );
+    assert_eq!(socket.drain_or_wait(&mut out, &waker), Some(None));
+    assert_eq!(out.len(), 2);
+    // While the writer works (it is not waiting), a packet does not wake it: it looks at
+    // the queue before it waits again.
+    socket.writer_idle.store(false, Ordering::Release);
+    out.clear();
+    socket.send(message("c")).expect("open");
+    assert_eq!(count.0.load(Ordering::SeqCst), 1);
+    assert_eq!(socket.drain_or_wait(&mut out, &waker), Some(None));
+    assert_eq!(out.len(), 1);
+    out.clear();
+    // Heartbeats and the close wake it too.
+    assert_eq!(socket.drain_or_wait(&mut out, &waker), None);
+    socket.queue_ping();
+    assert_eq!(count.0.load(Ordering::SeqCst), 2);
+    assert_eq!(socket.drain_or_wait(&mut out, &waker), Some(None));
+    assert!(matches!(out.pop_front(), Some(Packet::Ping)));
+    assert_eq!(socket.drain_or_wait(&mut out, &waker), None);
+    socket.close();
+    assert_eq!(count.0.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        socket.drain_or_wait(&mut out, &waker),
+        Some(Some(DisconnectReason::ForcedClose))
+    );
+}
+
+/// The session's own work (its handlers answering the client) may fill the queue past its
+/// caps, up to twice them, and pauses once it is at them; others get `Full` at the caps and
+/// never pause the session.
+#[test]
+fn the_own_work_goes_past_the_caps_and_pauses() {
+    let socket = session(TransportType::Websocket);
+    for _ in 0..100 {
+        socket.send(message("x")).expect("within the caps");
+    }
+    assert!(
+        !socket.backlogged(),
+        "others' sends do not pause the reader"
+    );
+    assert_eq!(socket.send(message("x")), Err(SendError::Full));
+    let mut sent = 0;
+    socket.as_own_work(|| {
+        while socket.send(message("x")).is_ok() {
+            sent += 1;
+        }
+    });
+    assert_eq!(sent, 100, "up to twice the caps");
+    assert!(socket.backlogged());
+    let mut out = VecDeque::new();
+    assert_eq!(socket.drain_or_wait(&mut out, Waker::noop()), Some(None));
+    assert_eq!(out.len(), 200);
+    assert!(!socket.backlogged(), "taken: the reader goes on");
+}
+
+/// The same bound in bytes: twice the byte cap for the session's own work.
+#[test]
+fn the_own_work_goes_past_the_byte_cap_up_to_twice_it() {
+    let (parts, ()) = http::Request::new(()).into_parts();
+    let socket = Socket::new(
+        Sid::random(),
+        parts,
+        TransportType::Websocket,
+        4,
+        1000,
+        100,
+        (),
+    );
+    // 10 bytes on the wire each: "4" and nine characters.
+    let ten = || message("123456789");
+    let mut sent = 0;
+    while socket.send(ten()).is_ok() {
+        sent += 1;
+    }
+    assert_eq!(sent, 10);
+    assert!(!socket.backlogged());
+    socket.as_own_work(|| {
+        while socket.send(ten()).is_ok() {
+            sent += 1;
+        }
+    });
+    assert_eq!(sent, 20, "twice the byte cap");
+    assert!(socket.backlogged());
+}
+
+#[test]
+fn one_packet_at_a_time_needs_no_new_queue_buffer() {
+    let socket = session(TransportType::Websocket);
+    let waker = Waker::noop();
+    let mut out = VecDeque::new();
+    socket.send(message("first")).expect("open");
+    assert_eq!(socket.drain_or_wait(&mut out, waker), Some(None));
+    out.clear();
+    for text in ["a", "b", "c"] {
+        // The writer's emptied buffer goes back to the queue at each drain: both keep one
+        // of a single packet, and a reply fits without an allocation.
+        socket.send(message(text)).expect("open");
+        assert_eq!(socket.state.lock().queue.capacity(), 1);
+        assert_eq!(socket.drain_or_wait(&mut out, waker), Some(None));
+        assert_eq!(
+            out.pop_front().map(|p| p.encode_text()),
+            Some(Some(format!("4{text}")))
+        );
+        assert_eq!(out.capacity(), 1);
+    }
+    // A burst: the next buffer is sized for the last batch at once.
+    for text in ["a", "b", "c", "d", "e"] {
+        socket.send(message(text)).expect("open");
+    }
+    assert_eq!(socket.drain_or_wait(&mut out, waker), Some(None));
+    assert_eq!(out.len(), 5);
+    // The writer keeps no buffer larger than one packet.
+    out = VecDeque::new();
+    socket.send(message("f")).expect("open");
+    assert!(socket.state.lock().queue.capacity() >= 5);
+    assert_eq!(socket.drain_or_wait(&mut out, waker), Some(None));
+    assert_eq!(out.len(), 1);
+}
