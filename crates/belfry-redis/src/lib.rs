@@ -4,15 +4,15 @@
 //! servers share one cluster and `@socket.io/redis-emitter` publishes to Belfry servers.
 //!
 //! ```no_run
-//! use axum::Router;
-//! use belfry::SocketIo;
 //! use belfry_redis::RedisAdapter;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let redis = RedisAdapter::builder("redis://127.0.0.1:6379").connect().await?;
-//! let (layer, io) = SocketIo::builder().adapter(redis.factory()).build_layer();
-//! // Broadcasts, rooms operations and fetch_remote_sockets now reach every server.
-//! let app: Router = Router::new().layer(layer);
+//! // Hand it to the server: `SocketIo::builder().adapter(factory).build_layer()` (the
+//! // many-nodes guide of `belfry-io`). Broadcasts, rooms operations and
+//! // `fetch_remote_sockets` then reach every server.
+//! let factory = redis.factory();
+//! # drop(factory);
 //! # Ok(()) }
 //! ```
 //!
