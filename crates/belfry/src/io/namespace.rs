@@ -1,0 +1,121 @@
+//! The handles of registered namespaces, to add their middlewares and listeners.
+
+use std::{future::Future, sync::Arc};
+
+use belfry_core::adapter::AdapterListener;
+use serde::Serialize;
+
+use crate::{
+    BroadcastOperator, ConnectError, EmitError, ServerSideEvent,
+    handler::{Handler, erase},
+    ns::{Namespace, ParentNamespace},
+    server_side::erase_server_side,
+};
+
+/// A namespace just registered with [`SocketIo::ns`](crate::SocketIo::ns), to add its connect
+/// middlewares.
+#[derive(Debug, Clone)]
+pub struct NamespaceHandle(pub(super) Arc<Namespace>);
+
+impl NamespaceHandle {
+    /// Adds a connect middleware (Node's `nsp.use`): an async function of extractors returning
+    /// `Result<(), ConnectError>`. Middlewares run in the order they were added, before the
+    /// client is answered; the first `Err` refuses the connect with a CONNECT_ERROR
+    /// `{"message":..,"data":..}`. A middleware may emit to the socket: the client receives it
+    /// once connected.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use belfry::{ConnectError, SocketIo, SocketRef, extract::Data};
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Auth { token: String }
+    ///
+    /// let (_layer, io) = SocketIo::new_layer();
+    /// io.ns("/admin", |_socket: SocketRef| async {})
+    ///     .middleware(|Data(auth): Data<Auth>| async move {
+    ///         if auth.token == "secret" {
+    ///             Ok(())
+    ///         } else {
+    ///             Err(ConnectError::new("not authorized").with_data(serde_json::json!({"code": 401})))
+    ///         }
+    ///     });
+    /// ```
+    pub fn middleware<H, T>(self, middleware: H) -> Self
+    where
+        H: Handler<T, Result<(), ConnectError>>,
+    {
+        self.0.add_middleware(erase(middleware));
+        self
+    }
+
+    /// The namespace name.
+    pub fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    /// Listens to the server-side events named `event` that other servers send to this
+    /// namespace (see [`SocketIo::on_server_side`](crate::SocketIo::on_server_side)).
+    pub fn on_server_side<F, Fut>(self, event: impl Into<String>, listener: F) -> Self
+    where
+        F: Fn(ServerSideEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.0
+            .on_server_side(event.into(), erase_server_side(listener));
+        self
+    }
+
+    /// Adds a listener of the namespace's room events (Node's `adapter.on("create-room")`...).
+    pub fn on_adapter_event(self, listener: AdapterListener) -> Self {
+        self.0.adapter().on_event(listener);
+        self
+    }
+}
+
+/// A dynamic namespace registered with [`SocketIo::dynamic_ns`](crate::SocketIo::dynamic_ns): adds
+/// middlewares shared by its children, and broadcasts to all of them.
+#[derive(Debug, Clone)]
+pub struct ParentNamespaceHandle(pub(super) Arc<ParentNamespace>);
+
+impl ParentNamespaceHandle {
+    /// Adds a connect middleware that every child runs (see [`NamespaceHandle::middleware`]).
+    pub fn middleware<H, T>(self, middleware: H) -> Self
+    where
+        H: Handler<T, Result<(), ConnectError>>,
+    {
+        self.0.add_middleware(erase(middleware));
+        self
+    }
+
+    /// The names of the children that exist now.
+    pub fn children(&self) -> Vec<String> {
+        self.0
+            .children()
+            .iter()
+            .map(|child| child.name().to_owned())
+            .collect()
+    }
+
+    /// One broadcast operator per child, to select sockets across every child.
+    pub fn operators(&self) -> Vec<BroadcastOperator> {
+        self.0
+            .children()
+            .into_iter()
+            .map(BroadcastOperator::new)
+            .collect()
+    }
+
+    /// Sends `event` to every socket of every child; returns how many got it.
+    ///
+    /// # Errors
+    ///
+    /// As [`BroadcastOperator::emit`].
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<usize, EmitError> {
+        self.operators()
+            .iter()
+            .map(|operator| operator.emit(event, data))
+            .sum()
+    }
+}
