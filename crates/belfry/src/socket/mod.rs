@@ -1,5 +1,7 @@
-//! A socket: one client in one namespace. Its handler queue is in [`jobs`], how its packets
-//! become Engine.IO messages in [`wire`].
+//! A socket: one client in one namespace, and its public API (identity, listeners, data, rooms).
+//! Sending is in [`emit`], the acks it asks for in [`acks`], joining and leaving its namespace
+//! in [`lifecycle`], running its events in [`events`], its handler queue in [`jobs`], how its
+//! packets become Engine.IO messages in [`wire`].
 
 use std::{
     collections::HashMap,
@@ -9,36 +11,31 @@ use std::{
         Arc, Weak,
         atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
 };
 
-use belfry_core::{
-    Str,
-    adapter::{BroadcastOptions, RestoredSession, Session},
-    parser::{Packet, PacketData, Parser, Payload},
-    proto::SocketId,
-};
-use belfry_engine::{Packet as EnginePacket, Sid, Socket as EngineSocket};
-use bytes::Bytes;
+use belfry_core::{Str, adapter::Session, parser::Payload, proto::SocketId};
+use belfry_engine::{Sid, Socket as EngineSocket};
 use parking_lot::{Mutex, RwLock};
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::oneshot;
 
+mod acks;
+mod emit;
 mod events;
 mod jobs;
+mod lifecycle;
 mod wire;
 
 use jobs::Queue;
-use wire::msgpack_frames;
 pub(crate) use wire::{
     data_of, deserialize_args, event_payload, frames, into_frames, packet_payload, send_frames,
     send_frames_with,
 };
 
 use crate::{
-    AckError, BroadcastOperator, DisconnectReason, EmitError, Handshake, SocketIo,
+    BroadcastOperator, Handshake, SocketIo,
     client::Connection,
-    handler::{BoxFuture, ContextKind, ErasedHandler, Handler, HandlerContext, Rejected, erase},
+    handler::{BoxFuture, ErasedHandler, Handler, HandlerContext, erase},
     ns::Namespace,
 };
 
@@ -174,17 +171,6 @@ impl Socket {
         self.pid.as_ref()
     }
 
-    /// Puts back what the socket had before its connection was lost, and sends the events its
-    /// client missed (before the CONNECT reply, as Node; the client holds them until then).
-    pub(crate) fn restore(&self, restored: RestoredSession) {
-        let RestoredSession { session, missed } = restored;
-        self.ns.adapter().add_all(&self.id, &session.rooms);
-        *self.data.write() = session.data;
-        for payload in missed {
-            let _ = self.send(Packet::event(self.ns.name_str(), payload, None));
-        }
-    }
-
     /// The details of the connection (Node's `socket.handshake`), built from the handshake
     /// request when asked for.
     pub fn handshake(&self) -> Handshake {
@@ -307,31 +293,6 @@ impl Socket {
         self.has_outgoing.store(false, Ordering::Release);
     }
 
-    /// Whether [`Socket::notify_outgoing`] has anything to do for this socket: an outgoing
-    /// listener, or the server's observer.
-    pub(crate) fn observes_outgoing(&self) -> bool {
-        self.has_outgoing.load(Ordering::Acquire) || self.io.observer().is_some()
-    }
-
-    /// Calls the outgoing listener, if any, for an event packet about to be sent.
-    pub(crate) fn notify_outgoing(&self, packet: &Packet) {
-        let PacketData::Event { payload, .. } = &packet.data else {
-            return;
-        };
-        if let Some(observer) = self.io.observer() {
-            observer.event_sent(self, payload);
-        }
-        if !self.has_outgoing.load(Ordering::Acquire) {
-            return;
-        }
-        let Some(listener) = self.outgoing.read().clone() else {
-            return;
-        };
-        if let Ok((name, _)) = payload.event() {
-            listener(&name, &payload.json);
-        }
-    }
-
     /// Registers a handler run for every incoming event, before the event's own handler
     /// (Node's `onAny`). It may take [`Event`](crate::extract::Event) for the name.
     pub fn on_any<H: Handler<T>, T>(&self, handler: H) {
@@ -410,151 +371,6 @@ impl Socket {
         self.data.read().clone()
     }
 
-    /// Sends `event` to this client. `data` is the arguments: a tuple for several, `()` for none,
-    /// anything else for one (see "Arguments" in the [crate docs](crate)). A fixed-size array
-    /// `[T; N]` is a tuple to serde and spreads too: send `&array[..]` or a `Vec` for one array.
-    ///
-    /// # Errors
-    ///
-    /// A reserved event name, data that does not serialize, a full send queue, or a
-    /// disconnected socket.
-    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
-        self.emit_binary(event, data, Vec::new())
-    }
-
-    /// Like [`Socket::emit`], with binary attachments appended as the last arguments (they reach
-    /// a Node client as `Buffer`s).
-    ///
-    /// # Errors
-    ///
-    /// As [`Socket::emit`].
-    pub fn emit_binary<T: Serialize + ?Sized>(
-        &self,
-        event: &str,
-        data: &T,
-        attachments: Vec<Bytes>,
-    ) -> Result<(), EmitError> {
-        let payload = event_payload(self.ns.name(), None, event, data, attachments)?;
-        let packet = Packet::event(self.ns.name_str(), payload, None);
-        if self.pid.is_some() && self.connected() && self.ns.socket(&self.id).is_some() {
-            // Under recovery, Node sends through the adapter (to the socket's own room), which
-            // keeps the event and gives it an offset.
-            let own = BroadcastOptions {
-                rooms: vec![self.id.to_string()],
-                ..BroadcastOptions::default()
-            };
-            return match self.ns.adapter().broadcast(&packet, &own) {
-                Ok(0) => Err(EmitError::Full),
-                Ok(_) => Ok(()),
-                Err(error) => {
-                    tracing::warn!(%error, "emit through the adapter failed");
-                    Err(EmitError::Disconnected)
-                }
-            };
-        }
-        self.send(packet)
-    }
-
-    /// Sends `event` and waits for the client's acknowledgement, deserialized into `R` (one
-    /// argument as `R`, several as a tuple). Waits at most the server's ack timeout (see
-    /// [`SocketIoBuilder::ack_timeout`](crate::SocketIoBuilder::ack_timeout)).
-    ///
-    /// # Errors
-    ///
-    /// [`AckError::Timeout`] without an answer in time, [`AckError::Disconnected`] if the socket
-    /// left first, and the errors of [`Socket::emit`].
-    pub async fn emit_with_ack<R: DeserializeOwned, T: Serialize + ?Sized>(
-        &self,
-        event: &str,
-        data: &T,
-    ) -> Result<R, AckError> {
-        self.emit_with_ack_timeout(event, data, self.io.ack_timeout())
-            .await
-    }
-
-    /// [`Socket::emit_with_ack`] with its own timeout.
-    ///
-    /// # Errors
-    ///
-    /// As [`Socket::emit_with_ack`].
-    pub async fn emit_with_ack_timeout<R: DeserializeOwned, T: Serialize + ?Sized>(
-        &self,
-        event: &str,
-        data: &T,
-        timeout: Duration,
-    ) -> Result<R, AckError> {
-        let id = self.ns.next_ack_id();
-        let payload = event_payload(self.ns.name(), Some(id), event, data, Vec::new())?;
-        let rx = self.expect_ack(id);
-        if let Err(error) = self.send(Packet::event(self.ns.name_str(), payload, Some(id))) {
-            self.forget_ack(id);
-            return Err(error.into());
-        }
-        self.wait_ack(id, rx, timeout).await
-    }
-
-    /// Registers a waiter for ack `id`.
-    pub(crate) fn expect_ack(&self, id: u64) -> oneshot::Receiver<Payload> {
-        let (tx, rx) = oneshot::channel();
-        self.acks.lock().insert(id, tx);
-        rx
-    }
-
-    /// Stops waiting for ack `id` (timed out, or never sent).
-    pub(crate) fn forget_ack(&self, id: u64) {
-        self.acks.lock().remove(&id);
-    }
-
-    /// Queues `frames` (the encoding of `packet`, an event asking for ack `id`) and registers
-    /// the waiter of its answer; `None` when the socket cannot take them. For broadcasts,
-    /// whose frames are encoded once for every recipient.
-    pub(crate) fn send_expecting_ack(
-        &self,
-        id: u64,
-        packet: &Packet,
-        frames: &[EnginePacket],
-    ) -> Option<oneshot::Receiver<Payload>> {
-        let answer = self.expect_ack(id);
-        self.notify_outgoing(packet);
-        if send_frames_with(&self.conn, frames, true).is_err() {
-            self.forget_ack(id);
-            return None;
-        }
-        if let Some(observer) = self.io.observer() {
-            let (packets, bytes) = data_of(frames);
-            observer.packets_out(packets, bytes);
-        }
-        Some(answer)
-    }
-
-    /// Waits for ack `id` at most `timeout`, and deserializes it.
-    pub(crate) async fn wait_ack<R: DeserializeOwned>(
-        &self,
-        id: u64,
-        rx: oneshot::Receiver<Payload>,
-        timeout: Duration,
-    ) -> Result<R, AckError> {
-        let answer = self.wait_ack_payload(id, rx, timeout).await?;
-        deserialize_args(&answer).map_err(AckError::Deserialize)
-    }
-
-    /// Waits for ack `id` at most `timeout`; forgets it on a timeout.
-    pub(crate) async fn wait_ack_payload(
-        &self,
-        id: u64,
-        rx: oneshot::Receiver<Payload>,
-        timeout: Duration,
-    ) -> Result<Payload, AckError> {
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(payload)) => Ok(payload),
-            Ok(Err(_)) => Err(AckError::Disconnected),
-            Err(_) => {
-                self.forget_ack(id);
-                Err(AckError::Timeout)
-            }
-        }
-    }
-
     /// Joins `room`.
     pub fn join(&self, room: impl Into<String>) {
         let room = room.into();
@@ -590,50 +406,6 @@ impl Socket {
         BroadcastOperator::new(self.ns.clone()).except(self.id.to_string())
     }
 
-    /// Makes the socket leave its namespace: the client gets a DISCONNECT, the reason is
-    /// [`DisconnectReason::ServerNamespaceDisconnect`]. The connection stays open for the
-    /// client's other namespaces.
-    pub fn disconnect(&self) {
-        if self.connected() {
-            let _ = self.send(Packet::disconnect(self.ns.name_str()));
-            self.close(DisconnectReason::ServerNamespaceDisconnect);
-        }
-    }
-
-    /// Disconnects every socket of this client, then closes its connection (Node's
-    /// `socket.disconnect(true)`).
-    pub fn disconnect_all(&self) {
-        let sockets: Vec<_> = self.conn.data().sockets().collect();
-        for socket in sockets {
-            socket.disconnect();
-        }
-        self.conn.close();
-    }
-
-    /// Encodes and queues one packet, with its attachments, on the connection.
-    pub(crate) fn send(&self, packet: Packet) -> Result<(), EmitError> {
-        if !self.connected() {
-            return Err(EmitError::Disconnected);
-        }
-        let parser = self.ns.parser();
-        let frames = if parser == Parser::Msgpack {
-            // The one encoding that can fail: tell the caller rather than drop the packet.
-            let frames = msgpack_frames(&packet).map_err(EmitError::Encode)?;
-            self.notify_outgoing(&packet);
-            frames
-        } else {
-            self.notify_outgoing(&packet);
-            into_frames(packet, parser)
-        };
-        let Some(observer) = self.io.observer() else {
-            return send_frames(&self.conn, frames);
-        };
-        let (packets, bytes) = data_of(&frames);
-        send_frames(&self.conn, frames)?;
-        observer.packets_out(packets, bytes);
-        Ok(())
-    }
-
     pub(crate) fn conn(&self) -> &Arc<EngineSocket<Connection>> {
         &self.conn
     }
@@ -642,94 +414,6 @@ impl Socket {
     /// `engine{sid, transport}` span): its handlers run in it.
     pub fn span(&self) -> &tracing::Span {
         &self.span
-    }
-
-    /// Hands the client's answer to the emit waiting for it; unknown or repeated ids are
-    /// ignored, so a callback runs at most once.
-    pub(crate) fn on_ack(&self, id: u64, payload: Payload) {
-        if let Some(tx) = self.acks.lock().remove(&id) {
-            let _ = tx.send(payload);
-        }
-    }
-
-    /// Leaves the namespace for `reason`. The `disconnecting` handler runs first, with the rooms
-    /// still joined; then rooms are left, pending acks fail, and the disconnect handler runs,
-    /// after the handlers already queued. Idempotent.
-    pub(crate) fn close(&self, reason: DisconnectReason) {
-        if !self.connected.swap(false, Ordering::AcqRel) {
-            return;
-        }
-        self.span
-            .in_scope(|| tracing::debug!(%reason, "socket disconnected"));
-        if let Some(observer) = self.io.observer() {
-            observer.socket_disconnected(self, reason);
-        }
-        self.conn.data().remove(self.ns.name());
-        self.acks.lock().clear();
-        let disconnecting = self.disconnecting_handler.read().clone();
-        match (disconnecting, self.me.upgrade()) {
-            (Some(handler), Some(me)) => {
-                if let Some(future) = self.run_close_handler(&handler, reason) {
-                    self.enqueue(future);
-                }
-                self.enqueue(Box::pin(async move {
-                    if let Some(future) = me.leave_namespace(reason) {
-                        future.await;
-                    }
-                }));
-            }
-            _ => {
-                if let Some(future) = self.leave_namespace(reason) {
-                    self.enqueue(future);
-                }
-            }
-        }
-        // Nothing is queued after the disconnect handlers.
-        self.queue.lock().closed = true;
-    }
-
-    /// Leaves every room and the namespace; returns the disconnect handler's future. Under
-    /// recovery, a socket whose connection was lost is kept for its client's return first.
-    fn leave_namespace(&self, reason: DisconnectReason) -> Option<BoxFuture> {
-        if let Some(pid) = &self.pid
-            && reason.is_recoverable()
-        {
-            self.ns.adapter().persist_session(Session {
-                sid: self.id.clone(),
-                pid: pid.clone(),
-                rooms: self.rooms(),
-                data: self.data_value(),
-            });
-        }
-        self.ns.adapter().del_all(&self.id);
-        self.ns.remove_socket(&self.id);
-        let handler = self.disconnect_handler.read().clone()?;
-        self.run_close_handler(&handler, reason)
-    }
-
-    fn run_close_handler(
-        &self,
-        handler: &ErasedHandler,
-        reason: DisconnectReason,
-    ) -> Option<BoxFuture> {
-        let mut ctx = HandlerContext {
-            socket: SocketRef(self.me.upgrade()?),
-            kind: ContextKind::Disconnect { reason },
-        };
-        match handler(&mut ctx) {
-            Ok(future) => Some(future),
-            Err(Rejected(message)) => {
-                tracing::debug!(%message, "disconnect handler refused");
-                None
-            }
-        }
-    }
-
-    /// Registers `self` in its namespace and own room; called once CONNECT succeeded.
-    pub(crate) fn joined(self: &Arc<Self>) {
-        self.ns.add_socket(self.clone());
-        // Its own room, joined quietly: not a room the user chose.
-        self.ns.adapter().add_all(&self.id, &[self.id.to_string()]);
     }
 }
 

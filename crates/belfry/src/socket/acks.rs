@@ -1,0 +1,122 @@
+//! The acknowledgements a socket asks of its client: emits waiting for an answer, the waiters,
+//! and the answers handed to them.
+
+use std::time::Duration;
+
+use belfry_core::parser::{Packet, Payload};
+use belfry_engine::Packet as EnginePacket;
+use serde::{Serialize, de::DeserializeOwned};
+use tokio::sync::oneshot;
+
+use super::{Socket, data_of, deserialize_args, event_payload, send_frames_with};
+use crate::AckError;
+
+impl Socket {
+    /// Sends `event` and waits for the client's acknowledgement, deserialized into `R` (one
+    /// argument as `R`, several as a tuple). Waits at most the server's ack timeout (see
+    /// [`SocketIoBuilder::ack_timeout`](crate::SocketIoBuilder::ack_timeout)).
+    ///
+    /// # Errors
+    ///
+    /// [`AckError::Timeout`] without an answer in time, [`AckError::Disconnected`] if the socket
+    /// left first, and the errors of [`Socket::emit`].
+    pub async fn emit_with_ack<R: DeserializeOwned, T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+    ) -> Result<R, AckError> {
+        self.emit_with_ack_timeout(event, data, self.io.ack_timeout())
+            .await
+    }
+
+    /// [`Socket::emit_with_ack`] with its own timeout.
+    ///
+    /// # Errors
+    ///
+    /// As [`Socket::emit_with_ack`].
+    pub async fn emit_with_ack_timeout<R: DeserializeOwned, T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+        timeout: Duration,
+    ) -> Result<R, AckError> {
+        let id = self.ns.next_ack_id();
+        let payload = event_payload(self.ns.name(), Some(id), event, data, Vec::new())?;
+        let rx = self.expect_ack(id);
+        if let Err(error) = self.send(Packet::event(self.ns.name_str(), payload, Some(id))) {
+            self.forget_ack(id);
+            return Err(error.into());
+        }
+        self.wait_ack(id, rx, timeout).await
+    }
+
+    /// Registers a waiter for ack `id`.
+    pub(crate) fn expect_ack(&self, id: u64) -> oneshot::Receiver<Payload> {
+        let (tx, rx) = oneshot::channel();
+        self.acks.lock().insert(id, tx);
+        rx
+    }
+
+    /// Stops waiting for ack `id` (timed out, or never sent).
+    pub(crate) fn forget_ack(&self, id: u64) {
+        self.acks.lock().remove(&id);
+    }
+
+    /// Queues `frames` (the encoding of `packet`, an event asking for ack `id`) and registers
+    /// the waiter of its answer; `None` when the socket cannot take them. For broadcasts,
+    /// whose frames are encoded once for every recipient.
+    pub(crate) fn send_expecting_ack(
+        &self,
+        id: u64,
+        packet: &Packet,
+        frames: &[EnginePacket],
+    ) -> Option<oneshot::Receiver<Payload>> {
+        let answer = self.expect_ack(id);
+        self.notify_outgoing(packet);
+        if send_frames_with(&self.conn, frames, true).is_err() {
+            self.forget_ack(id);
+            return None;
+        }
+        if let Some(observer) = self.io.observer() {
+            let (packets, bytes) = data_of(frames);
+            observer.packets_out(packets, bytes);
+        }
+        Some(answer)
+    }
+
+    /// Waits for ack `id` at most `timeout`, and deserializes it.
+    pub(crate) async fn wait_ack<R: DeserializeOwned>(
+        &self,
+        id: u64,
+        rx: oneshot::Receiver<Payload>,
+        timeout: Duration,
+    ) -> Result<R, AckError> {
+        let answer = self.wait_ack_payload(id, rx, timeout).await?;
+        deserialize_args(&answer).map_err(AckError::Deserialize)
+    }
+
+    /// Waits for ack `id` at most `timeout`; forgets it on a timeout.
+    pub(crate) async fn wait_ack_payload(
+        &self,
+        id: u64,
+        rx: oneshot::Receiver<Payload>,
+        timeout: Duration,
+    ) -> Result<Payload, AckError> {
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(payload)) => Ok(payload),
+            Ok(Err(_)) => Err(AckError::Disconnected),
+            Err(_) => {
+                self.forget_ack(id);
+                Err(AckError::Timeout)
+            }
+        }
+    }
+
+    /// Hands the client's answer to the emit waiting for it; unknown or repeated ids are
+    /// ignored, so a callback runs at most once.
+    pub(crate) fn on_ack(&self, id: u64, payload: Payload) {
+        if let Some(tx) = self.acks.lock().remove(&id) {
+            let _ = tx.send(payload);
+        }
+    }
+}

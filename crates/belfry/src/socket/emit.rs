@@ -1,0 +1,110 @@
+//! Sending to the client: an event, and any packet encoded and queued on the connection, with
+//! the outgoing listener and the observer told.
+
+use std::sync::atomic::Ordering;
+
+use belfry_core::{
+    adapter::BroadcastOptions,
+    parser::{Packet, PacketData, Parser},
+};
+use bytes::Bytes;
+use serde::Serialize;
+
+use super::{Socket, data_of, event_payload, into_frames, send_frames, wire::msgpack_frames};
+use crate::EmitError;
+
+impl Socket {
+    /// Whether [`Socket::notify_outgoing`] has anything to do for this socket: an outgoing
+    /// listener, or the server's observer.
+    pub(crate) fn observes_outgoing(&self) -> bool {
+        self.has_outgoing.load(Ordering::Acquire) || self.io.observer().is_some()
+    }
+
+    /// Calls the outgoing listener, if any, for an event packet about to be sent.
+    pub(crate) fn notify_outgoing(&self, packet: &Packet) {
+        let PacketData::Event { payload, .. } = &packet.data else {
+            return;
+        };
+        if let Some(observer) = self.io.observer() {
+            observer.event_sent(self, payload);
+        }
+        if !self.has_outgoing.load(Ordering::Acquire) {
+            return;
+        }
+        let Some(listener) = self.outgoing.read().clone() else {
+            return;
+        };
+        if let Ok((name, _)) = payload.event() {
+            listener(&name, &payload.json);
+        }
+    }
+
+    /// Sends `event` to this client. `data` is the arguments: a tuple for several, `()` for none,
+    /// anything else for one (see "Arguments" in the [crate docs](crate)). A fixed-size array
+    /// `[T; N]` is a tuple to serde and spreads too: send `&array[..]` or a `Vec` for one array.
+    ///
+    /// # Errors
+    ///
+    /// A reserved event name, data that does not serialize, a full send queue, or a
+    /// disconnected socket.
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
+        self.emit_binary(event, data, Vec::new())
+    }
+
+    /// Like [`Socket::emit`], with binary attachments appended as the last arguments (they reach
+    /// a Node client as `Buffer`s).
+    ///
+    /// # Errors
+    ///
+    /// As [`Socket::emit`].
+    pub fn emit_binary<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+        attachments: Vec<Bytes>,
+    ) -> Result<(), EmitError> {
+        let payload = event_payload(self.ns.name(), None, event, data, attachments)?;
+        let packet = Packet::event(self.ns.name_str(), payload, None);
+        if self.pid.is_some() && self.connected() && self.ns.socket(&self.id).is_some() {
+            // Under recovery, Node sends through the adapter (to the socket's own room), which
+            // keeps the event and gives it an offset.
+            let own = BroadcastOptions {
+                rooms: vec![self.id.to_string()],
+                ..BroadcastOptions::default()
+            };
+            return match self.ns.adapter().broadcast(&packet, &own) {
+                Ok(0) => Err(EmitError::Full),
+                Ok(_) => Ok(()),
+                Err(error) => {
+                    tracing::warn!(%error, "emit through the adapter failed");
+                    Err(EmitError::Disconnected)
+                }
+            };
+        }
+        self.send(packet)
+    }
+
+    /// Encodes and queues one packet, with its attachments, on the connection.
+    pub(crate) fn send(&self, packet: Packet) -> Result<(), EmitError> {
+        if !self.connected() {
+            return Err(EmitError::Disconnected);
+        }
+        let parser = self.ns.parser();
+        let frames = if parser == Parser::Msgpack {
+            // The one encoding that can fail: tell the caller rather than drop the packet.
+            let frames = msgpack_frames(&packet).map_err(EmitError::Encode)?;
+            self.notify_outgoing(&packet);
+            frames
+        } else {
+            self.notify_outgoing(&packet);
+            into_frames(packet, parser)
+        };
+        let Some(observer) = self.io.observer() else {
+            return send_frames(&self.conn, frames);
+        };
+        let (packets, bytes) = data_of(&frames);
+        send_frames(&self.conn, frames)?;
+        observer.packets_out(packets, bytes);
+        Ok(())
+    }
+}
