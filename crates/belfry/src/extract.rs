@@ -200,28 +200,14 @@ impl FromContext for Args {
 impl serde::Serialize for Args {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeTuple;
-        // A tuple: spread into separate arguments by `emit` and `AckSender::send`.
+        // A tuple: spread into separate arguments by `emit` and `AckSender::send`. Each element
+        // is its text, copied into the packet by Belfry's writer (and checked into a serde_json
+        // `RawValue` for any other serializer: see `RawJson`).
         let mut tuple = serializer.serialize_tuple(self.len())?;
         for json in self.0.iter() {
-            tuple.serialize_element(&RawJson(json))?;
+            tuple.serialize_element(&crate::args::RawJson(json))?;
         }
         tuple.end()
-    }
-}
-
-/// Checked JSON text that serializes as itself, the way serde_json's `RawValue` does (the
-/// struct name and field that its serializers write out verbatim, and that other serializers,
-/// `serde_json::to_value` among them, parse): a `RawValue` could only be made by checking the
-/// text again.
-struct RawJson<'a>(&'a str);
-
-impl serde::Serialize for RawJson<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        const RAW_VALUE: &str = "$serde_json::private::RawValue";
-        let mut raw = serializer.serialize_struct(RAW_VALUE, 1)?;
-        raw.serialize_field(RAW_VALUE, self.0)?;
-        raw.end()
     }
 }
 
