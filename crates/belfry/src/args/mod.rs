@@ -1,0 +1,112 @@
+//! Rust values to Socket.IO argument lists.
+//!
+//! Node's `emit("ev", a, b)` sends `["ev",a,b]`. In Rust one value is given: a tuple is spread
+//! into several arguments, `()` is no argument, anything else is one argument. Bytes anywhere in
+//! the value (`bytes::Bytes`, or anything serde serializes as bytes) become binary attachments,
+//! with a placeholder where they stood.
+
+use std::cell::{Cell, RefCell};
+
+use bytes::Bytes;
+use serde::Serialize;
+
+mod raw;
+mod shape;
+#[cfg(test)]
+mod tests;
+mod text;
+
+use raw::Emit;
+pub(crate) use raw::RawJson;
+use shape::{Shape, shape};
+use text::{Shared, TextFormatter, Unwritten};
+
+/// Appends `["<event>",args...]` for `data` spread as described in the module docs to `out`;
+/// returns the binary attachments found in `data`.
+pub(crate) fn push_event_array<T: Serialize + ?Sized>(
+    out: &mut String,
+    event: &str,
+    data: &T,
+) -> Result<Vec<Bytes>, serde_json::Error> {
+    push_array(out, Some(event), data)
+}
+
+/// Appends `[args...]` for `data` spread as described in the module docs to `out`; returns the
+/// binary attachments found in `data`.
+pub(crate) fn push_args_array<T: Serialize + ?Sized>(
+    out: &mut String,
+    data: &T,
+) -> Result<Vec<Bytes>, serde_json::Error> {
+    push_array(out, None, data)
+}
+
+/// The arguments of `data`, spread as described in the module docs, as JSON values (bytes
+/// become arrays of numbers: for messages between servers, which carry no attachments).
+pub(crate) fn to_values<T: Serialize + ?Sized>(
+    data: &T,
+) -> Result<Vec<serde_json::Value>, serde_json::Error> {
+    let value = serde_json::to_value(data)?;
+    Ok(match (shape(data), value) {
+        (Shape::None, _) => Vec::new(),
+        (Shape::Spread, serde_json::Value::Array(items)) => items,
+        (_, value) => vec![value],
+    })
+}
+
+/// Appends the array of `event` (if any) and the arguments of `data`. Everything is written
+/// straight into `out` (one copy of each argument's text, the serializer's).
+fn push_array<T: Serialize + ?Sized>(
+    out: &mut String,
+    event: Option<&str>,
+    data: &T,
+) -> Result<Vec<Bytes>, serde_json::Error> {
+    let shape = shape(data);
+    let mut attachments = Vec::new();
+    out.push('[');
+    if let Some(event) = event {
+        serialize_into(out, &mut attachments, event)?;
+    }
+    if !matches!(shape, Shape::None) {
+        let after_first = event.is_some();
+        if after_first && matches!(shape, Shape::One) {
+            out.push(',');
+        }
+        let start = out.len();
+        serialize_into(out, &mut attachments, data)?;
+        if matches!(shape, Shape::Spread) {
+            // A tuple serializes as a JSON array: its elements are the arguments.
+            out.pop();
+            if out.len() == start + 1 {
+                out.truncate(start);
+            } else if after_first {
+                out.replace_range(start..=start, ",");
+            } else {
+                out.remove(start);
+            }
+        }
+    }
+    out.push(']');
+    Ok(attachments)
+}
+
+/// Appends the JSON of `value` to `out`: serde_json's serializer with [`TextFormatter`], under
+/// [`Emit`] (which writes the text of [`RawJson`] values as it is).
+fn serialize_into<T: Serialize + ?Sized>(
+    out: &mut String,
+    attachments: &mut Vec<Bytes>,
+    value: &T,
+) -> Result<(), serde_json::Error> {
+    let shared = Shared {
+        out: RefCell::new(out),
+        unwritten_null: Cell::new(false),
+    };
+    let formatter = TextFormatter {
+        shared: &shared,
+        attachments,
+    };
+    let mut serializer = serde_json::Serializer::with_formatter(Unwritten, formatter);
+    value.serialize(Emit {
+        serializer: &mut serializer,
+        shared: &shared,
+    })
+}
