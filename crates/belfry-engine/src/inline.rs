@@ -226,6 +226,7 @@ mod tests {
             assert!(poll_once(handler.as_mut()).is_pending());
         });
         assert!(fed_others, "the reader knows it fed another session");
+        assert!(recipient.has_claim());
         let fence = fence.expect("the delivery claimed the idle writer");
         assert!(!is_open(&fence), "the reader's own packets wait");
         assert_eq!(
@@ -247,12 +248,16 @@ mod tests {
         let mut handler = handler(&recipient);
         let mut fence = None;
         let fed_others = queues_for_others(&reader, Some(&mut fence), || {});
+        assert!(!fed_others && fence.is_none());
         assert!(
             reader
                 .as_own_work(|| poll_once(handler.as_mut()))
                 .is_pending()
         );
-        assert!(!fed_others && fence.is_none());
+        assert!(
+            !recipient.has_claim(),
+            "delivered, and no reader waits for its writer"
+        );
     }
 
     #[test]
@@ -269,7 +274,7 @@ mod tests {
                     .is_pending()
             );
         });
-        assert!(fence.is_none());
+        assert!(fence.is_none() && !recipient.has_claim());
     }
 
     #[test]

@@ -430,6 +430,13 @@ impl<D> Socket<D> {
         }
     }
 
+    /// Whether the session's writer holds a claim on some reader's fence (see
+    /// [`crate::inline`]).
+    #[cfg(test)]
+    pub(crate) fn has_claim(&self) -> bool {
+        self.state.lock().claim.is_some()
+    }
+
     /// True once the session is closed or closing.
     pub fn is_closed(&self) -> bool {
         self.is_closed.load(Ordering::Acquire)

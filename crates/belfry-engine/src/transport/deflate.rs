@@ -1,5 +1,5 @@
 //! WebSocket permessage-deflate (RFC 7692), as Node's `perMessageDeflate`: the negotiation, the
-//! inflating of the client's compressed messages (the connection collects them, see
+//! inflating of the client's compressed messages (the frame codec collects them, see
 //! [`super::frame`]), and the compression of the server's frames of at least the threshold.
 //!
 //! Both sides compress each message on its own (`server_no_context_takeover;

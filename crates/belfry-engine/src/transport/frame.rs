@@ -276,10 +276,14 @@ impl FrameReader {
                 return Ok((pos, false));
             };
             let len = self.check(&head)?;
-            let Some(payload) = buf.get_mut(pos + head.size..pos + head.size + len) else {
+            // The header is in `buf`: `pos + head.size` fits; `len` is at most the limit, which
+            // a configuration may set near `usize::MAX`.
+            let start = pos + head.size;
+            let end = start.checked_add(len).ok_or(TOO_BIG)?;
+            let Some(payload) = buf.get_mut(start..end) else {
                 return Ok((pos, false));
             };
-            pos += head.size + len;
+            pos = end;
             unmask(
                 payload,
                 head.mask.expect("checked: client frames are masked"),

@@ -3,7 +3,8 @@
 //!
 //! What is compared: the messages (kind and bytes), and the end: waiting for more input, or the
 //! code of the close frame the server answers with (the client's code echoed, or the
-//! violation's: 1002, 1007, 1009). Two differences are by design:
+//! violation's: 1002, 1007, 1009). Four differences are by design, each accepted only where
+//! both readers read everything before one frame the same way and that frame shows it:
 //! - The codec checks a frame's header as soon as it has arrived; tungstenite checks most rules
 //!   once the whole payload is in. When the codec has closed on a header and tungstenite still
 //!   waits for that frame's payload, they agree.
@@ -138,67 +139,115 @@ pub(crate) fn tungstenite(input: &[u8], max: usize) -> Outcome {
 pub(crate) fn compare(input: &[u8], max: usize) -> Result<(), String> {
     let ours = belfry(input, max, false);
     let theirs = tungstenite(input, max);
-    agree(input, &ours, &theirs)
+    agree(input, max, &ours, &theirs)
 }
 
-/// Whether the codec's `ours` and the oracle's `theirs` agree (see the module's doc).
-pub(crate) fn agree(input: &[u8], ours: &Outcome, theirs: &Outcome) -> Result<(), String> {
-    let same_end = match (ours.end, theirs.end) {
-        (a, b) if a == b => true,
-        // Decided on a header whose payload has not arrived.
-        (End::Close(_), End::NeedsMore) => true,
-        (End::Close(Some(1014)), End::Close(Some(1002))) => true,
-        (End::Close(Some(1002)), End::Close(Some(1007))) => first_close_is_doubly_bad(input),
-        (End::Close(Some(1002)), End::Close(Some(1009))) => announces_over_the_cap(input),
-        _ => false,
-    };
-    if ours.messages == theirs.messages && same_end {
+/// Whether the codec's `ours` and the oracle's `theirs` (of `input`, with messages up to `max`
+/// bytes) agree (see the module's doc).
+pub(crate) fn agree(
+    input: &[u8],
+    max: usize,
+    ours: &Outcome,
+    theirs: &Outcome,
+) -> Result<(), String> {
+    let by_design = ours == theirs
+        || match (ours.end, theirs.end) {
+            // Decided on a header whose payload has not arrived.
+            (End::Close(_), End::NeedsMore) => stops_at(input, max, ours, |frame| !frame.whole),
+            (End::Close(Some(1014)), End::Close(Some(1002))) => {
+                stops_at(input, max, ours, |frame| {
+                    frame.clean_close(|code, _| code == 1014)
+                })
+            }
+            (End::Close(Some(1002)), End::Close(Some(1007))) => {
+                stops_at(input, max, ours, |frame| {
+                    frame.clean_close(|code, reason| {
+                        !super::is_sendable_code(code) && std::str::from_utf8(reason).is_err()
+                    })
+                })
+            }
+            (End::Close(Some(1002)), End::Close(Some(1009))) => {
+                stops_at(input, max, ours, |frame| {
+                    !frame.whole
+                        && frame
+                            .head
+                            .as_ref()
+                            .is_some_and(|h| h.len > ORACLE_FRAME_CAP as u64)
+                })
+            }
+            _ => false,
+        };
+    if by_design && ours.messages == theirs.messages {
         Ok(())
     } else {
         Err(format!("belfry: {ours:?}\ntungstenite: {theirs:?}"))
     }
 }
 
-/// Whether the first frame in `input` that is not whole announces more than tungstenite's
-/// frame limit.
-fn announces_over_the_cap(mut input: &[u8]) -> bool {
-    while let Some(head) = parse_header(input) {
-        let len = usize::try_from(head.len).unwrap_or(usize::MAX);
-        match head.size.checked_add(len).filter(|&end| end <= input.len()) {
-            Some(end) => input = &input[end..],
-            None => return len > ORACLE_FRAME_CAP,
-        }
-    }
-    false
+/// A frame of the input: its header (`None`: not all there), its bytes (the rest of the input
+/// when not whole), unmasked.
+struct Frame {
+    head: Option<super::Header>,
+    payload: Vec<u8>,
+    whole: bool,
 }
 
-/// Whether the first close frame in `input` has both an invalid code and a reason that is not
-/// UTF-8.
-fn first_close_is_doubly_bad(mut input: &[u8]) -> bool {
-    while let Some(head) = parse_header(input) {
-        let Some(end) = usize::try_from(head.len)
-            .ok()
-            .and_then(|len| len.checked_add(head.size))
-            .filter(|&end| end <= input.len())
-        else {
+impl Frame {
+    /// A close frame that breaks no rule but what `code_and_reason` says.
+    fn clean_close(&self, code_and_reason: impl Fn(u16, &[u8]) -> bool) -> bool {
+        let Some(head) = &self.head else {
             return false;
         };
-        if head.opcode == opcode::CLOSE {
-            let mut payload = input[head.size..end].to_vec();
-            if let Some(mask) = head.mask {
-                super::unmask(&mut payload, mask);
-            }
-            return match payload.as_slice() {
-                [a, b, reason @ ..] => {
-                    !super::is_sendable_code(u16::from_be_bytes([*a, *b]))
-                        && std::str::from_utf8(reason).is_err()
-                }
+        let clean = self.whole
+            && head.opcode == opcode::CLOSE
+            && head.fin
+            && !head.rsv1
+            && !head.rsv23
+            && head.mask.is_some()
+            && head.len <= 125;
+        clean
+            && match self.payload.as_slice() {
+                [a, b, reason @ ..] => code_and_reason(u16::from_be_bytes([*a, *b]), reason),
                 _ => false,
-            };
-        }
-        input = &input[end..];
+            }
     }
-    false
+}
+
+/// Whether both readers read everything before the first frame that `is_it` picks the same way
+/// and wait there (so that frame decided), with `ours`'s messages.
+fn stops_at(input: &[u8], max: usize, ours: &Outcome, is_it: impl Fn(&Frame) -> bool) -> bool {
+    let mut start = 0;
+    loop {
+        let rest = &input[start..];
+        let head = parse_header(rest);
+        let end = head.as_ref().and_then(|head| {
+            usize::try_from(head.len)
+                .ok()
+                .and_then(|len| len.checked_add(head.size))
+                .filter(|&end| end <= rest.len())
+        });
+        let mut payload = match (&head, end) {
+            (Some(head), Some(end)) => rest[head.size..end].to_vec(),
+            _ => Vec::new(),
+        };
+        if let (Some(mask), Some(_)) = (head.as_ref().and_then(|h| h.mask), end) {
+            super::unmask(&mut payload, mask);
+        }
+        let frame = Frame {
+            head,
+            payload,
+            whole: end.is_some(),
+        };
+        if is_it(&frame) {
+            let before = &input[..start];
+            let (a, b) = (belfry(before, max, false), tungstenite(before, max));
+            return a.end == End::NeedsMore && a == b && a.messages == ours.messages;
+        }
+        match end {
+            Some(end) => start += end,
+            None => return false,
+        }
+    }
 }
 
 /// The codec's reading of `input` arriving in pieces cut at `splits` (offsets, in any order),
