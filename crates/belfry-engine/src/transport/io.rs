@@ -18,10 +18,8 @@ use tokio::{
 /// connection builder over `TokioIo<TcpStream>`), else hyper's type-erased [`Upgraded`].
 ///
 /// The stream itself spares every read and write hyper's boxed stream and the wrappers around
-/// it (a few dozen instructions per 32-byte echo, within the run-to-run spread; the larger gain
-/// of serving that way is per connection, in hyper-util's serving code that `axum::serve`
-/// uses). `axum::serve` wraps its streams in a private type of hyper-util's, which only the
-/// second form can hold.
+/// it (what it saves: `docs/PERFORMANCE.md`, "Serving Belfry for speed"). `axum::serve` wraps
+/// its streams in a private type of hyper-util's, which only the second form can hold.
 pub(crate) enum UpgradedIo {
     /// The stream, after the bytes that hyper read past the request (`early`).
     Tcp { stream: TcpStream, early: Bytes },
