@@ -259,7 +259,7 @@ impl Client {
                     let refusal = Packet::connect_error(packet.ns, "Invalid namespace", None);
                     let frames = crate::socket::frames(&refusal, self.io.config().parser);
                     let counted = crate::socket::data_of(&frames);
-                    if crate::socket::send_frames(conn, frames).is_ok()
+                    if crate::socket::send_frames(conn, frames, true).is_ok()
                         && let Some(observer) = self.io.observer()
                     {
                         observer.packets_out(counted.0, counted.1);

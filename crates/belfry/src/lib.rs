@@ -180,6 +180,7 @@ mod io;
 mod ns;
 mod observe;
 mod operators;
+mod rooms;
 mod serve;
 mod server_side;
 mod socket;
@@ -197,6 +198,7 @@ pub use errors::{AckError, ConnectError, DisconnectReason, EmitError, ServerSide
 pub use handshake::Handshake;
 pub use io::{NamespaceHandle, ParentNamespaceHandle, SocketIo, SocketIoBuilder, SocketIoLayer};
 pub use operators::{AckStream, BroadcastOperator};
+pub use rooms::IntoRooms;
 pub use serve::{Serve, WithGracefulShutdown, serve};
 pub use server_side::ServerSideEvent;
-pub use socket::{Socket, SocketRef};
+pub use socket::{ListenerId, Socket, SocketOperator, SocketRef};

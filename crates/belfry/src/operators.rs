@@ -1,4 +1,5 @@
 //! The broadcast operator: `to`, `except`, `volatile`, then `emit` to every matching socket.
+//! Its flags are those of the per-socket operator ([`crate::SocketOperator`]) too.
 
 use std::{
     fmt,
@@ -11,7 +12,7 @@ use std::{
 
 use belfry_core::proto::SocketId;
 use belfry_core::{
-    adapter::{AdapterError, BroadcastOptions, RemoteAck, SocketInfo},
+    adapter::{AdapterError, BroadcastFlags, BroadcastOptions, RemoteAck, SocketInfo},
     parser::Packet,
 };
 use bytes::Bytes;
@@ -20,7 +21,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::mpsc;
 
 use crate::{
-    AckError, EmitError, ServerSideError, SocketRef,
+    AckError, EmitError, IntoRooms, ServerSideError, SocketRef,
     ns::Namespace,
     server_side,
     socket::{deserialize_args, event_payload, frames},
@@ -30,8 +31,10 @@ use crate::{
 ///
 /// Made by [`SocketIo::to`](crate::SocketIo::to), [`Socket::to`](crate::Socket::to),
 /// [`Socket::broadcast`](crate::Socket::broadcast)... Rooms add up (a socket in several of them
-/// gets the event once); `except` rooms are taken out. The packet is encoded once for every
-/// recipient.
+/// gets the event once); `except` rooms are taken out; either takes one room or several
+/// ([`IntoRooms`]). The packet is encoded once for every recipient. Its delivery options
+/// (`volatile`, `local`, `compress`, `timeout`) are [`BroadcastFlags`], as for one socket
+/// ([`SocketOperator`](crate::SocketOperator)).
 ///
 /// # Examples
 ///
@@ -43,6 +46,8 @@ use crate::{
 ///     socket.join("lobby");
 ///     // Everyone in the lobby but this socket, and nobody in "muted":
 ///     let _ = socket.to("lobby").except("muted").emit("joined", socket.id().as_str());
+///     // Several rooms at once:
+///     let _ = socket.to(["lobby", "hall"]).except(["muted", "away"]).emit("hi", &());
 /// });
 /// ```
 #[derive(Clone)]
@@ -69,21 +74,32 @@ impl BroadcastOperator {
         }
     }
 
-    /// Adds `room` to the targets (Node's `to`).
-    pub fn to(mut self, room: impl Into<String>) -> Self {
-        self.opts.rooms.push(room.into());
+    /// Carries the options of a [`SocketOperator`](crate::SocketOperator) over.
+    pub(crate) fn with_flags(mut self, flags: BroadcastFlags) -> Self {
+        self.opts.flags = flags;
+        self
+    }
+
+    /// Adds one room or several to the targets (Node's `to(room)` and `to([a, b])`).
+    pub fn to(mut self, rooms: impl IntoRooms) -> Self {
+        self.opts.rooms.extend(rooms.into_rooms());
         self
     }
 
     /// Same as [`BroadcastOperator::to`] (Node's `in`).
-    pub fn within(self, room: impl Into<String>) -> Self {
-        self.to(room)
+    pub fn within(self, rooms: impl IntoRooms) -> Self {
+        self.to(rooms)
     }
 
-    /// Leaves out the sockets of `room`.
-    pub fn except(mut self, room: impl Into<String>) -> Self {
-        self.opts.except.push(room.into());
+    /// Leaves out the sockets of one room or several (Node's `except`).
+    pub fn except(mut self, rooms: impl IntoRooms) -> Self {
+        self.opts.except.extend(rooms.into_rooms());
         self
+    }
+
+    /// The delivery options set so far.
+    pub fn flags(&self) -> &BroadcastFlags {
+        &self.opts.flags
     }
 
     /// Drops the event, silently, for a client that cannot take it right now (Node's
@@ -324,28 +340,26 @@ impl BroadcastOperator {
         self.ns.adapter().all_rooms().await
     }
 
-    /// Makes every matching socket, on every server, join `room` (Node's `socketsJoin`).
+    /// Makes every matching socket, on every server, join one room or several (Node's
+    /// `socketsJoin`).
     ///
     /// # Errors
     ///
     /// When the adapter cannot reach other servers.
-    pub async fn sockets_join(&self, room: impl Into<String>) -> Result<(), AdapterError> {
-        self.ns
-            .adapter()
-            .add_sockets(&self.opts, &[room.into()])
-            .await
+    pub async fn sockets_join(&self, rooms: impl IntoRooms) -> Result<(), AdapterError> {
+        let rooms = rooms.into_rooms();
+        self.ns.adapter().add_sockets(&self.opts, &rooms).await
     }
 
-    /// Makes every matching socket, on every server, leave `room` (Node's `socketsLeave`).
+    /// Makes every matching socket, on every server, leave one room or several (Node's
+    /// `socketsLeave`).
     ///
     /// # Errors
     ///
     /// When the adapter cannot reach other servers.
-    pub async fn sockets_leave(&self, room: impl Into<String>) -> Result<(), AdapterError> {
-        self.ns
-            .adapter()
-            .del_sockets(&self.opts, &[room.into()])
-            .await
+    pub async fn sockets_leave(&self, rooms: impl IntoRooms) -> Result<(), AdapterError> {
+        let rooms = rooms.into_rooms();
+        self.ns.adapter().del_sockets(&self.opts, &rooms).await
     }
 
     /// Disconnects every matching socket, on every server, from the namespace (or, with

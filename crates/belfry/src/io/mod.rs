@@ -182,14 +182,15 @@ impl SocketIo {
         self.namespace(path).map(BroadcastOperator::new)
     }
 
-    /// A broadcast to `room` of the main namespace.
-    pub fn to(&self, room: impl Into<String>) -> BroadcastOperator {
-        self.main().to(room)
+    /// A broadcast to one room or several of the main namespace (Node's `io.to(room)` and
+    /// `io.to([a, b])`; see [`IntoRooms`](crate::IntoRooms)).
+    pub fn to(&self, rooms: impl crate::IntoRooms) -> BroadcastOperator {
+        self.main().to(rooms)
     }
 
     /// Same as [`SocketIo::to`] (Node's `io.in(room)`).
-    pub fn within(&self, room: impl Into<String>) -> BroadcastOperator {
-        self.main().within(room)
+    pub fn within(&self, rooms: impl crate::IntoRooms) -> BroadcastOperator {
+        self.main().within(rooms)
     }
 
     /// A broadcast to the main namespace delivered on this server only (Node's `io.local`).
@@ -215,9 +216,9 @@ impl SocketIo {
         self.main().timeout(timeout)
     }
 
-    /// A broadcast to the main namespace except `room`.
-    pub fn except(&self, room: impl Into<String>) -> BroadcastOperator {
-        self.main().except(room)
+    /// A broadcast to the main namespace except the sockets of one room or several.
+    pub fn except(&self, rooms: impl crate::IntoRooms) -> BroadcastOperator {
+        self.main().except(rooms)
     }
 
     /// Sends `event` to every socket of the main namespace; returns how many got it.

@@ -3,18 +3,23 @@
 
 use std::time::Duration;
 
-use belfry_core::parser::{Packet, Payload};
+use belfry_core::{
+    adapter::BroadcastFlags,
+    parser::{Packet, Payload},
+};
 use belfry_engine::Packet as EnginePacket;
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::oneshot;
 
 use super::{Socket, data_of, deserialize_args, event_payload, send_frames_with};
-use crate::AckError;
+use crate::{AckError, EmitError};
 
 impl Socket {
     /// Sends `event` and waits for the client's acknowledgement, deserialized into `R` (one
-    /// argument as `R`, several as a tuple). Waits at most the server's ack timeout (see
-    /// [`SocketIoBuilder::ack_timeout`](crate::SocketIoBuilder::ack_timeout)).
+    /// argument as `R`, several as a tuple) (Node's `socket.emitWithAck`). Waits at most the
+    /// server's ack timeout (see
+    /// [`SocketIoBuilder::ack_timeout`](crate::SocketIoBuilder::ack_timeout)); for another one,
+    /// [`Socket::timeout`]`(d).emit_with_ack(..)`.
     ///
     /// # Errors
     ///
@@ -25,27 +30,34 @@ impl Socket {
         event: &str,
         data: &T,
     ) -> Result<R, AckError> {
-        self.emit_with_ack_timeout(event, data, self.io.ack_timeout())
+        self.emit_with_ack_flagged(event, data, BroadcastFlags::default())
             .await
     }
 
-    /// [`Socket::emit_with_ack`] with its own timeout.
-    ///
-    /// # Errors
-    ///
-    /// As [`Socket::emit_with_ack`].
-    pub async fn emit_with_ack_timeout<R: DeserializeOwned, T: Serialize + ?Sized>(
+    /// Sends `event` asking for an ack as [`SocketOperator`](crate::SocketOperator) does: waits
+    /// `flags.timeout` (or the server's ack timeout); `volatile` drops the event for a transport
+    /// that cannot take it now, and the wait then ends in a timeout (as Node's).
+    pub(crate) async fn emit_with_ack_flagged<R: DeserializeOwned, T: Serialize + ?Sized>(
         &self,
         event: &str,
         data: &T,
-        timeout: Duration,
+        flags: BroadcastFlags,
     ) -> Result<R, AckError> {
+        let timeout = flags.timeout.unwrap_or_else(|| self.io.ack_timeout());
         let id = self.ns.next_ack_id();
         let payload = event_payload(self.ns.name(), Some(id), event, data, Vec::new())?;
         let rx = self.expect_ack(id);
-        if let Err(error) = self.send(Packet::event(self.ns.name_str(), payload, Some(id))) {
-            self.forget_ack(id);
-            return Err(error.into());
+        let dropped = flags.volatile && self.connected() && !self.conn.is_writable();
+        if !dropped {
+            let packet = Packet::event(self.ns.name_str(), payload, Some(id));
+            match self.send_with(packet, flags.compress != Some(false)) {
+                Ok(()) => {}
+                Err(EmitError::Full) if flags.volatile => {}
+                Err(error) => {
+                    self.forget_ack(id);
+                    return Err(error.into());
+                }
+            }
         }
         self.wait_ack(id, rx, timeout).await
     }

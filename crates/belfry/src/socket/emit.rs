@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use belfry_core::{
-    adapter::BroadcastOptions,
+    adapter::{BroadcastFlags, BroadcastOptions},
     parser::{Packet, PacketData, Parser},
 };
 use bytes::Bytes;
@@ -63,16 +63,31 @@ impl Socket {
         data: &T,
         attachments: Vec<Bytes>,
     ) -> Result<(), EmitError> {
+        self.emit_flagged(event, data, attachments, BroadcastFlags::default())
+    }
+
+    /// Sends `event` as [`SocketOperator`](crate::SocketOperator) does: `volatile` drops it
+    /// (without an error) for a transport that cannot take it now, `compress: Some(false)`
+    /// sends it uncompressed.
+    pub(crate) fn emit_flagged<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+        attachments: Vec<Bytes>,
+        flags: BroadcastFlags,
+    ) -> Result<(), EmitError> {
         let payload = event_payload(self.ns.name(), None, event, data, attachments)?;
         let packet = Packet::event(self.ns.name_str(), payload, None);
         if self.pid.is_some() && self.connected() && self.ns.socket(&self.id).is_some() {
             // Under recovery, Node sends through the adapter (to the socket's own room), which
-            // keeps the event and gives it an offset.
+            // keeps the event (unless volatile) and gives it an offset.
             let own = BroadcastOptions {
                 rooms: vec![self.id.to_string()],
+                flags,
                 ..BroadcastOptions::default()
             };
             return match self.ns.adapter().broadcast(&packet, &own) {
+                Ok(0) if flags.volatile => Ok(()),
                 Ok(0) => Err(EmitError::Full),
                 Ok(_) => Ok(()),
                 Err(error) => {
@@ -81,11 +96,23 @@ impl Socket {
                 }
             };
         }
-        self.send(packet)
+        if flags.volatile && self.connected() && !self.conn.is_writable() {
+            // Node's `volatile`: dropped for a client that cannot take it right now.
+            return Ok(());
+        }
+        match self.send_with(packet, flags.compress != Some(false)) {
+            Err(EmitError::Full) if flags.volatile => Ok(()),
+            sent => sent,
+        }
     }
 
     /// Encodes and queues one packet, with its attachments, on the connection.
     pub(crate) fn send(&self, packet: Packet) -> Result<(), EmitError> {
+        self.send_with(packet, true)
+    }
+
+    /// [`Socket::send`], saying whether the packet may be compressed (Node's `compress` flag).
+    pub(crate) fn send_with(&self, packet: Packet, compress: bool) -> Result<(), EmitError> {
         if !self.connected() {
             return Err(EmitError::Disconnected);
         }
@@ -100,10 +127,10 @@ impl Socket {
             into_frames(packet, parser)
         };
         let Some(observer) = self.io.observer() else {
-            return send_frames(&self.conn, frames);
+            return send_frames(&self.conn, frames, compress);
         };
         let (packets, bytes) = data_of(&frames);
-        send_frames(&self.conn, frames)?;
+        send_frames(&self.conn, frames, compress)?;
         observer.packets_out(packets, bytes);
         Ok(())
     }

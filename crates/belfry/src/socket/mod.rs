@@ -1,5 +1,6 @@
 //! A socket: one client in one namespace, and its public API (identity, listeners, data, rooms).
-//! Sending is in [`emit`], the acks it asks for in [`acks`], joining and leaving its namespace
+//! Sending is in [`emit`], the acks it asks for in [`acks`], the per-socket options of both
+//! (`timeout`, `volatile`, `compress`) in [`operator`], joining and leaving its namespace
 //! in [`lifecycle`], running its events in [`events`], its handler queue in [`jobs`], how its
 //! packets become Engine.IO messages in [`wire`].
 
@@ -9,8 +10,9 @@ use std::{
     ops::Deref,
     sync::{
         Arc, Weak,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
+    time::Duration,
 };
 
 use belfry_core::{Str, adapter::Session, parser::Payload, proto::SocketId};
@@ -24,16 +26,18 @@ mod emit;
 mod events;
 mod jobs;
 mod lifecycle;
+mod operator;
 mod wire;
 
 use jobs::Queue;
+pub use operator::SocketOperator;
 pub(crate) use wire::{
     data_of, deserialize_args, event_payload, frames, into_frames, packet_payload, send_frames,
     send_frames_with,
 };
 
 use crate::{
-    BroadcastOperator, Handshake, SocketIo,
+    BroadcastOperator, Handshake, IntoRooms, SocketIo,
     client::Connection,
     handler::{BoxFuture, ErasedHandler, Handler, HandlerContext, erase},
     ns::Namespace,
@@ -207,7 +211,8 @@ impl Socket {
     }
 
     /// Adds a listener for `event`; an event runs each of its listeners in the order they were
-    /// added (Node's `socket.on`).
+    /// added (Node's `socket.on`). The [`ListenerId`] returned removes this listener alone
+    /// ([`Socket::off_listener`]); it can be ignored.
     ///
     /// # Examples
     ///
@@ -224,26 +229,61 @@ impl Socket {
     ///     });
     /// });
     /// ```
-    pub fn on<H: Handler<T>, T>(&self, event: impl Into<String>, handler: H) {
-        self.add_listener(event.into(), erase(handler), false);
+    pub fn on<H: Handler<T>, T>(&self, event: impl Into<String>, handler: H) -> ListenerId {
+        self.add_listener(event.into(), erase(handler), false)
     }
 
-    /// Adds a listener for `event` that runs once, then is removed (Node's `socket.once`).
-    pub fn once<H: Handler<T>, T>(&self, event: impl Into<String>, handler: H) {
-        self.add_listener(event.into(), erase(handler), true);
+    /// Adds a listener for `event` that runs once, then is removed (Node's `socket.once`). Its
+    /// [`ListenerId`] removes it before it ran.
+    pub fn once<H: Handler<T>, T>(&self, event: impl Into<String>, handler: H) -> ListenerId {
+        self.add_listener(event.into(), erase(handler), true)
     }
 
-    fn add_listener(&self, event: String, handler: ErasedHandler, once: bool) {
+    fn add_listener(&self, event: String, handler: ErasedHandler, once: bool) -> ListenerId {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let id = ListenerId(NEXT.fetch_add(1, Ordering::Relaxed));
         self.listeners.write().push(Listener {
             event: event.into_boxed_str(),
             handler,
             once,
+            id,
         });
+        id
     }
 
-    /// Removes every listener of `event`.
+    /// Removes every listener of `event` (Node's `socket.off(event)` and
+    /// `socket.removeAllListeners(event)`).
     pub fn off(&self, event: &str) {
         self.listeners.write().retain(|l| &*l.event != event);
+    }
+
+    /// Removes the one listener that [`Socket::on`] or [`Socket::once`] returned `id` for
+    /// (Node's `socket.off(event, listener)`: Rust closures cannot be compared, so the listener
+    /// is named by its id). False if it was already gone (removed, a `once` that ran) or is not
+    /// this socket's. An event being handled still runs the listeners it started with.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use belfry::{SocketIo, SocketRef};
+    ///
+    /// let (_layer, io) = SocketIo::new_layer();
+    /// io.ns("/", |socket: SocketRef| async move {
+    ///     let log = socket.on("move", || async { tracing::debug!("moved") });
+    ///     socket.on("move", |socket: SocketRef| async move {
+    ///         let _ = socket.emit("moved", &());
+    ///     });
+    ///     socket.on("quiet", move |socket: SocketRef| async move {
+    ///         // The other "move" listener stays.
+    ///         socket.off_listener(log);
+    ///     });
+    /// });
+    /// ```
+    pub fn off_listener(&self, id: ListenerId) -> bool {
+        let mut listeners = self.listeners.write();
+        let before = listeners.len();
+        listeners.retain(|l| l.id != id);
+        listeners.len() != before
     }
 
     /// Adds a per-packet middleware (Node's `socket.use`): an async function of extractors run
@@ -371,19 +411,37 @@ impl Socket {
         self.data.read().clone()
     }
 
-    /// Joins `room`.
-    pub fn join(&self, room: impl Into<String>) {
-        let room = room.into();
-        if self.connected() {
-            self.span.in_scope(|| tracing::debug!(%room, "joined room"));
-            self.ns.adapter().add_all(&self.id, &[room]);
+    /// Joins one room or several (Node's `socket.join(room)` and `socket.join([a, b])`; see
+    /// [`IntoRooms`]). Does nothing once the socket left its namespace.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use belfry::{SocketIo, SocketRef};
+    ///
+    /// let (_layer, io) = SocketIo::new_layer();
+    /// io.ns("/", |socket: SocketRef| async move {
+    ///     socket.join("lobby");
+    ///     socket.join(["team-a", "team-a/voice"]);
+    ///     socket.leave(["lobby", "team-a/voice"]);
+    ///     assert!(socket.rooms().contains(&"team-a".to_owned()));
+    /// });
+    /// ```
+    pub fn join(&self, rooms: impl IntoRooms) {
+        let rooms = rooms.into_rooms();
+        if self.connected() && !rooms.is_empty() {
+            self.span
+                .in_scope(|| tracing::debug!(?rooms, "joined rooms"));
+            self.ns.adapter().add_all(&self.id, &rooms);
         }
     }
 
-    /// Leaves `room`.
-    pub fn leave(&self, room: &str) {
-        self.span.in_scope(|| tracing::debug!(%room, "left room"));
-        self.ns.adapter().del(&self.id, room);
+    /// Leaves one room or several (Node's `socket.leave(room)`; see [`IntoRooms`]).
+    pub fn leave(&self, rooms: impl IntoRooms) {
+        for room in rooms.into_rooms() {
+            self.span.in_scope(|| tracing::debug!(%room, "left room"));
+            self.ns.adapter().del(&self.id, &room);
+        }
     }
 
     /// The rooms the socket is in, its own (named after its id) included.
@@ -391,19 +449,60 @@ impl Socket {
         self.ns.adapter().socket_rooms(&self.id)
     }
 
-    /// A broadcast to `room`, except this socket (Node's `socket.to(room)`).
-    pub fn to(&self, room: impl Into<String>) -> BroadcastOperator {
-        self.broadcast().to(room)
+    /// A broadcast to one room or several, except this socket (Node's `socket.to(room)` and
+    /// `socket.to([a, b])`; see [`IntoRooms`]).
+    pub fn to(&self, rooms: impl IntoRooms) -> BroadcastOperator {
+        self.broadcast().to(rooms)
     }
 
-    /// A broadcast to the namespace except `room` and this socket.
-    pub fn except(&self, room: impl Into<String>) -> BroadcastOperator {
-        self.broadcast().except(room)
+    /// Same as [`Socket::to`] (Node's `socket.in(room)`).
+    pub fn within(&self, rooms: impl IntoRooms) -> BroadcastOperator {
+        self.to(rooms)
+    }
+
+    /// A broadcast to the namespace except the sockets of `rooms` and this socket (Node's
+    /// `socket.except(room)`).
+    pub fn except(&self, rooms: impl IntoRooms) -> BroadcastOperator {
+        self.broadcast().except(rooms)
     }
 
     /// A broadcast to every socket of the namespace but this one.
     pub fn broadcast(&self) -> BroadcastOperator {
         BroadcastOperator::new(self.ns.clone()).except(self.id.to_string())
+    }
+
+    /// This socket, with a timeout for the answer to the next event sent with
+    /// [`SocketOperator::emit_with_ack`] (Node's `socket.timeout(ms)`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use belfry::{AckError, SocketIo, SocketRef};
+    ///
+    /// let (_layer, io) = SocketIo::new_layer();
+    /// io.ns("/", |socket: SocketRef| async move {
+    ///     let answer: Result<u32, AckError> =
+    ///         socket.timeout(Duration::from_secs(1)).emit_with_ack("age?", &()).await;
+    ///     if let Err(AckError::Timeout) = answer {
+    ///         tracing::info!("no answer within a second");
+    ///     }
+    /// });
+    /// ```
+    pub fn timeout(&self, timeout: Duration) -> SocketOperator<'_> {
+        SocketOperator::new(self).timeout(timeout)
+    }
+
+    /// This socket, dropping what is sent to it next if its client cannot take it right now
+    /// (Node's `socket.volatile`; see [`SocketOperator::volatile`]).
+    pub fn volatile(&self) -> SocketOperator<'_> {
+        SocketOperator::new(self).volatile()
+    }
+
+    /// This socket, sending what is sent to it next compressed or not (Node's
+    /// `socket.compress(bool)`; see [`SocketOperator::compress`]).
+    pub fn compress(&self, compress: bool) -> SocketOperator<'_> {
+        SocketOperator::new(self).compress(compress)
     }
 
     pub(crate) fn conn(&self) -> &Arc<EngineSocket<Connection>> {
@@ -422,7 +521,14 @@ struct Listener {
     event: Box<str>,
     handler: ErasedHandler,
     once: bool,
+    id: ListenerId,
 }
+
+/// Names one listener added by [`Socket::on`] or [`Socket::once`], for
+/// [`Socket::off_listener`] (what Node's `socket.off(event, listener)` does with the function
+/// itself). Ids are unique across the sockets of the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ListenerId(u64);
 
 /// The `on_any_outgoing` callback.
 type OutgoingListener = Arc<dyn Fn(&str, &str) + Send + Sync>;

@@ -193,14 +193,15 @@ impl std::ops::Deref for Frames {
 }
 
 /// Queues the frames of a packet for one connection, giving them away (see
-/// [`EngineSocket::send_all_with`]).
+/// [`EngineSocket::send_all_with`]), saying whether they may be compressed.
 pub(crate) fn send_frames(
     conn: &EngineSocket<Connection>,
     frames: Frames,
+    compress: bool,
 ) -> Result<(), EmitError> {
     match frames {
-        Frames::One(one) => conn.send_all_with(one, true),
-        Frames::Many(many) => conn.send_all_with(many, true),
+        Frames::One(one) => conn.send_all_with(one, compress),
+        Frames::Many(many) => conn.send_all_with(many, compress),
     }
     .map_err(emit_error)
 }
