@@ -4,7 +4,7 @@ use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use http::{HeaderMap, request::Parts};
 
-use crate::{Sid, TransportType};
+use crate::{Sid, TransportType, origin::AllowedOrigins};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 pub(crate) type AllowRequestFn = Arc<dyn Fn(&Parts) -> BoxFuture<Result<(), String>> + Send + Sync>;
@@ -41,6 +41,7 @@ pub struct EngineConfig {
     pub(crate) per_message_deflate: Option<usize>,
     pub(crate) cookie: Option<Cookie>,
     pub(crate) allow_request: Option<AllowRequestFn>,
+    pub(crate) allowed_origins: Option<AllowedOrigins>,
     pub(crate) initial_headers: Option<HeadersFn>,
     pub(crate) headers: Option<HeadersFn>,
     pub(crate) session_id_generator: Option<SidFn>,
@@ -67,6 +68,7 @@ impl Default for EngineConfig {
             per_message_deflate: None,
             cookie: None,
             allow_request: None,
+            allowed_origins: None,
             initial_headers: None,
             headers: None,
             session_id_generator: None,
@@ -150,6 +152,7 @@ impl fmt::Debug for EngineConfig {
             .field("per_message_deflate", &self.per_message_deflate)
             .field("cookie", &self.cookie)
             .field("allow_request", &self.allow_request.is_some())
+            .field("allowed_origins", &self.allowed_origins)
             .field("initial_headers", &self.initial_headers.is_some())
             .field("headers", &self.headers.is_some())
             .field("session_id_generator", &self.session_id_generator.is_some())
@@ -294,6 +297,55 @@ impl EngineConfigBuilder {
         Fut: Future<Output = Result<(), String>> + Send + 'static,
     {
         self.config.allow_request = Some(Arc::new(move |parts| Box::pin(check(parts))));
+        self
+    }
+
+    /// Refuses engine requests whose `Origin` header is not one of `origins` (default: every
+    /// origin is accepted, as in Node, which leaves this to `allowRequest`).
+    ///
+    /// Browsers apply CORS to long-polling requests but not to a WebSocket handshake: any page
+    /// may open a WebSocket to the engine, and the browser sends the user's cookies with it. An
+    /// application that authenticates sockets by a cookie session is then open to cross-site
+    /// WebSocket hijacking unless the server checks the `Origin` header, as RFC 6455 §10.2
+    /// asks. This option does.
+    ///
+    /// - An origin is `scheme://host[:port]`, as browsers send it (`https://app.example`,
+    ///   `http://127.0.0.1:3000`); it matches exactly, scheme and host case-insensitively, and a
+    ///   default port (`:80`, `:443`) or a trailing slash in `origins` is ignored. There are no
+    ///   wildcards; the `null` origin of sandboxed pages and `file:` URLs is refused unless
+    ///   `"null"` is listed (do not).
+    /// - **Every** engine request is checked: the handshake, on both transports, the WebSocket
+    ///   upgrade of a polling session, and the polling requests of an open session (browsers
+    ///   send `Origin` on cross-origin ones).
+    /// - A request **without** an `Origin` header is accepted: browsers always send it on a
+    ///   WebSocket handshake and on cross-origin requests, and other clients (Node, Python,
+    ///   native apps) usually send none. What they present is for
+    ///   [`EngineConfigBuilder::allow_request`] or a connect middleware to check.
+    /// - A refused request gets what a refused `allow_request` gets: polling, `403`
+    ///   `{"code":4,"message":"Forbidden"}`; a WebSocket handshake or upgrade, `403` with
+    ///   `Forbidden` as a `text/html` body and `Connection: close` (a refused `allow_request`
+    ///   answers an upgrade `400`, as Node; RFC 6455 §10.2 names `403` for a refused origin).
+    ///   No session is opened, and an open session is left as it was.
+    ///
+    /// The check runs before [`EngineConfigBuilder::allow_request`]. Calling this again
+    /// replaces the list; an empty list refuses every request that carries an `Origin`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use belfry_engine::EngineConfig;
+    ///
+    /// let config = EngineConfig::builder()
+    ///     .allowed_origins(["https://app.example", "http://localhost:5173"])
+    ///     .build();
+    /// # let _ = config;
+    /// ```
+    pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.config.allowed_origins = Some(AllowedOrigins::new(origins));
         self
     }
 

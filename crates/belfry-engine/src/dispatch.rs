@@ -9,7 +9,10 @@ use crate::{
     EngineHandler, Sid, TransportType,
     engine::EngineInner,
     errors::RequestError,
-    request::{EngineResponse, Query, empty, is_websocket_upgrade, polling_error, upgrade_error},
+    request::{
+        EngineResponse, Query, empty, is_websocket_upgrade, origin_refused, polling_error,
+        upgrade_error,
+    },
     service::RequestBody,
     transport::{polling, websocket},
 };
@@ -38,6 +41,17 @@ pub(crate) async fn handle<H: EngineHandler>(
     };
     // Node refuses an `Origin` holding control characters (code 3); hyper's parser refuses such
     // a header before the request reaches us, with 400.
+    // `allowed_origins`, Belfry's own: on every request, with a sid or not, before anything
+    // about a session is looked at.
+    if let Some(allowed) = &inner.config.allowed_origins
+        && !allowed.allows(req.headers())
+    {
+        tracing::debug!(
+            origin = ?req.headers().get(http::header::ORIGIN),
+            "engine request refused: origin not allowed"
+        );
+        return origin_refused(is_upgrade);
+    }
 
     if let Some(sid) = &query.sid {
         let Some(socket) = inner.get(sid) else {

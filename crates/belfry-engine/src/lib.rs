@@ -36,6 +36,7 @@ mod engine;
 mod errors;
 mod handler;
 pub mod inline;
+mod origin;
 mod payload_v3;
 mod request;
 mod service;

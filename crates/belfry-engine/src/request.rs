@@ -70,11 +70,24 @@ pub(crate) fn polling_error(error: &RequestError) -> EngineResponse {
 /// The answer to a refused WebSocket upgrade, as Node writes it on the raw socket: 400, the
 /// message as an HTML body, and `Connection: close`.
 pub(crate) fn upgrade_error(error: &RequestError) -> EngineResponse {
-    let mut res = response(
-        StatusCode::BAD_REQUEST,
-        "text/html",
-        Bytes::from(error.message().to_owned()),
-    );
+    upgrade_refusal(StatusCode::BAD_REQUEST, error)
+}
+
+/// The answer to an engine request from an origin not allowed
+/// ([`EngineConfigBuilder::allowed_origins`](crate::EngineConfigBuilder::allowed_origins)): `403`
+/// code 4 `Forbidden`, as a refused `allowRequest`; on a WebSocket upgrade, `403` too (Node's
+/// `abortUpgrade` writes `400` for every refusal; RFC 6455 §10.2 names `403` for this one).
+pub(crate) fn origin_refused(is_upgrade: bool) -> EngineResponse {
+    let error = RequestError::Forbidden("Forbidden".to_owned());
+    if is_upgrade {
+        upgrade_refusal(StatusCode::FORBIDDEN, &error)
+    } else {
+        polling_error(&error)
+    }
+}
+
+fn upgrade_refusal(status: StatusCode, error: &RequestError) -> EngineResponse {
+    let mut res = response(status, "text/html", Bytes::from(error.message().to_owned()));
     res.headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
     res

@@ -114,6 +114,31 @@ impl SocketIoBuilder {
         self.engine(|engine| engine.allow_eio3(allow))
     }
 
+    /// Refuses engine requests from pages of other origins than `origins` (default: every origin
+    /// is accepted): a browser sends the user's cookies with a WebSocket handshake from any page,
+    /// and CORS does not apply to it. Requests without an `Origin` header (non-browser clients)
+    /// are accepted; the others get `403`. The rules: [`EngineConfigBuilder::allowed_origins`];
+    /// the why: [cross-site WebSocket hijacking][hijacking].
+    ///
+    /// [hijacking]: crate::guides::sessions_and_auth#cross-site-websocket-hijacking
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use belfry::SocketIo;
+    ///
+    /// let (_layer, _io) = SocketIo::builder()
+    ///     .allowed_origins(["https://app.example"])
+    ///     .build_layer();
+    /// ```
+    pub fn allowed_origins<I, S>(self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.engine(|engine| engine.allowed_origins(origins))
+    }
+
     /// How long a client may stay connected without joining a namespace (default 45 s).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.config.connect_timeout = timeout;
