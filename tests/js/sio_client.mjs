@@ -19,8 +19,8 @@ const connect = (ns = "/", opts = {}) =>
 const once = (socket, event) => new Promise((resolve) => socket.once(event, (...args) => resolve(args)));
 
 // 500 emits of `event` with acks before the connection is up, flushed in one go on connect.
-async function burst(event) {
-  const socket = connect();
+async function burst(event, ns = "/") {
+  const socket = connect(ns);
   const acks = [];
   for (let i = 0; i < 500; i++) socket.emit(event, i, (v) => acks.push(v));
   await once(socket, "welcome");
@@ -29,6 +29,19 @@ async function burst(event) {
   result.acks = acks.length;
   result.inOrder = acks.every((v, i) => v === i);
   socket.disconnect();
+}
+
+// Two events from a (slow, then fast) and one from b (fast), on namespace `ns`: the order of
+// their answers.
+async function slowOrder(ns) {
+  const [a, b] = [connect(ns), connect(ns)];
+  await Promise.all([a, b].map((s) => once(s, "welcome")));
+  const order = [];
+  const slow = a.emitWithAck("slow").then((r) => order.push(`a:${r}`));
+  const queued = a.emitWithAck("fast").then((r) => order.push(`a:${r}`));
+  const other = b.emitWithAck("fast").then((r) => order.push(`b:${r}`));
+  await Promise.all([slow, queued, other]);
+  result.order = order;
 }
 
 const scenarios = {
@@ -110,6 +123,11 @@ const scenarios = {
     await burst("ack-later");
   },
 
+  // The same with serial handlers (each waits for the one before).
+  async ackBurstLaterSerial() {
+    await burst("ack-later", "/serial");
+  },
+
   async ordering() {
     const socket = connect();
     await once(socket, "welcome");
@@ -189,17 +207,16 @@ const scenarios = {
     };
   },
 
-  // A slow handler delays its own socket only.
+  // A slow handler delays nothing (its socket's next event included).
   async slow() {
-    const [a, b] = [connect(), connect()];
-    await Promise.all([a, b].map((s) => once(s, "welcome")));
-    const order = [];
-    const slow = a.emitWithAck("slow").then((r) => order.push(`a:${r}`));
-    const queued = a.emitWithAck("fast").then((r) => order.push(`a:${r}`));
-    const other = b.emitWithAck("fast").then((r) => order.push(`b:${r}`));
-    await Promise.all([slow, queued, other]);
-    result.order = order;
+    await slowOrder("/");
   },
+
+  // With serial handlers, a slow handler delays its own socket only.
+  async slowSerial() {
+    await slowOrder("/serial");
+  },
+
 
   // Node's socket.handshake, and fetchSockets.
   async handshake() {

@@ -273,6 +273,26 @@ pub async fn start_with(parser: Parser) -> ScenarioServer {
             });
         }
     });
+    // The same slow, fast and waiting handlers with serial handlers: each event's handler
+    // waits for the one before.
+    io.ns("/serial", |socket: SocketRef| async move {
+        let _ = socket.emit("welcome", &socket.id());
+        socket.on("slow", |ack: AckSender| async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let _ = ack.send(&"slow done");
+        });
+        socket.on("fast", |ack: AckSender| async move {
+            let _ = ack.send(&"fast done");
+        });
+        socket.on(
+            "ack-later",
+            |Data(value): Data<Value>, ack: AckSender| async move {
+                tokio::task::yield_now().await;
+                let _ = ack.send(&value);
+            },
+        );
+    })
+    .serial_handlers();
     io.ns(
         "/typed",
         |_socket: SocketRef, Data(_auth): Data<Auth>| async move {},

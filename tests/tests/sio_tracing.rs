@@ -70,7 +70,7 @@ async fn socket_spans_nest_in_their_engine_session_span() {
         (&engine, "session opened"),
         (&socket, "socket connected"),
         (&socket, "event event=hello ack=false"),
-        (&socket, "joined room room=lobby"),
+        (&socket, "joined rooms rooms=[\"lobby\"]"),
         (
             &socket,
             "socket disconnected reason=client namespace disconnect",

@@ -54,7 +54,9 @@ pub struct Socket<D> {
     /// The send queue is at its caps: the session's reader reads no more until a transport
     /// takes the queue (see [`Socket::backlogged`]).
     backlog: AtomicBool,
-    /// Notified when a transport takes a queue that was at its caps.
+    /// The layer above paused reading (see [`Socket::pause_reading`]).
+    reads_paused: AtomicBool,
+    /// Notified when a transport takes a queue that was at its caps, and when reading resumes.
     pub(crate) unblocked: Notify,
     max_packets: usize,
     max_bytes: usize,
@@ -200,6 +202,7 @@ impl<D> Socket<D> {
             upgrade_claimed: AtomicBool::new(false),
             writer_idle: AtomicBool::new(false),
             backlog: AtomicBool::new(false),
+            reads_paused: AtomicBool::new(false),
             unblocked: Notify::new(),
             max_packets,
             max_bytes,
@@ -401,8 +404,29 @@ impl<D> Socket<D> {
     /// queue to its caps and no transport has taken it since: the session's reader stops
     /// reading (a WebSocket) or waits before the next packet of a POST, so that the answers of
     /// a client's burst wait for the writer instead of failing with [`SendError::Full`].
-    pub(crate) fn backlogged(&self) -> bool {
+    ///
+    /// The layer above checks it before it resumes a handler that waited: one that would send
+    /// more first waits for the writer ([`Socket::until_unblocked`]).
+    pub fn backlogged(&self) -> bool {
         self.backlog.load(Ordering::Acquire)
+    }
+
+    /// Pauses reading the session's packets, or resumes it: for the layer above, whose work
+    /// for this session is at a bound (its handlers in flight). While paused, the WebSocket
+    /// reader reads no more frames (TCP then holds the client back) and a polling POST waits
+    /// before its next packet (at most the ping timeout; then it goes on). Heartbeats are not
+    /// read either: a pause longer than the ping timeout ends the session.
+    pub fn pause_reading(&self, paused: bool) {
+        if self.reads_paused.swap(paused, Ordering::AcqRel) && !paused {
+            self.unblocked.notify_waiters();
+            // A WebSocket task parked with nothing to write reads again.
+            self.signal(|_| {});
+        }
+    }
+
+    /// Whether the layer above paused reading ([`Socket::pause_reading`]).
+    pub(crate) fn reads_paused(&self) -> bool {
+        self.reads_paused.load(Ordering::Acquire)
     }
 
     /// Runs `f` as this session's own work, as the engine runs the handler of a packet it read
@@ -416,11 +440,24 @@ impl<D> Socket<D> {
     /// Resolves once the session's own work no longer holds the send queue at its caps: a
     /// transport took it, or the session closed. Resolves at once when it does not.
     pub async fn until_unblocked(&self) {
+        self.until(|socket| !socket.backlogged()).await;
+    }
+
+    /// Resolves once the session may be read again: its send queue is not held at its caps by
+    /// its own work, and the layer above did not pause reading; or the session closed.
+    pub(crate) async fn until_readable(&self) {
+        self.until(|socket| !socket.backlogged() && !socket.reads_paused())
+            .await;
+    }
+
+    /// Resolves once `ready` holds (checked again each time `unblocked` is notified) or the
+    /// session closed.
+    async fn until(&self, ready: impl Fn(&Self) -> bool) {
         loop {
             let unblocked = self.unblocked.notified();
             tokio::pin!(unblocked);
             unblocked.as_mut().enable();
-            if !self.backlogged() || self.is_closed() {
+            if ready(self) || self.is_closed() {
                 return;
             }
             tokio::select! {

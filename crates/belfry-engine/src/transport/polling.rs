@@ -252,9 +252,11 @@ async fn handle_payload<H: EngineHandler>(
         if socket.is_closed() {
             break;
         }
-        if socket.backlogged() && !socket.upgrade_claimed.load(Ordering::Acquire) {
+        if (socket.backlogged() && !socket.upgrade_claimed.load(Ordering::Acquire))
+            || socket.reads_paused()
+        {
             let wait = inner.config.ping_timeout;
-            let _ = tokio::time::timeout(wait, socket.until_unblocked()).await;
+            let _ = tokio::time::timeout(wait, socket.until_readable()).await;
             if socket.is_closed() {
                 break;
             }

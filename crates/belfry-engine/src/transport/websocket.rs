@@ -324,16 +324,17 @@ async fn run<H: EngineHandler>(
         // client back), so that a burst's answers are written rather than refused. A writer
         // held up by a peer that does not read does not stop the reader (its pongs are still
         // read, and the slow-consumer rule applies).
+        // The layer above may pause reading too (its handlers in flight at their bound).
         let mut yielding = false;
         let may_pause = !ws.has_unwritten();
-        let mut paused = may_pause && socket.backlogged();
+        let mut paused = socket.reads_paused() || (may_pause && socket.backlogged());
         if !socket.is_closed() && !paused {
             let read = ws.poll_read(cx, |message| {
                 let claims = if waiting { None } else { Some(&mut fence) };
                 yielding |= inline::queues_for_others(&*socket, claims, || {
                     on_message(&inner, &socket, message);
                 });
-                paused = may_pause && socket.backlogged();
+                paused = socket.reads_paused() || (may_pause && socket.backlogged());
                 !socket.is_closed() && !paused
             });
             if let Poll::Ready(Err(end)) = read {
@@ -359,9 +360,14 @@ async fn run<H: EngineHandler>(
             return Poll::Pending;
         }
         let written = out.write(cx, &socket, &mut ws);
-        if written.is_pending() && paused && !socket.backlogged() && !socket.is_closed() {
-            // The writer took the queue that paused the reader: read what waits (no readiness
-            // event comes for bytes read already).
+        if written.is_pending()
+            && paused
+            && !socket.backlogged()
+            && !socket.reads_paused()
+            && !socket.is_closed()
+        {
+            // The writer took the queue that paused the reader (or reading resumed): read what
+            // waits (no readiness event comes for bytes read already).
             cx.waker().wake_by_ref();
         }
         written

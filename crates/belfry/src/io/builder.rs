@@ -21,6 +21,9 @@ use crate::{
     client_files::{ClientFiles, ServeClientLayer},
 };
 
+/// The default of [`SocketIoBuilder::max_handlers_in_flight`].
+const DEFAULT_MAX_HANDLERS_IN_FLIGHT: usize = 1024;
+
 /// The Socket.IO options.
 #[derive(Debug, Clone)]
 pub(crate) struct IoConfig {
@@ -29,6 +32,7 @@ pub(crate) struct IoConfig {
     pub(crate) max_attachments: usize,
     pub(crate) recovery: Option<ConnectionStateRecovery>,
     pub(crate) parser: Parser,
+    pub(crate) max_handlers_in_flight: usize,
 }
 
 /// Builds a [`SocketIo`] server and its [`SocketIoLayer`].
@@ -62,6 +66,7 @@ impl SocketIoBuilder {
                 max_attachments: DEFAULT_MAX_ATTACHMENTS,
                 recovery: None,
                 parser: Parser::Default,
+                max_handlers_in_flight: DEFAULT_MAX_HANDLERS_IN_FLIGHT,
             },
             state: HashMap::new(),
             adapter: None,
@@ -148,6 +153,23 @@ impl SocketIoBuilder {
     /// How long [`Socket::emit_with_ack`](crate::Socket::emit_with_ack) waits (default 5 s).
     pub fn ack_timeout(mut self, timeout: Duration) -> Self {
         self.config.ack_timeout = timeout;
+        self
+    }
+
+    /// How many of one socket's event handlers may be waiting at once (default 1024). An
+    /// event's handler starts when the event arrives, in arrival order, and later events do
+    /// not wait for it to finish, as in Node; at this bound the socket's next events wait for
+    /// a handler to finish, and the connection is not read meanwhile (TCP holds the client
+    /// back), so that a client flooding slow events keeps its memory bounded. Node has no such
+    /// bound. See [`NamespaceHandle::serial_handlers`](crate::NamespaceHandle::serial_handlers)
+    /// for handlers that run one at a time.
+    ///
+    /// # Panics
+    ///
+    /// If `handlers` is 0.
+    pub fn max_handlers_in_flight(mut self, handlers: usize) -> Self {
+        assert!(handlers > 0, "at least one handler runs");
+        self.config.max_handlers_in_flight = handlers;
         self
     }
 

@@ -425,6 +425,7 @@ impl SocketIo {
         NsOptions {
             ack_timeout: self.inner.config.ack_timeout,
             parser: self.inner.config.parser,
+            max_handlers_in_flight: self.inner.config.max_handlers_in_flight,
         }
     }
 

@@ -55,6 +55,33 @@ impl NamespaceHandle {
         self.0.name()
     }
 
+    /// Runs each socket's event handlers one at a time, in arrival order: an event's handler
+    /// starts once the handlers of the events before it have finished.
+    ///
+    /// By default, as in Node, a handler starts when its event arrives (what it does before
+    /// its first `.await` runs in arrival order) and later events do not wait for it; a
+    /// handler that awaits an ack from its client then cannot hold back the event that brings
+    /// it. Serial handlers suit state that each event changes in turn.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use belfry::{SocketIo, SocketRef, extract::Data};
+    ///
+    /// let (_layer, io) = SocketIo::new_layer();
+    /// io.ns("/ledger", |socket: SocketRef| async move {
+    ///     socket.on("entry", |Data(amount): Data<i64>| async move {
+    ///         // Each entry is handled after the one before it has finished.
+    ///         let _ = amount;
+    ///     });
+    /// })
+    /// .serial_handlers();
+    /// ```
+    pub fn serial_handlers(self) -> Self {
+        self.0.set_serial_handlers(true);
+        self
+    }
+
     /// Listens to the server-side events named `event` that other servers send to this
     /// namespace (see [`SocketIo::on_server_side`](crate::SocketIo::on_server_side)).
     pub fn on_server_side<F, Fut>(self, event: impl Into<String>, listener: F) -> Self
@@ -86,6 +113,13 @@ impl ParentNamespaceHandle {
         H: Handler<T, Result<(), ConnectError>>,
     {
         self.0.add_middleware(erase(middleware));
+        self
+    }
+
+    /// Runs the event handlers of each socket of every child one at a time (see
+    /// [`NamespaceHandle::serial_handlers`]).
+    pub fn serial_handlers(self) -> Self {
+        self.0.set_serial_handlers(true);
         self
     }
 

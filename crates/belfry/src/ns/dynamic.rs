@@ -19,6 +19,8 @@ pub(crate) struct ParentNamespace {
     children: RwLock<HashMap<String, Arc<Namespace>>>,
     options: NsOptions,
     adapter: AdapterFactory,
+    /// Its children's sockets run their event handlers one at a time.
+    serial_handlers: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for ParentNamespace {
@@ -43,11 +45,22 @@ impl ParentNamespace {
             children: RwLock::new(HashMap::new()),
             options,
             adapter,
+            serial_handlers: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
     pub(crate) fn add_middleware(&self, middleware: ErasedHandler<Result<(), ConnectError>>) {
         self.middlewares.write().push(middleware);
+    }
+
+    /// Makes the sockets of its children (those made from now on and those there are) run
+    /// their event handlers one at a time.
+    pub(crate) fn set_serial_handlers(&self, serial: bool) {
+        self.serial_handlers
+            .store(serial, std::sync::atomic::Ordering::Relaxed);
+        for child in self.children.read().values() {
+            child.set_serial_handlers(serial);
+        }
     }
 
     /// The existing child named `name`.
@@ -66,13 +79,18 @@ impl ParentNamespace {
         let mut children = self.children.write();
         let child = children.entry(name.to_owned()).or_insert_with(|| {
             tracing::debug!(ns = %name, "dynamic namespace created");
-            Namespace::new(
+            let child = Namespace::new(
                 Str::from(name),
                 self.on_connect.clone(),
                 self.options,
                 Some(Arc::downgrade(self)),
                 &self.adapter,
-            )
+            );
+            child.set_serial_handlers(
+                self.serial_handlers
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            );
+            child
         });
         Some(child.clone())
     }

@@ -6,7 +6,7 @@ use std::{
     fmt,
     sync::{
         Arc, Weak,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -38,6 +38,8 @@ pub(crate) struct NsOptions {
     pub(crate) ack_timeout: Duration,
     /// How packets are encoded.
     pub(crate) parser: Parser,
+    /// How many of one socket's event handlers may be waiting at once.
+    pub(crate) max_handlers_in_flight: usize,
 }
 
 /// A namespace: the sockets connected to it, its adapter, and the handler run on each connect.
@@ -52,6 +54,8 @@ pub(crate) struct Namespace {
     /// acks is encoded once with one id for every recipient.
     next_ack: AtomicU64,
     options: NsOptions,
+    /// Its sockets run their event handlers one at a time (each waits for the one before).
+    serial_handlers: AtomicBool,
     /// For a child of a dynamic namespace: its parent, whose middlewares it uses and which
     /// forgets it once it is empty.
     parent: Option<Weak<ParentNamespace>>,
@@ -90,6 +94,7 @@ impl Namespace {
             sockets: RwLock::new(SocketIdMap::default()),
             next_ack: AtomicU64::new(0),
             options,
+            serial_handlers: AtomicBool::new(false),
             parent,
             server_side: RwLock::new(HashMap::new()),
             observer: std::sync::OnceLock::new(),
@@ -126,6 +131,20 @@ impl Namespace {
     }
 
     /// The parser that encodes this namespace's packets.
+    /// How many of one socket's event handlers may be waiting at once.
+    pub(crate) fn max_handlers_in_flight(&self) -> usize {
+        self.options.max_handlers_in_flight
+    }
+
+    /// Whether its sockets run their event handlers one at a time.
+    pub(crate) fn serial_handlers(&self) -> bool {
+        self.serial_handlers.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_serial_handlers(&self, serial: bool) {
+        self.serial_handlers.store(serial, Ordering::Relaxed);
+    }
+
     pub(crate) fn parser(&self) -> Parser {
         self.options.parser
     }

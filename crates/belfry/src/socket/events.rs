@@ -14,13 +14,14 @@ use crate::{
 };
 
 impl Socket {
-    /// Runs the handler of an incoming event, after those of the events before it.
+    /// Runs the handler of an incoming event, in its turn: once the handlers of the events
+    /// before it have started (finished, with serial handlers).
     ///
     /// Called by the connection's reader with no lock held, so an event arriving at an idle
     /// queue starts at once, on the reader's task (see [`Socket::enqueue_sized`]).
     pub(crate) fn on_event(self: &Arc<Self>, payload: Payload, ack: Option<u64>) {
         let bytes = payload.json.len() + payload.attachments.iter().map(Bytes::len).sum::<usize>();
-        self.enqueue_sized(bytes, true, |now| {
+        self.enqueue_sized(bytes, true, self.event_run(), |now| {
             if now {
                 // Its turn already: the handler's own future is the job, when one handler is all
                 // the event runs (no future of `run_event` to allocate).
