@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use belfry::{
-    AckError, AckSender, ConnectError, DisconnectReason, SocketIo, SocketRef,
+    AckError, AckSender, ConnectError, DisconnectReason, SocketIo, SocketRef, Spread,
     core::parser::Parser,
     extract::{Bin, Data, Event, Extension},
 };
@@ -228,7 +228,7 @@ pub async fn start_with(parser: Parser) -> ScenarioServer {
                 let _ = ack.send(&(a + b));
             });
             socket.on("bin", |socket: SocketRef, Bin(bins): Bin| async move {
-                let _ = socket.emit_binary("bin", &(), bins);
+                let _ = socket.emit("bin", &Spread(&bins));
             });
             socket.on("ask", |socket: SocketRef| async move {
                 let answer: i64 = socket.emit_with_ack("question", &"meaning?").await.unwrap();

@@ -17,12 +17,12 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use belfry::{
     AckSender, ConnectError, DisconnectReason, SocketIo, SocketRef,
-    extract::{Args, Bin, Data},
+    extract::{Args, Data},
 };
 use belfry_tests::{processes::NodeProcess, run_node};
 use bytes::Bytes;
 use parking_lot::Mutex;
-use serde::{Serialize, ser::SerializeMap, ser::SerializeSeq, ser::SerializeTuple};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 /// A case whose difference from Node is intended: why, and what Belfry answers (normalized, as
@@ -249,28 +249,20 @@ fn install(io: &SocketIo, shutdown: Arc<tokio::sync::Notify>) {
                         .insert(socket.id().to_string(), reason.as_str().to_owned());
                 }
             });
-            socket.on(
-                "echo",
-                |socket: SocketRef, args: Args, Bin(bins): Bin| async move {
-                    let _ = socket.emit("echo", &Echo::new(args, &bins));
-                },
-            );
-            socket.on(
-                "echo-ack",
-                |args: Args, Bin(bins): Bin, ack: AckSender| async move {
-                    let _ = ack.send(&Echo::new(args, &bins));
-                },
-            );
+            socket.on("echo", |socket: SocketRef, args: Args| async move {
+                let _ = socket.emit("echo", &args);
+            });
+            socket.on("echo-ack", |args: Args, ack: AckSender| async move {
+                let _ = ack.send(&args);
+            });
             socket.on("ack-null", |ack: AckSender| async move {
                 let _ = ack.send(&Value::Null);
             });
-            socket.on(
-                "message-with-ack",
-                |args: Args, Bin(bins): Bin, ack: AckSender| async move {
-                    // Node's `(data, ack) => ack(data)`: the first argument only.
-                    let _ = ack.send(&Echo::first(args, &bins));
-                },
-            );
+            socket.on("message-with-ack", |args: Args, ack: AckSender| async move {
+                // Node's `(data, ack) => ack(data)`: the first argument only.
+                let first = args.values().ok().and_then(|v| v.into_iter().next());
+                let _ = ack.send(&first.unwrap_or_default());
+            });
             socket.on(
                 "shape",
                 |socket: SocketRef, Data(kind): Data<String>, ack: AckSender| async move {
@@ -370,105 +362,3 @@ fn emit_shape(socket: &SocketRef, kind: &str) {
     };
 }
 
-/// The arguments of an event sent back as they came (Node's `...args`): as the client's JSON
-/// text when there is no binary attachment ([`Args`] serializes back spread), else rebuilt with
-/// each placeholder replaced by its attachment, so the attachments go back in place. Belfry has
-/// no extractor for "every argument, attachments in place": this is the handler's own code.
-enum Echo {
-    Raw(Args),
-    Revived(Vec<Dyn>),
-}
-
-impl Echo {
-    fn new(args: Args, bins: &[Bytes]) -> Echo {
-        if bins.is_empty() {
-            return Echo::Raw(args);
-        }
-        let values = args.values().unwrap_or_default();
-        Echo::Revived(values.into_iter().map(|v| Dyn::revive(v, bins)).collect())
-    }
-
-    /// The first argument alone.
-    fn first(args: Args, bins: &[Bytes]) -> Dyn {
-        let value = args
-            .values()
-            .unwrap_or_default()
-            .into_iter()
-            .next()
-            .unwrap_or(Value::Null);
-        Dyn::revive(value, bins)
-    }
-}
-
-impl Serialize for Echo {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Echo::Raw(args) => args.serialize(serializer),
-            Echo::Revived(items) => {
-                // A tuple: spread into separate arguments.
-                let mut tuple = serializer.serialize_tuple(items.len())?;
-                for item in items {
-                    tuple.serialize_element(item)?;
-                }
-                tuple.end()
-            }
-        }
-    }
-}
-
-/// A JSON value that may hold bytes (serialized as bytes: an attachment).
-enum Dyn {
-    Json(Value),
-    Array(Vec<Dyn>),
-    Object(Vec<(String, Dyn)>),
-    Bytes(Bytes),
-}
-
-impl Dyn {
-    fn revive(value: Value, bins: &[Bytes]) -> Dyn {
-        match value {
-            Value::Object(map)
-                if map.get("_placeholder") == Some(&Value::Bool(true))
-                    && map.get("num").and_then(Value::as_u64).is_some() =>
-            {
-                let num = usize::try_from(map["num"].as_u64().unwrap()).unwrap_or(usize::MAX);
-                match bins.get(num) {
-                    Some(bytes) => Dyn::Bytes(bytes.clone()),
-                    None => Dyn::Json(Value::Object(map)),
-                }
-            }
-            Value::Object(map) => Dyn::Object(
-                map.into_iter()
-                    .map(|(k, v)| (k, Dyn::revive(v, bins)))
-                    .collect(),
-            ),
-            Value::Array(items) => {
-                Dyn::Array(items.into_iter().map(|v| Dyn::revive(v, bins)).collect())
-            }
-            other => Dyn::Json(other),
-        }
-    }
-}
-
-impl Serialize for Dyn {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Dyn::Json(value) => value.serialize(serializer),
-            Dyn::Bytes(bytes) => serializer.serialize_bytes(bytes),
-            Dyn::Array(items) => {
-                let mut seq = serializer.serialize_seq(Some(items.len()))?;
-                for item in items {
-                    seq.serialize_element(item)?;
-                }
-                seq.end()
-            }
-            Dyn::Object(entries) => {
-                let mut map = serializer.serialize_map(Some(entries.len()))?;
-                for (k, v) in entries {
-                    map.serialize_entry(k, v)?;
-                }
-                map.end()
-            }
-        }
-    }
-}

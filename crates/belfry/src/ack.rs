@@ -3,7 +3,6 @@
 use std::{convert::Infallible, fmt};
 
 use belfry_core::parser::Packet;
-use bytes::Bytes;
 use serde::Serialize;
 
 use crate::{EmitError, SocketRef, extract::FromContext, handler::HandlerContext};
@@ -44,30 +43,18 @@ impl AckSender {
         self.id.is_some()
     }
 
-    /// Answers with `data` as the callback's arguments (a tuple for several, `()` for none).
+    /// Answers with `data` as the callback's arguments (a tuple or [`Args`](crate::extract::Args)
+    /// for several, `()` for none; binary anywhere in `data` reaches the client as binary).
     ///
     /// # Errors
     ///
     /// Data that does not serialize, a full send queue, a disconnected socket.
     pub fn send<T: Serialize + ?Sized>(self, data: &T) -> Result<(), EmitError> {
-        self.send_binary(data, Vec::new())
-    }
-
-    /// [`AckSender::send`] with binary attachments appended as the last arguments.
-    ///
-    /// # Errors
-    ///
-    /// As [`AckSender::send`].
-    pub fn send_binary<T: Serialize + ?Sized>(
-        self,
-        data: &T,
-        attachments: Vec<Bytes>,
-    ) -> Result<(), EmitError> {
         let Some(id) = self.id else {
             return Ok(());
         };
         let ns = self.socket.ns();
-        let payload = crate::socket::packet_payload(ns, true, Some(id), None, data, attachments)?;
+        let payload = crate::socket::packet_payload(ns, true, Some(id), None, data, Vec::new())?;
         self.socket
             .send(Packet::ack(self.socket.ns().to_owned(), payload, id))
     }

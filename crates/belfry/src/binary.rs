@@ -228,4 +228,23 @@ mod tests {
         let v: Value = from_str(r#"{"_placeholder":true,"num":0}"#, &[]).unwrap();
         assert_eq!(v["num"], 0);
     }
+
+    #[test]
+    fn belfry_values_hold_binary_and_binary_takes_only_binary() {
+        let attachments = [Bytes::from_static(b"ab")];
+        let json = r#"{"z":{"_placeholder":true,"num":0},"a":[1,"s"]}"#;
+        let value: crate::Value = from_str(json, &attachments).unwrap();
+        assert_eq!(value["z"].as_bytes(), Some(&attachments[0]));
+        assert_eq!(
+            value.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["z", "a"]
+        );
+        let crate::Binary(bytes) =
+            from_str(r#"{"_placeholder":true,"num":0}"#, &attachments).unwrap();
+        assert_eq!(bytes, attachments[0]);
+        // A string or an array of numbers is not binary, though a `Bytes` field takes them.
+        assert!(from_str::<crate::Binary>(r#""ab""#, &attachments).is_err());
+        assert!(from_str::<crate::Binary>("[97,98]", &attachments).is_err());
+        assert!(from_str::<Bytes>("[97,98]", &attachments).is_ok());
+    }
 }

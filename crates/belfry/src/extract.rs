@@ -8,7 +8,7 @@
 //! | [`SocketRef`] | the socket | every handler |
 //! | [`Data<T>`] | the event's arguments (one argument: it; several: them as a tuple/array), or the connect auth | connect, events |
 //! | [`TryData<T>`] | the same as a `Result`, never refused | connect, events |
-//! | [`Args`] | every argument as JSON, however many; serializes back spread | events |
+//! | [`Args`] | every argument, however many, binary included; serializes back spread, as it came | events |
 //! | [`AckSender`](crate::AckSender) | answers the client's ack | events |
 //! | [`Event`] | the event name | events |
 //! | [`Bin`] | the binary attachments | events |
@@ -126,10 +126,11 @@ impl fmt::Display for DataRejection {
     }
 }
 
-/// Every argument of the event, however many there are (Node's `...args`), each as the JSON
-/// text the client sent (checked, not parsed: [`Args::raw`]). It serializes back as the same
-/// argument list, so `socket.emit("ev", &args)` sends them spread, as Node's
-/// `emit("ev", ...args)` does, copying the text rather than parsing and writing it again.
+/// Every argument of the event, however many there are (Node's `...args`), binary included:
+/// each as the JSON text the client sent (checked, not parsed: [`Args::raw`]), with the event's
+/// binary attachments ([`Args::attachments`]) where their placeholders stand. It serializes
+/// back as the same argument list, so `socket.emit("ev", &args)` and `ack.send(&args)` send them
+/// spread, as Node's `emit("ev", ...args)` does: JSON copied as its text, binary as binary.
 /// [`Args::get`] and [`Args::values`] parse when a handler needs the values.
 ///
 /// # Examples
@@ -147,41 +148,64 @@ impl fmt::Display for DataRejection {
 /// # let _ = echo;
 /// ```
 #[derive(Debug, Clone, Default)]
-pub struct Args(pub Elements);
+pub struct Args {
+    elements: Elements,
+    attachments: Vec<Bytes>,
+}
 
 impl Args {
+    /// Arguments of JSON text (`elements`) whose placeholders stand for `attachments`.
+    pub fn new(elements: Elements, attachments: Vec<Bytes>) -> Args {
+        Args {
+            elements,
+            attachments,
+        }
+    }
+
     /// How many arguments there are.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.elements.len()
     }
 
     /// True if there are none.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.elements.is_empty()
     }
 
-    /// The JSON text of argument `index`, as the client wrote it; `None` past the last one.
+    /// The JSON text of argument `index`, as the client wrote it (binary as placeholders);
+    /// `None` past the last one.
     pub fn raw(&self, index: usize) -> Option<&str> {
-        self.0.get(index)
+        self.elements.get(index)
     }
 
     /// The JSON text of each argument, in order.
     pub fn iter_raw(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
-        self.0.iter()
+        self.elements.iter()
     }
 
-    /// Argument `index` as a `T`; `None` past the last argument.
+    /// The event's binary attachments, in the order of their placeholders' numbers.
+    pub fn attachments(&self) -> &[Bytes] {
+        &self.attachments
+    }
+
+    /// Argument `index` as a `T` (binary where its placeholders stand: a `bytes::Bytes` or
+    /// [`Binary`](crate::Binary) field gets it); `None` past the last argument.
     pub fn get<T: DeserializeOwned>(&self, index: usize) -> Option<Result<T, serde_json::Error>> {
-        self.0.get(index).map(serde_json::from_str)
+        self.elements
+            .get(index)
+            .map(|json| crate::binary::from_str(json, &self.attachments))
     }
 
-    /// Every argument as a JSON value.
+    /// Every argument as a [`Value`](crate::Value), binary included, object keys in order.
     ///
     /// # Errors
     ///
     /// An argument nests deeper than serde_json parses (128 levels).
-    pub fn values(&self) -> Result<Vec<serde_json::Value>, serde_json::Error> {
-        self.0.iter().map(serde_json::from_str).collect()
+    pub fn values(&self) -> Result<Vec<crate::Value>, serde_json::Error> {
+        self.elements
+            .iter()
+            .map(|json| crate::binary::from_str(json, &self.attachments))
+            .collect()
     }
 }
 
@@ -191,7 +215,10 @@ impl FromContext for Args {
     fn from_context(ctx: &mut HandlerContext) -> Result<Self, DataRejection> {
         match &ctx.kind {
             // The decoder's split, shared: nothing is parsed or copied.
-            ContextKind::Event { args, .. } => Ok(Args(args.clone())),
+            ContextKind::Event { args, payload, .. } => Ok(Args {
+                elements: args.clone(),
+                attachments: payload.attachments.clone(),
+            }),
             _ => Err(DataRejection("only events have arguments".to_owned())),
         }
     }
@@ -200,12 +227,21 @@ impl FromContext for Args {
 impl serde::Serialize for Args {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeTuple;
-        // A tuple: spread into separate arguments by `emit` and `AckSender::send`. Each element
-        // is its text, copied into the packet by Belfry's writer (and checked into a serde_json
-        // `RawValue` for any other serializer: see `RawJson`).
+        // A tuple: spread into separate arguments by `emit` and `AckSender::send`. Without
+        // binary, each element is its text, copied into the packet by Belfry's writer (and
+        // checked into a serde_json `RawValue` for any other serializer: see `RawJson`). With
+        // binary, each element is its value: the packet numbers its own attachments.
         let mut tuple = serializer.serialize_tuple(self.len())?;
-        for json in self.0.iter() {
-            tuple.serialize_element(&crate::args::RawJson(json))?;
+        if self.attachments.is_empty() {
+            for json in self.elements.iter() {
+                tuple.serialize_element(&crate::args::RawJson(json))?;
+            }
+        } else {
+            for json in self.elements.iter() {
+                let value: crate::Value = crate::binary::from_str(json, &self.attachments)
+                    .map_err(serde::ser::Error::custom)?;
+                tuple.serialize_element(&value)?;
+            }
         }
         tuple.end()
     }

@@ -191,8 +191,10 @@ mod socket;
 struct ReadmeDoctests;
 
 pub use ack::AckSender;
+pub use args::Spread;
 pub use belfry_core as core;
 pub use belfry_core::proto::SocketId;
+pub use belfry_core::proto::value::{Binary, Map, Value};
 pub use belfry_engine as engine;
 pub use errors::{AckError, ConnectError, DisconnectReason, EmitError, ServerSideError};
 pub use handshake::Handshake;

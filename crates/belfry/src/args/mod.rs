@@ -110,3 +110,32 @@ fn serialize_into<T: Serialize + ?Sized>(
         shared: &shared,
     })
 }
+
+/// Several arguments from a list: `socket.emit("ev", &Spread(&values))` sends
+/// `["ev", v1, ..., vn]`, as a tuple or [`Args`](crate::extract::Args) would (Node's
+/// `emit("ev", ...values)`), where the list itself would be one argument (an array).
+///
+/// # Examples
+///
+/// ```
+/// use belfry::{SocketRef, Spread, Value};
+///
+/// fn send_all(socket: &SocketRef, values: &[Value]) {
+///     let _ = socket.emit("values", &Spread(values));
+/// }
+/// # let _ = send_all;
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Spread<'a, T>(pub &'a [T]);
+
+impl<T: Serialize> Serialize for Spread<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        // A tuple: what the argument lists spread.
+        let mut tuple = serializer.serialize_tuple(self.0.len())?;
+        for element in self.0 {
+            tuple.serialize_element(element)?;
+        }
+        tuple.end()
+    }
+}

@@ -74,7 +74,7 @@ fn args_keep_their_text() {
     let elements = belfry_core::parser::Elements::parse(r#"["ev", {"b": 1, "a": [2]}, "x\u00e9"]"#)
         .unwrap()
         .skip(1);
-    let args = crate::extract::Args(elements);
+    let args = crate::extract::Args::new(elements, Vec::new());
     assert_eq!(
         event_array("echo", &args).0,
         r#"["echo",{"b": 1, "a": [2]},"x\u00e9"]"#
@@ -89,7 +89,10 @@ fn args_keep_their_text() {
 }
 
 fn args(json: &str) -> crate::extract::Args {
-    crate::extract::Args(belfry_core::parser::Elements::parse(json).unwrap().skip(1))
+    crate::extract::Args::new(
+        belfry_core::parser::Elements::parse(json).unwrap().skip(1),
+        Vec::new(),
+    )
 }
 
 /// `Args` anywhere in a value (a field, an element, a map value, a variant, an option,
@@ -265,4 +268,55 @@ fn output_is_serde_jsons() {
     let raw =
         serde_json::value::RawValue::from_string(r#" { "kept" : [1, 2] } "#.to_owned()).unwrap();
     assert_eq!(args_array(&raw), r#"[{ "kept" : [1, 2] }]"#);
+}
+
+#[test]
+fn values_send_their_binary_as_attachments() {
+    let value: crate::Value = crate::Value::from_iter([
+        ("z", crate::Value::from(Bytes::from_static(b"1"))),
+        (
+            "a",
+            crate::Value::from_iter([crate::Value::from(Bytes::from_static(b"2"))]),
+        ),
+    ]);
+    let (text, attachments) = event_array("v", &value);
+    assert_eq!(
+        text,
+        r#"["v",{"z":{"_placeholder":true,"num":0},"a":[{"_placeholder":true,"num":1}]}]"#
+    );
+    assert_eq!(
+        attachments,
+        [Bytes::from_static(b"1"), Bytes::from_static(b"2")]
+    );
+    // Spread: the list's elements are the arguments.
+    let values = [crate::Value::from(1), crate::Value::Null];
+    assert_eq!(event_array("v", &Spread(&values)).0, r#"["v",1,null]"#);
+    assert_eq!(event_array("v", &Spread::<u8>(&[])).0, r#"["v"]"#);
+}
+
+#[test]
+fn args_with_binary_renumber_their_attachments() {
+    // Two arguments, the second's attachment first: behind bytes of the emit's own, each keeps
+    // its data.
+    let elements = belfry_core::parser::Elements::parse(
+        r#"[{"_placeholder":true,"num":1},{"k":{"_placeholder":true,"num":0}}]"#,
+    )
+    .unwrap();
+    let args = crate::extract::Args::new(
+        elements,
+        vec![Bytes::from_static(b"zero"), Bytes::from_static(b"one")],
+    );
+    let (text, attachments) = event_array("e", &(Bytes::from_static(b"own"), &args));
+    assert_eq!(
+        text,
+        r#"["e",{"_placeholder":true,"num":0},[{"_placeholder":true,"num":1},{"k":{"_placeholder":true,"num":2}}]]"#
+    );
+    assert_eq!(
+        attachments,
+        [
+            Bytes::from_static(b"own"),
+            Bytes::from_static(b"one"),
+            Bytes::from_static(b"zero")
+        ]
+    );
 }

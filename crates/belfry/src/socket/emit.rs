@@ -7,7 +7,6 @@ use belfry_core::{
     adapter::{BroadcastFlags, BroadcastOptions},
     parser::{Packet, PacketData, Parser},
 };
-use bytes::Bytes;
 use serde::Serialize;
 
 use super::{Socket, data_of, event_payload, into_frames, send_frames, wire::msgpack_frames};
@@ -48,22 +47,7 @@ impl Socket {
     /// A reserved event name, data that does not serialize, a full send queue, or a
     /// disconnected socket.
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
-        self.emit_binary(event, data, Vec::new())
-    }
-
-    /// Like [`Socket::emit`], with binary attachments appended as the last arguments (they reach
-    /// a Node client as `Buffer`s).
-    ///
-    /// # Errors
-    ///
-    /// As [`Socket::emit`].
-    pub fn emit_binary<T: Serialize + ?Sized>(
-        &self,
-        event: &str,
-        data: &T,
-        attachments: Vec<Bytes>,
-    ) -> Result<(), EmitError> {
-        self.emit_flagged(event, data, attachments, BroadcastFlags::default())
+        self.emit_flagged(event, data, BroadcastFlags::default())
     }
 
     /// Sends `event` as [`SocketOperator`](crate::SocketOperator) does: `volatile` drops it
@@ -73,10 +57,9 @@ impl Socket {
         &self,
         event: &str,
         data: &T,
-        attachments: Vec<Bytes>,
         flags: BroadcastFlags,
     ) -> Result<(), EmitError> {
-        let payload = event_payload(self.ns.name(), None, event, data, attachments)?;
+        let payload = event_payload(self.ns.name(), None, event, data, Vec::new())?;
         let packet = Packet::event(self.ns.name_str(), payload, None);
         if self.pid.is_some() && self.connected() && self.ns.socket(&self.id).is_some() {
             // Under recovery, Node sends through the adapter (to the socket's own room), which

@@ -3,7 +3,6 @@
 use std::{fmt, time::Duration};
 
 use belfry_core::adapter::BroadcastFlags;
-use bytes::Bytes;
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::Socket;
@@ -97,22 +96,7 @@ impl<'a> SocketOperator<'a> {
     ///
     /// As [`Socket::emit`]; a volatile event dropped is not an error.
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
-        self.emit_binary(event, data, Vec::new())
-    }
-
-    /// [`SocketOperator::emit`] with binary attachments appended as the last arguments.
-    ///
-    /// # Errors
-    ///
-    /// As [`SocketOperator::emit`].
-    pub fn emit_binary<T: Serialize + ?Sized>(
-        &self,
-        event: &str,
-        data: &T,
-        attachments: Vec<Bytes>,
-    ) -> Result<(), EmitError> {
-        self.socket
-            .emit_flagged(event, data, attachments, self.flags)
+        self.socket.emit_flagged(event, data, self.flags)
     }
 
     /// [`Socket::emit_with_ack`] with these options: waits at most the operator's
