@@ -4,7 +4,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{Router, routing::get};
 use belfry_engine::{
-    DisconnectReason, Engine, EngineConfig, EngineHandler, EngineLayer, Packet, Sid, Socket, Str,
+    CloseReason, Engine, EngineConfig, EngineHandler, EngineLayer, Packet, Sid, Socket, Str,
 };
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -21,7 +21,7 @@ pub enum Event {
     /// A binary message arrived.
     Binary(Sid, Bytes),
     /// A session closed.
-    Disconnect(Sid, DisconnectReason),
+    Disconnect(Sid, CloseReason),
 }
 
 /// An echo handler that records every callback. The text `close-me` makes the server close the
@@ -46,7 +46,7 @@ impl EngineHandler for Recorder {
         let _ = self.events.send(Event::Connect(socket.id().clone()));
     }
 
-    fn on_disconnect(&self, socket: Arc<Socket<()>>, reason: DisconnectReason) {
+    fn on_disconnect(&self, socket: Arc<Socket<()>>, reason: CloseReason) {
         let _ = self
             .events
             .send(Event::Disconnect(socket.id().clone(), reason));
@@ -132,7 +132,7 @@ impl TestServer {
     }
 
     /// Skips events until the disconnect of `sid`, and returns its reason.
-    pub async fn disconnect_reason(&mut self, sid: &str) -> DisconnectReason {
+    pub async fn disconnect_reason(&mut self, sid: &str) -> CloseReason {
         loop {
             if let Event::Disconnect(id, reason) = self.next_event().await
                 && id.as_str() == sid

@@ -278,10 +278,9 @@ fn install(io: &SocketIo, shutdown: Arc<tokio::sync::Notify>) {
                 |socket: SocketRef| async move { socket.disconnect() },
             );
             // Node's `socket.disconnect(true)`.
-            socket.on(
-                "bye",
-                |socket: SocketRef| async move { socket.disconnect_all() },
-            );
+            socket.on("bye", |socket: SocketRef| async move {
+                socket.close_connection()
+            });
             socket.on("big", |socket: SocketRef| async move {
                 let _ = socket.emit("big", &"x".repeat(5000));
             });

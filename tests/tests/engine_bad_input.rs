@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use belfry_engine::{DisconnectReason, EngineConfig, Packet, SendError, Str};
+use belfry_engine::{CloseReason, EngineConfig, Packet, SendError, Str};
 use belfry_tests::{RawWs, TestServer, http, raw, read_response, upgrade_request};
 use bytes::Bytes;
 use tokio::{io::AsyncWriteExt, net::TcpStream};
@@ -288,7 +288,7 @@ async fn row10_oversized_post_is_refused_before_buffering() {
     assert_eq!(res.status, 413);
     assert_eq!(
         server.disconnect_reason(&sid).await,
-        DisconnectReason::TransportError
+        CloseReason::TransportError
     );
 
     // (b) chunked: refused once the body passes 1 MB, without reading the rest.
@@ -306,7 +306,7 @@ async fn row10_oversized_post_is_refused_before_buffering() {
     });
     assert_eq!(
         server.disconnect_reason(&sid).await,
-        DisconnectReason::TransportError
+        CloseReason::TransportError
     );
     writer.abort();
     assert_still_serving(&server).await;
@@ -326,7 +326,7 @@ async fn row11_slow_post_body_hits_the_deadline() {
     assert_eq!(res.status, 408);
     assert_eq!(
         server.disconnect_reason(&sid).await,
-        DisconnectReason::TransportError
+        CloseReason::TransportError
     );
 }
 
@@ -345,7 +345,7 @@ async fn row12_binary_content_type_on_eio4() {
     assert_eq!(res.status, 400);
     assert_eq!(
         server.disconnect_reason(&sid).await,
-        DisconnectReason::TransportError
+        CloseReason::TransportError
     );
 }
 
@@ -370,7 +370,7 @@ async fn row13_overlapping_gets_and_posts() {
     );
     assert_eq!(
         server.disconnect_reason(&sid).await,
-        DisconnectReason::TransportError
+        CloseReason::TransportError
     );
 
     // Two POSTs: the first one's body is still arriving when the second comes.
@@ -380,7 +380,7 @@ async fn row13_overlapping_gets_and_posts() {
     assert_eq!(server.post(&sid, b"4x").await.status, 400);
     assert_eq!(
         server.disconnect_reason(&sid).await,
-        DisconnectReason::TransportError
+        CloseReason::TransportError
     );
 }
 
@@ -455,7 +455,7 @@ async fn row17_undecodable_packets() {
         assert_eq!(res.status, 400, "{body:?}");
         assert_eq!(
             server.disconnect_reason(&sid).await,
-            DisconnectReason::ParseError,
+            CloseReason::ParseError,
             "{body:?}"
         );
     }
@@ -463,7 +463,7 @@ async fn row17_undecodable_packets() {
     ws.frame(FIN_TEXT, b"abc").await;
     assert_eq!(
         server.disconnect_reason(&sid).await,
-        DisconnectReason::ParseError
+        CloseReason::ParseError
     );
     assert_still_serving(&server).await;
 }
@@ -533,7 +533,7 @@ async fn row20_slow_reader_hits_the_queue_cap_and_is_closed() {
     });
     assert_eq!(
         server.disconnect_reason(sid.as_str()).await,
-        DisconnectReason::TransportError
+        CloseReason::TransportError
     );
     keep_full.await.unwrap();
     pongs.abort();
@@ -659,7 +659,7 @@ async fn row25_endless_empty_continuations_end_at_the_heartbeat() {
     });
     assert_eq!(
         server.disconnect_reason(&sid).await,
-        DisconnectReason::PingTimeout
+        CloseReason::PingTimeout
     );
     writer.abort();
     assert_still_serving(&server).await;
@@ -689,7 +689,7 @@ async fn row26_close_frames() {
     assert_eq!(ws.close_code().await, Some(1000));
     assert_eq!(
         server.disconnect_reason(&sid).await,
-        DisconnectReason::TransportClose
+        CloseReason::TransportClose
     );
 }
 

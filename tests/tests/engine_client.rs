@@ -2,13 +2,13 @@
 //! and polling then upgrade; text, binary, a payload near the limit, and a close from each side.
 #![allow(clippy::unwrap_used)]
 
-use belfry_engine::{DisconnectReason, EngineConfig};
+use belfry_engine::{CloseReason, EngineConfig};
 use belfry_tests::{Event, TestServer, run_node};
 
 /// Just under the 1 MB default `max_payload`, once the packet type and JSON framing are added.
 const NEAR_LIMIT: &str = "999000";
 
-async fn run(mode: &str, closer: &str) -> (serde_json::Value, DisconnectReason, Vec<Event>) {
+async fn run(mode: &str, closer: &str) -> (serde_json::Value, CloseReason, Vec<Event>) {
     let mut server = TestServer::start(EngineConfig::default()).await;
     let result = run_node(
         "engine_client.mjs",
@@ -46,7 +46,7 @@ async fn polling_only_and_websocket_only() {
             "{transport}"
         );
         assert_eq!(result["closeReason"], "transport close", "{transport}");
-        assert_eq!(reason, DisconnectReason::ForcedClose, "{transport}");
+        assert_eq!(reason, CloseReason::ForcedClose, "{transport}");
     }
 }
 
@@ -60,7 +60,7 @@ async fn polling_then_upgrade_keeps_order() {
         serde_json::json!(expected),
         "order across the upgrade"
     );
-    assert_eq!(reason, DisconnectReason::ForcedClose);
+    assert_eq!(reason, CloseReason::ForcedClose);
 }
 
 #[tokio::test]
@@ -68,6 +68,6 @@ async fn client_close_on_each_transport() {
     for mode in ["polling", "websocket", "upgrade"] {
         let (result, reason, _) = run(mode, "client").await;
         assert_eq!(result["closeReason"], "forced close", "{mode}: {result}");
-        assert_eq!(reason, DisconnectReason::TransportClose, "{mode}");
+        assert_eq!(reason, CloseReason::TransportClose, "{mode}");
     }
 }

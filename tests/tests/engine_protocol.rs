@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use belfry_engine::{
-    Cookie, DisconnectReason, EngineConfig, Packet, SendError, Sid, Str, TransportType,
+    CloseReason, Cookie, EngineConfig, Packet, SendError, Sid, Str, TransportType,
 };
 use belfry_tests::{Event, RawWs, TestServer, encode_frame, http, read_response, upgrade_request};
 use bytes::Bytes;
@@ -301,7 +301,7 @@ async fn pongs_keep_the_session_and_silence_times_out() {
     assert_eq!(server.poll(&sid).await.text(), "2");
     assert_eq!(
         server.disconnect_reason(&sid).await,
-        DisconnectReason::PingTimeout
+        CloseReason::PingTimeout
     );
 }
 
@@ -316,7 +316,7 @@ async fn websocket_ping_timeout() {
     assert_eq!(next_text(&mut ws).await, "2");
     assert_eq!(
         server.disconnect_reason(&sid).await,
-        DisconnectReason::PingTimeout
+        CloseReason::PingTimeout
     );
     // The server closes the WebSocket.
     assert_ws_closed(&mut ws).await;
@@ -329,7 +329,7 @@ async fn client_ping_is_a_protocol_error_in_v4() {
     server.post(&sid, b"2").await;
     assert_eq!(
         server.disconnect_reason(&sid).await,
-        DisconnectReason::TransportError
+        CloseReason::TransportError
     );
 
     let mut ws = connect_ws(&server, "EIO=4&transport=websocket").await;
@@ -338,7 +338,7 @@ async fn client_ping_is_a_protocol_error_in_v4() {
     ws.send(Message::text("2")).await.unwrap();
     assert_eq!(
         server.disconnect_reason(&sid).await,
-        DisconnectReason::TransportError
+        CloseReason::TransportError
     );
 }
 
@@ -376,7 +376,7 @@ async fn raw_upgrade_noop_then_switch_without_loss() {
     ws.send(Message::text("1")).await.unwrap();
     assert_eq!(
         server.disconnect_reason(&sid).await,
-        DisconnectReason::TransportClose
+        CloseReason::TransportClose
     );
 }
 
@@ -395,7 +395,7 @@ async fn a_close_during_the_upgrade_reaches_the_client_over_the_websocket() {
     socket.close();
     assert_eq!(
         server.disconnect_reason(&sid).await,
-        DisconnectReason::ForcedClose
+        CloseReason::ForcedClose
     );
     ws.send(Message::text("5")).await.unwrap();
     assert_eq!(next_text(&mut ws).await, "4bye");
@@ -479,7 +479,7 @@ async fn server_close_on_polling_sends_queued_packets_then_close() {
     socket.close();
     assert_eq!(
         server.disconnect_reason(&sid).await,
-        DisconnectReason::ForcedClose
+        CloseReason::ForcedClose
     );
     // As Node: the queued packets on their own, the close with a noop in the next answer (in
     // one payload, socket.io-client would act on the close before it read the packets).
@@ -514,7 +514,7 @@ async fn server_close_answers_a_pending_get_with_the_packets_then_the_close() {
         }
         assert_eq!(
             server.disconnect_reason(&sid).await,
-            DisconnectReason::ForcedClose
+            CloseReason::ForcedClose
         );
         assert_eq!(server.poll(&sid).await.status, 400, "the session is gone");
     }
@@ -529,7 +529,7 @@ async fn a_get_served_after_the_clients_close_gets_a_noop() {
     assert_eq!(server.post(&sid, b"1").await.status, 200);
     assert_eq!(
         server.disconnect_reason(&sid).await,
-        DisconnectReason::TransportClose
+        CloseReason::TransportClose
     );
     let res = server.poll(&sid).await;
     assert_eq!((res.status, res.text().as_str()), (200, "6"));
@@ -548,7 +548,7 @@ async fn client_close_on_polling_answers_pending_get_with_noop() {
     assert_eq!(pending.await.unwrap().text(), "6");
     assert_eq!(
         server.disconnect_reason(&sid).await,
-        DisconnectReason::TransportClose
+        CloseReason::TransportClose
     );
     assert_eq!(server.engine.clients_count(), 0);
 }
@@ -562,10 +562,7 @@ async fn engine_close_disconnects_everyone() {
     tokio::time::timeout(Duration::from_secs(5), server.engine.close())
         .await
         .expect("close resolves");
-    assert_eq!(
-        server.disconnect_reason(&a).await,
-        DisconnectReason::ForcedClose
-    );
+    assert_eq!(server.disconnect_reason(&a).await, CloseReason::ForcedClose);
     assert_ws_closed(&mut ws).await;
 }
 

@@ -14,7 +14,7 @@ use tokio::{sync::Notify, time::Instant};
 use tracing::Instrument;
 
 use crate::{
-    DisconnectReason, EngineConfig, EngineHandler, EngineLayer, Packet, Sid, Socket, TransportType,
+    CloseReason, EngineConfig, EngineHandler, EngineLayer, Packet, Sid, Socket, TransportType,
     packet::OpenPacket, sid::SidMap,
 };
 
@@ -27,13 +27,13 @@ use crate::{
 ///
 /// ```no_run
 /// # use std::sync::Arc;
-/// # use belfry_engine::{DisconnectReason, EngineHandler, Packet, Socket, Str};
+/// # use belfry_engine::{CloseReason, EngineHandler, Packet, Socket, Str};
 /// # use bytes::Bytes;
 /// # struct Echo;
 /// # impl EngineHandler for Echo {
 /// #     type Data = ();
 /// #     fn on_connect(&self, _: Arc<Socket<()>>) {}
-/// #     fn on_disconnect(&self, _: Arc<Socket<()>>, _: DisconnectReason) {}
+/// #     fn on_disconnect(&self, _: Arc<Socket<()>>, _: CloseReason) {}
 /// #     fn on_message(&self, s: &Arc<Socket<()>>, t: Str) { let _ = s.send(Packet::Message(t)); }
 /// #     fn on_binary(&self, s: &Arc<Socket<()>>, b: Bytes) { let _ = s.send(Packet::Binary(b)); }
 /// # }
@@ -129,7 +129,7 @@ impl<H: EngineHandler> Engine<H> {
         self.inner.sessions.read().values().cloned().collect()
     }
 
-    /// Closes every session with [`DisconnectReason::ForcedClose`] and resolves once the handler
+    /// Closes every session with [`CloseReason::ForcedClose`] and resolves once the handler
     /// has seen every one of them disconnect. Sessions opened meanwhile are closed too.
     pub async fn close(&self) {
         loop {
@@ -219,7 +219,7 @@ impl<H: EngineHandler> EngineInner<H> {
         }
         if matches!(
             reason,
-            DisconnectReason::ForcedClose | DisconnectReason::TransportClose
+            CloseReason::ForcedClose | CloseReason::TransportClose
         ) && socket.transport() == TransportType::Polling
             && self.get(socket.id().as_str()).is_some()
         {
@@ -229,7 +229,7 @@ impl<H: EngineHandler> EngineInner<H> {
             // gets the noop Node answers whichever request is served first. Error closes free
             // the session at once.
             let grace = match reason {
-                DisconnectReason::TransportClose => self.config.close_grace.min(CLIENT_CLOSE_GRACE),
+                CloseReason::TransportClose => self.config.close_grace.min(CLIENT_CLOSE_GRACE),
                 _ => self.config.close_grace,
             };
             let _ = tokio::time::timeout(grace, socket.close_delivered.notified()).await;
@@ -261,9 +261,9 @@ impl<H: EngineHandler> EngineInner<H> {
             }
             Packet::Ping | Packet::Pong => {
                 tracing::debug!("invalid heartbeat direction");
-                socket.close_with(DisconnectReason::TransportError);
+                socket.close_with(CloseReason::TransportError);
             }
-            Packet::Close => socket.close_with(DisconnectReason::TransportClose),
+            Packet::Close => socket.close_with(CloseReason::TransportClose),
             // Node ignores the rest outside of an upgrade.
             Packet::Open(_)
             | Packet::Encoded(_)
@@ -290,7 +290,7 @@ async fn heartbeat<D>(config: &EngineConfig, socket: &Socket<D>) {
             .await
             .is_ok()
         {}
-        socket.close_with(DisconnectReason::PingTimeout);
+        socket.close_with(CloseReason::PingTimeout);
         return;
     }
     let mut next_ping = Instant::now() + config.ping_interval;
@@ -325,7 +325,7 @@ async fn heartbeat<D>(config: &EngineConfig, socket: &Socket<D>) {
             .heartbeat
             .store(crate::socket::HEARTBEAT_IDLE, Ordering::Release);
         if !ponged {
-            socket.close_with(DisconnectReason::PingTimeout);
+            socket.close_with(CloseReason::PingTimeout);
             return;
         }
         if socket
@@ -333,7 +333,7 @@ async fn heartbeat<D>(config: &EngineConfig, socket: &Socket<D>) {
             .is_some_and(|full| full >= config.ping_timeout)
         {
             tracing::debug!("send queue full for longer than the ping timeout");
-            socket.close_with(DisconnectReason::TransportError);
+            socket.close_with(CloseReason::TransportError);
             return;
         }
         next_ping = Instant::now() + config.ping_interval;
@@ -388,7 +388,7 @@ mod tests {
         assert!(!socket.is_closed());
         tokio::time::advance(start + Duration::from_millis(150) - Instant::now()).await;
         tokio::task::yield_now().await;
-        assert_eq!(socket.close_reason(), Some(DisconnectReason::PingTimeout));
+        assert_eq!(socket.close_reason(), Some(CloseReason::PingTimeout));
         beat.await.expect("the heartbeat ends");
     }
 
@@ -415,7 +415,7 @@ mod tests {
         assert!(!socket.is_closed());
         advance_to(at(181)).await;
         tokio::task::yield_now().await;
-        assert_eq!(socket.close_reason(), Some(DisconnectReason::PingTimeout));
+        assert_eq!(socket.close_reason(), Some(CloseReason::PingTimeout));
         beat.await.expect("the heartbeat ends");
     }
 }

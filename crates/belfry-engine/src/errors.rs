@@ -2,10 +2,11 @@
 
 use std::fmt;
 
-/// Why an Engine.IO session ended, named as Node's engine.io names it.
+/// Why an Engine.IO session closed, named as Node's engine.io names it (the Socket.IO layer
+/// turns it into `belfry::DisconnectReason`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum DisconnectReason {
+pub enum CloseReason {
     /// The client closed the connection (a `1` packet, or the WebSocket closed cleanly).
     TransportClose,
     /// The transport failed: an I/O error, an oversized message, overlapping polling requests, a
@@ -20,20 +21,20 @@ pub enum DisconnectReason {
     ParseError,
 }
 
-impl DisconnectReason {
+impl CloseReason {
     /// The reason as Node writes it: `"transport close"`, `"ping timeout"`, ...
     pub fn as_str(&self) -> &'static str {
         match self {
-            DisconnectReason::TransportClose => "transport close",
-            DisconnectReason::TransportError => "transport error",
-            DisconnectReason::ForcedClose => "forced close",
-            DisconnectReason::PingTimeout => "ping timeout",
-            DisconnectReason::ParseError => "parse error",
+            CloseReason::TransportClose => "transport close",
+            CloseReason::TransportError => "transport error",
+            CloseReason::ForcedClose => "forced close",
+            CloseReason::PingTimeout => "ping timeout",
+            CloseReason::ParseError => "parse error",
         }
     }
 }
 
-impl fmt::Display for DisconnectReason {
+impl fmt::Display for CloseReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::{DisconnectReason, Socket, Str};
+use crate::{CloseReason, Socket, Str};
 
 /// What the engine calls as sessions open, receive messages and close.
 ///
@@ -19,7 +19,7 @@ use crate::{DisconnectReason, Socket, Str};
 ///
 /// ```
 /// use std::sync::Arc;
-/// use belfry_engine::{DisconnectReason, EngineHandler, Packet, Socket, Str};
+/// use belfry_engine::{CloseReason, EngineHandler, Packet, Socket, Str};
 /// use bytes::Bytes;
 ///
 /// struct Echo;
@@ -28,7 +28,7 @@ use crate::{DisconnectReason, Socket, Str};
 ///     type Data = ();
 ///
 ///     fn on_connect(&self, _socket: Arc<Socket<()>>) {}
-///     fn on_disconnect(&self, _socket: Arc<Socket<()>>, _reason: DisconnectReason) {}
+///     fn on_disconnect(&self, _socket: Arc<Socket<()>>, _reason: CloseReason) {}
 ///     fn on_message(&self, socket: &Arc<Socket<()>>, text: Str) {
 ///         let _ = socket.send(Packet::Message(text));
 ///     }
@@ -45,7 +45,7 @@ pub trait EngineHandler: Send + Sync + 'static {
     fn on_connect(&self, socket: Arc<Socket<Self::Data>>);
 
     /// A session closed; called exactly once per session, after which sends fail.
-    fn on_disconnect(&self, socket: Arc<Socket<Self::Data>>, reason: DisconnectReason);
+    fn on_disconnect(&self, socket: Arc<Socket<Self::Data>>, reason: CloseReason);
 
     /// A text message arrived.
     fn on_message(&self, socket: &Arc<Socket<Self::Data>>, text: Str);

@@ -74,7 +74,7 @@ pub mod sid {
 pub use belfry_proto::{Sid, Str};
 pub use config::{Cookie, EngineConfig, EngineConfigBuilder};
 pub use engine::Engine;
-pub use errors::{DisconnectReason, SendError};
+pub use errors::{CloseReason, SendError};
 pub use handler::EngineHandler;
 pub use packet::{DecodeError, OpenPacket, Packet};
 pub use service::{

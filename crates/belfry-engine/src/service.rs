@@ -3,13 +3,13 @@
 //!
 //! ```no_run
 //! # use std::sync::Arc;
-//! # use belfry_engine::{DisconnectReason, EngineHandler, Packet, Socket, Str};
+//! # use belfry_engine::{CloseReason, EngineHandler, Packet, Socket, Str};
 //! # use bytes::Bytes;
 //! # struct Echo;
 //! # impl EngineHandler for Echo {
 //! #     type Data = ();
 //! #     fn on_connect(&self, _: Arc<Socket<()>>) {}
-//! #     fn on_disconnect(&self, _: Arc<Socket<()>>, _: DisconnectReason) {}
+//! #     fn on_disconnect(&self, _: Arc<Socket<()>>, _: CloseReason) {}
 //! #     fn on_message(&self, s: &Arc<Socket<()>>, t: Str) { let _ = s.send(Packet::Message(t)); }
 //! #     fn on_binary(&self, s: &Arc<Socket<()>>, b: Bytes) { let _ = s.send(Packet::Binary(b)); }
 //! # }

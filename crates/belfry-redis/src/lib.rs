@@ -210,7 +210,7 @@ impl RedisAdapterBuilder {
     ///
     /// ```no_run
     /// use belfry_redis::{RedisAdapter, SubscriptionMode};
-    /// # async fn run() -> Result<(), belfry_redis::ConnectError> {
+    /// # async fn run() -> Result<(), belfry_redis::RedisConnectError> {
     /// let redis = RedisAdapter::builder("redis://127.0.0.1:6379")
     ///     .sharded(SubscriptionMode::Dynamic)
     ///     .connect()
@@ -267,8 +267,8 @@ impl RedisAdapterBuilder {
     ///
     /// The URL is invalid or Redis cannot be reached now. Later outages are handled by
     /// reconnecting.
-    pub async fn connect(self) -> Result<RedisAdapter, ConnectError> {
-        let client = redis::Client::open(self.url.as_str()).map_err(ConnectError)?;
+    pub async fn connect(self) -> Result<RedisAdapter, RedisConnectError> {
+        let client = redis::Client::open(self.url.as_str()).map_err(RedisConnectError)?;
         let driver = Driver::start(
             client,
             self.key,
@@ -277,7 +277,7 @@ impl RedisAdapterBuilder {
             self.options,
         )
         .await
-        .map_err(ConnectError)?;
+        .map_err(RedisConnectError)?;
         Ok(RedisAdapter { driver })
     }
 }
@@ -285,7 +285,7 @@ impl RedisAdapterBuilder {
 /// Redis could not be reached (or the URL is invalid) when connecting.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot connect to redis")]
-pub struct ConnectError(#[source] redis::RedisError);
+pub struct RedisConnectError(#[source] redis::RedisError);
 
 /// A message from Redis that is not what the protocol says; dropped with a log.
 pub use belfry_core::msgpack::WireError;

@@ -14,9 +14,7 @@ use belfry_core::{
     Str,
     parser::{Decoder, Packet, PacketData, ParseError, Parser, msgpack},
 };
-use belfry_engine::{
-    DisconnectReason as EngineReason, EngineHandler, Sid, Socket as EngineSocket, sid::SidHasher,
-};
+use belfry_engine::{CloseReason, EngineHandler, Sid, Socket as EngineSocket, sid::SidHasher};
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
@@ -181,7 +179,7 @@ impl EngineHandler for Client {
         }
     }
 
-    fn on_disconnect(&self, conn: Conn, reason: EngineReason) {
+    fn on_disconnect(&self, conn: Conn, reason: CloseReason) {
         let reason = DisconnectReason::from(reason);
         if let Some(observer) = self.io.observer() {
             observer.engine_disconnected(reason);

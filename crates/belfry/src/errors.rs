@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use belfry_engine::DisconnectReason as EngineReason;
+use belfry_engine::CloseReason;
 
 /// Why a socket left its namespace: Node's nine reasons.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -12,8 +12,8 @@ pub enum DisconnectReason {
     TransportError,
     /// The client closed the connection, or it was lost.
     TransportClose,
-    /// The server closed the connection ([`Socket::disconnect_all`](crate::Socket) or an
-    /// invalid packet).
+    /// The server closed the connection
+    /// ([`Socket::close_connection`](crate::Socket::close_connection), or an invalid packet).
     ForcedClose,
     /// The client stopped answering pings.
     PingTimeout,
@@ -62,13 +62,13 @@ impl DisconnectReason {
     }
 }
 
-impl From<EngineReason> for DisconnectReason {
-    fn from(reason: EngineReason) -> Self {
+impl From<CloseReason> for DisconnectReason {
+    fn from(reason: CloseReason) -> Self {
         match reason {
-            EngineReason::TransportClose => DisconnectReason::TransportClose,
-            EngineReason::ForcedClose => DisconnectReason::ForcedClose,
-            EngineReason::PingTimeout => DisconnectReason::PingTimeout,
-            EngineReason::ParseError => DisconnectReason::ParseError,
+            CloseReason::TransportClose => DisconnectReason::TransportClose,
+            CloseReason::ForcedClose => DisconnectReason::ForcedClose,
+            CloseReason::PingTimeout => DisconnectReason::PingTimeout,
+            CloseReason::ParseError => DisconnectReason::ParseError,
             _ => DisconnectReason::TransportError,
         }
     }

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use axum::{Router, routing::get};
-use belfry_engine::{DisconnectReason, Engine, EngineConfig, EngineHandler, Packet, Socket, Str};
+use belfry_engine::{CloseReason, Engine, EngineConfig, EngineHandler, Packet, Socket, Str};
 use bytes::Bytes;
 use tracing_subscriber::EnvFilter;
 
@@ -23,7 +23,7 @@ impl EngineHandler for Echo {
         tracing::info!(sid = %socket.id(), transport = %socket.transport(), "connected");
     }
 
-    fn on_disconnect(&self, socket: Arc<Socket<()>>, reason: DisconnectReason) {
+    fn on_disconnect(&self, socket: Arc<Socket<()>>, reason: CloseReason) {
         tracing::info!(sid = %socket.id(), %reason, "disconnected");
     }
 

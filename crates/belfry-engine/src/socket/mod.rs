@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use tokio::{sync::Notify, time::Instant};
 use tokio_util::sync::CancellationToken;
 
-use crate::{DisconnectReason, Packet, SendError, Sid, TransportType};
+use crate::{CloseReason, Packet, SendError, Sid, TransportType};
 
 /// One Engine.IO session (a client connection), shared by the transports and the handler.
 ///
@@ -75,7 +75,7 @@ struct Outbox {
     compress: bool,
     noop: bool,
     full_since: Option<Instant>,
-    close: Option<DisconnectReason>,
+    close: Option<CloseReason>,
     ws_close_code: Option<u16>,
     /// How many packets the writer took last time: the capacity a new queue buffer starts
     /// with (a fan-out sends bursts of about the same size).
@@ -144,7 +144,7 @@ fn wire_len(packets: &[Packet]) -> usize {
 pub(crate) struct Drained {
     pub(crate) packets: Vec<Packet>,
     /// Set once the session is closed: the transport sends what is in `packets`, then closes.
-    pub(crate) close: Option<DisconnectReason>,
+    pub(crate) close: Option<CloseReason>,
     /// Some packet may be compressed.
     pub(crate) compress: bool,
 }
@@ -384,9 +384,9 @@ impl<D> Socket<D> {
     }
 
     /// Closes the session: the queued packets are still written, then the client is told the
-    /// session ended. The handler's `on_disconnect` runs with [`DisconnectReason::ForcedClose`].
+    /// session ended. The handler's `on_disconnect` runs with [`CloseReason::ForcedClose`].
     pub fn close(&self) {
-        self.close_with(DisconnectReason::ForcedClose);
+        self.close_with(CloseReason::ForcedClose);
     }
 
     /// True if a packet sent now goes out at once: nothing is queued, and the transport can
@@ -485,20 +485,20 @@ impl<D> Socket<D> {
     }
 
     /// The reason the session closed, if it did.
-    pub fn close_reason(&self) -> Option<DisconnectReason> {
+    pub fn close_reason(&self) -> Option<CloseReason> {
         self.state.lock().close
     }
 
     /// Closes with `reason`; the first reason wins. Queued packets are kept for a
-    /// [`DisconnectReason::ForcedClose`] and dropped otherwise.
-    pub(crate) fn close_with(&self, reason: DisconnectReason) {
+    /// [`CloseReason::ForcedClose`] and dropped otherwise.
+    pub(crate) fn close_with(&self, reason: CloseReason) {
         let writer = {
             let mut state = self.state.lock();
             if state.close.is_some() {
                 return;
             }
             state.close = Some(reason);
-            if reason != DisconnectReason::ForcedClose {
+            if reason != CloseReason::ForcedClose {
                 state.queue.clear();
                 state.bytes = 0;
             }
@@ -512,7 +512,7 @@ impl<D> Socket<D> {
     }
 
     /// Closes with `reason` and asks the WebSocket writer to send close `code`.
-    pub(crate) fn close_ws_with(&self, reason: DisconnectReason, code: u16) {
+    pub(crate) fn close_ws_with(&self, reason: CloseReason, code: u16) {
         self.state.lock().ws_close_code.get_or_insert(code);
         self.close_with(reason);
     }
@@ -614,7 +614,7 @@ impl<D> Socket<D> {
         &self,
         out: &mut VecDeque<Packet>,
         polling: bool,
-    ) -> (Option<DisconnectReason>, bool) {
+    ) -> (Option<CloseReason>, bool) {
         // Released once the lock is: the reader that waits for this writer may go on (the
         // writer writes what it takes before it polls anything else).
         let _claim;
@@ -640,7 +640,7 @@ impl<D> Socket<D> {
         &self,
         out: &mut VecDeque<Packet>,
         waker: &Waker,
-    ) -> Option<Option<DisconnectReason>> {
+    ) -> Option<Option<CloseReason>> {
         let _claim;
         let mut state = self.state.lock();
         if state.queue.is_empty() && !state.ping && !state.pong && state.close.is_none() {
@@ -661,7 +661,7 @@ impl<D> Socket<D> {
         state: &mut Outbox,
         out: &mut VecDeque<Packet>,
         polling: bool,
-    ) -> (Option<DisconnectReason>, bool) {
+    ) -> (Option<CloseReason>, bool) {
         if out.is_empty() {
             // The queue's buffer moves to the writer, the writer's (small, if any) to the queue.
             std::mem::swap(out, &mut state.queue);

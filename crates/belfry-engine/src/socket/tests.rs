@@ -68,7 +68,7 @@ fn a_waiting_websocket_writer_is_woken_once_by_what_comes() {
     assert_eq!(count.0.load(Ordering::SeqCst), 3);
     assert_eq!(
         socket.drain_or_wait(&mut out, &waker),
-        Some(Some(DisconnectReason::ForcedClose))
+        Some(Some(CloseReason::ForcedClose))
     );
 }
 

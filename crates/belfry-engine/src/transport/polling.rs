@@ -12,7 +12,7 @@ use http::{HeaderValue, Method, Request, StatusCode, header, request::Parts};
 use http_body_util::BodyExt;
 
 use crate::{
-    DisconnectReason, EngineHandler, Packet, Sid, Socket, TransportType,
+    CloseReason, EngineHandler, Packet, Sid, Socket, TransportType,
     engine::EngineInner,
     errors::RequestError,
     payload, payload_v3,
@@ -70,7 +70,7 @@ async fn poll<H: EngineHandler>(
 ) -> EngineResponse {
     let Some(_guard) = Exclusive::acquire(&socket.polling_get) else {
         tracing::debug!("overlapping GET requests");
-        socket.close_with(DisconnectReason::TransportError);
+        socket.close_with(CloseReason::TransportError);
         return empty(StatusCode::BAD_REQUEST);
     };
     // Whether this GET was already waiting when the session closed.
@@ -85,8 +85,7 @@ async fn poll<H: EngineHandler>(
             // packet in the answer to the next GET. A client reads the packets of a payload on
             // its next tick but acts on a close at once: in one payload the close would win,
             // and a Socket.IO DISCONNECT would read as "transport close".
-            let deliver_first =
-                reason == DisconnectReason::ForcedClose && !drained.packets.is_empty();
+            let deliver_first = reason == CloseReason::ForcedClose && !drained.packets.is_empty();
             if !deliver_first {
                 return close_response(inner, &socket, parts, reason, waited);
             }
@@ -113,10 +112,10 @@ fn close_response<H: EngineHandler>(
     inner: &Arc<EngineInner<H>>,
     socket: &Arc<Socket<H::Data>>,
     parts: &Parts,
-    reason: DisconnectReason,
+    reason: CloseReason,
     waited: bool,
 ) -> EngineResponse {
-    let packets: &[Packet] = if reason == DisconnectReason::TransportClose {
+    let packets: &[Packet] = if reason == CloseReason::TransportClose {
         &[Packet::Noop]
     } else if waited {
         &[Packet::Close]
@@ -137,11 +136,11 @@ async fn receive<H: EngineHandler>(
 ) -> EngineResponse {
     let Some(_guard) = Exclusive::acquire(&socket.polling_post) else {
         tracing::debug!("overlapping POST requests");
-        socket.close_with(DisconnectReason::TransportError);
+        socket.close_with(CloseReason::TransportError);
         return empty(StatusCode::BAD_REQUEST);
     };
     let fail = |status| {
-        socket.close_with(DisconnectReason::TransportError);
+        socket.close_with(CloseReason::TransportError);
         empty(status)
     };
     let binary = parts.headers.get(header::CONTENT_TYPE).is_some_and(|ct| {
@@ -266,7 +265,7 @@ async fn handle_payload<H: EngineHandler>(
             Ok(packet) => socket.as_own_work(|| inner.on_packet(socket, packet)),
             Err(error) => {
                 tracing::debug!(%error, "invalid polling payload");
-                socket.close_with(DisconnectReason::ParseError);
+                socket.close_with(CloseReason::ParseError);
                 return false;
             }
         }

@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tracing::Instrument;
 
 use crate::{
-    DisconnectReason, EngineHandler, Packet, Sid, Socket, TransportType,
+    CloseReason, EngineHandler, Packet, Sid, Socket, TransportType,
     engine::EngineInner,
     errors::RequestError,
     inline,
@@ -155,7 +155,7 @@ pub(crate) fn handshake<H: EngineHandler>(
         async move {
             match accept(&inner, on_upgrade, deflate).await {
                 Some(ws) => run(inner, socket, ws).await,
-                None => socket.close_with(DisconnectReason::TransportError),
+                None => socket.close_with(CloseReason::TransportError),
             }
         }
         .instrument(span),
@@ -340,11 +340,11 @@ async fn run<H: EngineHandler>(
             if let Poll::Ready(Err(end)) = read {
                 match end {
                     ReadEnd::Closed | ReadEnd::Gone => {
-                        socket.close_with(DisconnectReason::TransportClose);
+                        socket.close_with(CloseReason::TransportClose);
                     }
                     ReadEnd::Violation(code) => {
                         tracing::debug!(code, "websocket protocol violation");
-                        socket.close_ws_with(DisconnectReason::TransportError, code);
+                        socket.close_ws_with(CloseReason::TransportError, code);
                     }
                 }
             }
@@ -380,7 +380,7 @@ async fn run<H: EngineHandler>(
 struct Outbound {
     packets: VecDeque<Packet>,
     /// The session closed: after the packets, the close frame.
-    close: Option<DisconnectReason>,
+    close: Option<CloseReason>,
 }
 
 impl Outbound {
@@ -412,7 +412,7 @@ impl Outbound {
             if !self.packets.is_empty() {
                 if self
                     .close
-                    .is_some_and(|reason| reason != DisconnectReason::ForcedClose)
+                    .is_some_and(|reason| reason != CloseReason::ForcedClose)
                 {
                     // The peer or the transport ended the connection: nothing more to write
                     // but the close frame, if the socket takes it at once.
@@ -481,7 +481,7 @@ impl Outbound {
     }
 
     fn failed<D>(&mut self, socket: &Socket<D>) -> Poll<()> {
-        socket.close_with(DisconnectReason::TransportError);
+        socket.close_with(CloseReason::TransportError);
         Poll::Ready(())
     }
 }
@@ -497,7 +497,7 @@ fn on_message<H: EngineHandler>(
             Ok(packet) => inner.on_packet(socket, packet),
             Err(error) => {
                 tracing::debug!(%error, "invalid packet");
-                socket.close_with(DisconnectReason::ParseError);
+                socket.close_with(CloseReason::ParseError);
             }
         },
         // v3 puts the message type in front of binary data.
@@ -505,7 +505,7 @@ fn on_message<H: EngineHandler>(
             Some(4) => inner.on_packet(socket, Packet::Binary(data.slice(1..))),
             _ => {
                 tracing::debug!("v3 binary frame without the message type");
-                socket.close_with(DisconnectReason::ParseError);
+                socket.close_with(CloseReason::ParseError);
             }
         },
         Incoming::Binary(data) => inner.on_packet(socket, Packet::Binary(data)),

@@ -105,7 +105,7 @@ impl LocalSockets for NamespaceSockets {
     fn disconnect(&self, ids: &[SocketId], close: bool) {
         self.each(ids, |socket| {
             if close {
-                socket.disconnect_all();
+                socket.close_connection();
             } else {
                 socket.disconnect();
             }

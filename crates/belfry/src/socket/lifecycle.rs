@@ -36,9 +36,11 @@ impl Socket {
         }
     }
 
-    /// Disconnects every socket of this client, then closes its connection (Node's
-    /// `socket.disconnect(true)`).
-    pub fn disconnect_all(&self) {
+    /// Closes the client's connection (Node's `socket.disconnect(true)`): every socket of this
+    /// client, in every namespace, is disconnected first (each client socket gets its
+    /// DISCONNECT, as from [`Socket::disconnect`]). [`Socket::disconnect`] leaves the
+    /// connection open for the client's other namespaces.
+    pub fn close_connection(&self) {
         let sockets: Vec<_> = self.conn.data().sockets().collect();
         for socket in sockets {
             socket.disconnect();
