@@ -187,11 +187,9 @@ macro_rules! adapter_conformance {
             }
 
             fn opts(to: &[&str], except: &[&str]) -> BroadcastOptions {
-                BroadcastOptions {
-                    rooms: rooms(to),
-                    except: rooms(except),
-                    ..BroadcastOptions::default()
-                }
+                BroadcastOptions::new()
+                    .with_rooms(rooms(to))
+                    .with_except(rooms(except))
             }
 
             /// Three sockets: a in x and y, b in x, c in muted (and each in its own room).

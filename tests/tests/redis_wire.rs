@@ -63,16 +63,9 @@ async fn a_broadcast_from_belfry_decodes_in_node() {
             ack: None,
         },
     };
-    let opts = BroadcastOptions {
-        rooms: vec!["a".into(), "b".into()],
-        except: vec![],
-        flags: BroadcastFlags {
-            local: false,
-            volatile: false,
-            compress: Some(true),
-            timeout: None,
-        },
-    };
+    let opts = BroadcastOptions::new()
+        .with_rooms(["a", "b"])
+        .with_flags(BroadcastFlags::new().with_compress(true));
     let bytes = encode_broadcast("Rust42", &packet, &opts).unwrap();
     let node = run_node("redis_wire.mjs", &["decode", &hex(&bytes)]).await;
     assert_eq!(

@@ -272,10 +272,7 @@ impl AdapterInner {
                 self.reply(from, &request_id, &Reply::Done);
             }
             Body::SocketIds { request_id, rooms } => {
-                let opts = BroadcastOptions {
-                    rooms,
-                    ..BroadcastOptions::default()
-                };
+                let opts = BroadcastOptions::new().with_rooms(rooms);
                 let ids: Vec<String> = self
                     .local
                     .sockets(&opts)

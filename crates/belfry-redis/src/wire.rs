@@ -320,11 +320,10 @@ pub(crate) fn opts_from_value(value: &Value) -> Result<BroadcastOptions, WireErr
             }
         }
     }
-    Ok(BroadcastOptions {
-        rooms: strings("rooms")?,
-        except: strings("except")?,
-        flags,
-    })
+    Ok(BroadcastOptions::new()
+        .with_rooms(strings("rooms")?)
+        .with_except(strings("except")?)
+        .with_flags(flags))
 }
 
 #[cfg(test)]
@@ -356,10 +355,7 @@ mod tests {
             "socket.io-response#/chat#abc123#"
         );
         assert_eq!(channels.broadcast_pattern(), "socket.io#/chat#*");
-        let one_room = BroadcastOptions {
-            rooms: vec!["r1".into()],
-            ..BroadcastOptions::default()
-        };
+        let one_room = BroadcastOptions::new().with_rooms(["r1"]);
         assert_eq!(channels.for_broadcast(&one_room), "socket.io#/chat#r1#");
         assert_eq!(
             channels.for_broadcast(&BroadcastOptions::default()),
@@ -377,16 +373,15 @@ mod tests {
             r#"["file",{"_placeholder":true,"num":0},"x"]"#,
             vec![Bytes::from_static(b"\x00\x01")],
         );
-        let opts = BroadcastOptions {
-            rooms: vec!["a".into(), "b".into()],
-            except: vec!["c".into()],
-            flags: BroadcastFlags {
-                volatile: true,
-                local: false,
-                compress: Some(true),
-                timeout: Some(Duration::from_millis(1500)),
-            },
-        };
+        let opts = BroadcastOptions::new()
+            .with_rooms(["a", "b"])
+            .with_except(["c"])
+            .with_flags(
+                BroadcastFlags::new()
+                    .with_volatile(true)
+                    .with_compress(true)
+                    .with_timeout(Duration::from_millis(1500)),
+            );
         let bytes = encode_broadcast("abc123", &packet, &opts).unwrap();
         let decoded = decode_broadcast(&bytes).unwrap();
         assert_eq!(decoded.uid, "abc123");
@@ -400,14 +395,9 @@ mod tests {
             r#"["vote?",{"_placeholder":true,"num":0}]"#,
             vec![Bytes::from_static(b"\x01")],
         );
-        let opts = BroadcastOptions {
-            rooms: vec!["voters".into()],
-            flags: BroadcastFlags {
-                timeout: Some(Duration::from_millis(900)),
-                ..BroadcastFlags::default()
-            },
-            ..BroadcastOptions::default()
-        };
+        let opts = BroadcastOptions::new()
+            .with_rooms(["voters"])
+            .with_flags(BroadcastFlags::new().with_timeout(Duration::from_millis(900)));
         let bytes = encode_ack_request("srv001", "req001", "/", &payload, &opts).unwrap();
         let request = decode_ack_request(&bytes).unwrap().unwrap();
         assert_eq!(

@@ -24,7 +24,25 @@ use crate::parser::{Packet, Payload};
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Which sockets a broadcast reaches, and how (Node's `BroadcastOptions`).
+///
+/// Built with [`BroadcastOptions::new`] and the `with_*` methods (its fields may grow: it is
+/// `#[non_exhaustive]`); its fields can be read and assigned.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use belfry_core::adapter::{BroadcastFlags, BroadcastOptions};
+///
+/// let opts = BroadcastOptions::new()
+///     .with_rooms(["lobby", "hall"])
+///     .with_except(["muted"])
+///     .with_flags(BroadcastFlags::new().with_volatile(true).with_timeout(Duration::from_secs(1)));
+/// assert_eq!(opts.rooms, ["lobby", "hall"]);
+/// assert!(opts.flags.volatile);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct BroadcastOptions {
     /// Sockets in any of these rooms; every socket when empty.
     pub rooms: Vec<String>,
@@ -35,7 +53,11 @@ pub struct BroadcastOptions {
 }
 
 /// How a broadcast is delivered (Node's `flags`).
+///
+/// Built with [`BroadcastFlags::new`] and the `with_*` methods (`#[non_exhaustive]`); its
+/// fields can be read and assigned.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct BroadcastFlags {
     /// Drop the packet for a client whose send queue is full.
     #[serde(default)]
@@ -49,6 +71,69 @@ pub struct BroadcastFlags {
     /// For broadcasts with acks: how long to wait for the answers.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "millis")]
     pub timeout: Option<Duration>,
+}
+
+impl BroadcastOptions {
+    /// Every socket, delivered with no flag (the same as `default()`).
+    pub fn new() -> Self {
+        BroadcastOptions::default()
+    }
+
+    /// Sockets in any of `rooms` (replacing the rooms set before); every socket when empty.
+    #[must_use]
+    pub fn with_rooms<R: Into<String>>(mut self, rooms: impl IntoIterator<Item = R>) -> Self {
+        self.rooms = rooms.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Minus the sockets in any of `rooms` (replacing the rooms set before).
+    #[must_use]
+    pub fn with_except<R: Into<String>>(mut self, rooms: impl IntoIterator<Item = R>) -> Self {
+        self.except = rooms.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Delivered as `flags` say.
+    #[must_use]
+    pub fn with_flags(mut self, flags: BroadcastFlags) -> Self {
+        self.flags = flags;
+        self
+    }
+}
+
+impl BroadcastFlags {
+    /// No flag set (the same as `default()`).
+    pub fn new() -> Self {
+        BroadcastFlags::default()
+    }
+
+    /// Sets [`volatile`](BroadcastFlags::volatile).
+    #[must_use]
+    pub fn with_volatile(mut self, volatile: bool) -> Self {
+        self.volatile = volatile;
+        self
+    }
+
+    /// Sets [`local`](BroadcastFlags::local).
+    #[must_use]
+    pub fn with_local(mut self, local: bool) -> Self {
+        self.local = local;
+        self
+    }
+
+    /// Sets [`compress`](BroadcastFlags::compress) to `Some(compress)`.
+    #[must_use]
+    pub fn with_compress(mut self, compress: bool) -> Self {
+        self.compress = Some(compress);
+        self
+    }
+
+    /// Sets [`timeout`](BroadcastFlags::timeout) to `Some(timeout)`.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
 }
 
 /// Node's adapter events, in Node's order: `create-room` before the first `join-room` of a
@@ -69,8 +154,10 @@ pub enum AdapterEvent {
 /// A listener of [`AdapterEvent`]s.
 pub type AdapterListener = Box<dyn Fn(&AdapterEvent) + Send + Sync>;
 
-/// A socket as another server describes it (Node's `RemoteSocket` data).
+/// A socket as another server describes it (Node's `RemoteSocket` data). Made with
+/// [`SocketInfo::new`] (`#[non_exhaustive]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct SocketInfo {
     /// The socket id.
     pub id: String,
@@ -81,6 +168,23 @@ pub struct SocketInfo {
     /// Its data (Node's `socket.data`; `null` when the server sent none).
     #[serde(default)]
     pub data: serde_json::Value,
+}
+
+impl SocketInfo {
+    /// Socket `id`, with its handshake (Node's shape), rooms and data.
+    pub fn new(
+        id: impl Into<String>,
+        handshake: serde_json::Value,
+        rooms: Vec<String>,
+        data: serde_json::Value,
+    ) -> Self {
+        SocketInfo {
+            id: id.into(),
+            handshake,
+            rooms,
+            data,
+        }
+    }
 }
 
 /// Why a cross-server adapter operation failed.

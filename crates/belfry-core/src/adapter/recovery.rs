@@ -90,7 +90,9 @@ impl ConnectionStateRecovery {
 }
 
 /// What is kept of a socket that left for a recoverable reason (Node's `SessionToPersist`).
+/// Made with [`Session::new`] (`#[non_exhaustive]`).
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Session {
     /// The socket id, given back to the recovered socket.
     pub sid: SocketId,
@@ -102,14 +104,36 @@ pub struct Session {
     pub data: serde_json::Value,
 }
 
-/// A session found again, with the events its client missed.
+/// A session found again, with the events its client missed. Made with
+/// [`RestoredSession::new`] (`#[non_exhaustive]`).
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct RestoredSession {
     /// The socket as it left.
     pub session: Session,
     /// The payloads (offsets included) of the events broadcast to the socket's rooms after the
     /// client's offset, oldest first.
     pub missed: Vec<Payload>,
+}
+
+impl Session {
+    /// The session of socket `sid`, recovered with `pid`, in `rooms` (its own included), with
+    /// `data`.
+    pub fn new(sid: SocketId, pid: SocketId, rooms: Vec<String>, data: serde_json::Value) -> Self {
+        Session {
+            sid,
+            pid,
+            rooms,
+            data,
+        }
+    }
+}
+
+impl RestoredSession {
+    /// `session` found again, with the payloads its client `missed` (oldest first).
+    pub fn new(session: Session, missed: Vec<Payload>) -> Self {
+        RestoredSession { session, missed }
+    }
 }
 
 /// An event kept for clients that may come back.

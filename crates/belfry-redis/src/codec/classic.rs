@@ -221,11 +221,9 @@ struct ClassicOpts {
 
 impl From<ClassicOpts> for BroadcastOptions {
     fn from(opts: ClassicOpts) -> BroadcastOptions {
-        BroadcastOptions {
-            rooms: opts.rooms,
-            except: opts.except,
-            ..BroadcastOptions::default()
-        }
+        BroadcastOptions::new()
+            .with_rooms(opts.rooms)
+            .with_except(opts.except)
     }
 }
 

@@ -115,12 +115,12 @@ impl LocalSockets for NamespaceSockets {
     fn describe(&self, ids: &[SocketId]) -> Vec<SocketInfo> {
         let mut infos = Vec::with_capacity(ids.len());
         self.each(ids, |socket| {
-            infos.push(SocketInfo {
-                id: socket.id().to_string(),
-                handshake: serde_json::to_value(socket.handshake()).unwrap_or_default(),
-                rooms: socket.rooms(),
-                data: socket.data_value(),
-            });
+            infos.push(SocketInfo::new(
+                socket.id().to_string(),
+                serde_json::to_value(socket.handshake()).unwrap_or_default(),
+                socket.rooms(),
+                socket.data_value(),
+            ));
         });
         infos
     }

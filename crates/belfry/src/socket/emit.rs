@@ -64,11 +64,9 @@ impl Socket {
         if self.pid.is_some() && self.connected() && self.ns.socket(&self.id).is_some() {
             // Under recovery, Node sends through the adapter (to the socket's own room), which
             // keeps the event (unless volatile) and gives it an offset.
-            let own = BroadcastOptions {
-                rooms: vec![self.id.to_string()],
-                flags,
-                ..BroadcastOptions::default()
-            };
+            let own = BroadcastOptions::new()
+                .with_rooms([self.id.to_string()])
+                .with_flags(flags);
             return match self.ns.adapter().broadcast(&packet, &own) {
                 Ok(0) if flags.volatile => Ok(()),
                 Ok(0) => Err(EmitError::Full),

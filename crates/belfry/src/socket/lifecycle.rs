@@ -18,7 +18,9 @@ impl Socket {
     /// Puts back what the socket had before its connection was lost, and sends the events its
     /// client missed (before the CONNECT reply, as Node; the client holds them until then).
     pub(crate) fn restore(&self, restored: RestoredSession) {
-        let RestoredSession { session, missed } = restored;
+        let RestoredSession {
+            session, missed, ..
+        } = restored;
         self.ns.adapter().add_all(&self.id, &session.rooms);
         *self.data.write() = session.data;
         for payload in missed {
@@ -90,12 +92,12 @@ impl Socket {
         if let Some(pid) = &self.pid
             && reason.is_recoverable()
         {
-            self.ns.adapter().persist_session(Session {
-                sid: self.id.clone(),
-                pid: pid.clone(),
-                rooms: self.rooms(),
-                data: self.data_value(),
-            });
+            self.ns.adapter().persist_session(Session::new(
+                self.id.clone(),
+                pid.clone(),
+                self.rooms(),
+                self.data_value(),
+            ));
         }
         self.ns.adapter().del_all(&self.id);
         self.ns.remove_socket(&self.id);
