@@ -217,7 +217,12 @@ impl FromContext for Args {
             // The decoder's split, shared: nothing is parsed or copied.
             ContextKind::Event { args, payload, .. } => Ok(Args {
                 elements: args.clone(),
-                attachments: payload.attachments.clone(),
+                // Most events carry no binary: no call for an empty clone.
+                attachments: if payload.attachments.is_empty() {
+                    Vec::new()
+                } else {
+                    payload.attachments.clone()
+                },
             }),
             _ => Err(DataRejection("only events have arguments".to_owned())),
         }
