@@ -109,6 +109,9 @@ const scenarios = {
     await once(guarded, "connect");
     result.early = (await early)[0];
     result.guardedOk = guarded.connected;
+    const ioError = connect("/io-error");
+    const [ioErr] = await once(ioError, "connect_error");
+    result.ioError = { message: ioErr.message, data: ioErr.data ?? null };
   },
 
   // 10,000 events from one socket arrive at their handler in order.
@@ -162,6 +165,7 @@ const scenarios = {
     s.emit("remove");
     s.emit("removable");
     result.forbidden = await s.emitWithAck("forbidden:x");
+    result.limited = await s.emitWithAck("limited:x");
     const pong = once(s, "pong-out");
     s.emit("ping-out");
     await pong;

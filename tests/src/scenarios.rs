@@ -116,6 +116,14 @@ pub async fn start_with(parser: Parser) -> ScenarioServer {
                     Ok(())
                 }
             });
+            // A refusal with data: the ack gets both.
+            socket.packet_middleware(|Event(name): Event| async move {
+                if name.starts_with("limited:") {
+                    Err(ConnectError::new("slow down").with_data(serde_json::json!({"retry": 5})))
+                } else {
+                    Ok(())
+                }
+            });
             socket.on("multi", |Data(n): Data<u32>, Extension(log): Extension<Log>| async move {
                 log.push(format!("multi:a:{n}"));
             });
@@ -301,7 +309,7 @@ pub async fn start_with(parser: Parser) -> ScenarioServer {
     io.ns("/guarded", |_socket: SocketRef| async move {})
         .middleware(|socket: SocketRef| async move {
             let _ = socket.emit("early", &"from the first middleware");
-            Ok(())
+            Ok::<_, ConnectError>(())
         })
         .middleware(|Data(auth): Data<Value>| async move {
             if auth["token"] == "let-me-in" {
@@ -310,6 +318,9 @@ pub async fn start_with(parser: Parser) -> ScenarioServer {
                 Err(ConnectError::new("not authorized").with_data(serde_json::json!({"code": 401})))
             }
         });
+    // A middleware refusing with any error (here `std::io::Error`): its message is sent.
+    io.ns("/io-error", |_socket: SocketRef| async move {})
+        .middleware(|| async { Err::<(), _>(std::io::Error::other("disk on fire")) });
     let app = axum::Router::new().layer(layer);
     let addr = serve_with_connect_info(app).await;
     ScenarioServer {

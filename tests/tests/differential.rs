@@ -279,7 +279,7 @@ fn install(io: &SocketIo, shutdown: Arc<tokio::sync::Notify>) {
             );
             // Node's `socket.disconnect(true)`.
             socket.on("bye", |socket: SocketRef| async move {
-                socket.close_connection()
+                socket.close_connection();
             });
             socket.on("big", |socket: SocketRef| async move {
                 let _ = socket.emit("big", &"x".repeat(5000));

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use belfry::{SocketIo, SocketRef, core::adapter::AdapterError};
+use belfry::{EmitError, SocketIo, SocketRef, core::adapter::AdapterError};
 use belfry_redis::{Protocol, RedisAdapter, SubscriptionMode};
 use belfry_tests::{RawWs, processes::RedisServer, serve};
 
@@ -385,6 +385,56 @@ async fn broadcasts_flow_again_soon_after_redis_returns() {
         );
     };
     println!("a broadcast reached the other server {took:?} after redis returned");
+}
+
+/// With Redis away and its publish queue full, a broadcast is still delivered on this server
+/// and reports that the other servers were not reached (it returned `Ok`, with a log).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_past_the_full_publish_queue_reports_it() {
+    let mut redis = RedisServer::start().await;
+    let adapter = RedisAdapter::builder(redis.url())
+        .publish_queue(1)
+        .connect()
+        .await
+        .unwrap();
+    let (layer, io) = SocketIo::builder().adapter(adapter.factory()).build_layer();
+    io.ns("/", |socket: SocketRef| async move { socket.join("r") });
+    adapter.ready().await;
+    let addr = serve(axum::Router::new().layer(layer)).await;
+    let (mut client, _) = RawWs::open(addr).await;
+    client.frame(0x81, b"40").await;
+    let (_, connect) = client.read_frame().await.unwrap();
+    assert!(connect.starts_with(b"40{\"sid\""));
+    // With Redis up, a broadcast is published.
+    assert_eq!(io.to("r").emit("news", &0).unwrap(), 1);
+
+    redis.kill().await;
+    wait_until("the outage noticed", Duration::from_secs(10), || {
+        !adapter.is_connected()
+    })
+    .await;
+    // The publisher holds one message for Redis and the queue one more: a broadcast past them
+    // fails, after reaching the local socket.
+    let mut failure = None;
+    for n in 1..10 {
+        match io.to("r").emit("news", &n) {
+            Ok(delivered) => assert_eq!(delivered, 1),
+            Err(error) => {
+                failure = Some(error);
+                break;
+            }
+        }
+    }
+    let failure = failure.expect("a broadcast past the full queue fails");
+    assert!(
+        matches!(
+            failure,
+            EmitError::Adapter(AdapterError::PartialBroadcast { delivered: 1, .. })
+        ),
+        "{failure:?}"
+    );
+    // A local broadcast does not need Redis.
+    assert_eq!(io.local().to("r").emit("news", &"local").unwrap(), 1);
 }
 
 /// Counting the servers (before each request to them) uses the shared command connection: no

@@ -113,6 +113,11 @@ async fn refused_connections(parser: Parser) {
     );
     assert_eq!(r["early"], "from the first middleware");
     assert_eq!(r["guardedOk"], true);
+    // Any error refuses with its message (no data).
+    assert_eq!(
+        r["ioError"],
+        json!({"message": "disk on fire", "data": null})
+    );
 }
 
 async fn ten_thousand_events_keep_their_order(parser: Parser) {
@@ -190,6 +195,11 @@ async fn listeners_once_packet_middleware_and_outgoing(parser: Parser) {
     assert!(r.get("error").is_none(), "{r}");
     // The packet middleware refused the event: its listener never ran, the ack got the error.
     assert_eq!(r["forbidden"], json!({"error": "forbidden"}));
+    // A refusal with data answers with both.
+    assert_eq!(
+        r["limited"],
+        json!({"error": "slow down", "data": {"retry": 5}})
+    );
     assert_eq!(
         r["log"],
         json!([

@@ -402,12 +402,15 @@ impl Adapter for RedisNamespaceAdapter {
         if opts.flags.local {
             return Ok(delivered);
         }
-        // Local delivery happened: a failure to reach the other servers is logged, and the
-        // count of this server's recipients still returned.
-        if let Err(error) = self.0.send(&Outgoing::Broadcast { packet, opts }) {
-            tracing::warn!(%error, "broadcast not published to the other servers");
+        // Local delivery happened: a failure to reach the other servers comes back with the
+        // count of this server's recipients.
+        match self.0.send(&Outgoing::Broadcast { packet, opts }) {
+            Ok(()) => Ok(delivered),
+            Err(error) => Err(AdapterError::PartialBroadcast {
+                delivered,
+                source: Box::new(error),
+            }),
         }
-        Ok(delivered)
     }
 
     fn add_sockets(

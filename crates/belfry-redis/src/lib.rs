@@ -27,10 +27,12 @@
 //!
 //! Local delivery goes on. Messages for the other servers wait in the publish queue
 //! ([`RedisAdapterBuilder::publish_queue`], 4096 by default) and are published once Redis is
-//! back, as Node's Redis client queues its commands offline; past the bound, a broadcast fails
-//! at once (logged). They reach the servers that have subscribed again by then: as with Node,
-//! a server that reconnects later than this one misses them. A message whose command failed on
-//! a connection (it may have reached Redis) is not sent again: nobody gets it twice.
+//! back, as Node's Redis client queues its commands offline. They reach the servers that have
+//! subscribed again by then: as with Node, a server that reconnects later than this one misses
+//! them. Past the bound, a broadcast is delivered on this server only and fails at once with
+//! `AdapterError::PartialBroadcast` (Belfry's `BroadcastOperator::emit` returns it in
+//! `EmitError::Adapter`). A message whose command failed on a connection (it may have reached
+//! Redis) is not sent again: nobody gets it twice.
 //! Requests that wait for other servers (`fetch_remote_sockets`, `server_side_emit_with_ack`,
 //! `all_rooms`) wait for Redis to come back and fail with `AdapterError::Timeout` when the
 //! requests timeout passes first, as they do when some server does not answer (see
@@ -255,7 +257,8 @@ impl RedisAdapterBuilder {
 
     /// How many messages may wait to be published (default 4096). While Redis is away they
     /// wait, and are published once it is back (as Node's client queues its commands); past
-    /// the bound a broadcast fails at once, with a log.
+    /// the bound a broadcast fails at once (delivered on this server only, it returns
+    /// `AdapterError::PartialBroadcast`).
     pub fn publish_queue(mut self, messages: usize) -> Self {
         self.options.publish_queue = messages.max(1);
         self

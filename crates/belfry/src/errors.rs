@@ -101,6 +101,12 @@ pub enum EmitError {
     /// without its attachment (the raw text of [`Args`](crate::extract::Args) holding binary).
     #[error("could not encode the packet: {0}")]
     Encode(#[source] belfry_core::msgpack::WireError),
+    /// The adapter failed to broadcast. With a cluster adapter that delivered on this server
+    /// but could not reach the other servers, it is
+    /// [`AdapterError::PartialBroadcast`](belfry_core::adapter::AdapterError::PartialBroadcast),
+    /// with the count of this server's recipients.
+    #[error("the broadcast failed: {0}")]
+    Adapter(#[source] belfry_core::adapter::AdapterError),
 }
 
 /// Why an acknowledgement did not arrive.
@@ -144,8 +150,13 @@ pub enum ServerSideError {
     Deserialize(#[source] serde_json::Error),
 }
 
-/// A connect middleware's refusal: the client gets a CONNECT_ERROR `{"message":..,"data":..}`,
-/// as Node sends for `next(err)` (with `err.data`).
+/// A middleware's refusal with Node's `err.data`: a connect middleware's refusal sends the
+/// client a CONNECT_ERROR `{"message":..,"data":..}`, as Node does for `next(err)`; a packet
+/// middleware's answers the client's ack with `{"error":..,"data":..}`.
+///
+/// Middlewares may return any error that implements `Display` (`std::io::Error`,
+/// `anyhow::Error`, `String`, `&str`...): its message is the refusal's. Return a
+/// `ConnectError` (or a `Box<dyn Error + Send + Sync>` holding one) to send `data` as well.
 ///
 /// # Examples
 ///
@@ -153,9 +164,9 @@ pub enum ServerSideError {
 /// use belfry::ConnectError;
 ///
 /// let refusal = ConnectError::new("not authorized").with_data(serde_json::json!({"code": 401}));
-/// # let _ = refusal;
+/// assert_eq!(refusal.message(), "not authorized");
 /// let refusal: ConnectError = "banned".into();
-/// # let _ = refusal;
+/// assert_eq!(refusal.data(), None);
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnectError {
@@ -176,6 +187,32 @@ impl ConnectError {
     pub fn with_data(mut self, data: serde_json::Value) -> Self {
         self.data = Some(data);
         self
+    }
+
+    /// The message (Node's `err.message`).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The data, if any (Node's `err.data`).
+    pub fn data(&self) -> Option<&serde_json::Value> {
+        self.data.as_ref()
+    }
+
+    /// The refusal a middleware's error stands for: a `ConnectError` as it is, one inside a
+    /// `Box<dyn Error + Send + Sync>` too, any other error with its `Display` as the message.
+    pub(crate) fn from_middleware<E: fmt::Display + 'static>(error: E) -> ConnectError {
+        let any: &dyn std::any::Any = &error;
+        if let Some(refusal) = any.downcast_ref::<ConnectError>() {
+            return refusal.clone();
+        }
+        if let Some(refusal) = any
+            .downcast_ref::<Box<dyn std::error::Error + Send + Sync>>()
+            .and_then(|boxed| boxed.downcast_ref::<ConnectError>())
+        {
+            return refusal.clone();
+        }
+        ConnectError::new(error.to_string())
     }
 }
 

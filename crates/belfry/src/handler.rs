@@ -13,7 +13,7 @@ use belfry_core::{
     parser::{Elements, Payload},
 };
 
-use crate::{DisconnectReason, SocketRef, extract::FromContext};
+use crate::{ConnectError, DisconnectReason, SocketRef, extract::FromContext};
 
 /// The future of a handler, whose output is `R`.
 #[doc(hidden)]
@@ -68,7 +68,7 @@ impl HandlerContext {
 pub struct Rejected(pub(crate) String);
 
 /// An async function usable as a handler; implemented for functions of up to 8 extractors
-/// whose future outputs `R` (`()` for handlers, `Result<(), ConnectError>` for middlewares).
+/// whose future outputs `R` (`()` for handlers, `Result<(), E>` for middlewares).
 ///
 /// You do not implement it: write an `async fn` (or an `async` closure) whose arguments are
 /// extractors.
@@ -84,6 +84,22 @@ pub(crate) type ErasedHandler<R = ()> =
 
 pub(crate) fn erase<H: Handler<T, R>, T, R>(handler: H) -> ErasedHandler<R> {
     Arc::new(move |ctx| handler.call(ctx))
+}
+
+/// A middleware (connect or packet) with its types erased: its error becomes the refusal it
+/// stands for ([`ConnectError::from_middleware`]).
+pub(crate) fn erase_middleware<H, T, E>(middleware: H) -> ErasedHandler<Result<(), ConnectError>>
+where
+    H: Handler<T, Result<(), E>>,
+    E: std::fmt::Display + Send + 'static,
+{
+    Arc::new(move |ctx| {
+        let future = middleware.call(ctx)?;
+        Ok(
+            Box::pin(async move { future.await.map_err(ConnectError::from_middleware) })
+                as BoxFuture<Result<(), ConnectError>>,
+        )
+    })
 }
 
 impl<F, Fut, R> Handler<(), R> for F

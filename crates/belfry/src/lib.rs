@@ -113,9 +113,10 @@
 //! # Middlewares
 //!
 //! Connect middlewares ([`NamespaceHandle::middleware`], Node's `nsp.use`) run in order before
-//! the client is answered; an `Err(ConnectError)` refuses it with a CONNECT_ERROR
-//! `{"message":..,"data":..}`. Per-packet middlewares ([`Socket::packet_middleware`], Node's
-//! `socket.use`) run before an event's listeners and may drop it.
+//! the client is answered; an `Err` of any error type that implements `Display` refuses it with
+//! a CONNECT_ERROR `{"message":..}` (a [`ConnectError`] adds Node's `err.data`). Per-packet
+//! middlewares ([`Socket::packet_middleware`], Node's `socket.use`) run before an event's
+//! listeners and may drop it.
 //!
 //! ```
 //! use belfry::{ConnectError, SocketIo, SocketRef, extract::{Data, Event}};

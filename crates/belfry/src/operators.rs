@@ -235,7 +235,10 @@ impl BroadcastOperator {
     ///
     /// # Errors
     ///
-    /// A reserved event name, or data that does not serialize.
+    /// A reserved event name, or data that does not serialize. [`EmitError::Adapter`] when the
+    /// adapter failed: with a cluster adapter that could not reach the other servers (a Redis
+    /// adapter whose publish queue is full while Redis is away),
+    /// [`AdapterError::PartialBroadcast`] says how many sockets of this server got the event.
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<usize, EmitError> {
         self.emit_binary(event, data, Vec::new())
     }
@@ -254,14 +257,11 @@ impl BroadcastOperator {
         let payload = event_payload(self.ns.name(), None, event, data, attachments)?;
         let packet = Packet::event(self.ns.name_str(), payload, None);
         // The adapter encodes once for every local recipient, and hands the packet to other
-        // servers (logging, not failing, when it cannot reach them).
-        match self.ns.adapter().broadcast(&packet, &self.opts) {
-            Ok(delivered) => Ok(delivered),
-            Err(error) => {
-                tracing::warn!(%error, "broadcast failed");
-                Ok(0)
-            }
-        }
+        // servers.
+        self.ns
+            .adapter()
+            .broadcast(&packet, &self.opts)
+            .map_err(EmitError::Adapter)
     }
 
     /// Sends `event` to the listeners of this namespace on the *other* servers of the cluster

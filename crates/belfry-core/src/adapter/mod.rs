@@ -212,6 +212,17 @@ pub enum AdapterError {
     /// This adapter (or the protocol it speaks) cannot do this operation.
     #[error("the adapter does not support {0}")]
     Unsupported(&'static str),
+    /// A broadcast reached the sockets of this server but could not be handed to the other
+    /// servers (`source` says why: a Redis adapter whose publish queue is full while Redis is
+    /// away, ...).
+    #[error("broadcast delivered to {delivered} sockets of this server, not to the other servers")]
+    PartialBroadcast {
+        /// How many sockets of this server got the packet.
+        delivered: usize,
+        /// Why the other servers were not reached.
+        #[source]
+        source: Box<AdapterError>,
+    },
 }
 
 /// What another server answered to a broadcast with acks ([`Adapter::broadcast_with_ack`]).
@@ -292,12 +303,13 @@ pub trait Adapter: Send + Sync + 'static {
     fn sockets(&self, opts: &BroadcastOptions) -> Vec<SocketId>;
 
     /// Delivers `packet` to the sockets `opts` selects, on every server (this one only with
-    /// `flags.local`); returns how many local sockets got it. A cluster adapter that cannot
-    /// hand the packet to the other servers logs it and still returns the local count.
+    /// `flags.local`); returns how many local sockets got it.
     ///
     /// # Errors
     ///
-    /// When the broadcast failed as a whole (nothing was delivered).
+    /// [`AdapterError::PartialBroadcast`], with the local count, when a cluster adapter
+    /// delivered on this server but cannot hand the packet to the other servers; another error
+    /// when the broadcast failed as a whole (nothing was delivered).
     fn broadcast(&self, packet: &Packet, opts: &BroadcastOptions) -> Result<usize, AdapterError>;
 
     /// Makes the sockets `opts` selects, on every server, join `rooms`.

@@ -1,13 +1,13 @@
 //! The handles of registered namespaces, to add their middlewares and listeners.
 
-use std::{future::Future, sync::Arc};
+use std::{fmt, future::Future, sync::Arc};
 
 use belfry_core::adapter::AdapterListener;
 use serde::Serialize;
 
 use crate::{
-    BroadcastOperator, ConnectError, EmitError, ServerSideEvent,
-    handler::{Handler, erase},
+    BroadcastOperator, EmitError, ServerSideEvent,
+    handler::{Handler, erase_middleware},
     ns::{Namespace, ParentNamespace},
     server_side::erase_server_side,
 };
@@ -19,10 +19,12 @@ pub struct NamespaceHandle(pub(super) Arc<Namespace>);
 
 impl NamespaceHandle {
     /// Adds a connect middleware (Node's `nsp.use`): an async function of extractors returning
-    /// `Result<(), ConnectError>`. Middlewares run in the order they were added, before the
-    /// client is answered; the first `Err` refuses the connect with a CONNECT_ERROR
-    /// `{"message":..,"data":..}`. A middleware may emit to the socket: the client receives it
-    /// once connected.
+    /// `Result<(), E>`, where `E` is any error that implements `Display`. Middlewares run in the
+    /// order they were added, before the client is answered; the first `Err` refuses the
+    /// connect with a CONNECT_ERROR `{"message":..}` (the error's `Display`, Node's
+    /// `err.message`), or `{"message":..,"data":..}` for a
+    /// [`ConnectError`](crate::ConnectError) with data (Node's `err.data`). A middleware may
+    /// emit to the socket: the client receives it once connected.
     ///
     /// # Examples
     ///
@@ -40,13 +42,16 @@ impl NamespaceHandle {
     ///         } else {
     ///             Err(ConnectError::new("not authorized").with_data(serde_json::json!({"code": 401})))
     ///         }
-    ///     });
+    ///     })
+    ///     // Any error: the client's `connect_error` has its message.
+    ///     .middleware(|| async { std::fs::metadata("/etc/maintenance").map(|_| ()) });
     /// ```
-    pub fn middleware<H, T>(self, middleware: H) -> Self
+    pub fn middleware<H, T, E>(self, middleware: H) -> Self
     where
-        H: Handler<T, Result<(), ConnectError>>,
+        H: Handler<T, Result<(), E>>,
+        E: fmt::Display + Send + 'static,
     {
-        self.0.add_middleware(erase(middleware));
+        self.0.add_middleware(erase_middleware(middleware));
         self
     }
 
@@ -108,11 +113,12 @@ pub struct ParentNamespaceHandle(pub(super) Arc<ParentNamespace>);
 
 impl ParentNamespaceHandle {
     /// Adds a connect middleware that every child runs (see [`NamespaceHandle::middleware`]).
-    pub fn middleware<H, T>(self, middleware: H) -> Self
+    pub fn middleware<H, T, E>(self, middleware: H) -> Self
     where
-        H: Handler<T, Result<(), ConnectError>>,
+        H: Handler<T, Result<(), E>>,
+        E: fmt::Display + Send + 'static,
     {
-        self.0.add_middleware(erase(middleware));
+        self.0.add_middleware(erase_middleware(middleware));
         self
     }
 
@@ -145,11 +151,18 @@ impl ParentNamespaceHandle {
     ///
     /// # Errors
     ///
-    /// As [`BroadcastOperator::emit`].
+    /// As [`BroadcastOperator::emit`]: the first child's error, once every child was sent to.
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<usize, EmitError> {
-        self.operators()
-            .iter()
-            .map(|operator| operator.emit(event, data))
-            .sum()
+        let mut delivered = 0;
+        let mut failure = None;
+        for operator in self.operators() {
+            match operator.emit(event, data) {
+                Ok(count) => delivered += count,
+                Err(error) => {
+                    failure.get_or_insert(error);
+                }
+            }
+        }
+        failure.map_or(Ok(delivered), Err)
     }
 }

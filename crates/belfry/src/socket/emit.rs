@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use belfry_core::{
-    adapter::{BroadcastFlags, BroadcastOptions},
+    adapter::{AdapterError, BroadcastFlags, BroadcastOptions},
     parser::{Packet, PacketData, Parser},
 };
 use serde::Serialize;
@@ -71,6 +71,8 @@ impl Socket {
                 Ok(0) if flags.volatile => Ok(()),
                 Ok(0) => Err(EmitError::Full),
                 Ok(_) => Ok(()),
+                // The socket got it; other servers did not hear of it.
+                Err(AdapterError::PartialBroadcast { delivered, .. }) if delivered > 0 => Ok(()),
                 Err(error) => {
                     tracing::warn!(%error, "emit through the adapter failed");
                     Err(EmitError::Disconnected)

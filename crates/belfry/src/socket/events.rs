@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::{Listener, Socket};
 use crate::{
-    SocketRef,
+    ConnectError, SocketRef,
     handler::{BoxFuture, ContextKind, ErasedHandler, HandlerContext, Rejected},
 };
 
@@ -136,21 +136,25 @@ impl Socket {
         for middleware in middlewares {
             let refusal = match middleware(ctx) {
                 Ok(future) => future.await.err(),
-                Err(Rejected(message)) => Some(message),
+                Err(Rejected(message)) => Some(ConnectError::new(message)),
             };
-            if let Some(message) = refusal {
-                tracing::debug!(%message, "event refused by a packet middleware");
-                self.answer_error(ctx, &message);
+            if let Some(refusal) = refusal {
+                tracing::debug!(message = %refusal, "event refused by a packet middleware");
+                self.answer_error(ctx, refusal.message(), refusal.data());
                 return false;
             }
         }
         true
     }
 
-    /// Answers the client's ack, if it asked for one, with `{"error": message}`.
-    fn answer_error(&self, ctx: &HandlerContext, message: &str) {
+    /// Answers the client's ack, if it asked for one, with `{"error": message}` (and `"data"`,
+    /// when given).
+    fn answer_error(&self, ctx: &HandlerContext, message: &str, data: Option<&serde_json::Value>) {
         if let Some(id) = ctx.ack_id() {
-            let error = serde_json::json!({ "error": message });
+            let error = match data {
+                Some(data) => serde_json::json!({ "error": message, "data": data }),
+                None => serde_json::json!({ "error": message }),
+            };
             let _ = self.send(Packet::ack(
                 self.ns.name_str(),
                 Payload::json(format!("[{error}]")),
@@ -173,7 +177,7 @@ impl Socket {
             Ok(future) => Some(future),
             Err(Rejected(message)) => {
                 tracing::debug!(%message, "event refused by an extractor");
-                self.answer_error(ctx, &message);
+                self.answer_error(ctx, &message, None);
                 None
             }
         }

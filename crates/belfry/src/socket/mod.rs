@@ -37,9 +37,9 @@ pub(crate) use wire::{
 };
 
 use crate::{
-    BroadcastOperator, Handshake, IntoRooms, SocketIo,
+    BroadcastOperator, ConnectError, Handshake, IntoRooms, SocketIo,
     client::Connection,
-    handler::{BoxFuture, ErasedHandler, Handler, HandlerContext, erase},
+    handler::{ErasedHandler, Handler, erase, erase_middleware},
     ns::Namespace,
 };
 
@@ -63,7 +63,7 @@ pub struct Socket {
     /// Every listener in the order added (a socket has a handful: a scan beats a map, and
     /// costs one allocation instead of one per event name).
     listeners: RwLock<Vec<Listener>>,
-    packet_middlewares: RwLock<Vec<ErasedHandler<Result<(), String>>>>,
+    packet_middlewares: RwLock<Vec<ErasedHandler<Result<(), ConnectError>>>>,
     outgoing: RwLock<Option<OutgoingListener>>,
     /// Whether `outgoing` holds a listener: a broadcast checks it for every recipient, without
     /// taking the lock.
@@ -287,8 +287,12 @@ impl Socket {
     }
 
     /// Adds a per-packet middleware (Node's `socket.use`): an async function of extractors run
-    /// for every incoming event, in the order added, before any listener. `Err(message)` drops
-    /// the event; if the client asked for an ack, it is answered `{"error": message}`.
+    /// for every incoming event, in the order added, before any listener. It returns
+    /// `Result<(), E>`, where `E` is any error that implements `Display`: an `Err` drops the
+    /// event and, if the client asked for an ack, answers it `{"error": message}` (the error's
+    /// `Display`), or `{"error": message, "data": data}` for a
+    /// [`ConnectError`](crate::ConnectError) with data. (Node emits an `error` event on the
+    /// server's socket and leaves the ack unanswered.)
     ///
     /// # Examples
     ///
@@ -307,16 +311,9 @@ impl Socket {
         H: Handler<T, Result<(), E>>,
         E: fmt::Display + Send + 'static,
     {
-        let middleware = erase(middleware);
         self.packet_middlewares
             .write()
-            .push(Arc::new(move |ctx: &mut HandlerContext| {
-                let future = middleware(ctx)?;
-                Ok(
-                    Box::pin(async move { future.await.map_err(|e| e.to_string()) })
-                        as BoxFuture<Result<(), String>>,
-                )
-            }));
+            .push(erase_middleware(middleware));
     }
 
     /// Sets a callback seeing every event sent to this socket, before it is encoded (Node's
