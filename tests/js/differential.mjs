@@ -1031,6 +1031,10 @@ def("handshake.object-client", async (c) => {
   c.t.address = h.address;
   c.t.xdomain = h.xdomain;
   c.t.secure = h.secure;
+  // `time` is `new Date().toString()` (normalized away above): its format, and the second of
+  // `issued`.
+  c.t.timeFormat = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{2} \d{4} \d{2}:\d{2}:\d{2} GMT[+-]\d{4} \(.+\)$/.test(h.time);
+  c.t.timeIsIssued = Math.abs(Date.parse(h.time) - Math.floor(h.issued / 1000) * 1000) <= 1000;
 });
 
 // 12. Acks under a burst.

@@ -92,6 +92,22 @@ fn query_object(query: &str) -> Map<String, Value> {
         .collect()
 }
 
+/// The value of `name` in a query string, as `query_object` would have it (decoded, the last of
+/// repeated keys), without building the whole object.
+pub(crate) fn query_param(query: &str, name: &str) -> Option<String> {
+    // From the end: the last of repeated keys wins.
+    let value = query.rsplit('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let same = if key.contains(['%', '+']) {
+            belfry_core::proto::query::form_decode(key) == name
+        } else {
+            key == name
+        };
+        (same && !pair.is_empty()).then_some(value)
+    })?;
+    Some(belfry_core::proto::query::form_decode(value))
+}
+
 /// Milliseconds since the Unix epoch.
 pub(crate) fn now_millis() -> u64 {
     SystemTime::now()
@@ -199,6 +215,15 @@ mod tests {
         .unwrap();
         let (parts, ()) = req.into_parts();
         let handshake = Handshake::new(&parts, None, 0);
+        // One parameter reads the same without the whole object.
+        let query = parts.uri.query().unwrap_or("");
+        for (name, value) in &handshake.query {
+            assert_eq!(
+                query_param(query, name).as_ref(),
+                value.as_str().map(str::to_owned).as_ref()
+            );
+        }
+        assert_eq!(query_param(query, "missing"), None);
         assert_eq!(
             Value::Object(handshake.query),
             serde_json::json!({

@@ -181,6 +181,29 @@ impl Socket {
         Handshake::new(self.conn.req_parts(), self.auth.as_deref(), self.issued)
     }
 
+    /// One parameter of the handshake request's query (Node's `socket.handshake.query[name]`),
+    /// decoded as [`Handshake::query`] is (the last of repeated keys), without building the
+    /// whole [`Handshake`]; `None` when the query does not have it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use belfry::{ConnectError, SocketIo, SocketRef};
+    ///
+    /// let (_layer, io) = SocketIo::new_layer();
+    /// io.ns("/", |_socket: SocketRef| async {})
+    ///     .middleware(|socket: SocketRef| async move {
+    ///         // `io("/", { query: { token: "..." } })` on the client.
+    ///         match socket.query_param("token") {
+    ///             Some(token) if token == "secret" => Ok(()),
+    ///             _ => Err(ConnectError::new("not authorized")),
+    ///         }
+    ///     });
+    /// ```
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        crate::handshake::query_param(self.conn.req_parts().uri.query()?, name)
+    }
+
     /// The namespace name (`/`, `/chat`...).
     pub fn ns(&self) -> &str {
         self.ns.name()
