@@ -258,11 +258,14 @@ fn install(io: &SocketIo, shutdown: Arc<tokio::sync::Notify>) {
             socket.on("ack-null", |ack: AckSender| async move {
                 let _ = ack.send(&Value::Null);
             });
-            socket.on("message-with-ack", |args: Args, ack: AckSender| async move {
-                // Node's `(data, ack) => ack(data)`: the first argument only.
-                let first = args.values().ok().and_then(|v| v.into_iter().next());
-                let _ = ack.send(&first.unwrap_or_default());
-            });
+            socket.on(
+                "message-with-ack",
+                |args: Args, ack: AckSender| async move {
+                    // Node's `(data, ack) => ack(data)`: the first argument only.
+                    let first = args.values().ok().and_then(|v| v.into_iter().next());
+                    let _ = ack.send(&first.unwrap_or_default());
+                },
+            );
             socket.on(
                 "shape",
                 |socket: SocketRef, Data(kind): Data<String>, ack: AckSender| async move {
@@ -360,4 +363,3 @@ fn emit_shape(socket: &SocketRef, kind: &str) {
         _ => Ok(()),
     };
 }
-

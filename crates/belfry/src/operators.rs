@@ -15,7 +15,6 @@ use belfry_core::{
     adapter::{AdapterError, BroadcastFlags, BroadcastOptions, RemoteAck, SocketInfo},
     parser::Packet,
 };
-use bytes::Bytes;
 use futures_util::{Stream, StreamExt, stream::FuturesUnordered};
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::mpsc;
@@ -240,21 +239,7 @@ impl BroadcastOperator {
     /// adapter whose publish queue is full while Redis is away),
     /// [`AdapterError::PartialBroadcast`] says how many sockets of this server got the event.
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<usize, EmitError> {
-        self.emit_binary(event, data, Vec::new())
-    }
-
-    /// [`BroadcastOperator::emit`] with binary attachments appended as the last arguments.
-    ///
-    /// # Errors
-    ///
-    /// As [`BroadcastOperator::emit`].
-    pub fn emit_binary<T: Serialize + ?Sized>(
-        &self,
-        event: &str,
-        data: &T,
-        attachments: Vec<Bytes>,
-    ) -> Result<usize, EmitError> {
-        let payload = event_payload(self.ns.name(), None, event, data, attachments)?;
+        let payload = event_payload(self.ns.name(), None, event, data, Vec::new())?;
         let packet = Packet::event(self.ns.name_str(), payload, None);
         // The adapter encodes once for every local recipient, and hands the packet to other
         // servers.

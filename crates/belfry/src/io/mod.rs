@@ -13,7 +13,6 @@ use std::{
 
 use belfry_core::{Str, adapter::AdapterFactory};
 use belfry_engine::Engine;
-use bytes::Bytes;
 use parking_lot::RwLock;
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -228,20 +227,6 @@ impl SocketIo {
     /// As [`BroadcastOperator::emit`].
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<usize, EmitError> {
         self.main().emit(event, data)
-    }
-
-    /// [`SocketIo::emit`] with binary attachments appended as the last arguments.
-    ///
-    /// # Errors
-    ///
-    /// As [`BroadcastOperator::emit`].
-    pub fn emit_binary<T: Serialize + ?Sized>(
-        &self,
-        event: &str,
-        data: &T,
-        attachments: Vec<Bytes>,
-    ) -> Result<usize, EmitError> {
-        self.main().emit_binary(event, data, attachments)
     }
 
     /// Sends `event` to the main namespace's listeners on the other servers (Node's
