@@ -182,6 +182,7 @@ pub async fn start_with(parser: Parser) -> ScenarioServer {
                     .to(room)
                     .fetch_sockets()
                     .await
+                    .unwrap()
                     .iter()
                     .map(|s| (s.id().to_string(), s.rooms().len()))
                     .collect();

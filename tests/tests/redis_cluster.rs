@@ -114,9 +114,11 @@ async fn belfry_server(redis_url: &str, name: &'static str, protocol: Protocol) 
             );
             socket.on("fetch", |socket: SocketRef, ack: AckSender| async move {
                 let all = socket.io().of("/").unwrap();
+                // This server's sockets and the others', one type for both.
                 let (mut ids, mut names): (Vec<String>, Vec<String>) = all
                     .fetch_sockets()
                     .await
+                    .unwrap()
                     .iter()
                     .map(|s| {
                         let data: serde_json::Value = s.data().unwrap();
@@ -126,10 +128,6 @@ async fn belfry_server(redis_url: &str, name: &'static str, protocol: Protocol) 
                         )
                     })
                     .unzip();
-                for remote in all.fetch_remote_sockets().await.unwrap() {
-                    ids.push(remote.id);
-                    names.push(remote.data["name"].as_str().unwrap().to_owned());
-                }
                 ids.sort();
                 names.sort();
                 let _ = ack.send(&json!({ "ids": ids, "names": names }));

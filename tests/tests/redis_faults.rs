@@ -132,7 +132,7 @@ async fn killed_and_restarted(protocol: Protocol) {
     );
     // Requests to other servers fail with a timeout, within the requests timeout (1 s).
     let started = Instant::now();
-    let fetched = a.io.of("/").unwrap().fetch_remote_sockets().await;
+    let fetched = a.io.of("/").unwrap().fetch_sockets().await;
     assert!(
         matches!(fetched, Err(AdapterError::Timeout("fetchSockets"))),
         "{fetched:?}"
@@ -160,9 +160,9 @@ async fn killed_and_restarted(protocol: Protocol) {
     broadcast_reaches_both(&a.io, &mut a.client, &mut b.client, "after").await;
     broadcast_reaches_both(&b.io, &mut a.client, &mut b.client, "after-b").await;
     // And cluster requests work again.
-    let remote = a.io.of("/").unwrap().fetch_remote_sockets().await.unwrap();
+    let remote = remote_sockets(&a.io).await;
     assert_eq!(remote.len(), 1);
-    assert_eq!(remote[0].rooms.len(), 2); // its own room and "r"
+    assert_eq!(remote[0].rooms().len(), 2); // its own room and "r"
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -446,7 +446,7 @@ async fn requests_open_no_connection_each() {
     let _b = node(&redis.url()).await;
     let before = redis.connections_received().await;
     for _ in 0..20 {
-        let remote = a.io.of("/").unwrap().fetch_remote_sockets().await.unwrap();
+        let remote = remote_sockets(&a.io).await;
         assert_eq!(remote.len(), 1);
     }
     let after = redis.connections_received().await;
@@ -478,4 +478,52 @@ async fn a_timed_out_server_side_emit_keeps_the_answers_that_came() {
         other => panic!("{other:?}"),
     }
     assert!(started.elapsed() >= Duration::from_millis(900));
+}
+
+/// The sockets of the other servers that `fetch_sockets` finds.
+async fn remote_sockets(io: &belfry::SocketIo) -> Vec<belfry::RemoteSocket> {
+    let all = io.of("/").unwrap().fetch_sockets().await.unwrap();
+    all.into_iter()
+        .filter(|socket| socket.as_local().is_none())
+        .collect()
+}
+
+/// `fetch_sockets` finds the sockets of both servers as one type, and each found socket can be
+/// sent to, moved between rooms and disconnected from the other server, through Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetched_sockets_of_other_servers_can_be_acted_on() {
+    let redis = RedisServer::start().await;
+    let mut a = node(&redis.url()).await;
+    let mut b = node(&redis.url()).await;
+    let all = a.io.of("/").unwrap().fetch_sockets().await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all.iter().filter(|s| s.as_local().is_some()).count(), 1);
+    let remote = remote_sockets(&a.io).await;
+    let [theirs] = remote.as_slice() else {
+        panic!("one socket on the other server: {remote:?}");
+    };
+    assert_eq!(theirs.handshake()["url"], "/socket.io/?EIO=4&transport=websocket");
+    // Sent to it alone.
+    theirs.emit("only", &"you").unwrap();
+    assert_eq!(
+        next_event(&mut b.client, Duration::from_secs(5)).await.as_deref(),
+        Some(r#"42["only","you"]"#)
+    );
+    assert_eq!(next_event(&mut a.client, Duration::from_millis(300)).await, None);
+    // Moved to room "s": a broadcast to "s" from either server reaches it alone.
+    theirs.join("s").await.unwrap();
+    a.io.to("s").emit("in-s", &()).unwrap();
+    assert_eq!(
+        next_event(&mut b.client, Duration::from_secs(5)).await.as_deref(),
+        Some(r#"42["in-s"]"#)
+    );
+    theirs.leave(["s", "r"]).await.unwrap();
+    let remote = remote_sockets(&a.io).await;
+    assert_eq!(remote[0].rooms().len(), 1, "only its own room left");
+    // Disconnected: the client gets the DISCONNECT of its namespace.
+    remote[0].disconnect(false).await.unwrap();
+    assert_eq!(
+        next_event(&mut b.client, Duration::from_secs(5)).await.as_deref(),
+        Some("41")
+    );
 }

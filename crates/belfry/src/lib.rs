@@ -181,6 +181,7 @@ mod io;
 mod ns;
 mod observe;
 mod operators;
+mod remote;
 mod rooms;
 mod serve;
 mod server_side;
@@ -201,6 +202,7 @@ pub use errors::{AckError, ConnectError, DisconnectReason, EmitError, ServerSide
 pub use handshake::Handshake;
 pub use io::{NamespaceHandle, ParentNamespaceHandle, SocketIo, SocketIoBuilder, SocketIoLayer};
 pub use operators::{AckStream, BroadcastOperator};
+pub use remote::RemoteSocket;
 pub use rooms::IntoRooms;
 pub use serve::{Serve, WithGracefulShutdown, serve};
 pub use server_side::ServerSideEvent;

@@ -12,7 +12,7 @@ use std::{
 
 use belfry_core::proto::SocketId;
 use belfry_core::{
-    adapter::{AdapterError, BroadcastFlags, BroadcastOptions, RemoteAck, SocketInfo},
+    adapter::{AdapterError, BroadcastFlags, BroadcastOptions, RemoteAck},
     parser::Packet,
 };
 use futures_util::{Stream, StreamExt, stream::FuturesUnordered};
@@ -199,20 +199,28 @@ impl BroadcastOperator {
         Ok(AckStream { answers, remote })
     }
 
-    /// The matching sockets of this server (Node's `fetchSockets` on one server): their ids,
-    /// handshakes, rooms and extensions. The sockets of other servers come from
-    /// [`BroadcastOperator::fetch_remote_sockets`].
-    pub async fn fetch_sockets(&self) -> Vec<SocketRef> {
-        self.sockets()
-    }
-
-    /// The matching sockets of the other servers, as the adapter describes them.
+    /// The matching sockets of every server of the cluster (Node's `fetchSockets`): this
+    /// server's, then the others' (unless the operator is [`local`](BroadcastOperator::local)),
+    /// each a [`RemoteSocket`](crate::RemoteSocket) with its id, handshake, rooms and data, to
+    /// emit to, move between rooms or disconnect. [`BroadcastOperator::sockets`] gives this
+    /// server's as [`SocketRef`]s.
     ///
     /// # Errors
     ///
-    /// When a server does not answer in time.
-    pub async fn fetch_remote_sockets(&self) -> Result<Vec<SocketInfo>, AdapterError> {
-        self.ns.adapter().fetch_remote_sockets(&self.opts).await
+    /// When another server does not answer in time.
+    pub async fn fetch_sockets(&self) -> Result<Vec<crate::RemoteSocket>, AdapterError> {
+        let mut sockets: Vec<crate::RemoteSocket> = self
+            .local_sockets()
+            .into_iter()
+            .map(|socket| crate::RemoteSocket::local(SocketRef(socket), self.ns.clone()))
+            .collect();
+        let others = self.ns.adapter().fetch_remote_sockets(&self.opts).await?;
+        sockets.extend(
+            others
+                .into_iter()
+                .map(|info| crate::RemoteSocket::remote(info, self.ns.clone())),
+        );
+        Ok(sockets)
     }
 
     /// The matching sockets on this server.

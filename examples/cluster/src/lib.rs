@@ -4,7 +4,7 @@
 //!
 //! Clients get `welcome` with the node's name when they connect; `whoami` answers it; `say`
 //! broadcasts `said {node, text}` to every client of the cluster; `count` answers how many
-//! sockets the whole cluster has (`fetch_sockets` plus `fetch_remote_sockets`).
+//! sockets the whole cluster has (`fetch_sockets`).
 //!
 //! Each node also serves the client: a page at `/` (`static/index.html`: which node served it,
 //! which node its socket is on, the cluster's socket count, a form to `say` something to every
@@ -58,9 +58,8 @@ pub async fn app(
         );
         socket.on("count", |socket: SocketRef, ack: AckSender| async move {
             let all = socket.io().of("/").expect("the main namespace exists");
-            let local = all.fetch_sockets().await.len();
-            let remote = all.fetch_remote_sockets().await.map_or(0, |s| s.len());
-            let _ = ack.send(&(local + remote));
+            let count = all.fetch_sockets().await.map_or(0, |sockets| sockets.len());
+            let _ = ack.send(&count);
         });
     });
     // Subscribed before serving: nothing published by the other nodes is missed.
