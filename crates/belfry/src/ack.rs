@@ -5,11 +5,15 @@ use std::{convert::Infallible, fmt};
 use belfry_core::parser::Packet;
 use serde::Serialize;
 
-use crate::{EmitError, SocketRef, extract::FromContext, handler::HandlerContext};
+use crate::{
+    EmitError, SocketRef,
+    extract::FromContext,
+    handler::{HandlerContext, kind},
+};
 
 /// Answers the client's acknowledgement (its emit's callback), once.
 ///
-/// An extractor: every event handler can take it. If the client did not ask for an answer,
+/// An extractor of event handlers (only they have an ack to answer). If the client did not ask for an answer,
 /// [`AckSender::send`] does nothing.
 ///
 /// # Examples
@@ -60,7 +64,7 @@ impl AckSender {
     }
 }
 
-impl FromContext for AckSender {
+impl FromContext<kind::Event> for AckSender {
     type Rejection = Infallible;
 
     fn from_context(ctx: &mut HandlerContext) -> Result<Self, Infallible> {

@@ -1,7 +1,9 @@
 //! Extractors: what a handler's arguments can be.
 //!
-//! Every extractor implements [`FromContext`], once, over the one [`HandlerContext`]. A failed
-//! extraction says how to fix it, and is answered to the client (see [`crate::handler`]).
+//! Every extractor implements [`FromContext<K>`](FromContext) for the [`kind`]s of handler it
+//! fits (its "in" below): one in the wrong handler (`Data<T>` in a disconnect handler, `Event`
+//! in a connect handler) is a compile error. A failed extraction says how to fix it, and is
+//! answered to the client (see [`crate::handler`]).
 //!
 //! | extractor | gives | in |
 //! |---|---|---|
@@ -17,7 +19,11 @@
 //! | [`HttpExtension<T>`] | an extension of the handshake request (put there by a tower layer) | every handler |
 //! | [`SocketIo`] | the server handle | every handler |
 //! | [`DisconnectReason`] | why the socket left | disconnect |
-//! | `Option<E>` | `Some` if `E` extracts, `None` if not; never refused | every handler |
+//! | `Option<E>` | `Some` if `E` extracts, `None` if not; never refused | where `E` fits |
+//!
+//! Connect handlers are the namespace's handler (`io.ns`, `io.dynamic_ns`) and its connect
+//! middlewares; event handlers are `socket.on`, `once`, `on_any` and packet middlewares;
+//! disconnect handlers are `on_disconnecting` and `on_disconnect`.
 
 use std::{borrow::Cow, convert::Infallible, fmt, marker::PhantomData};
 
@@ -27,11 +33,101 @@ use serde::de::DeserializeOwned;
 
 use crate::{
     DisconnectReason, SocketIo, SocketRef,
-    handler::{ContextKind, HandlerContext},
+    handler::{ContextKind, HandlerContext, HandlerKind, kind},
 };
 
-/// A type a handler argument can be: built from the [`HandlerContext`].
-pub trait FromContext: Sized {
+/// A type a handler argument can be in handlers of kind `K` ([`kind::Connect`],
+/// [`kind::Event`], [`kind::Disconnect`]): built from the [`HandlerContext`].
+///
+/// An extractor implements it for each kind it fits, so that using it where it cannot work is
+/// a compile error: for every kind with `impl<K: HandlerKind> FromContext<K>`, for events only
+/// with `impl FromContext<kind::Event>`. The context's methods read the socket, an event's name,
+/// arguments and ack id, a connect's auth, a disconnect's reason.
+///
+/// # Examples
+///
+/// An extractor for every handler, and one for events only:
+///
+/// ```
+/// use belfry::{
+///     SocketRef,
+///     extract::FromContext,
+///     handler::{HandlerContext, HandlerKind, kind},
+/// };
+///
+/// #[derive(Clone)]
+/// struct User(String);
+///
+/// /// The user a connect middleware stored on the socket.
+/// struct CurrentUser(User);
+///
+/// impl<K: HandlerKind> FromContext<K> for CurrentUser {
+///     type Rejection = &'static str;
+///
+///     fn from_context(ctx: &mut HandlerContext) -> Result<Self, Self::Rejection> {
+///         ctx.socket().extension::<User>().map(CurrentUser).ok_or("log in first")
+///     }
+/// }
+///
+/// /// The event's first argument, as a string; refused when there is none.
+/// struct FirstArg(String);
+///
+/// impl FromContext<kind::Event> for FirstArg {
+///     type Rejection = String;
+///
+///     fn from_context(ctx: &mut HandlerContext) -> Result<Self, Self::Rejection> {
+///         let args = ctx.args().ok_or("only events have arguments")?;
+///         match args.get::<String>(0) {
+///             Some(Ok(first)) => Ok(FirstArg(first)),
+///             Some(Err(e)) => Err(e.to_string()),
+///             None => Err("no argument".to_owned()),
+///         }
+///     }
+/// }
+///
+/// async fn rename(CurrentUser(user): CurrentUser, FirstArg(name): FirstArg, socket: SocketRef) {
+///     let _ = socket.emit("renamed", &(user.0, name));
+/// }
+/// # let (_layer, io) = belfry::SocketIo::new_layer();
+/// # io.ns("/", |socket: SocketRef, CurrentUser(_): CurrentUser| async move {
+/// #     socket.on("rename", rename);
+/// # });
+/// ```
+///
+/// An extractor used in a handler it does not fit is a compile error:
+///
+/// ```compile_fail,E0277
+/// use belfry::{AckSender, SocketIo};
+///
+/// let (_layer, io) = SocketIo::new_layer();
+/// // A connect has no ack to answer.
+/// io.ns("/", |ack: AckSender| async move { drop(ack) });
+/// ```
+///
+/// ```compile_fail,E0277
+/// use belfry::{DisconnectReason, SocketIo, SocketRef};
+///
+/// let (_layer, io) = SocketIo::new_layer();
+/// io.ns("/", |socket: SocketRef| async move {
+///     // Only disconnect handlers have a reason.
+///     socket.on("leave", |reason: DisconnectReason| async move { drop(reason) });
+/// });
+/// ```
+///
+/// ```compile_fail,E0277
+/// use belfry::{SocketIo, SocketRef, extract::Event};
+///
+/// let (_layer, io) = SocketIo::new_layer();
+/// // A connect is no event: `Event` would refuse every client.
+/// io.ns("/", |socket: SocketRef, Event(name): Event| async move { drop((socket, name)) });
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be extracted in a {K} handler",
+    label = "not an extractor of {K} handlers",
+    note = "`Data<T>`/`TryData<T>`: connect and event handlers; `Args`, `AckSender`, `Event`, `Bin`: event handlers only (`socket.on`, `once`, `on_any`, packet middlewares); `DisconnectReason`: disconnect handlers only; `SocketRef`, `State<T>`, `Extension<T>`, `HttpExtension<T>`, `SocketIo`: every handler",
+    note = "a custom extractor fits the kinds it implements `FromContext<K>` for: `impl<K: HandlerKind> FromContext<K>` for every kind"
+)]
+pub trait FromContext<K: HandlerKind>: Sized {
     /// Why extraction failed; its message is answered to the client.
     type Rejection: fmt::Display;
 
@@ -43,7 +139,7 @@ pub trait FromContext: Sized {
     fn from_context(ctx: &mut HandlerContext) -> Result<Self, Self::Rejection>;
 }
 
-impl FromContext for SocketRef {
+impl<K: HandlerKind> FromContext<K> for SocketRef {
     type Rejection = Infallible;
 
     fn from_context(ctx: &mut HandlerContext) -> Result<Self, Infallible> {
@@ -51,7 +147,7 @@ impl FromContext for SocketRef {
     }
 }
 
-impl<T: FromContext> FromContext for Option<T> {
+impl<K: HandlerKind, T: FromContext<K>> FromContext<K> for Option<T> {
     type Rejection = Infallible;
 
     fn from_context(ctx: &mut HandlerContext) -> Result<Self, Infallible> {
@@ -61,11 +157,11 @@ impl<T: FromContext> FromContext for Option<T> {
 
 /// The JSON the data extractors read: the single argument, the arguments as an array, or the
 /// connect auth (`{}` when the client sent none).
-fn data_json(ctx: &HandlerContext) -> Result<Cow<'_, str>, &'static str> {
+pub(crate) fn data_json(ctx: &HandlerContext) -> Result<Cow<'_, str>, &'static str> {
     match &ctx.kind {
         ContextKind::Event { args, .. } => Ok(match args.len() {
             0 => Cow::Borrowed("null"),
-            1 => Cow::Borrowed(args.first().expect("one argument")),
+            1 => Cow::Borrowed(args.first().unwrap_or("null")),
             _ => {
                 let mut json = String::from("[");
                 for (i, arg) in args.iter().enumerate() {
@@ -105,12 +201,27 @@ fn data_json(ctx: &HandlerContext) -> Result<Cow<'_, str>, &'static str> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Data<T>(pub T);
 
-impl<T: DeserializeOwned> FromContext for Data<T> {
+/// Connect (the auth) and event (the arguments) handlers.
+impl<T: DeserializeOwned> FromContext<kind::Connect> for Data<T> {
     type Rejection = DataRejection;
 
     fn from_context(ctx: &mut HandlerContext) -> Result<Self, DataRejection> {
+        Data::extract(ctx)
+    }
+}
+
+impl<T: DeserializeOwned> FromContext<kind::Event> for Data<T> {
+    type Rejection = DataRejection;
+
+    fn from_context(ctx: &mut HandlerContext) -> Result<Self, DataRejection> {
+        Data::extract(ctx)
+    }
+}
+
+impl<T: DeserializeOwned> Data<T> {
+    fn extract(ctx: &HandlerContext) -> Result<Self, DataRejection> {
         let json = data_json(ctx).map_err(|e| DataRejection(e.to_owned()))?;
-        crate::binary::from_str(&json, attachments(ctx))
+        crate::binary::from_str(&json, ctx.attachments())
             .map(Data)
             .map_err(|e| DataRejection(format!("invalid event data: {e}")))
     }
@@ -209,23 +320,13 @@ impl Args {
     }
 }
 
-impl FromContext for Args {
+impl FromContext<kind::Event> for Args {
     type Rejection = DataRejection;
 
     fn from_context(ctx: &mut HandlerContext) -> Result<Self, DataRejection> {
-        match &ctx.kind {
-            // The decoder's split, shared: nothing is parsed or copied.
-            ContextKind::Event { args, payload, .. } => Ok(Args {
-                elements: args.clone(),
-                // Most events carry no binary: no call for an empty clone.
-                attachments: if payload.attachments.is_empty() {
-                    Vec::new()
-                } else {
-                    payload.attachments.clone()
-                },
-            }),
-            _ => Err(DataRejection("only events have arguments".to_owned())),
-        }
+        // The decoder's split, shared: nothing is parsed or copied.
+        ctx.args()
+            .ok_or_else(|| DataRejection("only events have arguments".to_owned()))
     }
 }
 
@@ -256,15 +357,20 @@ impl serde::Serialize for Args {
 #[derive(Debug)]
 pub struct TryData<T>(pub Result<T, serde_json::Error>);
 
-impl<T: DeserializeOwned> FromContext for TryData<T> {
+/// Connect (the auth) and event (the arguments) handlers.
+impl<T: DeserializeOwned> FromContext<kind::Connect> for TryData<T> {
     type Rejection = Infallible;
 
     fn from_context(ctx: &mut HandlerContext) -> Result<Self, Infallible> {
-        let result = match data_json(ctx) {
-            Ok(json) => crate::binary::from_str(&json, attachments(ctx)),
-            Err(message) => Err(serde::de::Error::custom(message)),
-        };
-        Ok(TryData(result))
+        Ok(TryData(ctx.data()))
+    }
+}
+
+impl<T: DeserializeOwned> FromContext<kind::Event> for TryData<T> {
+    type Rejection = Infallible;
+
+    fn from_context(ctx: &mut HandlerContext) -> Result<Self, Infallible> {
+        Ok(TryData(ctx.data()))
     }
 }
 
@@ -272,22 +378,13 @@ impl<T: DeserializeOwned> FromContext for TryData<T> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event(pub String);
 
-impl FromContext for Event {
+impl FromContext<kind::Event> for Event {
     type Rejection = &'static str;
 
     fn from_context(ctx: &mut HandlerContext) -> Result<Self, &'static str> {
-        match &ctx.kind {
-            ContextKind::Event { name, .. } => Ok(Event(name.to_string())),
-            _ => Err("only event handlers have an event name"),
-        }
-    }
-}
-
-/// The binary attachments of the event, if any.
-fn attachments(ctx: &HandlerContext) -> &[Bytes] {
-    match &ctx.kind {
-        ContextKind::Event { payload, .. } => &payload.attachments,
-        _ => &[],
+        ctx.event_name()
+            .map(|name| Event(name.to_owned()))
+            .ok_or("only event handlers have an event name")
     }
 }
 
@@ -296,14 +393,11 @@ fn attachments(ctx: &HandlerContext) -> &[Bytes] {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bin(pub Vec<Bytes>);
 
-impl FromContext for Bin {
+impl FromContext<kind::Event> for Bin {
     type Rejection = Infallible;
 
     fn from_context(ctx: &mut HandlerContext) -> Result<Self, Infallible> {
-        Ok(Bin(match &ctx.kind {
-            ContextKind::Event { payload, .. } => payload.attachments.clone(),
-            _ => Vec::new(),
-        }))
+        Ok(Bin(ctx.attachments().to_vec()))
     }
 }
 
@@ -328,7 +422,7 @@ impl FromContext for Bin {
 #[derive(Debug, Clone)]
 pub struct State<T>(pub T);
 
-impl<T: Clone + Send + Sync + 'static> FromContext for State<T> {
+impl<K: HandlerKind, T: Clone + Send + Sync + 'static> FromContext<K> for State<T> {
     type Rejection = MissingState<T>;
 
     fn from_context(ctx: &mut HandlerContext) -> Result<Self, MissingState<T>> {
@@ -365,7 +459,7 @@ impl<T> fmt::Debug for MissingState<T> {
 #[derive(Debug, Clone)]
 pub struct Extension<T>(pub T);
 
-impl<T: Clone + Send + Sync + 'static> FromContext for Extension<T> {
+impl<K: HandlerKind, T: Clone + Send + Sync + 'static> FromContext<K> for Extension<T> {
     type Rejection = MissingExtension<T>;
 
     fn from_context(ctx: &mut HandlerContext) -> Result<Self, MissingExtension<T>> {
@@ -381,7 +475,7 @@ impl<T: Clone + Send + Sync + 'static> FromContext for Extension<T> {
 #[derive(Debug, Clone)]
 pub struct HttpExtension<T>(pub T);
 
-impl<T: Clone + Send + Sync + 'static> FromContext for HttpExtension<T> {
+impl<K: HandlerKind, T: Clone + Send + Sync + 'static> FromContext<K> for HttpExtension<T> {
     type Rejection = MissingExtension<T>;
 
     fn from_context(ctx: &mut HandlerContext) -> Result<Self, MissingExtension<T>> {
@@ -420,7 +514,7 @@ impl<T> fmt::Debug for MissingExtension<T> {
     }
 }
 
-impl FromContext for SocketIo {
+impl<K: HandlerKind> FromContext<K> for SocketIo {
     type Rejection = Infallible;
 
     fn from_context(ctx: &mut HandlerContext) -> Result<Self, Infallible> {
@@ -428,13 +522,11 @@ impl FromContext for SocketIo {
     }
 }
 
-impl FromContext for DisconnectReason {
+impl FromContext<kind::Disconnect> for DisconnectReason {
     type Rejection = &'static str;
 
     fn from_context(ctx: &mut HandlerContext) -> Result<Self, &'static str> {
-        match &ctx.kind {
-            ContextKind::Disconnect { reason } => Ok(*reason),
-            _ => Err("only disconnect handlers have a disconnect reason"),
-        }
+        ctx.disconnect_reason()
+            .ok_or("only disconnect handlers have a disconnect reason")
     }
 }

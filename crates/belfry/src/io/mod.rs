@@ -28,7 +28,7 @@ pub use namespace::{NamespaceHandle, ParentNamespaceHandle};
 use crate::{
     BroadcastOperator, DisconnectReason, EmitError, ServerSideError, ServerSideEvent,
     client::Client,
-    handler::{Handler, erase},
+    handler::{Handler, erase, kind},
     ns::{Namespace, NsOptions, ParentNamespace},
     observe::Observer,
     server_side::erase_server_side,
@@ -113,7 +113,11 @@ impl SocketIo {
     ///
     /// Registering a path again replaces only its connect handler, for the sockets that connect
     /// from then on: the namespace, its sockets, rooms, middlewares and listeners stay.
-    pub fn ns<H: Handler<T>, T>(&self, path: impl Into<String>, handler: H) -> NamespaceHandle {
+    pub fn ns<H: Handler<T, kind::Connect>, T>(
+        &self,
+        path: impl Into<String>,
+        handler: H,
+    ) -> NamespaceHandle {
         let mut path = path.into();
         if !path.starts_with('/') {
             path.insert(0, '/');
@@ -164,7 +168,7 @@ impl SocketIo {
     pub fn dynamic_ns<M, H, T>(&self, matcher: M, handler: H) -> ParentNamespaceHandle
     where
         M: Fn(&str) -> bool + Send + Sync + 'static,
-        H: Handler<T>,
+        H: Handler<T, kind::Connect>,
     {
         let parent = ParentNamespace::new(
             Box::new(matcher),

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::{
     BroadcastOperator, EmitError, ServerSideEvent,
-    handler::{Handler, erase_middleware},
+    handler::{Handler, erase_middleware, kind},
     ns::{Namespace, ParentNamespace},
     server_side::erase_server_side,
 };
@@ -48,7 +48,7 @@ impl NamespaceHandle {
     /// ```
     pub fn middleware<H, T, E>(self, middleware: H) -> Self
     where
-        H: Handler<T, Result<(), E>>,
+        H: Handler<T, kind::Connect, Result<(), E>>,
         E: fmt::Display + Send + 'static,
     {
         self.0.add_middleware(erase_middleware(middleware));
@@ -115,7 +115,7 @@ impl ParentNamespaceHandle {
     /// Adds a connect middleware that every child runs (see [`NamespaceHandle::middleware`]).
     pub fn middleware<H, T, E>(self, middleware: H) -> Self
     where
-        H: Handler<T, Result<(), E>>,
+        H: Handler<T, kind::Connect, Result<(), E>>,
         E: fmt::Display + Send + 'static,
     {
         self.0.add_middleware(erase_middleware(middleware));

@@ -39,7 +39,7 @@ pub(crate) use wire::{
 use crate::{
     BroadcastOperator, ConnectError, Handshake, IntoRooms, SocketIo,
     client::Connection,
-    handler::{ErasedHandler, Handler, erase, erase_middleware},
+    handler::{ErasedHandler, Handler, erase, erase_middleware, kind},
     ns::Namespace,
 };
 
@@ -252,13 +252,21 @@ impl Socket {
     ///     });
     /// });
     /// ```
-    pub fn on<H: Handler<T>, T>(&self, event: impl Into<String>, handler: H) -> ListenerId {
+    pub fn on<H: Handler<T, kind::Event>, T>(
+        &self,
+        event: impl Into<String>,
+        handler: H,
+    ) -> ListenerId {
         self.add_listener(event.into(), erase(handler), false)
     }
 
     /// Adds a listener for `event` that runs once, then is removed (Node's `socket.once`). Its
     /// [`ListenerId`] removes it before it ran.
-    pub fn once<H: Handler<T>, T>(&self, event: impl Into<String>, handler: H) -> ListenerId {
+    pub fn once<H: Handler<T, kind::Event>, T>(
+        &self,
+        event: impl Into<String>,
+        handler: H,
+    ) -> ListenerId {
         self.add_listener(event.into(), erase(handler), true)
     }
 
@@ -331,7 +339,7 @@ impl Socket {
     /// ```
     pub fn packet_middleware<H, T, E>(&self, middleware: H)
     where
-        H: Handler<T, Result<(), E>>,
+        H: Handler<T, kind::Event, Result<(), E>>,
         E: fmt::Display + Send + 'static,
     {
         self.packet_middlewares
@@ -355,7 +363,7 @@ impl Socket {
 
     /// Registers a handler run for every incoming event, before the event's own handler
     /// (Node's `onAny`). It may take [`Event`](crate::extract::Event) for the name.
-    pub fn on_any<H: Handler<T>, T>(&self, handler: H) {
+    pub fn on_any<H: Handler<T, kind::Event>, T>(&self, handler: H) {
         *self.any_handler.write() = Some(erase(handler));
     }
 
@@ -367,13 +375,13 @@ impl Socket {
     /// Registers the handler run when the socket starts leaving its namespace, while it is
     /// still in its rooms (Node's `disconnecting` event). It may take
     /// [`DisconnectReason`](crate::DisconnectReason).
-    pub fn on_disconnecting<H: Handler<T>, T>(&self, handler: H) {
+    pub fn on_disconnecting<H: Handler<T, kind::Disconnect>, T>(&self, handler: H) {
         *self.disconnecting_handler.write() = Some(erase(handler));
     }
 
     /// Registers the handler run when the socket has left its namespace (rooms left, pending
     /// acks failed). It may take [`DisconnectReason`](crate::DisconnectReason).
-    pub fn on_disconnect<H: Handler<T>, T>(&self, handler: H) {
+    pub fn on_disconnect<H: Handler<T, kind::Disconnect>, T>(&self, handler: H) {
         *self.disconnect_handler.write() = Some(erase(handler));
     }
 
