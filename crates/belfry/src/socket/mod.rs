@@ -398,8 +398,8 @@ impl Socket {
     }
 
     /// Sets the socket's data (Node's `socket.data`): any value that serializes to JSON. Other
-    /// servers see it in their `fetch_remote_sockets`
-    /// ([`SocketInfo::data`](belfry_core::adapter::SocketInfo)).
+    /// servers see it in their `fetch_sockets`
+    /// ([`RemoteSocket::data`](crate::RemoteSocket::data)).
     ///
     /// # Errors
     ///
