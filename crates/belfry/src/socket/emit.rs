@@ -33,8 +33,12 @@ impl Socket {
         let Some(listener) = self.outgoing.read().clone() else {
             return;
         };
-        if let Ok((name, _)) = payload.event() {
-            listener(&name, &payload.json);
+        if let Ok((name, args)) = payload.event() {
+            let args: Vec<crate::Value> = args
+                .iter()
+                .filter_map(|json| crate::binary::from_str(json, &payload.attachments).ok())
+                .collect();
+            listener(&name, &args);
         }
     }
 

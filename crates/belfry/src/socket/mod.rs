@@ -348,8 +348,12 @@ impl Socket {
     }
 
     /// Sets a callback seeing every event sent to this socket, before it is encoded (Node's
-    /// `onAnyOutgoing`): the event name and its JSON arguments array.
-    pub fn on_any_outgoing(&self, listener: impl Fn(&str, &str) + Send + Sync + 'static) {
+    /// `onAnyOutgoing`): the event name and its arguments as [`Value`](crate::Value)s, binary
+    /// included (they are parsed only while a callback is set).
+    pub fn on_any_outgoing(
+        &self,
+        listener: impl Fn(&str, &[crate::Value]) + Send + Sync + 'static,
+    ) {
         *self.outgoing.write() = Some(Arc::new(listener));
         self.has_outgoing.store(true, Ordering::Release);
     }
@@ -559,4 +563,4 @@ struct Listener {
 pub struct ListenerId(u64);
 
 /// The `on_any_outgoing` callback.
-type OutgoingListener = Arc<dyn Fn(&str, &str) + Send + Sync>;
+type OutgoingListener = Arc<dyn Fn(&str, &[crate::Value]) + Send + Sync>;
