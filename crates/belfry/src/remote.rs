@@ -60,7 +60,10 @@ impl RemoteSocket {
     }
 
     /// A socket another server described.
-    pub(crate) fn remote(info: belfry_core::adapter::SocketInfo, ns: Arc<Namespace>) -> RemoteSocket {
+    pub(crate) fn remote(
+        info: belfry_core::adapter::SocketInfo,
+        ns: Arc<Namespace>,
+    ) -> RemoteSocket {
         RemoteSocket {
             id: SocketId::from(info.id),
             handshake: info.handshake,
