@@ -502,19 +502,29 @@ async fn fetched_sockets_of_other_servers_can_be_acted_on() {
     let [theirs] = remote.as_slice() else {
         panic!("one socket on the other server: {remote:?}");
     };
-    assert_eq!(theirs.handshake()["url"], "/socket.io/?EIO=4&transport=websocket");
+    assert_eq!(
+        theirs.handshake()["url"],
+        "/socket.io/?EIO=4&transport=websocket"
+    );
     // Sent to it alone.
     theirs.emit("only", &"you").unwrap();
     assert_eq!(
-        next_event(&mut b.client, Duration::from_secs(5)).await.as_deref(),
+        next_event(&mut b.client, Duration::from_secs(5))
+            .await
+            .as_deref(),
         Some(r#"42["only","you"]"#)
     );
-    assert_eq!(next_event(&mut a.client, Duration::from_millis(300)).await, None);
+    assert_eq!(
+        next_event(&mut a.client, Duration::from_millis(300)).await,
+        None
+    );
     // Moved to room "s": a broadcast to "s" from either server reaches it alone.
     theirs.join("s").await.unwrap();
     a.io.to("s").emit("in-s", &()).unwrap();
     assert_eq!(
-        next_event(&mut b.client, Duration::from_secs(5)).await.as_deref(),
+        next_event(&mut b.client, Duration::from_secs(5))
+            .await
+            .as_deref(),
         Some(r#"42["in-s"]"#)
     );
     theirs.leave(["s", "r"]).await.unwrap();
@@ -523,7 +533,9 @@ async fn fetched_sockets_of_other_servers_can_be_acted_on() {
     // Disconnected: the client gets the DISCONNECT of its namespace.
     remote[0].disconnect(false).await.unwrap();
     assert_eq!(
-        next_event(&mut b.client, Duration::from_secs(5)).await.as_deref(),
+        next_event(&mut b.client, Duration::from_secs(5))
+            .await
+            .as_deref(),
         Some("41")
     );
 }
