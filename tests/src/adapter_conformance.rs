@@ -85,7 +85,7 @@ pub struct RecordedSockets {
     /// Every `disconnect`: ids and `close`.
     pub disconnected: Mutex<Vec<(Vec<SocketId>, bool)>>,
     /// Every server-side event handed to the namespace.
-    pub server_side: Mutex<Vec<Vec<serde_json::Value>>>,
+    pub server_side: Mutex<Vec<Vec<belfry::Value>>>,
 }
 
 fn sorted(ids: &[SocketId]) -> Vec<SocketId> {
@@ -131,7 +131,7 @@ impl LocalSockets for RecordedSockets {
         ids.len()
     }
 
-    fn server_side_event(&self, data: Vec<serde_json::Value>, _reply: Option<ServerSideReply>) {
+    fn server_side_event(&self, data: Vec<belfry::Value>, _reply: Option<ServerSideReply>) {
         self.server_side.lock().push(data);
     }
 }

@@ -539,3 +539,76 @@ async fn fetched_sockets_of_other_servers_can_be_acted_on() {
         Some("41")
     );
 }
+
+/// Socket data with binary in it, as `set_data` keeps it.
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Upload {
+    name: String,
+    raw: bytes::Bytes,
+    file: belfry::Binary,
+}
+
+/// Binary in socket data and in server-side events stays binary: on this server, and on the
+/// others through Redis (msgpack `bin`), in both protocols.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_in_socket_data_and_server_side_events_survives() {
+    for protocol in [
+        Protocol::Classic,
+        Protocol::Sharded(SubscriptionMode::Dynamic),
+    ] {
+        let redis = RedisServer::start().await;
+        let a = node_speaking(&redis.url(), protocol).await;
+        let b = node_speaking(&redis.url(), protocol).await;
+        let bytes = bytes::Bytes::from_static(&[0, 1, 2, 255]);
+        let upload = Upload {
+            name: "a.png".to_owned(),
+            raw: bytes.clone(),
+            file: belfry::Binary(bytes.clone()),
+        };
+        // Locally.
+        let mine = b.io.of("/").unwrap().fetch_sockets().await.unwrap();
+        let mine = mine.iter().find_map(|s| s.as_local()).unwrap();
+        mine.set_data(&upload).unwrap();
+        assert_eq!(mine.data::<Upload>().unwrap(), upload);
+        let local = b.io.of("/").unwrap().fetch_sockets().await.unwrap();
+        let local = local.iter().find(|s| s.as_local().is_some()).unwrap();
+        assert_eq!(local.data::<Upload>(), Some(upload));
+        // Through Redis.
+        let remote = remote_sockets(&a.io).await;
+        let [theirs] = remote.as_slice() else {
+            panic!("one socket on the other server: {remote:?}");
+        };
+        let Upload { name, raw, file } = theirs.data::<Upload>().unwrap();
+        assert_eq!((name.as_str(), &raw, &file.0), ("a.png", &bytes, &bytes));
+        let value = theirs.data::<belfry::Value>().unwrap();
+        assert_eq!(value["raw"].as_bytes(), Some(&bytes), "{protocol:?}");
+        // A server-side event with binary arguments.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        b.io.on_server_side("blob", move |event: belfry::ServerSideEvent| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send((
+                    event.args().to_vec(),
+                    event.data::<(bytes::Bytes, belfry::Binary)>().ok(),
+                ));
+            }
+        });
+        a.io.server_side_emit("blob", &(&bytes, belfry::Binary(bytes.clone())))
+            .await
+            .unwrap();
+        let (args, data) = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            args,
+            [
+                belfry::Value::Binary(bytes.clone()),
+                belfry::Value::Binary(bytes.clone())
+            ],
+            "{protocol:?}"
+        );
+        let (raw, file) = data.unwrap();
+        assert_eq!((raw, file.0), (bytes.clone(), bytes.clone()));
+    }
+}

@@ -241,6 +241,79 @@ fn to_json(value: &Value, depth: usize) -> Result<serde_json::Value, WireError> 
     })
 }
 
+/// A msgpack value as a Socket.IO argument ([`belfry_proto::value::Value`]), for the parts of
+/// cluster messages that carry any argument (socket data, server-side events): binary stays
+/// binary; notepack's `undefined` and other extensions become `null`, number keys their
+/// decimal text.
+///
+/// # Errors
+///
+/// A string or key that is not UTF-8, nesting deeper than 128.
+pub fn value_to_arg(value: &Value) -> Result<belfry_proto::value::Value, WireError> {
+    to_arg(value, 0)
+}
+
+fn to_arg(value: &Value, depth: usize) -> Result<belfry_proto::value::Value, WireError> {
+    use belfry_proto::value::{Map, Value as Arg};
+    if depth > MAX_DEPTH {
+        return Err(WireError::Shape("nested too deep"));
+    }
+    Ok(match value {
+        Value::Nil | Value::Ext(..) => Arg::Null,
+        Value::Boolean(b) => Arg::Bool(*b),
+        Value::Integer(i) => i
+            .as_u64()
+            .map(Arg::from)
+            .or_else(|| i.as_i64().map(Arg::from))
+            .unwrap_or(Arg::Null),
+        Value::F32(f) => Arg::from(f64::from(*f)),
+        Value::F64(f) => Arg::from(*f),
+        Value::String(s) => Arg::from(
+            s.as_str()
+                .ok_or(WireError::Shape("a string is not UTF-8"))?,
+        ),
+        Value::Binary(bytes) => Arg::Binary(Bytes::copy_from_slice(bytes)),
+        Value::Array(items) => Arg::Array(
+            items
+                .iter()
+                .map(|item| to_arg(item, depth + 1))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Map(entries) => {
+            let mut object = Map::with_capacity(entries.len());
+            for (key, item) in entries {
+                object.insert(object_key(key)?, to_arg(item, depth + 1)?);
+            }
+            Arg::Object(object)
+        }
+    })
+}
+
+/// A Socket.IO argument as msgpack, binary as `bin` (what Node's adapters send for a
+/// `Buffer`), object keys in order.
+pub fn arg_to_value(arg: &belfry_proto::value::Value) -> Value {
+    use belfry_proto::value::Value as Arg;
+    match arg {
+        Arg::Null => Value::Nil,
+        Arg::Bool(b) => Value::Boolean(*b),
+        Arg::Number(n) => n
+            .as_u64()
+            .map(Value::from)
+            .or_else(|| n.as_i64().map(Value::from))
+            .or_else(|| n.as_f64().map(Value::F64))
+            .unwrap_or(Value::Nil),
+        Arg::String(s) => Value::from(s.as_str()),
+        Arg::Binary(bytes) => Value::Binary(bytes.to_vec()),
+        Arg::Array(items) => Value::Array(items.iter().map(arg_to_value).collect()),
+        Arg::Object(entries) => Value::Map(
+            entries
+                .iter()
+                .map(|(key, item)| (Value::from(key.as_str()), arg_to_value(item)))
+                .collect(),
+        ),
+    }
+}
+
 fn float(f: f64) -> serde_json::Value {
     serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, serde_json::Value::Number)
 }

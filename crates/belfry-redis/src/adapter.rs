@@ -500,7 +500,7 @@ impl Adapter for RedisNamespaceAdapter {
 
     fn server_side_emit(
         &self,
-        data: &[serde_json::Value],
+        data: &[belfry_core::proto::value::Value],
         ack: bool,
     ) -> BoxFuture<'static, Result<Vec<serde_json::Value>, AdapterError>> {
         let inner = self.0.clone();

@@ -10,8 +10,11 @@
 pub(crate) use belfry_core::msgpack::{get, read, write};
 use belfry_core::{
     Str,
-    adapter::{BroadcastFlags, BroadcastOptions},
-    msgpack::{Value, payload_to_value, value_to_payload},
+    adapter::{BroadcastFlags, BroadcastOptions, SocketInfo},
+    msgpack::{
+        Value, arg_to_value, json_to_value, payload_to_value, value_to_arg, value_to_json,
+        value_to_payload,
+    },
     parser::{Packet, PacketData, Payload},
 };
 
@@ -285,6 +288,72 @@ pub(crate) fn opts_to_value(opts: &BroadcastOptions) -> Value {
         (Value::from("except"), strings(&opts.except)),
         (Value::from("flags"), Value::Map(flag_entries)),
     ])
+}
+
+/// `fetchSockets` answers as msgpack: an array of `{id, handshake, rooms, data}`, binary in
+/// the data as `bin` (as Node's cluster adapters send a `Buffer`).
+pub(crate) fn sockets_to_value(sockets: &[SocketInfo]) -> Result<Value, WireError> {
+    sockets
+        .iter()
+        .map(|socket| {
+            Ok(Value::Map(vec![
+                (Value::from("id"), Value::from(socket.id.as_str())),
+                (
+                    Value::from("handshake"),
+                    json_to_value(&socket.handshake.to_string(), &[])?,
+                ),
+                (
+                    Value::from("rooms"),
+                    Value::Array(
+                        socket
+                            .rooms
+                            .iter()
+                            .map(|r| Value::from(r.as_str()))
+                            .collect(),
+                    ),
+                ),
+                (Value::from("data"), arg_to_value(&socket.data)),
+            ]))
+        })
+        .collect::<Result<_, _>>()
+        .map(Value::Array)
+}
+
+/// Reads `fetchSockets` answers (see [`sockets_to_value`]); binary in the data stays binary,
+/// a missing handshake or data is `null`.
+pub(crate) fn sockets_from_value(value: &Value) -> Result<Vec<SocketInfo>, WireError> {
+    let Value::Array(items) = value else {
+        return Err(WireError::Shape("sockets are not an array"));
+    };
+    items
+        .iter()
+        .map(|item| {
+            let id = get(item, "id")
+                .and_then(Value::as_str)
+                .ok_or(WireError::Shape("a socket without id"))?;
+            let handshake = get(item, "handshake")
+                .map(value_to_json)
+                .transpose()?
+                .unwrap_or_default();
+            let rooms = match get(item, "rooms") {
+                Some(Value::Array(rooms)) => rooms
+                    .iter()
+                    .map(|room| {
+                        room.as_str()
+                            .map(str::to_owned)
+                            .ok_or(WireError::Shape("a room is not a string"))
+                    })
+                    .collect::<Result<_, _>>()?,
+                None | Some(Value::Nil) => Vec::new(),
+                Some(_) => return Err(WireError::Shape("rooms are not an array")),
+            };
+            let data = get(item, "data")
+                .map(value_to_arg)
+                .transpose()?
+                .unwrap_or_default();
+            Ok(SocketInfo::new(id, handshake, rooms, data))
+        })
+        .collect()
 }
 
 /// Reads `{rooms, except, flags}`; missing parts are empty, unknown flags ignored.

@@ -369,17 +369,17 @@ impl BroadcastOperator {
     }
 }
 
-/// `[event, ...args]` of a server-side emit, as JSON values.
+/// `[event, ...args]` of a server-side emit, binary included.
 fn server_side_data<T: Serialize + ?Sized>(
     event: &str,
     data: &T,
-) -> Result<Vec<serde_json::Value>, EmitError> {
+) -> Result<Vec<crate::Value>, EmitError> {
     if server_side::is_reserved(event) {
         return Err(EmitError::ReservedEvent(event.to_owned()));
     }
     let args = crate::args::to_values(data)?;
     let mut values = Vec::with_capacity(args.len() + 1);
-    values.push(serde_json::Value::from(event));
+    values.push(crate::Value::from(event));
     values.extend(args);
     Ok(values)
 }

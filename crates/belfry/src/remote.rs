@@ -31,7 +31,7 @@ pub struct RemoteSocket {
     id: SocketId,
     handshake: serde_json::Value,
     rooms: Vec<String>,
-    data: serde_json::Value,
+    data: crate::Value,
     local: Option<SocketRef>,
     ns: Arc<Namespace>,
 }
@@ -91,9 +91,10 @@ impl RemoteSocket {
     }
 
     /// Its data ([`Socket::set_data`](crate::Socket::set_data); Node's `socket.data`) as a
-    /// `T`; `None` when it has none or it is not a `T`.
+    /// `T` (binary in it as bytes, through Redis too); `None` when it has none or it is not
+    /// a `T`.
     pub fn data<T: DeserializeOwned>(&self) -> Option<T> {
-        T::deserialize(&self.data).ok()
+        crate::args::from_value(&self.data).ok()
     }
 
     /// The socket itself, when it is one of this server's.

@@ -2,12 +2,10 @@
 
 use std::{fmt, future::Future, sync::Arc};
 
+use crate::{Value, handler::BoxFuture};
 use belfry_core::adapter::ServerSideReply;
 use parking_lot::Mutex;
 use serde::{Serialize, de::DeserializeOwned};
-use serde_json::Value;
-
-use crate::handler::BoxFuture;
 
 /// Event names a server-side emit may not use (Node's list).
 const RESERVED: [&str; 3] = ["connect", "connection", "new_namespace"];
@@ -71,24 +69,22 @@ impl ServerSideEvent {
         &self.event
     }
 
-    /// The arguments, as JSON.
+    /// The arguments, binary included.
     pub fn args(&self) -> &[Value] {
         &self.args
     }
 
     /// The arguments as `T`: one argument as itself, several as a tuple, none as `()` (the rule
-    /// of [`Data`](crate::extract::Data)).
+    /// of [`Data`](crate::extract::Data)); binary arguments as bytes.
     ///
     /// # Errors
     ///
     /// The arguments do not deserialize into `T`.
     pub fn data<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         match &*self.args {
-            [] => T::deserialize(&Value::Null),
-            [one] => T::deserialize(one),
-            many => T::deserialize(
-                serde::de::value::SeqDeserializer::<_, serde_json::Error>::new(many.iter()),
-            ),
+            [] => crate::args::from_value(&Value::Null),
+            [one] => crate::args::from_value(one),
+            many => crate::args::from_value(&Value::Array(many.to_vec())),
         }
     }
 
@@ -143,6 +139,16 @@ mod tests {
         assert!(copy.ack(&"first").unwrap());
         assert!(!event.ack(&"second").unwrap());
         assert!(!event.wants_ack());
-        assert_eq!(*answers.lock(), vec![Value::from("first")]);
+        assert_eq!(*answers.lock(), vec![serde_json::Value::from("first")]);
+    }
+
+    #[test]
+    fn binary_arguments_stay_binary() {
+        let bytes = bytes::Bytes::from_static(&[0, 1, 255]);
+        let data = crate::args::to_values(&("ev", &bytes, crate::Binary(bytes.clone()))).unwrap();
+        assert_eq!(data[1], Value::Binary(bytes.clone()));
+        let event = ServerSideEvent::new(data, None).unwrap();
+        let (a, b): (bytes::Bytes, crate::Binary) = event.data().unwrap();
+        assert_eq!((a, b.0), (bytes.clone(), bytes));
     }
 }

@@ -12,7 +12,7 @@ mod recovery;
 
 use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
 
-use belfry_proto::SocketId;
+use belfry_proto::{SocketId, value::Value};
 use serde::{Deserialize, Serialize};
 
 pub use local::LocalAdapter;
@@ -165,9 +165,9 @@ pub struct SocketInfo {
     pub handshake: serde_json::Value,
     /// Its rooms.
     pub rooms: Vec<String>,
-    /// Its data (Node's `socket.data`; `null` when the server sent none).
+    /// Its data (Node's `socket.data`; `null` when the server sent none), binary included.
     #[serde(default)]
-    pub data: serde_json::Value,
+    pub data: Value,
 }
 
 impl SocketInfo {
@@ -176,7 +176,7 @@ impl SocketInfo {
         id: impl Into<String>,
         handshake: serde_json::Value,
         rooms: Vec<String>,
-        data: serde_json::Value,
+        data: Value,
     ) -> Self {
         SocketInfo {
             id: id.into(),
@@ -277,8 +277,9 @@ pub trait LocalSockets: Send + Sync + 'static {
     ) -> usize;
 
     /// Hands another server's server-side event (`[event, ...args]`) to this namespace's
-    /// listeners; `reply` is set when the sender waits for an answer.
-    fn server_side_event(&self, data: Vec<serde_json::Value>, reply: Option<ServerSideReply>);
+    /// listeners (binary arguments as [`Value::Binary`]); `reply` is set when the sender waits
+    /// for an answer.
+    fn server_side_event(&self, data: Vec<Value>, reply: Option<ServerSideReply>);
 }
 
 /// A namespace's rooms and the delivery of its broadcasts. Object-safe: used as
@@ -364,7 +365,7 @@ pub trait Adapter: Send + Sync + 'static {
     /// and resolves to no answers (the default).
     fn server_side_emit(
         &self,
-        data: &[serde_json::Value],
+        data: &[Value],
         ack: bool,
     ) -> BoxFuture<'static, Result<Vec<serde_json::Value>, AdapterError>> {
         let _ = (data, ack);

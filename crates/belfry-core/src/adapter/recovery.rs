@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use belfry_proto::SocketId;
+use belfry_proto::{SocketId, value::Value};
 
 use super::BroadcastOptions;
 use crate::parser::{Packet, PacketData, Payload, write_header};
@@ -100,8 +100,8 @@ pub struct Session {
     pub pid: SocketId,
     /// The rooms the socket was in (its own included).
     pub rooms: Vec<String>,
-    /// The socket's data.
-    pub data: serde_json::Value,
+    /// The socket's data, binary included.
+    pub data: Value,
 }
 
 /// A session found again, with the events its client missed. Made with
@@ -119,7 +119,7 @@ pub struct RestoredSession {
 impl Session {
     /// The session of socket `sid`, recovered with `pid`, in `rooms` (its own included), with
     /// `data`.
-    pub fn new(sid: SocketId, pid: SocketId, rooms: Vec<String>, data: serde_json::Value) -> Self {
+    pub fn new(sid: SocketId, pid: SocketId, rooms: Vec<String>, data: Value) -> Self {
         Session {
             sid,
             pid,
@@ -312,7 +312,7 @@ mod tests {
             sid: SocketId::from("sid"),
             pid: SocketId::from(pid),
             rooms: rooms.iter().map(|r| (*r).to_owned()).collect(),
-            data: serde_json::json!({ "n": 1 }),
+            data: Value::from_iter([("n", Value::from(1))]),
         }
     }
 

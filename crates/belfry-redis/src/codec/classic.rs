@@ -6,6 +6,8 @@
 use belfry_core::{
     Str,
     adapter::{BroadcastOptions, SocketInfo},
+    msgpack::{Value as Msgpack, arg_to_value, get, read, value_to_arg, write},
+    proto::value::Value,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -140,6 +142,25 @@ impl ClassicCodec {
             Outgoing::AllRooms { request_id } => {
                 request(request_type::ALL_ROOMS, Some(request_id), json!({}))
             }
+            Outgoing::ServerSide { request_id, data } if data.iter().any(Value::has_binary) => {
+                // JSON has no binary: msgpack, which Node's adapter reads too.
+                let mut request = vec![
+                    (Msgpack::from("uid"), Msgpack::from(self.uid.as_str())),
+                    (
+                        Msgpack::from("type"),
+                        Msgpack::from(request_type::SERVER_SIDE_EMIT),
+                    ),
+                ];
+                if let Some(request_id) = request_id {
+                    request.push((Msgpack::from("requestId"), Msgpack::from(*request_id)));
+                }
+                let data = Msgpack::Array(data.iter().map(arg_to_value).collect());
+                request.push((Msgpack::from("data"), data));
+                (
+                    self.channels.request.clone(),
+                    write(&Msgpack::Map(request))?,
+                )
+            }
             Outgoing::ServerSide { request_id, data } => request(
                 request_type::SERVER_SIDE_EMIT,
                 *request_id,
@@ -162,6 +183,13 @@ impl ClassicCodec {
                 "requestId": request_id,
                 "clientCount": count,
             })),
+            Reply::Sockets(sockets) if sockets.iter().any(|socket| socket.data.has_binary()) => {
+                // JSON has no binary: msgpack, which Node's adapter reads too.
+                write(&Msgpack::Map(vec![
+                    (Msgpack::from("requestId"), Msgpack::from(request_id)),
+                    (Msgpack::from("sockets"), wire::sockets_to_value(sockets)?),
+                ]))?
+            }
             Reply::Sockets(sockets) => {
                 json_bytes(json!({ "requestId": request_id, "sockets": sockets }))
             }
@@ -202,7 +230,7 @@ struct ClassicRequest {
     close: bool,
     /// Server-side events: `[event, ...args]`.
     #[serde(default)]
-    data: Vec<serde_json::Value>,
+    data: Vec<Value>,
     /// The legacy forms of types 2–4: one socket...
     #[serde(default)]
     sid: Option<String>,
@@ -229,15 +257,18 @@ impl From<ClassicOpts> for BroadcastOptions {
 
 fn decode_request(bytes: &[u8]) -> Result<Option<Incoming>, WireError> {
     if bytes.first() != Some(&b'{') {
-        // Msgpack: a broadcast with acks.
-        return Ok(wire::decode_ack_request(bytes)?.map(|request| Incoming {
-            uid: Some(request.uid),
-            body: Body::BroadcastWithAck {
-                request_id: request.request_id,
-                payload: request.payload,
-                opts: request.opts,
-            },
-        }));
+        // Msgpack: a broadcast with acks, or a server-side event with binary.
+        if let Some(request) = wire::decode_ack_request(bytes)? {
+            return Ok(Some(Incoming {
+                uid: Some(request.uid),
+                body: Body::BroadcastWithAck {
+                    request_id: request.request_id,
+                    payload: request.payload,
+                    opts: request.opts,
+                },
+            }));
+        }
+        return decode_msgpack_request(&read(bytes)?);
     }
     let request: ClassicRequest = serde_json::from_slice(bytes)?;
     let ClassicRequest {
@@ -289,6 +320,34 @@ fn decode_request(bytes: &[u8]) -> Result<Option<Incoming>, WireError> {
     Ok(Some(Incoming { uid, body }))
 }
 
+/// A msgpack request other than a broadcast with acks: a server-side event (the form JSON cannot
+/// give binary arguments); others are ignored.
+fn decode_msgpack_request(message: &Msgpack) -> Result<Option<Incoming>, WireError> {
+    if get(message, "type").and_then(Msgpack::as_u64) != Some(request_type::SERVER_SIDE_EMIT) {
+        return Ok(None);
+    }
+    let text = |key: &str| {
+        get(message, key)
+            .map(|value| {
+                value
+                    .as_str()
+                    .map(str::to_owned)
+                    .ok_or(WireError::Shape("a request field is not a string"))
+            })
+            .transpose()
+    };
+    let Some(Msgpack::Array(data)) = get(message, "data") else {
+        return Err(WireError::Shape("a server-side event without data"));
+    };
+    Ok(Some(Incoming {
+        uid: text("uid")?,
+        body: Body::ServerSide {
+            request_id: text("requestId")?,
+            data: data.iter().map(value_to_arg).collect::<Result<_, _>>()?,
+        },
+    }))
+}
+
 /// A classic response, as JSON.
 #[derive(Deserialize)]
 struct ClassicResponse {
@@ -308,12 +367,27 @@ struct ClassicResponse {
 
 fn decode_response(bytes: &[u8]) -> Result<Option<Incoming>, WireError> {
     if bytes.first() != Some(&b'{') {
-        return Ok(
-            wire::decode_ack_answer(bytes)?.map(|(request_id, answer)| Incoming {
+        if let Some((request_id, answer)) = wire::decode_ack_answer(bytes)? {
+            return Ok(Some(Incoming {
                 uid: None,
                 body: Body::AckAnswer { request_id, answer },
-            }),
-        );
+            }));
+        }
+        // A `fetchSockets` answer with binary data.
+        let message = read(bytes)?;
+        let (Some(request_id), Some(sockets)) = (
+            get(&message, "requestId").and_then(Msgpack::as_str),
+            get(&message, "sockets"),
+        ) else {
+            return Ok(None);
+        };
+        return Ok(Some(Incoming {
+            uid: None,
+            body: Body::Sockets {
+                request_id: request_id.to_owned(),
+                sockets: wire::sockets_from_value(sockets)?,
+            },
+        }));
     }
     let response: ClassicResponse = serde_json::from_slice(bytes)?;
     let request_id = response.request_id;

@@ -8,6 +8,7 @@ mod sharded;
 use belfry_core::{
     adapter::{BroadcastOptions, SocketInfo},
     parser::{Packet, Payload},
+    proto::value::Value,
 };
 
 use crate::{Protocol, WireError, driver::Kind};
@@ -67,7 +68,7 @@ pub(crate) enum Body {
     /// A server-side event `[event, ...args]`, answered once when it has a request id.
     ServerSide {
         request_id: Option<String>,
-        data: Vec<serde_json::Value>,
+        data: Vec<Value>,
     },
     ClientCount {
         request_id: String,
@@ -131,7 +132,7 @@ pub(crate) enum Outgoing<'a> {
     },
     ServerSide {
         request_id: Option<&'a str>,
-        data: &'a [serde_json::Value],
+        data: &'a [Value],
     },
 }
 

@@ -2,7 +2,9 @@
 //! every message a [`ShardedMessage`] on the namespace's channel, a room's channel (broadcasts
 //! in the dynamic subscription modes) or the requester's response channel.
 
-use belfry_core::msgpack::{Value, payload_to_value, value_to_json, value_to_payload};
+use belfry_core::msgpack::{
+    Value, arg_to_value, payload_to_value, value_to_arg, value_to_json, value_to_payload,
+};
 use belfry_core::{
     Str,
     parser::{Packet, PacketData, Payload},
@@ -109,7 +111,7 @@ impl ShardedCodec {
             ),
             Reply::Sockets(sockets) => (
                 message_type::FETCH_SOCKETS_RESPONSE,
-                (Value::from("sockets"), to_value(sockets)?),
+                (Value::from("sockets"), wire::sockets_to_value(sockets)?),
             ),
             Reply::ServerSide(data) => (
                 message_type::SERVER_SIDE_EMIT_RESPONSE,
@@ -198,7 +200,8 @@ fn message_data(nsp: &str, message: &Outgoing<'_>) -> Result<(u64, Value), Encod
             ]),
         ),
         Outgoing::ServerSide { request_id, data } => {
-            let mut fields = vec![entry("packet", to_value(data)?)];
+            let packet = Value::Array(data.iter().map(arg_to_value).collect());
+            let mut fields = vec![entry("packet", packet)];
             if let Some(request_id) = request_id {
                 fields.push(entry("requestId", Value::from(*request_id)));
             }
@@ -284,15 +287,14 @@ fn decode_message(message: ShardedMessage) -> Result<Option<Incoming>, WireError
                 .ok_or(WireError::Shape("a fetch response without sockets"))?;
             Body::Sockets {
                 request_id: text("requestId")?,
-                sockets: serde_json::from_value(value_to_json(sockets)?)?,
+                sockets: wire::sockets_from_value(sockets)?,
             }
         }
         message_type::SERVER_SIDE_EMIT => {
-            let Some(serde_json::Value::Array(data)) =
-                message.field("packet").map(value_to_json).transpose()?
-            else {
+            let Some(Value::Array(packet)) = message.field("packet") else {
                 return Err(WireError::Shape("a server-side event without packet"));
             };
+            let data = packet.iter().map(value_to_arg).collect::<Result<_, _>>()?;
             Body::ServerSide {
                 request_id: message
                     .field("requestId")

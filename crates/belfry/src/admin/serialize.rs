@@ -65,7 +65,8 @@ pub(super) fn raw(payload: &Payload) -> Option<&RawValue> {
 
 /// The socket's data as the UI shows it (an object; `{}` until set).
 pub(super) fn data(socket: &Socket) -> Value {
-    match socket.data_value() {
+    // The UI gets JSON: binary as arrays of numbers.
+    match serde_json::to_value(socket.data_value()).unwrap_or_default() {
         Value::Null => json!({}),
         data => data,
     }

@@ -7,8 +7,9 @@
 
 use std::cell::{Cell, RefCell};
 
+use belfry_core::proto::value::Value;
 use bytes::Bytes;
-use serde::Serialize;
+use serde::{Serialize, de::DeserializeOwned};
 
 mod raw;
 mod shape;
@@ -40,17 +41,32 @@ pub(crate) fn push_args_array<T: Serialize + ?Sized>(
     push_array(out, None, data)
 }
 
-/// The arguments of `data`, spread as described in the module docs, as JSON values (bytes
-/// become arrays of numbers: for messages between servers, which carry no attachments).
-pub(crate) fn to_values<T: Serialize + ?Sized>(
-    data: &T,
-) -> Result<Vec<serde_json::Value>, serde_json::Error> {
-    let value = serde_json::to_value(data)?;
+/// The arguments of `data`, spread as described in the module docs, as [`Value`]s (bytes stay
+/// binary).
+pub(crate) fn to_values<T: Serialize + ?Sized>(data: &T) -> Result<Vec<Value>, serde_json::Error> {
+    let value = to_value(data)?;
     Ok(match (shape(data), value) {
         (Shape::None, _) => Vec::new(),
-        (Shape::Spread, serde_json::Value::Array(items)) => items,
+        (Shape::Spread, Value::Array(items)) => items,
         (_, value) => vec![value],
     })
+}
+
+/// `data` as a [`Value`]: written as an emit writes it (bytes anywhere become attachments behind
+/// placeholders) and read back with the attachments in place, so bytes stay binary.
+pub(crate) fn to_value<T: Serialize + ?Sized>(data: &T) -> Result<Value, serde_json::Error> {
+    let mut out = String::new();
+    let mut attachments = Vec::new();
+    serialize_into(&mut out, &mut attachments, data)?;
+    crate::binary::from_str(&out, &attachments)
+}
+
+/// `value` as `T`, binary where `T` takes bytes (the way back of [`to_value`]).
+pub(crate) fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, serde_json::Error> {
+    let mut out = String::new();
+    let mut attachments = Vec::new();
+    serialize_into(&mut out, &mut attachments, value)?;
+    crate::binary::from_str(&out, &attachments)
 }
 
 /// Appends the array of `event` (if any) and the arguments of `data`. Everything is written

@@ -60,9 +60,9 @@ fn tuples_spread_and_others_do_not() {
     assert_eq!(args_array(&serde_json::Value::Null), "[null]");
     assert_eq!(
         to_values(&serde_json::Value::Null).unwrap(),
-        [serde_json::Value::Null]
+        [crate::Value::Null]
     );
-    assert_eq!(to_values(&()).unwrap(), Vec::<serde_json::Value>::new());
+    assert_eq!(to_values(&()).unwrap(), Vec::<crate::Value>::new());
     assert_eq!(args_array(&("ok",)), r#"["ok"]"#);
     assert_eq!(args_array(&"ok"), r#"["ok"]"#);
 }
@@ -82,8 +82,8 @@ fn args_keep_their_text() {
     assert_eq!(
         to_values(&args).unwrap(),
         [
-            serde_json::json!({"b": 1, "a": [2]}),
-            serde_json::json!("xé")
+            crate::Value::from(serde_json::json!({"b": 1, "a": [2]})),
+            crate::Value::from("xé")
         ]
     );
 }
@@ -196,7 +196,10 @@ fn args_serialize_anywhere() {
     // Through the JSON of a server-to-server message.
     assert_eq!(
         to_values(&("a", &args)).unwrap(),
-        [serde_json::json!("a"), serde_json::to_value(&args).unwrap()]
+        [
+            crate::Value::from("a"),
+            crate::Value::from(serde_json::to_value(&args).unwrap())
+        ]
     );
     assert!(!CAPTURING.with(Cell::get));
 }

@@ -162,7 +162,7 @@ impl LocalSockets for NamespaceSockets {
         sent
     }
 
-    fn server_side_event(&self, data: Vec<serde_json::Value>, reply: Option<ServerSideReply>) {
+    fn server_side_event(&self, data: Vec<crate::Value>, reply: Option<ServerSideReply>) {
         let Some(ns) = self.ns.upgrade() else {
             return;
         };

@@ -72,7 +72,7 @@ pub struct Socket {
     disconnecting_handler: RwLock<Option<ErasedHandler>>,
     disconnect_handler: RwLock<Option<ErasedHandler>>,
     extensions: RwLock<http::Extensions>,
-    data: RwLock<serde_json::Value>,
+    data: RwLock<crate::Value>,
     acks: Mutex<HashMap<u64, oneshot::Sender<Payload>>>,
     queue: Mutex<Queue>,
     connected: AtomicBool,
@@ -150,7 +150,7 @@ impl Socket {
             disconnecting_handler: RwLock::new(None),
             disconnect_handler: RwLock::new(None),
             extensions: RwLock::new(http::Extensions::new()),
-            data: RwLock::new(serde_json::Value::Null),
+            data: RwLock::new(crate::Value::Null),
             acks: Mutex::new(HashMap::new()),
             queue: Mutex::new(Queue::default()),
             connected: AtomicBool::new(true),
@@ -401,8 +401,9 @@ impl Socket {
         self.extensions.read().get::<T>().cloned()
     }
 
-    /// Sets the socket's data (Node's `socket.data`): any value that serializes to JSON. Other
-    /// servers see it in their `fetch_sockets`
+    /// Sets the socket's data (Node's `socket.data`): any value that serializes to JSON, with
+    /// bytes anywhere (`bytes::Bytes`, [`Binary`](crate::Binary), [`Value::Binary`](crate::Value::Binary))
+    /// kept as binary. Other servers see it in their `fetch_sockets`
     /// ([`RemoteSocket::data`](crate::RemoteSocket::data)).
     ///
     /// # Errors
@@ -422,7 +423,7 @@ impl Socket {
     /// });
     /// ```
     pub fn set_data<T: Serialize + ?Sized>(&self, data: &T) -> Result<(), serde_json::Error> {
-        *self.data.write() = serde_json::to_value(data)?;
+        *self.data.write() = crate::args::to_value(data)?;
         if let Some(observer) = self.io.observer() {
             observer.data_updated(self);
         }
@@ -435,11 +436,11 @@ impl Socket {
     ///
     /// The data does not deserialize into `T`.
     pub fn data<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        T::deserialize(&*self.data.read())
+        crate::args::from_value(&self.data.read())
     }
 
-    /// The socket's data as JSON.
-    pub(crate) fn data_value(&self) -> serde_json::Value {
+    /// The socket's data, binary included.
+    pub(crate) fn data_value(&self) -> crate::Value {
         self.data.read().clone()
     }
 
