@@ -86,9 +86,12 @@ async fn flood(
     });
     // Every event the server reads is started or waits; give them time to arrive.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while seen.0.started.load(Ordering::SeqCst) < started_while_held
-        && tokio::time::Instant::now() < deadline
-    {
+    while seen.0.started.load(Ordering::SeqCst) < started_while_held {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{transport}: {} handlers started in 10 s, not {started_while_held}",
+            seen.0.started.load(Ordering::SeqCst)
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(held_for).await;

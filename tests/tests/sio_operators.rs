@@ -200,8 +200,11 @@ async fn volatile_emits_to_one_socket_skip_it_when_not_writable() {
         let path = path.clone();
         async move { http(addr, "GET", &path, &[], b"").await }
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    socket.volatile().emit("typing", &1).unwrap();
+    // Sent again until the GET is there to take it (each one dropped before that).
+    while !pending.is_finished() {
+        socket.volatile().emit("typing", &1).unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(pending.await.unwrap().text(), r#"42["typing",1]"#);
 
     // The options carry over to a broadcast from the socket.

@@ -10,7 +10,7 @@
 //! let redis = RedisAdapter::builder("redis://127.0.0.1:6379").connect().await?;
 //! // Hand it to the server: `SocketIo::builder().adapter(factory).build_layer()` (the
 //! // many-nodes guide of `belfry-io`). Broadcasts, rooms operations and
-//! // `fetch_remote_sockets` then reach every server.
+//! // `fetch_sockets` then reach every server.
 //! let factory = redis.factory();
 //! # drop(factory);
 //! # Ok(()) }
@@ -19,7 +19,7 @@
 //! Every cluster-wide operation of Node's adapter: broadcasts (to all, to rooms, with
 //! `except`, `volatile` and `local`; binary intact), broadcasts with acks (each server's client
 //! count, then every client's answer), `sockets_join`, `sockets_leave`, `disconnect_sockets`,
-//! `fetch_remote_sockets` (with each socket's data), `server_side_emit` with and without acks,
+//! `fetch_sockets` (with each socket's data), `server_side_emit` with and without acks,
 //! `all_rooms`, the server count (`PUBSUB NUMSUB`), Node's legacy request forms, messages from
 //! the Redis emitter, reconnection with resubscription and a health check.
 //!
@@ -33,7 +33,7 @@
 //! `AdapterError::PartialBroadcast` (Belfry's `BroadcastOperator::emit` returns it in
 //! `EmitError::Adapter`). A message whose command failed on a connection (it may have reached
 //! Redis) is not sent again: nobody gets it twice.
-//! Requests that wait for other servers (`fetch_remote_sockets`, `server_side_emit_with_ack`,
+//! Requests that wait for other servers (`fetch_sockets`, `server_side_emit_with_ack`,
 //! `all_rooms`) wait for Redis to come back and fail with `AdapterError::Timeout` when the
 //! requests timeout passes first, as they do when some server does not answer (see
 //! [`belfry_core::adapter::AdapterError`]; a server-side emit keeps the answers that came).
@@ -230,7 +230,7 @@ impl RedisAdapterBuilder {
         self
     }
 
-    /// How long a request to the other servers (`fetch_remote_sockets`) waits for their
+    /// How long a request to the other servers (`fetch_sockets`) waits for their
     /// answers (Node's `requestsTimeout`, default 5 s).
     pub fn requests_timeout(mut self, timeout: Duration) -> Self {
         self.requests_timeout = timeout;

@@ -45,8 +45,9 @@
 //! runs; a failure is answered to the client (a refused connect, or an ack carrying
 //! `{"error": message}`), never dropped.
 //!
-//! The handlers of one socket run one at a time, in the order the packets arrived; a slow
-//! handler delays only its socket. Acknowledgements from the client bypass that queue, so a
+//! The handlers of one socket start in the order the packets arrived, and those that await run
+//! concurrently, as in Node (at most `max_handlers_in_flight` per socket; `serial_handlers()`
+//! runs a namespace's one at a time). Acknowledgements from the client are never queued, so a
 //! handler may wait for one.
 //!
 //! ```

@@ -104,7 +104,13 @@ impl RemoteSocket {
 
     /// An operator that reaches this socket alone, wherever it is.
     fn operator(&self) -> BroadcastOperator {
-        BroadcastOperator::new(self.ns.clone()).to(&self.id)
+        let operator = BroadcastOperator::new(self.ns.clone()).to(&self.id);
+        // One of this server's: no other server has it, nothing goes through the adapter's bus.
+        if self.local.is_some() {
+            operator.local()
+        } else {
+            operator
+        }
     }
 
     /// Sends `event` to the socket (Node's `remoteSocket.emit`).

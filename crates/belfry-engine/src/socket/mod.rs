@@ -3,7 +3,7 @@
 use std::{
     collections::VecDeque,
     fmt,
-    sync::atomic::{AtomicBool, AtomicU8, Ordering},
+    sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering},
     task::Waker,
     time::Duration,
 };
@@ -54,8 +54,8 @@ pub struct Socket<D> {
     /// The send queue is at its caps: the session's reader reads no more until a transport
     /// takes the queue (see [`Socket::backlogged`]).
     backlog: AtomicBool,
-    /// The layer above paused reading (see [`Socket::pause_reading`]).
-    reads_paused: AtomicBool,
+    /// How many of the layer above's parts paused reading (see [`Socket::pause_reading`]).
+    reads_paused: AtomicUsize,
     /// Notified when a transport takes a queue that was at its caps, and when reading resumes.
     pub(crate) unblocked: Notify,
     max_packets: usize,
@@ -202,7 +202,7 @@ impl<D> Socket<D> {
             upgrade_claimed: AtomicBool::new(false),
             writer_idle: AtomicBool::new(false),
             backlog: AtomicBool::new(false),
-            reads_paused: AtomicBool::new(false),
+            reads_paused: AtomicUsize::new(0),
             unblocked: Notify::new(),
             max_packets,
             max_bytes,
@@ -411,13 +411,23 @@ impl<D> Socket<D> {
         self.backlog.load(Ordering::Acquire)
     }
 
-    /// Pauses reading the session's packets, or resumes it: for the layer above, whose work
-    /// for this session is at a bound (its handlers in flight). While paused, the WebSocket
-    /// reader reads no more frames (TCP then holds the client back) and a polling POST waits
-    /// before its next packet (at most the ping timeout; then it goes on). Heartbeats are not
-    /// read either: a pause longer than the ping timeout ends the session.
+    /// Pauses reading the session's packets (`true`), or takes one pause back (`false`): for
+    /// the layer above, whose work for this session is at a bound. Pauses count: several parts
+    /// of the layer (the sockets of several namespaces on one connection) may each pause, and
+    /// reading resumes once each took its pause back. While paused, the WebSocket reader reads
+    /// no more frames (TCP then holds the client back) and a polling POST waits before its next
+    /// packet (at most the ping timeout once; then it goes on). Heartbeats are not read either: a
+    /// pause longer than the ping timeout ends the session.
     pub fn pause_reading(&self, paused: bool) {
-        if self.reads_paused.swap(paused, Ordering::AcqRel) && !paused {
+        if paused {
+            self.reads_paused.fetch_add(1, Ordering::AcqRel);
+            return;
+        }
+        let resumed = self
+            .reads_paused
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            == Ok(1);
+        if resumed {
             self.unblocked.notify_waiters();
             // A WebSocket task parked with nothing to write reads again.
             self.signal(|_| {});
@@ -426,7 +436,7 @@ impl<D> Socket<D> {
 
     /// Whether the layer above paused reading ([`Socket::pause_reading`]).
     pub(crate) fn reads_paused(&self) -> bool {
-        self.reads_paused.load(Ordering::Acquire)
+        self.reads_paused.load(Ordering::Acquire) > 0
     }
 
     /// Runs `f` as this session's own work, as the engine runs the handler of a packet it read

@@ -163,3 +163,21 @@ fn one_packet_at_a_time_needs_no_new_queue_buffer() {
     assert_eq!(socket.drain_or_wait(&mut out, waker), Some(None));
     assert_eq!(out.len(), 1);
 }
+
+/// Pauses of reading count: the sockets of two namespaces on one connection each pause, and
+/// reading resumes only once both took their pause back.
+#[test]
+fn pauses_of_reading_count() {
+    let socket = session(TransportType::Websocket);
+    assert!(!socket.reads_paused());
+    socket.pause_reading(true);
+    socket.pause_reading(true);
+    socket.pause_reading(false);
+    assert!(socket.reads_paused(), "one pause is still out");
+    socket.pause_reading(false);
+    assert!(!socket.reads_paused());
+    // A pause taken back once too often does not go below none.
+    socket.pause_reading(false);
+    socket.pause_reading(true);
+    assert!(socket.reads_paused());
+}

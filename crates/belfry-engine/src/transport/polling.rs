@@ -247,15 +247,22 @@ async fn handle_payload<H: EngineHandler>(
     } else {
         Box::new(payload::decode(body))
     };
+    // A pause of the layer above holds this POST once, for at most the ping timeout.
+    let mut pause_waited_out = false;
     for packet in packets {
         if socket.is_closed() {
             break;
         }
         if (socket.backlogged() && !socket.upgrade_claimed.load(Ordering::Acquire))
-            || socket.reads_paused()
+            || (socket.reads_paused() && !pause_waited_out)
         {
             let wait = inner.config.ping_timeout;
-            let _ = tokio::time::timeout(wait, socket.until_readable()).await;
+            if pause_waited_out {
+                let _ = tokio::time::timeout(wait, socket.until_unblocked()).await;
+            } else {
+                let waited = tokio::time::timeout(wait, socket.until_readable()).await;
+                pause_waited_out = waited.is_err() && socket.reads_paused();
+            }
             if socket.is_closed() {
                 break;
             }

@@ -159,9 +159,9 @@ impl SocketIoBuilder {
     /// How many of one socket's event handlers may be waiting at once (default 1024). An
     /// event's handler starts when the event arrives, in arrival order, and later events do
     /// not wait for it to finish, as in Node; at this bound the socket's next events wait for
-    /// a handler to finish, and the connection is not read meanwhile (TCP holds the client
-    /// back), so that a client flooding slow events keeps its memory bounded. Node has no such
-    /// bound. See [`NamespaceHandle::serial_handlers`](crate::NamespaceHandle::serial_handlers)
+    /// a handler to finish, and once as many wait, the connection is not read (TCP holds the
+    /// client back; acks and heartbeats are read until then), so that a client flooding slow
+    /// events keeps its memory bounded. Node has no such bound. See [`NamespaceHandle::serial_handlers`](crate::NamespaceHandle::serial_handlers)
     /// for handlers that run one at a time.
     ///
     /// # Panics

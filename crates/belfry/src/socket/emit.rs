@@ -36,7 +36,8 @@ impl Socket {
         if let Ok((name, args)) = payload.event() {
             let args: Vec<crate::Value> = args
                 .iter()
-                .filter_map(|json| crate::binary::from_str(json, &payload.attachments).ok())
+                // An argument that does not parse (nested too deep) keeps its place, as null.
+                .map(|json| crate::binary::from_str(json, &payload.attachments).unwrap_or_default())
                 .collect();
             listener(&name, &args);
         }

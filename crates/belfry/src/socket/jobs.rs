@@ -2,7 +2,7 @@
 //! arrives (in arrival order: what it does before its first wait runs before the next event's
 //! handler starts) and later events do not wait for it: a handler that waits goes on on a task
 //! of its own. At most `max_handlers_in_flight` of them wait at once; past that, events wait
-//! in the queue and the connection is not read. The connect and disconnect handlers, and every
+//! in the queue, and once as many wait, the connection is not read. The connect and disconnect handlers, and every
 //! handler of a namespace with serial handlers, run one at a time: each waits for the one
 //! before, on a task of the socket's own that ends when the queue is empty.
 //!
@@ -54,7 +54,8 @@ impl Socket {
     /// when the queue is empty: an idle socket holds no task. A job that runs [`Run::Alone`]
     /// holds the queue until it finishes; one that runs [`Run::Concurrently`] holds it until
     /// it first waits, then goes on on a task of its own (at most `max_handlers_in_flight` at
-    /// once: at the bound the queue waits for one to finish, and the connection is not read).
+    /// once: at the bound the queue waits for one to finish, and once as many wait, the
+    /// connection is not read).
     /// With `inline`, a job that nothing is ahead of is first run right here, by the caller
     /// (which must hold no lock a handler could want): most handlers finish without waiting,
     /// and then no task is started at all.
@@ -81,7 +82,9 @@ impl Socket {
                 self.conn.close();
                 return;
             }
-            let free = !queue.draining && (run == Run::Alone || queue.in_flight < max);
+            let free = !queue.draining
+                && queue.jobs.is_empty()
+                && (run == Run::Alone || queue.in_flight < max);
             if !(free && inline) {
                 if let Some(future) = job(false) {
                     queue.jobs.push_back(Job { future, bytes, run });
@@ -95,6 +98,7 @@ impl Socket {
                     .front()
                     .is_some_and(|job| job.run == Run::Concurrently)
                     && queue.in_flight >= max;
+                self.update_pause(&mut queue, max);
                 !blocked && !std::mem::replace(&mut queue.draining, true)
             } else {
                 queue.release(bytes);
@@ -127,13 +131,10 @@ impl Socket {
     }
 
     /// Lets a started handler that waits go on on a task of its own, counted in flight (the
-    /// connection is not read while the count is at `max`).
+    /// connection is not read while the count and the events waiting are both at `max`).
     fn detach(&self, queue: &mut Queue, future: BoxFuture, max: usize) {
         queue.in_flight += 1;
-        if queue.in_flight >= max && !queue.reads_paused {
-            queue.reads_paused = true;
-            self.conn.pause_reading(true);
-        }
+        self.update_pause(queue, max);
         let Some(socket) = self.me.upgrade() else {
             return;
         };
@@ -157,10 +158,7 @@ impl Socket {
         let start_drain = {
             let mut queue = self.queue.lock();
             queue.in_flight -= 1;
-            if queue.in_flight < max && queue.reads_paused {
-                queue.reads_paused = false;
-                self.conn.pause_reading(false);
-            }
+            self.update_pause(&mut queue, max);
             !queue.jobs.is_empty() && !std::mem::replace(&mut queue.draining, true)
         };
         if start_drain {
@@ -208,6 +206,36 @@ impl Socket {
         }
     }
 
+    /// Pauses the connection's reading while this socket has `max` handlers in flight and `max`
+    /// events waiting for a place (so acks and heartbeats are still read while handlers merely
+    /// wait), and takes the pause back once either is below.
+    fn update_pause(&self, queue: &mut Queue, max: usize) {
+        let full = queue.in_flight >= max && queue.jobs.len() >= max;
+        if full != queue.reads_paused {
+            queue.reads_paused = full;
+            self.conn.pause_reading(full);
+        }
+    }
+
+    /// The socket left: its events not started yet are dropped (their handlers would run for a
+    /// socket that is gone, and they would hold its disconnect handlers back), and a pause of
+    /// the connection's reading taken by this socket is taken back.
+    pub(super) fn discard_pending_events(&self) {
+        let mut queue = self.queue.lock();
+        let Queue { jobs, .. } = &mut *queue;
+        let dropped: Vec<Job> = std::mem::take(jobs).into_iter().collect();
+        for job in &dropped {
+            queue.release(job.bytes);
+        }
+        if queue.reads_paused {
+            queue.reads_paused = false;
+            self.conn.pause_reading(false);
+        }
+        drop(queue);
+        // Dropped outside the lock: a handler's future may hold what another lock guards.
+        drop(dropped);
+    }
+
     /// Runs queued jobs until the queue is empty, or until the next one would be a handler in
     /// flight past the bound (the handler that finishes next starts the queue again).
     ///
@@ -229,6 +257,7 @@ impl Socket {
                     }
                     Some(job) => {
                         queue.release(job.bytes);
+                        self.update_pause(&mut queue, max);
                         job
                     }
                     None => {

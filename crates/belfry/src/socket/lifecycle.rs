@@ -64,6 +64,7 @@ impl Socket {
         }
         self.conn.data().remove(self.ns.name());
         self.acks.lock().clear();
+        self.discard_pending_events();
         let disconnecting = self.disconnecting_handler.read().clone();
         match (disconnecting, self.me.upgrade()) {
             (Some(handler), Some(me)) => {

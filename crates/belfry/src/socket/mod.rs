@@ -45,8 +45,8 @@ use crate::{
 
 /// One client connected to one namespace.
 ///
-/// Handlers receive it as [`SocketRef`]. Its events run their handlers one at a time, in the
-/// order the packets arrived; a slow handler delays only this socket.
+/// Handlers receive it as [`SocketRef`]. Its events' handlers start in the order the packets
+/// arrived; those that await run concurrently (one at a time with serial handlers).
 pub struct Socket {
     me: Weak<Socket>,
     id: SocketId,
@@ -108,7 +108,8 @@ impl fmt::Debug for Socket {
 }
 
 impl Socket {
-    /// Creates the socket; its handlers run in order on a task started when events arrive. A
+    /// Creates the socket; its handlers start in order, on the reader's task or a task started
+    /// when events arrive. A
     /// recovered socket takes the id of its `previous` session.
     pub(crate) fn new(
         ns: Arc<Namespace>,
