@@ -224,6 +224,28 @@ impl SocketIo {
         self.main().except(rooms)
     }
 
+    /// The sockets of the main namespace on every server (Node's `io.fetchSockets()`); see
+    /// [`BroadcastOperator::fetch_sockets`].
+    ///
+    /// # Errors
+    ///
+    /// As [`BroadcastOperator::fetch_sockets`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use belfry::SocketIo;
+    ///
+    /// # async fn count(io: SocketIo) -> Result<usize, belfry::core::adapter::AdapterError> {
+    /// let everyone = io.fetch_sockets().await?;
+    /// # Ok(everyone.len()) }
+    /// ```
+    pub async fn fetch_sockets(
+        &self,
+    ) -> Result<Vec<crate::RemoteSocket>, belfry_core::adapter::AdapterError> {
+        self.main().fetch_sockets().await
+    }
+
     /// Sends `event` to every socket of the main namespace; returns how many got it.
     ///
     /// # Errors
