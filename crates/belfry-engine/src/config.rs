@@ -313,7 +313,8 @@ impl EngineConfigBuilder {
     ///   `http://127.0.0.1:3000`); it matches exactly, scheme and host case-insensitively, and a
     ///   default port (`:80`, `:443`) or a trailing slash in `origins` is ignored. There are no
     ///   wildcards; the `null` origin of sandboxed pages and `file:` URLs is refused unless
-    ///   `"null"` is listed (do not).
+    ///   `"null"` is listed (do not). An internationalised domain name is written as browsers
+    ///   send it, in punycode (`https://xn--bcher-kva.example`).
     /// - **Every** engine request is checked: the handshake, on both transports, the WebSocket
     ///   upgrade of a polling session, and the polling requests of an open session (browsers
     ///   send `Origin` on cross-origin ones).

@@ -39,10 +39,9 @@ pub(crate) async fn handle<H: EngineHandler>(
         Some(Ok(transport)) if inner.config.allows_transport(transport) => transport,
         _ => return refuse(RequestError::UnknownTransport),
     };
-    // Node refuses an `Origin` holding control characters (code 3); hyper's parser refuses such
-    // a header before the request reaches us, with 400.
     // `allowed_origins`, Belfry's own: on every request, with a sid or not, before anything
-    // about a session is looked at.
+    // about a session is looked at. (Node refuses an `Origin` holding control characters, code
+    // 3; hyper's parser refuses such a header before the request reaches us, with 400.)
     if let Some(allowed) = &inner.config.allowed_origins
         && !allowed.allows(req.headers())
     {

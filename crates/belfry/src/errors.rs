@@ -156,7 +156,9 @@ pub enum ServerSideError {
 ///
 /// Middlewares may return any error that implements `Display` (`std::io::Error`,
 /// `anyhow::Error`, `String`, `&str`...): its message is the refusal's. Return a
-/// `ConnectError` (or a `Box<dyn Error + Send + Sync>` holding one) to send `data` as well.
+/// `ConnectError` (or a `Box<dyn Error + Send + Sync>` holding one) to send `data` as well;
+/// a `ConnectError` inside another error type (an `anyhow::Error`, say) is sent as its message
+/// alone.
 ///
 /// # Examples
 ///
