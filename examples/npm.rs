@@ -1,7 +1,11 @@
 //! What the examples that serve npm packages share (included with `#[path]`): installing the
 //! packages of their lockfile the first time they run.
 
-use std::{io, path::Path, process::Command};
+use std::{
+    io,
+    path::{Path, PathBuf},
+    process::Command,
+};
 
 /// Runs `npm ci` in `dir` (the example's folder, with its `package-lock.json`) unless `marker`,
 /// a file the packages hold, is there already; `announce` tells the person who started the
@@ -32,4 +36,21 @@ pub(crate) fn install(dir: &Path, marker: &Path, what: &str, announce: fn(&str))
         )));
     }
     Ok(())
+}
+
+/// The `dist` folder of the `socket.io-client` npm package in `dir` (an example's folder, whose
+/// lockfile holds it), installed the first time (`npm ci`).
+#[allow(
+    dead_code,
+    reason = "the examples that serve no browser bundle include this file too"
+)]
+pub(crate) fn socket_io_client_bundle(dir: &Path, announce: fn(&str)) -> io::Result<PathBuf> {
+    let dist = dir.join("node_modules/socket.io-client/dist");
+    install(
+        dir,
+        &dist.join("socket.io.min.js"),
+        "the socket.io-client browser bundle",
+        announce,
+    )?;
+    Ok(dist)
 }

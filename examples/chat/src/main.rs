@@ -69,15 +69,7 @@ async fn main() -> std::io::Result<()> {
 /// The `dist` folder of the `socket.io-client` npm package, installed beside this example the
 /// first time (`npm ci` with the committed lockfile).
 fn client_bundle() -> std::io::Result<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dist = dir.join("node_modules/socket.io-client/dist");
-    npm::install(
-        dir,
-        &dist.join("socket.io.min.js"),
-        "the socket.io-client browser bundle",
-        announce,
-    )?;
-    Ok(dist)
+    npm::socket_io_client_bundle(Path::new(env!("CARGO_MANIFEST_DIR")), announce)
 }
 
 /// One line for the person who started the example, whatever `RUST_LOG` says.

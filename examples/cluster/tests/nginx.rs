@@ -21,9 +21,7 @@ mod npm;
 async fn node(name: &str, port: u16, redis: &RedisServer) -> Spawned {
     // The browser bundle, installed before the nodes start (each would otherwise install it on
     // its first run, within the time the test gives it to start).
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let marker = dir.join("node_modules/socket.io-client/dist/socket.io.min.js");
-    npm::install(dir, &marker, "the socket.io-client browser bundle", |_| {}).unwrap();
+    npm::socket_io_client_bundle(std::path::Path::new(env!("CARGO_MANIFEST_DIR")), |_| {}).unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_cluster"));
     command
         .env("NODE_NAME", name)

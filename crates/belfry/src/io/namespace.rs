@@ -44,7 +44,13 @@ impl NamespaceHandle {
     ///         }
     ///     })
     ///     // Any error: the client's `connect_error` has its message.
-    ///     .middleware(|| async { std::fs::metadata("/etc/maintenance").map(|_| ()) });
+    ///     .middleware(|| async {
+    ///         if std::path::Path::new("/etc/maintenance").exists() {
+    ///             Err("down for maintenance")
+    ///         } else {
+    ///             Ok(())
+    ///         }
+    ///     });
     /// ```
     pub fn middleware<H, T, E>(self, middleware: H) -> Self
     where
