@@ -12,6 +12,7 @@
 //   echo-ack (...args, ack)   answers the ack with the same arguments
 //   ack-null (ack)            answers the ack with a single null
 //   message-with-ack (d, ack) answers the ack with d
+//   later (ms, ack)           waits `ms` milliseconds, then answers the ack with ms
 //   shape (kind, ack)         emits "x" with the argument shape `kind` (see SHAPES), then acks "done"
 //   whoami (ack)              answers socket.handshake
 //   kick                      socket.disconnect()       (leaves the namespace)
@@ -52,6 +53,10 @@ function start(options, httpOptions = {}) {
     });
     socket.on("ack-null", (ack) => ack(null));
     socket.on("message-with-ack", (data, ack) => ack(data));
+    socket.on("later", async (ms, ack) => {
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      ack(ms);
+    });
     socket.on("shape", (kind, ack) => {
       SHAPES[kind](socket);
       ack("done");

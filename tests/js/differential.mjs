@@ -1055,6 +1055,20 @@ for (const transport of ["websocket", "polling"]) {
   });
 }
 
+// 12b. A handler that waits does not hold back the socket's next event: the answers come in
+// the order the handlers finish.
+for (const transport of ["websocket", "polling"]) {
+  def(`handlers.await-does-not-hold-the-next-${transport}`, async (c) => {
+    const s = client(c, c.main, { transports: [transport] });
+    await s.next("connect");
+    const order = [];
+    await Promise.all(
+      [400, 0].map((ms) => s.ack(4000, "later", ms).then((answer) => order.push(answer))),
+    );
+    c.t.order = order;
+  });
+}
+
 // 13. HTTP compression of a large polling response.
 for (const [label, acceptEncoding] of [
   ["deflate-gzip", "deflate, gzip"],

@@ -258,6 +258,10 @@ fn install(io: &SocketIo, shutdown: Arc<tokio::sync::Notify>) {
             socket.on("ack-null", |ack: AckSender| async move {
                 let _ = ack.send(&Value::Null);
             });
+            socket.on("later", |Data(ms): Data<u64>, ack: AckSender| async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                let _ = ack.send(&ms);
+            });
             socket.on(
                 "message-with-ack",
                 |args: Args, ack: AckSender| async move {
