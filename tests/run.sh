@@ -66,6 +66,12 @@ log "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
 log "cargo package (the published crates, each built from its package)"
+# Each crate is verified against the packages of the crates it depends on, served from a
+# temporary registry under target/package. Cargo extracts that registry's packages into
+# $CARGO_HOME/registry/src/-<hash of its path>/ and never extracts a version again, so on a
+# machine that keeps CARGO_HOME between runs of the same checkout path, an earlier commit's
+# belfry-proto would be compiled instead of this one. Those extractions go first.
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/belfry-*
 cargo package --locked -p belfry-proto -p belfry-core -p belfry-engine -p belfry-redis -p belfry-io
 
 log "fuzz targets, coverage-guided, ${FUZZ_SECONDS:-20} s each (tests/fuzz.sh)"
