@@ -72,7 +72,7 @@ log "cargo package (the published crates, each built from its package)"
 # machine that keeps CARGO_HOME between runs of the same checkout path, an earlier commit's
 # belfry-proto would be compiled instead of this one. Those extractions go first.
 rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/belfry-*
-cargo package --locked -p belfry-proto -p belfry-core -p belfry-engine -p belfry-redis -p belfry-io
+cargo package --locked -p belfry-proto -p belfry-core -p belfry-engine -p belfry-cluster -p belfry-redis -p belfry-io
 
 log "fuzz targets, coverage-guided, ${FUZZ_SECONDS:-20} s each (tests/fuzz.sh)"
 bash tests/fuzz.sh

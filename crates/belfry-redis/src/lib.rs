@@ -43,11 +43,11 @@
 //! counting the servers), as Node's publishing client does; one more subscribes.
 #![forbid(unsafe_code)]
 
-mod adapter;
 mod codec;
 mod driver;
 mod resp;
 pub mod sharded;
+mod transport;
 pub mod wire;
 
 /// Entry points for the fuzz targets (`crates/belfry-redis/fuzz`), built only with
@@ -94,10 +94,11 @@ pub mod fuzzing {
 
 use std::{fmt, sync::Arc, time::Duration};
 
+use belfry_cluster::{ClusterAdapter, ClusterOptions};
 use belfry_core::adapter::{Adapter, LocalSockets};
 
 pub use crate::sharded::SubscriptionMode;
-use crate::{adapter::RedisNamespaceAdapter, driver::Driver};
+use crate::{driver::Driver, transport::RedisTransport};
 
 /// Which of Node's two Redis adapter protocols the servers of a cluster speak; they must all
 /// speak the same.
@@ -165,7 +166,15 @@ impl RedisAdapter {
         &self,
     ) -> impl Fn(Arc<dyn LocalSockets>) -> Arc<dyn Adapter> + Send + Sync + 'static {
         let driver = self.driver.clone();
-        move |sockets| Arc::new(RedisNamespaceAdapter::new(driver.clone(), sockets))
+        move |sockets| {
+            let options = ClusterOptions::new(driver.uid.clone())
+                .with_requests_timeout(driver.requests_timeout);
+            let nsp = sockets.namespace().to_owned();
+            let driver = driver.clone();
+            Arc::new(ClusterAdapter::new(sockets, options, move |receiver| {
+                RedisTransport::new(driver, &nsp, receiver)
+            }))
+        }
     }
 
     /// This server's id in the cluster (6 random alphanumerics, as Node's).
@@ -292,13 +301,6 @@ pub struct RedisConnectError(#[source] redis::RedisError);
 
 /// A message from Redis that is not what the protocol says; dropped with a log.
 pub use belfry_core::msgpack::WireError;
-
-/// `bytes` random bytes from the OS CSPRNG in hex (Node's `randomBytes(n).toString("hex")`).
-pub(crate) fn random_hex(bytes: usize) -> String {
-    let mut raw = vec![0u8; bytes];
-    getrandom::fill(&mut raw).expect("the OS random source is available");
-    raw.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// `len` random alphanumeric characters (Node's `uid2`), from the OS CSPRNG.
 pub(crate) fn random_id(len: usize) -> String {

@@ -3,39 +3,13 @@
 //! protocol of Node's `ClusterAdapter` (`socket.io-adapter` 2.5, "cluster" as in a cluster of
 //! Socket.IO servers, not Redis Cluster) over `SPUBLISH`/`SSUBSCRIBE`.
 //!
-//! Every message is `{uid, nsp, type, data}` ([`ShardedMessage`]), JSON unless it carries
-//! binary, then msgpack (notepack.io's dialect). Servers publish on the namespace's channel
+//! Every message is `{type, data, uid, nsp}` ([`ClusterMessage`], from the cluster core
+//! `belfry-cluster`), JSON unless it carries binary, then msgpack (notepack.io's dialect). Servers publish on the namespace's channel
 //! `<prefix>#<nsp>#`, answer on the requester's `<prefix>#<nsp>#<uid>#`, and, in the dynamic
 //! subscription modes, broadcast to one room on `<prefix>#<nsp>#<room>#`, a channel only the
 //! servers where that room exists subscribe.
 
-use rmpv::Value;
-
-use crate::WireError;
-
-/// The kinds of [`ShardedMessage`] (Node's `MessageType`).
-pub mod message_type {
-    /// A broadcast; with a `requestId`, a broadcast with acks.
-    pub const BROADCAST: u64 = 3;
-    /// `socketsJoin`.
-    pub const SOCKETS_JOIN: u64 = 4;
-    /// `socketsLeave`.
-    pub const SOCKETS_LEAVE: u64 = 5;
-    /// `disconnectSockets`.
-    pub const DISCONNECT_SOCKETS: u64 = 6;
-    /// `fetchSockets`.
-    pub const FETCH_SOCKETS: u64 = 7;
-    /// One server's sockets.
-    pub const FETCH_SOCKETS_RESPONSE: u64 = 8;
-    /// `serverSideEmit`; with a `requestId`, one answer per server is expected.
-    pub const SERVER_SIDE_EMIT: u64 = 9;
-    /// One server's answer to a server-side event.
-    pub const SERVER_SIDE_EMIT_RESPONSE: u64 = 10;
-    /// How many clients a server sent a broadcast with acks to.
-    pub const BROADCAST_CLIENT_COUNT: u64 = 11;
-    /// One client's answer to a broadcast with acks.
-    pub const BROADCAST_ACK: u64 = 12;
-}
+pub use belfry_cluster::{ClusterMessage, message::message_type};
 
 /// How a server subscribes to rooms (Node's `subscriptionMode`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -88,91 +62,6 @@ impl ShardedChannels {
     }
 }
 
-/// One message between servers.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct ShardedMessage {
-    /// The sending server's uid.
-    pub uid: String,
-    /// The namespace.
-    pub nsp: String,
-    /// One of [`message_type`].
-    pub kind: u64,
-    /// The message's fields (`Nil` for none), binary in place.
-    pub data: Value,
-}
-
-impl ShardedMessage {
-    /// A message of `kind` from server `uid` in namespace `nsp`.
-    pub fn new(uid: &str, nsp: &str, kind: u64, data: Value) -> ShardedMessage {
-        ShardedMessage {
-            uid: uid.to_owned(),
-            nsp: nsp.to_owned(),
-            kind,
-            data,
-        }
-    }
-
-    /// The field `key` of the message's data.
-    pub fn field(&self, key: &str) -> Option<&Value> {
-        crate::wire::get(&self.data, key)
-    }
-
-    /// Encodes the message as Node does: JSON, or msgpack when it carries binary.
-    ///
-    /// # Errors
-    ///
-    /// The data holds what neither format can carry (a map key that is not a string in JSON).
-    pub fn encode(&self) -> Result<Vec<u8>, WireError> {
-        let message = Value::Map(vec![
-            (Value::from("uid"), Value::from(self.uid.as_str())),
-            (Value::from("nsp"), Value::from(self.nsp.as_str())),
-            (Value::from("type"), Value::from(self.kind)),
-            (Value::from("data"), self.data.clone()),
-        ]);
-        if has_binary(&self.data, 0) {
-            crate::wire::write(&message)
-        } else {
-            Ok(serde_json::to_vec(&message)?)
-        }
-    }
-
-    /// Decodes a message: JSON when it starts with `{`, msgpack otherwise.
-    ///
-    /// # Errors
-    ///
-    /// Neither valid JSON nor msgpack, or not `{uid, nsp, type, data}`.
-    pub fn decode(bytes: &[u8]) -> Result<ShardedMessage, WireError> {
-        let message: Value = if bytes.first() == Some(&b'{') {
-            serde_json::from_slice(bytes)?
-        } else {
-            crate::wire::read(bytes)?
-        };
-        let text = |key: &str| crate::wire::get(&message, key).and_then(Value::as_str);
-        let kind = crate::wire::get(&message, "type")
-            .and_then(Value::as_u64)
-            .ok_or(WireError::Shape("a cluster message without type"))?;
-        Ok(ShardedMessage {
-            uid: text("uid").unwrap_or_default().to_owned(),
-            nsp: text("nsp").unwrap_or("/").to_owned(),
-            kind,
-            data: crate::wire::get(&message, "data")
-                .cloned()
-                .unwrap_or(Value::Nil),
-        })
-    }
-}
-
-/// True when `value` holds binary anywhere (Node's `hasBinary`).
-fn has_binary(value: &Value, depth: usize) -> bool {
-    match value {
-        Value::Binary(_) => true,
-        Value::Array(items) if depth < 256 => items.iter().any(|v| has_binary(v, depth + 1)),
-        Value::Map(entries) if depth < 256 => entries.iter().any(|(_, v)| has_binary(v, depth + 1)),
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -210,41 +99,5 @@ mod tests {
             channels.for_broadcast(Dynamic, &[]),
             channels.for_broadcast(Dynamic, &["a".into(), "b".into()])
         );
-    }
-
-    #[test]
-    fn json_unless_binary_and_back() {
-        let plain = ShardedMessage::new(
-            "0123456789abcdef",
-            "/",
-            message_type::SOCKETS_JOIN,
-            Value::Map(vec![(
-                Value::from("rooms"),
-                Value::Array(vec![Value::from("r1")]),
-            )]),
-        );
-        let bytes = plain.encode().unwrap();
-        assert_eq!(
-            std::str::from_utf8(&bytes).unwrap(),
-            r#"{"uid":"0123456789abcdef","nsp":"/","type":4,"data":{"rooms":["r1"]}}"#
-        );
-        assert_eq!(ShardedMessage::decode(&bytes).unwrap(), plain);
-
-        let binary = ShardedMessage::new(
-            "0123456789abcdef",
-            "/",
-            message_type::BROADCAST_ACK,
-            Value::Map(vec![(Value::from("packet"), Value::Binary(vec![1, 2]))]),
-        );
-        let bytes = binary.encode().unwrap();
-        assert_eq!(bytes[0], 0x84, "a msgpack map of four");
-        assert_eq!(ShardedMessage::decode(&bytes).unwrap(), binary);
-    }
-
-    #[test]
-    fn hostile_messages_are_errors() {
-        for bytes in [&b""[..], b"{", b"{\"uid\":\"x\"}", b"\xc1", b"\x80"] {
-            assert!(ShardedMessage::decode(bytes).is_err(), "{bytes:?}");
-        }
     }
 }

@@ -12,12 +12,12 @@ use belfry_core::{
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Body, EncodeError, Incoming, Outgoing, Reply, SocketOp};
 use crate::{
     WireError,
     driver::Kind,
     wire::{self, Channels},
 };
+use belfry_cluster::message::{Body, EncodeError, Incoming, Outgoing, Reply, SocketOp};
 
 /// Node's request types of the classic protocol (`RequestType`).
 mod request_type {
@@ -75,13 +75,13 @@ impl ClassicCodec {
     ) -> Result<Option<Incoming>, WireError> {
         if self.channels.room_of(channel).is_some() {
             let broadcast = wire::decode_broadcast(bytes)?;
-            return Ok(Some(Incoming {
-                uid: Some(broadcast.uid),
-                body: Body::Broadcast {
+            return Ok(Some(Incoming::new(
+                Some(broadcast.uid),
+                Body::Broadcast {
                     packet: broadcast.packet,
                     opts: broadcast.opts,
                 },
-            }));
+            )));
         }
         if channel == self.channels.request {
             return decode_request(bytes);
@@ -166,6 +166,8 @@ impl ClassicCodec {
                 *request_id,
                 json!({ "data": data }),
             ),
+            // Heartbeats belong to transports that cannot count servers; Redis can.
+            _ => return Err(EncodeError::Unsupported("classic")),
         })
     }
 
@@ -200,6 +202,7 @@ impl ClassicCodec {
                 "requestId": request_id,
                 "data": data,
             })),
+            _ => return Err(EncodeError::Unsupported("classic")),
         };
         Ok((self.channels.response.clone(), bytes))
     }
@@ -259,14 +262,14 @@ fn decode_request(bytes: &[u8]) -> Result<Option<Incoming>, WireError> {
     if bytes.first() != Some(&b'{') {
         // Msgpack: a broadcast with acks, or a server-side event with binary.
         if let Some(request) = wire::decode_ack_request(bytes)? {
-            return Ok(Some(Incoming {
-                uid: Some(request.uid),
-                body: Body::BroadcastWithAck {
+            return Ok(Some(Incoming::new(
+                Some(request.uid),
+                Body::BroadcastWithAck {
                     request_id: request.request_id,
                     payload: request.payload,
                     opts: request.opts,
                 },
-            }));
+            )));
         }
         return decode_msgpack_request(&read(bytes)?);
     }
@@ -317,7 +320,7 @@ fn decode_request(bytes: &[u8]) -> Result<Option<Incoming>, WireError> {
             return Ok(None);
         }
     };
-    Ok(Some(Incoming { uid, body }))
+    Ok(Some(Incoming::new(uid, body)))
 }
 
 /// A msgpack request other than a broadcast with acks: a server-side event (the form JSON cannot
@@ -339,13 +342,13 @@ fn decode_msgpack_request(message: &Msgpack) -> Result<Option<Incoming>, WireErr
     let Some(Msgpack::Array(data)) = get(message, "data") else {
         return Err(WireError::Shape("a server-side event without data"));
     };
-    Ok(Some(Incoming {
-        uid: text("uid")?,
-        body: Body::ServerSide {
+    Ok(Some(Incoming::new(
+        text("uid")?,
+        Body::ServerSide {
             request_id: text("requestId")?,
             data: data.iter().map(value_to_arg).collect::<Result<_, _>>()?,
         },
-    }))
+    )))
 }
 
 /// A classic response, as JSON.
@@ -368,10 +371,10 @@ struct ClassicResponse {
 fn decode_response(bytes: &[u8]) -> Result<Option<Incoming>, WireError> {
     if bytes.first() != Some(&b'{') {
         if let Some((request_id, answer)) = wire::decode_ack_answer(bytes)? {
-            return Ok(Some(Incoming {
-                uid: None,
-                body: Body::AckAnswer { request_id, answer },
-            }));
+            return Ok(Some(Incoming::new(
+                None,
+                Body::AckAnswer { request_id, answer },
+            )));
         }
         // A `fetchSockets` answer with binary data.
         let message = read(bytes)?;
@@ -381,13 +384,13 @@ fn decode_response(bytes: &[u8]) -> Result<Option<Incoming>, WireError> {
         ) else {
             return Ok(None);
         };
-        return Ok(Some(Incoming {
-            uid: None,
-            body: Body::Sockets {
+        return Ok(Some(Incoming::new(
+            None,
+            Body::Sockets {
                 request_id: request_id.to_owned(),
                 sockets: wire::sockets_from_value(sockets)?,
             },
-        }));
+        )));
     }
     let response: ClassicResponse = serde_json::from_slice(bytes)?;
     let request_id = response.request_id;
@@ -415,5 +418,5 @@ fn decode_response(bytes: &[u8]) -> Result<Option<Incoming>, WireError> {
     } else {
         return Ok(None);
     };
-    Ok(Some(Incoming { uid: None, body }))
+    Ok(Some(Incoming::new(None, body)))
 }

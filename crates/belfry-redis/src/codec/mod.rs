@@ -1,157 +1,15 @@
-//! What servers tell each other, apart from how: the adapter speaks in [`Body`], [`Outgoing`]
-//! and [`Reply`]; a [`Codec`] puts them on the channels of the classic protocol
-//! ([`classic`]) or the sharded one ([`sharded`]).
+//! How the messages of the cluster core (`belfry_cluster::message`) travel over Redis: a
+//! [`Codec`] puts them on the channels of the classic protocol ([`classic`]) or the sharded
+//! one ([`sharded`]).
 
 mod classic;
 mod sharded;
 
-use belfry_core::{
-    adapter::{BroadcastOptions, SocketInfo},
-    parser::{Packet, Payload},
-    proto::value::Value,
-};
+use belfry_cluster::message::{EncodeError, Incoming, Outgoing, Reply};
 
 use crate::{Protocol, WireError, driver::Kind};
 
 use self::{classic::ClassicCodec, sharded::ShardedCodec};
-
-/// A message from another server (or an emitter).
-pub(crate) struct Incoming {
-    /// The sender's uid, when the message names it.
-    pub(crate) uid: Option<String>,
-    pub(crate) body: Body,
-}
-
-/// What a message asks for, or answers.
-pub(crate) enum Body {
-    /// Deliver `packet` to the sockets `opts` selects here.
-    Broadcast {
-        packet: Packet,
-        opts: BroadcastOptions,
-    },
-    /// The same, and send back the client count and every answer.
-    BroadcastWithAck {
-        request_id: String,
-        payload: Payload,
-        opts: BroadcastOptions,
-    },
-    Join {
-        opts: BroadcastOptions,
-        rooms: Vec<String>,
-    },
-    Leave {
-        opts: BroadcastOptions,
-        rooms: Vec<String>,
-    },
-    Disconnect {
-        opts: BroadcastOptions,
-        close: bool,
-    },
-    /// The classic protocol's legacy one-socket forms of join/leave/disconnect.
-    OneSocket {
-        request_id: String,
-        op: SocketOp,
-        sid: String,
-    },
-    /// The classic `SOCKETS` request: the ids of the sockets in `rooms`.
-    SocketIds {
-        request_id: String,
-        rooms: Vec<String>,
-    },
-    AllRooms {
-        request_id: String,
-    },
-    Fetch {
-        request_id: String,
-        opts: BroadcastOptions,
-    },
-    /// A server-side event `[event, ...args]`, answered once when it has a request id.
-    ServerSide {
-        request_id: Option<String>,
-        data: Vec<Value>,
-    },
-    ClientCount {
-        request_id: String,
-        count: usize,
-    },
-    /// One client's answer: its first argument, as a one-element array.
-    AckAnswer {
-        request_id: String,
-        answer: Payload,
-    },
-    Sockets {
-        request_id: String,
-        sockets: Vec<SocketInfo>,
-    },
-    Rooms {
-        request_id: String,
-        rooms: Vec<String>,
-    },
-    ServerSideAnswer {
-        request_id: String,
-        data: serde_json::Value,
-    },
-}
-
-/// What a legacy one-socket request does.
-pub(crate) enum SocketOp {
-    Join(String),
-    Leave(String),
-    Disconnect(bool),
-}
-
-/// A message this server sends to the others.
-pub(crate) enum Outgoing<'a> {
-    Broadcast {
-        packet: &'a Packet,
-        opts: &'a BroadcastOptions,
-    },
-    BroadcastWithAck {
-        request_id: &'a str,
-        payload: &'a Payload,
-        opts: &'a BroadcastOptions,
-    },
-    Join {
-        opts: &'a BroadcastOptions,
-        rooms: &'a [String],
-    },
-    Leave {
-        opts: &'a BroadcastOptions,
-        rooms: &'a [String],
-    },
-    Disconnect {
-        opts: &'a BroadcastOptions,
-        close: bool,
-    },
-    Fetch {
-        request_id: &'a str,
-        opts: &'a BroadcastOptions,
-    },
-    AllRooms {
-        request_id: &'a str,
-    },
-    ServerSide {
-        request_id: Option<&'a str>,
-        data: &'a [Value],
-    },
-}
-
-/// This server's answer to a request.
-pub(crate) enum Reply<'a> {
-    /// A legacy one-socket request was carried out.
-    Done,
-    ClientCount(usize),
-    AckAnswer(&'a Payload),
-    Sockets(&'a [SocketInfo]),
-    SocketIds(&'a [String]),
-    Rooms(&'a [String]),
-    ServerSide(&'a serde_json::Value),
-}
-
-/// The request cannot be put in this protocol (the sharded one has no `allRooms`).
-#[derive(Debug, thiserror::Error)]
-#[error("the {0} protocol has no such message")]
-pub(crate) struct Unsupported(pub(crate) &'static str);
 
 /// One namespace's channels and message forms in one protocol.
 pub(crate) enum Codec {
@@ -196,7 +54,7 @@ impl Codec {
     pub(crate) fn new_request_id(&self) -> String {
         match self {
             Codec::Classic(_) => crate::random_id(6),
-            Codec::Sharded(_) => crate::random_hex(8),
+            Codec::Sharded(_) => belfry_cluster::random_hex(8),
         }
     }
 
@@ -241,13 +99,4 @@ impl Codec {
             Codec::Sharded(codec) => codec.encode_reply(to, request_id, reply),
         }
     }
-}
-
-/// Why a message could not be encoded.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum EncodeError {
-    #[error(transparent)]
-    Wire(#[from] WireError),
-    #[error(transparent)]
-    Unsupported(#[from] Unsupported),
 }

@@ -1,21 +1,17 @@
 //! The sharded protocol's side of the [`Codec`](super::Codec) (Node's `createShardedAdapter`):
-//! every message a [`ShardedMessage`] on the namespace's channel, a room's channel (broadcasts
+//! every message a [`ClusterMessage`] on the namespace's channel, a room's channel (broadcasts
 //! in the dynamic subscription modes) or the requester's response channel.
 
-use belfry_core::msgpack::{
-    Value, arg_to_value, payload_to_value, value_to_arg, value_to_json, value_to_payload,
+use belfry_cluster::{
+    ClusterMessage,
+    message::{EncodeError, Incoming, Outgoing, Reply},
 };
-use belfry_core::{
-    Str,
-    parser::{Packet, PacketData, Payload},
-};
+use belfry_core::Str;
 
-use super::{Body, EncodeError, Incoming, Outgoing, Reply, Unsupported};
 use crate::{
     WireError,
     driver::Kind,
-    sharded::{ShardedChannels, ShardedMessage, SubscriptionMode, message_type},
-    wire,
+    sharded::{ShardedChannels, SubscriptionMode},
 };
 
 /// One namespace's channels and messages in the sharded protocol.
@@ -69,25 +65,22 @@ impl ShardedCodec {
     /// A message received on any of the namespace's channels (they all carry the same
     /// envelope); another namespace's is ignored.
     pub(super) fn decode(&self, bytes: &[u8]) -> Result<Option<Incoming>, WireError> {
-        let message = ShardedMessage::decode(bytes)?;
+        let message = ClusterMessage::decode(bytes)?;
         if message.nsp != *self.nsp {
             return Ok(None);
         }
-        decode_message(message)
+        message.into_incoming()
     }
 
     /// `message` on its channel: a room's for a broadcast to one room that has one, the
     /// namespace's otherwise.
     pub(super) fn encode(&self, message: &Outgoing<'_>) -> Result<(String, Vec<u8>), EncodeError> {
-        let (kind, data) = message_data(&self.nsp, message)?;
+        let encoded = ClusterMessage::from_outgoing(&self.uid, &self.nsp, message)?;
         let channel = match message {
             Outgoing::Broadcast { opts, .. } => self.channels.for_broadcast(self.mode, &opts.rooms),
             _ => self.channels.namespace.clone(),
         };
-        Ok((
-            channel,
-            ShardedMessage::new(&self.uid, &self.nsp, kind, data).encode()?,
-        ))
+        Ok((channel, encoded.encode()?))
     }
 
     /// `reply` to request `request_id` of server `to`, on its response channel; the sharded
@@ -98,241 +91,8 @@ impl ShardedCodec {
         request_id: &str,
         reply: &Reply<'_>,
     ) -> Result<(String, Vec<u8>), EncodeError> {
-        let to = to.ok_or(EncodeError::Unsupported(Unsupported("sharded")))?;
-        let request = (Value::from("requestId"), Value::from(request_id));
-        let (kind, field) = match reply {
-            Reply::ClientCount(count) => (
-                message_type::BROADCAST_CLIENT_COUNT,
-                (Value::from("clientCount"), Value::from(*count)),
-            ),
-            Reply::AckAnswer(answer) => (
-                message_type::BROADCAST_ACK,
-                (Value::from("packet"), first_argument(answer)?),
-            ),
-            Reply::Sockets(sockets) => (
-                message_type::FETCH_SOCKETS_RESPONSE,
-                (Value::from("sockets"), wire::sockets_to_value(sockets)?),
-            ),
-            Reply::ServerSide(data) => (
-                message_type::SERVER_SIDE_EMIT_RESPONSE,
-                (Value::from("packet"), to_value(data)?),
-            ),
-            Reply::Done | Reply::SocketIds(_) | Reply::Rooms(_) => {
-                return Err(EncodeError::Unsupported(Unsupported("sharded")));
-            }
-        };
-        let data = Value::Map(vec![request, field]);
-        let bytes = ShardedMessage::new(&self.uid, &self.nsp, kind, data).encode()?;
-        Ok((self.channels.responses_of(to), bytes))
+        let to = to.ok_or(EncodeError::Unsupported("sharded"))?;
+        let encoded = ClusterMessage::from_reply(&self.uid, &self.nsp, request_id, reply)?;
+        Ok((self.channels.responses_of(to), encoded.encode()?))
     }
-}
-
-/// `value` as msgpack, by way of its JSON form (so that structs are maps, as Node sends them).
-fn to_value<T: serde::Serialize + ?Sized>(value: &T) -> Result<Value, WireError> {
-    rmpv::ext::to_value(serde_json::to_value(value)?)
-        .map_err(|_| WireError::Shape("not representable in msgpack"))
-}
-
-/// The first of a client's answer arguments (`null` when it sent none, as Node's `ack()`).
-fn first_argument(answer: &Payload) -> Result<Value, WireError> {
-    Ok(match payload_to_value(answer)? {
-        Value::Array(mut args) if !args.is_empty() => args.swap_remove(0),
-        _ => Value::Nil,
-    })
-}
-
-/// The `(type, data)` of a sharded message.
-fn message_data(nsp: &str, message: &Outgoing<'_>) -> Result<(u64, Value), EncodeError> {
-    let entry = |key: &str, value: Value| (Value::from(key), value);
-    let strings =
-        |items: &[String]| Value::Array(items.iter().map(|s| Value::from(s.as_str())).collect());
-    Ok(match message {
-        Outgoing::Broadcast { packet, opts } => {
-            let PacketData::Event { payload, .. } = &packet.data else {
-                return Err(WireError::Shape("only events are broadcast").into());
-            };
-            (
-                message_type::BROADCAST,
-                Value::Map(vec![
-                    entry("packet", wire::event_value(nsp, payload)?),
-                    entry("opts", wire::opts_to_value(opts)),
-                ]),
-            )
-        }
-        Outgoing::BroadcastWithAck {
-            request_id,
-            payload,
-            opts,
-        } => (
-            message_type::BROADCAST,
-            Value::Map(vec![
-                entry("packet", wire::event_value(nsp, payload)?),
-                entry("requestId", Value::from(*request_id)),
-                entry("opts", wire::opts_to_value(opts)),
-            ]),
-        ),
-        Outgoing::Join { opts, rooms } => (
-            message_type::SOCKETS_JOIN,
-            Value::Map(vec![
-                entry("opts", wire::opts_to_value(opts)),
-                entry("rooms", strings(rooms)),
-            ]),
-        ),
-        Outgoing::Leave { opts, rooms } => (
-            message_type::SOCKETS_LEAVE,
-            Value::Map(vec![
-                entry("opts", wire::opts_to_value(opts)),
-                entry("rooms", strings(rooms)),
-            ]),
-        ),
-        Outgoing::Disconnect { opts, close } => (
-            message_type::DISCONNECT_SOCKETS,
-            Value::Map(vec![
-                entry("opts", wire::opts_to_value(opts)),
-                entry("close", Value::from(*close)),
-            ]),
-        ),
-        Outgoing::Fetch { request_id, opts } => (
-            message_type::FETCH_SOCKETS,
-            Value::Map(vec![
-                entry("opts", wire::opts_to_value(opts)),
-                entry("requestId", Value::from(*request_id)),
-            ]),
-        ),
-        Outgoing::ServerSide { request_id, data } => {
-            let packet = Value::Array(data.iter().map(arg_to_value).collect());
-            let mut fields = vec![entry("packet", packet)];
-            if let Some(request_id) = request_id {
-                fields.push(entry("requestId", Value::from(*request_id)));
-            }
-            (message_type::SERVER_SIDE_EMIT, Value::Map(fields))
-        }
-        Outgoing::AllRooms { .. } => return Err(Unsupported("sharded").into()),
-    })
-}
-
-fn decode_message(message: ShardedMessage) -> Result<Option<Incoming>, WireError> {
-    let text = |key: &str| -> Result<String, WireError> {
-        message
-            .field(key)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or(WireError::Shape("a cluster message without a text field"))
-    };
-    let opts = || {
-        wire::opts_from_value(
-            message
-                .field("opts")
-                .ok_or(WireError::Shape("a cluster message without opts"))?,
-        )
-    };
-    let rooms = || -> Result<Vec<String>, WireError> {
-        match message.field("rooms") {
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|room| {
-                    room.as_str()
-                        .map(str::to_owned)
-                        .ok_or(WireError::Shape("a room is not a string"))
-                })
-                .collect(),
-            _ => Err(WireError::Shape("rooms are not an array")),
-        }
-    };
-    let body = match message.kind {
-        message_type::BROADCAST => {
-            let packet = message
-                .field("packet")
-                .ok_or(WireError::Shape("a broadcast without packet"))?;
-            let data = wire::get(packet, "data")
-                .ok_or(WireError::Shape("a broadcast packet without data"))?;
-            let payload = value_to_payload(data)?;
-            match message.field("requestId") {
-                Some(_) => Body::BroadcastWithAck {
-                    request_id: text("requestId")?,
-                    payload,
-                    opts: opts()?,
-                },
-                None => Body::Broadcast {
-                    packet: Packet {
-                        ns: Str::from(message.nsp.as_str()),
-                        data: PacketData::Event { payload, ack: None },
-                    },
-                    opts: opts()?,
-                },
-            }
-        }
-        message_type::SOCKETS_JOIN => Body::Join {
-            opts: opts()?,
-            rooms: rooms()?,
-        },
-        message_type::SOCKETS_LEAVE => Body::Leave {
-            opts: opts()?,
-            rooms: rooms()?,
-        },
-        message_type::DISCONNECT_SOCKETS => Body::Disconnect {
-            opts: opts()?,
-            close: message
-                .field("close")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-        },
-        message_type::FETCH_SOCKETS => Body::Fetch {
-            request_id: text("requestId")?,
-            opts: opts()?,
-        },
-        message_type::FETCH_SOCKETS_RESPONSE => {
-            let sockets = message
-                .field("sockets")
-                .ok_or(WireError::Shape("a fetch response without sockets"))?;
-            Body::Sockets {
-                request_id: text("requestId")?,
-                sockets: wire::sockets_from_value(sockets)?,
-            }
-        }
-        message_type::SERVER_SIDE_EMIT => {
-            let Some(Value::Array(packet)) = message.field("packet") else {
-                return Err(WireError::Shape("a server-side event without packet"));
-            };
-            let data = packet.iter().map(value_to_arg).collect::<Result<_, _>>()?;
-            Body::ServerSide {
-                request_id: message
-                    .field("requestId")
-                    .map(|_| text("requestId"))
-                    .transpose()?,
-                data,
-            }
-        }
-        message_type::SERVER_SIDE_EMIT_RESPONSE => Body::ServerSideAnswer {
-            request_id: text("requestId")?,
-            data: message
-                .field("packet")
-                .map(value_to_json)
-                .transpose()?
-                .unwrap_or(serde_json::Value::Null),
-        },
-        message_type::BROADCAST_CLIENT_COUNT => Body::ClientCount {
-            request_id: text("requestId")?,
-            count: message
-                .field("clientCount")
-                .and_then(Value::as_u64)
-                .and_then(|n| usize::try_from(n).ok())
-                .ok_or(WireError::Shape("a client count without clientCount"))?,
-        },
-        message_type::BROADCAST_ACK => Body::AckAnswer {
-            request_id: text("requestId")?,
-            answer: value_to_payload(&Value::Array(vec![
-                message.field("packet").cloned().unwrap_or(Value::Nil),
-            ]))?,
-        },
-        // Heartbeats and adapter-close belong to adapters that count servers by heartbeat.
-        kind => {
-            tracing::debug!(kind, "cluster message not handled");
-            return Ok(None);
-        }
-    };
-    Ok(Some(Incoming {
-        uid: Some(message.uid),
-        body,
-    }))
 }

@@ -23,7 +23,7 @@ use self::{
     commands::{Commands, run_publisher},
     subscriber::{Subscriber, run_subscriber},
 };
-use crate::{Protocol, adapter::AdapterInner};
+use crate::{Protocol, transport::RedisTransport};
 
 /// How long Redis may take to answer a health check, a write or a connection attempt.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
@@ -94,7 +94,7 @@ impl Kind {
 #[derive(Clone)]
 pub(crate) struct Route {
     pub(crate) kind: Kind,
-    pub(crate) adapter: Weak<AdapterInner>,
+    pub(crate) transport: Weak<RedisTransport>,
 }
 
 /// The shared state of one server's Redis connections.
@@ -140,7 +140,7 @@ impl Driver {
         let uid = match protocol {
             // Node's classic adapter: 6 alphanumerics; its cluster adapter: 8 random bytes in hex.
             Protocol::Classic => crate::random_id(6),
-            Protocol::Sharded(_) => crate::random_hex(8),
+            Protocol::Sharded(_) => belfry_cluster::random_hex(8),
         };
         let driver = Arc::new(Driver {
             uid,
@@ -173,7 +173,7 @@ impl Driver {
         Ok(driver)
     }
 
-    /// Routes `channel` (or pattern) to `route.adapter` and subscribes to it.
+    /// Routes `channel` (or pattern) to `route.transport` and subscribes to it.
     pub(crate) fn subscribe(&self, channel: String, route: Route) {
         self.routes.lock().insert(channel, route);
         self.synced.store(false, Ordering::Release);
@@ -255,20 +255,20 @@ impl Driver {
         }
     }
 
-    /// Hands a message to the adapter of its route (`key`: the channel, or the pattern that
+    /// Hands a message to the namespace transport of its route (`key`: the channel, or the pattern that
     /// matched it).
     fn dispatch(&self, key: &[u8], channel: &[u8], payload: &[u8]) {
         let (Ok(key), Ok(channel)) = (std::str::from_utf8(key), std::str::from_utf8(channel))
         else {
             return;
         };
-        let adapter = self
+        let transport = self
             .routes
             .lock()
             .get(key)
-            .and_then(|route| route.adapter.upgrade());
-        if let Some(adapter) = adapter {
-            adapter.on_message(channel, payload);
+            .and_then(|route| route.transport.upgrade());
+        if let Some(transport) = transport {
+            transport.on_message(channel, payload);
         }
     }
 }
