@@ -1,0 +1,266 @@
+//! The `LISTEN` connection: listens on the channel of every namespace, reads the attachments
+//! that notifications point to, and hands each message to its namespace; reconnects, listens
+//! again and announces this server again when the connection is lost.
+
+use std::{
+    collections::HashSet,
+    sync::{Weak, atomic::Ordering},
+};
+
+use belfry_cluster::ClusterMessage;
+use belfry_core::msgpack::{Value, get, read};
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Notification};
+
+use crate::{Shared, jitter};
+
+/// Notifications read off the connection and not handled yet, at most: past that they are
+/// dropped with a log (memory stays bounded while attachments are being read).
+const NOTIFICATION_BACKLOG: usize = 16 * 1024;
+
+/// The namespaces changed: listen or stop listening.
+pub(crate) type ListenCommand = ();
+
+/// A connection that listens, and the notifications it receives.
+pub(crate) struct Listening {
+    client: Client,
+    notifications: mpsc::Receiver<Notification>,
+}
+
+/// Connects, the connection driven by a task that forwards notifications until it ends.
+pub(crate) async fn connect(config: &Config) -> Result<Listening, tokio_postgres::Error> {
+    let (client, mut connection) = config.connect(NoTls).await?;
+    let (tx, notifications) = mpsc::channel(NOTIFICATION_BACKLOG);
+    tokio::spawn(async move {
+        // Polling for messages also drives the connection (the client's queries).
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(AsyncMessage::Notification(notification)) => {
+                    // Never wait here: the listener may be waiting for a query's answer,
+                    // which only this task can read.
+                    match tx.try_send(notification) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            tracing::warn!(
+                                "postgres notifications arrive faster than handled: one dropped"
+                            );
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => return,
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "postgres listen connection lost");
+                    return;
+                }
+            }
+        }
+    });
+    Ok(Listening {
+        client,
+        notifications,
+    })
+}
+
+/// Listens for as long as the adapter lives.
+pub(crate) async fn run_listener(
+    shared: Weak<Shared>,
+    config: Config,
+    first: Listening,
+    mut changes: mpsc::UnboundedReceiver<ListenCommand>,
+) {
+    let mut current = Some(first);
+    loop {
+        let mut conn = match current.take() {
+            Some(conn) => conn,
+            None => {
+                let Some((min, max)) = shared
+                    .upgrade()
+                    .map(|s| (s.options.reconnect_min, s.options.reconnect_max))
+                else {
+                    return;
+                };
+                tokio::time::sleep(jitter(min, max)).await;
+                match connect(&config).await {
+                    Ok(conn) => {
+                        tracing::info!("postgres listen connection back");
+                        conn
+                    }
+                    Err(error) => {
+                        tracing::debug!(%error, "postgres still unreachable");
+                        continue;
+                    }
+                }
+            }
+        };
+        if let Some(shared) = shared.upgrade() {
+            shared.connected.store(true, Ordering::Release);
+        }
+        let mut listened = HashSet::new();
+        let lost = loop {
+            let Some(strong) = shared.upgrade() else {
+                return;
+            };
+            if let Err(error) = sync(&strong, &conn.client, &mut listened).await {
+                tracing::warn!(%error, "postgres LISTEN failed");
+                break true;
+            }
+            drop(strong);
+            tokio::select! {
+                notification = conn.notifications.recv() => match notification {
+                    Some(notification) => handle(&shared, &conn.client, &notification).await,
+                    None => break true,
+                },
+                change = changes.recv() => {
+                    if change.is_none() {
+                        return;
+                    }
+                }
+            }
+        };
+        if lost && let Some(shared) = shared.upgrade() {
+            shared.connected.store(false, Ordering::Release);
+            shared.synced.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// Listens on the channel of every namespace not listened to yet (each announced once it
+/// is), stops listening on those of namespaces gone.
+async fn sync(
+    shared: &Shared,
+    client: &Client,
+    listened: &mut HashSet<String>,
+) -> Result<(), tokio_postgres::Error> {
+    let wanted: Vec<(String, belfry_cluster::Receiver)> = shared
+        .routes
+        .lock()
+        .iter()
+        .map(|(nsp, receiver)| (nsp.clone(), receiver.clone()))
+        .collect();
+    for (nsp, receiver) in &wanted {
+        if listened.contains(nsp) {
+            continue;
+        }
+        client
+            .batch_execute(&format!("LISTEN {}", identifier(&shared.channel(nsp))))
+            .await?;
+        listened.insert(nsp.clone());
+        // Only now: the other servers' answers to it are heard.
+        receiver.announce();
+    }
+    let gone: Vec<String> = listened
+        .iter()
+        .filter(|nsp| !wanted.iter().any(|(wanted, _)| wanted == *nsp))
+        .cloned()
+        .collect();
+    for nsp in gone {
+        client
+            .batch_execute(&format!("UNLISTEN {}", identifier(&shared.channel(&nsp))))
+            .await?;
+        listened.remove(&nsp);
+    }
+    if !shared.synced.swap(true, Ordering::AcqRel) {
+        shared.synced_notify.notify_waiters();
+    }
+    Ok(())
+}
+
+/// `name` as a quoted SQL identifier.
+pub(crate) fn identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// One notification: a message, or the id of its attachment.
+async fn handle(shared: &Weak<Shared>, client: &Client, notification: &Notification) {
+    let Some(shared) = shared.upgrade() else {
+        return;
+    };
+    let Some(channel_nsp) = shared.namespace_of(notification.channel()) else {
+        return;
+    };
+    let header: Value = match serde_json::from_str(notification.payload()) {
+        Ok(header) => header,
+        Err(error) => {
+            tracing::warn!(%error, channel = notification.channel(), "invalid notification dropped");
+            return;
+        }
+    };
+    if get(&header, "uid").and_then(Value::as_str) == Some(shared.uid.as_str()) {
+        return;
+    }
+    let value = match get(&header, "attachmentId") {
+        None => header,
+        Some(id) => {
+            let Some(id) = id
+                .as_str()
+                .and_then(|id| id.parse::<i64>().ok())
+                .or_else(|| id.as_i64())
+            else {
+                tracing::warn!("notification with an invalid attachment id dropped");
+                return;
+            };
+            match fetch(client, &shared.options.table_name, id).await {
+                Ok(Some(value)) => value,
+                Ok(None) => {
+                    tracing::warn!(
+                        id,
+                        "attachment gone (deleted by the cleanup before it was read)"
+                    );
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(id, %error, "attachment not read");
+                    return;
+                }
+            }
+        }
+    };
+    let mut message = match ClusterMessage::from_value(&value) {
+        Ok(message) => message,
+        Err(error) => {
+            tracing::warn!(%error, "invalid cluster message dropped");
+            return;
+        }
+    };
+    // `@socket.io/postgres-emitter` 0.1.1 names no namespace: the channel's.
+    if get(&value, "nsp").is_none() {
+        channel_nsp.clone_into(&mut message.nsp);
+    }
+    let receiver = shared.routes.lock().get(&message.nsp).cloned();
+    if let Some(receiver) = receiver {
+        receiver.receive_message(message);
+    }
+}
+
+/// The attachment `id`, decoded.
+async fn fetch(
+    client: &Client,
+    table: &str,
+    id: i64,
+) -> Result<Option<Value>, Box<dyn std::error::Error + Send + Sync>> {
+    let row = client
+        .query_opt(
+            &format!("SELECT payload FROM {table} WHERE id = $1"),
+            &[&id],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let payload: Vec<u8> = row.try_get(0)?;
+    Ok(Some(read(&payload)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::identifier;
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(identifier("socket.io#/"), "\"socket.io#/\"");
+        assert_eq!(identifier("a\"b"), "\"a\"\"b\"");
+    }
+}

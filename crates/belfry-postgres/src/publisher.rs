@@ -1,0 +1,135 @@
+//! The publishing connection: every message of this server, in order, as a notification or
+//! through the attachments table; the table's cleanup. Reconnects when the connection is
+//! lost, the messages waiting meanwhile in the queue.
+
+use belfry_cluster::ClusterMessage;
+use tokio::sync::mpsc;
+use tokio_postgres::{Client, Config, NoTls};
+
+use crate::{Options, jitter};
+
+/// A message to publish on a channel.
+pub(crate) struct Publish {
+    pub(crate) channel: String,
+    pub(crate) message: ClusterMessage,
+}
+
+/// Connects, the connection driven by a task of its own.
+pub(crate) async fn connect(config: &Config) -> Result<Client, tokio_postgres::Error> {
+    let (client, connection) = config.connect(NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::warn!(%error, "postgres publish connection lost");
+        }
+    });
+    Ok(client)
+}
+
+/// Publishes until every sender is gone (the adapter with it).
+pub(crate) async fn run_publisher(
+    options: Options,
+    config: Config,
+    first: Client,
+    mut queue: mpsc::Receiver<Publish>,
+) {
+    let mut client = Some(first);
+    let mut cleanup = tokio::time::interval(options.cleanup_interval);
+    cleanup.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    cleanup.tick().await;
+    loop {
+        tokio::select! {
+            publish = queue.recv() => {
+                let Some(publish) = publish else {
+                    return;
+                };
+                let conn = connected(&mut client, &config, &options).await;
+                // A message whose command failed may have been published: it is not sent again.
+                if let Err(error) = send(conn, &options, publish).await {
+                    tracing::warn!(%error, "message not published to postgres");
+                }
+            }
+            _ = cleanup.tick() => {
+                let conn = connected(&mut client, &config, &options).await;
+                let millis = options.cleanup_interval.as_millis();
+                let delete = format!(
+                    "DELETE FROM {} WHERE created_at < now() - interval '{millis} milliseconds'",
+                    options.table_name
+                );
+                if let Err(error) = conn.batch_execute(&delete).await {
+                    tracing::warn!(%error, "postgres attachments not cleaned up");
+                }
+            }
+        }
+        if client.as_ref().is_some_and(Client::is_closed) {
+            client = None;
+        }
+    }
+}
+
+/// The connection, made again (waiting as long as it takes) when it was lost.
+async fn connected<'a>(
+    client: &'a mut Option<Client>,
+    config: &Config,
+    options: &Options,
+) -> &'a Client {
+    if client.as_ref().is_some_and(Client::is_closed) {
+        *client = None;
+    }
+    if client.is_none() {
+        loop {
+            tokio::time::sleep(jitter(options.reconnect_min, options.reconnect_max)).await;
+            match connect(config).await {
+                Ok(made) => {
+                    tracing::info!("postgres publish connection back");
+                    *client = Some(made);
+                    break;
+                }
+                Err(error) => tracing::debug!(%error, "postgres still unreachable"),
+            }
+        }
+    }
+    client
+        .as_ref()
+        .expect("a connection was made just above when there was none")
+}
+
+/// Publishes one message: a notification of its JSON, or, with binary or from the
+/// threshold on, its msgpack in the attachments table and a notification of its id.
+async fn send(
+    client: &Client,
+    options: &Options,
+    Publish { channel, message }: Publish,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    if !message.has_binary() {
+        let json = String::from_utf8(message.to_json()?)?;
+        // Postgres refuses a notification of 8000 bytes or more (Node 0.5 sends one of
+        // exactly the threshold, and fails).
+        if json.len() < options.payload_threshold {
+            client
+                .execute("SELECT pg_notify($1, $2)", &[&channel, &json])
+                .await?;
+            return Ok(());
+        }
+    }
+    let payload = message.to_msgpack()?;
+    let row = client
+        .query_one(
+            &format!(
+                "INSERT INTO {} (payload) VALUES ($1) RETURNING id",
+                options.table_name
+            ),
+            &[&payload],
+        )
+        .await?;
+    let id: i64 = row.try_get(0)?;
+    let header = serde_json::json!({
+        "uid": message.uid,
+        "type": message.kind,
+        "attachmentId": id.to_string(),
+    })
+    .to_string();
+    client
+        .execute("SELECT pg_notify($1, $2)", &[&channel, &header])
+        .await?;
+    Ok(())
+}
