@@ -20,7 +20,7 @@ export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
 -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks"
 
 failed=0
-for dir in crates/belfry-proto/fuzz crates/belfry-engine/fuzz crates/belfry-core/fuzz crates/belfry-redis/fuzz; do
+for dir in crates/belfry-proto/fuzz crates/belfry-engine/fuzz crates/belfry-core/fuzz crates/belfry-cluster/fuzz crates/belfry-redis/fuzz; do
   CARGO_TARGET_DIR=$out cargo build --quiet --release --bins --target "$host" \
     --manifest-path "$dir/Cargo.toml"
   for name in $(sed -n 's/^name = "\(.*\)"$/\1/p' "$dir/Cargo.toml" | tail -n +2); do
