@@ -7,6 +7,7 @@
 pub mod adapter_conformance;
 pub mod browser;
 mod clients;
+pub mod cluster;
 pub mod processes;
 mod raw_http;
 mod raw_ws;

@@ -333,6 +333,14 @@ impl BroadcastOperator {
         self.ns.adapter().all_rooms().await
     }
 
+    /// How many servers share the namespace, this one included (Node's
+    /// `adapter.serverCount()`): 1 without a cluster adapter; with one, as the adapter counts
+    /// them (Redis: the subscribers of the namespace's channel; Postgres: the servers heard
+    /// from by heartbeat).
+    pub async fn server_count(&self) -> usize {
+        self.ns.adapter().server_count().await
+    }
+
     /// Makes every matching socket, on every server, join one room or several (Node's
     /// `socketsJoin`).
     ///

@@ -1,0 +1,278 @@
+//! The Postgres adapter when things fail: the database killed and restarted mid-traffic, its
+//! connections terminated by the server, hostile notifications on Belfry's channel, a Node
+//! server of the cluster killed and started again. Real PostgreSQL, raw WebSocket clients.
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use belfry::{SocketIo, SocketRef, core::adapter::AdapterError};
+use belfry_postgres::PostgresAdapter;
+use belfry_tests::{
+    RawWs,
+    cluster::until_servers,
+    processes::{NodeProcess, PostgresServer},
+    serve,
+};
+use bytes::Bytes;
+
+struct Server {
+    io: SocketIo,
+    postgres: PostgresAdapter,
+    client: RawWs,
+}
+
+/// A Belfry server whose sockets join room "r", reconnecting to Postgres after `backoff`, with
+/// requests waiting 1 s; and one client connected to it.
+async fn server(url: &str, backoff: Duration) -> Server {
+    let postgres = PostgresAdapter::builder(url)
+        .reconnect_backoff(backoff, backoff)
+        .requests_timeout(Duration::from_secs(1))
+        .connect()
+        .await
+        .unwrap();
+    let (layer, io) = SocketIo::builder()
+        .adapter(postgres.factory())
+        .build_layer();
+    io.ns("/", |socket: SocketRef| async move { socket.join("r") });
+    postgres.ready().await;
+    let addr = serve(axum::Router::new().layer(layer)).await;
+    let (mut client, _) = RawWs::open(addr).await;
+    client.frame(0x81, b"40").await;
+    let (_, connect) = client.read_frame().await.unwrap();
+    assert!(connect.starts_with(b"40{\"sid\""));
+    Server {
+        io,
+        postgres,
+        client,
+    }
+}
+
+/// The next event frame, or `None` if none comes within `wait`.
+async fn next_event(client: &mut RawWs, wait: Duration) -> Option<String> {
+    loop {
+        let (_, frame) = tokio::time::timeout(wait, client.read_frame())
+            .await
+            .ok()??;
+        let frame = String::from_utf8(frame).unwrap();
+        if frame != "2" {
+            return Some(frame);
+        }
+    }
+}
+
+async fn wait_until(what: &str, deadline: Duration, check: impl Fn() -> bool) -> Duration {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < deadline, "{what} not within {deadline:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    start.elapsed()
+}
+
+/// Broadcasts `text` to room "r" from `from` and checks each client gets it exactly once.
+async fn broadcast_reaches_both(from: &SocketIo, a: &mut RawWs, b: &mut RawWs, text: &str) {
+    from.to("r").emit("news", text).unwrap();
+    let expected = format!(r#"42["news","{text}"]"#);
+    for client in [a, b] {
+        assert_eq!(
+            next_event(client, Duration::from_secs(5)).await.as_deref(),
+            Some(expected.as_str())
+        );
+        assert_eq!(next_event(client, Duration::from_millis(300)).await, None);
+    }
+}
+
+async fn remote_sockets(io: &SocketIo) -> Result<Vec<belfry::RemoteSocket>, AdapterError> {
+    let all = io.of("/").unwrap().fetch_sockets().await?;
+    Ok(all
+        .into_iter()
+        .filter(|socket| socket.as_local().is_none())
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_killed_and_restarted_mid_traffic() {
+    let mut postgres = PostgresServer::start().await;
+    // `a` reconnects after 800 ms, `b` after 100 ms: `b` listens again before `a` publishes
+    // what waited (a notification reaches only those listening when it is sent).
+    let mut a = server(&postgres.url(), Duration::from_millis(800)).await;
+    let mut b = server(&postgres.url(), Duration::from_millis(100)).await;
+    until_servers(&a.io, 2).await;
+    until_servers(&b.io, 2).await;
+    broadcast_reaches_both(&a.io, &mut a.client, &mut b.client, "before").await;
+    broadcast_reaches_both(&b.io, &mut a.client, &mut b.client, "before-b").await;
+
+    postgres.kill().await;
+    wait_until("the outage noticed", Duration::from_secs(10), || {
+        !a.postgres.is_connected() && !b.postgres.is_connected()
+    })
+    .await;
+    // Local delivery goes on; the message waits for Postgres to reach the other server.
+    a.io.to("r").emit("news", "during").unwrap();
+    assert_eq!(
+        next_event(&mut a.client, Duration::from_secs(5))
+            .await
+            .as_deref(),
+        Some(r#"42["news","during"]"#)
+    );
+    assert_eq!(
+        next_event(&mut b.client, Duration::from_millis(300)).await,
+        None
+    );
+    // Requests to the other server fail with a timeout, within the requests timeout (1 s).
+    let started = Instant::now();
+    let fetched = remote_sockets(&a.io).await;
+    assert!(
+        matches!(fetched, Err(AdapterError::Timeout("fetchSockets"))),
+        "{fetched:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    postgres.restart().await;
+    let took = wait_until("both servers listen again", Duration::from_secs(10), || {
+        a.postgres.is_connected() && b.postgres.is_connected()
+    })
+    .await;
+    assert!(took < Duration::from_secs(5), "reconnected after {took:?}");
+    // What waited reached the other server, once.
+    assert_eq!(
+        next_event(&mut b.client, Duration::from_secs(5))
+            .await
+            .as_deref(),
+        Some(r#"42["news","during"]"#)
+    );
+    assert_eq!(
+        next_event(&mut a.client, Duration::from_millis(300)).await,
+        None
+    );
+    // Traffic flows again both ways, once each, and requests are answered.
+    broadcast_reaches_both(&a.io, &mut a.client, &mut b.client, "after").await;
+    broadcast_reaches_both(&b.io, &mut a.client, &mut b.client, "after-b").await;
+    let remote = remote_sockets(&a.io).await.unwrap();
+    assert_eq!(remote.len(), 1);
+    assert_eq!(remote[0].rooms().len(), 2); // its own room and "r"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_closed_by_the_database_are_made_again() {
+    let postgres = PostgresServer::start().await;
+    let mut a = server(&postgres.url(), Duration::from_millis(100)).await;
+    let mut b = server(&postgres.url(), Duration::from_millis(100)).await;
+    until_servers(&a.io, 2).await;
+    // Both servers' listening and publishing connections.
+    assert_eq!(postgres.terminate_connections().await, 4);
+    wait_until("the loss noticed", Duration::from_secs(5), || {
+        !a.postgres.is_connected() || !b.postgres.is_connected()
+    })
+    .await;
+    wait_until("both listen again", Duration::from_secs(5), || {
+        a.postgres.is_connected() && b.postgres.is_connected()
+    })
+    .await;
+    a.postgres.ready().await;
+    b.postgres.ready().await;
+    // The first message after the loss may go out before the publisher notices it and be
+    // lost: what matters is that traffic flows again by itself.
+    let start = Instant::now();
+    loop {
+        a.io.to("r").emit("news", "probe").unwrap();
+        let got_a = next_event(&mut a.client, Duration::from_secs(1)).await;
+        assert_eq!(got_a.as_deref(), Some(r#"42["news","probe"]"#));
+        if next_event(&mut b.client, Duration::from_secs(1))
+            .await
+            .is_some()
+        {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no traffic");
+    }
+    broadcast_reaches_both(&a.io, &mut a.client, &mut b.client, "after").await;
+    broadcast_reaches_both(&b.io, &mut a.client, &mut b.client, "after-b").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_notifications_are_dropped() {
+    let postgres = PostgresServer::start().await;
+    let mut a = server(&postgres.url(), Duration::from_millis(100)).await;
+    let mut b = server(&postgres.url(), Duration::from_millis(100)).await;
+    until_servers(&a.io, 2).await;
+    for payload in [
+        "",
+        "not json",
+        "[]",
+        "null",
+        r#"{"uid":"x"}"#,
+        r#"{"type":"three","uid":"x","nsp":"/"}"#,
+        r#"{"type":3,"uid":"x","nsp":"/","data":{"packet":17}}"#,
+        r#"{"type":3,"uid":"x","nsp":"/","data":{"packet":{"data":"no"},"opts":{}}}"#,
+        r#"{"type":7,"uid":"x","nsp":"/","data":{"requestId":5,"opts":{}}}"#,
+        r#"{"type":8,"uid":"x","nsp":"/","data":{"requestId":"r","sockets":[{}]}}"#,
+        r#"{"type":9,"uid":"x","nsp":"/","data":{"packet":"x"}}"#,
+        r#"{"type":3,"uid":"x","attachmentId":"999999"}"#,
+        r#"{"type":3,"uid":"x","attachmentId":"'; DROP TABLE socket_io_attachments; --"}"#,
+        r#"{"type":3,"uid":"x","attachmentId":[1]}"#,
+        r#"{"type":2,"uid":"","nsp":"/"}"#,
+    ] {
+        postgres.notify("socket.io#/", payload).await;
+    }
+    // An attachment that is not msgpack.
+    let id = postgres
+        .query("INSERT INTO socket_io_attachments (payload) VALUES ('\\xc1c1') RETURNING id;")
+        .await;
+    postgres
+        .notify(
+            "socket.io#/",
+            &format!(r#"{{"type":3,"uid":"x","attachmentId":"{}"}}"#, id.trim()),
+        )
+        .await;
+    // Nothing reached the clients; both servers still work, the table too.
+    assert_eq!(
+        next_event(&mut a.client, Duration::from_millis(300)).await,
+        None
+    );
+    broadcast_reaches_both(&a.io, &mut a.client, &mut b.client, "still").await;
+    a.io.to("r")
+        .emit("news", &Bytes::from_static(b"\x01\x02"))
+        .unwrap();
+    for client in [&mut a.client, &mut b.client] {
+        let frame = next_event(client, Duration::from_secs(5)).await.unwrap();
+        assert!(
+            frame.starts_with(r#"451-["news",{"_placeholder":true"#),
+            "{frame}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_server_killed_and_started_again() {
+    let postgres = PostgresServer::start().await;
+    let a = server(&postgres.url(), Duration::from_millis(100)).await;
+    let b = server(&postgres.url(), Duration::from_millis(100)).await;
+    let args = [postgres.url(), "node".into(), "postgres".into(), "3".into()];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let node = NodeProcess::start("redis_node_server.mjs", &args).await;
+    until_servers(&a.io, 3).await;
+    until_servers(&b.io, 3).await;
+    // Node answers requests: a fetch waits for both other servers.
+    assert_eq!(remote_sockets(&a.io).await.unwrap().len(), 1);
+
+    // Killed: it sends nothing more. After the heartbeat timeout (10 s) it is no longer
+    // counted, and requests do not wait for it.
+    drop(node);
+    let start = Instant::now();
+    loop {
+        if a.io.of("/").unwrap().server_count().await == 2 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "still counted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(remote_sockets(&a.io).await.unwrap().len(), 1);
+
+    // Started again: counted again, and it answers.
+    let _node = NodeProcess::start("redis_node_server.mjs", &args).await;
+    until_servers(&a.io, 3).await;
+    until_servers(&b.io, 3).await;
+    assert_eq!(remote_sockets(&b.io).await.unwrap().len(), 1);
+    drop((a, b));
+}
