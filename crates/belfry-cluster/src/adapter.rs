@@ -5,21 +5,24 @@
 use std::{
     collections::{HashMap, HashSet},
     fmt,
-    sync::{Arc, Weak},
+    sync::{Arc, OnceLock, Weak},
     time::Duration,
 };
 
 use belfry_core::{
     adapter::{
-        Adapter, AdapterError, AdapterEvent, AdapterListener, BoxFuture, BroadcastOptions,
-        LocalAckSink, LocalAdapter, LocalSockets, RemoteAck, RemoteAckSink, ServerSideReply,
-        SocketInfo,
+        Adapter, AdapterError, AdapterEvent, AdapterListener, BoxFuture, BroadcastFlags,
+        BroadcastOptions, LocalAckSink, LocalAdapter, LocalSockets, RemoteAck, RemoteAckSink,
+        ServerSideReply, SocketInfo, push_offset,
     },
-    parser::{Packet, Payload},
+    parser::{Packet, PacketData, Payload},
     proto::{SocketId, value::Value},
 };
 use parking_lot::Mutex;
-use tokio::{sync::oneshot, time::Instant};
+use tokio::{
+    sync::{mpsc, oneshot},
+    time::Instant,
+};
 
 use crate::message::{Body, ClusterMessage, EMITTER_UID, Incoming, Outgoing, Reply};
 
@@ -57,6 +60,25 @@ pub trait Transport: Send + Sync + 'static {
         request_id: &str,
         reply: &Reply<'_>,
     ) -> Result<(), AdapterError>;
+
+    /// True when the transport keeps broadcasts in a store that gives each an offset (Redis
+    /// Streams: the entry id), for connection state recovery across servers. When the server
+    /// has recovery on, a broadcast is then sent with [`Transport::send_durable`] and delivered
+    /// here once its offset is known, with the offset as its last argument (as Node's cluster
+    /// adapters do). False by default.
+    fn gives_offsets(&self) -> bool {
+        false
+    }
+
+    /// Sends `message` (a broadcast) and resolves to the offset the store gave it. By default
+    /// the transport has no offsets: nothing is sent and it fails.
+    fn send_durable(
+        &self,
+        message: &Outgoing<'_>,
+    ) -> BoxFuture<'static, Result<String, AdapterError>> {
+        let _ = message;
+        Box::pin(async { Err(AdapterError::Unsupported("offsets")) })
+    }
 
     /// Counts the servers of the namespace, this one included, when the transport can (Redis:
     /// the subscribers of the namespace's channel). `None` (the default): the adapter counts
@@ -225,6 +247,29 @@ impl Receiver {
         true
     }
 
+    /// As [`Receiver::receive_message`], for a message kept at `offset` in the transport's
+    /// store (a stream entry id): a broadcast gets the offset as its last argument when the
+    /// server has connection state recovery on.
+    pub fn receive_message_at(&self, message: ClusterMessage, offset: &str) -> bool {
+        let Some(inner) = self.0.upgrade() else {
+            return false;
+        };
+        if message.nsp != inner.sockets.namespace() || message.uid == inner.options.uid {
+            return true;
+        }
+        let kind = message.kind;
+        match message.into_incoming() {
+            Ok(Some(Incoming {
+                uid: _,
+                body: Body::Broadcast { packet, opts },
+            })) => inner.broadcast_here(&packet, &opts, Some(offset)),
+            Ok(Some(incoming)) => inner.receive(incoming),
+            Ok(None) => {}
+            Err(error) => tracing::warn!(kind, %error, "invalid cluster message dropped"),
+        }
+        true
+    }
+
     /// This server's uid.
     pub fn uid(&self) -> Option<String> {
         self.0.upgrade().map(|inner| inner.options.uid.clone())
@@ -274,6 +319,31 @@ struct Inner {
     ack_requests: Mutex<HashMap<String, RemoteAckSink>>,
     /// With heartbeats: the other servers, and when each was last heard from.
     nodes: Mutex<HashMap<String, Instant>>,
+    /// This server's broadcasts waiting for their offsets (made on the first one).
+    deliveries: OnceLock<mpsc::UnboundedSender<Delivery>>,
+}
+
+/// A broadcast of this server waiting for its offset before it is delivered here.
+struct Delivery {
+    offset: BoxFuture<'static, Result<String, AdapterError>>,
+    ids: Vec<SocketId>,
+    packet: Packet,
+    flags: BroadcastFlags,
+}
+
+/// Delivers this server's broadcasts here in the order they were sent, each once its offset
+/// is known (without one when the store refused it: as Node, local clients still get it).
+async fn deliver(sockets: Arc<dyn LocalSockets>, mut queue: mpsc::UnboundedReceiver<Delivery>) {
+    while let Some(delivery) = queue.recv().await {
+        let packet = match delivery.offset.await {
+            Ok(offset) => push_offset(&delivery.packet, &offset).unwrap_or(delivery.packet),
+            Err(error) => {
+                tracing::warn!(%error, "broadcast not kept for recovery; delivered here only");
+                delivery.packet
+            }
+        };
+        sockets.send(&delivery.ids, &packet, &delivery.flags);
+    }
 }
 
 /// A request waiting for answers, each handed to `take` (which says whether it was one).
@@ -320,6 +390,7 @@ impl ClusterAdapter {
                 pending: Mutex::new(HashMap::new()),
                 ack_requests: Mutex::new(HashMap::new()),
                 nodes: Mutex::new(HashMap::new()),
+                deliveries: OnceLock::new(),
             }
         });
         if inner.transport.wants_room_events() {
@@ -548,11 +619,7 @@ impl Inner {
     fn handle(&self, uid: Option<String>, body: Body) {
         let from = uid.as_deref();
         match body {
-            Body::Broadcast { packet, opts } => {
-                if *packet.ns == *self.sockets.namespace() {
-                    let _ = self.local.broadcast(&packet, &opts);
-                }
-            }
+            Body::Broadcast { packet, opts } => self.broadcast_here(&packet, &opts, None),
             Body::BroadcastWithAck {
                 request_id,
                 payload,
@@ -631,6 +698,62 @@ impl Inner {
                 self.on_answer(from, &request_id, body);
             }
         }
+    }
+
+    /// Another server's broadcast, delivered here; kept at `offset` in the transport's store,
+    /// it gets the offset as last argument when recovery is on (Node's
+    /// `addOffsetIfNecessary`).
+    fn broadcast_here(&self, packet: &Packet, opts: &BroadcastOptions, offset: Option<&str>) {
+        if *packet.ns != *self.sockets.namespace() {
+            return;
+        }
+        let with_offset = offset
+            .filter(|_| !opts.flags.volatile && self.sockets.recovery().is_some())
+            .and_then(|offset| push_offset(packet, offset));
+        let _ = self
+            .local
+            .broadcast(with_offset.as_ref().unwrap_or(packet), opts);
+    }
+
+    /// True when a broadcast of `packet` with `opts` goes through the transport's store and is
+    /// delivered here once it has its offset.
+    fn takes_offset(&self, packet: &Packet, opts: &BroadcastOptions) -> bool {
+        !opts.flags.local
+            && !opts.flags.volatile
+            && matches!(packet.data, PacketData::Event { ack: None, .. })
+            && self.transport.gives_offsets()
+            && self.sockets.recovery().is_some()
+    }
+
+    /// Sends the broadcast through the transport's store and delivers it here once its offset
+    /// is known, after every broadcast sent before it (one task delivers them in order).
+    /// Returns how many sockets here it goes to.
+    fn broadcast_with_offset(&self, packet: &Packet, opts: &BroadcastOptions) -> usize {
+        let ids = self.local.sockets(opts);
+        let count = ids.len();
+        let offset = self
+            .transport
+            .send_durable(&Outgoing::Broadcast { packet, opts });
+        let delivery = Delivery {
+            offset,
+            ids,
+            packet: packet.clone(),
+            flags: opts.flags,
+        };
+        let deliveries = self.deliveries.get_or_init(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn(deliver(self.sockets.clone(), rx))),
+                Err(_) => tracing::error!(
+                    "a cluster adapter used outside a Tokio runtime delivers no broadcast"
+                ),
+            }
+            tx
+        });
+        if deliveries.send(delivery).is_err() {
+            tracing::warn!("broadcast not delivered here: the delivery task is gone");
+        }
+        count
     }
 
     fn to_ack_sink(&self, request_id: &str, ack: RemoteAck) {
@@ -726,6 +849,9 @@ impl Adapter for ClusterAdapter {
     }
 
     fn broadcast(&self, packet: &Packet, opts: &BroadcastOptions) -> Result<usize, AdapterError> {
+        if self.0.takes_offset(packet, opts) {
+            return Ok(self.0.broadcast_with_offset(packet, opts));
+        }
         let delivered = self.0.local.broadcast(packet, opts)?;
         if opts.flags.local {
             return Ok(delivered);

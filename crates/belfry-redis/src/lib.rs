@@ -47,6 +47,7 @@ mod codec;
 mod driver;
 mod resp;
 pub mod sharded;
+pub mod streams;
 mod transport;
 pub mod wire;
 
@@ -98,6 +99,7 @@ use belfry_cluster::{ClusterAdapter, ClusterOptions};
 use belfry_core::adapter::{Adapter, LocalSockets};
 
 pub use crate::sharded::SubscriptionMode;
+use crate::streams::StreamsOptions;
 use crate::{driver::Driver, transport::RedisTransport};
 
 /// Which of Node's two Redis adapter protocols the servers of a cluster speak; they must all
@@ -112,19 +114,23 @@ pub enum Protocol {
     /// `createShardedAdapter`: Redis 7 sharded pub/sub (`SPUBLISH`, `SSUBSCRIBE`), with rooms
     /// subscribed as the mode says.
     Sharded(SubscriptionMode),
+    /// `@socket.io/redis-streams-adapter`: broadcasts in a Redis stream, requests over pub/sub,
+    /// connection state recovery across servers (see [`streams`] and
+    /// [`RedisAdapterBuilder::streams`]). Redis 5 or later.
+    Streams,
 }
 
 impl Protocol {
     pub(crate) fn publish_command(self) -> &'static str {
         match self {
-            Protocol::Classic => "PUBLISH",
+            Protocol::Classic | Protocol::Streams => "PUBLISH",
             Protocol::Sharded(_) => "SPUBLISH",
         }
     }
 
     pub(crate) fn numsub_command(self) -> &'static str {
         match self {
-            Protocol::Classic => "NUMSUB",
+            Protocol::Classic | Protocol::Streams => "NUMSUB",
             Protocol::Sharded(_) => "SHARDNUMSUB",
         }
     }
@@ -156,6 +162,7 @@ impl RedisAdapter {
             key: "socket.io".to_owned(),
             protocol: Protocol::Classic,
             requests_timeout: Duration::from_secs(5),
+            streams: StreamsOptions::default(),
             options: driver::Options::default(),
         }
     }
@@ -170,9 +177,12 @@ impl RedisAdapter {
             let options = ClusterOptions::new(driver.uid.clone())
                 .with_requests_timeout(driver.requests_timeout);
             let nsp = sockets.namespace().to_owned();
+            let recovery = sockets
+                .recovery()
+                .map(|recovery| recovery.get_max_disconnection_duration());
             let driver = driver.clone();
             Arc::new(ClusterAdapter::new(sockets, options, move |receiver| {
-                RedisTransport::new(driver, &nsp, receiver)
+                RedisTransport::new(driver, &nsp, recovery, receiver)
             }))
         }
     }
@@ -204,6 +214,7 @@ pub struct RedisAdapterBuilder {
     key: String,
     protocol: Protocol,
     requests_timeout: Duration,
+    streams: StreamsOptions,
     options: driver::Options,
 }
 
@@ -230,6 +241,25 @@ impl RedisAdapterBuilder {
     /// ```
     pub fn sharded(mut self, mode: SubscriptionMode) -> Self {
         self.protocol = Protocol::Sharded(mode);
+        self
+    }
+
+    /// Speaks the protocol of Node's `@socket.io/redis-streams-adapter` 0.3 (`createAdapter`
+    /// of that package) with `options`: broadcasts kept in a stream, and connection state
+    /// recovery across servers when the server has it on (see [`streams`]).
+    ///
+    /// ```no_run
+    /// use belfry_redis::{RedisAdapter, streams::StreamsOptions};
+    /// # async fn run() -> Result<(), belfry_redis::RedisConnectError> {
+    /// let redis = RedisAdapter::builder("redis://127.0.0.1:6379")
+    ///     .streams(StreamsOptions::new().with_max_len(50_000))
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn streams(mut self, options: StreamsOptions) -> Self {
+        self.protocol = Protocol::Streams;
+        self.streams = options;
         self
     }
 
@@ -286,6 +316,7 @@ impl RedisAdapterBuilder {
             self.key,
             self.protocol,
             self.requests_timeout,
+            self.streams,
             self.options,
         )
         .await

@@ -16,7 +16,7 @@ use belfry_proto::{SocketId, value::Value};
 use serde::{Deserialize, Serialize};
 
 pub use local::LocalAdapter;
-pub use recovery::{ConnectionStateRecovery, RestoredSession, Session};
+pub use recovery::{ConnectionStateRecovery, RestoredSession, Session, push_offset};
 
 use crate::parser::{Packet, Payload};
 
@@ -280,6 +280,13 @@ pub trait LocalSockets: Send + Sync + 'static {
     /// listeners (binary arguments as [`Value::Binary`]); `reply` is set when the sender waits
     /// for an answer.
     fn server_side_event(&self, data: Vec<Value>, reply: Option<ServerSideReply>);
+
+    /// The server's connection state recovery options, when it is on (Node's
+    /// `server.opts.connectionStateRecovery`): a cluster adapter that keeps events gives them
+    /// offsets only then. `None` by default.
+    fn recovery(&self) -> Option<ConnectionStateRecovery> {
+        None
+    }
 }
 
 /// A namespace's rooms and the delivery of its broadcasts. Object-safe: used as

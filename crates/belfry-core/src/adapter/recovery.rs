@@ -270,6 +270,17 @@ impl Store {
     }
 }
 
+/// `packet` with `offset` pushed as the last argument of its event (Node's
+/// `addOffsetIfNecessary`), for adapters that give events the offsets of their own store (a
+/// stream entry id); `None` when `packet` is not an event without ack.
+pub fn push_offset(packet: &Packet, offset: &str) -> Option<Packet> {
+    let PacketData::Event { payload, ack: None } = &packet.data else {
+        return None;
+    };
+    let payload = with_offset(&packet.ns, payload, offset)?;
+    Some(Packet::event(packet.ns.clone(), payload, None))
+}
+
 /// `payload` (a JSON array) with `offset` pushed as its last element, written after the Engine.IO
 /// header of its packet so that encoding shares the buffer.
 fn with_offset(ns: &str, payload: &Payload, offset: &str) -> Option<Payload> {

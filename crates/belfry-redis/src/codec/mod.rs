@@ -4,17 +4,19 @@
 
 mod classic;
 mod sharded;
+mod streams;
 
 use belfry_cluster::message::{EncodeError, Incoming, Outgoing, Reply};
 
 use crate::{Protocol, WireError, driver::Kind};
 
-use self::{classic::ClassicCodec, sharded::ShardedCodec};
+use self::{classic::ClassicCodec, sharded::ShardedCodec, streams::StreamsCodec};
 
 /// One namespace's channels and message forms in one protocol.
 pub(crate) enum Codec {
     Classic(ClassicCodec),
     Sharded(ShardedCodec),
+    Streams(StreamsCodec),
 }
 
 impl Codec {
@@ -22,6 +24,7 @@ impl Codec {
         match protocol {
             Protocol::Classic => Codec::Classic(ClassicCodec::new(key, uid, nsp)),
             Protocol::Sharded(mode) => Codec::Sharded(ShardedCodec::new(key, uid, nsp, mode)),
+            Protocol::Streams => Codec::Streams(StreamsCodec::new(key, uid, nsp)),
         }
     }
 
@@ -30,6 +33,7 @@ impl Codec {
         match self {
             Codec::Classic(codec) => codec.subscriptions(),
             Codec::Sharded(codec) => codec.subscriptions(),
+            Codec::Streams(codec) => codec.subscriptions(),
         }
     }
 
@@ -37,7 +41,7 @@ impl Codec {
     /// room is a socket's own).
     pub(crate) fn room_channel(&self, room: &str, is_socket: bool) -> Option<String> {
         match self {
-            Codec::Classic(_) => None,
+            Codec::Classic(_) | Codec::Streams(_) => None,
             Codec::Sharded(codec) => codec.room_channel(room, is_socket),
         }
     }
@@ -45,7 +49,7 @@ impl Codec {
     /// True when rooms may get channels of their own (the sharded protocol's dynamic modes).
     pub(crate) fn has_room_channels(&self) -> bool {
         match self {
-            Codec::Classic(_) => false,
+            Codec::Classic(_) | Codec::Streams(_) => false,
             Codec::Sharded(codec) => codec.has_room_channels(),
         }
     }
@@ -54,7 +58,7 @@ impl Codec {
     pub(crate) fn new_request_id(&self) -> String {
         match self {
             Codec::Classic(_) => crate::random_id(6),
-            Codec::Sharded(_) => belfry_cluster::random_hex(8),
+            Codec::Sharded(_) | Codec::Streams(_) => belfry_cluster::random_hex(8),
         }
     }
 
@@ -63,6 +67,7 @@ impl Codec {
         match self {
             Codec::Classic(codec) => codec.count_channel(),
             Codec::Sharded(codec) => codec.count_channel(),
+            Codec::Streams(codec) => codec.count_channel(),
         }
     }
 
@@ -76,6 +81,7 @@ impl Codec {
         match self {
             Codec::Classic(codec) => codec.decode(channel, bytes),
             Codec::Sharded(codec) => codec.decode(bytes),
+            Codec::Streams(codec) => codec.decode(bytes),
         }
     }
 
@@ -84,6 +90,7 @@ impl Codec {
         match self {
             Codec::Classic(codec) => codec.encode(message),
             Codec::Sharded(codec) => codec.encode(message),
+            Codec::Streams(codec) => codec.encode(message),
         }
     }
 
@@ -97,6 +104,7 @@ impl Codec {
         match self {
             Codec::Classic(codec) => codec.encode_reply(request_id, reply),
             Codec::Sharded(codec) => codec.encode_reply(to, request_id, reply),
+            Codec::Streams(codec) => codec.encode_reply(to, request_id, reply),
         }
     }
 }

@@ -4,7 +4,10 @@
 //! ([`commands`]: publishing, counting the servers).
 
 mod commands;
+mod reader;
 mod subscriber;
+
+pub(crate) use self::commands::Command;
 
 use std::{
     collections::HashMap,
@@ -21,9 +24,10 @@ use tokio::sync::mpsc;
 
 use self::{
     commands::{Commands, run_publisher},
+    reader::{StreamReader, run_reader},
     subscriber::{Subscriber, run_subscriber},
 };
-use crate::{Protocol, transport::RedisTransport};
+use crate::{Protocol, streams::StreamsOptions, transport::RedisTransport};
 
 /// How long Redis may take to answer a health check, a write or a connection attempt.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
@@ -103,14 +107,18 @@ pub(crate) struct Driver {
     pub(crate) key: String,
     pub(crate) protocol: Protocol,
     pub(crate) requests_timeout: Duration,
+    /// The options of the streams protocol (when it is the one spoken).
+    pub(crate) streams: StreamsOptions,
     options: Options,
     client: Client,
+    /// The streams read, and the namespaces reading each.
+    readers: Mutex<HashMap<String, Arc<StreamReader>>>,
     /// The connection for commands (publishing, counting servers), shared.
     commands: Arc<Commands>,
     /// Channels (or patterns) subscribed, and where their messages go.
     routes: Mutex<HashMap<String, Route>>,
     wake_tx: mpsc::UnboundedSender<()>,
-    publish_tx: mpsc::Sender<(String, Vec<u8>)>,
+    publish_tx: mpsc::Sender<Command>,
     /// A message was refused because the publish queue was full, and none was since.
     dropping: AtomicBool,
     connected: AtomicBool,
@@ -129,6 +137,7 @@ impl Driver {
         key: String,
         protocol: Protocol,
         requests_timeout: Duration,
+        streams: StreamsOptions,
         options: Options,
     ) -> redis::RedisResult<Arc<Driver>> {
         let generation = Arc::new(AtomicU64::new(0));
@@ -140,15 +149,17 @@ impl Driver {
         let uid = match protocol {
             // Node's classic adapter: 6 alphanumerics; its cluster adapter: 8 random bytes in hex.
             Protocol::Classic => crate::random_id(6),
-            Protocol::Sharded(_) => belfry_cluster::random_hex(8),
+            Protocol::Sharded(_) | Protocol::Streams => belfry_cluster::random_hex(8),
         };
         let driver = Arc::new(Driver {
             uid,
             key,
             protocol,
             requests_timeout,
+            streams,
             options,
             client,
+            readers: Mutex::new(HashMap::new()),
             commands: commands.clone(),
             routes: Mutex::new(HashMap::new()),
             wake_tx,
@@ -182,6 +193,41 @@ impl Driver {
         let _ = self.wake_tx.send(());
     }
 
+    /// Hands the entries of `stream` about namespace `nsp` to `transport` (streams protocol),
+    /// starting the stream's reader when it is the first namespace to read it.
+    pub(crate) fn read_stream(
+        self: &Arc<Self>,
+        stream: &str,
+        nsp: &str,
+        transport: Weak<RedisTransport>,
+    ) {
+        let mut readers = self.readers.lock();
+        let reader = readers.entry(stream.to_owned()).or_insert_with(|| {
+            let reader = Arc::new(StreamReader::default());
+            tokio::spawn(run_reader(
+                Arc::downgrade(self),
+                self.client.clone(),
+                stream.to_owned(),
+                reader.clone(),
+                self.options,
+            ));
+            reader
+        });
+        reader.namespaces.lock().insert(nsp.to_owned(), transport);
+    }
+
+    /// Stops handing the entries of `stream` about `nsp` to its transport.
+    pub(crate) fn stop_reading(&self, stream: &str, nsp: &str) {
+        if let Some(reader) = self.readers.lock().get(stream) {
+            reader.namespaces.lock().remove(nsp);
+        }
+    }
+
+    /// The shared command connection.
+    pub(crate) async fn connection(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+        self.commands.get().await
+    }
+
     /// Forgets `channels` and unsubscribes from them.
     pub(crate) fn unsubscribe(&self, channels: &[String]) {
         let mut routes = self.routes.lock();
@@ -196,7 +242,13 @@ impl Driver {
     /// the queue (up to its bound) and are published once it is back, as Node's Redis client
     /// queues its commands offline.
     pub(crate) fn publish(&self, channel: String, payload: Vec<u8>) -> Result<(), PublishError> {
-        match self.publish_tx.try_send((channel, payload)) {
+        self.queue(Command::Publish { channel, payload })
+    }
+
+    /// Queues `command` behind the messages waiting to be published (see
+    /// [`Driver::publish`]).
+    pub(crate) fn queue(&self, command: Command) -> Result<(), PublishError> {
+        match self.publish_tx.try_send(command) {
             Ok(()) => {
                 if self.dropping.load(Ordering::Relaxed) {
                     self.dropping.store(false, Ordering::Relaxed);
@@ -210,8 +262,8 @@ impl Driver {
                         "redis publish queue full (redis away or too slow): messages are dropped"
                     );
                 }
-                let (channel, _) = error.into_inner();
-                tracing::debug!(%channel, "message not queued for redis");
+                drop(error.into_inner());
+                tracing::debug!("message not queued for redis");
                 Err(PublishError)
             }
         }

@@ -437,6 +437,7 @@ impl SocketIo {
             ack_timeout: self.inner.config.ack_timeout,
             parser: self.inner.config.parser,
             max_handlers_in_flight: self.inner.config.max_handlers_in_flight,
+            recovery: self.inner.config.recovery,
         }
     }
 

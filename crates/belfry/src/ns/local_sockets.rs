@@ -8,7 +8,10 @@ use std::{
 
 use belfry_core::proto::SocketId;
 use belfry_core::{
-    adapter::{BroadcastFlags, LocalAckSink, LocalSockets, ServerSideReply, SocketInfo},
+    adapter::{
+        BroadcastFlags, ConnectionStateRecovery, LocalAckSink, LocalSockets, ServerSideReply,
+        SocketInfo,
+    },
     parser::{Packet, Payload},
 };
 
@@ -19,6 +22,7 @@ use crate::{handler::BoxFuture, server_side::ServerSideEvent, socket::Socket};
 pub(super) struct NamespaceSockets {
     pub(super) ns: Weak<Namespace>,
     pub(super) name: String,
+    pub(super) recovery: Option<ConnectionStateRecovery>,
 }
 
 impl NamespaceSockets {
@@ -41,6 +45,10 @@ impl NamespaceSockets {
 impl LocalSockets for NamespaceSockets {
     fn namespace(&self) -> &str {
         &self.name
+    }
+
+    fn recovery(&self) -> Option<ConnectionStateRecovery> {
+        self.recovery
     }
 
     fn send(&self, ids: &[SocketId], packet: &Packet, flags: &BroadcastFlags) -> usize {

@@ -40,6 +40,8 @@ pub(crate) struct NsOptions {
     pub(crate) parser: Parser,
     /// How many of one socket's event handlers may be waiting at once.
     pub(crate) max_handlers_in_flight: usize,
+    /// Connection state recovery, when on (told to the adapter).
+    pub(crate) recovery: Option<belfry_core::adapter::ConnectionStateRecovery>,
 }
 
 /// A namespace: the sockets connected to it, its adapter, and the handler run on each connect.
@@ -87,6 +89,7 @@ impl Namespace {
             adapter: adapter(Arc::new(NamespaceSockets {
                 ns: me.clone(),
                 name: name.to_string(),
+                recovery: options.recovery,
             })),
             name,
             on_connect: RwLock::new(on_connect),
