@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Belfry's whole test suite, as the README's test command runs it. It installs what it needs on a
-# fresh Debian machine: Node.js, npm, Python's venv, Chromium, Redis and nginx from apt when absent; the npm
+# fresh Debian machine: Node.js, npm, Python's venv, Chromium, Redis, PostgreSQL and nginx from apt when absent; the npm
 # clients from tests/js's lockfile (playwright-core among them), the browser bundles of the chat
 # and cluster examples and the Admin UI's files; python-socketio (pinned) in tests/py/.venv.
 # Then formatting, clippy, the docs, `cargo package` of the published crates, every fuzz target
@@ -35,6 +35,11 @@ fi
 # Redis for the cluster tests (each test starts its own server on a free port).
 if [ -z "${REDIS_SERVER:-}" ] && ! command -v redis-server >/dev/null; then
   apt_install redis-server
+fi
+# PostgreSQL for the Postgres cluster tests (each test runs initdb and its own server on a free
+# port; `$PG_BIN` names the directory of another installation's initdb, postgres and psql).
+if [ -z "${PG_BIN:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  apt_install --no-install-recommends postgresql
 fi
 # curl for the fresh-project check.
 command -v curl >/dev/null || apt_install curl

@@ -1,5 +1,5 @@
-//! Real servers the tests start and stop: `redis-server` on a free port, `nginx`, long-running
-//! Node scripts from `tests/js`, any other program.
+//! Real servers the tests start and stop: `redis-server` and PostgreSQL on free ports, `nginx`,
+//! long-running Node scripts from `tests/js`, any other program.
 
 use std::{path::PathBuf, process::Stdio, time::Duration};
 
@@ -199,6 +199,395 @@ impl RedisServer {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         panic!("redis-server did not answer on {} in 5 s", self.port);
+    }
+}
+
+/// A PostgreSQL server (Debian's, installed by the README test command; `$PG_BIN` names the
+/// directory of another's `initdb`, `postgres` and `psql`) with a cluster of its own in a fresh
+/// directory, on a free port of 127.0.0.1, trusting every connection (superuser `postgres`,
+/// database `postgres`), with the table of `@socket.io/postgres-adapter`
+/// (`socket_io_attachments`). Run as root, it runs as the `postgres` user of the Debian
+/// package (PostgreSQL refuses root). Killed, and its directory removed, when dropped.
+#[derive(Debug)]
+pub struct PostgresServer {
+    port: u16,
+    bin: PathBuf,
+    /// The fresh directory: `data/` (the cluster), `postgres.log`, the Unix socket.
+    dir: PathBuf,
+    /// The uid and gid it runs as, when not this process's.
+    user: Option<(u32, u32)>,
+    child: Option<Child>,
+}
+
+impl PostgresServer {
+    /// Creates the cluster (`initdb`), starts it and waits until it accepts connections, then
+    /// creates the table. A port taken meanwhile (free ports are found by binding and releasing
+    /// one; a parallel test may bind it first) means another port.
+    pub async fn start() -> PostgresServer {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let bin = postgres_bin();
+        let user = postgres_user();
+        let dir = std::env::temp_dir().join(format!(
+            "belfry-postgres-{}-{}",
+            std::process::id(),
+            STARTED.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        if let Some((uid, gid)) = user {
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
+        }
+        let mut initdb = Command::new(bin.join("initdb"));
+        initdb
+            .arg("-D")
+            .arg(dir.join("data"))
+            .args(["-U", "postgres", "--auth=trust", "--no-sync"])
+            .args(["-E", "UTF8", "--locale=C"])
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some((uid, gid)) = user {
+            initdb.uid(uid).gid(gid);
+        }
+        let output = initdb.output().await.unwrap_or_else(|e| {
+            panic!(
+                "initdb does not start ({e}): run the README test command, it installs PostgreSQL"
+            )
+        });
+        assert!(
+            output.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let mut server = PostgresServer {
+            port: 0,
+            bin,
+            dir,
+            user,
+            child: None,
+        };
+        for _ in 0..5 {
+            server.port = free_port();
+            if server.spawn().await {
+                server
+                    .query(
+                        "CREATE TABLE socket_io_attachments (id bigserial UNIQUE, \
+                         created_at timestamptz DEFAULT NOW(), payload bytea);",
+                    )
+                    .await;
+                return server;
+            }
+        }
+        panic!(
+            "postgres did not start on 5 free ports: {}",
+            server.log_tail()
+        );
+    }
+
+    /// `postgres://postgres@127.0.0.1:<port>/postgres`.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Its port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills it (SIGKILL to the postmaster and every backend at once: its clients' connections
+    /// close without a word). The data stays for [`PostgresServer::restart`], which then runs
+    /// crash recovery.
+    pub async fn kill(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let pids = child.id().map(|pid| self.freeze(pid)).unwrap_or_default();
+        let _ = child.kill().await;
+        wait_gone(&pids).await;
+    }
+
+    /// Stops it as an administrator would (`pg_ctl stop -m fast`: SIGINT): every client is
+    /// told `FATAL 57P01 terminating connection due to administrator command`, then the server
+    /// shuts down cleanly. Waits until it has exited.
+    pub async fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if let Some(pid) = child.id() {
+            signal(&[pid], "-INT");
+        }
+        if tokio::time::timeout(Duration::from_secs(10), child.wait())
+            .await
+            .is_err()
+        {
+            self.child = Some(child);
+            self.kill().await;
+        }
+    }
+
+    /// Freezes it (SIGSTOP to the postmaster and every backend): connections stay open,
+    /// nothing answers, no new connection is accepted.
+    pub fn pause(&self) {
+        let pid = self.child.as_ref().and_then(Child::id).expect("running");
+        self.freeze(pid);
+    }
+
+    /// Unfreezes it (SIGCONT).
+    pub fn resume(&self) {
+        let pid = self.child.as_ref().and_then(Child::id).expect("running");
+        let mut pids = postgres_processes(pid);
+        pids.push(pid);
+        signal(&pids, "-CONT");
+    }
+
+    /// Starts it again on the same port with the same data (after [`PostgresServer::kill`] or
+    /// [`PostgresServer::stop`]).
+    pub async fn restart(&mut self) {
+        assert!(
+            self.spawn().await,
+            "postgres did not restart on {}: {}",
+            self.port,
+            self.log_tail()
+        );
+    }
+
+    /// Runs `sql` with `psql` (unaligned, tuples only: one line per row, columns separated by
+    /// `|`) and returns its output; panics on an error.
+    pub async fn query(&self, sql: &str) -> String {
+        self.psql(sql, &[]).await
+    }
+
+    /// Sends `NOTIFY` on `channel` with `payload` (`pg_notify`), as any client of the database
+    /// (or an attacker with access to it) could.
+    pub async fn notify(&self, channel: &str, payload: &str) {
+        self.psql(
+            "SELECT pg_notify(:'channel', :'payload');",
+            &[("channel", channel), ("payload", payload)],
+        )
+        .await;
+    }
+
+    /// Closes every client connection from the server's side (`pg_terminate_backend`, as an
+    /// administrator or a connection pooler might), the server staying up. Returns how many.
+    pub async fn terminate_connections(&self) -> usize {
+        self.query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE backend_type = 'client backend' AND pid <> pg_backend_pid();",
+        )
+        .await
+        .lines()
+        .filter(|line| *line == "t")
+        .count()
+    }
+
+    /// `psql` with `sql` on its standard input (where `:'name'` takes the value of `vars`,
+    /// quoted as a literal).
+    async fn psql(&self, sql: &str, vars: &[(&str, &str)]) -> String {
+        use tokio::io::AsyncWriteExt;
+        let mut command = Command::new(self.bin.join("psql"));
+        command
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-U", "postgres", "-d", "postgres"]);
+        for (name, value) in vars {
+            command.arg("-v").arg(format!("{name}={value}"));
+        }
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("psql starts");
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(sql.as_bytes()).await.unwrap();
+        drop(stdin);
+        let output = child.wait_with_output().await.unwrap();
+        assert!(
+            output.status.success(),
+            "psql failed on {sql:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// SIGSTOP to the postmaster `pid` (so that it starts no other process) then to every
+    /// process it started; returns them all.
+    fn freeze(&self, pid: u32) -> Vec<u32> {
+        signal(&[pid], "-STOP");
+        let pids = postgres_processes(pid);
+        signal(&pids, "-STOP");
+        pids
+    }
+
+    /// The last lines of its log, for panics.
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.join("postgres.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(10)..].join("\n")
+    }
+
+    /// Starts the postmaster on this port; true once it is ready for connections (its
+    /// `postmaster.pid` says so), false if it exited (the port was taken).
+    async fn spawn(&mut self) -> bool {
+        self.kill().await;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("postgres.log"))
+            .unwrap();
+        let mut command = Command::new(self.bin.join("postgres"));
+        command
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-p", &self.port.to_string()])
+            .args(["-c", "listen_addresses=127.0.0.1"])
+            .arg("-c")
+            .arg(format!("unix_socket_directories={}", self.dir.display()))
+            // No fsync: what was committed survives the kill of the server (the kernel has
+            // it), not that of the machine, which tests do not need. Commits stay synchronous,
+            // or a kill would lose the last ones (still in the server's WAL buffers).
+            .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
+            .args(["-c", "shared_buffers=16MB"])
+            .current_dir(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true);
+        if let Some((uid, gid)) = self.user {
+            command.uid(uid).gid(gid);
+        }
+        let child = command.spawn().unwrap_or_else(|e| {
+            panic!(
+                "postgres does not start ({e}): run the README test command, it installs PostgreSQL"
+            )
+        });
+        let pid = child.id().expect("running").to_string();
+        self.child = Some(child);
+        let pid_file = self.dir.join("data/postmaster.pid");
+        for _ in 0..400 {
+            if let Some(Ok(Some(_))) = self.child.as_mut().map(Child::try_wait) {
+                self.child = None;
+                return false;
+            }
+            // Line 1: the postmaster's pid (a killed one's file stays until the next starts);
+            // line 8: its status.
+            let status = std::fs::read_to_string(&pid_file).unwrap_or_default();
+            let lines: Vec<&str> = status.lines().collect();
+            if lines.first() == Some(&pid.as_str())
+                && lines.get(7).map(|s| s.trim()) == Some("ready")
+            {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!(
+            "postgres was not ready on {} in 10 s: {}",
+            self.port,
+            self.log_tail()
+        );
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.as_ref().and_then(Child::id) {
+            signal(&[pid], "-STOP");
+            let mut pids = postgres_processes(pid);
+            pids.push(pid);
+            signal(&pids, "-KILL");
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The directory of `initdb`, `postgres` and `psql`: `$PG_BIN`, else the newest of Debian's
+/// `/usr/lib/postgresql/<version>/bin`.
+fn postgres_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("PG_BIN") {
+        return PathBuf::from(bin);
+    }
+    std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let version: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .max()
+        .map(|(_, bin)| bin)
+        .unwrap_or_else(|| {
+            panic!("no /usr/lib/postgresql/*/bin/initdb: run the README test command, it installs PostgreSQL (or set PG_BIN)")
+        })
+}
+
+/// The uid and gid of the `postgres` user when this process runs as root, else `None`.
+fn postgres_user() -> Option<(u32, u32)> {
+    let id = |args: &[&str]| -> u32 {
+        let output = std::process::Command::new("id")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "id {args:?}: no postgres user?");
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    (id(&["-u"]) == 0).then(|| (id(&["-u", "postgres"]), id(&["-g", "postgres"])))
+}
+
+/// The processes whose parent is `pid` (a postmaster's backends and workers), from `/proc`.
+fn postgres_processes(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| {
+            let child: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).ok()?;
+            // `pid (comm) state ppid …`: the command may hold spaces and parentheses.
+            let ppid: u32 = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            (ppid == pid).then_some(child)
+        })
+        .collect()
+}
+
+/// Sends `signal` (`-STOP`, `-KILL`, …) to `pids` with `kill`; those gone meanwhile are skipped.
+fn signal(pids: &[u32], signal: &str) {
+    if pids.is_empty() {
+        return;
+    }
+    let _ = std::process::Command::new("kill")
+        .arg(signal)
+        .args(pids.iter().map(u32::to_string))
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Waits (5 s at most) until every one of `pids` has exited (or is a zombie), after SIGKILL.
+async fn wait_gone(pids: &[u32]) {
+    signal(pids, "-KILL");
+    for _ in 0..200 {
+        let alive = pids.iter().any(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rsplit_once(')')
+                    .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+            })
+        });
+        if !alive {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 
