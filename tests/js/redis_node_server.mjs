@@ -1,32 +1,60 @@
-// A Node socket.io 4.8 server with @socket.io/redis-adapter 8.3, for the mixed Belfry + Node
-// cluster test (tests/tests/redis_cluster.rs). It behaves as the Belfry servers of that test:
-// a socket joins the room named in its auth and keeps its name in `socket.data`; "shout"
-// broadcasts; "fetch" answers the ids and names of every socket of the cluster; "poll" asks
-// every client of the cluster for a vote (broadcast with acks); "whoami" asks the other servers
-// their names (serverSideEmit with ack) after sending them a "note" (without ack); "notes" and
-// "rooms" answer what this server received and the cluster's rooms. Prints {"port": N}.
+// A Node socket.io 4.8 server with @socket.io/redis-adapter 8.3 or @socket.io/postgres-adapter
+// 0.5, for the mixed Belfry + Node cluster tests (tests/tests/redis_cluster.rs). It behaves as
+// the Belfry servers of those tests: a socket joins the room named in its auth and keeps its
+// name in `socket.data`; "shout" broadcasts; "fetch" answers the ids and names of every socket
+// of the cluster; "poll" asks every client of the cluster for a vote (broadcast with acks);
+// "whoami" asks the other servers their names (serverSideEmit with ack) after sending them a
+// "note" (without ack); "notes" and "rooms" answer what this server received and the cluster's
+// rooms. Prints {"port": N} once it serves.
 //
 // With "sharded", the server speaks the sharded protocol (createShardedAdapter, Redis 7), which
 // has no allRooms.
 //
+// With "postgres", the url is a PostgreSQL one (its database has the adapter's table,
+// socket_io_attachments) and the adapter is @socket.io/postgres-adapter (no allRooms: "rooms"
+// answers {"error": …}). Its servers know each other only by heartbeats, so this one waits until
+// its LISTEN is active, announces itself again (adapter.init(): the first INITIAL_HEARTBEAT may
+// go out before it listens, and then it misses the answers), and, given `servers` (the size of
+// the whole cluster, itself included), waits until it knows that many (serverCount()) before
+// printing {"port": N, "servers": <serverCount()>}; exits with status 1 if it does not within
+// 9 s. Failed publishes and Postgres errors are printed on stderr; a lost Postgres connection
+// does not kill the process (the adapter reconnects).
+//
 // usage: node redis_node_server.mjs <redis url> <server name> [classic|sharded]
+//        node redis_node_server.mjs <postgres url> <server name> postgres [servers]
 import { createServer } from "node:http";
 import { Server } from "socket.io";
 import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
+import { createAdapter as createPostgresAdapter } from "@socket.io/postgres-adapter";
 import { createClient } from "redis";
+import pg from "pg";
 
-const [redisUrl, name, protocol = "classic"] = process.argv.slice(2);
-const pub = createClient({ url: redisUrl });
-const sub = pub.duplicate();
-await Promise.all([pub.connect(), sub.connect()]);
+const [url, name, protocol = "classic", servers] = process.argv.slice(2);
+
+const redisAdapter = async () => {
+  const pub = createClient({ url });
+  const sub = pub.duplicate();
+  await Promise.all([pub.connect(), sub.connect()]);
+  // Answers to other servers go to their own response channels (Belfry listens there too).
+  return protocol === "sharded"
+    ? createShardedAdapter(pub, sub)
+    : createAdapter(pub, sub, { publishOnSpecificResponseChannel: true });
+};
+
+const postgresAdapter = () => {
+  const pool = new pg.Pool({ connectionString: url });
+  const report = (what) => (error) => console.error(`${name}: ${what}: ${error?.message ?? error}`);
+  // An idle pooled client that fails (Postgres restarted) is reported by the pool; the
+  // adapter's LISTEN client is checked out and has no "error" listener of the adapter's own
+  // (a restart of Postgres would otherwise kill the process): every client gets one.
+  pool.on("error", report("pool"));
+  pool.on("connect", (client) => client.on("error", report("client")));
+  return createPostgresAdapter(pool, { errorHandler: report("adapter") });
+};
 
 const http = createServer();
-// Answers to other servers go to their own response channels (Belfry listens there too).
 const io = new Server(http, {
-  adapter:
-    protocol === "sharded"
-      ? createShardedAdapter(pub, sub)
-      : createAdapter(pub, sub, { publishOnSpecificResponseChannel: true }),
+  adapter: protocol === "postgres" ? postgresAdapter() : await redisAdapter(),
 });
 const notes = [];
 io.on("note", (text) => notes.push(text));
@@ -59,8 +87,39 @@ io.on("connection", (socket) => {
   });
   socket.on("notes", (ack) => ack([...notes].sort()));
   socket.on("rooms", async (ack) => {
-    const rooms = await io.of("/").adapter.allRooms();
+    const adapter = io.of("/").adapter;
+    if (typeof adapter.allRooms !== "function") return ack({ error: "no allRooms in this adapter" });
+    const rooms = await adapter.allRooms();
     ack([...rooms].filter((room) => /^r\d$/.test(room)).sort());
   });
 });
-http.listen(0, "127.0.0.1", () => console.log(JSON.stringify({ port: http.address().port })));
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+// Postgres: until this server listens, then knows `servers` servers (see above).
+const joinPostgresCluster = async () => {
+  const adapter = io.of("/").adapter;
+  const deadline = Date.now() + 9000;
+  const giveUp = (what) => {
+    console.error(`${name}: ${what} after 9 s`);
+    process.exit(1);
+  };
+  // The adapter's PubSubClient sets its `client` once every LISTEN has returned.
+  while (!adapter.client?.client) {
+    if (Date.now() > deadline) giveUp("no LISTEN");
+    await sleep(20);
+  }
+  adapter.init();
+  let count = await adapter.serverCount();
+  while (servers !== undefined && count < Number(servers)) {
+    if (Date.now() > deadline) giveUp(`${count} of ${servers} servers known`);
+    await sleep(20);
+    count = await adapter.serverCount();
+  }
+  return count;
+};
+
+http.listen(0, "127.0.0.1", async () => {
+  const hello = { port: http.address().port };
+  if (protocol === "postgres") hello.servers = await joinPostgresCluster();
+  console.log(JSON.stringify(hello));
+});
