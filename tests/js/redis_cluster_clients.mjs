@@ -13,7 +13,10 @@
 // publish (@socket.io/postgres-emitter 0.1.1 sends no top-level nsp, which the adapter 0.5
 // drops), and there is neither allRooms nor room channels to count.
 //
-// usage: node redis_cluster_clients.mjs '<["belfry A url","belfry B url","node url"]>' <redis url> [classic|sharded]
+// With "streams" (@socket.io/redis-streams-adapter 0.3, whose emitter npm does not publish),
+// the same as with "postgres".
+//
+// usage: node redis_cluster_clients.mjs '<["belfry A url","belfry B url","node url"]>' <redis url> [classic|sharded|streams]
 //        node redis_cluster_clients.mjs '<["belfry A url","belfry B url","node url"]>' <postgres url> postgres
 import { io } from "socket.io-client";
 import { Emitter } from "@socket.io/redis-emitter";
@@ -22,6 +25,8 @@ import { createClient } from "redis";
 const [urls, redisUrl, protocol = "classic"] = process.argv.slice(2);
 const sharded = protocol === "sharded";
 const postgres = protocol === "postgres";
+// No emitter of the streams protocol is published on npm: servers shout instead.
+const streams = protocol === "streams";
 const [a, b, n] = JSON.parse(urls);
 const result = { received: {}, steps: [] };
 setTimeout(() => {
@@ -39,8 +44,14 @@ await Promise.all(
         const socket = io(url, { auth: { room, name }, forceNew: true, reconnection: false });
         socket.on("vote?", (question, ack) => ack({ name, bin: Buffer.from([index]) }));
         result.received[name] = [];
+        // With connection state recovery on (streams), an offset (a string) follows the
+        // arguments: only binary is the shout's.
         socket.on("shout", (text, bin) =>
-          result.received[name].push(bin ? `${text}:${[...new Uint8Array(bin)].join(",")}` : text),
+          result.received[name].push(
+            bin instanceof ArrayBuffer || ArrayBuffer.isView(bin)
+              ? `${text}:${[...new Uint8Array(bin)].join(",")}`
+              : text,
+          ),
         );
         socket.on("connect", () => resolve());
         socket.on("connect_error", reject);
@@ -50,13 +61,13 @@ await Promise.all(
 );
 result.ids = Object.values(sockets).map((s) => s.id).sort();
 
-const redis = postgres ? null : createClient({ url: redisUrl });
+const redis = postgres || streams ? null : createClient({ url: redisUrl });
 await redis?.connect();
 const emitter = redis && new Emitter(redis);
 // Where the emitter publishes to a room: the emitter itself, or a server's shout when sharded
 // or on Postgres.
 const toRoom = (room, text, via) =>
-  sharded || postgres
+  sharded || postgres || streams
     ? sockets[via].emitWithAck("shout", { room, text })
     : emitter.to(room).emit("shout", text);
 const roomSubscribers = async () => {
@@ -112,7 +123,7 @@ try {
     await step("room subscribers", async () => {
       result.roomSubscribers = await roomSubscribers();
     });
-  } else if (!postgres) {
+  } else if (!postgres && !streams) {
     await step("allRooms", async () => {
       result.roomsFromBelfry = await sockets.b2.timeout(8000).emitWithAck("rooms");
       result.roomsFromNode = await sockets.n2.timeout(8000).emitWithAck("rooms");

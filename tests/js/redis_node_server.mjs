@@ -20,18 +20,27 @@
 // 9 s. Failed publishes and Postgres errors are printed on stderr; a lost Postgres connection
 // does not kill the process (the adapter reconnects).
 //
-// usage: node redis_node_server.mjs <redis url> <server name> [classic|sharded]
+// With "streams", the adapter is @socket.io/redis-streams-adapter 0.3 (no allRooms) and
+// connection state recovery is on (Node's defaults).
+//
+// usage: node redis_node_server.mjs <redis url> <server name> [classic|sharded|streams]
 //        node redis_node_server.mjs <postgres url> <server name> postgres [servers]
 import { createServer } from "node:http";
 import { Server } from "socket.io";
 import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
 import { createAdapter as createPostgresAdapter } from "@socket.io/postgres-adapter";
+import { createAdapter as createStreamsAdapter } from "@socket.io/redis-streams-adapter";
 import { createClient } from "redis";
 import pg from "pg";
 
 const [url, name, protocol = "classic", servers] = process.argv.slice(2);
 
 const redisAdapter = async () => {
+  if (protocol === "streams") {
+    const client = createClient({ url });
+    await client.connect();
+    return createStreamsAdapter(client);
+  }
   const pub = createClient({ url });
   const sub = pub.duplicate();
   await Promise.all([pub.connect(), sub.connect()]);
@@ -55,6 +64,8 @@ const postgresAdapter = () => {
 const http = createServer();
 const io = new Server(http, {
   adapter: protocol === "postgres" ? postgresAdapter() : await redisAdapter(),
+  // The streams adapter recovers connections across servers.
+  ...(protocol === "streams" ? { connectionStateRecovery: {} } : {}),
 });
 const notes = [];
 io.on("note", (text) => notes.push(text));

@@ -8,7 +8,7 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use belfry::{
-    AckSender, ServerSideEvent, SocketIo, SocketRef,
+    AckSender, ServerSideEvent, SocketIo, SocketIoBuilder, SocketRef,
     core::adapter::{Adapter, LocalSockets},
     extract::Data,
 };
@@ -47,7 +47,17 @@ pub async fn belfry_server<F>(
 where
     F: Fn(Arc<dyn LocalSockets>) -> Arc<dyn Adapter> + Send + Sync + 'static,
 {
-    let (layer, io) = SocketIo::builder().adapter(factory).build_layer();
+    belfry_server_with(name, SocketIo::builder().adapter(factory), ready).await
+}
+
+/// [`belfry_server`] from a builder of the caller's (its adapter set, connection state
+/// recovery on, ...).
+pub async fn belfry_server_with(
+    name: &'static str,
+    builder: SocketIoBuilder,
+    ready: impl Future<Output = ()>,
+) -> (String, SocketIo) {
+    let (layer, io) = builder.build_layer();
     let notes = Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
     let noted = notes.clone();
     io.ns("/", move |socket: SocketRef, Data(auth): Data<Auth>| {
