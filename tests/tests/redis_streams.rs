@@ -5,12 +5,15 @@
 //! Belfry to Node, from Belfry to Belfry.
 #![allow(clippy::unwrap_used)]
 
-use belfry::{SocketIo, core::adapter::ConnectionStateRecovery};
+use std::time::{Duration, Instant};
+
+use belfry::{SocketIo, SocketRef, core::adapter::ConnectionStateRecovery};
 use belfry_redis::{RedisAdapter, streams::StreamsOptions};
 use belfry_tests::{
+    RawWs,
     cluster::{belfry_server_with, run_clients},
     processes::{NodeProcess, RedisServer},
-    run_node,
+    run_node, serve,
 };
 use serde_json::{Value, json};
 
@@ -81,4 +84,98 @@ async fn a_client_recovers_across_node_and_belfry_servers() {
     recovers(&n, &a, &b).await;
     recovers(&a, &n, &b).await;
     recovers(&a, &b, &n).await;
+}
+
+/// A Belfry server (streams, recovery on, 100 ms reconnection) whose sockets join "r", and a
+/// raw WebSocket client of it.
+async fn raw_server(redis_url: &str) -> (SocketIo, RedisAdapter, RawWs) {
+    let redis = RedisAdapter::builder(redis_url)
+        .streams(StreamsOptions::new().with_block_time(Duration::from_millis(500)))
+        .reconnect_backoff(Duration::from_millis(100), Duration::from_millis(100))
+        .requests_timeout(Duration::from_secs(1))
+        .connect()
+        .await
+        .unwrap();
+    let (layer, io) = SocketIo::builder()
+        .adapter(redis.factory())
+        .connection_state_recovery(ConnectionStateRecovery::default())
+        .build_layer();
+    io.ns("/", |socket: SocketRef| async move { socket.join("r") });
+    redis.ready().await;
+    let addr = serve(axum::Router::new().layer(layer)).await;
+    let (mut client, _) = RawWs::open(addr).await;
+    client.frame(0x81, b"40").await;
+    let (_, connect) = client.read_frame().await.unwrap();
+    assert!(connect.starts_with(b"40{\"sid\""), "{connect:?}");
+    assert!(connect.windows(6).any(|w| w == b"\"pid\":"), "{connect:?}");
+    (io, redis, client)
+}
+
+/// The next event frame's arguments, or `None` if none comes within `wait`.
+async fn next_args(client: &mut RawWs, wait: Duration) -> Option<Vec<Value>> {
+    loop {
+        let (_, frame) = tokio::time::timeout(wait, client.read_frame())
+            .await
+            .ok()??;
+        let frame = String::from_utf8(frame).unwrap();
+        if let Some(json) = frame.strip_prefix("42") {
+            return Some(serde_json::from_str(json).unwrap());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_and_restarted_under_recovery() {
+    let mut redis = RedisServer::start().await;
+    let (a, a_redis, mut a_client) = raw_server(&redis.url()).await;
+    let (_b, b_redis, mut b_client) = raw_server(&redis.url()).await;
+    // Through the stream: both clients get it, with the entry id as offset.
+    a.to("r").emit("news", "before").unwrap();
+    for client in [&mut a_client, &mut b_client] {
+        let args = next_args(client, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(args[..2], [json!("news"), json!("before")]);
+        assert!(args[2].as_str().unwrap().contains('-'), "{args:?}");
+    }
+
+    redis.kill().await;
+    let start = Instant::now();
+    while a_redis.is_connected() || b_redis.is_connected() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "outage not noticed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Redis is away: the local client still gets the broadcast, about a second later and
+    // without an offset (it cannot be kept for recovery).
+    let sent = Instant::now();
+    a.to("r").emit("news", "during").unwrap();
+    let args = next_args(&mut a_client, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(args, [json!("news"), json!("during")]);
+    assert!(
+        sent.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        sent.elapsed()
+    );
+
+    redis.restart().await;
+    let start = Instant::now();
+    while !(a_redis.is_connected() && b_redis.is_connected()) {
+        assert!(start.elapsed() < Duration::from_secs(10), "not back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // What waited was written to the stream once Redis came back: the other server reads it
+    // (its reader resumes by itself), and traffic flows with offsets again.
+    let args = next_args(&mut b_client, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(args[..2], [json!("news"), json!("during")]);
+    a.to("r").emit("news", "after").unwrap();
+    for client in [&mut a_client, &mut b_client] {
+        let args = next_args(client, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(args[..2], [json!("news"), json!("after")], "{args:?}");
+        assert_eq!(args.len(), 3, "{args:?}");
+    }
 }

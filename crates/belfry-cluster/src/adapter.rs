@@ -33,6 +33,10 @@ const MAX_ACK_WAIT: Duration = Duration::from_secs(60);
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// How often silent servers are looked for (Node's cluster adapter: every second).
 const MEMBERSHIP_CHECK: Duration = Duration::from_secs(1);
+/// The longest this server's clients wait for a broadcast whose offset the transport's store
+/// has not given (Node's adapters wait for their backend however long it takes): past it,
+/// the broadcast is delivered here without an offset.
+const OFFSET_WAIT: Duration = Duration::from_secs(1);
 
 /// How a [`ClusterAdapter`] reaches the other servers of its namespace: one per namespace,
 /// made by the adapter's factory with the namespace's [`Receiver`], to which it hands what it
@@ -326,19 +330,26 @@ struct Inner {
 /// A broadcast of this server waiting for its offset before it is delivered here.
 struct Delivery {
     offset: BoxFuture<'static, Result<String, AdapterError>>,
+    /// When it is delivered here, offset or not.
+    deadline: Instant,
     ids: Vec<SocketId>,
     packet: Packet,
     flags: BroadcastFlags,
 }
 
 /// Delivers this server's broadcasts here in the order they were sent, each once its offset
-/// is known (without one when the store refused it: as Node, local clients still get it).
+/// is known (without one when the store refused it or is slower than [`OFFSET_WAIT`]: local
+/// clients still get it).
 async fn deliver(sockets: Arc<dyn LocalSockets>, mut queue: mpsc::UnboundedReceiver<Delivery>) {
     while let Some(delivery) = queue.recv().await {
-        let packet = match delivery.offset.await {
-            Ok(offset) => push_offset(&delivery.packet, &offset).unwrap_or(delivery.packet),
-            Err(error) => {
+        let packet = match tokio::time::timeout_at(delivery.deadline, delivery.offset).await {
+            Ok(Ok(offset)) => push_offset(&delivery.packet, &offset).unwrap_or(delivery.packet),
+            Ok(Err(error)) => {
                 tracing::warn!(%error, "broadcast not kept for recovery; delivered here only");
+                delivery.packet
+            }
+            Err(_) => {
+                tracing::debug!("no offset in time; broadcast delivered here without one");
                 delivery.packet
             }
         };
@@ -736,6 +747,7 @@ impl Inner {
             .send_durable(&Outgoing::Broadcast { packet, opts });
         let delivery = Delivery {
             offset,
+            deadline: Instant::now() + OFFSET_WAIT,
             ids,
             packet: packet.clone(),
             flags: opts.flags,
