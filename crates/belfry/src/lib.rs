@@ -3,8 +3,9 @@
 //! Namespaces (static and dynamic), connect and per-packet middlewares, events with extractor
 //! handlers, acks both ways, binary anywhere in the arguments, rooms and broadcasts (with acks),
 //! connection state recovery, the msgpack parser, socket.io 2.x clients, the Admin UI (feature
-//! `admin`) and, with the `belfry-redis` crate, clusters shared with Node servers. Checked
-//! against Node's `socket.io` 4.8 by differential tests. Published as the `belfry-io` package.
+//! `admin`) and, with the `belfry-redis` or `belfry-postgres` crate, clusters shared with Node
+//! servers ([running many nodes](guides::many_nodes)). Checked against Node's `socket.io` 4.8
+//! by differential tests. Published as the `belfry-io` package.
 //!
 //! The [`guides`] go further, from [getting started with axum](guides::getting_started) to
 //! [migrating from Node's socket.io](guides::from_node).

@@ -1,6 +1,7 @@
-//! One node of a Belfry cluster: Socket.IO over a shared Redis ([`belfry_redis`]), marked with
-//! the cookie `belfry_node=<name>` so that a load balancer keeps each client on the node that
-//! opened its session (see `nginx.conf` beside this crate).
+//! One node of a Belfry cluster: Socket.IO over a shared Redis ([`belfry_redis`]) or PostgreSQL
+//! database ([`belfry_postgres`]), marked with the cookie `belfry_node=<name>` so that a load
+//! balancer keeps each client on the node that opened its session (see `nginx.conf` beside this
+//! crate).
 //!
 //! Clients get `welcome` with the node's name when they connect; `whoami` answers it; `say`
 //! broadcasts `said {node, text}` to every client of the cluster; `count` answers how many
@@ -10,23 +11,69 @@
 //! which node its socket is on, the cluster's socket count, a form to `say` something to every
 //! node's clients) and the official browser bundle it loads, `/socket.io/socket.io.min.js`.
 
-use std::{error::Error, path::Path};
+use std::{error::Error, fmt, path::Path};
 
 use axum::{Router, response::Html, routing::get};
 use belfry::{AckSender, SocketIo, SocketRef, extract::Data};
+use belfry_postgres::PostgresAdapter;
 use belfry_redis::RedisAdapter;
 use tower_http::set_header::SetResponseHeaderLayer;
 
-/// The page at `/`; `{{node}}` is replaced by the name of the node serving it.
+/// The page at `/`; `{{node}}` is replaced by the name of the node serving it, `{{backend}}` by
+/// what the nodes share.
 const PAGE: &str = include_str!("../static/index.html");
 
-/// The node named `name`, its Redis adapter connected to `redis_url`: the app's Router (with
-/// the page at `/` and `GET /node` answering the name) and the Socket.IO handle. `client_bundle`
-/// is the `dist` folder of the `socket.io-client` npm package, served under `/socket.io/`.
+/// What the nodes of the cluster share, and where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// A Redis server (`redis://host:port`), through `belfry-redis` (Node's
+    /// `@socket.io/redis-adapter`).
+    Redis(String),
+    /// A PostgreSQL database (`postgres://user@host/database`) with the attachments table,
+    /// through `belfry-postgres` (Node's `@socket.io/postgres-adapter`).
+    Postgres(String),
+}
+
+impl Backend {
+    /// From the environment: `ADAPTER` (`redis`, the default, or `postgres`), then `REDIS_URL`
+    /// (default `redis://127.0.0.1:6379`) or `DATABASE_URL` (default
+    /// `postgres://postgres@127.0.0.1:5432/postgres`).
+    ///
+    /// # Errors
+    ///
+    /// `ADAPTER` names neither.
+    pub fn from_env() -> Result<Backend, String> {
+        let var =
+            |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+        match var("ADAPTER", "redis").as_str() {
+            "redis" => Ok(Backend::Redis(var("REDIS_URL", "redis://127.0.0.1:6379"))),
+            "postgres" => Ok(Backend::Postgres(var(
+                "DATABASE_URL",
+                "postgres://postgres@127.0.0.1:5432/postgres",
+            ))),
+            other => Err(format!(
+                "ADAPTER={other}: the cluster example runs on `redis` or `postgres`"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Redis(_) => "Redis",
+            Backend::Postgres(_) => "PostgreSQL",
+        })
+    }
+}
+
+/// The node named `name`, its adapter connected to `backend`: the app's Router (with the page
+/// at `/` and `GET /node` answering the name) and the Socket.IO handle. `client_bundle` is the
+/// `dist` folder of the `socket.io-client` npm package, served under `/socket.io/`.
 ///
 /// # Errors
 ///
-/// Redis cannot be reached now (later outages are handled by the adapter), or the bundle
+/// The backend cannot be reached now (later outages are handled by the adapter), or the bundle
 /// cannot be read.
 ///
 /// # Panics
@@ -34,14 +81,22 @@ const PAGE: &str = include_str!("../static/index.html");
 /// `name` cannot be a cookie value (it must be a plain token such as `a` or `eu-1`).
 pub async fn app(
     name: &str,
-    redis_url: &str,
+    backend: &Backend,
     client_bundle: &Path,
 ) -> Result<(Router, SocketIo), Box<dyn Error + Send + Sync>> {
-    let redis = RedisAdapter::builder(redis_url).connect().await?;
-    let (layer, io) = SocketIo::builder()
-        .adapter(redis.factory())
-        .serve_client(client_bundle)?
-        .build_layer();
+    let builder = SocketIo::builder().serve_client(client_bundle)?;
+    let (layer, io, ready) = match backend {
+        Backend::Redis(url) => {
+            let redis = RedisAdapter::builder(url).connect().await?;
+            let (layer, io) = builder.adapter(redis.factory()).build_layer();
+            (layer, io, Ready::Redis(redis))
+        }
+        Backend::Postgres(url) => {
+            let postgres = PostgresAdapter::builder(url).connect().await?;
+            let (layer, io) = builder.adapter(postgres.factory()).build_layer();
+            (layer, io, Ready::Postgres(postgres))
+        }
+    };
     // One name per process, for as long as it runs.
     let node: &'static str = Box::leak(name.to_owned().into_boxed_str());
     io.ns("/", move |socket: SocketRef| async move {
@@ -62,8 +117,9 @@ pub async fn app(
             let _ = ack.send(&count);
         });
     });
-    // Subscribed before serving: nothing published by the other nodes is missed.
-    redis.ready().await;
+    // Subscribed (Redis) or listening (Postgres) before serving: nothing published by the other
+    // nodes is missed.
+    ready.wait().await;
     let cookie = http::HeaderValue::from_str(&format!(
         "belfry_node={name}; Path=/; HttpOnly; SameSite=Lax"
     ))
@@ -71,6 +127,7 @@ pub async fn app(
     let sticky = SetResponseHeaderLayer::appending(http::header::SET_COOKIE, cookie);
     let page: &'static str = Box::leak(
         PAGE.replace("{{node}}", &escape_html(node))
+            .replace("{{backend}}", &backend.to_string())
             .into_boxed_str(),
     );
     let router = Router::new()
@@ -78,6 +135,21 @@ pub async fn app(
         .route("/node", get(move || async move { node }))
         .layer(layer.engine_layer(sticky));
     Ok((router, io))
+}
+
+/// The connected adapter, to wait until it receives what the other nodes publish.
+enum Ready {
+    Redis(RedisAdapter),
+    Postgres(PostgresAdapter),
+}
+
+impl Ready {
+    async fn wait(&self) {
+        match self {
+            Ready::Redis(redis) => redis.ready().await,
+            Ready::Postgres(postgres) => postgres.ready().await,
+        }
+    }
 }
 
 /// `text` as HTML text.

@@ -12,8 +12,24 @@
 //! then open `http://127.0.0.1:3100` (nginx; ports apart from the chat and Admin UI examples')
 //! in a few tabs and browsers: each page says which node served it and which node its socket is
 //! on, and a message sent from any of them reaches them all, across the nodes. Other Socket.IO
-//! clients connect to the same address. Environment: `NODE_NAME` (default `a`), `PORT` (default
-//! 3101), `REDIS_URL` (default `redis://127.0.0.1:6379`).
+//! clients connect to the same address.
+//!
+//! The nodes can share a PostgreSQL database instead of Redis (`belfry-postgres`, Node's
+//! `@socket.io/postgres-adapter`): any PostgreSQL they reach over a plain connection (Docker's
+//! `postgres` image, for one), with the attachments table created once:
+//!
+//! ```sh
+//! docker run --rm -d --name belfry-pg -p 127.0.0.1:5432:5432 -e POSTGRES_PASSWORD=belfry postgres
+//! export DATABASE_URL=postgres://postgres:belfry@127.0.0.1:5432/postgres
+//! psql "$DATABASE_URL" -c 'CREATE TABLE IF NOT EXISTS socket_io_attachments (
+//!     id bigserial UNIQUE, created_at timestamptz DEFAULT NOW(), payload bytea)'
+//! ADAPTER=postgres NODE_NAME=a PORT=3101 cargo run -p cluster &
+//! ADAPTER=postgres NODE_NAME=b PORT=3102 cargo run -p cluster &
+//! ```
+//!
+//! and nginx as above. Environment: `NODE_NAME` (default `a`), `PORT` (default 3101), `ADAPTER`
+//! (`redis`, the default, or `postgres`), `REDIS_URL` (default `redis://127.0.0.1:6379`),
+//! `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`).
 //!
 //! The page loads the official browser client, which the node serves from the
 //! `socket.io-client` npm package in this folder; the first run installs it with `npm ci`.
@@ -39,9 +55,8 @@ async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
         .init();
     let name = std::env::var("NODE_NAME").unwrap_or_else(|_| "a".to_owned());
     let port: u16 = std::env::var("PORT").map_or(Ok(3101), |port| port.parse())?;
-    let redis_url =
-        std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    let (app, io) = cluster::app(&name, &redis_url, &client_bundle()?).await?;
+    let backend = cluster::Backend::from_env()?;
+    let (app, io) = cluster::app(&name, &backend, &client_bundle()?).await?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     // The first line: the test waits for it.
     println!("node {name} on http://{}", listener.local_addr()?);

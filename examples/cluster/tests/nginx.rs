@@ -1,15 +1,16 @@
 //! The cluster example for real: Debian's nginx with `examples/cluster/nginx.conf` in front of
-//! two Belfry nodes (the example's binary) sharing one `redis-server`, and `socket.io-client`
-//! through nginx: polling clients stay on their node, WebSocket clients upgrade through nginx,
-//! broadcasts cross nodes, and polling without the sticky cookie breaks (the reason for it);
-//! and the page each node serves, with the browser bundle it loads, is reached through nginx.
+//! two Belfry nodes (the example's binary) sharing one `redis-server`, or one PostgreSQL
+//! database, and `socket.io-client` through nginx: polling clients stay on their node,
+//! WebSocket clients upgrade through nginx, broadcasts cross nodes, and polling without the
+//! sticky cookie breaks (the reason for it); and the page each node serves, with the browser
+//! bundle it loads, is reached through nginx.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, sync::Once};
 
 use belfry_tests::{
     http,
-    processes::{Nginx, RedisServer, Spawned, free_port},
+    processes::{Nginx, PostgresServer, RedisServer, Spawned, free_port},
     run_node,
 };
 use serde_json::Value;
@@ -18,15 +19,20 @@ use tokio::process::Command;
 #[path = "../../npm.rs"]
 mod npm;
 
-async fn node(name: &str, port: u16, redis: &RedisServer) -> Spawned {
+/// A node of the example, its backend named by `backend` (environment variables).
+async fn node(name: &str, port: u16, backend: &[(&str, String)]) -> Spawned {
     // The browser bundle, installed before the nodes start (each would otherwise install it on
-    // its first run, within the time the test gives it to start).
-    npm::socket_io_client_bundle(std::path::Path::new(env!("CARGO_MANIFEST_DIR")), |_| {}).unwrap();
+    // its first run, within the time the test gives it to start), once for both tests.
+    static BUNDLE: Once = Once::new();
+    BUNDLE.call_once(|| {
+        npm::socket_io_client_bundle(std::path::Path::new(env!("CARGO_MANIFEST_DIR")), |_| {})
+            .unwrap();
+    });
     let mut command = Command::new(env!("CARGO_BIN_EXE_cluster"));
     command
         .env("NODE_NAME", name)
         .env("PORT", port.to_string())
-        .env("REDIS_URL", redis.url())
+        .envs(backend.iter().cloned())
         .env("RUST_LOG", "warn");
     let node = Spawned::start(command, "the cluster example").await;
     assert_eq!(
@@ -39,9 +45,27 @@ async fn node(name: &str, port: u16, redis: &RedisServer) -> Spawned {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_behind_nginx_stay_on_their_node_and_hear_every_node() {
     let redis = RedisServer::start().await;
+    behind_nginx(&[("REDIS_URL", redis.url())], "Redis").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_clients_on_postgres() {
+    let postgres = PostgresServer::start().await;
+    behind_nginx(
+        &[
+            ("ADAPTER", "postgres".into()),
+            ("DATABASE_URL", postgres.url()),
+        ],
+        "PostgreSQL",
+    )
+    .await;
+}
+
+/// Two nodes on `backend` (the page says they share `shared`), nginx in front, and the clients.
+async fn behind_nginx(backend: &[(&str, String)], shared: &str) {
     let (port_a, port_b, port) = (free_port(), free_port(), free_port());
-    let _a = node("a", port_a, &redis).await;
-    let _b = node("b", port_b, &redis).await;
+    let _a = node("a", port_a, backend).await;
+    let _b = node("b", port_b, backend).await;
     // The example's own config, on this test's ports.
     let config = include_str!("../nginx.conf")
         .replace("127.0.0.1:3101", &format!("127.0.0.1:{port_a}"))
@@ -65,6 +89,7 @@ async fn clients_behind_nginx_stay_on_their_node_and_hear_every_node() {
             || page.contains("served by node <b id=\"page-node\">b</b>"),
         "{page}"
     );
+    assert!(page.contains(&format!("through {shared}.")), "{page}");
     let script = "/socket.io/socket.io.min.js";
     assert!(
         page.contains(&format!("<script src=\"{script}\">")),

@@ -180,7 +180,7 @@ impl SocketIoBuilder {
     }
 
     /// Sets how each namespace's adapter is made (default: [`LocalAdapter`], one server). A
-    /// cluster adapter (Redis) is plugged in here. The factory runs while the server registers
+    /// cluster adapter (`belfry-redis`, `belfry-postgres`) is plugged in here. The factory runs while the server registers
     /// a namespace: it must not call the server back.
     pub fn adapter<F>(mut self, factory: F) -> Self
     where
