@@ -43,6 +43,8 @@ if [ -z "${PG_BIN:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
 fi
 # curl for the fresh-project check.
 command -v curl >/dev/null || apt_install curl
+# openssl makes the certificates of the Redis TLS tests.
+command -v openssl >/dev/null || apt_install openssl
 # nginx for the cluster example's test (it runs its own nginx, in the foreground, on free ports).
 if [ -z "${NGINX:-}" ] && [ ! -x /usr/sbin/nginx ]; then
   apt_install --no-install-recommends nginx
@@ -77,7 +79,7 @@ log "cargo package (the published crates, each built from its package)"
 # machine that keeps CARGO_HOME between runs of the same checkout path, an earlier commit's
 # belfry-proto would be compiled instead of this one. Those extractions go first.
 rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/belfry-*
-cargo package --locked -p belfry-proto -p belfry-core -p belfry-engine -p belfry-cluster -p belfry-redis -p belfry-io
+cargo package --locked -p belfry-proto -p belfry-core -p belfry-engine -p belfry-cluster -p belfry-redis -p belfry-postgres -p belfry-io
 
 log "fuzz targets, coverage-guided, ${FUZZ_SECONDS:-20} s each (tests/fuzz.sh)"
 bash tests/fuzz.sh

@@ -23,16 +23,63 @@ pub fn free_port() -> u16 {
 pub struct RedisServer {
     port: u16,
     child: Option<Child>,
+    /// More configuration directives (`--user ...`).
+    extra: Vec<String>,
+    /// TLS only: the directory of its certificates (`ca.crt`, `server.crt`, `server.key`).
+    tls: Option<PathBuf>,
 }
 
 impl RedisServer {
     /// Starts one and waits until it answers. A port taken meanwhile (free ports are found by
     /// binding and releasing one; a parallel test may bind it first) means another port.
     pub async fn start() -> RedisServer {
+        RedisServer::start_with(&[], None).await
+    }
+
+    /// Starts one with more configuration directives, a word each (`["--user", "app", "on",
+    /// ">pw", "~*", "&*", "+@all"]`).
+    pub async fn start_with_args(args: &[&str]) -> RedisServer {
+        RedisServer::start_with(args, None).await
+    }
+
+    /// Starts one that speaks TLS only, with a certificate for 127.0.0.1 signed by a CA of its
+    /// own (made with `openssl`; [`RedisServer::ca_pem`]).
+    pub async fn start_tls() -> RedisServer {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static MADE: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "belfry-redis-tls-{}-{}",
+            std::process::id(),
+            MADE.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        for args in [
+            "req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=belfry-test-ca",
+            "req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1",
+            "x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile ext",
+        ] {
+            let status = Command::new("openssl")
+                .args(args.split(' '))
+                .current_dir(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .await
+                .expect("openssl runs (the README test command installs it)");
+            assert!(status.success(), "openssl {args}");
+        }
+        RedisServer::start_with(&[], Some(dir)).await
+    }
+
+    async fn start_with(args: &[&str], tls: Option<PathBuf>) -> RedisServer {
         for _ in 0..5 {
             let mut server = RedisServer {
                 port: free_port(),
                 child: None,
+                extra: args.iter().map(|arg| (*arg).to_owned()).collect(),
+                tls: tls.clone(),
             };
             if server.spawn().await {
                 return server;
@@ -41,9 +88,24 @@ impl RedisServer {
         panic!("redis-server did not start on 5 free ports");
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// `redis://127.0.0.1:<port>` (`rediss://` when it speaks TLS).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// Its port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The certificate of the CA that signed its own (TLS only), PEM.
+    pub fn ca_pem(&self) -> Vec<u8> {
+        std::fs::read(self.tls.as_ref().expect("a TLS server").join("ca.crt")).unwrap()
     }
 
     /// Kills it (SIGKILL: no goodbye to its clients).
@@ -171,9 +233,27 @@ impl RedisServer {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         self.kill().await;
         let program = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_owned());
-        let child = Command::new(&program)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        let mut command = Command::new(&program);
+        match &self.tls {
+            Some(dir) => {
+                command
+                    .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                    .arg("--tls-cert-file")
+                    .arg(dir.join("server.crt"))
+                    .arg("--tls-key-file")
+                    .arg(dir.join("server.key"))
+                    .arg("--tls-ca-cert-file")
+                    .arg(dir.join("ca.crt"))
+                    .args(["--tls-auth-clients", "no"]);
+            }
+            None => {
+                command.args(["--port", &self.port.to_string()]);
+            }
+        }
+        let child = command
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -188,10 +268,15 @@ impl RedisServer {
                 return false;
             }
             if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await {
+                if self.tls.is_some() {
+                    // Listening is all that can be checked without speaking TLS.
+                    return true;
+                }
                 let mut reply = [0u8; 7];
                 if stream.write_all(b"PING\r\n").await.is_ok()
                     && stream.read_exact(&mut reply).await.is_ok()
-                    && &reply == b"+PONG\r\n"
+                    // `-NOAUTH`: up, with the default user off.
+                    && (&reply == b"+PONG\r\n" || reply.starts_with(b"-NOAUTH"))
                 {
                     return true;
                 }
@@ -486,6 +571,14 @@ impl PostgresServer {
             self.port,
             self.log_tail()
         );
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.tls {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

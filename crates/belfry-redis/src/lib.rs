@@ -163,6 +163,7 @@ impl RedisAdapter {
             protocol: Protocol::Classic,
             requests_timeout: Duration::from_secs(5),
             streams: StreamsOptions::default(),
+            root_certificates: None,
             options: driver::Options::default(),
         }
     }
@@ -215,6 +216,7 @@ pub struct RedisAdapterBuilder {
     protocol: Protocol,
     requests_timeout: Duration,
     streams: StreamsOptions,
+    root_certificates: Option<Vec<u8>>,
     options: driver::Options,
 }
 
@@ -260,6 +262,14 @@ impl RedisAdapterBuilder {
     pub fn streams(mut self, options: StreamsOptions) -> Self {
         self.protocol = Protocol::Streams;
         self.streams = options;
+        self
+    }
+
+    /// Trusts these root certificates (PEM, one or several) for `rediss://` instead of the
+    /// system's: a Redis whose certificate a private CA signed. Needs the `tls` feature
+    /// (`connect` fails without it).
+    pub fn root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_certificates = Some(pem.into());
         self
     }
 
@@ -310,9 +320,11 @@ impl RedisAdapterBuilder {
     /// The URL is invalid or Redis cannot be reached now. Later outages are handled by
     /// reconnecting.
     pub async fn connect(self) -> Result<RedisAdapter, RedisConnectError> {
-        let client = redis::Client::open(self.url.as_str()).map_err(RedisConnectError)?;
+        let (client, tls) = driver::client(&self.url, self.root_certificates.as_deref())
+            .map_err(RedisConnectError)?;
         let driver = Driver::start(
             client,
+            tls,
             self.key,
             self.protocol,
             self.requests_timeout,

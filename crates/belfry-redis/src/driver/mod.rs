@@ -6,8 +6,10 @@
 mod commands;
 mod reader;
 mod subscriber;
+mod tls;
 
 pub(crate) use self::commands::Command;
+pub(crate) use self::tls::{Tls, client};
 
 use std::{
     collections::HashMap,
@@ -111,6 +113,8 @@ pub(crate) struct Driver {
     pub(crate) streams: StreamsOptions,
     options: Options,
     client: Client,
+    /// How the subscriber opens TLS connections.
+    tls: Tls,
     /// The streams read, and the namespaces reading each.
     readers: Mutex<HashMap<String, Arc<StreamReader>>>,
     /// The connection for commands (publishing, counting servers), shared.
@@ -134,6 +138,7 @@ impl Driver {
     /// Connects both sides (failing if Redis cannot be reached now) and starts their tasks.
     pub(crate) async fn start(
         client: Client,
+        tls: Tls,
         key: String,
         protocol: Protocol,
         requests_timeout: Duration,
@@ -143,7 +148,7 @@ impl Driver {
         let generation = Arc::new(AtomicU64::new(0));
         let commands = Arc::new(Commands::new(client.clone(), generation.clone()));
         commands.get().await?;
-        let subscriber = Subscriber::open(&client).await?;
+        let subscriber = Subscriber::open(&client, &tls).await?;
         let (wake_tx, wake_rx) = mpsc::unbounded_channel();
         let (publish_tx, publish_rx) = mpsc::channel(options.publish_queue.max(1));
         let uid = match protocol {
@@ -159,6 +164,7 @@ impl Driver {
             streams,
             options,
             client,
+            tls,
             readers: Mutex::new(HashMap::new()),
             commands: commands.clone(),
             routes: Mutex::new(HashMap::new()),

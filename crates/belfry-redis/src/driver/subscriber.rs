@@ -9,16 +9,16 @@ use std::{
 };
 
 use bytes::BytesMut;
-use redis::{Client, ConnectionAddr};
+use redis::Client;
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     sync::mpsc,
 };
 
-use super::{Driver, HEALTH_TIMEOUT, Kind, timed_out};
+use super::{Driver, HEALTH_TIMEOUT, Kind, timed_out, tls::Tls};
 use crate::resp::{self, Frame};
 
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// A connection in subscriber mode, speaking RESP2 itself.
@@ -30,28 +30,15 @@ pub(super) struct Subscriber {
 
 impl Subscriber {
     /// Connects to the client's address and authenticates, within [`HEALTH_TIMEOUT`].
-    pub(super) async fn open(client: &Client) -> redis::RedisResult<Subscriber> {
-        tokio::time::timeout(HEALTH_TIMEOUT, Subscriber::open_now(client))
+    pub(super) async fn open(client: &Client, tls: &Tls) -> redis::RedisResult<Subscriber> {
+        tokio::time::timeout(HEALTH_TIMEOUT, Subscriber::open_now(client, tls))
             .await
             .unwrap_or_else(|_| Err(timed_out()))
     }
 
-    async fn open_now(client: &Client) -> redis::RedisResult<Subscriber> {
+    async fn open_now(client: &Client, tls: &Tls) -> redis::RedisResult<Subscriber> {
         let info = client.get_connection_info();
-        let stream: Box<dyn Io> = match info.addr() {
-            ConnectionAddr::Tcp(host, port) => {
-                let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
-                stream.set_nodelay(true)?;
-                Box::new(stream)
-            }
-            ConnectionAddr::Unix(path) => Box::new(tokio::net::UnixStream::connect(path).await?),
-            _ => {
-                return Err(redis::RedisError::from((
-                    redis::ErrorKind::InvalidClientConfig,
-                    "the subscriber connects over TCP or a Unix socket only (no TLS)",
-                )));
-            }
-        };
+        let stream = super::tls::connect(info.addr(), tls).await?;
         let (reader, writer) = tokio::io::split(stream);
         let mut subscriber = Subscriber {
             reader,
@@ -123,12 +110,13 @@ pub(super) async fn run_subscriber(
     };
     let mut backoff = options.min_backoff;
     loop {
-        let Some(client) = driver.upgrade().map(|d| d.client.clone()) else {
+        let Some((client, tls)) = driver.upgrade().map(|d| (d.client.clone(), d.tls.clone()))
+        else {
             return;
         };
         let connection = match first.take() {
             Some(subscriber) => Ok(subscriber),
-            None => Subscriber::open(&client).await,
+            None => Subscriber::open(&client, &tls).await,
         };
         drop(client);
         match connection {
