@@ -26,6 +26,7 @@ struct Server {
 async fn server(url: &str, backoff: Duration) -> Server {
     let postgres = PostgresAdapter::builder(url)
         .reconnect_backoff(backoff, backoff)
+        .health_interval(Duration::from_millis(500))
         .requests_timeout(Duration::from_secs(1))
         .connect()
         .await
@@ -275,4 +276,71 @@ async fn a_node_server_killed_and_started_again() {
     until_servers(&b.io, 3).await;
     assert_eq!(remote_sockets(&b.io).await.unwrap().len(), 1);
     drop((a, b));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_database_is_noticed_and_left() {
+    let postgres = PostgresServer::start().await;
+    let mut a = server(&postgres.url(), Duration::from_millis(100)).await;
+    let mut b = server(&postgres.url(), Duration::from_millis(100)).await;
+    until_servers(&a.io, 2).await;
+    // Frozen: connections stay open, nothing answers. The health check notices.
+    postgres.pause();
+    wait_until("the silence noticed", Duration::from_secs(10), || {
+        !a.postgres.is_connected() && !b.postgres.is_connected()
+    })
+    .await;
+    // Local delivery goes on meanwhile.
+    a.io.to("r").emit("news", "during").unwrap();
+    assert_eq!(
+        next_event(&mut a.client, Duration::from_secs(5))
+            .await
+            .as_deref(),
+        Some(r#"42["news","during"]"#)
+    );
+    postgres.resume();
+    wait_until("both listen again", Duration::from_secs(15), || {
+        a.postgres.is_connected() && b.postgres.is_connected()
+    })
+    .await;
+    a.postgres.ready().await;
+    b.postgres.ready().await;
+    // Whatever became of the message sent into the silence, traffic flows again by itself.
+    let start = Instant::now();
+    loop {
+        b.io.to("r").emit("news", "probe").unwrap();
+        let mut reached_a = false;
+        while let Some(frame) = next_event(&mut a.client, Duration::from_millis(500)).await {
+            reached_a |= frame == r#"42["news","probe"]"#;
+        }
+        while next_event(&mut b.client, Duration::from_millis(100))
+            .await
+            .is_some()
+        {}
+        if reached_a {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "no traffic");
+    }
+    broadcast_reaches_both(&a.io, &mut a.client, &mut b.client, "after").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_closes_is_no_longer_counted_at_once() {
+    let postgres = PostgresServer::start().await;
+    let a = server(&postgres.url(), Duration::from_millis(100)).await;
+    let b = server(&postgres.url(), Duration::from_millis(100)).await;
+    until_servers(&a.io, 2).await;
+    until_servers(&b.io, 2).await;
+    // Closed as in a graceful shutdown: the others hear it leave (not 10 s later).
+    a.io.close().await;
+    let start = Instant::now();
+    while b.io.of("/").unwrap().server_count().await != 1 {
+        assert!(start.elapsed() < Duration::from_secs(2), "still counted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // And requests do not wait for it.
+    let started = Instant::now();
+    assert!(remote_sockets(&b.io).await.unwrap().is_empty());
+    assert!(started.elapsed() < Duration::from_millis(500));
 }

@@ -80,6 +80,14 @@ use crate::{
     publisher::{Publish, run_publisher},
 };
 
+/// The longest channel name Postgres takes (`NAMEDATALEN - 1`).
+const MAX_CHANNEL: usize = 63;
+
+/// How long Postgres may take to answer a health check or a statement of the publisher.
+pub(crate) const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long one statement of the publisher may take.
+pub(crate) const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A server's connections to the cluster's Postgres, shared by its namespaces. Cheap to
 /// clone.
 ///
@@ -117,6 +125,7 @@ pub(crate) struct Options {
     pub(crate) reconnect_min: Duration,
     pub(crate) reconnect_max: Duration,
     pub(crate) publish_queue: usize,
+    pub(crate) health_interval: Duration,
 }
 
 impl PostgresAdapter {
@@ -136,6 +145,7 @@ impl PostgresAdapter {
                 reconnect_min: Duration::from_secs(1),
                 reconnect_max: Duration::from_secs(3),
                 publish_queue: 4096,
+                health_interval: Duration::from_secs(3),
             },
         }
     }
@@ -147,6 +157,13 @@ impl PostgresAdapter {
     ) -> impl Fn(Arc<dyn LocalSockets>) -> Arc<dyn Adapter> + Send + Sync + 'static {
         let shared = self.shared.clone();
         move |sockets| {
+            let channel = shared.channel(sockets.namespace());
+            if channel.len() > MAX_CHANNEL {
+                tracing::warn!(
+                    %channel,
+                    "a Postgres channel name is at most 63 bytes: this namespace's messages cannot be sent"
+                );
+            }
             let options = ClusterOptions::new(shared.uid.clone())
                 .with_requests_timeout(shared.options.requests_timeout)
                 .with_heartbeat(Some(shared.options.heartbeat));
@@ -243,6 +260,15 @@ impl PostgresAdapterBuilder {
         self
     }
 
+    /// How often the `LISTEN` connection checks that Postgres still answers (`SELECT 1`;
+    /// default 3 s): a Postgres that hangs, or a network that drops packets without closing
+    /// the connection, is noticed after one or two intervals, and the connection made again.
+    /// Every statement of the publishing connection is bounded too (10 s).
+    pub fn health_interval(mut self, interval: Duration) -> Self {
+        self.options.health_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
     /// How many messages may wait to be published (default 4096): while Postgres is away
     /// they wait and are published once it is back; past the bound a broadcast is delivered
     /// on this server only and fails with `AdapterError::PartialBroadcast`.
@@ -258,7 +284,10 @@ impl PostgresAdapterBuilder {
     /// The URL is invalid or Postgres cannot be reached now. Later outages are handled by
     /// reconnecting.
     pub async fn connect(self) -> Result<PostgresAdapter, PostgresConnectError> {
-        let config: tokio_postgres::Config = self.url.parse().map_err(PostgresConnectError)?;
+        let config: tokio_postgres::Config = self
+            .url
+            .parse()
+            .map_err(|error| PostgresConnectError(ConnectError::Postgres(error)))?;
         let listening = listener::connect(&config)
             .await
             .map_err(PostgresConnectError)?;
@@ -297,7 +326,19 @@ impl PostgresAdapterBuilder {
 /// Postgres could not be reached (or the URL is invalid) when connecting.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot connect to postgres")]
-pub struct PostgresConnectError(#[source] tokio_postgres::Error);
+pub struct PostgresConnectError(#[source] ConnectError);
+
+/// Why a connection could not be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// Postgres refused it, or the URL is invalid.
+    #[error(transparent)]
+    Postgres(#[from] tokio_postgres::Error),
+    /// Postgres did not answer in time (3 s).
+    #[error("postgres did not answer in time")]
+    TimedOut,
+}
 
 /// What one server's namespaces share.
 pub(crate) struct Shared {

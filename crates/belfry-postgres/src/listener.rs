@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Notification};
 
-use crate::{Shared, jitter};
+use crate::{ConnectError, HEALTH_TIMEOUT, Shared, jitter};
 
 /// Notifications read off the connection and not handled yet, at most: past that they are
 /// dropped with a log (memory stays bounded while attachments are being read).
@@ -29,8 +29,10 @@ pub(crate) struct Listening {
 }
 
 /// Connects, the connection driven by a task that forwards notifications until it ends.
-pub(crate) async fn connect(config: &Config) -> Result<Listening, tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(NoTls).await?;
+pub(crate) async fn connect(config: &Config) -> Result<Listening, ConnectError> {
+    let (client, mut connection) = tokio::time::timeout(HEALTH_TIMEOUT, config.connect(NoTls))
+        .await
+        .map_err(|_| ConnectError::TimedOut)??;
     let (tx, notifications) = mpsc::channel(NOTIFICATION_BACKLOG);
     tokio::spawn(async move {
         // Polling for messages also drives the connection (the client's queries).
@@ -99,6 +101,12 @@ pub(crate) async fn run_listener(
             shared.connected.store(true, Ordering::Release);
         }
         let mut listened = HashSet::new();
+        let Some(interval) = shared.upgrade().map(|s| s.options.health_interval) else {
+            return;
+        };
+        let mut health = tokio::time::interval(interval);
+        health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        health.tick().await;
         let lost = loop {
             let Some(strong) = shared.upgrade() else {
                 return;
@@ -116,6 +124,15 @@ pub(crate) async fn run_listener(
                 change = changes.recv() => {
                     if change.is_none() {
                         return;
+                    }
+                }
+                _ = health.tick() => {
+                    let answered =
+                        tokio::time::timeout(HEALTH_TIMEOUT, conn.client.simple_query("SELECT 1"))
+                            .await;
+                    if !matches!(answered, Ok(Ok(_))) {
+                        tracing::warn!("postgres does not answer the health check: connecting again");
+                        break true;
                     }
                 }
             }

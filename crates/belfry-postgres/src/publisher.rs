@@ -6,7 +6,7 @@ use belfry_cluster::ClusterMessage;
 use tokio::sync::mpsc;
 use tokio_postgres::{Client, Config, NoTls};
 
-use crate::{Options, jitter};
+use crate::{ConnectError, HEALTH_TIMEOUT, Options, STATEMENT_TIMEOUT, jitter};
 
 /// A message to publish on a channel.
 pub(crate) struct Publish {
@@ -15,8 +15,10 @@ pub(crate) struct Publish {
 }
 
 /// Connects, the connection driven by a task of its own.
-pub(crate) async fn connect(config: &Config) -> Result<Client, tokio_postgres::Error> {
-    let (client, connection) = config.connect(NoTls).await?;
+pub(crate) async fn connect(config: &Config) -> Result<Client, ConnectError> {
+    let (client, connection) = tokio::time::timeout(HEALTH_TIMEOUT, config.connect(NoTls))
+        .await
+        .map_err(|_| ConnectError::TimedOut)??;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::warn!(%error, "postgres publish connection lost");
@@ -44,8 +46,13 @@ pub(crate) async fn run_publisher(
                 };
                 let conn = connected(&mut client, &config, &options).await;
                 // A message whose command failed may have been published: it is not sent again.
-                if let Err(error) = send(conn, &options, publish).await {
-                    tracing::warn!(%error, "message not published to postgres");
+                match tokio::time::timeout(STATEMENT_TIMEOUT, send(conn, &options, publish)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => tracing::warn!(%error, "message not published to postgres"),
+                    Err(_) => {
+                        tracing::warn!("postgres does not answer: message dropped, connecting again");
+                        client = None;
+                    }
                 }
             }
             _ = cleanup.tick() => {
@@ -55,8 +62,10 @@ pub(crate) async fn run_publisher(
                     "DELETE FROM {} WHERE created_at < now() - interval '{millis} milliseconds'",
                     options.table_name
                 );
-                if let Err(error) = conn.batch_execute(&delete).await {
-                    tracing::warn!(%error, "postgres attachments not cleaned up");
+                match tokio::time::timeout(STATEMENT_TIMEOUT, conn.batch_execute(&delete)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => tracing::warn!(%error, "postgres attachments not cleaned up"),
+                    Err(_) => client = None,
                 }
             }
         }

@@ -188,7 +188,8 @@ impl RedisAdapter {
         }
     }
 
-    /// This server's id in the cluster (6 random alphanumerics, as Node's).
+    /// This server's id in the cluster, of the form Node's adapter of the protocol uses: 6
+    /// random alphanumerics (classic), 8 random bytes in hex (sharded, streams).
     pub fn uid(&self) -> &str {
         &self.driver.uid
     }

@@ -309,14 +309,20 @@ impl SocketIo {
     }
 
     /// Disconnects every socket with "server shutting down", closes every connection, and
-    /// resolves once all of them are gone. Use it in axum's graceful shutdown.
+    /// resolves once all of them are gone; then closes every namespace's adapter (as Node's
+    /// `io.close()`: a cluster adapter tells the other servers this one left, and releases its
+    /// subscriptions). Use it in axum's graceful shutdown.
     pub async fn close(&self) {
-        for ns in self.all_namespaces() {
+        let namespaces = self.all_namespaces();
+        for ns in &namespaces {
             for socket in ns.sockets() {
                 socket.close(DisconnectReason::ServerShuttingDown);
             }
         }
         self.engine().close().await;
+        for ns in &namespaces {
+            ns.adapter().close();
+        }
     }
 
     /// The rooms of namespace `ns` that have members, each socket's own room included (Node's
