@@ -16,14 +16,19 @@
 // With "streams" (@socket.io/redis-streams-adapter 0.3, whose emitter npm does not publish),
 // the same as with "postgres".
 //
-// usage: node redis_cluster_clients.mjs '<["belfry A url","belfry B url","node url"]>' <redis url> [classic|sharded|streams]
+// With "sharded-cluster", the same as "sharded" on a Redis Cluster (the url: its nodes' urls,
+// comma-separated).
+//
+// usage: node redis_cluster_clients.mjs '<["belfry A url","belfry B url","node url"]>' <redis url> [classic|sharded|sharded-cluster|streams]
 //        node redis_cluster_clients.mjs '<["belfry A url","belfry B url","node url"]>' <postgres url> postgres
 import { io } from "socket.io-client";
 import { Emitter } from "@socket.io/redis-emitter";
-import { createClient } from "redis";
+import { createClient, createCluster } from "redis";
 
 const [urls, redisUrl, protocol = "classic"] = process.argv.slice(2);
-const sharded = protocol === "sharded";
+// On a Redis Cluster (the url: its nodes' urls, comma-separated), the sharded protocol.
+const onCluster = protocol === "sharded-cluster";
+const sharded = protocol === "sharded" || onCluster;
 const postgres = protocol === "postgres";
 // No emitter of the streams protocol is published on npm: servers shout instead.
 const streams = protocol === "streams";
@@ -61,9 +66,14 @@ await Promise.all(
 );
 result.ids = Object.values(sockets).map((s) => s.id).sort();
 
-const redis = postgres || streams ? null : createClient({ url: redisUrl });
+const redis =
+  postgres || streams
+    ? null
+    : onCluster
+      ? createCluster({ rootNodes: redisUrl.split(",").map((url) => ({ url })) })
+      : createClient({ url: redisUrl });
 await redis?.connect();
-const emitter = redis && new Emitter(redis);
+const emitter = redis && !sharded && new Emitter(redis);
 // Where the emitter publishes to a room: the emitter itself, or a server's shout when sharded
 // or on Postgres.
 const toRoom = (room, text, via) =>
@@ -73,7 +83,12 @@ const toRoom = (room, text, via) =>
 const roomSubscribers = async () => {
   const counts = {};
   for (const room of ["r1", "r2", "r3", "r4"]) {
-    const reply = await redis.sendCommand(["PUBSUB", "SHARDNUMSUB", `socket.io#/#${room}#`]);
+    const channel = `socket.io#/#${room}#`;
+    const command = ["PUBSUB", "SHARDNUMSUB", channel];
+    // On a cluster, asked of the node that owns the channel's slot.
+    const reply = onCluster
+      ? await redis.sendCommand(channel, true, command)
+      : await redis.sendCommand(command);
     counts[room] = Number(reply[1]);
   }
   return counts;

@@ -23,14 +23,17 @@
 // With "streams", the adapter is @socket.io/redis-streams-adapter 0.3 (no allRooms) and
 // connection state recovery is on (Node's defaults).
 //
-// usage: node redis_node_server.mjs <redis url> <server name> [classic|sharded|streams]
+// With "sharded-cluster", the url is the comma-separated urls of a Redis Cluster's nodes, and
+// the sharded adapter runs on node-redis's cluster client.
+//
+// usage: node redis_node_server.mjs <redis url> <server name> [classic|sharded|sharded-cluster|streams]
 //        node redis_node_server.mjs <postgres url> <server name> postgres [servers]
 import { createServer } from "node:http";
 import { Server } from "socket.io";
 import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
 import { createAdapter as createPostgresAdapter } from "@socket.io/postgres-adapter";
 import { createAdapter as createStreamsAdapter } from "@socket.io/redis-streams-adapter";
-import { createClient } from "redis";
+import { createClient, createCluster } from "redis";
 import pg from "pg";
 
 const [url, name, protocol = "classic", servers] = process.argv.slice(2);
@@ -41,11 +44,14 @@ const redisAdapter = async () => {
     await client.connect();
     return createStreamsAdapter(client);
   }
-  const pub = createClient({ url });
+  const pub =
+    protocol === "sharded-cluster"
+      ? createCluster({ rootNodes: url.split(",").map((node) => ({ url: node })) })
+      : createClient({ url });
   const sub = pub.duplicate();
   await Promise.all([pub.connect(), sub.connect()]);
   // Answers to other servers go to their own response channels (Belfry listens there too).
-  return protocol === "sharded"
+  return protocol === "sharded" || protocol === "sharded-cluster"
     ? createShardedAdapter(pub, sub)
     : createAdapter(pub, sub, { publishOnSpecificResponseChannel: true });
 };

@@ -287,6 +287,117 @@ impl RedisServer {
     }
 }
 
+/// A Redis Cluster of `redis-server`s (masters only, no replica) on free ports, its slots
+/// spread by `redis-cli --cluster create`; killed when dropped.
+#[derive(Debug)]
+pub struct RedisCluster {
+    nodes: Vec<Child>,
+    ports: Vec<u16>,
+    dir: PathBuf,
+}
+
+impl RedisCluster {
+    /// Starts `masters` nodes (3 at least, as Redis requires) and waits until the cluster is
+    /// up on every one of them.
+    pub async fn start(masters: usize) -> RedisCluster {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static MADE: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "belfry-redis-cluster-{}-{}",
+            std::process::id(),
+            MADE.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let program = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_owned());
+        let mut cluster = RedisCluster {
+            nodes: Vec::new(),
+            ports: Vec::new(),
+            dir,
+        };
+        for _ in 0..masters {
+            let port = free_port();
+            let child = Command::new(&program)
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+                .args(["--cluster-enabled", "yes", "--cluster-config-file"])
+                .arg(cluster.dir.join(format!("nodes-{port}.conf")))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("redis-server starts");
+            cluster.nodes.push(child);
+            cluster.ports.push(port);
+        }
+        for port in &cluster.ports {
+            cluster.until(*port, "PING", "PONG").await;
+        }
+        let addresses: Vec<String> = cluster
+            .ports
+            .iter()
+            .map(|port| format!("127.0.0.1:{port}"))
+            .collect();
+        let output = Command::new(redis_cli())
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .await
+            .expect("redis-cli runs (from redis-tools, with redis-server)");
+        assert!(
+            output.status.success(),
+            "redis-cli --cluster create: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        for port in &cluster.ports {
+            cluster
+                .until(*port, "CLUSTER INFO", "cluster_state:ok")
+                .await;
+        }
+        cluster
+    }
+
+    /// `redis://127.0.0.1:<port>` of every node.
+    pub fn urls(&self) -> Vec<String> {
+        self.ports
+            .iter()
+            .map(|port| format!("redis://127.0.0.1:{port}"))
+            .collect()
+    }
+
+    /// `redis-cli -p <port> <command>` until its output contains `expected` (10 s at most).
+    async fn until(&self, port: u16, command: &str, expected: &str) {
+        for _ in 0..400 {
+            let output = Command::new(redis_cli())
+                .args(["-p", &port.to_string()])
+                .args(command.split(' '))
+                .output()
+                .await
+                .expect("redis-cli runs");
+            if String::from_utf8_lossy(&output.stdout).contains(expected) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("redis node {port}: no {expected:?} to {command} in 10 s");
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            let _ = node.start_kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `redis-cli` (`$REDIS_CLI` for another).
+fn redis_cli() -> String {
+    std::env::var("REDIS_CLI").unwrap_or_else(|_| "redis-cli".to_owned())
+}
+
 /// A PostgreSQL server (Debian's, installed by the README test command; `$PG_BIN` names the
 /// directory of another's `initdb`, `postgres` and `psql`) with a cluster of its own in a fresh
 /// directory, on a free port of 127.0.0.1, trusting every connection (superuser `postgres`,

@@ -7,7 +7,7 @@
 use belfry_redis::{Protocol, RedisAdapter, SubscriptionMode};
 use belfry_tests::{
     cluster::{belfry_server, run_clients},
-    processes::{NodeProcess, RedisServer},
+    processes::{NodeProcess, RedisCluster, RedisServer},
 };
 use serde_json::json;
 
@@ -54,6 +54,44 @@ async fn belfry_and_node_servers_share_one_sharded_cluster() {
         "{result:#}"
     );
     // ...and unsubscribed when the last socket of the room on that server left.
+    assert_eq!(
+        result["roomSubscribersAfter"],
+        json!({ "r1": 0, "r2": 0, "r3": 0, "r4": 0 }),
+        "{result:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn belfry_and_node_servers_share_one_sharded_cluster_on_a_redis_cluster() {
+    let cluster = RedisCluster::start(3).await;
+    let nodes = cluster.urls();
+    let mut urls = Vec::new();
+    for name in ["belfry-a", "belfry-b"] {
+        let redis = RedisAdapter::cluster_builder(nodes.clone())
+            .sharded(SubscriptionMode::Dynamic)
+            .connect()
+            .await
+            .unwrap();
+        let ready = redis.clone();
+        let (url, _) =
+            belfry_server(name, redis.factory(), async move { ready.ready().await }).await;
+        urls.push(url);
+    }
+    let joined = nodes.join(",");
+    let node = NodeProcess::start(
+        "redis_node_server.mjs",
+        &[&joined, "node", "sharded-cluster"],
+    )
+    .await;
+    let n = format!("http://127.0.0.1:{}", node.hello["port"]);
+    let result = run_clients(&urls[0], &urls[1], &n, &joined, "sharded-cluster").await;
+    // Each room's shard channel is subscribed, on the node that owns its slot, by the servers
+    // where the room exists, and unsubscribed when it is gone there.
+    assert_eq!(
+        result["roomSubscribers"],
+        json!({ "r1": 3, "r2": 2, "r3": 3, "r4": 3 }),
+        "{result:#}"
+    );
     assert_eq!(
         result["roomSubscribersAfter"],
         json!({ "r1": 0, "r2": 0, "r3": 0, "r4": 0 }),

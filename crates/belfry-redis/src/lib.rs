@@ -164,8 +164,34 @@ impl RedisAdapter {
             requests_timeout: Duration::from_secs(5),
             streams: StreamsOptions::default(),
             root_certificates: None,
+            cluster_nodes: None,
             options: driver::Options::default(),
         }
+    }
+
+    /// Starts configuring an adapter for the Redis Cluster whose nodes (some of them: the
+    /// others are found from these) are at `nodes` (`redis://[user:password@]host:port`, or
+    /// `rediss://`). The cluster speaks the sharded protocol only (as Node's
+    /// `createShardedAdapter` on a cluster client): set it with
+    /// [`RedisAdapterBuilder::sharded`]. Every shard channel is subscribed on the node that
+    /// owns its slot, and again after failovers and reconnections.
+    ///
+    /// ```no_run
+    /// use belfry_redis::{RedisAdapter, SubscriptionMode};
+    /// # async fn run() -> Result<(), belfry_redis::RedisConnectError> {
+    /// let redis = RedisAdapter::cluster_builder(["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"])
+    ///     .sharded(SubscriptionMode::Dynamic)
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn cluster_builder<N: Into<String>>(
+        nodes: impl IntoIterator<Item = N>,
+    ) -> RedisAdapterBuilder {
+        let nodes: Vec<String> = nodes.into_iter().map(Into::into).collect();
+        let mut builder = RedisAdapter::builder(nodes.first().cloned().unwrap_or_default());
+        builder.cluster_nodes = Some(nodes);
+        builder
     }
 
     /// What [`SocketIoBuilder::adapter`](https://docs.rs/belfry) takes: makes each namespace's
@@ -218,6 +244,8 @@ pub struct RedisAdapterBuilder {
     requests_timeout: Duration,
     streams: StreamsOptions,
     root_certificates: Option<Vec<u8>>,
+    /// A Redis Cluster: its first nodes.
+    cluster_nodes: Option<Vec<String>>,
     options: driver::Options,
 }
 
@@ -321,11 +349,20 @@ impl RedisAdapterBuilder {
     /// The URL is invalid or Redis cannot be reached now. Later outages are handled by
     /// reconnecting.
     pub async fn connect(self) -> Result<RedisAdapter, RedisConnectError> {
-        let (client, tls) = driver::client(&self.url, self.root_certificates.as_deref())
-            .map_err(RedisConnectError)?;
+        let roots = self.root_certificates.as_deref();
+        let backend = match &self.cluster_nodes {
+            None => driver::client(&self.url, roots),
+            Some(_) if !matches!(self.protocol, Protocol::Sharded(_)) => {
+                Err(redis::RedisError::from((
+                    redis::ErrorKind::InvalidClientConfig,
+                    "on a Redis Cluster, the sharded protocol only (RedisAdapterBuilder::sharded)",
+                )))
+            }
+            Some(nodes) => driver::cluster(nodes, roots),
+        }
+        .map_err(RedisConnectError)?;
         let driver = Driver::start(
-            client,
-            tls,
+            backend,
             self.key,
             self.protocol,
             self.requests_timeout,

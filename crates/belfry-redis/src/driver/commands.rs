@@ -7,46 +7,42 @@ use std::sync::{
 };
 
 use parking_lot::Mutex;
-use redis::{Client, aio::MultiplexedConnection};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{HEALTH_TIMEOUT, Options, timed_out};
-
-async fn connect(client: &Client) -> redis::RedisResult<MultiplexedConnection> {
-    tokio::time::timeout(HEALTH_TIMEOUT, client.get_multiplexed_async_connection())
-        .await
-        .unwrap_or_else(|_| Err(timed_out()))
-}
+use super::{
+    HEALTH_TIMEOUT, Options,
+    backend::{Backend, Conn},
+};
 
 /// One connection for every command of a server (publishing, counting the servers), as Node's
 /// adapter uses its one publishing client: made when first needed, and again after a failure
 /// or once the subscriber reconnected (Redis went away: the old one is presumed dead).
 pub(crate) struct Commands {
-    client: Client,
+    backend: Backend,
     /// The subscriber's reconnections.
     generation: Arc<AtomicU64>,
-    connection: Mutex<Option<(u64, MultiplexedConnection)>>,
+    connection: Mutex<Option<(u64, Conn)>>,
 }
 
 impl Commands {
     /// No connection yet: the first command makes it.
-    pub(super) fn new(client: Client, generation: Arc<AtomicU64>) -> Commands {
+    pub(super) fn new(backend: Backend, generation: Arc<AtomicU64>) -> Commands {
         Commands {
-            client,
+            backend,
             generation,
             connection: Mutex::new(None),
         }
     }
 
     /// The shared connection (a handle to it: commands on it are multiplexed).
-    pub(super) async fn get(&self) -> redis::RedisResult<MultiplexedConnection> {
+    pub(super) async fn get(&self) -> redis::RedisResult<Conn> {
         let current = self.generation.load(Ordering::Acquire);
         if let Some((made, connection)) = &*self.connection.lock()
             && *made == current
         {
             return Ok(connection.clone());
         }
-        let connection = connect(&self.client).await?;
+        let connection = self.backend.connect().await?;
         *self.connection.lock() = Some((current, connection.clone()));
         Ok(connection)
     }
@@ -153,7 +149,7 @@ pub(super) async fn run_publisher(
 
 /// Carries out `command` on `conn`.
 async fn run(
-    conn: &mut MultiplexedConnection,
+    conn: &mut Conn,
     publish: &'static str,
     command: &mut Command,
 ) -> redis::RedisResult<()> {

@@ -3,13 +3,16 @@
 //! connection that reconnects and resubscribes by itself) and its command connection
 //! ([`commands`]: publishing, counting the servers).
 
+mod backend;
+mod cluster_subscriber;
 mod commands;
 mod reader;
 mod subscriber;
 mod tls;
 
+pub(crate) use self::backend::{Backend, Conn};
 pub(crate) use self::commands::Command;
-pub(crate) use self::tls::{Tls, client};
+pub(crate) use self::tls::{client, cluster};
 
 use std::{
     collections::HashMap,
@@ -21,7 +24,6 @@ use std::{
 };
 
 use parking_lot::Mutex;
-use redis::Client;
 use tokio::sync::mpsc;
 
 use self::{
@@ -112,9 +114,8 @@ pub(crate) struct Driver {
     /// The options of the streams protocol (when it is the one spoken).
     pub(crate) streams: StreamsOptions,
     options: Options,
-    client: Client,
-    /// How the subscriber opens TLS connections.
-    tls: Tls,
+    /// Where Redis is.
+    backend: Backend,
     /// The streams read, and the namespaces reading each.
     readers: Mutex<HashMap<String, Arc<StreamReader>>>,
     /// The connection for commands (publishing, counting servers), shared.
@@ -137,8 +138,7 @@ pub(crate) struct Driver {
 impl Driver {
     /// Connects both sides (failing if Redis cannot be reached now) and starts their tasks.
     pub(crate) async fn start(
-        client: Client,
-        tls: Tls,
+        backend: Backend,
         key: String,
         protocol: Protocol,
         requests_timeout: Duration,
@@ -146,9 +146,12 @@ impl Driver {
         options: Options,
     ) -> redis::RedisResult<Arc<Driver>> {
         let generation = Arc::new(AtomicU64::new(0));
-        let commands = Arc::new(Commands::new(client.clone(), generation.clone()));
+        let commands = Arc::new(Commands::new(backend.clone(), generation.clone()));
         commands.get().await?;
-        let subscriber = Subscriber::open(&client, &tls).await?;
+        let subscriber = match &backend {
+            Backend::Single { client, tls } => Some(Subscriber::open(client, tls).await?),
+            Backend::Cluster { .. } => None,
+        };
         let (wake_tx, wake_rx) = mpsc::unbounded_channel();
         let (publish_tx, publish_rx) = mpsc::channel(options.publish_queue.max(1));
         let uid = match protocol {
@@ -163,8 +166,7 @@ impl Driver {
             requests_timeout,
             streams,
             options,
-            client,
-            tls,
+            backend: backend.clone(),
             readers: Mutex::new(HashMap::new()),
             commands: commands.clone(),
             routes: Mutex::new(HashMap::new()),
@@ -176,11 +178,25 @@ impl Driver {
             synced: AtomicBool::new(true),
             synced_notify: tokio::sync::Notify::new(),
         });
-        tokio::spawn(run_subscriber(
-            Arc::downgrade(&driver),
-            Some(subscriber),
-            wake_rx,
-        ));
+        match (subscriber, backend) {
+            (Some(subscriber), _) => {
+                tokio::spawn(run_subscriber(
+                    Arc::downgrade(&driver),
+                    Some(subscriber),
+                    wake_rx,
+                ));
+            }
+            (None, Backend::Cluster { nodes, .. }) => {
+                tokio::spawn(cluster_subscriber::run_cluster_subscriber(
+                    Arc::downgrade(&driver),
+                    nodes,
+                    wake_rx,
+                ));
+            }
+            (None, Backend::Single { .. }) => {
+                unreachable!("a single server's subscriber is opened above")
+            }
+        }
         tokio::spawn(run_publisher(
             commands,
             protocol.publish_command(),
@@ -207,12 +223,16 @@ impl Driver {
         nsp: &str,
         transport: Weak<RedisTransport>,
     ) {
+        let Backend::Single { client, .. } = &self.backend else {
+            tracing::error!("the streams protocol needs a single Redis server");
+            return;
+        };
         let mut readers = self.readers.lock();
         let reader = readers.entry(stream.to_owned()).or_insert_with(|| {
             let reader = Arc::new(StreamReader::default());
             tokio::spawn(run_reader(
                 Arc::downgrade(self),
-                self.client.clone(),
+                client.clone(),
                 stream.to_owned(),
                 reader.clone(),
                 self.options,
@@ -230,7 +250,7 @@ impl Driver {
     }
 
     /// The shared command connection.
-    pub(crate) async fn connection(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    pub(crate) async fn connection(&self) -> redis::RedisResult<Conn> {
         self.commands.get().await
     }
 
@@ -300,12 +320,12 @@ impl Driver {
             redis::cmd("PUBSUB")
                 .arg(self.protocol.numsub_command())
                 .arg(channel)
-                .query_async::<Vec<(String, usize)>>(&mut conn),
+                .query_async::<redis::Value>(&mut conn),
         )
         .await
         .unwrap_or_else(|_| Err(timed_out()));
         match counted {
-            Ok(counts) => Ok(counts.first().map_or(0, |(_, count)| *count)),
+            Ok(counts) => Ok(count_of(&counts)),
             Err(error) => {
                 self.commands.forget();
                 Err(error)
@@ -328,6 +348,20 @@ impl Driver {
         if let Some(transport) = transport {
             transport.on_message(channel, payload);
         }
+    }
+}
+
+/// The count of the first channel of a `PUBSUB NUMSUB` answer: `[channel, count, ...]` from a
+/// server, a map `{channel: count}` from the cluster client (which adds up every node's).
+fn count_of(answer: &redis::Value) -> usize {
+    let count = match answer {
+        redis::Value::Array(items) => items.get(1),
+        redis::Value::Map(entries) => entries.first().map(|(_, count)| count),
+        _ => None,
+    };
+    match count {
+        Some(redis::Value::Int(count)) => usize::try_from(*count).unwrap_or(0),
+        _ => 0,
     }
 }
 

@@ -110,8 +110,10 @@ pub(super) async fn run_subscriber(
     };
     let mut backoff = options.min_backoff;
     loop {
-        let Some((client, tls)) = driver.upgrade().map(|d| (d.client.clone(), d.tls.clone()))
-        else {
+        let Some((client, tls)) = driver.upgrade().and_then(|d| match &d.backend {
+            super::Backend::Single { client, tls } => Some((client.clone(), tls.clone())),
+            super::Backend::Cluster { .. } => None,
+        }) else {
             return;
         };
         let connection = match first.take() {

@@ -4,7 +4,7 @@
 
 use redis::{Client, ConnectionAddr, RedisResult};
 
-use super::subscriber::Io;
+use super::{backend::Backend, subscriber::Io};
 
 /// What the subscriber needs to open TLS connections: nothing without the `tls` feature.
 #[cfg(not(feature = "tls"))]
@@ -18,16 +18,19 @@ pub(crate) struct Tls(Option<std::sync::Arc<rustls::ClientConfig>>);
 
 /// The client for `url`, trusting `roots` (PEM certificates) rather than the system's.
 #[cfg(not(feature = "tls"))]
-pub(crate) fn client(url: &str, roots: Option<&[u8]>) -> RedisResult<(Client, Tls)> {
+pub(crate) fn client(url: &str, roots: Option<&[u8]>) -> RedisResult<Backend> {
     if roots.is_some() {
         return Err(no_tls());
     }
-    Ok((Client::open(url)?, Tls))
+    Ok(Backend::Single {
+        client: Client::open(url)?,
+        tls: Tls,
+    })
 }
 
 /// The client for `url`, trusting `roots` (PEM certificates) rather than the system's.
 #[cfg(feature = "tls")]
-pub(crate) fn client(url: &str, roots: Option<&[u8]>) -> RedisResult<(Client, Tls)> {
+pub(crate) fn client(url: &str, roots: Option<&[u8]>) -> RedisResult<Backend> {
     let client = match roots {
         Some(roots) => Client::build_with_tls(
             url,
@@ -47,7 +50,42 @@ pub(crate) fn client(url: &str, roots: Option<&[u8]>) -> RedisResult<(Client, Tl
         ConnectionAddr::TcpTls { .. } => Tls(Some(std::sync::Arc::new(config(roots)?))),
         _ => Tls(None),
     };
-    Ok((client, tls))
+    Ok(Backend::Single { client, tls })
+}
+
+/// The backend of a Redis Cluster whose first nodes are `nodes`, trusting `roots` for
+/// `rediss://`.
+#[cfg(feature = "tls")]
+pub(crate) fn cluster(nodes: &[String], roots: Option<&[u8]>) -> RedisResult<Backend> {
+    let mut builder = cluster_builder(nodes);
+    if let Some(roots) = roots {
+        builder = builder.certs(redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(roots.to_vec()),
+        });
+    }
+    Ok(Backend::Cluster {
+        nodes: nodes.to_vec(),
+        client: builder.build()?,
+    })
+}
+
+/// The backend of a Redis Cluster whose first nodes are `nodes`.
+#[cfg(not(feature = "tls"))]
+pub(crate) fn cluster(nodes: &[String], roots: Option<&[u8]>) -> RedisResult<Backend> {
+    if roots.is_some() {
+        return Err(no_tls());
+    }
+    Ok(Backend::Cluster {
+        nodes: nodes.to_vec(),
+        client: cluster_builder(nodes).build()?,
+    })
+}
+
+fn cluster_builder(nodes: &[String]) -> redis::cluster::ClusterClientBuilder {
+    redis::cluster::ClusterClientBuilder::new(nodes.to_vec())
+        .connection_timeout(super::HEALTH_TIMEOUT)
+        .response_timeout(super::HEALTH_TIMEOUT)
 }
 
 #[cfg(feature = "tls")]
