@@ -33,7 +33,7 @@ const postgres = protocol === "postgres";
 // No emitter of the streams protocol is published on npm: servers shout instead.
 const streams = protocol === "streams";
 const [a, b, n] = JSON.parse(urls);
-const result = { received: {}, steps: [] };
+const result = { received: {}, steps: [], disconnects: {} };
 setTimeout(() => {
   result.error = `timeout after ${result.steps.at(-1)}`;
   console.log(JSON.stringify(result));
@@ -58,6 +58,9 @@ await Promise.all(
               : text,
           ),
         );
+        socket.on("disconnect", (reason) => {
+          result.disconnects[name] = reason;
+        });
         socket.on("connect", () => resolve());
         socket.on("connect_error", reject);
         sockets[name] = socket;
@@ -134,6 +137,16 @@ try {
   await step("emitter to r3", () => toRoom("r3", "r3", "n2"));
   await step("belfry socketsJoin r4", () => sockets.a1.emitWithAck("join", "r4"));
   await step("emitter to r4", () => toRoom("r4", "r4", "a1"));
+  await step("belfry to all except r2", () =>
+    sockets.a1.emitWithAck("shout", { except: "r2", text: "not-r2" }),
+  );
+  await step("node to all except r1", () =>
+    sockets.n2.emitWithAck("shout", { except: "r1", text: "not-r1" }),
+  );
+  await step("node socketsLeave r3", () => sockets.n1.emitWithAck("leave", "r3"));
+  await step("belfry to r3, left", () =>
+    sockets.b1.emitWithAck("shout", { room: "r3", text: "r3-after-leave" }),
+  );
   if (sharded) {
     await step("room subscribers", async () => {
       result.roomSubscribers = await roomSubscribers();
@@ -144,6 +157,23 @@ try {
       result.roomsFromNode = await sockets.n2.timeout(8000).emitWithAck("rooms");
     });
   }
+  // Last: the kicks disconnect everyone (r2 from a Belfry server, then r1 from Node).
+  const gone = (names) =>
+    Promise.all(
+      names.map((name) =>
+        sockets[name].connected
+          ? new Promise((resolve) => sockets[name].once("disconnect", resolve))
+          : Promise.resolve(),
+      ),
+    );
+  await step("belfry disconnectSockets r2", async () => {
+    await sockets.b1.emitWithAck("kick", "r2");
+    await gone(["b2", "n2"]);
+  });
+  await step("node disconnectSockets r1", async () => {
+    await sockets.n1.emitWithAck("kick", "r1");
+    await gone(["a1", "b1", "n1"]);
+  });
   result.steps.push("done");
 } catch (error) {
   result.error = String(error?.stack ?? error);

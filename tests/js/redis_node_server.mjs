@@ -5,7 +5,8 @@
 // of the cluster; "poll" asks every client of the cluster for a vote (broadcast with acks);
 // "whoami" asks the other servers their names (serverSideEmit with ack) after sending them a
 // "note" (without ack); "notes" and "rooms" answer what this server received and the cluster's
-// rooms. Prints {"port": N} once it serves.
+// rooms; "leave" and "kick" make the sockets of a room leave it, or disconnect them, on every
+// server. Prints {"port": N} once it serves.
 //
 // With "sharded", the server speaks the sharded protocol (createShardedAdapter, Redis 7), which
 // has no allRooms.
@@ -79,8 +80,9 @@ io.on("whoami", (from, ack) => ack(`${name} (asked by ${from})`));
 io.on("connection", (socket) => {
   if (socket.handshake.auth.room) socket.join(socket.handshake.auth.room);
   socket.data.name = socket.handshake.auth.name;
-  socket.on("shout", ({ room, text, bin }, ack) => {
-    const target = room ? io.to(room) : io;
+  socket.on("shout", ({ room, except, text, bin }, ack) => {
+    let target = room ? io.to(room) : io;
+    if (except) target = target.except(except);
     if (bin) target.emit("shout", text, Buffer.from(bin));
     else target.emit("shout", text);
     ack?.("ok");
@@ -92,6 +94,15 @@ io.on("connection", (socket) => {
   socket.on("join", async (room, ack) => {
     io.socketsJoin(room);
     ack("ok");
+  });
+  socket.on("leave", async (room, ack) => {
+    io.socketsLeave(room);
+    ack("ok");
+  });
+  // Answered first: the asking socket may be one of those kicked.
+  socket.on("kick", async (room, ack) => {
+    ack("ok");
+    io.in(room).disconnectSockets();
   });
   socket.on("poll", async (ack) => {
     const votes = await io.timeout(5000).emitWithAck("vote?", "poll");

@@ -20,6 +20,7 @@ use crate::{run_node, serve};
 #[derive(serde::Deserialize)]
 struct Shout {
     room: Option<String>,
+    except: Option<String>,
     text: String,
     bin: Option<Vec<u8>>,
 }
@@ -117,10 +118,13 @@ pub async fn belfry_server_with(
                 "shout",
                 |socket: SocketRef, Data(shout): Data<Shout>, ack: AckSender| async move {
                     let io = socket.io();
-                    let target = match shout.room {
+                    let mut target = match shout.room {
                         Some(room) => io.to(room),
                         None => io.of("/").unwrap(),
                     };
+                    if let Some(except) = shout.except {
+                        target = target.except(except);
+                    }
                     let _ = match shout.bin {
                         Some(bin) => target.emit("shout", &(shout.text, Bytes::from(bin))),
                         None => target.emit("shout", &shout.text),
@@ -159,6 +163,23 @@ pub async fn belfry_server_with(
                         .await
                         .unwrap();
                     let _ = ack.send(&"ok");
+                },
+            );
+            socket.on(
+                "leave",
+                |socket: SocketRef, Data(room): Data<String>, ack: AckSender| async move {
+                    let all = socket.io().of("/").unwrap();
+                    all.sockets_leave(room).await.unwrap();
+                    let _ = ack.send(&"ok");
+                },
+            );
+            socket.on(
+                "kick",
+                |socket: SocketRef, Data(room): Data<String>, ack: AckSender| async move {
+                    // Answered first: the asking socket may be one of those kicked.
+                    let _ = ack.send(&"ok");
+                    let io = socket.io();
+                    io.to(room).disconnect_sockets(false).await.unwrap();
                 },
             );
         }
@@ -207,8 +228,8 @@ pub async fn run_clients(a: &str, b: &str, n: &str, backend_url: &str, protocol:
     // whichever server (or the emitter; a Belfry server when sharded) sent it; binary crosses
     // intact both ways.
     let everyone = ["from-belfry"];
-    let r1 = ["from-node", "from-emitter"];
-    let r2 = ["bin-belfry:1,2,3", "bin-node:4,5"];
+    let r1 = ["from-node", "from-emitter", "not-r2"];
+    let r2 = ["bin-belfry:1,2,3", "bin-node:4,5", "not-r1"];
     let after_joins = ["r3", "r4"];
     let expected = |rooms: &[&[&'static str]]| -> Vec<String> {
         let mut all: Vec<&str> = everyone.to_vec();
@@ -240,6 +261,17 @@ pub async fn run_clients(a: &str, b: &str, n: &str, backend_url: &str, protocol:
         assert_eq!(result[fetch]["ids"], result["ids"], "{fetch}: {result:#}");
         assert_eq!(result[fetch]["names"], names, "{fetch}: {result:#}");
     }
+
+    // Sockets made to leave a room on every server got nothing sent to it after; sockets
+    // disconnected from any server were told so by the server.
+    let kicked = json!({
+        "b2": "io server disconnect",
+        "n2": "io server disconnect",
+        "a1": "io server disconnect",
+        "b1": "io server disconnect",
+        "n1": "io server disconnect",
+    });
+    assert_eq!(result["disconnects"], kicked, "{result:#}");
 
     // A broadcast with acks gathers every client's answer (binary included) from every server.
     let votes = json!(["a1:0", "b1:1", "b2:2", "n1:3", "n2:4"]);
