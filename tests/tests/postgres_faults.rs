@@ -344,3 +344,33 @@ async fn a_server_that_closes_is_no_longer_counted_at_once() {
     assert!(remote_sockets(&b.io).await.unwrap().is_empty());
     assert!(started.elapsed() < Duration::from_millis(500));
 }
+
+/// `@socket.io/postgres-emitter` 0.1.1 names no namespace in its messages (Node's adapter 0.5
+/// drops them): Belfry delivers them to the namespace of their channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_emitter_reaches_belfry_servers() {
+    let postgres = PostgresServer::start().await;
+    let mut a = server(&postgres.url(), Duration::from_millis(100)).await;
+    let sent = belfry_tests::run_node("pg_emitter.mjs", &[&postgres.url()]).await;
+    assert_eq!(sent["sent"], true, "{sent}");
+    assert_eq!(
+        next_event(&mut a.client, Duration::from_secs(5))
+            .await
+            .as_deref(),
+        Some(r#"42["news","to-all"]"#)
+    );
+    let binary = next_event(&mut a.client, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        binary,
+        r#"451-["news","to-r",{"_placeholder":true,"num":0}]"#
+    );
+    let (_, attachment) = a.client.read_frame().await.unwrap();
+    assert_eq!(attachment, [1, 2, 3]);
+    // The socket is in "r": the last one is not for it.
+    assert_eq!(
+        next_event(&mut a.client, Duration::from_millis(500)).await,
+        None
+    );
+}
