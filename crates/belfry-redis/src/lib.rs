@@ -1,7 +1,10 @@
 //! A Redis adapter for Belfry that speaks the wire protocols of Node's
 //! `@socket.io/redis-adapter` 8.x, the classic pub/sub one (`createAdapter`) and the sharded
-//! one (`createShardedAdapter`, see [`RedisAdapterBuilder::sharded`]), so Belfry and Node
-//! servers share one cluster and `@socket.io/redis-emitter` publishes to Belfry servers.
+//! one (`createShardedAdapter`, see [`RedisAdapterBuilder::sharded`], also on a Redis Cluster:
+//! [`RedisAdapter::cluster_builder`]), and the protocol of `@socket.io/redis-streams-adapter`
+//! 0.3, with connection state recovery across servers ([`streams`]), so Belfry and Node
+//! servers share one cluster and `@socket.io/redis-emitter` publishes to Belfry servers. The
+//! `tls` feature adds `rediss://`.
 //!
 //! ```no_run
 //! use belfry_redis::RedisAdapter;
@@ -155,7 +158,7 @@ impl fmt::Debug for RedisAdapter {
 
 impl RedisAdapter {
     /// Starts configuring an adapter for the Redis server at `url`
-    /// (`redis://[:password@]host:port[/db]`).
+    /// (`redis://[[user]:password@]host:port[/db]`, or `rediss://` with the `tls` feature).
     pub fn builder(url: impl Into<String>) -> RedisAdapterBuilder {
         RedisAdapterBuilder {
             url: url.into(),
@@ -250,16 +253,16 @@ pub struct RedisAdapterBuilder {
 }
 
 impl RedisAdapterBuilder {
-    /// The prefix of every channel (Node's `key`, or `channelPrefix` of the sharded adapter;
-    /// default `socket.io`): servers of one cluster must agree on it.
+    /// The prefix of every channel (Node's `key`, or `channelPrefix` of the sharded adapter and
+    /// of the streams adapter; default `socket.io`): servers of one cluster must agree on it.
     pub fn key(mut self, key: impl Into<String>) -> Self {
         self.key = key.into();
         self
     }
 
     /// Speaks the sharded protocol (Node's `createShardedAdapter(pub, sub, { subscriptionMode
-    /// })`) instead of the classic one. Needs Redis 7 or later, standalone (Redis Cluster is
-    /// not supported yet).
+    /// })`) instead of the classic one. Needs Redis 7 or later: one server, or a Redis Cluster
+    /// ([`RedisAdapter::cluster_builder`]).
     ///
     /// ```no_run
     /// use belfry_redis::{RedisAdapter, SubscriptionMode};

@@ -211,7 +211,9 @@ impl SocketIoBuilder {
     /// broadcast meanwhile ([`Socket::recovered`](crate::Socket::recovered) tells it). Each
     /// event without ack gets an offset as its last argument, as in Node. The in-memory
     /// adapter keeps what recovery needs; an adapter set with [`SocketIoBuilder::adapter`]
-    /// must support it (the Redis adapter does not, as Node's).
+    /// must support it: the Redis adapter's streams protocol does, across servers (as Node's
+    /// `@socket.io/redis-streams-adapter`); its classic and sharded protocols and the Postgres
+    /// adapter do not (as Node's).
     ///
     /// # Examples
     ///
