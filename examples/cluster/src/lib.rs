@@ -1,11 +1,14 @@
-//! One node of a Belfry cluster: Socket.IO over a shared Redis ([`belfry_redis`]) or PostgreSQL
+//! One node of a Belfry cluster: Socket.IO over a shared Redis ([`belfry_redis`], through its
+//! classic protocol, or its streams protocol with connection state recovery on) or PostgreSQL
 //! database ([`belfry_postgres`]), marked with the cookie `belfry_node=<name>` so that a load
 //! balancer keeps each client on the node that opened its session (see `nginx.conf` beside this
 //! crate).
 //!
-//! Clients get `welcome` with the node's name when they connect; `whoami` answers it; `say`
-//! broadcasts `said {node, text}` to every client of the cluster; `count` answers how many
-//! sockets the whole cluster has (`fetch_sockets`).
+//! Clients get `welcome {node, recovered}` with the node's name when they connect (`recovered`:
+//! on Redis Streams, a client that lost its connection came back, through this node or the
+//! other, as the same socket, after the messages it missed); `whoami` answers the node's name;
+//! `say` broadcasts `said {node, text}` to every client of the cluster; `count` answers how
+//! many sockets the whole cluster has (`fetch_sockets`).
 //!
 //! Each node also serves the client: a page at `/` (`static/index.html`: which node served it,
 //! which node its socket is on, the cluster's socket count, a form to `say` something to every
@@ -14,9 +17,11 @@
 use std::{error::Error, fmt, path::Path};
 
 use axum::{Router, response::Html, routing::get};
-use belfry::{AckSender, SocketIo, SocketRef, extract::Data};
+use belfry::{
+    AckSender, SocketIo, SocketRef, core::adapter::ConnectionStateRecovery, extract::Data,
+};
 use belfry_postgres::PostgresAdapter;
-use belfry_redis::RedisAdapter;
+use belfry_redis::{RedisAdapter, streams::StreamsOptions};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 /// The page at `/`; `{{node}}` is replaced by the name of the node serving it, `{{backend}}` by
@@ -29,14 +34,18 @@ pub enum Backend {
     /// A Redis server (`redis://host:port`), through `belfry-redis` (Node's
     /// `@socket.io/redis-adapter`).
     Redis(String),
+    /// A Redis server (`redis://host:port`), through `belfry-redis`'s streams protocol (Node's
+    /// `@socket.io/redis-streams-adapter`), with connection state recovery on: a client that
+    /// loses its connection recovers its socket through either node.
+    RedisStreams(String),
     /// A PostgreSQL database (`postgres://user@host/database`) with the attachments table,
     /// through `belfry-postgres` (Node's `@socket.io/postgres-adapter`).
     Postgres(String),
 }
 
 impl Backend {
-    /// From the environment: `ADAPTER` (`redis`, the default, or `postgres`), then `REDIS_URL`
-    /// (default `redis://127.0.0.1:6379`) or `DATABASE_URL` (default
+    /// From the environment: `ADAPTER` (`redis`, the default, `streams` or `postgres`), then
+    /// `REDIS_URL` (default `redis://127.0.0.1:6379`) or `DATABASE_URL` (default
     /// `postgres://postgres@127.0.0.1:5432/postgres`).
     ///
     /// # Errors
@@ -47,12 +56,16 @@ impl Backend {
             |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
         match var("ADAPTER", "redis").as_str() {
             "redis" => Ok(Backend::Redis(var("REDIS_URL", "redis://127.0.0.1:6379"))),
+            "streams" => Ok(Backend::RedisStreams(var(
+                "REDIS_URL",
+                "redis://127.0.0.1:6379",
+            ))),
             "postgres" => Ok(Backend::Postgres(var(
                 "DATABASE_URL",
                 "postgres://postgres@127.0.0.1:5432/postgres",
             ))),
             other => Err(format!(
-                "ADAPTER={other}: the cluster example runs on `redis` or `postgres`"
+                "ADAPTER={other}: the cluster example runs on `redis`, `streams` or `postgres`"
             )),
         }
     }
@@ -62,6 +75,7 @@ impl fmt::Display for Backend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Backend::Redis(_) => "Redis",
+            Backend::RedisStreams(_) => "Redis Streams",
             Backend::Postgres(_) => "PostgreSQL",
         })
     }
@@ -91,6 +105,19 @@ pub async fn app(
             let (layer, io) = builder.adapter(redis.factory()).build_layer();
             (layer, io, Ready::Redis(redis))
         }
+        Backend::RedisStreams(url) => {
+            let redis = RedisAdapter::builder(url)
+                .streams(StreamsOptions::new())
+                .connect()
+                .await?;
+            // Sessions of clients that lost their connection are kept in Redis for 2 minutes
+            // (Node's default), and restored by whichever node the client comes back to.
+            let (layer, io) = builder
+                .adapter(redis.factory())
+                .connection_state_recovery(ConnectionStateRecovery::default())
+                .build_layer();
+            (layer, io, Ready::Redis(redis))
+        }
         Backend::Postgres(url) => {
             let postgres = PostgresAdapter::builder(url).connect().await?;
             let (layer, io) = builder.adapter(postgres.factory()).build_layer();
@@ -100,7 +127,10 @@ pub async fn app(
     // One name per process, for as long as it runs.
     let node: &'static str = Box::leak(name.to_owned().into_boxed_str());
     io.ns("/", move |socket: SocketRef| async move {
-        let _ = socket.emit("welcome", &serde_json::json!({ "node": node }));
+        // A recovered socket has its rooms and data back, and got the events it missed; its
+        // handlers are registered again below, as for a new one.
+        let welcome = serde_json::json!({ "node": node, "recovered": socket.recovered() });
+        let _ = socket.emit("welcome", &welcome);
         socket.on("whoami", move |ack: AckSender| async move {
             let _ = ack.send(&node);
         });

@@ -14,6 +14,20 @@
 //! on, and a message sent from any of them reaches them all, across the nodes. Other Socket.IO
 //! clients connect to the same address.
 //!
+//! With `ADAPTER=streams`, the nodes share the same Redis through the streams protocol (Node's
+//! `@socket.io/redis-streams-adapter`), with connection state recovery on:
+//!
+//! ```sh
+//! ADAPTER=streams NODE_NAME=a PORT=3101 cargo run -p cluster &
+//! ADAPTER=streams NODE_NAME=b PORT=3102 cargo run -p cluster &
+//! ```
+//!
+//! A page whose connection drops for less than 2 minutes (its network gone for a while) comes
+//! back as the same socket and first gets the messages sent meanwhile: it says "back on node …:
+//! same socket, nothing missed". Which node it comes back through does not matter, the sessions
+//! and the messages being in Redis: the example's test has a client leave one node and come
+//! back through the other (`tests/recovery.mjs`).
+//!
 //! The nodes can share a PostgreSQL database instead of Redis (`belfry-postgres`, Node's
 //! `@socket.io/postgres-adapter`): any PostgreSQL they reach over a plain connection (Docker's
 //! `postgres` image, for one), with the attachments table created once:
@@ -28,8 +42,9 @@
 //! ```
 //!
 //! and nginx as above. Environment: `NODE_NAME` (default `a`), `PORT` (default 3101), `ADAPTER`
-//! (`redis`, the default, or `postgres`), `REDIS_URL` (default `redis://127.0.0.1:6379`),
-//! `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`).
+//! (`redis`, the default, `streams` or `postgres`), `REDIS_URL` (default
+//! `redis://127.0.0.1:6379`), `DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`).
 //!
 //! The page loads the official browser client, which the node serves from the
 //! `socket.io-client` npm package in this folder; the first run installs it with `npm ci`.

@@ -1,9 +1,11 @@
 //! The cluster example for real: Debian's nginx with `examples/cluster/nginx.conf` in front of
-//! two Belfry nodes (the example's binary) sharing one `redis-server`, or one PostgreSQL
+//! two Belfry nodes (the example's binary) sharing one `redis-server` (through the classic
+//! protocol, or the streams one with connection state recovery on), or one PostgreSQL
 //! database, and `socket.io-client` through nginx: polling clients stay on their node,
 //! WebSocket clients upgrade through nginx, broadcasts cross nodes, and polling without the
 //! sticky cookie breaks (the reason for it); and the page each node serves, with the browser
-//! bundle it loads, is reached through nginx.
+//! bundle it loads, is reached through nginx. On Redis Streams, a client that loses its
+//! connection to one node recovers its socket through the other (`recovery.mjs`).
 #![allow(clippy::unwrap_used)]
 
 use std::{collections::BTreeSet, sync::Once};
@@ -13,7 +15,7 @@ use belfry_tests::{
     processes::{Nginx, PostgresServer, RedisServer, Spawned, free_port},
     run_node,
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::process::Command;
 
 #[path = "../../npm.rs"]
@@ -22,7 +24,7 @@ mod npm;
 /// A node of the example, its backend named by `backend` (environment variables).
 async fn node(name: &str, port: u16, backend: &[(&str, String)]) -> Spawned {
     // The browser bundle, installed before the nodes start (each would otherwise install it on
-    // its first run, within the time the test gives it to start), once for both tests.
+    // its first run, within the time the test gives it to start), once for every test.
     static BUNDLE: Once = Once::new();
     BUNDLE.call_once(|| {
         npm::socket_io_client_bundle(std::path::Path::new(env!("CARGO_MANIFEST_DIR")), |_| {})
@@ -59,6 +61,62 @@ async fn the_same_clients_on_postgres() {
         "PostgreSQL",
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_clients_on_redis_streams() {
+    let redis = RedisServer::start().await;
+    behind_nginx(
+        &[("ADAPTER", "streams".into()), ("REDIS_URL", redis.url())],
+        "Redis Streams",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_redis_streams_a_client_recovers_its_socket_through_the_other_node() {
+    let redis = RedisServer::start().await;
+    let backend = [("ADAPTER", "streams".into()), ("REDIS_URL", redis.url())];
+    let (port_a, port_b) = (free_port(), free_port());
+    let _a = node("a", port_a, &backend).await;
+    let _b = node("b", port_b, &backend).await;
+    // The script beside this file, with the example's own socket.io-client.
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/recovery.mjs");
+    let (a, b) = (
+        format!("http://127.0.0.1:{port_a}"),
+        format!("http://127.0.0.1:{port_b}"),
+    );
+    let result = run_node(script, &[&a, &b]).await;
+    assert_eq!(result["error"], Value::Null, "{result:#}");
+    assert_eq!(
+        result["firstWelcome"],
+        json!({ "node": "a", "recovered": false }),
+        "{result:#}"
+    );
+    // Back through node b: the same socket, which node b's welcome says was recovered.
+    assert_eq!(
+        result["secondWelcome"],
+        json!({ "node": "b", "recovered": true }),
+        "{result:#}"
+    );
+    assert_eq!(result["recovered"], true, "{result:#}");
+    assert_eq!(result["secondId"], result["firstId"], "{result:#}");
+    // Every message once, in order, the one said while it was away included, each with its
+    // stream entry id as offset.
+    let heard = result["heard"].as_array().unwrap();
+    let texts: Vec<&str> = heard.iter().map(|h| h["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["before", "missed", "after"], "{result:#}");
+    for h in heard {
+        let offset = h["offset"].as_str().unwrap_or_default();
+        assert!(
+            offset.split_once('-').is_some_and(|(ms, seq)| {
+                [ms, seq]
+                    .iter()
+                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            }),
+            "{result:#}"
+        );
+    }
 }
 
 /// Two nodes on `backend` (the page says they share `shared`), nginx in front, and the clients.
