@@ -74,12 +74,18 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
 log "cargo package (the published crates, each built from its package)"
 # Each crate is verified against the packages of the crates it depends on, served from a
-# temporary registry under target/package. Cargo extracts that registry's packages into
-# $CARGO_HOME/registry/src/-<hash of its path>/ and never extracts a version again, so on a
-# machine that keeps CARGO_HOME between runs of the same checkout path, an earlier commit's
-# belfry-proto would be compiled instead of this one. Those extractions go first.
+# temporary registry under the target directory. Cargo takes a registry's packages for
+# immutable: it extracts one version once, into $CARGO_HOME/registry/src/-<hash of the
+# registry's path>/, and builds it once per target directory. On a machine that keeps
+# CARGO_HOME or the target directory between runs, an earlier commit's belfry-core would be
+# compiled, or its build reused, instead of this one's. So: our extractions go, and the
+# verification builds in a target directory of its own whose Belfry artifacts go too (the
+# third-party crates there stay built).
+verify=target/package-verify
 rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/belfry-*
-cargo package --locked -p belfry-proto -p belfry-core -p belfry-engine -p belfry-cluster -p belfry-redis -p belfry-postgres -p belfry-io
+rm -rf "$verify"/debug/.fingerprint/belfry-* "$verify"/debug/deps/*belfry* "$verify"/debug/build/belfry-*
+cargo package --locked --target-dir "$verify" -p belfry-proto -p belfry-core -p belfry-engine -p belfry-cluster \
+  -p belfry-redis -p belfry-postgres -p belfry-io
 
 log "fuzz targets, coverage-guided, ${FUZZ_SECONDS:-20} s each (tests/fuzz.sh)"
 bash tests/fuzz.sh
