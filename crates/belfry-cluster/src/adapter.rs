@@ -5,7 +5,10 @@
 use std::{
     collections::{HashMap, HashSet},
     fmt,
-    sync::{Arc, OnceLock, Weak},
+    sync::{
+        Arc, OnceLock, Weak,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -74,15 +77,25 @@ pub trait Transport: Send + Sync + 'static {
         false
     }
 
-    /// Sends `message` (a broadcast) and resolves to the offset the store gave it. By default
-    /// the transport has no offsets: nothing is sent and it fails.
+    /// Sends `message` (a broadcast); the future resolves to the offset the store gave it.
+    /// By default the transport has no offsets: nothing is sent and it fails.
+    ///
+    /// # Errors
+    ///
+    /// At once when the message cannot be sent (its queue is full); the future, when the
+    /// store refused it.
+    #[allow(clippy::type_complexity)]
     fn send_durable(
         &self,
         message: &Outgoing<'_>,
-    ) -> BoxFuture<'static, Result<String, AdapterError>> {
+    ) -> Result<BoxFuture<'static, Result<String, AdapterError>>, AdapterError> {
         let _ = message;
-        Box::pin(async { Err(AdapterError::Unsupported("offsets")) })
+        Err(AdapterError::Unsupported("offsets"))
     }
+
+    /// The adapter is made: the transport may hand it messages from now on (a transport that
+    /// starts listening later, or announces itself once it listens, starts here).
+    fn attached(&self) {}
 
     /// Counts the servers of the namespace, this one included, when the transport can (Redis:
     /// the subscribers of the namespace's channel). `None` (the default): the adapter counts
@@ -165,9 +178,12 @@ impl Default for Heartbeat {
 }
 
 impl Heartbeat {
-    /// Every `interval`, counted for `timeout` after the last message.
+    /// Every `interval` (1 ms at least), counted for `timeout` after the last message.
     pub fn new(interval: Duration, timeout: Duration) -> Heartbeat {
-        Heartbeat { interval, timeout }
+        Heartbeat {
+            interval: interval.max(Duration::from_millis(1)),
+            timeout,
+        }
     }
 }
 
@@ -323,37 +339,64 @@ struct Inner {
     ack_requests: Mutex<HashMap<String, RemoteAckSink>>,
     /// With heartbeats: the other servers, and when each was last heard from.
     nodes: Mutex<HashMap<String, Instant>>,
-    /// This server's broadcasts waiting for their offsets (made on the first one).
+    /// What waits to be done here in order (made when first needed; see [`Inner::ordered`]).
     deliveries: OnceLock<mpsc::UnboundedSender<Delivery>>,
+    /// The adapter was closed: it sends nothing more, heartbeats included, and hears nothing.
+    closed: AtomicBool,
 }
 
-/// A broadcast of this server waiting for its offset before it is delivered here.
-struct Delivery {
-    offset: BoxFuture<'static, Result<String, AdapterError>>,
-    /// When it is delivered here, offset or not.
-    deadline: Instant,
-    ids: Vec<SocketId>,
-    packet: Packet,
-    flags: BroadcastFlags,
+/// What this server does here in the order it was asked, when broadcasts wait for their
+/// offsets (see [`Inner::ordered`]).
+// Queued one at a time, moved once: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Delivery {
+    /// A broadcast, delivered once its offset is known (`offset: None`: one that takes none,
+    /// waiting for those before it).
+    Broadcast {
+        offset: Option<BoxFuture<'static, Result<String, AdapterError>>>,
+        /// When it is delivered here, offset or not.
+        deadline: Instant,
+        ids: Vec<SocketId>,
+        packet: Packet,
+        flags: BroadcastFlags,
+    },
+    /// A rooms operation on this server's sockets.
+    Rooms(Box<dyn FnOnce() + Send>),
 }
 
-/// Delivers this server's broadcasts here in the order they were sent, each once its offset
-/// is known (without one when the store refused it or is slower than [`OFFSET_WAIT`]: local
-/// clients still get it).
+/// Carries out this server's broadcasts and rooms operations here in the order they were
+/// asked, each broadcast once its offset is known (without one when the store refused it or
+/// is slower than [`OFFSET_WAIT`]: local clients still get it). Ends with the adapter.
 async fn deliver(sockets: Arc<dyn LocalSockets>, mut queue: mpsc::UnboundedReceiver<Delivery>) {
     while let Some(delivery) = queue.recv().await {
-        let packet = match tokio::time::timeout_at(delivery.deadline, delivery.offset).await {
-            Ok(Ok(offset)) => push_offset(&delivery.packet, &offset).unwrap_or(delivery.packet),
-            Ok(Err(error)) => {
-                tracing::warn!(%error, "broadcast not kept for recovery; delivered here only");
-                delivery.packet
+        match delivery {
+            Delivery::Broadcast {
+                offset,
+                deadline,
+                ids,
+                packet,
+                flags,
+            } => {
+                let packet = match offset {
+                    None => packet,
+                    Some(offset) => match tokio::time::timeout_at(deadline, offset).await {
+                        Ok(Ok(offset)) => push_offset(&packet, &offset).unwrap_or(packet),
+                        Ok(Err(error)) => {
+                            tracing::debug!(%error, "broadcast not kept for recovery; delivered here only");
+                            packet
+                        }
+                        Err(_) => {
+                            tracing::debug!(
+                                "no offset in time; broadcast delivered here without one"
+                            );
+                            packet
+                        }
+                    },
+                };
+                sockets.send(&ids, &packet, &flags);
             }
-            Err(_) => {
-                tracing::debug!("no offset in time; broadcast delivered here without one");
-                delivery.packet
-            }
-        };
-        sockets.send(&delivery.ids, &packet, &delivery.flags);
+            Delivery::Rooms(operation) => operation(),
+        }
     }
 }
 
@@ -402,6 +445,7 @@ impl ClusterAdapter {
                 ack_requests: Mutex::new(HashMap::new()),
                 nodes: Mutex::new(HashMap::new()),
                 deliveries: OnceLock::new(),
+                closed: AtomicBool::new(false),
             }
         });
         if inner.transport.wants_room_events() {
@@ -412,6 +456,7 @@ impl ClusterAdapter {
                 }
             }));
         }
+        inner.transport.attached();
         if let Some(heartbeat) = heartbeat {
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => {
@@ -433,7 +478,10 @@ impl ClusterAdapter {
 
 /// Checks the other servers' heartbeats and sends this server's, while the adapter lives.
 async fn keep_membership(me: Weak<Inner>, heartbeat: Heartbeat) {
-    let mut check = tokio::time::interval(MEMBERSHIP_CHECK.min(heartbeat.interval));
+    let period = MEMBERSHIP_CHECK
+        .min(heartbeat.interval)
+        .max(Duration::from_millis(1));
+    let mut check = tokio::time::interval(period);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_beat = Instant::now();
     loop {
@@ -441,6 +489,9 @@ async fn keep_membership(me: Weak<Inner>, heartbeat: Heartbeat) {
         let Some(inner) = me.upgrade() else {
             return;
         };
+        if inner.closed.load(Ordering::Acquire) {
+            return;
+        }
         let silent: Vec<String> = inner
             .nodes
             .lock()
@@ -497,15 +548,34 @@ impl Inner {
         }
     }
 
-    /// A rooms operation: done here by `local` (the inner adapter, at once), and, unless
-    /// `opts` is local, sent to the other servers.
-    fn also_remote(
+    /// A rooms operation: sent to the other servers unless `opts` is local, and done here by
+    /// `local_op` on the inner adapter: at once, or, when broadcasts wait for their offsets,
+    /// after those asked before it (as Node's cluster adapters act here once the backend took
+    /// the message).
+    fn rooms_op(
         &self,
-        local: BoxFuture<'static, Result<(), AdapterError>>,
         opts: &BroadcastOptions,
         message: &Outgoing<'_>,
+        local_op: impl FnOnce(&LocalAdapter) -> BoxFuture<'static, Result<(), AdapterError>>
+        + Send
+        + 'static,
     ) -> BoxFuture<'static, Result<(), AdapterError>> {
         let remote = (!opts.flags.local).then(|| self.send(message));
+        if remote.is_some() && self.ordered() {
+            let (done, finished) = oneshot::channel();
+            let me = self.me.clone();
+            self.enqueue(Delivery::Rooms(Box::new(move || {
+                if let Some(inner) = me.upgrade() {
+                    drop(local_op(&inner.local));
+                }
+                let _ = done.send(());
+            })));
+            return Box::pin(async move {
+                let _ = finished.await;
+                remote.unwrap_or(Ok(()))
+            });
+        }
+        let local = local_op(&self.local);
         Box::pin(async move {
             local.await?;
             remote.unwrap_or(Ok(()))
@@ -592,6 +662,9 @@ impl Inner {
 
     /// A message from another server (or an emitter).
     fn receive(&self, Incoming { uid, body }: Incoming) {
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
         if uid.as_deref() == Some(self.options.uid.as_str()) {
             // This server already acted on its own messages.
             return;
@@ -726,46 +799,65 @@ impl Inner {
             .broadcast(with_offset.as_ref().unwrap_or(packet), opts);
     }
 
-    /// True when a broadcast of `packet` with `opts` goes through the transport's store and is
-    /// delivered here once it has its offset.
-    fn takes_offset(&self, packet: &Packet, opts: &BroadcastOptions) -> bool {
-        !opts.flags.local
-            && !opts.flags.volatile
-            && matches!(packet.data, PacketData::Event { ack: None, .. })
-            && self.transport.gives_offsets()
-            && self.sockets.recovery().is_some()
+    /// True when broadcasts wait here for the offsets the transport's store gives them (the
+    /// transport gives offsets, and the server has connection state recovery on): then every
+    /// broadcast and rooms operation of this server is carried out here in the order asked.
+    fn ordered(&self) -> bool {
+        self.transport.gives_offsets() && self.sockets.recovery().is_some()
     }
 
-    /// Sends the broadcast through the transport's store and delivers it here once its offset
-    /// is known, after every broadcast sent before it (one task delivers them in order).
-    /// Returns how many sockets here it goes to.
-    fn broadcast_with_offset(&self, packet: &Packet, opts: &BroadcastOptions) -> usize {
+    /// A broadcast to the other servers and, here, after what was asked before it: an event
+    /// without ack and not volatile once the store gave its offset (Node's
+    /// `addOffsetIfNecessary`). Returns how many sockets here it goes to.
+    fn ordered_broadcast(
+        &self,
+        packet: &Packet,
+        opts: &BroadcastOptions,
+    ) -> Result<usize, AdapterError> {
         let ids = self.local.sockets(opts);
         let count = ids.len();
-        let offset = self
-            .transport
-            .send_durable(&Outgoing::Broadcast { packet, opts });
-        let delivery = Delivery {
+        let message = Outgoing::Broadcast { packet, opts };
+        let takes_offset =
+            !opts.flags.volatile && matches!(packet.data, PacketData::Event { ack: None, .. });
+        let (offset, sent) = if takes_offset {
+            match self.transport.send_durable(&message) {
+                Ok(offset) => (Some(offset), Ok(())),
+                Err(error) => (None, Err(error)),
+            }
+        } else {
+            (None, self.send(&message))
+        };
+        self.enqueue(Delivery::Broadcast {
             offset,
             deadline: Instant::now() + OFFSET_WAIT,
             ids,
             packet: packet.clone(),
             flags: opts.flags,
-        };
+        });
+        sent.map(|()| count)
+            .map_err(|error| AdapterError::PartialBroadcast {
+                delivered: count,
+                source: Box::new(error),
+            })
+    }
+
+    /// Queues `delivery` behind those asked before it.
+    fn enqueue(&self, delivery: Delivery) {
         let deliveries = self.deliveries.get_or_init(|| {
+            // Unbounded, and bounded in practice: a broadcast waits at most `OFFSET_WAIT`, and
+            // the transport's queue refuses what it cannot hold.
             let (tx, rx) = mpsc::unbounded_channel();
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => drop(runtime.spawn(deliver(self.sockets.clone(), rx))),
                 Err(_) => tracing::error!(
-                    "a cluster adapter used outside a Tokio runtime delivers no broadcast"
+                    "a cluster adapter used outside a Tokio runtime delivers nothing here"
                 ),
             }
             tx
         });
         if deliveries.send(delivery).is_err() {
-            tracing::warn!("broadcast not delivered here: the delivery task is gone");
+            tracing::warn!("not carried out here: the delivery task is gone");
         }
-        count
     }
 
     fn to_ack_sink(&self, request_id: &str, ack: RemoteAck) {
@@ -861,8 +953,8 @@ impl Adapter for ClusterAdapter {
     }
 
     fn broadcast(&self, packet: &Packet, opts: &BroadcastOptions) -> Result<usize, AdapterError> {
-        if self.0.takes_offset(packet, opts) {
-            return Ok(self.0.broadcast_with_offset(packet, opts));
+        if !opts.flags.local && self.0.ordered() {
+            return self.0.ordered_broadcast(packet, opts);
         }
         let delivered = self.0.local.broadcast(packet, opts)?;
         if opts.flags.local {
@@ -884,9 +976,11 @@ impl Adapter for ClusterAdapter {
         opts: &BroadcastOptions,
         rooms: &[String],
     ) -> BoxFuture<'static, Result<(), AdapterError>> {
-        let local = self.0.local.add_sockets(opts, rooms);
+        let (local_opts, local_rooms) = (opts.clone(), rooms.to_vec());
         self.0
-            .also_remote(local, opts, &Outgoing::Join { opts, rooms })
+            .rooms_op(opts, &Outgoing::Join { opts, rooms }, move |local| {
+                local.add_sockets(&local_opts, &local_rooms)
+            })
     }
 
     fn del_sockets(
@@ -894,9 +988,11 @@ impl Adapter for ClusterAdapter {
         opts: &BroadcastOptions,
         rooms: &[String],
     ) -> BoxFuture<'static, Result<(), AdapterError>> {
-        let local = self.0.local.del_sockets(opts, rooms);
+        let (local_opts, local_rooms) = (opts.clone(), rooms.to_vec());
         self.0
-            .also_remote(local, opts, &Outgoing::Leave { opts, rooms })
+            .rooms_op(opts, &Outgoing::Leave { opts, rooms }, move |local| {
+                local.del_sockets(&local_opts, &local_rooms)
+            })
     }
 
     fn disconnect_sockets(
@@ -904,9 +1000,11 @@ impl Adapter for ClusterAdapter {
         opts: &BroadcastOptions,
         close: bool,
     ) -> BoxFuture<'static, Result<(), AdapterError>> {
-        let local = self.0.local.disconnect_sockets(opts, close);
+        let local_opts = opts.clone();
         self.0
-            .also_remote(local, opts, &Outgoing::Disconnect { opts, close })
+            .rooms_op(opts, &Outgoing::Disconnect { opts, close }, move |local| {
+                local.disconnect_sockets(&local_opts, close)
+            })
     }
 
     fn fetch_remote_sockets(
@@ -1067,6 +1165,9 @@ impl Adapter for ClusterAdapter {
 
     fn close(&self) {
         let inner = &self.0;
+        if inner.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
         if inner.options.heartbeat.is_some() {
             inner.send_quietly(&Outgoing::Close);
         }

@@ -62,7 +62,7 @@ use std::{
     fmt,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -83,7 +83,8 @@ use crate::{
 /// The longest channel name Postgres takes (`NAMEDATALEN - 1`).
 const MAX_CHANNEL: usize = 63;
 
-/// How long Postgres may take to answer a health check or a statement of the publisher.
+/// How long Postgres may take to answer a health check, a connection attempt, or a statement
+/// of the listening connection.
 pub(crate) const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long one statement of the publisher may take.
 pub(crate) const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -170,11 +171,12 @@ impl PostgresAdapter {
             let nsp = sockets.namespace().to_owned();
             let shared = shared.clone();
             Arc::new(ClusterAdapter::new(sockets, options, move |receiver| {
-                shared.listen(&nsp, receiver);
                 Arc::new(PostgresTransport {
                     channel: shared.channel(&nsp),
                     nsp,
                     shared,
+                    receiver,
+                    route: AtomicU64::new(0),
                 })
             }))
         }
@@ -224,10 +226,11 @@ impl PostgresAdapterBuilder {
     }
 
     /// From how many bytes of JSON a message goes through the attachments table (Node's
-    /// `payloadThreshold`, default 8000; Postgres refuses notifications of 8000 bytes or
-    /// more).
+    /// `payloadThreshold`, default and most 8000: Postgres refuses notifications of 8000 bytes
+    /// or more).
     pub fn payload_threshold(mut self, bytes: usize) -> Self {
-        self.options.payload_threshold = bytes;
+        // Postgres refuses a notification of 8000 bytes or more.
+        self.options.payload_threshold = bytes.min(8000);
         self
     }
 
@@ -300,6 +303,7 @@ impl PostgresAdapterBuilder {
             uid: belfry_cluster::random_hex(8),
             options: self.options,
             routes: Mutex::new(HashMap::new()),
+            version: AtomicU64::new(0),
             listen_tx,
             publish_tx,
             dropping: AtomicBool::new(false),
@@ -344,8 +348,12 @@ pub enum ConnectError {
 pub(crate) struct Shared {
     pub(crate) uid: String,
     pub(crate) options: Options,
-    /// The namespaces, by name: where their messages go.
-    pub(crate) routes: Mutex<HashMap<String, Receiver>>,
+    /// The namespaces, by name: where their messages go, and the `version` that made the
+    /// route (a namespace made again is announced again).
+    pub(crate) routes: Mutex<HashMap<String, (Receiver, u64)>>,
+    /// Counts the changes of `routes`: the listener knows whether they changed while it
+    /// listened to them.
+    pub(crate) version: AtomicU64,
     listen_tx: mpsc::UnboundedSender<ListenCommand>,
     publish_tx: mpsc::Sender<Publish>,
     /// A message was refused because the publish queue was full, and none was since.
@@ -373,18 +381,29 @@ impl Shared {
         self.connected.load(Ordering::Acquire) && self.synced.load(Ordering::Acquire)
     }
 
-    /// Routes namespace `nsp` to `receiver` and listens on its channel.
-    fn listen(&self, nsp: &str, receiver: Receiver) {
-        self.routes.lock().insert(nsp.to_owned(), receiver);
+    /// Routes namespace `nsp` to `receiver` and listens on its channel; returns the version
+    /// of the route.
+    fn listen(&self, nsp: &str, receiver: Receiver) -> u64 {
+        let mut routes = self.routes.lock();
+        let version = self.version.fetch_add(1, Ordering::AcqRel) + 1;
+        routes.insert(nsp.to_owned(), (receiver, version));
+        drop(routes);
         self.synced.store(false, Ordering::Release);
         // A closed channel means the listener is gone with the adapter.
         let _ = self.listen_tx.send(());
+        version
     }
 
-    /// Forgets namespace `nsp` and stops listening on its channel.
-    fn unlisten(&self, nsp: &str) {
-        self.routes.lock().remove(nsp);
-        let _ = self.listen_tx.send(());
+    /// Forgets the route of namespace `nsp` made at `version` (not one made again since) and
+    /// stops listening on its channel.
+    fn unlisten(&self, nsp: &str, version: u64) {
+        let mut routes = self.routes.lock();
+        if routes.get(nsp).is_some_and(|(_, made)| *made == version) {
+            routes.remove(nsp);
+            self.version.fetch_add(1, Ordering::AcqRel);
+            drop(routes);
+            let _ = self.listen_tx.send(());
+        }
     }
 
     /// Queues `message` for publication on `channel`.
@@ -420,6 +439,9 @@ struct PostgresTransport {
     shared: Arc<Shared>,
     nsp: String,
     channel: String,
+    receiver: Receiver,
+    /// The version of its route, once attached.
+    route: AtomicU64,
 }
 
 impl PostgresTransport {
@@ -464,8 +486,15 @@ impl Transport for PostgresTransport {
         Box::pin(async move { PostgresAdapter { shared }.ready().await })
     }
 
+    /// Listens once the adapter exists: it is announced once its channel is listened to.
+    fn attached(&self) {
+        let version = self.shared.listen(&self.nsp, self.receiver.clone());
+        self.route.store(version, Ordering::Release);
+    }
+
     fn close(&self, _rooms: &[(String, bool)]) {
-        self.shared.unlisten(&self.nsp);
+        self.shared
+            .unlisten(&self.nsp, self.route.load(Ordering::Acquire));
     }
 }
 

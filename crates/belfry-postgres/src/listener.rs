@@ -3,7 +3,7 @@
 //! again and announces this server again when the connection is lost.
 
 use std::{
-    collections::HashSet,
+    collections::HashMap,
     sync::{Weak, atomic::Ordering},
 };
 
@@ -100,31 +100,44 @@ pub(crate) async fn run_listener(
         if let Some(shared) = shared.upgrade() {
             shared.connected.store(true, Ordering::Release);
         }
-        let mut listened = HashSet::new();
+        // The namespaces listened to on this connection, with the version of their route.
+        let mut listened = HashMap::new();
         let Some(interval) = shared.upgrade().map(|s| s.options.health_interval) else {
             return;
         };
         let mut health = tokio::time::interval(interval);
         health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         health.tick().await;
+        // The namespaces changed since they were last listened to (a new connection listens
+        // to none).
+        let mut dirty = true;
         let lost = loop {
-            let Some(strong) = shared.upgrade() else {
-                return;
-            };
-            if let Err(error) = sync(&strong, &conn.client, &mut listened).await {
-                tracing::warn!(%error, "postgres LISTEN failed");
-                break true;
+            if dirty {
+                let Some(strong) = shared.upgrade() else {
+                    return;
+                };
+                match sync(&strong, &conn.client, &mut listened).await {
+                    Ok(done) => dirty = !done,
+                    Err(error) => {
+                        tracing::warn!(%error, "postgres LISTEN failed: connecting again");
+                        break true;
+                    }
+                }
             }
-            drop(strong);
             tokio::select! {
                 notification = conn.notifications.recv() => match notification {
-                    Some(notification) => handle(&shared, &conn.client, &notification).await,
+                    Some(notification) => {
+                        if !handle(&shared, &conn.client, &notification).await {
+                            break true;
+                        }
+                    }
                     None => break true,
                 },
                 change = changes.recv() => {
                     if change.is_none() {
                         return;
                     }
+                    dirty = true;
                 }
                 _ = health.tick() => {
                     let answered =
@@ -135,6 +148,8 @@ pub(crate) async fn run_listener(
                         break true;
                     }
                 }
+                // Namespaces changed while they were being listened to: again, soon.
+                () = tokio::time::sleep(std::time::Duration::from_millis(50)), if dirty => {}
             }
         };
         if lost && let Some(shared) = shared.upgrade() {
@@ -144,45 +159,78 @@ pub(crate) async fn run_listener(
     }
 }
 
+/// Runs `sql` on the listening connection within [`HEALTH_TIMEOUT`]: `Ok(false)` when Postgres
+/// refused the statement (the connection is fine), an error when the connection is lost or
+/// silent.
+async fn statement(client: &Client, sql: &str) -> Result<bool, ConnectionLost> {
+    match tokio::time::timeout(HEALTH_TIMEOUT, client.batch_execute(sql)).await {
+        Ok(Ok(())) => Ok(true),
+        Ok(Err(error)) if !error.is_closed() => {
+            tracing::warn!(%error, %sql, "postgres refused the statement");
+            Ok(false)
+        }
+        Ok(Err(_)) | Err(_) => Err(ConnectionLost),
+    }
+}
+
+/// The listening connection is closed or does not answer.
+#[derive(Debug, thiserror::Error)]
+#[error("the postgres listen connection is lost or silent")]
+struct ConnectionLost;
+
 /// Listens on the channel of every namespace not listened to yet (each announced once it
-/// is), stops listening on those of namespaces gone.
+/// is), stops listening on those of namespaces gone. A channel Postgres refuses is logged
+/// and left (its namespace cannot be reached; the others can). Returns whether the
+/// namespaces were unchanged meanwhile (false: they need it again).
 async fn sync(
     shared: &Shared,
     client: &Client,
-    listened: &mut HashSet<String>,
-) -> Result<(), tokio_postgres::Error> {
-    let wanted: Vec<(String, belfry_cluster::Receiver)> = shared
+    listened: &mut HashMap<String, u64>,
+) -> Result<bool, ConnectionLost> {
+    let version = shared.version.load(Ordering::Acquire);
+    let wanted: Vec<(String, belfry_cluster::Receiver, u64)> = shared
         .routes
         .lock()
         .iter()
-        .map(|(nsp, receiver)| (nsp.clone(), receiver.clone()))
+        .map(|(nsp, (receiver, made))| (nsp.clone(), receiver.clone(), *made))
         .collect();
-    for (nsp, receiver) in &wanted {
-        if listened.contains(nsp) {
+    for (nsp, receiver, made) in &wanted {
+        if listened.get(nsp) == Some(made) {
             continue;
         }
-        client
-            .batch_execute(&format!("LISTEN {}", identifier(&shared.channel(nsp))))
+        // A namespace made again is listened to already: only announced again.
+        let listening = listened.contains_key(nsp)
+            || statement(
+                client,
+                &format!("LISTEN {}", identifier(&shared.channel(nsp))),
+            )
             .await?;
-        listened.insert(nsp.clone());
-        // Only now: the other servers' answers to it are heard.
-        receiver.announce();
+        listened.insert(nsp.clone(), *made);
+        if listening {
+            // Only now: the other servers' answers to it are heard.
+            receiver.announce();
+        }
     }
     let gone: Vec<String> = listened
-        .iter()
-        .filter(|nsp| !wanted.iter().any(|(wanted, _)| wanted == *nsp))
+        .keys()
+        .filter(|nsp| !wanted.iter().any(|(wanted, _, _)| wanted == *nsp))
         .cloned()
         .collect();
     for nsp in gone {
-        client
-            .batch_execute(&format!("UNLISTEN {}", identifier(&shared.channel(&nsp))))
-            .await?;
+        statement(
+            client,
+            &format!("UNLISTEN {}", identifier(&shared.channel(&nsp))),
+        )
+        .await?;
         listened.remove(&nsp);
+    }
+    if shared.version.load(Ordering::Acquire) != version {
+        return Ok(false);
     }
     if !shared.synced.swap(true, Ordering::AcqRel) {
         shared.synced_notify.notify_waiters();
     }
-    Ok(())
+    Ok(true)
 }
 
 /// `name` as a quoted SQL identifier.
@@ -190,23 +238,24 @@ pub(crate) fn identifier(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// One notification: a message, or the id of its attachment.
-async fn handle(shared: &Weak<Shared>, client: &Client, notification: &Notification) {
+/// One notification: a message, or the id of its attachment. False when the connection did
+/// not answer for the attachment (it is made again).
+async fn handle(shared: &Weak<Shared>, client: &Client, notification: &Notification) -> bool {
     let Some(shared) = shared.upgrade() else {
-        return;
+        return true;
     };
     let Some(channel_nsp) = shared.namespace_of(notification.channel()) else {
-        return;
+        return true;
     };
     let header: Value = match serde_json::from_str(notification.payload()) {
         Ok(header) => header,
         Err(error) => {
             tracing::warn!(%error, channel = notification.channel(), "invalid notification dropped");
-            return;
+            return true;
         }
     };
     if get(&header, "uid").and_then(Value::as_str) == Some(shared.uid.as_str()) {
-        return;
+        return true;
     }
     let value = match get(&header, "attachmentId") {
         None => header,
@@ -217,20 +266,29 @@ async fn handle(shared: &Weak<Shared>, client: &Client, notification: &Notificat
                 .or_else(|| id.as_i64())
             else {
                 tracing::warn!("notification with an invalid attachment id dropped");
-                return;
+                return true;
             };
-            match fetch(client, &shared.options.table_name, id).await {
+            let fetched = tokio::time::timeout(
+                HEALTH_TIMEOUT,
+                fetch(client, &shared.options.table_name, id),
+            )
+            .await;
+            let Ok(fetched) = fetched else {
+                tracing::warn!(id, "postgres does not answer for an attachment");
+                return false;
+            };
+            match fetched {
                 Ok(Some(value)) => value,
                 Ok(None) => {
                     tracing::warn!(
                         id,
                         "attachment gone (deleted by the cleanup before it was read)"
                     );
-                    return;
+                    return true;
                 }
                 Err(error) => {
                     tracing::warn!(id, %error, "attachment not read");
-                    return;
+                    return true;
                 }
             }
         }
@@ -239,17 +297,22 @@ async fn handle(shared: &Weak<Shared>, client: &Client, notification: &Notificat
         Ok(message) => message,
         Err(error) => {
             tracing::warn!(%error, "invalid cluster message dropped");
-            return;
+            return true;
         }
     };
     // `@socket.io/postgres-emitter` 0.1.1 names no namespace: the channel's.
     if get(&value, "nsp").is_none() {
         channel_nsp.clone_into(&mut message.nsp);
     }
-    let receiver = shared.routes.lock().get(&message.nsp).cloned();
+    let receiver = shared
+        .routes
+        .lock()
+        .get(&message.nsp)
+        .map(|(receiver, _)| receiver.clone());
     if let Some(receiver) = receiver {
         receiver.receive_message(message);
     }
+    true
 }
 
 /// The attachment `id`, decoded.

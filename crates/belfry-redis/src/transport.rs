@@ -111,11 +111,11 @@ impl RedisTransport {
                 .driver
                 .publish(channel, bytes)
                 .map_err(|_| AdapterError::Transport("the redis publish queue is full".into())),
-            Err(EncodeError::Unsupported(protocol)) => {
-                Err(AdapterError::Unsupported(if protocol == "sharded" {
-                    "this request in the sharded protocol"
-                } else {
-                    "this request in the classic protocol"
+            Err(EncodeError::Unsupported(_)) => {
+                Err(AdapterError::Unsupported(match self.driver.protocol {
+                    Protocol::Classic => "this request in the classic protocol",
+                    Protocol::Sharded(_) => "this request in the sharded protocol",
+                    Protocol::Streams => "this request in the streams protocol",
                 }))
             }
             Err(error) => Err(AdapterError::Transport(Box::new(error))),
@@ -149,20 +149,19 @@ impl Transport for RedisTransport {
     fn send_durable(
         &self,
         message: &Outgoing<'_>,
-    ) -> BoxFuture<'static, Result<String, AdapterError>> {
+    ) -> Result<BoxFuture<'static, Result<String, AdapterError>>, AdapterError> {
         let Some(stream) = &self.stream else {
-            return Box::pin(async { Err(AdapterError::Unsupported("offsets")) });
+            return Err(AdapterError::Unsupported("offsets"));
         };
         let (tx, rx) = oneshot::channel();
-        let queued = self.append(stream, message, Some(tx));
-        Box::pin(async move {
-            queued?;
+        self.append(stream, message, Some(tx))?;
+        Ok(Box::pin(async move {
             match rx.await {
                 Ok(Ok(id)) => Ok(id),
                 Ok(Err(why)) => Err(AdapterError::Transport(why.into())),
                 Err(_) => Err(AdapterError::Closed),
             }
-        })
+        }))
     }
 
     fn persist_session(&self, session: Session) {
@@ -257,13 +256,13 @@ impl Transport for RedisTransport {
         // A socket's own room is deleted after the socket: whether it was one is no longer
         // known, and unsubscribing a channel never subscribed does nothing.
         if let Some(channel) = self.codec.room_channel(room, false) {
-            self.driver.unsubscribe(&[channel]);
+            self.driver.unsubscribe(&[channel], &self.me);
         }
     }
 
     fn close(&self, rooms: &[(String, bool)]) {
         if let Some(stream) = &self.stream {
-            self.driver.stop_reading(stream, &self.nsp);
+            self.driver.stop_reading(stream, &self.nsp, &self.me);
         }
         let mut channels: Vec<String> = self
             .codec
@@ -276,7 +275,7 @@ impl Transport for RedisTransport {
                 .iter()
                 .filter_map(|(room, is_socket)| self.codec.room_channel(room, *is_socket)),
         );
-        self.driver.unsubscribe(&channels);
+        self.driver.unsubscribe(&channels, &self.me);
     }
 }
 

@@ -406,7 +406,8 @@ pub trait Adapter: Send + Sync + 'static {
     /// Adds a listener of room events.
     fn on_event(&self, listener: AdapterListener);
 
-    /// Releases what the adapter holds (subscriptions, tasks).
+    /// Releases what the adapter holds (subscriptions, tasks): called by `SocketIo::close` and
+    /// when the namespace goes away. It may be called more than once: later calls do nothing.
     fn close(&self) {}
 }
 

@@ -23,6 +23,7 @@ pub(crate) enum Backend {
     /// client of its own from them) and a client for commands.
     Cluster {
         nodes: Vec<String>,
+        roots: Option<Vec<u8>>,
         client: ClusterClient,
     },
 }
@@ -40,7 +41,16 @@ impl Backend {
         let connecting = async {
             Ok(match self {
                 Backend::Single { client, .. } => {
-                    Conn::Single(client.get_multiplexed_async_connection().await?)
+                    // The crate's defaults (a 500 ms answer) would drop a command while Redis
+                    // forks for a snapshot.
+                    let config = redis::AsyncConnectionConfig::new()
+                        .set_connection_timeout(Some(HEALTH_TIMEOUT))
+                        .set_response_timeout(Some(HEALTH_TIMEOUT));
+                    Conn::Single(
+                        client
+                            .get_multiplexed_async_connection_with_config(&config)
+                            .await?,
+                    )
                 }
                 Backend::Cluster { client, .. } => {
                     Conn::Cluster(client.get_async_connection().await?)

@@ -19,19 +19,24 @@ use super::{Driver, HEALTH_TIMEOUT};
 pub(super) async fn run_cluster_subscriber(
     driver: Weak<Driver>,
     nodes: Vec<String>,
+    roots: Option<Vec<u8>>,
     mut wake: mpsc::UnboundedReceiver<()>,
 ) {
     let Some(options) = driver.upgrade().map(|d| d.options) else {
         return;
     };
+    // Unbounded: the connection's reader hands pushes over without waiting; this task takes
+    // them as fast as it dispatches (no await between two).
     let (push_tx, mut pushes) = mpsc::unbounded_channel::<PushInfo>();
-    let client = match ClusterClientBuilder::new(nodes)
-        .use_protocol(redis::ProtocolVersion::RESP3)
-        .push_sender(push_tx)
-        .connection_timeout(HEALTH_TIMEOUT)
-        .response_timeout(HEALTH_TIMEOUT)
-        .build()
-    {
+    let builder = super::tls::with_roots(
+        ClusterClientBuilder::new(nodes)
+            .use_protocol(redis::ProtocolVersion::RESP3)
+            .push_sender(push_tx)
+            .connection_timeout(HEALTH_TIMEOUT)
+            .response_timeout(HEALTH_TIMEOUT),
+        roots.as_deref(),
+    );
+    let client = match builder.build() {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(%error, "redis cluster subscriber not made");
@@ -47,6 +52,7 @@ pub(super) async fn run_cluster_subscriber(
                     return;
                 };
                 strong.connected.store(false, Ordering::Release);
+                strong.synced.store(false, Ordering::Release);
                 tracing::debug!(%error, "redis cluster unreachable; trying again");
                 drop(strong);
                 tokio::time::sleep(backoff).await;
@@ -105,6 +111,10 @@ pub(super) async fn run_cluster_subscriber(
                     let up = matches!(answered, Ok(Ok(())));
                     if strong.connected.swap(up, Ordering::AcqRel) != up {
                         tracing::info!(up, "redis cluster health changed");
+                        if up {
+                            // Back: whoever waits in `ready` looks again.
+                            strong.synced_notify.notify_waiters();
+                        }
                     }
                 }
             }

@@ -186,10 +186,11 @@ impl Driver {
                     wake_rx,
                 ));
             }
-            (None, Backend::Cluster { nodes, .. }) => {
+            (None, Backend::Cluster { nodes, roots, .. }) => {
                 tokio::spawn(cluster_subscriber::run_cluster_subscriber(
                     Arc::downgrade(&driver),
                     nodes,
+                    roots,
                     wake_rx,
                 ));
             }
@@ -242,10 +243,17 @@ impl Driver {
         reader.namespaces.lock().insert(nsp.to_owned(), transport);
     }
 
-    /// Stops handing the entries of `stream` about `nsp` to its transport.
-    pub(crate) fn stop_reading(&self, stream: &str, nsp: &str) {
+    /// Stops handing the entries of `stream` about `nsp` to `owner` (not to a transport of
+    /// a namespace made again since).
+    pub(crate) fn stop_reading(&self, stream: &str, nsp: &str, owner: &Weak<RedisTransport>) {
         if let Some(reader) = self.readers.lock().get(stream) {
-            reader.namespaces.lock().remove(nsp);
+            let mut namespaces = reader.namespaces.lock();
+            if namespaces
+                .get(nsp)
+                .is_some_and(|transport| transport.ptr_eq(owner))
+            {
+                namespaces.remove(nsp);
+            }
         }
     }
 
@@ -254,11 +262,17 @@ impl Driver {
         self.commands.get().await
     }
 
-    /// Forgets `channels` and unsubscribes from them.
-    pub(crate) fn unsubscribe(&self, channels: &[String]) {
+    /// Forgets `channels` routed to `owner` (not those a namespace made again routes to its
+    /// own transport since) and unsubscribes from them.
+    pub(crate) fn unsubscribe(&self, channels: &[String], owner: &Weak<RedisTransport>) {
         let mut routes = self.routes.lock();
         for channel in channels {
-            routes.remove(channel);
+            if routes
+                .get(channel)
+                .is_some_and(|route| route.transport.ptr_eq(owner))
+            {
+                routes.remove(channel);
+            }
         }
         drop(routes);
         let _ = self.wake_tx.send(());
@@ -300,11 +314,17 @@ impl Driver {
         self.connected.load(Ordering::Acquire)
     }
 
-    /// Resolves once the subscriber is connected and subscribed to every route.
+    /// Resolves once the subscriber is connected and subscribed to every route, and every
+    /// stream reader knows where it starts.
     pub(crate) async fn ready(&self) {
         loop {
             let notified = self.synced_notify.notified();
-            if self.is_connected() && self.synced.load(Ordering::Acquire) {
+            let readers_started = self
+                .readers
+                .lock()
+                .values()
+                .all(|reader| reader.started.load(Ordering::Acquire));
+            if self.is_connected() && self.synced.load(Ordering::Acquire) && readers_started {
                 return;
             }
             notified.await;

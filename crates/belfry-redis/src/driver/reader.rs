@@ -5,7 +5,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Weak},
+    sync::{
+        Arc, Weak,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use parking_lot::Mutex;
@@ -22,6 +25,8 @@ use crate::{streams::entry_message, transport::RedisTransport};
 #[derive(Default)]
 pub(crate) struct StreamReader {
     pub(crate) namespaces: Mutex<HashMap<String, Weak<RedisTransport>>>,
+    /// True once the reader knows where it starts: entries written from then on are read.
+    pub(crate) started: AtomicBool,
 }
 
 /// Reads `stream` for as long as the driver lives.
@@ -58,6 +63,12 @@ pub(super) async fn run_reader(
             block,
         )
         .await;
+        if offset.is_some()
+            && !reader.started.swap(true, Ordering::AcqRel)
+            && let Some(driver) = driver.upgrade()
+        {
+            driver.synced_notify.notify_waiters();
+        }
         match result {
             Ok(entries) => {
                 backoff = options.min_backoff;
@@ -109,8 +120,9 @@ async fn read_once(
                 .ids
                 .first()
                 .map_or_else(|| "0-0".to_owned(), |entry| entry.id.clone());
-            *offset = Some(from.clone());
-            from
+            // Known now: the reader is started (see `Driver::ready`); the next call reads.
+            *offset = Some(from);
+            return Ok(Vec::new());
         }
     };
     let millis = u64::try_from(block.as_millis()).unwrap_or(u64::MAX);

@@ -127,6 +127,9 @@ pub(super) async fn run_subscriber(
                 let Some(reason) = reason else { return };
                 if let Some(strong) = driver.upgrade() {
                     strong.connected.store(false, Ordering::Release);
+                    // Nothing is subscribed on the next connection yet: `ready` waits for it,
+                    // and is woken when it is.
+                    strong.synced.store(false, Ordering::Release);
                     // The command connection went with Redis, presumably: the next command
                     // connects again (and waits while it cannot) rather than fail on it.
                     strong.commands.forget();

@@ -54,32 +54,33 @@ pub(crate) fn client(url: &str, roots: Option<&[u8]>) -> RedisResult<Backend> {
 }
 
 /// The backend of a Redis Cluster whose first nodes are `nodes`, trusting `roots` for
-/// `rediss://`.
-#[cfg(feature = "tls")]
+/// `rediss://` (with the `tls` feature).
 pub(crate) fn cluster(nodes: &[String], roots: Option<&[u8]>) -> RedisResult<Backend> {
-    let mut builder = cluster_builder(nodes);
-    if let Some(roots) = roots {
-        builder = builder.certs(redis::TlsCertificates {
-            client_tls: None,
-            root_cert: Some(roots.to_vec()),
-        });
-    }
-    Ok(Backend::Cluster {
-        nodes: nodes.to_vec(),
-        client: builder.build()?,
-    })
-}
-
-/// The backend of a Redis Cluster whose first nodes are `nodes`.
-#[cfg(not(feature = "tls"))]
-pub(crate) fn cluster(nodes: &[String], roots: Option<&[u8]>) -> RedisResult<Backend> {
+    #[cfg(not(feature = "tls"))]
     if roots.is_some() {
         return Err(no_tls());
     }
     Ok(Backend::Cluster {
         nodes: nodes.to_vec(),
-        client: cluster_builder(nodes).build()?,
+        roots: roots.map(<[u8]>::to_vec),
+        client: with_roots(cluster_builder(nodes), roots).build()?,
     })
+}
+
+/// `builder` trusting `roots` (with the `tls` feature; without, `cluster` refused them).
+pub(crate) fn with_roots(
+    builder: redis::cluster::ClusterClientBuilder,
+    roots: Option<&[u8]>,
+) -> redis::cluster::ClusterClientBuilder {
+    #[cfg(feature = "tls")]
+    if let Some(roots) = roots {
+        return builder.certs(redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(roots.to_vec()),
+        });
+    }
+    let _ = roots;
+    builder
 }
 
 fn cluster_builder(nodes: &[String]) -> redis::cluster::ClusterClientBuilder {

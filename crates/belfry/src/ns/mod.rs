@@ -77,6 +77,16 @@ impl fmt::Debug for Namespace {
     }
 }
 
+/// A namespace that goes away (a dynamic namespace forgotten once empty, every namespace
+/// when the server is dropped) closes its adapter: a cluster adapter releases its
+/// subscriptions and tells the other servers (Node's `cleanupEmptyChildNamespaces`). Closing
+/// twice (after `SocketIo::close`) does nothing more.
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        self.adapter.close();
+    }
+}
+
 impl Namespace {
     pub(crate) fn new(
         name: Str,
