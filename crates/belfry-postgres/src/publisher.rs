@@ -44,7 +44,9 @@ pub(crate) async fn run_publisher(
                 let Some(publish) = publish else {
                     return;
                 };
-                let conn = connected(&mut client, &config, &options).await;
+                let Some(conn) = connected(&mut client, &config, &options, &queue).await else {
+                    return;
+                };
                 // A message whose command failed may have been published: it is not sent again.
                 match tokio::time::timeout(STATEMENT_TIMEOUT, send(conn, &options, publish)).await {
                     Ok(Ok(())) => {}
@@ -56,7 +58,9 @@ pub(crate) async fn run_publisher(
                 }
             }
             _ = cleanup.tick() => {
-                let conn = connected(&mut client, &config, &options).await;
+                let Some(conn) = connected(&mut client, &config, &options, &queue).await else {
+                    return;
+                };
                 let millis = options.cleanup_interval.as_millis();
                 let delete = format!(
                     "DELETE FROM {} WHERE created_at < now() - interval '{millis} milliseconds'",
@@ -76,16 +80,21 @@ pub(crate) async fn run_publisher(
 }
 
 /// The connection, made again (waiting as long as it takes) when it was lost.
+/// `None` once every sender is gone (the adapter with it): nobody waits any more.
 async fn connected<'a>(
     client: &'a mut Option<Client>,
     config: &Config,
     options: &Options,
-) -> &'a Client {
+    queue: &mpsc::Receiver<Publish>,
+) -> Option<&'a Client> {
     if client.as_ref().is_some_and(Client::is_closed) {
         *client = None;
     }
     if client.is_none() {
         loop {
+            if queue.is_closed() {
+                return None;
+            }
             tokio::time::sleep(jitter(options.reconnect_min, options.reconnect_max)).await;
             match connect(config).await {
                 Ok(made) => {
@@ -97,9 +106,7 @@ async fn connected<'a>(
             }
         }
     }
-    client
-        .as_ref()
-        .expect("a connection was made just above when there was none")
+    client.as_ref()
 }
 
 /// Publishes one message: a notification of its JSON, or, with binary or from the

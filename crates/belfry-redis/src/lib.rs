@@ -58,6 +58,47 @@ pub mod wire;
 /// `--cfg fuzzing` (tests/fuzz.sh): not part of the API.
 #[cfg(fuzzing)]
 pub mod fuzzing {
+    /// Reads a stream entry whose fields are `fields` (as any client of Redis could write it)
+    /// and a stored session `session` as the streams protocol does: never panics; an entry
+    /// read survives being written again.
+    pub fn stream_entry(fields: &[(String, Vec<u8>)], session: &str) {
+        let map = fields
+            .iter()
+            .map(|(key, value)| (key.clone(), redis::Value::BulkString(value.clone())))
+            .collect();
+        let entry = redis::streams::StreamId {
+            id: "1-0".to_owned(),
+            map,
+            milliseconds_elapsed_from_delivery: None,
+            delivered_count: None,
+        };
+        if let Ok(Some(message)) = crate::streams::entry_message(&entry) {
+            if let Ok(written) = crate::streams::entry_fields(&message) {
+                let again = redis::streams::StreamId {
+                    id: "1-0".to_owned(),
+                    map: written
+                        .into_iter()
+                        .map(|(key, value)| (key.to_owned(), redis::Value::BulkString(value)))
+                        .collect(),
+                    milliseconds_elapsed_from_delivery: None,
+                    delivered_count: None,
+                };
+                let back = crate::streams::entry_message(&again)
+                    .expect("an entry written by Belfry reads")
+                    .expect("with its namespace");
+                assert_eq!(back.to_msgpack().ok(), message.to_msgpack().ok());
+            }
+            let session = belfry_core::adapter::Session::new(
+                "s".into(),
+                "p".into(),
+                vec!["r".to_owned()],
+                belfry_core::proto::value::Value::Null,
+            );
+            let _ = crate::streams::missed_payload(&entry, &message.nsp, &session);
+        }
+        let _ = crate::streams::decode_session(session);
+    }
+
     /// Reads RESP frames from `input` as the subscriber reads Redis's answers, split into reads
     /// at `splits`: never panics; what parses whole parses the same split anywhere; returns how
     /// many frames were read before the input ended or an error.

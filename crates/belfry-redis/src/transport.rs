@@ -316,7 +316,7 @@ async fn restore(
     let mut after = offset.to_owned();
     for _ in 0..RESTORE_PAGES {
         let Some(start) = streams::next_id(&after) else {
-            break;
+            return Ok(Some(streams::restored(session, missed)));
         };
         let page: StreamRangeReply = redis::cmd("XRANGE")
             .arg(stream)
@@ -327,7 +327,7 @@ async fn restore(
             .query_async(&mut conn)
             .await?;
         let Some(last) = page.ids.last() else {
-            break;
+            return Ok(Some(streams::restored(session, missed)));
         };
         after.clone_from(&last.id);
         let full = page.ids.len() == RESTORE_PAGE;
@@ -337,8 +337,10 @@ async fn restore(
                 .filter_map(|entry| streams::missed_payload(entry, nsp, &session)),
         );
         if !full {
-            break;
+            return Ok(Some(streams::restored(session, missed)));
         }
     }
-    Ok(Some(streams::restored(session, missed)))
+    // More missed than a restore reads: a fresh socket rather than a replay with a gap.
+    tracing::warn!(pid = %session.pid, "too many missed events to replay: not recovered");
+    Ok(None)
 }

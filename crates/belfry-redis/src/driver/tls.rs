@@ -111,9 +111,18 @@ fn config(roots: Option<&[u8]>) -> RedisResult<rustls::ClientConfig> {
     if store.is_empty() {
         return Err(invalid("no root certificate to trust"));
     }
-    // The process's crypto provider, as the `redis` crate's own connections use (ring, from
-    // this crate's features).
-    Ok(rustls::ClientConfig::builder()
+    // The process's default crypto provider when the application installed one (the
+    // `redis` crate's own connections need one installed when the process has several
+    // providers), ring otherwise: this one never panics for want of a default.
+    let provider = rustls::crypto::CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| {
+            #[allow(deprecated)] // ring is this crate's provider; its defaults are kept
+            std::sync::Arc::new(rustls::crypto::ring::default_provider())
+        });
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|_| invalid("no TLS version in common"))?
         .with_root_certificates(store)
         .with_no_client_auth())
 }
