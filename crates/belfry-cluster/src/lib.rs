@@ -6,10 +6,12 @@
 //! requests to the other servers and their answers (`fetch_sockets`, server-side events with
 //! acks, broadcasts with acks), this server's answers to theirs, and, for transports that
 //! cannot count servers themselves, heartbeats (Node's `ClusterAdapterWithHeartbeat`). What
-//! carries the messages is a [`Transport`]: `belfry-redis` (classic and sharded pub/sub) and
-//! `belfry-postgres` (`LISTEN`/`NOTIFY`) are each a transport and a factory on top of this
-//! crate. [`message`] has the messages and their envelope [`ClusterMessage`] as Node's
-//! adapters write it; [`wire`] the values inside.
+//! carries the messages is a [`Transport`]: `belfry-redis` (classic and sharded pub/sub, and
+//! Redis Streams) and `belfry-postgres` (`LISTEN`/`NOTIFY`) are each a transport and a
+//! factory on top of this crate. A transport that keeps broadcasts in a store giving each an
+//! offset (a stream) makes connection state recovery work across servers: see
+//! [`Transport::gives_offsets`]. [`message`] has the messages and their envelope
+//! [`ClusterMessage`] as Node's adapters write it; [`wire`] the values inside.
 //!
 //! ```
 //! use std::sync::Arc;

@@ -15,9 +15,10 @@ use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Notification};
 
 use crate::{ConnectError, HEALTH_TIMEOUT, Shared, jitter};
 
-/// Notifications read off the connection and not handled yet, at most: past that they are
-/// dropped with a log (memory stays bounded while attachments are being read).
-const NOTIFICATION_BACKLOG: usize = 16 * 1024;
+/// Notifications read off the connection and not handled yet, at most (each under 8000
+/// bytes: 32 MB at worst): past that they are dropped with a log, so memory stays bounded
+/// while attachments are being read.
+const NOTIFICATION_BACKLOG: usize = 4096;
 
 /// The namespaces changed: listen or stop listening.
 pub(crate) type ListenCommand = ();

@@ -84,6 +84,13 @@ pub(super) async fn run_cluster_subscriber(
             let _ = tokio::time::timeout(HEALTH_TIMEOUT, conn.sunsubscribe(&channel)).await;
             subscribed.remove(&channel);
         }
+        // Routes added while subscribing are not covered yet: the next turn takes them.
+        synced = synced
+            && strong
+                .routes
+                .lock()
+                .keys()
+                .all(|channel| subscribed.contains(channel));
         if synced {
             strong.connected.store(true, Ordering::Release);
             if !strong.synced.swap(true, Ordering::AcqRel) {

@@ -231,7 +231,11 @@ impl Driver {
         let mut readers = self.readers.lock();
         let reader = readers.entry(stream.to_owned()).or_insert_with(|| {
             let reader = Arc::new(StreamReader::default());
-            tokio::spawn(run_reader(
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                tracing::error!("a stream is read only within a Tokio runtime");
+                return reader;
+            };
+            runtime.spawn(run_reader(
                 Arc::downgrade(self),
                 client.clone(),
                 stream.to_owned(),

@@ -37,8 +37,15 @@ pub(super) async fn run_reader(
     reader: Arc<StreamReader>,
     options: Options,
 ) {
+    // Clamped: the options' fields can be set without their builder's bounds.
     let (read_count, block) = match driver.upgrade() {
-        Some(driver) => (driver.streams.read_count, driver.streams.block_time),
+        Some(driver) => (
+            driver.streams.read_count.max(1),
+            driver
+                .streams
+                .block_time
+                .max(std::time::Duration::from_millis(1)),
+        ),
         None => return,
     };
     let config = AsyncConnectionConfig::new()
