@@ -1,15 +1,18 @@
-//! The pieces of Belfry that adapter authors need.
+//! The pieces of Belfry that adapter authors and Socket.IO clients need, without I/O.
 //!
 //! - [`parser`]: the Socket.IO v5 packet model, its JSON parser and its msgpack parser
 //!   (`socket.io-msgpack-parser`), sans-IO.
 //! - [`msgpack`]: arguments between JSON with placeholders and msgpack with binary in place
 //!   (notepack.io's dialect, as Node's msgpack parser and Redis adapters use it).
+//! - [`args`]: Rust values to Socket.IO argument lists and back (tuples spread, bytes as binary
+//!   attachments behind placeholders), for the server's emits and a client's.
 //! - [`adapter`]: the object-safe [`Adapter`](adapter::Adapter) trait (rooms, broadcasts,
 //!   cluster-wide operations), broadcast options, Node's adapter events, and the in-memory
 //!   [`LocalAdapter`](adapter::LocalAdapter).
 #![forbid(unsafe_code)]
 
 pub mod adapter;
+pub mod args;
 pub mod msgpack;
 pub mod parser;
 

@@ -27,7 +27,7 @@
 
 use std::{borrow::Cow, convert::Infallible, fmt, marker::PhantomData};
 
-use belfry_core::parser::Elements;
+use belfry_core::{args, parser::Elements};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
@@ -221,7 +221,7 @@ impl<T: DeserializeOwned> FromContext<kind::Event> for Data<T> {
 impl<T: DeserializeOwned> Data<T> {
     fn extract(ctx: &HandlerContext) -> Result<Self, DataRejection> {
         let json = data_json(ctx).map_err(|e| DataRejection(e.to_owned()))?;
-        crate::binary::from_str(&json, ctx.attachments())
+        args::from_str(&json, ctx.attachments())
             .map(Data)
             .map_err(|e| DataRejection(format!("invalid event data: {e}")))
     }
@@ -304,7 +304,7 @@ impl Args {
     pub fn get<T: DeserializeOwned>(&self, index: usize) -> Option<Result<T, serde_json::Error>> {
         self.elements
             .get(index)
-            .map(|json| crate::binary::from_str(json, &self.attachments))
+            .map(|json| args::from_str(json, &self.attachments))
     }
 
     /// Every argument as a [`Value`](crate::Value), binary included, object keys in order.
@@ -315,7 +315,7 @@ impl Args {
     pub fn values(&self) -> Result<Vec<crate::Value>, serde_json::Error> {
         self.elements
             .iter()
-            .map(|json| crate::binary::from_str(json, &self.attachments))
+            .map(|json| args::from_str(json, &self.attachments))
             .collect()
     }
 }
@@ -340,12 +340,12 @@ impl serde::Serialize for Args {
         let mut tuple = serializer.serialize_tuple(self.len())?;
         if self.attachments.is_empty() {
             for json in self.elements.iter() {
-                tuple.serialize_element(&crate::args::RawJson(json))?;
+                tuple.serialize_element(&args::RawJson(json))?;
             }
         } else {
             for json in self.elements.iter() {
-                let value: crate::Value = crate::binary::from_str(json, &self.attachments)
-                    .map_err(serde::ser::Error::custom)?;
+                let value: crate::Value =
+                    args::from_str(json, &self.attachments).map_err(serde::ser::Error::custom)?;
                 tuple.serialize_element(&value)?;
             }
         }
@@ -528,5 +528,45 @@ impl FromContext<kind::Disconnect> for DisconnectReason {
     fn from_context(ctx: &mut HandlerContext) -> Result<Self, &'static str> {
         ctx.disconnect_reason()
             .ok_or("only disconnect handlers have a disconnect reason")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `["e",...args]` as an emit writes it, and its attachments.
+    fn emitted(args: &Args) -> (String, Vec<Bytes>) {
+        let mut text = String::new();
+        let attachments = args::push_event_array(&mut text, "e", args).unwrap();
+        (text, attachments)
+    }
+
+    /// Without binary, the arguments go out spread as their text (serde_json's writer checks
+    /// it); with binary, as their values, the attachments numbered in the order written.
+    #[test]
+    fn args_go_out_spread() {
+        let text = Args::new(
+            Elements::parse(r#"[{"b": 1}, "x\u00e9"]"#).unwrap(),
+            Vec::new(),
+        );
+        assert_eq!(emitted(&text).0, r#"["e",{"b": 1},"x\u00e9"]"#);
+        assert_eq!(
+            serde_json::to_string(&text).unwrap(),
+            r#"[{"b": 1},"x\u00e9"]"#
+        );
+        let (zero, one) = (Bytes::from_static(b"0"), Bytes::from_static(b"1"));
+        let binary = Args::new(
+            Elements::parse(r#"[{"_placeholder":true,"num":1},[{"_placeholder":true,"num":0}]]"#)
+                .unwrap(),
+            vec![zero.clone(), one.clone()],
+        );
+        assert_eq!(
+            emitted(&binary),
+            (
+                r#"["e",{"_placeholder":true,"num":0},[{"_placeholder":true,"num":1}]]"#.to_owned(),
+                vec![one, zero]
+            )
+        );
     }
 }

@@ -196,7 +196,7 @@ impl HandlerContext {
     /// The arguments do not fit `T`, or this is a disconnect handler (which has no data).
     pub fn data<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         match crate::extract::data_json(self) {
-            Ok(json) => crate::binary::from_str(&json, self.attachments()),
+            Ok(json) => belfry_core::args::from_str(&json, self.attachments()),
             Err(message) => Err(serde::de::Error::custom(message)),
         }
     }

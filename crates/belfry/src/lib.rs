@@ -170,8 +170,6 @@ mod ack;
 #[cfg(feature = "admin")]
 #[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
 pub mod admin;
-mod args;
-mod binary;
 mod client;
 mod client_files;
 mod errors;
@@ -195,8 +193,19 @@ mod socket;
 struct ReadmeDoctests;
 
 pub use ack::AckSender;
-pub use args::Spread;
 pub use belfry_core as core;
+/// `socket.emit("ev", &Spread(&values))` sends `["ev", v1, ..., vn]`, as a tuple or
+/// [`Args`](crate::extract::Args) would.
+///
+/// ```
+/// use belfry::{SocketRef, Spread, Value};
+///
+/// fn send_all(socket: &SocketRef, values: &[Value]) {
+///     let _ = socket.emit("values", &Spread(values));
+/// }
+/// # let _ = send_all;
+/// ```
+pub use belfry_core::args::Spread;
 pub use belfry_core::proto::SocketId;
 pub use belfry_core::proto::value::{Binary, Map, Value};
 pub use belfry_engine as engine;

@@ -385,7 +385,7 @@ fn server_side_data<T: Serialize + ?Sized>(
     if server_side::is_reserved(event) {
         return Err(EmitError::ReservedEvent(event.to_owned()));
     }
-    let args = crate::args::to_values(data)?;
+    let args = belfry_core::args::to_values(data)?;
     let mut values = Vec::with_capacity(args.len() + 1);
     values.push(crate::Value::from(event));
     values.extend(args);

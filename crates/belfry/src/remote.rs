@@ -94,7 +94,7 @@ impl RemoteSocket {
     /// `T` (binary in it as bytes, through Redis too); `None` when it has none or it is not
     /// a `T`.
     pub fn data<T: DeserializeOwned>(&self) -> Option<T> {
-        crate::args::from_value(&self.data).ok()
+        belfry_core::args::from_value(&self.data).ok()
     }
 
     /// The socket itself, when it is one of this server's.

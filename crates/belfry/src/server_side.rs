@@ -82,9 +82,9 @@ impl ServerSideEvent {
     /// The arguments do not deserialize into `T`.
     pub fn data<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         match &*self.args {
-            [] => crate::args::from_value(&Value::Null),
-            [one] => crate::args::from_value(one),
-            many => crate::args::from_value(&Value::Array(many.to_vec())),
+            [] => belfry_core::args::from_value(&Value::Null),
+            [one] => belfry_core::args::from_value(one),
+            many => belfry_core::args::from_value(&Value::Array(many.to_vec())),
         }
     }
 
@@ -145,7 +145,8 @@ mod tests {
     #[test]
     fn binary_arguments_stay_binary() {
         let bytes = bytes::Bytes::from_static(&[0, 1, 255]);
-        let data = crate::args::to_values(&("ev", &bytes, crate::Binary(bytes.clone()))).unwrap();
+        let data =
+            belfry_core::args::to_values(&("ev", &bytes, crate::Binary(bytes.clone()))).unwrap();
         assert_eq!(data[1], Value::Binary(bytes.clone()));
         let event = ServerSideEvent::new(data, None).unwrap();
         let (a, b): (bytes::Bytes, crate::Binary) = event.data().unwrap();

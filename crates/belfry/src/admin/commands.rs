@@ -1,10 +1,9 @@
 //! The UI's commands (emit, join, leave, disconnect), run on the sockets they address.
 
-use serde::{Serialize, ser::SerializeTuple};
 use serde_json::Value;
 
 use super::Admin;
-use crate::{SocketRef, extract::Data, io::WeakSocketIo};
+use crate::{SocketRef, Spread, extract::Data, io::WeakSocketIo};
 
 impl Admin {
     /// The UI's commands: `emit(nsp, filter, event, ...args)`, `join(nsp, room, filter)`,
@@ -63,17 +62,4 @@ fn target(io: &WeakSocketIo, args: &[Value], filter: usize) -> Option<crate::Bro
         Some(room) if !room.is_empty() => operator.within(room),
         _ => operator,
     })
-}
-
-/// Arguments spread into an emit (a tuple of any length to serde).
-struct Spread<'a>(&'a [Value]);
-
-impl Serialize for Spread<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut tuple = serializer.serialize_tuple(self.0.len())?;
-        for value in self.0 {
-            tuple.serialize_element(value)?;
-        }
-        tuple.end()
-    }
 }

@@ -37,7 +37,9 @@ impl Socket {
             let args: Vec<crate::Value> = args
                 .iter()
                 // An argument that does not parse (nested too deep) keeps its place, as null.
-                .map(|json| crate::binary::from_str(json, &payload.attachments).unwrap_or_default())
+                .map(|json| {
+                    belfry_core::args::from_str(json, &payload.attachments).unwrap_or_default()
+                })
                 .collect();
             listener(&name, &args);
         }

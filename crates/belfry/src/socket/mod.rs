@@ -424,7 +424,7 @@ impl Socket {
     /// });
     /// ```
     pub fn set_data<T: Serialize + ?Sized>(&self, data: &T) -> Result<(), serde_json::Error> {
-        *self.data.write() = crate::args::to_value(data)?;
+        *self.data.write() = belfry_core::args::to_value(data)?;
         if let Some(observer) = self.io.observer() {
             observer.data_updated(self);
         }
@@ -437,7 +437,7 @@ impl Socket {
     ///
     /// The data does not deserialize into `T`.
     pub fn data<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        crate::args::from_value(&self.data.read())
+        belfry_core::args::from_value(&self.data.read())
     }
 
     /// The socket's data, binary included.

@@ -11,7 +11,9 @@ use belfry_engine::{Packet as EnginePacket, SendError, Socket as EngineSocket};
 use bytes::Bytes;
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::{EmitError, args, client::Connection};
+use belfry_core::args;
+
+use crate::{EmitError, client::Connection};
 
 /// The payload of `["event", ...data, ...placeholders]` for an event to `ns` (asking for
 /// answer `ack`). Its JSON is written after the packet's Engine.IO text header, in the same
@@ -251,7 +253,7 @@ pub(crate) fn deserialize_args<R: DeserializeOwned>(
         1 => args.first().expect("one argument"),
         _ => &payload.json,
     };
-    crate::binary::from_str(json, &payload.attachments)
+    args::from_str(json, &payload.attachments)
 }
 
 #[cfg(test)]

@@ -1,9 +1,16 @@
-//! Argument lists: spreading, attachments, raw `Args` text through every serializer.
+//! Argument lists: spreading, attachments, raw argument text through every serializer.
 
-use super::{
-    raw::{CAPTURING, RawJson},
-    *,
-};
+use super::{raw::CAPTURING, *};
+use crate::parser::Elements;
+
+/// What a received packet's arguments without binary serialize as (the server's `Args`): a
+/// list spread, each element its text.
+type Args<'a> = Spread<'a, RawJson<'a>>;
+
+/// The elements of `elements` as [`RawJson`].
+fn raw(elements: &Elements) -> Vec<RawJson<'_>> {
+    elements.iter().map(RawJson).collect()
+}
 
 fn event_array<T: Serialize + ?Sized>(event: &str, data: &T) -> (String, Vec<Bytes>) {
     let mut out = String::from("42");
@@ -58,23 +65,21 @@ fn tuples_spread_and_others_do_not() {
         r#"["ev",null]"#
     );
     assert_eq!(args_array(&serde_json::Value::Null), "[null]");
-    assert_eq!(
-        to_values(&serde_json::Value::Null).unwrap(),
-        [crate::Value::Null]
-    );
-    assert_eq!(to_values(&()).unwrap(), Vec::<crate::Value>::new());
+    assert_eq!(to_values(&serde_json::Value::Null).unwrap(), [Value::Null]);
+    assert_eq!(to_values(&()).unwrap(), Vec::<Value>::new());
     assert_eq!(args_array(&("ok",)), r#"["ok"]"#);
     assert_eq!(args_array(&"ok"), r#"["ok"]"#);
 }
 
-/// `Args` (raw JSON elements) spread into the packet as they were written, and become
-/// values for messages between servers.
+/// Raw JSON elements spread into the packet as they were written, and become values for
+/// messages between servers.
 #[test]
 fn args_keep_their_text() {
-    let elements = belfry_core::parser::Elements::parse(r#"["ev", {"b": 1, "a": [2]}, "x\u00e9"]"#)
+    let elements = Elements::parse(r#"["ev", {"b": 1, "a": [2]}, "x\u00e9"]"#)
         .unwrap()
         .skip(1);
-    let args = crate::extract::Args::new(elements, Vec::new());
+    let raw = raw(&elements);
+    let args = Spread(&raw);
     assert_eq!(
         event_array("echo", &args).0,
         r#"["echo",{"b": 1, "a": [2]},"x\u00e9"]"#
@@ -82,20 +87,18 @@ fn args_keep_their_text() {
     assert_eq!(
         to_values(&args).unwrap(),
         [
-            crate::Value::from(serde_json::json!({"b": 1, "a": [2]})),
-            crate::Value::from("xé")
+            Value::from(serde_json::json!({"b": 1, "a": [2]})),
+            Value::from("xé")
         ]
     );
 }
 
-fn args(json: &str) -> crate::extract::Args {
-    crate::extract::Args::new(
-        belfry_core::parser::Elements::parse(json).unwrap().skip(1),
-        Vec::new(),
-    )
+/// The elements of the event `json`, but its name.
+fn elements(json: &str) -> Elements {
+    Elements::parse(json).unwrap().skip(1)
 }
 
-/// `Args` anywhere in a value (a field, an element, a map value, a variant, an option,
+/// Raw arguments anywhere in a value (a field, an element, a map value, a variant, an option,
 /// flattened) are written as their text, among other values and attachments.
 #[test]
 fn nested_args_keep_their_text() {
@@ -104,26 +107,28 @@ fn nested_args_keep_their_text() {
     #[derive(Serialize)]
     struct Reply<'a> {
         id: u32,
-        args: &'a crate::extract::Args,
+        args: &'a Args<'a>,
         file: Bytes,
         #[serde(flatten)]
-        extra: BTreeMap<&'static str, &'a crate::extract::Args>,
+        extra: BTreeMap<&'static str, &'a Args<'a>>,
     }
     #[derive(Serialize)]
     enum Kind<'a> {
-        One(&'a crate::extract::Args),
-        Two(u8, &'a crate::extract::Args),
-        Named { args: &'a crate::extract::Args },
+        One(&'a Args<'a>),
+        Two(u8, &'a Args<'a>),
+        Named { args: &'a Args<'a> },
     }
     #[derive(Serialize)]
     #[serde(tag = "type")]
     enum Tagged<'a> {
-        Got { args: &'a crate::extract::Args },
+        Got { args: &'a Args<'a> },
     }
     #[derive(Serialize)]
-    struct Pair<'a>(&'a crate::extract::Args, Bytes);
+    struct Pair<'a>(&'a Args<'a>, Bytes);
 
-    let args = args(r#"["ev", {"b": 1, "a": [2]} , "x\u00e9",[ ]]"#);
+    let elements = elements(r#"["ev", {"b": 1, "a": [2]} , "x\u00e9",[ ]]"#);
+    let raw = raw(&elements);
+    let args = Spread(&raw);
     let text = r#"[{"b": 1, "a": [2]},"x\u00e9",[ ]]"#;
     let reply = Reply {
         id: 7,
@@ -168,7 +173,7 @@ fn nested_args_keep_their_text() {
         r#"["ev",{"b": 1, "a": [2]},"x\u00e9",[ ]]"#
     );
     assert_eq!(args_array(&args), text);
-    assert_eq!(args_array(&crate::extract::Args::default()), "[]");
+    assert_eq!(args_array(&Spread::<RawJson<'_>>(&[])), "[]");
     assert!(!CAPTURING.with(Cell::get));
 }
 
@@ -176,13 +181,15 @@ fn nested_args_keep_their_text() {
 /// their values.
 #[test]
 fn args_serialize_anywhere() {
-    let args = args(r#"["ev", {"b": 1, "a": [2]} , "x\u00e9",[ ], 12345678901234567890]"#);
+    let elements = elements(r#"["ev", {"b": 1, "a": [2]} , "x\u00e9",[ ], 12345678901234567890]"#);
+    let raw = raw(&elements);
+    let args = Spread(&raw);
     assert_eq!(
         serde_json::to_string(&args).unwrap(),
         r#"[{"b": 1, "a": [2]},"x\u00e9",[ ],12345678901234567890]"#
     );
     assert_eq!(
-        serde_json::to_value(&args).unwrap(),
+        serde_json::to_value(args).unwrap(),
         serde_json::json!([{"b": 1, "a": [2]}, "xé", [], 12345678901234567890u64])
     );
     assert_eq!(
@@ -197,8 +204,8 @@ fn args_serialize_anywhere() {
     assert_eq!(
         to_values(&("a", &args)).unwrap(),
         [
-            crate::Value::from("a"),
-            crate::Value::from(serde_json::to_value(&args).unwrap())
+            Value::from("a"),
+            Value::from(serde_json::to_value(args).unwrap())
         ]
     );
     assert!(!CAPTURING.with(Cell::get));
@@ -275,11 +282,11 @@ fn output_is_serde_jsons() {
 
 #[test]
 fn values_send_their_binary_as_attachments() {
-    let value: crate::Value = crate::Value::from_iter([
-        ("z", crate::Value::from(Bytes::from_static(b"1"))),
+    let value: Value = Value::from_iter([
+        ("z", Value::from(Bytes::from_static(b"1"))),
         (
             "a",
-            crate::Value::from_iter([crate::Value::from(Bytes::from_static(b"2"))]),
+            Value::from_iter([Value::from(Bytes::from_static(b"2"))]),
         ),
     ]);
     let (text, attachments) = event_array("v", &value);
@@ -292,24 +299,27 @@ fn values_send_their_binary_as_attachments() {
         [Bytes::from_static(b"1"), Bytes::from_static(b"2")]
     );
     // Spread: the list's elements are the arguments.
-    let values = [crate::Value::from(1), crate::Value::Null];
+    let values = [Value::from(1), Value::Null];
     assert_eq!(event_array("v", &Spread(&values)).0, r#"["v",1,null]"#);
     assert_eq!(event_array("v", &Spread::<u8>(&[])).0, r#"["v"]"#);
 }
 
+/// Received arguments with binary are sent as values (the server's `Args` does so): their
+/// attachments are numbered again, after those of the values before them.
 #[test]
 fn args_with_binary_renumber_their_attachments() {
     // Two arguments, the second's attachment first: behind bytes of the emit's own, each keeps
     // its data.
-    let elements = belfry_core::parser::Elements::parse(
-        r#"[{"_placeholder":true,"num":1},{"k":{"_placeholder":true,"num":0}}]"#,
-    )
-    .unwrap();
-    let args = crate::extract::Args::new(
-        elements,
-        vec![Bytes::from_static(b"zero"), Bytes::from_static(b"one")],
-    );
-    let (text, attachments) = event_array("e", &(Bytes::from_static(b"own"), &args));
+    let received = [Bytes::from_static(b"zero"), Bytes::from_static(b"one")];
+    let elements =
+        Elements::parse(r#"[{"_placeholder":true,"num":1},{"k":{"_placeholder":true,"num":0}}]"#)
+            .unwrap();
+    let values = elements
+        .iter()
+        .map(|json| from_str(json, &received))
+        .collect::<Result<Vec<Value>, _>>()
+        .unwrap();
+    let (text, attachments) = event_array("e", &(Bytes::from_static(b"own"), Spread(&values)));
     assert_eq!(
         text,
         r#"["e",{"_placeholder":true,"num":0},[{"_placeholder":true,"num":1},{"k":{"_placeholder":true,"num":2}}]]"#

@@ -11,8 +11,32 @@ use serde::de::{
 };
 use serde_json::Value;
 
-/// Deserializes `T` from `json`, resolving placeholders with `attachments`.
-pub(crate) fn from_str<T: de::DeserializeOwned>(
+/// Deserializes `T` from `json` (a packet's arguments, or one of them) with attachment `i` as
+/// bytes wherever `{"_placeholder":true,"num":i}` stands: a `bytes::Bytes` or
+/// [`Binary`](crate::proto::value::Binary) field, or a [`Value`](crate::proto::value::Value),
+/// gets the attachment. Object keys come in the order of the text.
+///
+/// Without attachments this is `serde_json::from_str`. A placeholder whose number has no
+/// attachment stays an object; enums do not take binary (they deserialize as plain JSON).
+///
+/// # Errors
+///
+/// `json` is not JSON, nests deeper than serde_json parses (128 levels), or is not what `T`
+/// expects.
+///
+/// # Examples
+///
+/// ```
+/// use belfry_core::args::from_str;
+/// use bytes::Bytes;
+///
+/// let attachments = [Bytes::from_static(b"\x89PNG")];
+/// let (name, file): (String, Bytes) =
+///     from_str(r#"["a.png",{"_placeholder":true,"num":0}]"#, &attachments)?;
+/// assert_eq!((name.as_str(), file), ("a.png", attachments[0].clone()));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+pub fn from_str<T: de::DeserializeOwned>(
     json: &str,
     attachments: &[Bytes],
 ) -> Result<T, serde_json::Error> {
@@ -233,18 +257,18 @@ mod tests {
     fn belfry_values_hold_binary_and_binary_takes_only_binary() {
         let attachments = [Bytes::from_static(b"ab")];
         let json = r#"{"z":{"_placeholder":true,"num":0},"a":[1,"s"]}"#;
-        let value: crate::Value = from_str(json, &attachments).unwrap();
+        let value: crate::proto::value::Value = from_str(json, &attachments).unwrap();
         assert_eq!(value["z"].as_bytes(), Some(&attachments[0]));
         assert_eq!(
             value.as_object().unwrap().keys().collect::<Vec<_>>(),
             ["z", "a"]
         );
-        let crate::Binary(bytes) =
+        let crate::proto::value::Binary(bytes) =
             from_str(r#"{"_placeholder":true,"num":0}"#, &attachments).unwrap();
         assert_eq!(bytes, attachments[0]);
         // A string or an array of numbers is not binary, though a `Bytes` field takes them.
-        assert!(from_str::<crate::Binary>(r#""ab""#, &attachments).is_err());
-        assert!(from_str::<crate::Binary>("[97,98]", &attachments).is_err());
+        assert!(from_str::<crate::proto::value::Binary>(r#""ab""#, &attachments).is_err());
+        assert!(from_str::<crate::proto::value::Binary>("[97,98]", &attachments).is_err());
         assert!(from_str::<Bytes>("[97,98]", &attachments).is_ok());
     }
 }

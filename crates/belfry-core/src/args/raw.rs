@@ -1,5 +1,6 @@
-//! Already-checked JSON text (`Args`) written into emits as it is: Belfry's own serializer
-//! around serde_json's, and the fallback for every other serializer.
+//! Already-checked JSON text (the arguments of a packet received) written into argument lists
+//! as it is: Belfry's own serializer around serde_json's, and the fallback for every other
+//! serializer.
 
 use std::{cell::Cell, fmt};
 
@@ -12,16 +13,34 @@ use serde::{Serialize, ser};
 /// The name of the newtype struct [`RawJson`] serializes as; [`Emit`] writes its text as it is.
 pub(super) const RAW_JSON: &str = "$belfry::private::RawJson";
 
-/// JSON text already checked (an [`Args`](crate::extract::Args) element) that serializes as
-/// itself.
+/// The text of one JSON value, already checked (an argument of a packet received), that
+/// serializes as itself.
 ///
-/// It serializes as the newtype struct [`RAW_JSON`] around [`RawText`]. Belfry's own writer
-/// ([`Emit`], under every emit and ack) recognises the name and copies the text into the packet:
-/// one copy, no second look at the JSON. Any other serializer (`serde_json::to_value`,
-/// `serde_json::to_string`, ...) sees a newtype struct, serializes its [`RawText`], and that
-/// checks the text into a serde_json [`RawValue`](serde_json::value::RawValue): a second pass,
-/// but only off the emit path.
-pub(crate) struct RawJson<'a>(pub(crate) &'a str);
+/// The argument lists of this module ([`push_event_array`](super::push_event_array),
+/// [`push_args_array`](super::push_args_array), [`to_value`](super::to_value), ...) copy the
+/// text as it is: one copy, no second look at the JSON. The text must therefore be one JSON
+/// value (as the elements of [`Elements`](crate::parser::Elements) are): anything else is
+/// copied too, and makes the list invalid JSON. Any other serializer (`serde_json::to_value`,
+/// `serde_json::to_string`, ...) checks it, and fails if it is not JSON.
+///
+/// # Examples
+///
+/// ```
+/// use belfry_core::args::{RawJson, push_args_array};
+///
+/// let mut text = String::new();
+/// push_args_array(&mut text, &(RawJson(r#"{"b": 1, "a": 2}"#), 3))?;
+/// assert_eq!(text, r#"[{"b": 1, "a": 2},3]"#);
+/// assert_eq!(serde_json::to_string(&RawJson("[ 1 ]"))?, "[ 1 ]");
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct RawJson<'a>(pub &'a str);
+
+// How: it serializes as the newtype struct `RAW_JSON` around `RawText`. Belfry's own writer
+// (`Emit`, under every argument list of this module) recognises the name and copies the text.
+// Any other serializer sees a newtype struct, serializes its `RawText`, and that checks the
+// text into a serde_json `RawValue`: a second pass, but only off the emit path.
 
 impl Serialize for RawJson<'_> {
     fn serialize<S: ser::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -36,7 +55,7 @@ pub(super) struct RawText<'a>(&'a str);
 thread_local! {
     /// Set by [`capture_raw`] for the one `RawText::serialize` it calls. Only that call reads it
     /// (and clears it): a serializer cannot tell a `Serialize` impl who it is, and a type that
-    /// serializes `Args` another way inside an emit must still get the `RawValue`.
+    /// serializes a `RawJson` another way inside an argument list must still get the `RawValue`.
     pub(super) static CAPTURING: Cell<bool> = const { Cell::new(false) };
 }
 
