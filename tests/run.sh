@@ -85,7 +85,7 @@ verify=target/package-verify
 rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/belfry-*
 rm -rf "$verify"/debug/.fingerprint/belfry-* "$verify"/debug/deps/*belfry* "$verify"/debug/build/belfry-*
 cargo package --locked --target-dir "$verify" -p belfry-proto -p belfry-core -p belfry-engine -p belfry-cluster \
-  -p belfry-redis -p belfry-postgres -p belfry-io
+  -p belfry-redis -p belfry-postgres -p belfry-io -p belfry-client
 
 log "fuzz targets, coverage-guided, ${FUZZ_SECONDS:-20} s each (tests/fuzz.sh)"
 bash tests/fuzz.sh

@@ -50,6 +50,15 @@ impl Socket {
         self.conn.close();
     }
 
+    /// Closes the client's connection without telling its namespaces first (Node's
+    /// `socket.conn.close()`): to the client it is a lost connection (`transport close`), from
+    /// which it reconnects by itself and, with connection state recovery on, recovers its
+    /// sessions. Every socket of the connection leaves with
+    /// [`DisconnectReason::ForcedClose`], a reason recovery keeps sessions for.
+    pub fn close_transport(&self) {
+        self.conn.close();
+    }
+
     /// Leaves the namespace for `reason`. The `disconnecting` handler runs first, with the rooms
     /// still joined; then rooms are left, pending acks fail, and the disconnect handler runs,
     /// after the handlers already queued. Idempotent.

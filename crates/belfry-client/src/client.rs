@@ -1,0 +1,1254 @@
+//! The client: a [`ClientBuilder`] makes a [`Socket`], whose driver task owns the connection
+//! (connecting, reconnecting with backoff, sending `CONNECT`, reading packets, keeping acks and
+//! the send buffer) and hands events to a handler task that runs the listeners one after
+//! another, in the order the events came.
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use belfry_core::{
+    parser::{Decoder, Packet, PacketData, Payload},
+    proto::{Str, value::Value},
+};
+use parking_lot::{Mutex, RwLock};
+use serde::{Serialize, de::DeserializeOwned};
+use tokio::{
+    sync::{mpsc, oneshot},
+    time::Instant,
+};
+
+use crate::{
+    backoff::Backoff,
+    data,
+    engine::{self, Engine, Incoming, Outgoing},
+};
+
+type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+type Listener = Arc<dyn Fn(Event) -> BoxFuture + Send + Sync>;
+type Reasons = Arc<dyn Fn(DisconnectReason) -> BoxFuture + Send + Sync>;
+
+/// Why a socket was disconnected (socket.io-client's reasons).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DisconnectReason {
+    /// The server disconnected the socket (`socket.disconnect()` there): no reconnection.
+    IoServerDisconnect,
+    /// [`Socket::disconnect`] was called: no reconnection.
+    IoClientDisconnect,
+    /// The server was silent longer than `pingInterval + pingTimeout`.
+    PingTimeout,
+    /// The connection was closed.
+    TransportClose,
+    /// The connection failed.
+    TransportError,
+    /// The server sent what cannot be decoded.
+    ParseError,
+    /// The client closed the connection.
+    ForcedClose,
+}
+
+impl DisconnectReason {
+    /// The reason as socket.io-client names it (`"io server disconnect"`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisconnectReason::IoServerDisconnect => "io server disconnect",
+            DisconnectReason::IoClientDisconnect => "io client disconnect",
+            DisconnectReason::PingTimeout => "ping timeout",
+            DisconnectReason::TransportClose => "transport close",
+            DisconnectReason::TransportError => "transport error",
+            DisconnectReason::ParseError => "parse error",
+            DisconnectReason::ForcedClose => "forced close",
+        }
+    }
+
+    /// True when the client reconnects by itself after it.
+    pub fn reconnects(self) -> bool {
+        !matches!(
+            self,
+            DisconnectReason::IoServerDisconnect | DisconnectReason::IoClientDisconnect
+        )
+    }
+}
+
+/// Why connecting failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The URL is not an `http://`, `https://`, `ws://` or `wss://` one.
+    #[error("invalid url: {0}")]
+    Url(String),
+    /// The server refused the namespace connection (a middleware's error, or an unknown
+    /// namespace): its message and data, as socket.io-client's `connect_error`.
+    #[error("connection refused: {message}")]
+    Refused {
+        /// The error's message (`"Invalid namespace"`, a middleware's message).
+        message: String,
+        /// The error's data, `null` when it sent none.
+        data: Value,
+    },
+    /// The connection could not be opened, and reconnection is off or gave up.
+    #[error("cannot connect: {0}")]
+    Unreachable(String),
+}
+
+/// Why an emit could not be sent.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EmitError {
+    /// The event name is one socket.io reserves (`connect`, `disconnect`, ...).
+    #[error("reserved event name: {0}")]
+    Reserved(String),
+    /// The data cannot be serialized.
+    #[error("the data cannot be serialized")]
+    Serialize(#[from] serde_json::Error),
+    /// The client is closed ([`Socket::disconnect`], or gone).
+    #[error("the client is closed")]
+    Closed,
+}
+
+/// Why an acknowledgement did not come.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AckError {
+    /// The emit failed.
+    #[error(transparent)]
+    Emit(#[from] EmitError),
+    /// The answer did not come within the timeout.
+    #[error("operation has timed out")]
+    Timeout,
+    /// The client was closed before the answer came.
+    #[error("the client is closed")]
+    Closed,
+    /// The answer is not what was asked for.
+    #[error("unexpected answer")]
+    Deserialize(#[source] serde_json::Error),
+}
+
+/// An event from the server, with its arguments (binary as [`Value::Binary`]) and, when the
+/// server waits for an answer, the way to send it.
+#[derive(Debug)]
+pub struct Event {
+    name: String,
+    args: Vec<Value>,
+    ack: Option<Acker>,
+    socket: Socket,
+}
+
+#[derive(Debug)]
+struct Acker {
+    id: u64,
+    /// The driver's own channel for answers: it does not keep the driver alive when every
+    /// [`Socket`] is dropped.
+    answers: mpsc::UnboundedSender<(u64, Payload)>,
+}
+
+impl Event {
+    /// The event's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The arguments (with connection state recovery on, the last is the event's offset, as
+    /// socket.io-client shows it too).
+    pub fn args(&self) -> &[Value] {
+        &self.args
+    }
+
+    /// The arguments as `T`: a tuple for several, one type for the first.
+    ///
+    /// # Errors
+    ///
+    /// The arguments are not a `T`.
+    pub fn data<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        data::from_args(&self.args)
+    }
+
+    /// The socket it came to.
+    pub fn socket(&self) -> &Socket {
+        &self.socket
+    }
+
+    /// True when the server waits for an answer.
+    pub fn wants_ack(&self) -> bool {
+        self.ack.is_some()
+    }
+
+    /// Answers the server (its callback gets `data`, spread as for an emit). Does nothing when
+    /// it asked for none, or was already answered.
+    ///
+    /// # Errors
+    ///
+    /// The data cannot be serialized.
+    pub fn ack<T: Serialize + ?Sized>(&mut self, data: &T) -> Result<(), EmitError> {
+        let Some(acker) = self.ack.take() else {
+            return Ok(());
+        };
+        let payload = data::args_payload(data)?;
+        acker
+            .answers
+            .send((acker.id, payload))
+            .map_err(|_| EmitError::Closed)
+    }
+}
+
+/// What a socket does while it runs.
+struct Options {
+    url: Url,
+    namespace: String,
+    headers: http::HeaderMap,
+    auth: Mutex<Option<Value>>,
+    reconnection: bool,
+    reconnection_attempts: Option<u32>,
+    reconnection_delay: Duration,
+    reconnection_delay_max: Duration,
+    randomization_factor: f64,
+    timeout: Duration,
+    ack_timeout: Option<Duration>,
+}
+
+/// The parts of a URL the client needs.
+#[derive(Debug, Clone)]
+struct Url {
+    /// `ws://host:port` or `wss://host:port`.
+    origin: String,
+    /// The HTTP path, `/socket.io/` by default.
+    path: String,
+    /// The query the user gave (without `EIO`/`transport`).
+    query: String,
+}
+
+impl Url {
+    /// The WebSocket URL of a new session.
+    fn websocket(&self) -> String {
+        let mut url = format!("{}{}?EIO=4&transport=websocket", self.origin, self.path);
+        if !self.query.is_empty() {
+            url.push('&');
+            url.push_str(&self.query);
+        }
+        url
+    }
+}
+
+/// The listeners.
+#[derive(Default)]
+struct Listeners {
+    events: RwLock<HashMap<String, Vec<Listener>>>,
+    any: RwLock<Vec<Listener>>,
+    connect: RwLock<Vec<Arc<dyn Fn() -> BoxFuture + Send + Sync>>>,
+    disconnect: RwLock<Vec<Reasons>>,
+}
+
+/// Configures a client; [`ClientBuilder::connect`] makes its [`Socket`].
+///
+/// ```no_run
+/// use belfry_client::ClientBuilder;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let socket = ClientBuilder::new("http://127.0.0.1:3000")
+///     .on("chat", |event| async move {
+///         let text: String = event.data().unwrap_or_default();
+///         println!("{text}");
+///     })
+///     .connect()
+///     .await?;
+/// socket.emit("chat", "hello")?;
+/// # Ok(()) }
+/// ```
+pub struct ClientBuilder {
+    url: String,
+    path: String,
+    namespace: String,
+    query: Vec<(String, String)>,
+    headers: http::HeaderMap,
+    auth: Option<Value>,
+    reconnection: bool,
+    reconnection_attempts: Option<u32>,
+    reconnection_delay: Duration,
+    reconnection_delay_max: Duration,
+    randomization_factor: f64,
+    timeout: Duration,
+    ack_timeout: Option<Duration>,
+    listeners: Listeners,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("url", &self.url)
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    /// A client of the server at `url` (`http://host:port`, `https://`, `ws://` or `wss://`;
+    /// a path in it names the namespace, as in socket.io-client), with socket.io-client's
+    /// defaults: path `/socket.io/`, reconnection on (1 s doubling to 5 s, ±50 %, forever), a
+    /// 20 s handshake timeout.
+    pub fn new(url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            url: url.into(),
+            path: "/socket.io/".to_owned(),
+            namespace: String::new(),
+            query: Vec::new(),
+            headers: http::HeaderMap::new(),
+            auth: None,
+            reconnection: true,
+            reconnection_attempts: None,
+            reconnection_delay: Duration::from_secs(1),
+            reconnection_delay_max: Duration::from_secs(5),
+            randomization_factor: 0.5,
+            timeout: Duration::from_secs(20),
+            ack_timeout: None,
+            listeners: Listeners::default(),
+        }
+    }
+
+    /// The namespace (`/` unless the URL has a path).
+    #[must_use]
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// The server's HTTP path (socket.io-client's `path`, default `/socket.io`).
+    #[must_use]
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        let mut path = path.into();
+        if !path.starts_with('/') {
+            path.insert(0, '/');
+        }
+        if !path.ends_with('/') {
+            path.push('/');
+        }
+        self.path = path;
+        self
+    }
+
+    /// Adds `key=value` to the query of every request.
+    #[must_use]
+    pub fn query(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.query.push((key.into(), value.into()));
+        self
+    }
+
+    /// Adds a header to the connection's request (socket.io-client's `extraHeaders`).
+    ///
+    /// # Panics
+    ///
+    /// `name` or `value` is not a valid header name or value.
+    #[must_use]
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        let name = http::HeaderName::try_from(name).expect("a valid header name");
+        let value = http::HeaderValue::try_from(value).expect("a valid header value");
+        self.headers.append(name, value);
+        self
+    }
+
+    /// The `auth` object sent with every namespace connection (socket.io-client's `auth`).
+    ///
+    /// # Errors
+    ///
+    /// `auth` cannot be serialized.
+    pub fn auth<T: Serialize + ?Sized>(mut self, auth: &T) -> Result<Self, serde_json::Error> {
+        self.auth = Some(data::to_value(auth)?);
+        Ok(self)
+    }
+
+    /// Whether to reconnect after a lost connection (default true).
+    #[must_use]
+    pub fn reconnection(mut self, reconnect: bool) -> Self {
+        self.reconnection = reconnect;
+        self
+    }
+
+    /// How many reconnection attempts, at most (default: no limit).
+    #[must_use]
+    pub fn reconnection_attempts(mut self, attempts: u32) -> Self {
+        self.reconnection_attempts = Some(attempts);
+        self
+    }
+
+    /// The first delay between attempts, doubled each time up to `max` (default 1 s and 5 s).
+    #[must_use]
+    pub fn reconnection_delay(mut self, first: Duration, max: Duration) -> Self {
+        self.reconnection_delay = first;
+        self.reconnection_delay_max = max.max(first);
+        self
+    }
+
+    /// How much each delay varies, 0 to 1 (default 0.5).
+    #[must_use]
+    pub fn randomization_factor(mut self, factor: f64) -> Self {
+        self.randomization_factor = factor;
+        self
+    }
+
+    /// How long the server may take to open the session (default 20 s).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The timeout of [`Socket::emit_with_ack`] (socket.io-client's `ackTimeout`; default: none,
+    /// answers are awaited as long as the client lives).
+    #[must_use]
+    pub fn ack_timeout(mut self, timeout: Duration) -> Self {
+        self.ack_timeout = Some(timeout);
+        self
+    }
+
+    /// Calls `listener` with every event named `event`, in the order they come, one at a time.
+    #[must_use]
+    pub fn on<F, Fut>(self, event: impl Into<String>, listener: F) -> Self
+    where
+        F: Fn(Event) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.listeners
+            .events
+            .write()
+            .entry(event.into())
+            .or_default()
+            .push(Arc::new(move |event| Box::pin(listener(event))));
+        self
+    }
+
+    /// Calls `listener` with every event (socket.io-client's `onAny`), before the event's own
+    /// listeners.
+    #[must_use]
+    pub fn on_any<F, Fut>(self, listener: F) -> Self
+    where
+        F: Fn(Event) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.listeners
+            .any
+            .write()
+            .push(Arc::new(move |event| Box::pin(listener(event))));
+        self
+    }
+
+    /// Calls `listener` on every connection of the namespace (reconnections included).
+    #[must_use]
+    pub fn on_connect<F, Fut>(self, listener: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.listeners
+            .connect
+            .write()
+            .push(Arc::new(move || Box::pin(listener())));
+        self
+    }
+
+    /// Calls `listener` with the reason of every disconnection.
+    #[must_use]
+    pub fn on_disconnect<F, Fut>(self, listener: F) -> Self
+    where
+        F: Fn(DisconnectReason) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.listeners
+            .disconnect
+            .write()
+            .push(Arc::new(move |reason| Box::pin(listener(reason))));
+        self
+    }
+
+    /// Connects, and resolves once the namespace is joined.
+    ///
+    /// # Errors
+    ///
+    /// The URL is invalid; the server refused the namespace connection; the server cannot be
+    /// reached and reconnection is off or exhausted.
+    pub async fn connect(self) -> Result<Socket, ConnectError> {
+        let (url, url_namespace) = parse_url(&self.url, &self.path, &self.query)?;
+        let namespace = match (self.namespace.as_str(), url_namespace) {
+            ("", Some(namespace)) => namespace,
+            ("", None) => "/".to_owned(),
+            (namespace, _) => namespace.to_owned(),
+        };
+        let options = Arc::new(Options {
+            url,
+            namespace,
+            headers: self.headers,
+            auth: Mutex::new(self.auth),
+            reconnection: self.reconnection,
+            reconnection_attempts: self.reconnection_attempts,
+            reconnection_delay: self.reconnection_delay,
+            reconnection_delay_max: self.reconnection_delay_max,
+            randomization_factor: self.randomization_factor,
+            timeout: self.timeout,
+            ack_timeout: self.ack_timeout,
+        });
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let state = Arc::new(State::default());
+        let socket = Socket {
+            inner: Arc::new(SocketInner {
+                commands,
+                state: state.clone(),
+                options: options.clone(),
+            }),
+        };
+        let (events, events_rx) = mpsc::unbounded_channel();
+        let listeners = Arc::new(self.listeners);
+        tokio::spawn(run_listeners(listeners.clone(), events_rx));
+        let (connected_tx, connected_rx) = oneshot::channel();
+        let (answers_tx, answers) = mpsc::unbounded_channel();
+        let driver = Driver {
+            options,
+            state,
+            commands: commands_rx,
+            answers,
+            answers_tx,
+            socket: Arc::downgrade(&socket.inner),
+            events,
+            acks: HashMap::new(),
+            next_ack: 0,
+            buffer: Vec::new(),
+            last_offset: None,
+            first: Some(connected_tx),
+        };
+        tokio::spawn(driver.run());
+        connected_rx
+            .await
+            .unwrap_or_else(|_| Err(ConnectError::Unreachable("the client stopped".to_owned())))?;
+        Ok(socket)
+    }
+}
+
+/// The URL's origin (as a WebSocket URL), its HTTP path and query, and the namespace its path
+/// names, if any.
+fn parse_url(
+    url: &str,
+    path: &str,
+    query: &[(String, String)],
+) -> Result<(Url, Option<String>), ConnectError> {
+    let uri: http::Uri = url.parse().map_err(|_| ConnectError::Url(url.to_owned()))?;
+    let scheme = match uri.scheme_str() {
+        Some("http" | "ws") => "ws",
+        Some("https" | "wss") => "wss",
+        _ => return Err(ConnectError::Url(url.to_owned())),
+    };
+    let authority = uri
+        .authority()
+        .ok_or_else(|| ConnectError::Url(url.to_owned()))?;
+    let namespace = Some(uri.path())
+        .filter(|path| !path.is_empty() && *path != "/")
+        .map(str::to_owned);
+    let mut pairs: Vec<String> = uri
+        .query()
+        .map(|q| q.split('&').map(str::to_owned).collect())
+        .unwrap_or_default();
+    pairs.extend(
+        query
+            .iter()
+            .map(|(key, value)| format!("{}={}", encode(key), encode(value))),
+    );
+    Ok((
+        Url {
+            origin: format!("{scheme}://{authority}"),
+            path: path.to_owned(),
+            query: pairs.join("&"),
+        },
+        namespace,
+    ))
+}
+
+/// `text` percent-encoded for a query.
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// What the socket's handles can read.
+#[derive(Default)]
+struct State {
+    id: Mutex<Option<String>>,
+    connected: AtomicBool,
+    recovered: AtomicBool,
+    closed: AtomicBool,
+}
+
+struct SocketInner {
+    commands: mpsc::UnboundedSender<Command>,
+    state: Arc<State>,
+    options: Arc<Options>,
+}
+
+/// A connected namespace: emit to the server, read its state, disconnect. Cheap to clone; the
+/// connection closes when the last clone is dropped (or with [`Socket::disconnect`]).
+#[derive(Clone)]
+pub struct Socket {
+    inner: Arc<SocketInner>,
+}
+
+impl std::fmt::Debug for Socket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Socket")
+            .field("namespace", &self.inner.options.namespace)
+            .field("id", &self.id())
+            .field("connected", &self.connected())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Socket {
+    /// The socket's id, while connected.
+    pub fn id(&self) -> Option<String> {
+        self.inner.state.id.lock().clone()
+    }
+
+    /// True while the namespace is joined.
+    pub fn connected(&self) -> bool {
+        self.inner.state.connected.load(Ordering::Acquire)
+    }
+
+    /// True when the last connection recovered the previous session (connection state
+    /// recovery: same id, missed events received).
+    pub fn recovered(&self) -> bool {
+        self.inner.state.recovered.load(Ordering::Acquire)
+    }
+
+    /// True until the socket is disconnected for good (by the server, or
+    /// [`Socket::disconnect`]), or gave up reconnecting.
+    pub fn active(&self) -> bool {
+        !self.inner.state.closed.load(Ordering::Acquire)
+    }
+
+    /// The namespace.
+    pub fn namespace(&self) -> &str {
+        &self.inner.options.namespace
+    }
+
+    /// Replaces the `auth` object sent with the next connections.
+    ///
+    /// # Errors
+    ///
+    /// `auth` cannot be serialized.
+    pub fn set_auth<T: Serialize + ?Sized>(&self, auth: &T) -> Result<(), serde_json::Error> {
+        *self.inner.options.auth.lock() = Some(data::to_value(auth)?);
+        Ok(())
+    }
+
+    /// Sends `event` with `data` (a tuple for several arguments, `()` for none; bytes become
+    /// binary). While disconnected, it waits in a buffer and is sent on reconnection.
+    ///
+    /// # Errors
+    ///
+    /// A reserved name, data that cannot be serialized, a closed client.
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
+        self.send(event, data, None, false)
+    }
+
+    /// [`Socket::emit`], dropped rather than buffered when the socket is not connected
+    /// (socket.io-client's `volatile`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Socket::emit`].
+    pub fn emit_volatile<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+    ) -> Result<(), EmitError> {
+        self.send(event, data, None, true)
+    }
+
+    /// Sends `event` and waits for the server's answer (its arguments as `R`: a tuple for
+    /// several, one type for the first), within the client's `ack_timeout` if it has one.
+    ///
+    /// # Errors
+    ///
+    /// [`AckError::Timeout`], an emit error, a closed client, an answer that is not an `R`.
+    pub async fn emit_with_ack<R: DeserializeOwned, T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+    ) -> Result<R, AckError> {
+        self.ack_within(event, data, self.inner.options.ack_timeout)
+            .await
+    }
+
+    /// [`Socket::emit_with_ack`] with its own timeout (socket.io-client's
+    /// `socket.timeout(ms).emitWithAck`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Socket::emit_with_ack`].
+    pub async fn emit_with_timeout<R: DeserializeOwned, T: Serialize + ?Sized>(
+        &self,
+        timeout: Duration,
+        event: &str,
+        data: &T,
+    ) -> Result<R, AckError> {
+        self.ack_within(event, data, Some(timeout)).await
+    }
+
+    async fn ack_within<R: DeserializeOwned, T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+        timeout: Option<Duration>,
+    ) -> Result<R, AckError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(event, data, Some((tx, timeout)), false)?;
+        let payload = rx.await.map_err(|_| AckError::Closed)??;
+        let values = data::values(&payload).map_err(AckError::Deserialize)?;
+        data::from_args(&values).map_err(AckError::Deserialize)
+    }
+
+    fn send<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+        ack: Option<AckWaiter>,
+        volatile: bool,
+    ) -> Result<(), EmitError> {
+        // socket.io-client throws on them; Node's parser refuses them.
+        if belfry_core::parser::is_reserved_event(event) {
+            return Err(EmitError::Reserved(event.to_owned()));
+        }
+        let payload = data::event_payload(event, data)?;
+        self.inner
+            .commands
+            .send(Command::Emit {
+                payload,
+                ack,
+                volatile,
+            })
+            .map_err(|_| EmitError::Closed)
+    }
+
+    /// Leaves the namespace and closes the connection; no reconnection follows. Resolves once
+    /// done.
+    pub async fn disconnect(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.inner.commands.send(Command::Disconnect(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+type AckWaiter = (oneshot::Sender<Result<Payload, AckError>>, Option<Duration>);
+
+/// What the handles ask of the driver.
+enum Command {
+    Emit {
+        payload: Payload,
+        ack: Option<AckWaiter>,
+        volatile: bool,
+    },
+    Disconnect(oneshot::Sender<()>),
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Command::Emit { .. } => "Emit",
+            Command::Disconnect(_) => "Disconnect",
+        })
+    }
+}
+
+/// An ack this client waits for.
+struct PendingAck {
+    answer: oneshot::Sender<Result<Payload, AckError>>,
+    deadline: Option<Instant>,
+}
+
+/// What the listener task is handed.
+enum ToListeners {
+    Event(Event),
+    Connect,
+    Disconnect(DisconnectReason),
+}
+
+/// Runs the listeners, one event at a time, in order.
+async fn run_listeners(
+    listeners: Arc<Listeners>,
+    mut events: mpsc::UnboundedReceiver<ToListeners>,
+) {
+    while let Some(event) = events.recv().await {
+        match event {
+            ToListeners::Event(event) => {
+                let any: Vec<Listener> = listeners.any.read().clone();
+                let own: Vec<Listener> = listeners
+                    .events
+                    .read()
+                    .get(&event.name)
+                    .cloned()
+                    .unwrap_or_default();
+                let mut event = Some(event);
+                let total = any.len() + own.len();
+                for (i, listener) in any.iter().chain(own.iter()).enumerate() {
+                    // The last listener gets the event (and its ack); the others, copies
+                    // without the ack.
+                    let this = if i + 1 == total {
+                        event.take()
+                    } else {
+                        event.as_ref().map(Event::copy_without_ack)
+                    };
+                    if let Some(this) = this {
+                        listener(this).await;
+                    }
+                }
+            }
+            ToListeners::Connect => {
+                let connect = listeners.connect.read().clone();
+                for listener in connect {
+                    listener().await;
+                }
+            }
+            ToListeners::Disconnect(reason) => {
+                let disconnect = listeners.disconnect.read().clone();
+                for listener in disconnect {
+                    listener(reason).await;
+                }
+            }
+        }
+    }
+}
+
+impl Event {
+    fn copy_without_ack(&self) -> Event {
+        Event {
+            name: self.name.clone(),
+            args: self.args.clone(),
+            ack: None,
+            socket: self.socket.clone(),
+        }
+    }
+}
+
+/// The task that owns the connection.
+struct Driver {
+    options: Arc<Options>,
+    state: Arc<State>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    /// Answers to the server's events, from the listeners.
+    answers: mpsc::UnboundedReceiver<(u64, Payload)>,
+    answers_tx: mpsc::UnboundedSender<(u64, Payload)>,
+    socket: std::sync::Weak<SocketInner>,
+    events: mpsc::UnboundedSender<ToListeners>,
+    acks: HashMap<u64, PendingAck>,
+    next_ack: u64,
+    /// Emits waiting for a connection (socket.io-client's `sendBuffer`).
+    buffer: Vec<Packet>,
+    /// The last offset received (connection state recovery).
+    last_offset: Option<String>,
+    /// Told how the first connection went.
+    first: Option<oneshot::Sender<Result<(), ConnectError>>>,
+}
+
+/// How one connection ended.
+enum Ended {
+    /// Reconnect (unless reconnection is off).
+    Lost(DisconnectReason),
+    /// Stop: disconnected for good, refused, or every handle is gone.
+    Stop,
+}
+
+/// The private id and whether it was given back, after a `CONNECT` reply.
+struct Session {
+    pid: Option<String>,
+}
+
+impl Driver {
+    async fn run(mut self) {
+        let mut backoff = Backoff::new(
+            self.options.reconnection_delay,
+            self.options.reconnection_delay_max,
+            self.options.randomization_factor,
+        );
+        let mut session = Session { pid: None };
+        loop {
+            let url = self.options.url.websocket();
+            match engine::open(&url, &self.options.headers, self.options.timeout).await {
+                Ok(engine) => {
+                    backoff.reset();
+                    match self.session(engine, &mut session).await {
+                        Ended::Stop => break,
+                        Ended::Lost(reason) => {
+                            self.lost(reason);
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "cannot connect");
+                    if !self.options.reconnection {
+                        self.fail(ConnectError::Unreachable(error.to_string()));
+                        break;
+                    }
+                }
+            }
+            if !self.options.reconnection {
+                break;
+            }
+            if self
+                .options
+                .reconnection_attempts
+                .is_some_and(|max| backoff.attempts() >= max)
+            {
+                self.fail(ConnectError::Unreachable(
+                    "reconnection attempts exhausted".to_owned(),
+                ));
+                break;
+            }
+            // Wait, still taking commands (emits are buffered).
+            let delay = tokio::time::sleep(backoff.next_delay());
+            tokio::pin!(delay);
+            loop {
+                tokio::select! {
+                    () = &mut delay => break,
+                    command = self.commands.recv() => match command {
+                        None => return self.finish(),
+                        Some(Command::Disconnect(done)) => {
+                            self.state.closed.store(true, Ordering::Release);
+                            let _ = done.send(());
+                            return self.finish();
+                        }
+                        Some(command) => self.offline(command),
+                    },
+                }
+            }
+        }
+        self.finish();
+    }
+
+    /// Marks the socket closed, fails what waits.
+    fn finish(&mut self) {
+        self.state.closed.store(true, Ordering::Release);
+        self.state.connected.store(false, Ordering::Release);
+        for (_, pending) in self.acks.drain() {
+            let _ = pending.answer.send(Err(AckError::Closed));
+        }
+        if let Some(first) = self.first.take() {
+            let _ = first.send(Err(ConnectError::Unreachable(
+                "the client stopped".to_owned(),
+            )));
+        }
+    }
+
+    fn fail(&mut self, error: ConnectError) {
+        if let Some(first) = self.first.take() {
+            let _ = first.send(Err(error));
+        }
+    }
+
+    /// The connection was lost.
+    fn lost(&mut self, reason: DisconnectReason) {
+        if self.state.connected.swap(false, Ordering::AcqRel) {
+            *self.state.id.lock() = None;
+            let _ = self.events.send(ToListeners::Disconnect(reason));
+        }
+    }
+
+    /// A command while there is no connection.
+    fn offline(&mut self, command: Command) {
+        match command {
+            Command::Emit {
+                payload,
+                ack,
+                volatile,
+            } => {
+                if volatile {
+                    return;
+                }
+                let packet = self.event_packet(payload, ack);
+                self.buffer.push(packet);
+            }
+            Command::Disconnect(_) => {}
+        }
+    }
+
+    /// The event packet of `payload`, registering its ack.
+    fn event_packet(&mut self, payload: Payload, ack: Option<AckWaiter>) -> Packet {
+        let id = ack.map(|(answer, timeout)| {
+            let id = self.next_ack;
+            self.next_ack += 1;
+            let deadline = timeout.map(|timeout| Instant::now() + timeout);
+            self.acks.insert(id, PendingAck { answer, deadline });
+            id
+        });
+        Packet::event(Str::from(self.options.namespace.as_str()), payload, id)
+    }
+
+    /// Runs one connection: `CONNECT`, then packets both ways until it ends.
+    async fn session(&mut self, mut engine: Engine, session: &mut Session) -> Ended {
+        // Answers to a server session that is gone are not sent to the new one.
+        while self.answers.try_recv().is_ok() {}
+        let connect = self.connect_packet(session);
+        if send(&engine, connect).is_err() {
+            return Ended::Lost(DisconnectReason::TransportError);
+        }
+        let mut decoder = Decoder::default();
+        loop {
+            let next_deadline = self.acks.values().filter_map(|ack| ack.deadline).min();
+            tokio::select! {
+                incoming = engine.incoming.recv() => {
+                    let packet = match incoming {
+                        Some(Incoming::Text(text)) => decoder.decode_text(text),
+                        Some(Incoming::Binary(data)) => decoder.decode_binary(data),
+                        Some(Incoming::Closed(reason)) => return Ended::Lost(reason),
+                        None => return Ended::Lost(DisconnectReason::TransportClose),
+                    };
+                    match packet {
+                        Ok(Some(packet)) => {
+                            if let Some(ended) = self.on_packet(&engine, packet, session) {
+                                let _ = engine.outgoing.send(Outgoing::Close);
+                                return ended;
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(error) => {
+                            tracing::warn!(%error, "undecodable packet from the server");
+                            let _ = engine.outgoing.send(Outgoing::Close);
+                            return Ended::Lost(DisconnectReason::ParseError);
+                        }
+                    }
+                }
+                command = self.commands.recv() => match command {
+                    None => {
+                        let _ = send(&engine, Packet::disconnect(self.namespace()));
+                        let _ = engine.outgoing.send(Outgoing::Close);
+                        return Ended::Stop;
+                    }
+                    Some(Command::Disconnect(done)) => {
+                        if self.state.connected.load(Ordering::Acquire) {
+                            let _ = send(&engine, Packet::disconnect(self.namespace()));
+                        }
+                        let _ = engine.outgoing.send(Outgoing::Close);
+                        self.lost(DisconnectReason::IoClientDisconnect);
+                        self.finish();
+                        let _ = done.send(());
+                        return Ended::Stop;
+                    }
+                    Some(Command::Emit { payload, ack, volatile }) => {
+                        if !self.state.connected.load(Ordering::Acquire) {
+                            self.offline(Command::Emit { payload, ack, volatile });
+                            continue;
+                        }
+                        let packet = self.event_packet(payload, ack);
+                        if send(&engine, packet).is_err() {
+                            return Ended::Lost(DisconnectReason::TransportError);
+                        }
+                    }
+                },
+                Some((id, payload)) = self.answers.recv() => {
+                    let packet = Packet::ack(self.namespace(), payload, id);
+                    let _ = send(&engine, packet);
+                }
+                () = sleep_until(next_deadline) => {
+                    let now = Instant::now();
+                    let expired: Vec<u64> = self
+                        .acks
+                        .iter()
+                        .filter(|(_, ack)| ack.deadline.is_some_and(|d| d <= now))
+                        .map(|(id, _)| *id)
+                        .collect();
+                    for id in expired {
+                        if let Some(ack) = self.acks.remove(&id) {
+                            let _ = ack.answer.send(Err(AckError::Timeout));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn namespace(&self) -> Str {
+        Str::from(self.options.namespace.as_str())
+    }
+
+    /// `CONNECT` with the auth object, and the private id and offset of the last session
+    /// (connection state recovery): `{pid, offset, ...auth}`.
+    fn connect_packet(&self, session: &Session) -> Packet {
+        let auth = self.options.auth.lock().clone();
+        let mut fields = serde_json::Map::new();
+        if let Some(pid) = &session.pid {
+            fields.insert("pid".to_owned(), serde_json::Value::from(pid.as_str()));
+            if let Some(offset) = &self.last_offset {
+                fields.insert(
+                    "offset".to_owned(),
+                    serde_json::Value::from(offset.as_str()),
+                );
+            }
+        }
+        if let Some(auth) = auth
+            .as_ref()
+            .and_then(|auth| serde_json::to_value(auth).ok())
+        {
+            match auth {
+                serde_json::Value::Object(auth) => fields.extend(auth),
+                other if fields.is_empty() => {
+                    return Packet {
+                        ns: self.namespace(),
+                        data: PacketData::Connect(Some(Str::from(other.to_string()))),
+                    };
+                }
+                _ => {}
+            }
+        }
+        let data =
+            (!fields.is_empty()).then(|| Str::from(serde_json::Value::Object(fields).to_string()));
+        Packet {
+            ns: self.namespace(),
+            data: PacketData::Connect(data),
+        }
+    }
+
+    /// A packet from the server; `Some` when the connection ends.
+    fn on_packet(
+        &mut self,
+        engine: &Engine,
+        packet: Packet,
+        session: &mut Session,
+    ) -> Option<Ended> {
+        if *packet.ns != *self.options.namespace {
+            return None;
+        }
+        match packet.data {
+            PacketData::Connect(data) => {
+                let reply: serde_json::Value = data
+                    .as_deref()
+                    .and_then(|data| serde_json::from_str(data).ok())
+                    .unwrap_or_default();
+                let Some(sid) = reply.get("sid").and_then(serde_json::Value::as_str) else {
+                    self.fail(ConnectError::Refused {
+                        message: "It seems you are trying to reach a Socket.IO server in v2.x"
+                            .to_owned(),
+                        data: Value::Null,
+                    });
+                    return Some(Ended::Stop);
+                };
+                let pid = reply
+                    .get("pid")
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned);
+                let recovered = pid.is_some() && pid == session.pid;
+                session.pid = pid;
+                *self.state.id.lock() = Some(sid.to_owned());
+                self.state.recovered.store(recovered, Ordering::Release);
+                self.state.connected.store(true, Ordering::Release);
+                // What waited while disconnected, in order.
+                for packet in std::mem::take(&mut self.buffer) {
+                    if send(engine, packet).is_err() {
+                        return Some(Ended::Lost(DisconnectReason::TransportError));
+                    }
+                }
+                let _ = self.events.send(ToListeners::Connect);
+                if let Some(first) = self.first.take() {
+                    let _ = first.send(Ok(()));
+                }
+                None
+            }
+            PacketData::ConnectError(data) => {
+                let error: serde_json::Value = serde_json::from_str(&data)
+                    .unwrap_or_else(|_| serde_json::Value::String(data.to_string()));
+                let message = match &error {
+                    serde_json::Value::String(message) => message.clone(),
+                    other => other
+                        .get("message")
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                };
+                let data = error
+                    .get("data")
+                    .map(|data| data::to_value(data).unwrap_or_default())
+                    .unwrap_or_default();
+                self.fail(ConnectError::Refused { message, data });
+                self.finish();
+                Some(Ended::Stop)
+            }
+            PacketData::Disconnect => {
+                self.lost(DisconnectReason::IoServerDisconnect);
+                self.finish();
+                Some(Ended::Stop)
+            }
+            PacketData::Event { payload, ack } => {
+                let values = match data::values(&payload) {
+                    Ok(values) => values,
+                    Err(error) => {
+                        tracing::warn!(%error, "undecodable event from the server");
+                        return None;
+                    }
+                };
+                let mut values = values.into_iter();
+                let Some(Value::String(name)) = values.next() else {
+                    return None;
+                };
+                let args: Vec<Value> = values.collect();
+                if session.pid.is_some()
+                    && ack.is_none()
+                    && let Some(Value::String(offset)) = args.last()
+                {
+                    self.last_offset = Some(offset.clone());
+                }
+                let Some(inner) = self.socket.upgrade() else {
+                    return Some(Ended::Stop);
+                };
+                let event = Event {
+                    name,
+                    args,
+                    ack: ack.map(|id| Acker {
+                        id,
+                        answers: self.answers_tx.clone(),
+                    }),
+                    socket: Socket { inner },
+                };
+                let _ = self.events.send(ToListeners::Event(event));
+                None
+            }
+            PacketData::Ack { payload, ack } => {
+                if let Some(pending) = self.acks.remove(&ack) {
+                    let _ = pending.answer.send(Ok(payload));
+                }
+                None
+            }
+        }
+    }
+}
+
+/// Writes `packet` (text, then its attachments) on `engine`.
+fn send(engine: &Engine, packet: Packet) -> Result<(), ()> {
+    let (text, attachments) = packet.into_shared("4");
+    engine
+        .outgoing
+        .send(Outgoing::Text(text.to_string()))
+        .map_err(|_| ())?;
+    for attachment in attachments {
+        engine
+            .outgoing
+            .send(Outgoing::Binary(attachment))
+            .map_err(|_| ())?;
+    }
+    Ok(())
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,52 @@
+//! A Socket.IO v4 client for Rust services, bots, tests and load generators, on Belfry's own
+//! codecs (the Engine.IO packets, the Socket.IO parser and the argument encoding its server
+//! uses).
+//!
+//! ```no_run
+//! use belfry_client::ClientBuilder;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let socket = ClientBuilder::new("http://127.0.0.1:3000")
+//!     .on("message", |event| async move {
+//!         let text: String = event.data().unwrap_or_default();
+//!         println!("{text}");
+//!     })
+//!     .connect()
+//!     .await?;
+//! socket.emit("join", "lobby")?;
+//! let count: u32 = socket.emit_with_ack("count", &()).await?;
+//! # let _ = count;
+//! # Ok(()) }
+//! ```
+//!
+//! What it does today, as socket.io-client 4.8 does:
+//! - the WebSocket transport (`ws://`), Engine.IO v4: it answers the server's pings and closes
+//!   a connection whose server was silent for `pingInterval + pingTimeout`;
+//! - one namespace per client, joined with an `auth` object; a refusal comes back as
+//!   [`ConnectError::Refused`] with the server's message and data;
+//! - events with any arguments, binary anywhere ([`Value::Binary`], or `bytes::Bytes`
+//!   fields), acknowledgements both ways, with a timeout; volatile emits; listeners per event
+//!   and for every event, run one at a time in the order events came;
+//! - reconnection with socket.io-client's options and backoff (whose arithmetic saturates
+//!   instead of overflowing after a thousand attempts), emits made while disconnected sent on
+//!   reconnection;
+//! - connection state recovery: the private id and the last offset are sent on reconnection,
+//!   [`Socket::recovered`] says whether the session came back;
+//! - the disconnect reasons of socket.io-client ([`DisconnectReason`]).
+//!
+//! Not yet: HTTP long-polling and the upgrade to WebSocket, TLS (`wss://`), several namespaces
+//! over one connection, retries (`retries`/`ackTimeout` queues), the msgpack parser.
+//!
+//! The connection closes when the last [`Socket`] clone is dropped (a listener that keeps a
+//! clone keeps it open), or with [`Socket::disconnect`].
+#![forbid(unsafe_code)]
+
+mod backoff;
+mod client;
+mod data;
+mod engine;
+
+pub use belfry_core::proto::value::Value;
+pub use client::{
+    AckError, ClientBuilder, ConnectError, DisconnectReason, EmitError, Event, Socket,
+};

@@ -1,0 +1,36 @@
+// A Node socket.io 4.8 server for the Rust client's tests (tests/tests/client.rs), doing what the
+// Belfry server of those tests does: "welcome" with the socket id on connection; "echo" sends the
+// arguments back; "ack" answers with them; "ask" asks the client a question (an emit with ack)
+// and sends its answer back as "answer"; "auth?" answers the handshake's auth; "bye" disconnects
+// the socket; "drop" closes its connection (a transport close: the client reconnects and, with
+// connection state recovery on, recovers) and broadcasts "news" "missed" 100 ms later; "news"
+// broadcasts its argument. Namespace "/refused" refuses every socket with
+// `Error("not authorized")`, data {code: 42}. Prints {"port": N}.
+import { createServer } from "node:http";
+import { Server } from "socket.io";
+
+const http = createServer();
+const io = new Server(http, { connectionStateRecovery: {} });
+io.of("/refused").use((socket, next) => {
+  const error = new Error("not authorized");
+  error.data = { code: 42 };
+  next(error);
+});
+io.on("connection", (socket) => {
+  socket.emit("welcome", socket.id);
+  socket.on("echo", (...args) => socket.emit("echo", ...args));
+  socket.on("ack", (...args) => args.pop()(...args));
+  socket.on("ask", () => {
+    socket.timeout(5000).emit("question", "q?", (error, answer) =>
+      socket.emit("answer", error ? "no answer" : answer),
+    );
+  });
+  socket.on("auth?", (ack) => ack(socket.handshake.auth));
+  socket.on("bye", () => socket.disconnect());
+  socket.on("drop", () => {
+    socket.conn.close();
+    setTimeout(() => io.emit("news", "missed"), 100);
+  });
+  socket.on("news", (text) => io.emit("news", text));
+});
+http.listen(0, "127.0.0.1", () => console.log(JSON.stringify({ port: http.address().port })));

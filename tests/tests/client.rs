@@ -1,0 +1,280 @@
+//! The Rust client (`belfry-client`) against Node's socket.io 4.8 (`tests/js/client_node_server.mjs`)
+//! and against Belfry (the same server, below), the same scenarios on both: events with any
+//! arguments and binary, acks both ways, auth, a refused namespace, a server disconnect, and a
+//! lost connection: reconnection, connection state recovery, emits made while disconnected.
+#![allow(clippy::unwrap_used)]
+
+use std::{sync::Arc, time::Duration};
+
+use belfry::{
+    AckSender, ConnectError as ServerConnectError, SocketIo, SocketRef,
+    core::adapter::ConnectionStateRecovery,
+    extract::{Args, Data},
+};
+use belfry_client::{ClientBuilder, ConnectError, DisconnectReason, Event, Value};
+use belfry_tests::{processes::NodeProcess, serve};
+use bytes::Bytes;
+use parking_lot::Mutex;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+/// A Belfry server behaving as `tests/js/client_node_server.mjs`.
+async fn belfry_server() -> String {
+    let (layer, io) = SocketIo::builder()
+        .connection_state_recovery(ConnectionStateRecovery::default())
+        .build_layer();
+    io.ns("/refused", |_: SocketRef| async {})
+        .middleware(|| async move {
+            Err::<(), _>(ServerConnectError::new("not authorized").with_data(json!({ "code": 42 })))
+        });
+    io.ns("/", |socket: SocketRef| async move {
+        let _ = socket.emit("welcome", &socket.id().to_string());
+        socket.on("echo", |socket: SocketRef, args: Args| async move {
+            let _ = socket.emit("echo", &args);
+        });
+        socket.on("ack", |args: Args, ack: AckSender| async move {
+            let _ = ack.send(&args);
+        });
+        socket.on("ask", |socket: SocketRef| async move {
+            let answer = socket
+                .timeout(Duration::from_secs(5))
+                .emit_with_ack::<String, _>("question", &"q?")
+                .await;
+            let _ = socket.emit("answer", &answer.unwrap_or_else(|_| "no answer".to_owned()));
+        });
+        socket.on("auth?", |socket: SocketRef, ack: AckSender| async move {
+            let _ = ack.send(&socket.handshake().auth);
+        });
+        socket.on("bye", |socket: SocketRef| async move {
+            socket.disconnect();
+        });
+        socket.on("drop", |socket: SocketRef| async move {
+            let io = socket.io();
+            socket.close_transport();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let _ = io.emit("news", "missed");
+        });
+        socket.on(
+            "news",
+            |socket: SocketRef, Data(text): Data<String>| async move {
+                let _ = socket.io().emit("news", &text);
+            },
+        );
+    });
+    format!("http://{}", serve(axum::Router::new().layer(layer)).await)
+}
+
+async fn node_server() -> (String, NodeProcess) {
+    let node = NodeProcess::start("client_node_server.mjs", &[]).await;
+    (format!("http://127.0.0.1:{}", node.hello["port"]), node)
+}
+
+/// Every event of the client, as `(name, args)`.
+fn recorder(
+    builder: ClientBuilder,
+) -> (ClientBuilder, mpsc::UnboundedReceiver<(String, Vec<Value>)>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let builder = builder.on_any(move |event: Event| {
+        let tx = tx.clone();
+        async move {
+            let _ = tx.send((event.name().to_owned(), event.args().to_vec()));
+        }
+    });
+    (builder, rx)
+}
+
+async fn next(rx: &mut mpsc::UnboundedReceiver<(String, Vec<Value>)>, name: &str) -> Vec<Value> {
+    loop {
+        let (got, args) = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no {name} in 5 s"))
+            .unwrap();
+        if got == name {
+            return args;
+        }
+    }
+}
+
+async fn events_acks_binary_auth(url: &str) {
+    let builder = ClientBuilder::new(url)
+        .auth(&json!({ "token": "abc" }))
+        .unwrap()
+        .on("question", |mut event: Event| async move {
+            let question: String = event.data().unwrap();
+            event.ack(&format!("answer to {question}")).unwrap();
+        });
+    let (builder, mut events) = recorder(builder);
+    let socket = builder.connect().await.unwrap();
+    // The server's welcome names the socket's id.
+    let welcome = next(&mut events, "welcome").await;
+    assert_eq!(welcome[0].as_str(), socket.id().as_deref());
+    assert!(socket.connected());
+    assert!(!socket.recovered());
+    // Several arguments, binary among them, and back.
+    socket
+        .emit(
+            "echo",
+            &(
+                "text",
+                42,
+                Bytes::from_static(&[1, 2, 3]),
+                json!({ "a": [1, null] }),
+            ),
+        )
+        .unwrap();
+    let echo = next(&mut events, "echo").await;
+    assert_eq!(echo[0], Value::from("text"));
+    assert_eq!(echo[1].as_i64(), Some(42));
+    assert_eq!(echo[2].as_bytes().map(|b| b.to_vec()), Some(vec![1, 2, 3]));
+    assert_eq!(
+        echo[3].get("a").and_then(Value::as_array).map(Vec::len),
+        Some(2)
+    );
+    // An ack, with binary in the answer.
+    let (text, bytes): (String, Bytes) = socket
+        .emit_with_ack("ack", &("hi", Bytes::from_static(&[9])))
+        .await
+        .unwrap();
+    assert_eq!((text.as_str(), &bytes[..]), ("hi", &[9][..]));
+    // The server asks the client (an emit with ack): the listener answers.
+    socket.emit("ask", &()).unwrap();
+    let answer = next(&mut events, "answer").await;
+    assert_eq!(answer[0], Value::from("answer to q?"));
+    // The auth object reached the server.
+    let auth: serde_json::Value = socket.emit_with_ack("auth?", &()).await.unwrap();
+    assert_eq!(auth, json!({ "token": "abc" }));
+    // Reserved names are refused.
+    assert!(socket.emit("disconnect", &()).is_err());
+    socket.disconnect().await;
+    assert!(!socket.connected());
+    assert!(!socket.active());
+}
+
+async fn refused_namespace(url: &str) {
+    let refused = ClientBuilder::new(url)
+        .namespace("/refused")
+        .reconnection(false)
+        .connect()
+        .await;
+    match refused {
+        Err(ConnectError::Refused { message, data }) => {
+            assert_eq!(message, "not authorized");
+            assert_eq!(data.get("code").and_then(Value::as_i64), Some(42));
+        }
+        other => panic!("{other:?}"),
+    }
+    // An unknown namespace is refused too.
+    let unknown = ClientBuilder::new(format!("{url}/nowhere"))
+        .reconnection(false)
+        .connect()
+        .await;
+    assert!(
+        matches!(&unknown, Err(ConnectError::Refused { message, .. }) if message == "Invalid namespace"),
+        "{unknown:?}"
+    );
+}
+
+async fn server_disconnect(url: &str) {
+    let reasons = Arc::new(Mutex::new(Vec::new()));
+    let noted = reasons.clone();
+    let socket = ClientBuilder::new(url)
+        .on_disconnect(move |reason| {
+            let noted = noted.clone();
+            async move { noted.lock().push(reason) }
+        })
+        .connect()
+        .await
+        .unwrap();
+    socket.emit("bye", &()).unwrap();
+    let start = std::time::Instant::now();
+    while reasons.lock().is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(5), "no disconnect");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(*reasons.lock(), [DisconnectReason::IoServerDisconnect]);
+    assert!(
+        !socket.active(),
+        "no reconnection after a server disconnect"
+    );
+}
+
+async fn reconnects_and_recovers(url: &str) {
+    let reasons = Arc::new(Mutex::new(Vec::new()));
+    let noted = reasons.clone();
+    let (buffered_tx, mut buffered_rx) = mpsc::unbounded_channel();
+    let builder = ClientBuilder::new(url)
+        .reconnection_delay(Duration::from_millis(300), Duration::from_millis(300))
+        .randomization_factor(0.0)
+        .on_disconnect(move |reason| {
+            let noted = noted.clone();
+            let buffered_tx = buffered_tx.clone();
+            async move {
+                noted.lock().push(reason);
+                let _ = buffered_tx.send(());
+            }
+        });
+    let (builder, mut events) = recorder(builder);
+    let socket = builder.connect().await.unwrap();
+    let id = socket.id().unwrap();
+    // An event with an offset (recovery is on at the server).
+    socket.emit("news", "first").unwrap();
+    let first = next(&mut events, "news").await;
+    assert_eq!(first[0], Value::from("first"));
+    assert_eq!(first.len(), 2, "the offset follows: {first:?}");
+    // The server closes the connection, and broadcasts while the client is away.
+    socket.emit("drop", &()).unwrap();
+    buffered_rx.recv().await.unwrap();
+    assert_eq!(*reasons.lock(), [DisconnectReason::TransportClose]);
+    assert!(socket.active());
+    // Emitted while disconnected: sent once connected again.
+    socket.emit("echo", "buffered").unwrap();
+    // The missed broadcast comes back first, then the answer to the buffered emit.
+    let missed = next(&mut events, "news").await;
+    assert_eq!(missed[0], Value::from("missed"));
+    let echo = next(&mut events, "echo").await;
+    // (Under recovery, an emit carries an offset too.)
+    assert_eq!(echo[0], Value::from("buffered"));
+    assert!(socket.recovered(), "the session came back");
+    assert_eq!(socket.id().as_deref(), Some(id.as_str()));
+    socket.disconnect().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn against_node() {
+    let (url, _node) = node_server().await;
+    events_acks_binary_auth(&url).await;
+    refused_namespace(&url).await;
+    server_disconnect(&url).await;
+    reconnects_and_recovers(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn against_belfry() {
+    let url = belfry_server().await;
+    events_acks_binary_auth(&url).await;
+    refused_namespace(&url).await;
+    server_disconnect(&url).await;
+    reconnects_and_recovers(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_server_without_reconnection_is_an_error() {
+    let port = belfry_tests::processes::free_port();
+    let result = ClientBuilder::new(format!("http://127.0.0.1:{port}"))
+        .reconnection(false)
+        .connect()
+        .await;
+    assert!(
+        matches!(result, Err(ConnectError::Unreachable(_))),
+        "{result:?}"
+    );
+    let result = ClientBuilder::new(format!("http://127.0.0.1:{port}"))
+        .reconnection_attempts(2)
+        .reconnection_delay(Duration::from_millis(10), Duration::from_millis(10))
+        .connect()
+        .await;
+    assert!(
+        matches!(result, Err(ConnectError::Unreachable(_))),
+        "{result:?}"
+    );
+}
