@@ -2,7 +2,7 @@
 // Belfry server of those tests does: "welcome" with the socket id on connection; "echo" sends the
 // arguments back; "ack" answers with them; "ask" asks the client a question (an emit with ack)
 // and sends its answer back as "answer"; "auth?" answers the handshake's auth; "bye" disconnects
-// the socket; "drop" closes its connection (a transport close: the client reconnects and, with
+// the socket; "silent" (with an ack) is never answered; "drop" closes its connection (a transport close: the client reconnects and, with
 // connection state recovery on, recovers) and broadcasts "news" "missed" 100 ms later; "news"
 // broadcasts its argument. Namespace "/refused" refuses every socket with
 // `Error("not authorized")`, data {code: 42}. Prints {"port": N}.
@@ -26,6 +26,7 @@ io.on("connection", (socket) => {
     );
   });
   socket.on("auth?", (ack) => ack(socket.handshake.auth));
+  socket.on("silent", () => {});
   socket.on("bye", () => socket.disconnect());
   socket.on("drop", () => {
     socket.conn.close();

@@ -45,6 +45,7 @@ async fn belfry_server() -> String {
         socket.on("auth?", |socket: SocketRef, ack: AckSender| async move {
             let _ = ack.send(&socket.handshake().auth);
         });
+        socket.on("silent", || async {});
         socket.on("bye", |socket: SocketRef| async move {
             socket.disconnect();
         });
@@ -144,7 +145,10 @@ async fn events_acks_binary_auth(url: &str) {
     let auth: serde_json::Value = socket.emit_with_ack("auth?", &()).await.unwrap();
     assert_eq!(auth, json!({ "token": "abc" }));
     // Reserved names are refused.
-    assert!(socket.emit("disconnect", &()).is_err());
+    assert!(matches!(
+        socket.emit("disconnect", &()),
+        Err(belfry_client::EmitError::Reserved(_))
+    ));
     socket.disconnect().await;
     assert!(!socket.connected());
     assert!(!socket.active());
@@ -222,10 +226,23 @@ async fn reconnects_and_recovers(url: &str) {
     assert_eq!(first[0], Value::from("first"));
     assert_eq!(first.len(), 2, "the offset follows: {first:?}");
     // The server closes the connection, and broadcasts while the client is away.
+    // An event the server never answers: its ack fails when the connection is lost.
+    let silent = {
+        let socket = socket.clone();
+        tokio::spawn(async move { socket.emit_with_ack::<Value, _>("silent", &()).await })
+    };
     socket.emit("drop", &()).unwrap();
-    buffered_rx.recv().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), buffered_rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(*reasons.lock(), [DisconnectReason::TransportClose]);
     assert!(socket.active());
+    assert!(!socket.connected());
+    assert!(matches!(
+        silent.await.unwrap(),
+        Err(belfry_client::AckError::Disconnected)
+    ));
     // Emitted while disconnected: sent once connected again.
     socket.emit("echo", "buffered").unwrap();
     // The missed broadcast comes back first, then the answer to the buffered emit.
@@ -277,4 +294,84 @@ async fn an_unreachable_server_without_reconnection_is_an_error() {
         matches!(result, Err(ConnectError::Unreachable(_))),
         "{result:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_every_handle_closes_the_connection() {
+    let (layer, io) = SocketIo::new_layer();
+    io.ns("/", |_: SocketRef| async {});
+    let url = format!("http://{}", serve(axum::Router::new().layer(layer)).await);
+    let socket = ClientBuilder::new(&url)
+        .on("anything", |_: Event| async {})
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(io.fetch_sockets().await.unwrap().len(), 1);
+    drop(socket);
+    let start = std::time::Instant::now();
+    while !io.fetch_sockets().await.unwrap().is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(5), "still connected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ack_timeout_while_disconnected_takes_the_emit_back() {
+    let (layer, io) = SocketIo::new_layer();
+    let late = Arc::new(Mutex::new(0));
+    let counted = late.clone();
+    io.ns("/", move |socket: SocketRef| {
+        let counted = counted.clone();
+        async move {
+            socket.on("late", move || {
+                let counted = counted.clone();
+                async move { *counted.lock() += 1 }
+            });
+            socket.on("drop", |socket: SocketRef| async move {
+                socket.close_transport();
+            });
+        }
+    });
+    let url = format!("http://{}", serve(axum::Router::new().layer(layer)).await);
+    let (down_tx, mut down) = mpsc::unbounded_channel();
+    let socket = ClientBuilder::new(&url)
+        .reconnection_delay(Duration::from_millis(1500), Duration::from_millis(1500))
+        .randomization_factor(0.0)
+        .on_disconnect(move |_| {
+            let down_tx = down_tx.clone();
+            async move {
+                let _ = down_tx.send(());
+            }
+        })
+        .connect()
+        .await
+        .unwrap();
+    socket.emit("drop", &()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), down.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    // Offline: the ack times out on time, not when the connection is back...
+    let asked = std::time::Instant::now();
+    let answer = socket
+        .emit_with_timeout::<Value, _>(Duration::from_millis(200), "late", &())
+        .await;
+    assert!(
+        matches!(answer, Err(belfry_client::AckError::Timeout)),
+        "{answer:?}"
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        asked.elapsed()
+    );
+    // ...and the emit is not sent once it is: the server never hears of it.
+    let start = std::time::Instant::now();
+    while !socket.connected() {
+        assert!(start.elapsed() < Duration::from_secs(5), "not back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    socket.emit("late", &()).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(*late.lock(), 1, "only the emit made once connected");
 }

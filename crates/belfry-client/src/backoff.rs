@@ -91,14 +91,19 @@ mod tests {
     }
 
     #[test]
-    fn never_overflows() {
-        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(5), 0.5);
-        for _ in 0..5000 {
-            let delay = backoff.next_delay();
-            assert!(delay <= Duration::from_secs(5));
+    fn the_exponent_saturates() {
+        // Uncapped, without jitter: past 62 doublings the delay stays at 2^62 times the first
+        // (JavaScript's arithmetic reaches Infinity, then NaN, then fires at once).
+        let mut backoff = Backoff::new(Duration::from_millis(1), Duration::MAX, 0.0);
+        backoff.attempts = 5000;
+        assert_eq!(backoff.next_delay(), Duration::from_millis(1 << 62));
+        assert_eq!(backoff.attempts(), 5001);
+        // Capped, with jitter: always the cap, never 0.
+        let mut capped = Backoff::new(Duration::from_secs(1), Duration::from_secs(5), 0.5);
+        capped.attempts = u32::MAX - 10;
+        for _ in 0..20 {
+            assert_eq!(capped.next_delay(), Duration::from_secs(5));
         }
-        // Far past where JavaScript's arithmetic overflows: the cap, never 0.
-        assert_eq!(backoff.next_delay(), Duration::from_secs(5));
         let mut exact = Backoff::new(Duration::from_millis(100), Duration::from_secs(1), 0.0);
         assert_eq!(exact.next_delay(), Duration::from_millis(100));
         assert_eq!(exact.next_delay(), Duration::from_millis(200));

@@ -32,6 +32,10 @@ use crate::{
 };
 
 type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Events (and connects, disconnects) waiting for the listeners, at most: past it the
+/// connection is dropped rather than memory growing while listeners fall behind.
+const EVENT_BACKLOG: usize = 4096;
 type Listener = Arc<dyn Fn(Event) -> BoxFuture + Send + Sync>;
 type Reasons = Arc<dyn Fn(DisconnectReason) -> BoxFuture + Send + Sync>;
 
@@ -82,7 +86,7 @@ impl DisconnectReason {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnectError {
-    /// The URL is not an `http://`, `https://`, `ws://` or `wss://` one.
+    /// The URL is not an `http://` or `ws://` one (TLS is not supported yet).
     #[error("invalid url: {0}")]
     Url(String),
     /// The server refused the namespace connection (a middleware's error, or an unknown
@@ -127,6 +131,9 @@ pub enum AckError {
     /// The client was closed before the answer came.
     #[error("the client is closed")]
     Closed,
+    /// The connection was lost after the event was sent, before the answer came.
+    #[error("socket has been disconnected")]
+    Disconnected,
     /// The answer is not what was asked for.
     #[error("unexpected answer")]
     Deserialize(#[source] serde_json::Error),
@@ -139,7 +146,7 @@ pub struct Event {
     name: String,
     args: Vec<Value>,
     ack: Option<Acker>,
-    socket: Socket,
+    socket: std::sync::Weak<SocketInner>,
 }
 
 #[derive(Debug)]
@@ -162,7 +169,8 @@ impl Event {
         &self.args
     }
 
-    /// The arguments as `T`: a tuple for several, one type for the first.
+    /// The arguments as `T`: a tuple (or a list) for all of them, or one type for the first
+    /// (with connection state recovery on, an offset follows the arguments).
     ///
     /// # Errors
     ///
@@ -171,9 +179,10 @@ impl Event {
         data::from_args(&self.args)
     }
 
-    /// The socket it came to.
-    pub fn socket(&self) -> &Socket {
-        &self.socket
+    /// The socket it came to, while some [`Socket`] handle of it lives (an event does not
+    /// keep the client alive).
+    pub fn socket(&self) -> Option<Socket> {
+        self.socket.upgrade().map(|inner| Socket { inner })
     }
 
     /// True when the server waits for an answer.
@@ -289,8 +298,8 @@ impl std::fmt::Debug for ClientBuilder {
 }
 
 impl ClientBuilder {
-    /// A client of the server at `url` (`http://host:port`, `https://`, `ws://` or `wss://`;
-    /// a path in it names the namespace, as in socket.io-client), with socket.io-client's
+    /// A client of the server at `url` (`http://host:port` or `ws://`; a path in it names the
+    /// namespace, as in socket.io-client), with socket.io-client's
     /// defaults: path `/socket.io/`, reconnection on (1 s doubling to 5 s, ±50 %, forever), a
     /// 20 s handshake timeout.
     pub fn new(url: impl Into<String>) -> ClientBuilder {
@@ -315,7 +324,11 @@ impl ClientBuilder {
     /// The namespace (`/` unless the URL has a path).
     #[must_use]
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.namespace = namespace.into();
+        let mut namespace = namespace.into();
+        if !namespace.starts_with('/') {
+            namespace.insert(0, '/');
+        }
+        self.namespace = namespace;
         self
     }
 
@@ -357,9 +370,9 @@ impl ClientBuilder {
     ///
     /// # Errors
     ///
-    /// `auth` cannot be serialized.
+    /// `auth` cannot be serialized, or is not an object (servers refuse anything else).
     pub fn auth<T: Serialize + ?Sized>(mut self, auth: &T) -> Result<Self, serde_json::Error> {
-        self.auth = Some(data::to_value(auth)?);
+        self.auth = Some(object(auth)?);
         Ok(self)
     }
 
@@ -380,6 +393,8 @@ impl ClientBuilder {
     /// The first delay between attempts, doubled each time up to `max` (default 1 s and 5 s).
     #[must_use]
     pub fn reconnection_delay(mut self, first: Duration, max: Duration) -> Self {
+        // Never zero: attempts would follow each other without a pause.
+        let first = first.max(Duration::from_millis(1));
         self.reconnection_delay = first;
         self.reconnection_delay_max = max.max(first);
         self
@@ -399,8 +414,8 @@ impl ClientBuilder {
         self
     }
 
-    /// The timeout of [`Socket::emit_with_ack`] (socket.io-client's `ackTimeout`; default: none,
-    /// answers are awaited as long as the client lives).
+    /// The timeout of [`Socket::emit_with_ack`] (socket.io-client's `ackTimeout`; default:
+    /// none, an answer is awaited until the connection is lost after the event was sent).
     #[must_use]
     pub fn ack_timeout(mut self, timeout: Duration) -> Self {
         self.ack_timeout = Some(timeout);
@@ -424,7 +439,8 @@ impl ClientBuilder {
     }
 
     /// Calls `listener` with every event (socket.io-client's `onAny`), before the event's own
-    /// listeners.
+    /// listeners. When the server waits for an answer, only the last listener of the event
+    /// gets the means to answer ([`Event::ack`]); the others see [`Event::wants_ack`] false.
     #[must_use]
     pub fn on_any<F, Fut>(self, listener: F) -> Self
     where
@@ -501,7 +517,7 @@ impl ClientBuilder {
                 options: options.clone(),
             }),
         };
-        let (events, events_rx) = mpsc::unbounded_channel();
+        let (events, events_rx) = mpsc::channel(EVENT_BACKLOG);
         let listeners = Arc::new(self.listeners);
         tokio::spawn(run_listeners(listeners.clone(), events_rx));
         let (connected_tx, connected_rx) = oneshot::channel();
@@ -528,6 +544,16 @@ impl ClientBuilder {
     }
 }
 
+/// `auth` as a [`Value`], which must be an object.
+fn object<T: Serialize + ?Sized>(auth: &T) -> Result<Value, serde_json::Error> {
+    let value = data::to_value(auth)?;
+    if matches!(value, Value::Object(_)) {
+        Ok(value)
+    } else {
+        Err(serde::de::Error::custom("auth must be an object"))
+    }
+}
+
 /// The URL's origin (as a WebSocket URL), its HTTP path and query, and the namespace its path
 /// names, if any.
 fn parse_url(
@@ -536,9 +562,9 @@ fn parse_url(
     query: &[(String, String)],
 ) -> Result<(Url, Option<String>), ConnectError> {
     let uri: http::Uri = url.parse().map_err(|_| ConnectError::Url(url.to_owned()))?;
+    // TLS (`https://`, `wss://`) is not supported yet.
     let scheme = match uri.scheme_str() {
         Some("http" | "ws") => "ws",
-        Some("https" | "wss") => "wss",
         _ => return Err(ConnectError::Url(url.to_owned())),
     };
     let authority = uri
@@ -643,9 +669,9 @@ impl Socket {
     ///
     /// # Errors
     ///
-    /// `auth` cannot be serialized.
+    /// `auth` cannot be serialized, or is not an object.
     pub fn set_auth<T: Serialize + ?Sized>(&self, auth: &T) -> Result<(), serde_json::Error> {
-        *self.inner.options.auth.lock() = Some(data::to_value(auth)?);
+        *self.inner.options.auth.lock() = Some(object(auth)?);
         Ok(())
     }
 
@@ -783,10 +809,7 @@ enum ToListeners {
 }
 
 /// Runs the listeners, one event at a time, in order.
-async fn run_listeners(
-    listeners: Arc<Listeners>,
-    mut events: mpsc::UnboundedReceiver<ToListeners>,
-) {
+async fn run_listeners(listeners: Arc<Listeners>, mut events: mpsc::Receiver<ToListeners>) {
     while let Some(event) = events.recv().await {
         match event {
             ToListeners::Event(event) => {
@@ -808,23 +831,35 @@ async fn run_listeners(
                         event.as_ref().map(Event::copy_without_ack)
                     };
                     if let Some(this) = this {
-                        listener(this).await;
+                        run_caught(listener(this)).await;
                     }
                 }
             }
             ToListeners::Connect => {
                 let connect = listeners.connect.read().clone();
                 for listener in connect {
-                    listener().await;
+                    run_caught(listener()).await;
                 }
             }
             ToListeners::Disconnect(reason) => {
                 let disconnect = listeners.disconnect.read().clone();
                 for listener in disconnect {
-                    listener(reason).await;
+                    run_caught(listener(reason)).await;
                 }
             }
         }
+    }
+}
+
+/// Runs a listener; one that panics is logged and the next ones still run.
+async fn run_caught(listener: BoxFuture) {
+    use futures_util::FutureExt;
+    if std::panic::AssertUnwindSafe(listener)
+        .catch_unwind()
+        .await
+        .is_err()
+    {
+        tracing::error!("a listener panicked");
     }
 }
 
@@ -848,7 +883,7 @@ struct Driver {
     answers: mpsc::UnboundedReceiver<(u64, Payload)>,
     answers_tx: mpsc::UnboundedSender<(u64, Payload)>,
     socket: std::sync::Weak<SocketInner>,
-    events: mpsc::UnboundedSender<ToListeners>,
+    events: mpsc::Sender<ToListeners>,
     acks: HashMap<u64, PendingAck>,
     next_ack: u64,
     /// Emits waiting for a connection (socket.io-client's `sendBuffer`).
@@ -882,14 +917,17 @@ impl Driver {
         let mut session = Session { pid: None };
         loop {
             let url = self.options.url.websocket();
-            match engine::open(&url, &self.options.headers, self.options.timeout).await {
+            let options = self.options.clone();
+            let opening = engine::open(&url, &options.headers, options.timeout);
+            let Some(opened) = self.offline_until(opening).await else {
+                return self.finish();
+            };
+            match opened {
                 Ok(engine) => {
                     backoff.reset();
                     match self.session(engine, &mut session).await {
                         Ended::Stop => break,
-                        Ended::Lost(reason) => {
-                            self.lost(reason);
-                        }
+                        Ended::Lost(reason) => self.lost(reason),
                     }
                 }
                 Err(error) => {
@@ -913,25 +951,63 @@ impl Driver {
                 ));
                 break;
             }
-            // Wait, still taking commands (emits are buffered).
-            let delay = tokio::time::sleep(backoff.next_delay());
-            tokio::pin!(delay);
-            loop {
-                tokio::select! {
-                    () = &mut delay => break,
-                    command = self.commands.recv() => match command {
-                        None => return self.finish(),
-                        Some(Command::Disconnect(done)) => {
-                            self.state.closed.store(true, Ordering::Release);
-                            let _ = done.send(());
-                            return self.finish();
-                        }
-                        Some(command) => self.offline(command),
-                    },
-                }
+            // Wait, still taking commands (emits are buffered) and expiring acks.
+            if self
+                .offline_until(tokio::time::sleep(backoff.next_delay()))
+                .await
+                .is_none()
+            {
+                return self.finish();
             }
         }
         self.finish();
+    }
+
+    /// Runs `future` while there is no connection: emits are buffered, acks expire,
+    /// [`Socket::disconnect`] (or the last handle dropped) ends it: `None`.
+    async fn offline_until<T>(&mut self, future: impl Future<Output = T>) -> Option<T> {
+        tokio::pin!(future);
+        loop {
+            let next_deadline = self.next_deadline();
+            tokio::select! {
+                done = &mut future => return Some(done),
+                command = self.commands.recv() => match command {
+                    None => return None,
+                    Some(Command::Disconnect(done)) => {
+                        self.state.closed.store(true, Ordering::Release);
+                        let _ = done.send(());
+                        return None;
+                    }
+                    Some(command) => self.offline(command),
+                },
+                () = sleep_until(next_deadline) => self.expire_acks(),
+            }
+        }
+    }
+
+    /// The earliest deadline of the acks waited for.
+    fn next_deadline(&self) -> Option<Instant> {
+        self.acks.values().filter_map(|ack| ack.deadline).min()
+    }
+
+    /// Fails the acks whose deadline passed; a buffered emit whose ack timed out is not sent
+    /// any more (as socket.io-client takes it out of its send buffer).
+    fn expire_acks(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<u64> = self
+            .acks
+            .iter()
+            .filter(|(_, ack)| ack.deadline.is_some_and(|d| d <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some(ack) = self.acks.remove(&id) {
+                let _ = ack.answer.send(Err(AckError::Timeout));
+            }
+            self.buffer.retain(|packet| {
+                !matches!(packet.data, PacketData::Event { ack: Some(ack), .. } if ack == id)
+            });
+        }
     }
 
     /// Marks the socket closed, fails what waits.
@@ -954,11 +1030,35 @@ impl Driver {
         }
     }
 
-    /// The connection was lost.
+    /// The connection was lost: the acks of what was sent fail (socket.io-client 4.7.5: "socket
+    /// has been disconnected"), those of buffered emits still wait.
     fn lost(&mut self, reason: DisconnectReason) {
+        let buffered: Vec<u64> = self
+            .buffer
+            .iter()
+            .filter_map(|packet| match packet.data {
+                PacketData::Event { ack, .. } => ack,
+                _ => None,
+            })
+            .collect();
+        let sent: Vec<u64> = self
+            .acks
+            .keys()
+            .filter(|id| !buffered.contains(id))
+            .copied()
+            .collect();
+        for id in sent {
+            if let Some(ack) = self.acks.remove(&id) {
+                let _ = ack.answer.send(Err(AckError::Disconnected));
+            }
+        }
+        if !reason.reconnects() || !self.options.reconnection {
+            // Told before the listeners run: `active()` is false in them.
+            self.state.closed.store(true, Ordering::Release);
+        }
         if self.state.connected.swap(false, Ordering::AcqRel) {
             *self.state.id.lock() = None;
-            let _ = self.events.send(ToListeners::Disconnect(reason));
+            let _ = self.events.try_send(ToListeners::Disconnect(reason));
         }
     }
 
@@ -982,10 +1082,12 @@ impl Driver {
 
     /// The event packet of `payload`, registering its ack.
     fn event_packet(&mut self, payload: Payload, ack: Option<AckWaiter>) -> Packet {
+        // Waiters given up on (a future dropped) are forgotten.
+        self.acks.retain(|_, ack| !ack.answer.is_closed());
         let id = ack.map(|(answer, timeout)| {
             let id = self.next_ack;
             self.next_ack += 1;
-            let deadline = timeout.map(|timeout| Instant::now() + timeout);
+            let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
             self.acks.insert(id, PendingAck { answer, deadline });
             id
         });
@@ -1002,7 +1104,7 @@ impl Driver {
         }
         let mut decoder = Decoder::default();
         loop {
-            let next_deadline = self.acks.values().filter_map(|ack| ack.deadline).min();
+            let next_deadline = self.next_deadline();
             tokio::select! {
                 incoming = engine.incoming.recv() => {
                     let packet = match incoming {
@@ -1057,20 +1159,7 @@ impl Driver {
                     let packet = Packet::ack(self.namespace(), payload, id);
                     let _ = send(&engine, packet);
                 }
-                () = sleep_until(next_deadline) => {
-                    let now = Instant::now();
-                    let expired: Vec<u64> = self
-                        .acks
-                        .iter()
-                        .filter(|(_, ack)| ack.deadline.is_some_and(|d| d <= now))
-                        .map(|(id, _)| *id)
-                        .collect();
-                    for id in expired {
-                        if let Some(ack) = self.acks.remove(&id) {
-                            let _ = ack.answer.send(Err(AckError::Timeout));
-                        }
-                    }
-                }
+                () = sleep_until(next_deadline) => self.expire_acks(),
             }
         }
     }
@@ -1155,7 +1244,7 @@ impl Driver {
                         return Some(Ended::Lost(DisconnectReason::TransportError));
                     }
                 }
-                let _ = self.events.send(ToListeners::Connect);
+                let _ = self.events.try_send(ToListeners::Connect);
                 if let Some(first) = self.first.take() {
                     let _ = first.send(Ok(()));
                 }
@@ -1204,9 +1293,9 @@ impl Driver {
                 {
                     self.last_offset = Some(offset.clone());
                 }
-                let Some(inner) = self.socket.upgrade() else {
+                if self.socket.strong_count() == 0 {
                     return Some(Ended::Stop);
-                };
+                }
                 let event = Event {
                     name,
                     args,
@@ -1214,10 +1303,21 @@ impl Driver {
                         id,
                         answers: self.answers_tx.clone(),
                     }),
-                    socket: Socket { inner },
+                    socket: self.socket.clone(),
                 };
-                let _ = self.events.send(ToListeners::Event(event));
-                None
+                match self.events.try_send(ToListeners::Event(event)) {
+                    Ok(()) => None,
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        // The listeners are far behind: rather than queue without bound, the
+                        // connection is dropped (recovery, when on, replays what was missed).
+                        tracing::warn!(
+                            backlog = EVENT_BACKLOG,
+                            "listeners too slow for the server's events: reconnecting"
+                        );
+                        Some(Ended::Lost(DisconnectReason::TransportError))
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => Some(Ended::Stop),
+                }
             }
             PacketData::Ack { payload, ack } => {
                 if let Some(pending) = self.acks.remove(&ack) {

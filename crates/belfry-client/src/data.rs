@@ -32,12 +32,13 @@ pub(crate) fn to_value<T: Serialize + ?Sized>(data: &T) -> Result<Value, serde_j
 }
 
 /// Arguments as `T`: none as `null` (or an empty tuple), one as itself (or a one-element
-/// tuple), several as a tuple (or a list).
+/// tuple), several as a tuple (or a list), or else the first alone (as JavaScript handlers and
+/// `emitWithAck` read the first).
 pub(crate) fn from_args<T: DeserializeOwned>(items: &[Value]) -> Result<T, serde_json::Error> {
     let whole = || args::from_value(&Value::Array(items.to_vec()));
     match items {
         [] => args::from_value(&Value::Null).or_else(|_| whole()),
         [one] => args::from_value(one).or_else(|error| whole().map_err(|_| error)),
-        _ => whole(),
+        [first, ..] => whole().or_else(|error| args::from_value(first).map_err(|_| error)),
     }
 }

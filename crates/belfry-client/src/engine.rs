@@ -13,6 +13,13 @@ use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest};
 
 use crate::DisconnectReason;
 
+/// The largest message the client takes.
+const MAX_MESSAGE: usize = 16 << 20;
+/// The longest silence a server may ask for (its `pingInterval + pingTimeout`).
+const MAX_SILENCE: Duration = Duration::from_secs(3600);
+/// How long closing may take once the client closes.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
 /// What the server's open packet says.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -55,7 +62,7 @@ pub(crate) struct Engine {
 /// Why the engine could not open.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum OpenError {
-    #[error("websocket error")]
+    #[error("websocket error: {0}")]
     WebSocket(#[from] tungstenite::Error),
     #[error("the server did not open the session in time")]
     Timeout,
@@ -75,7 +82,13 @@ pub(crate) async fn open(
         request
             .headers_mut()
             .extend(headers.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let (mut ws, _) = tokio_tungstenite::connect_async(request).await?;
+        // Messages up to 16 MiB (socket.io-client's servers default to 1 MB); small writes (acks,
+        // pongs, attachments after their packet) go out at once, as Node's `ws` does.
+        let config = tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(Some(MAX_MESSAGE))
+            .max_frame_size(Some(MAX_MESSAGE));
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async_with_config(request, Some(config), true).await?;
         loop {
             match ws.next().await {
                 Some(Ok(Message::Text(text))) => {
@@ -112,7 +125,13 @@ async fn run(
     incoming: mpsc::Sender<Incoming>,
     mut outgoing: mpsc::UnboundedReceiver<Outgoing>,
 ) {
-    let silence = Duration::from_millis(handshake.ping_interval + handshake.ping_timeout);
+    // Saturated and capped: the numbers are the server's.
+    let silence = Duration::from_millis(
+        handshake
+            .ping_interval
+            .saturating_add(handshake.ping_timeout),
+    )
+    .min(MAX_SILENCE);
     let mut deadline = Instant::now() + silence;
     let reason = loop {
         tokio::select! {
@@ -123,8 +142,8 @@ async fn run(
                         let text = Str::from(text.as_str());
                         match Packet::decode_text(text) {
                             Ok(Packet::Ping) => {
-                                if ws.send(Message::text("3")).await.is_err() {
-                                    break DisconnectReason::TransportError;
+                                if let Err(reason) = write(&mut ws, Message::text("3"), deadline).await {
+                                    break reason;
                                 }
                             }
                             Ok(Packet::Message(text)) => {
@@ -134,7 +153,9 @@ async fn run(
                             }
                             Ok(Packet::Close) => break DisconnectReason::TransportClose,
                             Ok(_) => {}
-                            Err(_) => break DisconnectReason::ParseError,
+                            // An engine packet that cannot be decoded: engine.io-client's
+                            // "transport error".
+                            Err(_) => break DisconnectReason::TransportError,
                         }
                     }
                     Some(Ok(Message::Binary(data))) => {
@@ -145,26 +166,44 @@ async fn run(
                     }
                     Some(Ok(Message::Close(_))) | None => break DisconnectReason::TransportClose,
                     Some(Ok(_)) => {}
+                    // The server gone without a close frame is a closed transport too.
+                    Some(Err(tungstenite::Error::Protocol(
+                        tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+                    ))) => break DisconnectReason::TransportClose,
                     Some(Err(_)) => break DisconnectReason::TransportError,
                 }
             }
             out = outgoing.recv() => {
-                let sent = match out {
-                    Some(Outgoing::Text(text)) => ws.send(Message::text(text)).await,
-                    Some(Outgoing::Binary(data)) => ws.send(Message::Binary(data)).await,
+                let message = match out {
+                    Some(Outgoing::Text(text)) => Message::text(text),
+                    Some(Outgoing::Binary(data)) => Message::Binary(data),
                     Some(Outgoing::Close) | None => {
-                        // The client closes: the engine's close packet, then the WebSocket.
-                        let _ = ws.send(Message::text("1")).await;
-                        let _ = ws.close(None).await;
+                        // The client closes: the engine's close packet, then the WebSocket,
+                        // briefly (a server that does not read is not waited for).
+                        let closing = async {
+                            let _ = ws.send(Message::text("1")).await;
+                            let _ = ws.close(None).await;
+                        };
+                        let _ = tokio::time::timeout(CLOSE_WAIT, closing).await;
                         break DisconnectReason::ForcedClose;
                     }
                 };
-                if sent.is_err() {
-                    break DisconnectReason::TransportError;
+                if let Err(reason) = write(&mut ws, message, deadline).await {
+                    break reason;
                 }
             }
             () = tokio::time::sleep_until(deadline) => break DisconnectReason::PingTimeout,
         }
     };
     let _ = incoming.send(Incoming::Closed(reason)).await;
+}
+
+/// Writes `message`; a server that does not take it before `deadline` (the heartbeat's) has
+/// gone silent.
+async fn write(ws: &mut Ws, message: Message, deadline: Instant) -> Result<(), DisconnectReason> {
+    match tokio::time::timeout_at(deadline, ws.send(message)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(DisconnectReason::TransportError),
+        Err(_) => Err(DisconnectReason::PingTimeout),
+    }
 }

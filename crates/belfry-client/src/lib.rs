@@ -34,8 +34,16 @@
 //!   [`Socket::recovered`] says whether the session came back;
 //! - the disconnect reasons of socket.io-client ([`DisconnectReason`]).
 //!
-//! Not yet: HTTP long-polling and the upgrade to WebSocket, TLS (`wss://`), several namespaces
-//! over one connection, retries (`retries`/`ackTimeout` queues), the msgpack parser.
+//! Not yet: HTTP long-polling and the upgrade to WebSocket, TLS (`https://` and `wss://` URLs
+//! are refused), several namespaces over one connection, retries (`retries`/`ackTimeout`
+//! queues), the msgpack parser.
+//!
+//! Bounds: events wait for the listeners up to 4096 (past that the connection is dropped and
+//! made again, which recovery, when on, makes up for); a message is 16 MiB at most; an ack
+//! whose event was sent fails with [`AckError::Disconnected`] when the connection is lost, one
+//! whose timeout passes while disconnected is not sent any more. [`ClientBuilder::connect`]
+//! waits until the namespace is joined: with reconnection on and no attempt limit, as long as
+//! the server cannot be reached.
 //!
 //! The connection closes when the last [`Socket`] clone is dropped (a listener that keeps a
 //! clone keeps it open), or with [`Socket::disconnect`].

@@ -40,7 +40,7 @@ async fn two_rust_clients_chat() {
         .on("message", move |event: Event| {
             let tx = tx.clone();
             async move {
-                let _ = tx.send(event.data::<Value>().unwrap());
+                let _ = tx.send(event.data::<Value>().unwrap_or_default());
             }
         })
         .connect()
