@@ -51,11 +51,13 @@
 
 mod adapter;
 pub mod message;
+pub mod queue;
 pub mod wire;
 
 pub use adapter::{ClusterAdapter, ClusterOptions, Heartbeat, Receiver, Transport};
 pub use belfry_core::msgpack::WireError;
 pub use message::ClusterMessage;
+pub use queue::PublishQueue;
 
 /// `bytes` random bytes from the OS CSPRNG in hex (Node's `randomBytes(n).toString("hex")`):
 /// the form of Node's cluster adapters' uids and request ids.

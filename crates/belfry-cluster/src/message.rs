@@ -5,7 +5,7 @@
 
 use belfry_core::{
     Str,
-    adapter::{BroadcastOptions, SocketInfo},
+    adapter::{AdapterError, BroadcastOptions, SocketInfo},
     msgpack::{
         Value, WireError, arg_to_value, get, payload_to_value, read, value_to_arg, value_to_json,
         value_to_payload, write,
@@ -315,6 +315,18 @@ pub enum EncodeError {
     Unsupported(&'static str),
 }
 
+impl EncodeError {
+    /// The adapter's error: [`AdapterError::Unsupported`] with `unsupported` (what the
+    /// protocol lacks) for a message the protocol has no form for, a transport error
+    /// otherwise.
+    pub fn into_adapter_error(self, unsupported: &'static str) -> AdapterError {
+        match self {
+            EncodeError::Unsupported(_) => AdapterError::Unsupported(unsupported),
+            error => AdapterError::Transport(Box::new(error)),
+        }
+    }
+}
+
 /// One message between servers: `{type, data, uid, nsp}`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -459,6 +471,20 @@ impl ClusterMessage {
             read(bytes)?
         };
         ClusterMessage::from_value(&message)
+    }
+
+    /// Decodes a message of namespace `nsp` into what it asks for or answers: `Ok(None)` for
+    /// another namespace's, or a kind this server does not act on.
+    ///
+    /// # Errors
+    ///
+    /// As [`ClusterMessage::decode`] and [`ClusterMessage::into_incoming`].
+    pub fn decode_for(nsp: &str, bytes: &[u8]) -> Result<Option<Incoming>, WireError> {
+        let message = ClusterMessage::decode(bytes)?;
+        if message.nsp != nsp {
+            return Ok(None);
+        }
+        message.into_incoming()
     }
 
     /// Reads a message from its value (see [`ClusterMessage::to_value`]); a missing `nsp` is

@@ -68,7 +68,7 @@ use std::{
 };
 
 use belfry_cluster::{
-    ClusterAdapter, ClusterMessage, ClusterOptions, Heartbeat, Receiver, Transport,
+    ClusterAdapter, ClusterMessage, ClusterOptions, Heartbeat, PublishQueue, Receiver, Transport,
     message::{EncodeError, Outgoing, Reply},
 };
 use belfry_core::adapter::{Adapter, AdapterError, BoxFuture, LocalSockets};
@@ -298,15 +298,14 @@ impl PostgresAdapterBuilder {
             .await
             .map_err(PostgresConnectError)?;
         let (listen_tx, listen_rx) = mpsc::unbounded_channel();
-        let (publish_tx, publish_rx) = mpsc::channel(self.options.publish_queue);
+        let (publish_queue, publish_rx) = PublishQueue::new(self.options.publish_queue, "postgres");
         let shared = Arc::new(Shared {
             uid: belfry_cluster::random_hex(8),
             options: self.options,
             routes: Mutex::new(HashMap::new()),
             version: AtomicU64::new(0),
             listen_tx,
-            publish_tx,
-            dropping: AtomicBool::new(false),
+            publish_queue,
             connected: AtomicBool::new(true),
             synced: AtomicBool::new(true),
             synced_notify: Notify::new(),
@@ -355,9 +354,7 @@ pub(crate) struct Shared {
     /// listened to them.
     pub(crate) version: AtomicU64,
     listen_tx: mpsc::UnboundedSender<ListenCommand>,
-    publish_tx: mpsc::Sender<Publish>,
-    /// A message was refused because the publish queue was full, and none was since.
-    dropping: AtomicBool,
+    publish_queue: PublishQueue<Publish>,
     pub(crate) connected: AtomicBool,
     /// True once every namespace's channel is listened to on the current connection.
     pub(crate) synced: AtomicBool,
@@ -408,29 +405,10 @@ impl Shared {
 
     /// Queues `message` for publication on `channel`.
     fn publish(&self, channel: &str, message: ClusterMessage) -> Result<(), AdapterError> {
-        let publish = Publish {
+        self.publish_queue.push(Publish {
             channel: channel.to_owned(),
             message,
-        };
-        match self.publish_tx.try_send(publish) {
-            Ok(()) => {
-                if self.dropping.load(Ordering::Relaxed) {
-                    self.dropping.store(false, Ordering::Relaxed);
-                }
-                Ok(())
-            }
-            Err(_) => {
-                if !self.dropping.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
-                        bound = self.options.publish_queue,
-                        "postgres publish queue full (postgres away or too slow): messages are dropped"
-                    );
-                }
-                Err(AdapterError::Transport(
-                    "the postgres publish queue is full".into(),
-                ))
-            }
-        }
+        })
     }
 }
 
@@ -446,13 +424,9 @@ struct PostgresTransport {
 
 impl PostgresTransport {
     fn publish(&self, message: Result<ClusterMessage, EncodeError>) -> Result<(), AdapterError> {
-        match message {
-            Ok(message) => self.shared.publish(&self.channel, message),
-            Err(EncodeError::Unsupported(_)) => Err(AdapterError::Unsupported(
-                "this request in the cluster protocol",
-            )),
-            Err(error) => Err(AdapterError::Transport(Box::new(error))),
-        }
+        let message = message
+            .map_err(|error| error.into_adapter_error("this request in the cluster protocol"))?;
+        self.shared.publish(&self.channel, message)
     }
 }
 

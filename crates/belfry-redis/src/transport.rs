@@ -87,14 +87,12 @@ impl RedisTransport {
             .map_err(|error| AdapterError::Transport(Box::new(error)))?;
         let fields = streams::entry_fields(&encoded)
             .map_err(|error| AdapterError::Transport(Box::new(error)))?;
-        self.driver
-            .queue(Command::Append {
-                stream: stream.to_owned(),
-                max_len: self.driver.streams.max_len,
-                fields,
-                reply,
-            })
-            .map_err(|_| AdapterError::Transport("the redis publish queue is full".into()))
+        self.driver.queue(Command::Append {
+            stream: stream.to_owned(),
+            max_len: self.driver.streams.max_len,
+            fields,
+            reply,
+        })
     }
 
     fn subscribe(&self, channel: String, kind: Kind) {
@@ -106,20 +104,14 @@ impl RedisTransport {
     }
 
     fn publish(&self, encoded: Result<(String, Vec<u8>), EncodeError>) -> Result<(), AdapterError> {
-        match encoded {
-            Ok((channel, bytes)) => self
-                .driver
-                .publish(channel, bytes)
-                .map_err(|_| AdapterError::Transport("the redis publish queue is full".into())),
-            Err(EncodeError::Unsupported(_)) => {
-                Err(AdapterError::Unsupported(match self.driver.protocol {
-                    Protocol::Classic => "this request in the classic protocol",
-                    Protocol::Sharded(_) => "this request in the sharded protocol",
-                    Protocol::Streams => "this request in the streams protocol",
-                }))
-            }
-            Err(error) => Err(AdapterError::Transport(Box::new(error))),
-        }
+        let (channel, bytes) = encoded.map_err(|error| {
+            error.into_adapter_error(match self.driver.protocol {
+                Protocol::Classic => "this request in the classic protocol",
+                Protocol::Sharded(_) => "this request in the sharded protocol",
+                Protocol::Streams => "this request in the streams protocol",
+            })
+        })?;
+        self.driver.publish(channel, bytes)
     }
 
     /// A message on one of the namespace's channels.

@@ -65,11 +65,7 @@ impl ShardedCodec {
     /// A message received on any of the namespace's channels (they all carry the same
     /// envelope); another namespace's is ignored.
     pub(super) fn decode(&self, bytes: &[u8]) -> Result<Option<Incoming>, WireError> {
-        let message = ClusterMessage::decode(bytes)?;
-        if message.nsp != *self.nsp {
-            return Ok(None);
-        }
-        message.into_incoming()
+        ClusterMessage::decode_for(&self.nsp, bytes)
     }
 
     /// `message` on its channel: a room's for a broadcast to one room that has one, the

@@ -47,11 +47,7 @@ impl StreamsCodec {
 
     /// A request or answer (always msgpack); another namespace's is ignored.
     pub(super) fn decode(&self, bytes: &[u8]) -> Result<Option<Incoming>, WireError> {
-        let message = ClusterMessage::decode(bytes)?;
-        if message.nsp != *self.nsp {
-            return Ok(None);
-        }
-        message.into_incoming()
+        ClusterMessage::decode_for(&self.nsp, bytes)
     }
 
     /// A request, on the namespace's channel.

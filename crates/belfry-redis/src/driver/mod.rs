@@ -23,6 +23,8 @@ use std::{
     time::Duration,
 };
 
+use belfry_cluster::PublishQueue;
+use belfry_core::adapter::AdapterError;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
@@ -123,9 +125,7 @@ pub(crate) struct Driver {
     /// Channels (or patterns) subscribed, and where their messages go.
     routes: Mutex<HashMap<String, Route>>,
     wake_tx: mpsc::UnboundedSender<()>,
-    publish_tx: mpsc::Sender<Command>,
-    /// A message was refused because the publish queue was full, and none was since.
-    dropping: AtomicBool,
+    publish_queue: PublishQueue<Command>,
     connected: AtomicBool,
     /// Counts the subscriber's reconnections: a publisher connection made before the last one
     /// is presumed dead (Redis went away) and replaced before it loses a message.
@@ -153,7 +153,7 @@ impl Driver {
             Backend::Cluster { .. } => None,
         };
         let (wake_tx, wake_rx) = mpsc::unbounded_channel();
-        let (publish_tx, publish_rx) = mpsc::channel(options.publish_queue.max(1));
+        let (publish_queue, publish_rx) = PublishQueue::new(options.publish_queue, "redis");
         let uid = match protocol {
             // Node's classic adapter: 6 alphanumerics; its cluster adapter: 8 random bytes in hex.
             Protocol::Classic => crate::random_id(6),
@@ -171,8 +171,7 @@ impl Driver {
             commands: commands.clone(),
             routes: Mutex::new(HashMap::new()),
             wake_tx,
-            publish_tx,
-            dropping: AtomicBool::new(false),
+            publish_queue,
             connected: AtomicBool::new(true),
             generation: generation.clone(),
             synced: AtomicBool::new(true),
@@ -285,32 +284,14 @@ impl Driver {
     /// Queues `payload` for publication on `channel`. While Redis is away, messages wait in
     /// the queue (up to its bound) and are published once it is back, as Node's Redis client
     /// queues its commands offline.
-    pub(crate) fn publish(&self, channel: String, payload: Vec<u8>) -> Result<(), PublishError> {
+    pub(crate) fn publish(&self, channel: String, payload: Vec<u8>) -> Result<(), AdapterError> {
         self.queue(Command::Publish { channel, payload })
     }
 
     /// Queues `command` behind the messages waiting to be published (see
     /// [`Driver::publish`]).
-    pub(crate) fn queue(&self, command: Command) -> Result<(), PublishError> {
-        match self.publish_tx.try_send(command) {
-            Ok(()) => {
-                if self.dropping.load(Ordering::Relaxed) {
-                    self.dropping.store(false, Ordering::Relaxed);
-                }
-                Ok(())
-            }
-            Err(error) => {
-                if !self.dropping.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
-                        bound = self.options.publish_queue,
-                        "redis publish queue full (redis away or too slow): messages are dropped"
-                    );
-                }
-                drop(error.into_inner());
-                tracing::debug!("message not queued for redis");
-                Err(PublishError)
-            }
-        }
+    pub(crate) fn queue(&self, command: Command) -> Result<(), AdapterError> {
+        self.publish_queue.push(command)
     }
 
     /// True while the subscriber is connected (the last health check passed).
@@ -388,10 +369,6 @@ fn count_of(answer: &redis::Value) -> usize {
         _ => 0,
     }
 }
-
-/// The publisher's queue is full (Redis is slower than the broadcasts, or away).
-#[derive(Debug)]
-pub(crate) struct PublishError;
 
 fn timed_out() -> redis::RedisError {
     redis::RedisError::from((redis::ErrorKind::Io, "redis did not answer in time"))
