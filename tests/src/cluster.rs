@@ -3,19 +3,20 @@
 //! backend, `socket.io-client` on every server. What a Belfry server does is here
 //! ([`belfry_server`]), what the Node server does in `tests/js/redis_node_server.mjs`, the
 //! clients in `tests/js/redis_cluster_clients.mjs`; [`run_clients`] runs them and checks what
-//! every adapter must give.
+//! every adapter must give. The fault tests of the adapters share the raw-client helpers at the
+//! end ([`room_server`], [`next_event`], [`broadcast_reaches_both`], ...).
 
 use std::{future::Future, sync::Arc, time::Duration};
 
 use belfry::{
-    AckSender, ServerSideEvent, SocketIo, SocketIoBuilder, SocketRef,
-    core::adapter::{Adapter, LocalSockets},
+    AckSender, RemoteSocket, ServerSideEvent, SocketIo, SocketIoBuilder, SocketRef,
+    core::adapter::{Adapter, AdapterError, LocalSockets},
     extract::Data,
 };
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use crate::{run_node, serve};
+use crate::{RawWs, run_node, serve};
 
 #[derive(serde::Deserialize)]
 struct Shout {
@@ -200,19 +201,7 @@ pub async fn belfry_server_with(
 
 /// Waits until the main namespace of `io` counts `servers` servers (at most 15 s).
 pub async fn until_servers(io: &SocketIo, servers: usize) {
-    let all = io.of("/").unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let counted = all.server_count().await;
-        if counted == servers {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{counted} servers known, not {servers}, after 15 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_count(io, "/", servers, Duration::from_secs(15)).await;
 }
 
 /// Runs the clients' script (`tests/js/redis_cluster_clients.mjs`) on a cluster of two Belfry
@@ -305,4 +294,95 @@ pub async fn run_clients(a: &str, b: &str, n: &str, backend_url: &str, protocol:
     );
 
     result
+}
+
+/// A server from `builder` (its adapter set) whose sockets join room "r", served once `ready`
+/// resolved, and a raw WebSocket client connected to its main namespace; with the client's
+/// CONNECT reply.
+pub async fn room_server(
+    builder: SocketIoBuilder,
+    ready: impl Future<Output = ()>,
+) -> (SocketIo, RawWs, String) {
+    let (layer, io) = builder.build_layer();
+    io.ns("/", |socket: SocketRef| async move { socket.join("r") });
+    ready.await;
+    let addr = serve(axum::Router::new().layer(layer)).await;
+    let (mut client, _) = RawWs::open(addr).await;
+    client.frame(0x81, b"40").await;
+    let (_, connect) = client.read_frame().await.unwrap();
+    let connect = String::from_utf8(connect).unwrap();
+    assert!(connect.starts_with("40{\"sid\""), "{connect}");
+    (io, client, connect)
+}
+
+/// The next frame other than a ping, or `None` if none comes within `wait`.
+pub async fn next_event(client: &mut RawWs, wait: Duration) -> Option<String> {
+    loop {
+        let (_, frame) = tokio::time::timeout(wait, client.read_frame())
+            .await
+            .ok()??;
+        let frame = String::from_utf8(frame).unwrap();
+        if frame != "2" {
+            return Some(frame);
+        }
+    }
+}
+
+/// The arguments of the next event, or `None` if none comes within `wait`.
+pub async fn next_args(client: &mut RawWs, wait: Duration) -> Option<Vec<Value>> {
+    loop {
+        let frame = next_event(client, wait).await?;
+        if let Some(json) = frame.strip_prefix("42") {
+            return Some(serde_json::from_str(json).unwrap());
+        }
+    }
+}
+
+/// Waits until `check` holds, `deadline` at most (panics naming `what`); returns how long.
+pub async fn wait_until(what: &str, deadline: Duration, check: impl Fn() -> bool) -> Duration {
+    let start = std::time::Instant::now();
+    while !check() {
+        assert!(start.elapsed() < deadline, "{what} not within {deadline:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    start.elapsed()
+}
+
+/// Broadcasts `text` to room "r" from `from` and checks each client gets it exactly once.
+pub async fn broadcast_reaches_both(from: &SocketIo, a: &mut RawWs, b: &mut RawWs, text: &str) {
+    from.to("r").emit("news", text).unwrap();
+    let expected = format!(r#"42["news","{text}"]"#);
+    for client in [a, b] {
+        assert_eq!(
+            next_event(client, Duration::from_secs(5)).await.as_deref(),
+            Some(expected.as_str())
+        );
+        assert_eq!(next_event(client, Duration::from_millis(300)).await, None);
+    }
+}
+
+/// The sockets of the main namespace of `io` on the other servers.
+pub async fn remote_sockets(io: &SocketIo) -> Result<Vec<RemoteSocket>, AdapterError> {
+    let all = io.of("/").unwrap().fetch_sockets().await?;
+    Ok(all
+        .into_iter()
+        .filter(|socket| socket.as_local().is_none())
+        .collect())
+}
+
+/// Waits until the namespace `ns` of `io` counts `servers` servers, `within` at most.
+pub async fn until_count(io: &SocketIo, ns: &str, servers: usize, within: Duration) {
+    let operator = io.of(ns).unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        let counted = operator.server_count().await;
+        if counted == servers {
+            return;
+        }
+        assert!(
+            start.elapsed() < within,
+            "{counted} servers in {ns}, not {servers}, after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

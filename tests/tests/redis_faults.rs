@@ -7,7 +7,12 @@ use std::time::{Duration, Instant};
 
 use belfry::{EmitError, SocketIo, SocketRef, core::adapter::AdapterError};
 use belfry_redis::{Protocol, RedisAdapter, SubscriptionMode};
-use belfry_tests::{RawWs, processes::RedisServer, serve};
+use belfry_tests::{
+    RawWs,
+    cluster::{broadcast_reaches_both, next_event, remote_sockets, room_server, wait_until},
+    processes::RedisServer,
+    serve,
+};
 
 struct Node {
     io: SocketIo,
@@ -35,50 +40,10 @@ async fn node_with(redis_url: &str, protocol: Protocol, backoff: Option<Duration
         builder = builder.reconnect_backoff(backoff, backoff);
     }
     let redis = builder.connect().await.unwrap();
-    let (layer, io) = SocketIo::builder().adapter(redis.factory()).build_layer();
-    io.ns("/", |socket: SocketRef| async move { socket.join("r") });
-    redis.ready().await;
-    let addr = serve(axum::Router::new().layer(layer)).await;
-    let (mut client, _) = RawWs::open(addr).await;
-    client.frame(0x81, b"40").await;
-    let (_, connect) = client.read_frame().await.unwrap();
-    assert!(connect.starts_with(b"40{\"sid\""));
+    let ready = redis.clone();
+    let builder = SocketIo::builder().adapter(redis.factory());
+    let (io, client, _) = room_server(builder, async move { ready.ready().await }).await;
     Node { io, redis, client }
-}
-
-/// The next event frame, or `None` if none comes within `wait`.
-async fn next_event(client: &mut RawWs, wait: Duration) -> Option<String> {
-    loop {
-        let (_, frame) = tokio::time::timeout(wait, client.read_frame())
-            .await
-            .ok()??;
-        let frame = String::from_utf8(frame).unwrap();
-        if frame != "2" {
-            return Some(frame);
-        }
-    }
-}
-
-async fn wait_until(what: &str, deadline: Duration, check: impl Fn() -> bool) -> Duration {
-    let start = Instant::now();
-    while !check() {
-        assert!(start.elapsed() < deadline, "{what} not within {deadline:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    start.elapsed()
-}
-
-/// Broadcasts `text` to room "r" from `from` and checks each client gets it exactly once.
-async fn broadcast_reaches_both(from: &SocketIo, a: &mut RawWs, b: &mut RawWs, text: &str) {
-    from.to("r").emit("news", text).unwrap();
-    let expected = format!(r#"42["news","{text}"]"#);
-    for client in [a, b] {
-        assert_eq!(
-            next_event(client, Duration::from_secs(5)).await.as_deref(),
-            Some(expected.as_str())
-        );
-        assert_eq!(next_event(client, Duration::from_millis(300)).await, None);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,7 +125,7 @@ async fn killed_and_restarted(protocol: Protocol) {
     broadcast_reaches_both(&a.io, &mut a.client, &mut b.client, "after").await;
     broadcast_reaches_both(&b.io, &mut a.client, &mut b.client, "after-b").await;
     // And cluster requests work again.
-    let remote = remote_sockets(&a.io).await;
+    let remote = remote_sockets(&a.io).await.unwrap();
     assert_eq!(remote.len(), 1);
     assert_eq!(remote[0].rooms().len(), 2); // its own room and "r"
 }
@@ -446,7 +411,7 @@ async fn requests_open_no_connection_each() {
     let _b = node(&redis.url()).await;
     let before = redis.connections_received().await;
     for _ in 0..20 {
-        let remote = remote_sockets(&a.io).await;
+        let remote = remote_sockets(&a.io).await.unwrap();
         assert_eq!(remote.len(), 1);
     }
     let after = redis.connections_received().await;
@@ -481,13 +446,6 @@ async fn a_timed_out_server_side_emit_keeps_the_answers_that_came() {
 }
 
 /// The sockets of the other servers that `fetch_sockets` finds.
-async fn remote_sockets(io: &belfry::SocketIo) -> Vec<belfry::RemoteSocket> {
-    let all = io.of("/").unwrap().fetch_sockets().await.unwrap();
-    all.into_iter()
-        .filter(|socket| socket.as_local().is_none())
-        .collect()
-}
-
 /// `fetch_sockets` finds the sockets of both servers as one type, and each found socket can be
 /// sent to, moved between rooms and disconnected from the other server, through Redis.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -498,7 +456,7 @@ async fn fetched_sockets_of_other_servers_can_be_acted_on() {
     let all = a.io.of("/").unwrap().fetch_sockets().await.unwrap();
     assert_eq!(all.len(), 2);
     assert_eq!(all.iter().filter(|s| s.as_local().is_some()).count(), 1);
-    let remote = remote_sockets(&a.io).await;
+    let remote = remote_sockets(&a.io).await.unwrap();
     let [theirs] = remote.as_slice() else {
         panic!("one socket on the other server: {remote:?}");
     };
@@ -528,7 +486,7 @@ async fn fetched_sockets_of_other_servers_can_be_acted_on() {
         Some(r#"42["in-s"]"#)
     );
     theirs.leave(["s", "r"]).await.unwrap();
-    let remote = remote_sockets(&a.io).await;
+    let remote = remote_sockets(&a.io).await.unwrap();
     assert_eq!(remote[0].rooms().len(), 1, "only its own room left");
     // Disconnected: the client gets the DISCONNECT of its namespace.
     remote[0].disconnect(false).await.unwrap();
@@ -574,7 +532,7 @@ async fn binary_in_socket_data_and_server_side_events_survives() {
         let local = local.iter().find(|s| s.as_local().is_some()).unwrap();
         assert_eq!(local.data::<Upload>(), Some(upload));
         // Through Redis.
-        let remote = remote_sockets(&a.io).await;
+        let remote = remote_sockets(&a.io).await.unwrap();
         let [theirs] = remote.as_slice() else {
             panic!("one socket on the other server: {remote:?}");
         };

@@ -5,9 +5,13 @@
 
 use std::time::Duration;
 
-use belfry::{SocketIo, SocketRef};
+use belfry::SocketIo;
 use belfry_redis::{Protocol, RedisAdapter, RedisAdapterBuilder, SubscriptionMode};
-use belfry_tests::{RawWs, processes::RedisServer, serve};
+use belfry_tests::{
+    RawWs,
+    cluster::{next_event, room_server},
+    processes::RedisServer,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PROTOCOLS: [Protocol; 3] = [
@@ -19,28 +23,9 @@ const PROTOCOLS: [Protocol; 3] = [
 /// A Belfry server whose sockets join "r", over the adapter `builder` makes, and a client.
 async fn server(builder: RedisAdapterBuilder) -> (SocketIo, RawWs) {
     let redis = builder.connect().await.unwrap();
-    let (layer, io) = SocketIo::builder().adapter(redis.factory()).build_layer();
-    io.ns("/", |socket: SocketRef| async move { socket.join("r") });
-    redis.ready().await;
-    let addr = serve(axum::Router::new().layer(layer)).await;
-    let (mut client, _) = RawWs::open(addr).await;
-    client.frame(0x81, b"40").await;
-    let (_, connect) = client.read_frame().await.unwrap();
-    assert!(connect.starts_with(b"40{\"sid\""));
+    let builder = SocketIo::builder().adapter(redis.factory());
+    let (io, client, _) = room_server(builder, async move { redis.ready().await }).await;
     (io, client)
-}
-
-/// The next event frame, or `None` if none comes within `wait`.
-async fn next_event(client: &mut RawWs, wait: Duration) -> Option<String> {
-    loop {
-        let (_, frame) = tokio::time::timeout(wait, client.read_frame())
-            .await
-            .ok()??;
-        let frame = String::from_utf8(frame).unwrap();
-        if frame != "2" {
-            return Some(frame);
-        }
-    }
 }
 
 /// Two servers over `builder`: a broadcast from each reaches both clients once, and each

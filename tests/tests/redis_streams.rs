@@ -7,13 +7,13 @@
 
 use std::time::{Duration, Instant};
 
-use belfry::{SocketIo, SocketRef, core::adapter::ConnectionStateRecovery};
+use belfry::{SocketIo, core::adapter::ConnectionStateRecovery};
 use belfry_redis::{RedisAdapter, streams::StreamsOptions};
 use belfry_tests::{
     RawWs,
-    cluster::{belfry_server_with, run_clients},
+    cluster::{belfry_server_with, next_args, room_server, run_clients},
     processes::{NodeProcess, RedisServer},
-    run_node, serve,
+    run_node,
 };
 use serde_json::{Value, json};
 
@@ -99,32 +99,13 @@ async fn raw_server(redis_url: &str) -> (SocketIo, RedisAdapter, RawWs) {
         .connect()
         .await
         .unwrap();
-    let (layer, io) = SocketIo::builder()
+    let ready = redis.clone();
+    let builder = SocketIo::builder()
         .adapter(redis.factory())
-        .connection_state_recovery(ConnectionStateRecovery::default())
-        .build_layer();
-    io.ns("/", |socket: SocketRef| async move { socket.join("r") });
-    redis.ready().await;
-    let addr = serve(axum::Router::new().layer(layer)).await;
-    let (mut client, _) = RawWs::open(addr).await;
-    client.frame(0x81, b"40").await;
-    let (_, connect) = client.read_frame().await.unwrap();
-    assert!(connect.starts_with(b"40{\"sid\""), "{connect:?}");
-    assert!(connect.windows(6).any(|w| w == b"\"pid\":"), "{connect:?}");
+        .connection_state_recovery(ConnectionStateRecovery::default());
+    let (io, client, connect) = room_server(builder, async move { ready.ready().await }).await;
+    assert!(connect.contains("\"pid\":"), "{connect}");
     (io, redis, client)
-}
-
-/// The next event frame's arguments, or `None` if none comes within `wait`.
-async fn next_args(client: &mut RawWs, wait: Duration) -> Option<Vec<Value>> {
-    loop {
-        let (_, frame) = tokio::time::timeout(wait, client.read_frame())
-            .await
-            .ok()??;
-        let frame = String::from_utf8(frame).unwrap();
-        if let Some(json) = frame.strip_prefix("42") {
-            return Some(serde_json::from_str(json).unwrap());
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
