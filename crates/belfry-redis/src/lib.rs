@@ -60,7 +60,7 @@ pub mod wire;
 pub mod fuzzing {
     /// Reads a stream entry whose fields are `fields` (as any client of Redis could write it)
     /// and a stored session `session` as the streams protocol does: never panics; an entry
-    /// read survives being written again.
+    /// read and written reads back, and is written again the same.
     pub fn stream_entry(fields: &[(String, Vec<u8>)], session: &str) {
         let map = fields
             .iter()
@@ -77,7 +77,8 @@ pub mod fuzzing {
                 let again = redis::streams::StreamId {
                     id: "1-0".to_owned(),
                     map: written
-                        .into_iter()
+                        .iter()
+                        .cloned()
                         .map(|(key, value)| (key.to_owned(), redis::Value::BulkString(value)))
                         .collect(),
                     milliseconds_elapsed_from_delivery: None,
@@ -86,7 +87,11 @@ pub mod fuzzing {
                 let back = crate::streams::entry_message(&again)
                     .expect("an entry written by Belfry reads")
                     .expect("with its namespace");
-                assert_eq!(back.to_msgpack().ok(), message.to_msgpack().ok());
+                // JSON may widen a number (f32 to f64) or normalize a float, so
+                // what is compared is the entry written again.
+                let rewritten = crate::streams::entry_fields(&back)
+                    .expect("a message read from Belfry's entry writes");
+                assert_eq!(rewritten, written);
             }
             let session = belfry_core::adapter::Session::new(
                 "s".into(),

@@ -133,32 +133,30 @@ pub fn java_hash(text: &str) -> i32 {
     })
 }
 
-/// The fields of the stream entry of `message`: `uid`, `nsp`, `type`, `data`.
+/// The fields of the stream entry of `message`: `uid`, `nsp`, `type` and, as Node's adapter
+/// writes them, `data` only when there is some.
+///
+/// The data is JSON when it is a map without binary (Node's reader takes a value starting with
+/// `{` for JSON), and base64 of its msgpack otherwise, so that every entry written reads back.
 ///
 /// # Errors
 ///
 /// Its data cannot be written.
 pub fn entry_fields(message: &ClusterMessage) -> Result<Vec<(&'static str, Vec<u8>)>, WireError> {
-    let binary_kinds = [
-        message_type::BROADCAST,
-        message_type::FETCH_SOCKETS_RESPONSE,
-        message_type::SERVER_SIDE_EMIT,
-        message_type::SERVER_SIDE_EMIT_RESPONSE,
-        message_type::BROADCAST_ACK,
-    ];
-    let data = if binary_kinds.contains(&message.kind) && message.has_binary() {
-        base64::engine::general_purpose::STANDARD
-            .encode(write(&message.data)?)
-            .into_bytes()
-    } else {
-        serde_json::to_vec(&message.data)?
-    };
-    Ok(vec![
+    let mut fields = vec![
         ("uid", message.uid.clone().into_bytes()),
         ("nsp", message.nsp.clone().into_bytes()),
         ("type", message.kind.to_string().into_bytes()),
-        ("data", data),
-    ])
+    ];
+    let data = match &message.data {
+        Value::Nil => return Ok(fields),
+        Value::Map(_) if !message.has_binary() => serde_json::to_vec(&message.data)?,
+        data => base64::engine::general_purpose::STANDARD
+            .encode(write(data)?)
+            .into_bytes(),
+    };
+    fields.push(("data", data));
+    Ok(fields)
 }
 
 /// The message of a stream entry; `Ok(None)` for an entry without `nsp` (not a message).
@@ -358,6 +356,10 @@ mod tests {
                 Value::Array(vec![Value::from("r")]),
             )]),
             Value::Map(vec![(Value::from("packet"), Value::Binary(vec![1, 2, 3]))]),
+            // No data: no `data` field, as Node writes it (not `null`, which reads as base64).
+            Value::Nil,
+            // Data that is not a map goes as msgpack, so that it reads back.
+            Value::from(5),
         ] {
             let message = ClusterMessage::new("u1", "/", message_type::BROADCAST, data);
             let fields = entry_fields(&message).unwrap();
@@ -365,6 +367,9 @@ mod tests {
                 fields.iter().map(|(k, v)| (*k, v.as_slice())).collect();
             let back = entry_message(&entry("1-0", &pairs)).unwrap().unwrap();
             assert_eq!(back, message);
+            if message.data == Value::Nil {
+                assert!(fields.iter().all(|(key, _)| *key != "data"));
+            }
         }
         assert!(
             entry_message(&entry("1-0", &[("uid", b"x")]))
