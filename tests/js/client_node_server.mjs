@@ -1,8 +1,9 @@
 // A Node socket.io 4.8 server for the Rust client's tests (tests/tests/client.rs), doing what the
 // Belfry server of those tests does: "welcome" with the socket id on connection; "echo" sends the
 // arguments back; "ack" answers with them; "ask" asks the client a question (an emit with ack)
-// and sends its answer back as "answer"; "auth?" answers the handshake's auth; "bye" disconnects
-// the socket; "silent" (with an ack) is never answered; "drop" closes its connection (a transport close: the client reconnects and, with
+// and sends its answer back as "answer"; "auth?" answers the handshake's auth; "transport?" answers
+// the name of the connection's transport; "bye" disconnects
+// the socket; "silent" (with an ack) is never answered; "drop" closes its connection 50 ms later (a transport close: the client reconnects and, with
 // connection state recovery on, recovers) and broadcasts "news" "missed" 100 ms later; "news"
 // broadcasts its argument. Namespace "/refused" refuses every socket with
 // `Error("not authorized")`, data {code: 42}. Prints {"port": N}.
@@ -26,11 +27,16 @@ io.on("connection", (socket) => {
     );
   });
   socket.on("auth?", (ack) => ack(socket.handshake.auth));
+  socket.on("transport?", (ack) => ack(socket.conn.transport.name));
   socket.on("silent", () => {});
   socket.on("bye", () => socket.disconnect());
   socket.on("drop", () => {
-    socket.conn.close();
-    setTimeout(() => io.emit("news", "missed"), 100);
+    // After the request that brought "drop" (a polling POST) is answered: closing during it
+    // would cut that request, a transport error rather than a close.
+    setTimeout(() => {
+      socket.conn.close();
+      setTimeout(() => io.emit("news", "missed"), 100);
+    }, 50);
   });
   socket.on("news", (text) => io.emit("news", text));
 });

@@ -11,12 +11,22 @@ use belfry::{
     core::adapter::ConnectionStateRecovery,
     extract::{Args, Data},
 };
-use belfry_client::{ClientBuilder, ConnectError, DisconnectReason, Event, Value};
+use belfry_client::{
+    ClientBuilder, ConnectError, DisconnectReason, Event, Socket, Transport, Transports, Value,
+};
 use belfry_tests::{processes::NodeProcess, serve};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use serde_json::json;
 use tokio::sync::mpsc;
+
+/// Every choice of transports: socket.io-client's default (polling, then the upgrade), polling
+/// only, WebSocket only.
+const TRANSPORTS: [Transports; 3] = [
+    Transports::PollingThenWebSocket,
+    Transports::Polling,
+    Transports::WebSocket,
+];
 
 /// A Belfry server behaving as `tests/js/client_node_server.mjs`.
 async fn belfry_server() -> String {
@@ -45,12 +55,20 @@ async fn belfry_server() -> String {
         socket.on("auth?", |socket: SocketRef, ack: AckSender| async move {
             let _ = ack.send(&socket.handshake().auth);
         });
+        socket.on(
+            "transport?",
+            |socket: SocketRef, ack: AckSender| async move {
+                let _ = ack.send(socket.transport().as_str());
+            },
+        );
         socket.on("silent", || async {});
         socket.on("bye", |socket: SocketRef| async move {
             socket.disconnect();
         });
         socket.on("drop", |socket: SocketRef| async move {
             let io = socket.io();
+            // As the Node server: after the request that brought "drop" is answered.
+            tokio::time::sleep(Duration::from_millis(50)).await;
             socket.close_transport();
             tokio::time::sleep(Duration::from_millis(100)).await;
             let _ = io.emit("news", "missed");
@@ -96,8 +114,29 @@ async fn next(rx: &mut mpsc::UnboundedReceiver<(String, Vec<Value>)>, name: &str
     }
 }
 
-async fn events_acks_binary_auth(url: &str) {
+/// Waits until the client is on the transport `transports` ends on, and checks that the server
+/// sees the same.
+async fn on_final_transport(socket: &Socket, transports: Transports) {
+    let expected = match transports {
+        Transports::Polling => Transport::Polling,
+        _ => Transport::WebSocket,
+    };
+    let start = std::time::Instant::now();
+    while socket.transport() != expected {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "still on {:?}",
+            socket.transport()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let seen: String = socket.emit_with_ack("transport?", &()).await.unwrap();
+    assert_eq!(seen, expected.as_str());
+}
+
+async fn events_acks_binary_auth(url: &str, transports: Transports) {
     let builder = ClientBuilder::new(url)
+        .transports(transports)
         .auth(&json!({ "token": "abc" }))
         .unwrap()
         .on("question", |mut event: Event| async move {
@@ -111,6 +150,7 @@ async fn events_acks_binary_auth(url: &str) {
     assert_eq!(welcome[0].as_str(), socket.id().as_deref());
     assert!(socket.connected());
     assert!(!socket.recovered());
+    on_final_transport(&socket, transports).await;
     // Several arguments, binary among them, and back.
     socket
         .emit(
@@ -202,11 +242,12 @@ async fn server_disconnect(url: &str) {
     );
 }
 
-async fn reconnects_and_recovers(url: &str) {
+async fn reconnects_and_recovers(url: &str, transports: Transports) {
     let reasons = Arc::new(Mutex::new(Vec::new()));
     let noted = reasons.clone();
     let (buffered_tx, mut buffered_rx) = mpsc::unbounded_channel();
     let builder = ClientBuilder::new(url)
+        .transports(transports)
         .reconnection_delay(Duration::from_millis(300), Duration::from_millis(300))
         .randomization_factor(0.0)
         .on_disconnect(move |reason| {
@@ -219,6 +260,7 @@ async fn reconnects_and_recovers(url: &str) {
         });
     let (builder, mut events) = recorder(builder);
     let socket = builder.connect().await.unwrap();
+    on_final_transport(&socket, transports).await;
     let id = socket.id().unwrap();
     // An event with an offset (recovery is on at the server).
     socket.emit("news", "first").unwrap();
@@ -253,25 +295,30 @@ async fn reconnects_and_recovers(url: &str) {
     assert_eq!(echo[0], Value::from("buffered"));
     assert!(socket.recovered(), "the session came back");
     assert_eq!(socket.id().as_deref(), Some(id.as_str()));
+    on_final_transport(&socket, transports).await;
     socket.disconnect().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn against_node() {
     let (url, _node) = node_server().await;
-    events_acks_binary_auth(&url).await;
+    for transports in TRANSPORTS {
+        events_acks_binary_auth(&url, transports).await;
+        reconnects_and_recovers(&url, transports).await;
+    }
     refused_namespace(&url).await;
     server_disconnect(&url).await;
-    reconnects_and_recovers(&url).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn against_belfry() {
     let url = belfry_server().await;
-    events_acks_binary_auth(&url).await;
+    for transports in TRANSPORTS {
+        events_acks_binary_auth(&url, transports).await;
+        reconnects_and_recovers(&url, transports).await;
+    }
     refused_namespace(&url).await;
     server_disconnect(&url).await;
-    reconnects_and_recovers(&url).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -374,4 +421,70 @@ async fn an_ack_timeout_while_disconnected_takes_the_emit_back() {
     socket.emit("late", &()).unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(*late.lock(), 1, "only the emit made once connected");
+}
+
+/// Two Node servers behind nginx, which routes by a cookie it sets itself (`node=<the server's
+/// address>`; a request without it goes to either, round robin): a polling session works only
+/// when every request of it carries the cookie back, and the upgrade's WebSocket reaches the
+/// session's server only with it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sticky_cookies_behind_nginx() {
+    let node_a = NodeProcess::start("client_node_server.mjs", &[]).await;
+    let node_b = NodeProcess::start("client_node_server.mjs", &[]).await;
+    let (a, b) = (node_a.hello["port"].clone(), node_b.hello["port"].clone());
+    let port = belfry_tests::processes::free_port();
+    let config = format!(
+        r#"
+worker_processes 1;
+pid nginx.pid;
+error_log stderr warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path client_body;
+    proxy_temp_path proxy;
+    fastcgi_temp_path fastcgi;
+    uwsgi_temp_path uwsgi;
+    scgi_temp_path scgi;
+    upstream node_a {{ server 127.0.0.1:{a}; }}
+    upstream node_b {{ server 127.0.0.1:{b}; }}
+    upstream any_node {{ server 127.0.0.1:{a}; server 127.0.0.1:{b}; }}
+    map $cookie_node $node {{
+        "127.0.0.1:{a}" node_a;
+        "127.0.0.1:{b}" node_b;
+        default any_node;
+    }}
+    map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://$node;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+            add_header Set-Cookie "node=$upstream_addr; Path=/" always;
+        }}
+    }}
+}}
+"#
+    );
+    let _nginx = belfry_tests::processes::Nginx::start(&config, port).await;
+    let url = format!("http://127.0.0.1:{port}");
+    for transports in [Transports::Polling, Transports::PollingThenWebSocket] {
+        // Several clients: the first requests are spread over both servers.
+        for _ in 0..4 {
+            let (builder, mut events) = recorder(
+                ClientBuilder::new(&url)
+                    .transports(transports)
+                    .reconnection(false),
+            );
+            let socket = builder.connect().await.unwrap();
+            on_final_transport(&socket, transports).await;
+            for i in 0..5 {
+                socket.emit("echo", &i).unwrap();
+                assert_eq!(next(&mut events, "echo").await[0].as_i64(), Some(i));
+            }
+            socket.disconnect().await;
+        }
+    }
 }

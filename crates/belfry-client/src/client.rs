@@ -26,9 +26,10 @@ use tokio::{
 };
 
 use crate::{
+    Transport, Transports,
     backoff::Backoff,
     data,
-    engine::{self, Engine, Incoming, Outgoing},
+    engine::{self, Cookies, Engine, Incoming, Outgoing, Target},
 };
 
 type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -210,40 +211,15 @@ impl Event {
 
 /// What a socket does while it runs.
 struct Options {
-    url: Url,
+    target: Target,
     namespace: String,
-    headers: http::HeaderMap,
     auth: Mutex<Option<Value>>,
     reconnection: bool,
     reconnection_attempts: Option<u32>,
     reconnection_delay: Duration,
     reconnection_delay_max: Duration,
     randomization_factor: f64,
-    timeout: Duration,
     ack_timeout: Option<Duration>,
-}
-
-/// The parts of a URL the client needs.
-#[derive(Debug, Clone)]
-struct Url {
-    /// `ws://host:port` or `wss://host:port`.
-    origin: String,
-    /// The HTTP path, `/socket.io/` by default.
-    path: String,
-    /// The query the user gave (without `EIO`/`transport`).
-    query: String,
-}
-
-impl Url {
-    /// The WebSocket URL of a new session.
-    fn websocket(&self) -> String {
-        let mut url = format!("{}{}?EIO=4&transport=websocket", self.origin, self.path);
-        if !self.query.is_empty() {
-            url.push('&');
-            url.push_str(&self.query);
-        }
-        url
-    }
 }
 
 /// The listeners.
@@ -285,6 +261,7 @@ pub struct ClientBuilder {
     randomization_factor: f64,
     timeout: Duration,
     ack_timeout: Option<Duration>,
+    transports: Transports,
     listeners: Listeners,
 }
 
@@ -317,6 +294,7 @@ impl ClientBuilder {
             randomization_factor: 0.5,
             timeout: Duration::from_secs(20),
             ack_timeout: None,
+            transports: Transports::PollingThenWebSocket,
             listeners: Listeners::default(),
         }
     }
@@ -422,6 +400,14 @@ impl ClientBuilder {
         self
     }
 
+    /// The transports (default: HTTP long-polling, then the upgrade to WebSocket, as
+    /// socket.io-client does; [`Transports::WebSocket`] skips polling).
+    #[must_use]
+    pub fn transports(mut self, transports: Transports) -> Self {
+        self.transports = transports;
+        self
+    }
+
     /// Calls `listener` with every event named `event`, in the order they come, one at a time.
     #[must_use]
     pub fn on<F, Fut>(self, event: impl Into<String>, listener: F) -> Self
@@ -489,23 +475,30 @@ impl ClientBuilder {
     /// The URL is invalid; the server refused the namespace connection; the server cannot be
     /// reached and reconnection is off or exhausted.
     pub async fn connect(self) -> Result<Socket, ConnectError> {
-        let (url, url_namespace) = parse_url(&self.url, &self.path, &self.query)?;
+        let (authority, url_namespace, query) = parse_url(&self.url, &self.query)?;
         let namespace = match (self.namespace.as_str(), url_namespace) {
             ("", Some(namespace)) => namespace,
             ("", None) => "/".to_owned(),
             (namespace, _) => namespace.to_owned(),
         };
         let options = Arc::new(Options {
-            url,
+            target: Target {
+                authority,
+                path: self.path,
+                query,
+                headers: self.headers,
+                cookies: Cookies::default(),
+                transports: self.transports,
+                timeout: self.timeout,
+                on_websocket: Arc::default(),
+            },
             namespace,
-            headers: self.headers,
             auth: Mutex::new(self.auth),
             reconnection: self.reconnection,
             reconnection_attempts: self.reconnection_attempts,
             reconnection_delay: self.reconnection_delay,
             reconnection_delay_max: self.reconnection_delay_max,
             randomization_factor: self.randomization_factor,
-            timeout: self.timeout,
             ack_timeout: self.ack_timeout,
         });
         let (commands, commands_rx) = mpsc::unbounded_channel();
@@ -554,22 +547,26 @@ fn object<T: Serialize + ?Sized>(auth: &T) -> Result<Value, serde_json::Error> {
     }
 }
 
-/// The URL's origin (as a WebSocket URL), its HTTP path and query, and the namespace its path
-/// names, if any.
+/// The URL's authority (`host:port`), the namespace its path names, if any, and the query
+/// (the URL's and `query`).
 fn parse_url(
     url: &str,
-    path: &str,
     query: &[(String, String)],
-) -> Result<(Url, Option<String>), ConnectError> {
+) -> Result<(String, Option<String>, String), ConnectError> {
     let uri: http::Uri = url.parse().map_err(|_| ConnectError::Url(url.to_owned()))?;
     // TLS (`https://`, `wss://`) is not supported yet.
-    let scheme = match uri.scheme_str() {
-        Some("http" | "ws") => "ws",
+    let default_port = match uri.scheme_str() {
+        Some("http" | "ws") => 80,
         _ => return Err(ConnectError::Url(url.to_owned())),
     };
     let authority = uri
         .authority()
         .ok_or_else(|| ConnectError::Url(url.to_owned()))?;
+    let authority = format!(
+        "{}:{}",
+        authority.host(),
+        authority.port_u16().unwrap_or(default_port)
+    );
     let namespace = Some(uri.path())
         .filter(|path| !path.is_empty() && *path != "/")
         .map(str::to_owned);
@@ -582,18 +579,11 @@ fn parse_url(
             .iter()
             .map(|(key, value)| format!("{}={}", encode(key), encode(value))),
     );
-    Ok((
-        Url {
-            origin: format!("{scheme}://{authority}"),
-            path: path.to_owned(),
-            query: pairs.join("&"),
-        },
-        namespace,
-    ))
+    Ok((authority, namespace, pairs.join("&")))
 }
 
 /// `text` percent-encoded for a query.
-fn encode(text: &str) -> String {
+pub(crate) fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
@@ -658,6 +648,22 @@ impl Socket {
     /// [`Socket::disconnect`]), or gave up reconnecting.
     pub fn active(&self) -> bool {
         !self.inner.state.closed.load(Ordering::Acquire)
+    }
+
+    /// The transport of the connection (socket.io-client's `socket.io.engine.transport.name`):
+    /// polling until the upgrade to WebSocket, if any, is done.
+    pub fn transport(&self) -> Transport {
+        if self
+            .inner
+            .options
+            .target
+            .on_websocket
+            .load(Ordering::Acquire)
+        {
+            Transport::WebSocket
+        } else {
+            Transport::Polling
+        }
     }
 
     /// The namespace.
@@ -916,9 +922,8 @@ impl Driver {
         );
         let mut session = Session { pid: None };
         loop {
-            let url = self.options.url.websocket();
             let options = self.options.clone();
-            let opening = engine::open(&url, &options.headers, options.timeout);
+            let opening = engine::open(&options.target);
             let Some(opened) = self.offline_until(opening).await else {
                 return self.finish();
             };

@@ -20,8 +20,11 @@
 //! ```
 //!
 //! What it does today, as socket.io-client 4.8 does:
-//! - the WebSocket transport (`ws://`), Engine.IO v4: it answers the server's pings and closes
-//!   a connection whose server was silent for `pingInterval + pingTimeout`;
+//! - the transports: HTTP long-polling first, then the upgrade to WebSocket (a probe on a new
+//!   WebSocket, polling paused, what waited flushed over the WebSocket), or either alone
+//!   ([`ClientBuilder::transports`]); cookies the server (or a load balancer) sets are sent
+//!   back with every request, so sticky sessions work; Engine.IO v4: it answers the server's
+//!   pings and closes a connection whose server was silent for `pingInterval + pingTimeout`;
 //! - one namespace per client, joined with an `auth` object; a refusal comes back as
 //!   [`ConnectError::Refused`] with the server's message and data;
 //! - events with any arguments, binary anywhere ([`Value::Binary`], or `bytes::Bytes`
@@ -34,9 +37,8 @@
 //!   [`Socket::recovered`] says whether the session came back;
 //! - the disconnect reasons of socket.io-client ([`DisconnectReason`]).
 //!
-//! Not yet: HTTP long-polling and the upgrade to WebSocket, TLS (`https://` and `wss://` URLs
-//! are refused), several namespaces over one connection, retries (`retries`/`ackTimeout`
-//! queues), the msgpack parser.
+//! Not yet: TLS (`https://` and `wss://` URLs are refused), several namespaces over one
+//! connection, retries (`retries`/`ackTimeout` queues), the msgpack parser.
 //!
 //! Bounds: events wait for the listeners up to 4096 (past that the connection is dropped and
 //! made again, which recovery, when on, makes up for); a message is 16 MiB at most; an ack
@@ -58,3 +60,4 @@ pub use belfry_core::proto::value::Value;
 pub use client::{
     AckError, ClientBuilder, ConnectError, DisconnectReason, EmitError, Event, Socket,
 };
+pub use engine::{Transport, Transports};

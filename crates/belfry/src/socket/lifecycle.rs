@@ -59,6 +59,12 @@ impl Socket {
         self.conn.close();
     }
 
+    /// The transport the client's connection uses now (Node's `socket.conn.transport.name`):
+    /// polling until an upgrade to WebSocket completes.
+    pub fn transport(&self) -> belfry_engine::TransportType {
+        self.conn.transport()
+    }
+
     /// Leaves the namespace for `reason`. The `disconnecting` handler runs first, with the rooms
     /// still joined; then rooms are left, pending acks fail, and the disconnect handler runs,
     /// after the handlers already queued. Idempotent.
