@@ -6,7 +6,8 @@
 // the socket; "silent" (with an ack) is never answered; "drop" closes its connection 50 ms later (a transport close: the client reconnects and, with
 // connection state recovery on, recovers) and broadcasts "news" "missed" 100 ms later; "news"
 // broadcasts its argument. Namespace "/refused" refuses every socket with
-// `Error("not authorized")`, data {code: 42}. Prints {"port": N}.
+// `Error("not authorized")`, data {code: 42}. Listens on the port given as its argument (a free one
+// without), and prints {"port": N}.
 import { createServer } from "node:http";
 import { Server } from "socket.io";
 
@@ -40,4 +41,4 @@ io.on("connection", (socket) => {
   });
   socket.on("news", (text) => io.emit("news", text));
 });
-http.listen(0, "127.0.0.1", () => console.log(JSON.stringify({ port: http.address().port })));
+http.listen(Number(process.argv[2] ?? 0), "127.0.0.1", () => console.log(JSON.stringify({ port: http.address().port })));

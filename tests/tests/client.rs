@@ -12,7 +12,8 @@ use belfry::{
     extract::{Args, Data},
 };
 use belfry_client::{
-    ClientBuilder, ConnectError, DisconnectReason, Event, Socket, Transport, Transports, Value,
+    ClientBuilder, ConnectError, DisconnectReason, Event, ReconnectEvent, Socket, Transport,
+    Transports, Value,
 };
 use belfry_tests::{processes::NodeProcess, serve};
 use bytes::Bytes;
@@ -30,6 +31,11 @@ const TRANSPORTS: [Transports; 3] = [
 
 /// A Belfry server behaving as `tests/js/client_node_server.mjs`.
 async fn belfry_server() -> String {
+    format!("http://{}", serve(belfry_app()).await)
+}
+
+/// The app of [`belfry_server`].
+fn belfry_app() -> axum::Router {
     let (layer, io) = SocketIo::builder()
         .connection_state_recovery(ConnectionStateRecovery::default())
         .build_layer();
@@ -80,7 +86,7 @@ async fn belfry_server() -> String {
             },
         );
     });
-    format!("http://{}", serve(axum::Router::new().layer(layer)).await)
+    axum::Router::new().layer(layer)
 }
 
 async fn node_server() -> (String, NodeProcess) {
@@ -487,4 +493,253 @@ http {{
             socket.disconnect().await;
         }
     }
+}
+
+/// What a client was told, in order.
+type Noted<T> = Arc<Mutex<Vec<T>>>;
+
+/// Records every reconnection event and connection error of a client.
+fn reconnect_recorder(
+    builder: ClientBuilder,
+) -> (ClientBuilder, Noted<ReconnectEvent>, Noted<ConnectError>) {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let (noted_events, noted_errors) = (events.clone(), errors.clone());
+    let builder = builder
+        .reconnection_delay(Duration::from_millis(100), Duration::from_millis(200))
+        .randomization_factor(0.0)
+        .on_reconnect(move |event| {
+            let noted = noted_events.clone();
+            async move { noted.lock().push(event) }
+        })
+        .on_connect_error(move |error| {
+            let noted = noted_errors.clone();
+            async move { noted.lock().push(error) }
+        });
+    (builder, events, errors)
+}
+
+/// Waits until `check` holds, 10 s at most.
+async fn until(what: &str, check: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !check() {
+        assert!(start.elapsed() < Duration::from_secs(10), "never: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits until a reconnection attempt failed.
+async fn a_failed_attempt(reconnects: &Noted<ReconnectEvent>) {
+    until("a failed attempt", || {
+        reconnects
+            .lock()
+            .iter()
+            .any(|event| matches!(event, ReconnectEvent::Error(_)))
+    })
+    .await;
+}
+
+/// Attempts numbered 1, 2, ..., each failed one followed by an error, and, when the last
+/// succeeded, `Reconnected` with their count: socket.io-client's Manager events.
+fn check_attempts(events: &[ReconnectEvent], reconnected: bool) {
+    let mut attempts = 0;
+    let mut rest = events;
+    while let [ReconnectEvent::Attempt(n), tail @ ..] = rest {
+        attempts += 1;
+        assert_eq!(*n, attempts, "{events:?}");
+        rest = match tail {
+            [ReconnectEvent::Error(_), tail @ ..] => tail,
+            tail => tail,
+        };
+    }
+    assert!(attempts >= 1, "{events:?}");
+    if reconnected {
+        assert_eq!(rest, [ReconnectEvent::Reconnected(attempts)], "{events:?}");
+    } else {
+        assert_eq!(rest, [ReconnectEvent::Failed], "{events:?}");
+    }
+}
+
+/// socket.io-client's `socket.on`, `once` and `off` on a connected socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listeners_added_once_and_removed_on_a_socket() {
+    let url = belfry_server().await;
+    let (builder, mut events) = recorder(ClientBuilder::new(&url));
+    let socket = builder.connect().await.unwrap();
+    let counts = Arc::new(Mutex::new([0; 3]));
+    let counter = |slot: usize| {
+        let counts = counts.clone();
+        move |_: Event| {
+            let counts = counts.clone();
+            async move { counts.lock()[slot] += 1 }
+        }
+    };
+    socket.on("echo", counter(0));
+    socket.once("echo", counter(1));
+    let removed = socket.on("echo", counter(2));
+    socket.emit("echo", &1).unwrap();
+    next(&mut events, "echo").await;
+    assert!(socket.off(removed));
+    assert!(!socket.off(removed), "removed already");
+    for i in 2..4 {
+        socket.emit("echo", &i).unwrap();
+        next(&mut events, "echo").await;
+    }
+    // The recorder runs first (added on the builder); the socket's listeners after it, in order.
+    until("the listeners ran", || counts.lock()[0] == 3).await;
+    assert_eq!(*counts.lock(), [3, 1, 1]);
+    socket.disconnect().await;
+}
+
+/// `client_node_server.mjs` on `port`, once the port is free (a server stopped just before
+/// may still hold it for a moment).
+async fn node_on(port: u16) -> NodeProcess {
+    until("the port is free", || {
+        std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+    })
+    .await;
+    NodeProcess::start("client_node_server.mjs", &[&port.to_string()]).await
+}
+
+/// The Node server stops and starts again on the same port, on every transport: the client's
+/// Manager events, the connection errors, and an emit made while the server was down,
+/// delivered once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_server_restart_during_traffic() {
+    let port = belfry_tests::processes::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut node = Some(node_on(port).await);
+    for transports in TRANSPORTS {
+        let (builder, reconnects, errors) =
+            reconnect_recorder(ClientBuilder::new(&url).transports(transports));
+        let (builder, mut events) = recorder(builder);
+        let socket = builder.connect().await.unwrap();
+        on_final_transport(&socket, transports).await;
+        let first_id = socket.id().unwrap();
+        socket.emit("echo", &1).unwrap();
+        assert_eq!(next(&mut events, "echo").await[0].as_i64(), Some(1));
+        // The server stops (killed).
+        drop(node.take());
+        until("disconnected", || !socket.connected()).await;
+        socket.emit("echo", "while down").unwrap();
+        a_failed_attempt(&reconnects).await;
+        assert!(socket.active());
+        // It starts again: the client reconnects, and what was emitted meanwhile arrives.
+        node = Some(node_on(port).await);
+        let echo = next(&mut events, "echo").await;
+        assert_eq!(echo[0], Value::from("while down"));
+        assert!(socket.connected());
+        // A new server knows nothing of the old session.
+        assert!(!socket.recovered());
+        assert_ne!(socket.id().unwrap(), first_id);
+        check_attempts(&reconnects.lock(), true);
+        let errors = errors.lock().clone();
+        assert!(!errors.is_empty());
+        assert!(
+            errors
+                .iter()
+                .all(|error| matches!(error, ConnectError::Unreachable(_))),
+            "{errors:?}"
+        );
+        socket.disconnect().await;
+    }
+}
+
+/// The first connection to a server that is not up yet: attempts until it is (Belfry), or
+/// until the attempts are exhausted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_connection_retries_until_the_server_is_up_or_gives_up() {
+    let port = belfry_tests::processes::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let (builder, reconnects, errors) = reconnect_recorder(ClientBuilder::new(&url));
+    let connecting = tokio::spawn(builder.connect());
+    a_failed_attempt(&reconnects).await;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(async move { axum::serve(listener, belfry_app()).await });
+    let socket = tokio::time::timeout(Duration::from_secs(10), connecting)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(socket.connected());
+    check_attempts(&reconnects.lock(), true);
+    // The first failure too is a connection error (before any attempt).
+    assert_eq!(
+        errors.lock().len(),
+        reconnects
+            .lock()
+            .iter()
+            .filter(|event| matches!(event, ReconnectEvent::Error(_)))
+            .count()
+            + 1
+    );
+    socket.disconnect().await;
+
+    // Two attempts at most, to a port nobody listens on.
+    let port = belfry_tests::processes::free_port();
+    let (builder, reconnects, errors) = reconnect_recorder(
+        ClientBuilder::new(format!("http://127.0.0.1:{port}")).reconnection_attempts(2),
+    );
+    let refused = builder.connect().await;
+    assert!(
+        matches!(&refused, Err(ConnectError::Unreachable(_))),
+        "{refused:?}"
+    );
+    until("reconnect_failed", || {
+        reconnects.lock().last() == Some(&ReconnectEvent::Failed)
+    })
+    .await;
+    check_attempts(&reconnects.lock(), false);
+    assert_eq!(reconnects.lock().len(), 5, "{:?}", reconnects.lock());
+    until("three connection errors", || errors.lock().len() == 3).await;
+}
+
+/// A client closed while a polling POST is in flight sends, once that POST is answered, what
+/// was left and one close packet: `41` (leaving the namespace) and `1`, in one last POST. (The
+/// engine once read its closed channel again and again meanwhile, piling up close packets.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_during_a_post_sends_one_close_packet() {
+    let bodies = Arc::new(Mutex::new(Vec::<String>::new()));
+    let noted = bodies.clone();
+    // Every POST body is recorded; the one carrying "slow" is answered 300 ms late.
+    let app = belfry_app().layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let noted = noted.clone();
+            async move {
+                let (parts, body) = request.into_parts();
+                let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+                if parts.method == http::Method::POST {
+                    let text = String::from_utf8_lossy(&bytes).into_owned();
+                    if text.contains("slow") {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                    }
+                    noted.lock().push(text);
+                }
+                let request = http::Request::from_parts(parts, axum::body::Body::from(bytes));
+                next.run(request).await
+            }
+        },
+    ));
+    let url = format!("http://{}", serve(app).await);
+    let socket = ClientBuilder::new(&url)
+        .transports(Transports::Polling)
+        .connect()
+        .await
+        .unwrap();
+    socket.emit("echo", "slow").unwrap();
+    // The slow POST is on its way (answered at 300 ms).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    socket.disconnect().await;
+    until("the last POST", || {
+        bodies.lock().iter().any(|body| body.starts_with("41"))
+    })
+    .await;
+    let bodies = bodies.lock();
+    assert_eq!(
+        bodies.last().map(String::as_str),
+        Some("41\u{1e}1"),
+        "{bodies:?}"
+    );
 }

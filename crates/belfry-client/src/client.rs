@@ -39,6 +39,7 @@ type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 const EVENT_BACKLOG: usize = 4096;
 type Listener = Arc<dyn Fn(Event) -> BoxFuture + Send + Sync>;
 type Reasons = Arc<dyn Fn(DisconnectReason) -> BoxFuture + Send + Sync>;
+type Callback<T> = Arc<dyn Fn(T) -> BoxFuture + Send + Sync>;
 
 /// Why a socket was disconnected (socket.io-client's reasons).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +85,7 @@ impl DisconnectReason {
 }
 
 /// Why connecting failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnectError {
     /// The URL is not an `http://` or `ws://` one (TLS is not supported yet).
@@ -222,13 +223,104 @@ struct Options {
     ack_timeout: Option<Duration>,
 }
 
+/// Names a listener added with [`Socket::on`], [`Socket::once`] or [`Socket::on_any`], to
+/// remove it with [`Socket::off`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ListenerId(u64);
+
+/// A listener of events, and how long it listens.
+#[derive(Clone)]
+struct Entry {
+    id: u64,
+    /// Removed after its first event.
+    once: bool,
+    listener: Listener,
+}
+
 /// The listeners.
 #[derive(Default)]
 struct Listeners {
-    events: RwLock<HashMap<String, Vec<Listener>>>,
-    any: RwLock<Vec<Listener>>,
+    next_id: std::sync::atomic::AtomicU64,
+    events: RwLock<HashMap<String, Vec<Entry>>>,
+    any: RwLock<Vec<Entry>>,
     connect: RwLock<Vec<Arc<dyn Fn() -> BoxFuture + Send + Sync>>>,
     disconnect: RwLock<Vec<Reasons>>,
+    connect_error: RwLock<Vec<Callback<ConnectError>>>,
+    reconnect: RwLock<Vec<Callback<ReconnectEvent>>>,
+}
+
+impl Listeners {
+    fn entry<F, Fut>(&self, once: bool, listener: F) -> Entry
+    where
+        F: Fn(Event) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        Entry {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            once,
+            listener: Arc::new(move |event| Box::pin(listener(event))),
+        }
+    }
+
+    /// Adds a listener of `event` (of every event for `None`).
+    fn add(&self, event: Option<String>, entry: Entry) -> ListenerId {
+        let id = ListenerId(entry.id);
+        match event {
+            Some(event) => self.events.write().entry(event).or_default().push(entry),
+            None => self.any.write().push(entry),
+        }
+        id
+    }
+
+    /// Removes the listener `id`; false when there is none.
+    fn remove(&self, id: ListenerId) -> bool {
+        let mut removed = false;
+        let mut drop_id = |entries: &mut Vec<Entry>| {
+            let before = entries.len();
+            entries.retain(|entry| entry.id != id.0);
+            removed |= entries.len() != before;
+        };
+        drop_id(&mut self.any.write());
+        let mut events = self.events.write();
+        for entries in events.values_mut() {
+            drop_id(entries);
+        }
+        events.retain(|_, entries| !entries.is_empty());
+        removed
+    }
+
+    /// The listeners of `name` (the catch-all ones first); those added with `once` are
+    /// removed.
+    fn take_for(&self, name: &str) -> Vec<Listener> {
+        let mut taken = Vec::new();
+        let mut collect = |entries: &mut Vec<Entry>| {
+            taken.extend(entries.iter().map(|entry| entry.listener.clone()));
+            entries.retain(|entry| !entry.once);
+        };
+        collect(&mut self.any.write());
+        let mut events = self.events.write();
+        if let Some(entries) = events.get_mut(name) {
+            collect(entries);
+            if entries.is_empty() {
+                events.remove(name);
+            }
+        }
+        taken
+    }
+}
+
+/// What happens to the connection while it reconnects (socket.io-client's Manager events).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReconnectEvent {
+    /// An attempt begins (`reconnect_attempt`), with its number, from 1.
+    Attempt(u32),
+    /// The connection is open again (`reconnect`), after that many attempts.
+    Reconnected(u32),
+    /// An attempt failed (`reconnect_error`): why.
+    Error(String),
+    /// The attempts are exhausted (`reconnect_failed`): no more follow.
+    Failed,
 }
 
 /// Configures a client; [`ClientBuilder::connect`] makes its [`Socket`].
@@ -415,12 +507,8 @@ impl ClientBuilder {
         F: Fn(Event) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.listeners
-            .events
-            .write()
-            .entry(event.into())
-            .or_default()
-            .push(Arc::new(move |event| Box::pin(listener(event))));
+        let entry = self.listeners.entry(false, listener);
+        self.listeners.add(Some(event.into()), entry);
         self
     }
 
@@ -433,10 +521,8 @@ impl ClientBuilder {
         F: Fn(Event) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.listeners
-            .any
-            .write()
-            .push(Arc::new(move |event| Box::pin(listener(event))));
+        let entry = self.listeners.entry(false, listener);
+        self.listeners.add(None, entry);
         self
     }
 
@@ -465,6 +551,39 @@ impl ClientBuilder {
             .disconnect
             .write()
             .push(Arc::new(move |reason| Box::pin(listener(reason))));
+        self
+    }
+
+    /// Calls `listener` each time connecting fails (socket.io-client's `connect_error`): the
+    /// server refused the namespace ([`ConnectError::Refused`], after which the socket stops),
+    /// or it could not be reached ([`ConnectError::Unreachable`], after which it tries again
+    /// if reconnection is on).
+    #[must_use]
+    pub fn on_connect_error<F, Fut>(self, listener: F) -> Self
+    where
+        F: Fn(ConnectError) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.listeners
+            .connect_error
+            .write()
+            .push(Arc::new(move |error| Box::pin(listener(error))));
+        self
+    }
+
+    /// Calls `listener` with what happens while the client reconnects: each attempt, its
+    /// errors, the success, or the end of the attempts (socket.io-client's Manager events
+    /// `reconnect_attempt`, `reconnect_error`, `reconnect`, `reconnect_failed`).
+    #[must_use]
+    pub fn on_reconnect<F, Fut>(self, listener: F) -> Self
+    where
+        F: Fn(ReconnectEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.listeners
+            .reconnect
+            .write()
+            .push(Arc::new(move |event| Box::pin(listener(event))));
         self
     }
 
@@ -503,15 +622,16 @@ impl ClientBuilder {
         });
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let state = Arc::new(State::default());
+        let listeners = Arc::new(self.listeners);
         let socket = Socket {
             inner: Arc::new(SocketInner {
                 commands,
                 state: state.clone(),
                 options: options.clone(),
+                listeners: listeners.clone(),
             }),
         };
         let (events, events_rx) = mpsc::channel(EVENT_BACKLOG);
-        let listeners = Arc::new(self.listeners);
         tokio::spawn(run_listeners(listeners.clone(), events_rx));
         let (connected_tx, connected_rx) = oneshot::channel();
         let (answers_tx, answers) = mpsc::unbounded_channel();
@@ -608,6 +728,7 @@ struct SocketInner {
     commands: mpsc::UnboundedSender<Command>,
     state: Arc<State>,
     options: Arc<Options>,
+    listeners: Arc<Listeners>,
 }
 
 /// A connected namespace: emit to the server, read its state, disconnect. Cheap to clone; the
@@ -679,6 +800,44 @@ impl Socket {
     pub fn set_auth<T: Serialize + ?Sized>(&self, auth: &T) -> Result<(), serde_json::Error> {
         *self.inner.options.auth.lock() = Some(object(auth)?);
         Ok(())
+    }
+
+    /// Calls `listener` with every event named `event` from now on, after the listeners added
+    /// before (socket.io-client's `socket.on`).
+    pub fn on<F, Fut>(&self, event: impl Into<String>, listener: F) -> ListenerId
+    where
+        F: Fn(Event) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let listeners = &self.inner.listeners;
+        listeners.add(Some(event.into()), listeners.entry(false, listener))
+    }
+
+    /// Calls `listener` with the next event named `event` only (socket.io-client's
+    /// `socket.once`).
+    pub fn once<F, Fut>(&self, event: impl Into<String>, listener: F) -> ListenerId
+    where
+        F: Fn(Event) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let listeners = &self.inner.listeners;
+        listeners.add(Some(event.into()), listeners.entry(true, listener))
+    }
+
+    /// Calls `listener` with every event from now on (socket.io-client's `socket.onAny`).
+    pub fn on_any<F, Fut>(&self, listener: F) -> ListenerId
+    where
+        F: Fn(Event) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let listeners = &self.inner.listeners;
+        listeners.add(None, listeners.entry(false, listener))
+    }
+
+    /// Removes the listener `id` (socket.io-client's `socket.off` and `offAny`); false when it
+    /// was removed already (or was a `once` listener that ran).
+    pub fn off(&self, id: ListenerId) -> bool {
+        self.inner.listeners.remove(id)
     }
 
     /// Sends `event` with `data` (a tuple for several arguments, `()` for none; bytes become
@@ -812,6 +971,8 @@ enum ToListeners {
     Event(Event),
     Connect,
     Disconnect(DisconnectReason),
+    ConnectError(ConnectError),
+    Reconnect(ReconnectEvent),
 }
 
 /// Runs the listeners, one event at a time, in order.
@@ -819,16 +980,10 @@ async fn run_listeners(listeners: Arc<Listeners>, mut events: mpsc::Receiver<ToL
     while let Some(event) = events.recv().await {
         match event {
             ToListeners::Event(event) => {
-                let any: Vec<Listener> = listeners.any.read().clone();
-                let own: Vec<Listener> = listeners
-                    .events
-                    .read()
-                    .get(&event.name)
-                    .cloned()
-                    .unwrap_or_default();
+                let all = listeners.take_for(&event.name);
                 let mut event = Some(event);
-                let total = any.len() + own.len();
-                for (i, listener) in any.iter().chain(own.iter()).enumerate() {
+                let total = all.len();
+                for (i, listener) in all.iter().enumerate() {
                     // The last listener gets the event (and its ack); the others, copies
                     // without the ack.
                     let this = if i + 1 == total {
@@ -851,6 +1006,18 @@ async fn run_listeners(listeners: Arc<Listeners>, mut events: mpsc::Receiver<ToL
                 let disconnect = listeners.disconnect.read().clone();
                 for listener in disconnect {
                     run_caught(listener(reason)).await;
+                }
+            }
+            ToListeners::ConnectError(error) => {
+                let connect_error = listeners.connect_error.read().clone();
+                for listener in connect_error {
+                    run_caught(listener(error.clone())).await;
+                }
+            }
+            ToListeners::Reconnect(event) => {
+                let reconnect = listeners.reconnect.read().clone();
+                for listener in reconnect {
+                    run_caught(listener(event.clone())).await;
                 }
             }
         }
@@ -922,6 +1089,9 @@ impl Driver {
         );
         let mut session = Session { pid: None };
         loop {
+            // An attempt after a delay, of a first connection or after a lost one, is a
+            // reconnection attempt (as in socket.io-client).
+            let reconnecting = backoff.attempts() > 0;
             let options = self.options.clone();
             let opening = engine::open(&options.target);
             let Some(opened) = self.offline_until(opening).await else {
@@ -929,6 +1099,11 @@ impl Driver {
             };
             match opened {
                 Ok(engine) => {
+                    if reconnecting {
+                        self.tell(ToListeners::Reconnect(ReconnectEvent::Reconnected(
+                            backoff.attempts(),
+                        )));
+                    }
                     backoff.reset();
                     match self.session(engine, &mut session).await {
                         Ended::Stop => break,
@@ -937,6 +1112,16 @@ impl Driver {
                 }
                 Err(error) => {
                     tracing::debug!(%error, "cannot connect");
+                    if !self.state.connected.load(Ordering::Acquire) {
+                        self.tell(ToListeners::ConnectError(ConnectError::Unreachable(
+                            error.to_string(),
+                        )));
+                    }
+                    if reconnecting {
+                        self.tell(ToListeners::Reconnect(ReconnectEvent::Error(
+                            error.to_string(),
+                        )));
+                    }
                     if !self.options.reconnection {
                         self.fail(ConnectError::Unreachable(error.to_string()));
                         break;
@@ -951,21 +1136,32 @@ impl Driver {
                 .reconnection_attempts
                 .is_some_and(|max| backoff.attempts() >= max)
             {
+                self.tell(ToListeners::Reconnect(ReconnectEvent::Failed));
                 self.fail(ConnectError::Unreachable(
                     "reconnection attempts exhausted".to_owned(),
                 ));
                 break;
             }
             // Wait, still taking commands (emits are buffered) and expiring acks.
+            let delay = backoff.next_delay();
             if self
-                .offline_until(tokio::time::sleep(backoff.next_delay()))
+                .offline_until(tokio::time::sleep(delay))
                 .await
                 .is_none()
             {
                 return self.finish();
             }
+            self.tell(ToListeners::Reconnect(ReconnectEvent::Attempt(
+                backoff.attempts(),
+            )));
         }
         self.finish();
+    }
+
+    /// Hands `what` to the listeners; dropped when they are too far behind (only events
+    /// count toward dropping the connection).
+    fn tell(&self, what: ToListeners) {
+        let _ = self.events.try_send(what);
     }
 
     /// Runs `future` while there is no connection: emits are buffered, acks expire,
@@ -1270,7 +1466,9 @@ impl Driver {
                     .get("data")
                     .map(|data| data::to_value(data).unwrap_or_default())
                     .unwrap_or_default();
-                self.fail(ConnectError::Refused { message, data });
+                let error = ConnectError::Refused { message, data };
+                self.tell(ToListeners::ConnectError(error.clone()));
+                self.fail(error);
                 self.finish();
                 Some(Ended::Stop)
             }

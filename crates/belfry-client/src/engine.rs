@@ -638,8 +638,19 @@ impl Polling {
                             break DisconnectReason::TransportError;
                         }
                     };
-                    if let Err(reason) = self.read(body, &incoming, &mut writes, &mut deadline).await {
-                        break reason;
+                    match self.read(body, &incoming, &mut writes, &mut deadline).await {
+                        Ok(()) => {}
+                        // The client is gone (it closed, and what it sent last may still be
+                        // waiting for the POST in flight): the close goes after it.
+                        Err(DisconnectReason::ForcedClose) => {
+                            if !closing {
+                                closing = true;
+                                if upgraded.is_none() {
+                                    writes.push(Outgoing::Close);
+                                }
+                            }
+                        }
+                        Err(reason) => break reason,
                     }
                 }
                 (http, result) = next(&mut post) => {
@@ -658,7 +669,9 @@ impl Polling {
                         Err(error) => tracing::debug!(%error, "upgrade failed"),
                     }
                 }
-                out = outgoing.recv() => match out {
+                // Nothing is read after the close (a closed channel would answer at once,
+                // forever).
+                out = outgoing.recv(), if !closing => match out {
                     Some(Outgoing::Close) | None => {
                         closing = true;
                         if upgraded.is_none() {

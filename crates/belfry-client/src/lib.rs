@@ -29,10 +29,12 @@
 //!   [`ConnectError::Refused`] with the server's message and data;
 //! - events with any arguments, binary anywhere ([`Value::Binary`], or `bytes::Bytes`
 //!   fields), acknowledgements both ways, with a timeout; volatile emits; listeners per event
-//!   and for every event, run one at a time in the order events came;
+//!   and for every event, on the builder or on a connected socket ([`Socket::on`],
+//!   [`Socket::once`], [`Socket::off`]), run one at a time in the order events came;
 //! - reconnection with socket.io-client's options and backoff (whose arithmetic saturates
-//!   instead of overflowing after a thousand attempts), emits made while disconnected sent on
-//!   reconnection;
+//!   instead of overflowing after a thousand attempts), its Manager events
+//!   ([`ReconnectEvent`]) and `connect_error` ([`ClientBuilder::on_connect_error`]), emits
+//!   made while disconnected sent on reconnection;
 //! - connection state recovery: the private id and the last offset are sent on reconnection,
 //!   [`Socket::recovered`] says whether the session came back;
 //! - the disconnect reasons of socket.io-client ([`DisconnectReason`]).
@@ -58,6 +60,7 @@ mod engine;
 
 pub use belfry_core::proto::value::Value;
 pub use client::{
-    AckError, ClientBuilder, ConnectError, DisconnectReason, EmitError, Event, Socket,
+    AckError, ClientBuilder, ConnectError, DisconnectReason, EmitError, Event, ListenerId,
+    ReconnectEvent, Socket,
 };
 pub use engine::{Transport, Transports};
