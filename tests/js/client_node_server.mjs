@@ -6,13 +6,18 @@
 // the socket; "silent" (with an ack) is never answered; "drop" closes its connection 50 ms later (a transport close: the client reconnects and, with
 // connection state recovery on, recovers) and broadcasts "news" "missed" 100 ms later; "news"
 // broadcasts its argument. Namespace "/refused" refuses every socket with
-// `Error("not authorized")`, data {code: 42}. Listens on the port given as its argument (a free one
-// without), and prints {"port": N}.
+// `Error("not authorized")`, data {code: 42}. Listens on the port given as an argument (a free one
+// without); with the argument `msgpack`, uses socket.io-msgpack-parser, and prints {"port": N}.
 import { createServer } from "node:http";
 import { Server } from "socket.io";
+import msgpackParser from "socket.io-msgpack-parser";
 
+const args = process.argv.slice(2);
 const http = createServer();
-const io = new Server(http, { connectionStateRecovery: {} });
+const io = new Server(http, {
+  connectionStateRecovery: {},
+  ...(args.includes("msgpack") ? { parser: msgpackParser } : {}),
+});
 io.of("/refused").use((socket, next) => {
   const error = new Error("not authorized");
   error.data = { code: 42 };
@@ -41,4 +46,4 @@ io.on("connection", (socket) => {
   });
   socket.on("news", (text) => io.emit("news", text));
 });
-http.listen(Number(process.argv[2] ?? 0), "127.0.0.1", () => console.log(JSON.stringify({ port: http.address().port })));
+http.listen(Number(args.find((arg) => /^\d+$/.test(arg)) ?? 0), "127.0.0.1", () => console.log(JSON.stringify({ port: http.address().port })));

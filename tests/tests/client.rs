@@ -12,8 +12,8 @@ use belfry::{
     extract::{Args, Data},
 };
 use belfry_client::{
-    ClientBuilder, ConnectError, DisconnectReason, Event, ReconnectEvent, Socket, Transport,
-    Transports, Value,
+    ClientBuilder, ConnectError, DisconnectReason, Event, Parser, ReconnectEvent, Socket,
+    Transport, Transports, Value,
 };
 use belfry_tests::{processes::NodeProcess, serve};
 use bytes::Bytes;
@@ -31,13 +31,14 @@ const TRANSPORTS: [Transports; 3] = [
 
 /// A Belfry server behaving as `tests/js/client_node_server.mjs`.
 async fn belfry_server() -> String {
-    format!("http://{}", serve(belfry_app()).await)
+    format!("http://{}", serve(belfry_app(Parser::Default)).await)
 }
 
-/// The app of [`belfry_server`].
-fn belfry_app() -> axum::Router {
+/// The app of [`belfry_server`], with `parser`.
+fn belfry_app(parser: Parser) -> axum::Router {
     let (layer, io) = SocketIo::builder()
         .connection_state_recovery(ConnectionStateRecovery::default())
+        .parser(parser)
         .build_layer();
     io.ns("/refused", |_: SocketRef| async {})
         .middleware(|| async move {
@@ -140,9 +141,10 @@ async fn on_final_transport(socket: &Socket, transports: Transports) {
     assert_eq!(seen, expected.as_str());
 }
 
-async fn events_acks_binary_auth(url: &str, transports: Transports) {
+async fn events_acks_binary_auth(url: &str, transports: Transports, parser: Parser) {
     let builder = ClientBuilder::new(url)
         .transports(transports)
+        .parser(parser)
         .auth(&json!({ "token": "abc" }))
         .unwrap()
         .on("question", |mut event: Event| async move {
@@ -248,12 +250,13 @@ async fn server_disconnect(url: &str) {
     );
 }
 
-async fn reconnects_and_recovers(url: &str, transports: Transports) {
+async fn reconnects_and_recovers(url: &str, transports: Transports, parser: Parser) {
     let reasons = Arc::new(Mutex::new(Vec::new()));
     let noted = reasons.clone();
     let (buffered_tx, mut buffered_rx) = mpsc::unbounded_channel();
     let builder = ClientBuilder::new(url)
         .transports(transports)
+        .parser(parser)
         .reconnection_delay(Duration::from_millis(300), Duration::from_millis(300))
         .randomization_factor(0.0)
         .on_disconnect(move |reason| {
@@ -309,8 +312,8 @@ async fn reconnects_and_recovers(url: &str, transports: Transports) {
 async fn against_node() {
     let (url, _node) = node_server().await;
     for transports in TRANSPORTS {
-        events_acks_binary_auth(&url, transports).await;
-        reconnects_and_recovers(&url, transports).await;
+        events_acks_binary_auth(&url, transports, Parser::Default).await;
+        reconnects_and_recovers(&url, transports, Parser::Default).await;
     }
     refused_namespace(&url).await;
     server_disconnect(&url).await;
@@ -320,11 +323,26 @@ async fn against_node() {
 async fn against_belfry() {
     let url = belfry_server().await;
     for transports in TRANSPORTS {
-        events_acks_binary_auth(&url, transports).await;
-        reconnects_and_recovers(&url, transports).await;
+        events_acks_binary_auth(&url, transports, Parser::Default).await;
+        reconnects_and_recovers(&url, transports, Parser::Default).await;
     }
     refused_namespace(&url).await;
     server_disconnect(&url).await;
+}
+
+/// The msgpack parser (`socket.io-msgpack-parser` at the Node server), binary in place: over
+/// polling (base64 in the payloads) and over WebSocket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn msgpack_against_node_and_belfry() {
+    let node = NodeProcess::start("client_node_server.mjs", &["msgpack"]).await;
+    let node_url = format!("http://127.0.0.1:{}", node.hello["port"]);
+    let belfry_url = format!("http://{}", serve(belfry_app(Parser::Msgpack)).await);
+    for url in [node_url, belfry_url] {
+        for transports in [Transports::PollingThenWebSocket, Transports::Polling] {
+            events_acks_binary_auth(&url, transports, Parser::Msgpack).await;
+            reconnects_and_recovers(&url, transports, Parser::Msgpack).await;
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -657,7 +675,7 @@ async fn a_first_connection_retries_until_the_server_is_up_or_gives_up() {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .unwrap();
-    tokio::spawn(async move { axum::serve(listener, belfry_app()).await });
+    tokio::spawn(async move { axum::serve(listener, belfry_app(Parser::Default)).await });
     let socket = tokio::time::timeout(Duration::from_secs(10), connecting)
         .await
         .unwrap()
@@ -704,7 +722,7 @@ async fn closing_during_a_post_sends_one_close_packet() {
     let bodies = Arc::new(Mutex::new(Vec::<String>::new()));
     let noted = bodies.clone();
     // Every POST body is recorded; the one carrying "slow" is answered 300 ms late.
-    let app = belfry_app().layer(axum::middleware::from_fn(
+    let app = belfry_app(Parser::Default).layer(axum::middleware::from_fn(
         move |request: axum::extract::Request, next: axum::middleware::Next| {
             let noted = noted.clone();
             async move {

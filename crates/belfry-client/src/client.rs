@@ -15,7 +15,7 @@ use std::{
 };
 
 use belfry_core::{
-    parser::{Decoder, Packet, PacketData, Payload},
+    parser::{Decoder, Packet, PacketData, ParseError, Parser, Payload},
     proto::{Str, value::Value},
 };
 use parking_lot::{Mutex, RwLock};
@@ -221,6 +221,7 @@ struct Options {
     reconnection_delay_max: Duration,
     randomization_factor: f64,
     ack_timeout: Option<Duration>,
+    parser: Parser,
 }
 
 /// Names a listener added with [`Socket::on`], [`Socket::once`] or [`Socket::on_any`], to
@@ -354,6 +355,7 @@ pub struct ClientBuilder {
     timeout: Duration,
     ack_timeout: Option<Duration>,
     transports: Transports,
+    parser: Parser,
     listeners: Listeners,
 }
 
@@ -387,6 +389,7 @@ impl ClientBuilder {
             timeout: Duration::from_secs(20),
             ack_timeout: None,
             transports: Transports::PollingThenWebSocket,
+            parser: Parser::Default,
             listeners: Listeners::default(),
         }
     }
@@ -497,6 +500,15 @@ impl ClientBuilder {
     #[must_use]
     pub fn transports(mut self, transports: Transports) -> Self {
         self.transports = transports;
+        self
+    }
+
+    /// The parser (socket.io-client's `parser` option): [`Parser::Msgpack`] for a server that
+    /// uses `socket.io-msgpack-parser` (default: [`Parser::Default`]). Client and server must
+    /// agree.
+    #[must_use]
+    pub fn parser(mut self, parser: Parser) -> Self {
+        self.parser = parser;
         self
     }
 
@@ -619,6 +631,7 @@ impl ClientBuilder {
             reconnection_delay_max: self.reconnection_delay_max,
             randomization_factor: self.randomization_factor,
             ack_timeout: self.ack_timeout,
+            parser: self.parser,
         });
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let state = Arc::new(State::default());
@@ -1300,7 +1313,7 @@ impl Driver {
         // Answers to a server session that is gone are not sent to the new one.
         while self.answers.try_recv().is_ok() {}
         let connect = self.connect_packet(session);
-        if send(&engine, connect).is_err() {
+        if send(&engine, self.options.parser, connect).is_err() {
             return Ended::Lost(DisconnectReason::TransportError);
         }
         let mut decoder = Decoder::default();
@@ -1309,8 +1322,17 @@ impl Driver {
             tokio::select! {
                 incoming = engine.incoming.recv() => {
                     let packet = match incoming {
-                        Some(Incoming::Text(text)) => decoder.decode_text(text),
-                        Some(Incoming::Binary(data)) => decoder.decode_binary(data),
+                        Some(Incoming::Text(text)) if self.options.parser == Parser::Default => {
+                            decoder.decode_text(text)
+                        }
+                        Some(Incoming::Binary(data)) if self.options.parser == Parser::Default => {
+                            decoder.decode_binary(data)
+                        }
+                        // The msgpack parser: one binary message per packet, never text.
+                        Some(Incoming::Binary(data)) => {
+                            belfry_core::parser::msgpack::decode(&data).map(Some)
+                        }
+                        Some(Incoming::Text(_)) => Err(ParseError::InvalidPayload),
                         Some(Incoming::Closed(reason)) => return Ended::Lost(reason),
                         None => return Ended::Lost(DisconnectReason::TransportClose),
                     };
@@ -1331,13 +1353,13 @@ impl Driver {
                 }
                 command = self.commands.recv() => match command {
                     None => {
-                        let _ = send(&engine, Packet::disconnect(self.namespace()));
+                        let _ = send(&engine, self.options.parser, Packet::disconnect(self.namespace()));
                         let _ = engine.outgoing.send(Outgoing::Close);
                         return Ended::Stop;
                     }
                     Some(Command::Disconnect(done)) => {
                         if self.state.connected.load(Ordering::Acquire) {
-                            let _ = send(&engine, Packet::disconnect(self.namespace()));
+                            let _ = send(&engine, self.options.parser, Packet::disconnect(self.namespace()));
                         }
                         let _ = engine.outgoing.send(Outgoing::Close);
                         self.lost(DisconnectReason::IoClientDisconnect);
@@ -1351,14 +1373,14 @@ impl Driver {
                             continue;
                         }
                         let packet = self.event_packet(payload, ack);
-                        if send(&engine, packet).is_err() {
+                        if send(&engine, self.options.parser, packet).is_err() {
                             return Ended::Lost(DisconnectReason::TransportError);
                         }
                     }
                 },
                 Some((id, payload)) = self.answers.recv() => {
                     let packet = Packet::ack(self.namespace(), payload, id);
-                    let _ = send(&engine, packet);
+                    let _ = send(&engine, self.options.parser, packet);
                 }
                 () = sleep_until(next_deadline) => self.expire_acks(),
             }
@@ -1441,7 +1463,7 @@ impl Driver {
                 self.state.connected.store(true, Ordering::Release);
                 // What waited while disconnected, in order.
                 for packet in std::mem::take(&mut self.buffer) {
-                    if send(engine, packet).is_err() {
+                    if send(engine, self.options.parser, packet).is_err() {
                         return Some(Ended::Lost(DisconnectReason::TransportError));
                     }
                 }
@@ -1532,8 +1554,17 @@ impl Driver {
     }
 }
 
-/// Writes `packet` (text, then its attachments) on `engine`.
-fn send(engine: &Engine, packet: Packet) -> Result<(), ()> {
+/// Writes `packet` on `engine`: with the default parser, its text then its attachments; with
+/// msgpack, one binary message.
+fn send(engine: &Engine, parser: Parser, packet: Packet) -> Result<(), ()> {
+    if parser == Parser::Msgpack {
+        // Packets the client builds always encode (their JSON is its own).
+        let message = belfry_core::parser::msgpack::encode(&packet).map_err(|_| ())?;
+        return engine
+            .outgoing
+            .send(Outgoing::Binary(message))
+            .map_err(|_| ());
+    }
     let (text, attachments) = packet.into_shared("4");
     engine
         .outgoing

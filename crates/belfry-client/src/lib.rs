@@ -37,10 +37,11 @@
 //!   made while disconnected sent on reconnection;
 //! - connection state recovery: the private id and the last offset are sent on reconnection,
 //!   [`Socket::recovered`] says whether the session came back;
-//! - the disconnect reasons of socket.io-client ([`DisconnectReason`]).
+//! - the disconnect reasons of socket.io-client ([`DisconnectReason`]);
+//! - the msgpack parser of `socket.io-msgpack-parser` as an option ([`ClientBuilder::parser`]).
 //!
 //! Not yet: TLS (`https://` and `wss://` URLs are refused), several namespaces over one
-//! connection, retries (`retries`/`ackTimeout` queues), the msgpack parser.
+//! connection, retries (`retries`/`ackTimeout` queues).
 //!
 //! Bounds: events wait for the listeners up to 4096 (past that the connection is dropped and
 //! made again, which recovery, when on, makes up for); a message is 16 MiB at most; an ack
@@ -58,6 +59,7 @@ mod client;
 mod data;
 mod engine;
 
+pub use belfry_core::parser::Parser;
 pub use belfry_core::proto::value::Value;
 pub use client::{
     AckError, ClientBuilder, ConnectError, DisconnectReason, EmitError, Event, ListenerId,
