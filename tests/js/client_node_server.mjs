@@ -2,7 +2,7 @@
 // Belfry server of those tests does: "welcome" with the socket id on connection; "echo" sends the
 // arguments back; "ack" answers with them; "ask" asks the client a question (an emit with ack)
 // and sends its answer back as "answer"; "auth?" answers the handshake's auth; "transport?" answers
-// the name of the connection's transport; "bye" disconnects
+// the name of the connection's transport; "conn?" the id of its Engine.IO connection; "bye" disconnects
 // the socket; "silent" (with an ack) is never answered; "drop" closes its connection 50 ms later (a transport close: the client reconnects and, with
 // connection state recovery on, recovers) and broadcasts "news" "missed" 100 ms later; "news"
 // broadcasts its argument. Namespace "/refused" refuses every socket with
@@ -23,6 +23,12 @@ io.of("/refused").use((socket, next) => {
   error.data = { code: 42 };
   next(error);
 });
+// "/admin" answers "conn?" and "auth?" as "/" does, and echoes "echo".
+io.of("/admin").on("connection", (socket) => {
+  socket.on("conn?", (ack) => ack(socket.conn.id));
+  socket.on("auth?", (ack) => ack(socket.handshake.auth));
+  socket.on("echo", (...args) => socket.emit("echo", ...args));
+});
 io.on("connection", (socket) => {
   socket.emit("welcome", socket.id);
   socket.on("echo", (...args) => socket.emit("echo", ...args));
@@ -34,6 +40,7 @@ io.on("connection", (socket) => {
   });
   socket.on("auth?", (ack) => ack(socket.handshake.auth));
   socket.on("transport?", (ack) => ack(socket.conn.transport.name));
+  socket.on("conn?", (ack) => ack(socket.conn.id));
   socket.on("silent", () => {});
   socket.on("bye", () => socket.disconnect());
   socket.on("drop", () => {

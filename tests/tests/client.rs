@@ -13,7 +13,7 @@ use belfry::{
 };
 use belfry_client::{
     ClientBuilder, ConnectError, DisconnectReason, Event, Parser, ReconnectEvent, Socket,
-    Transport, Transports, Value,
+    SocketBuilder, Transport, Transports, Value,
 };
 use belfry_tests::{processes::NodeProcess, serve};
 use bytes::Bytes;
@@ -44,6 +44,17 @@ fn belfry_app(parser: Parser) -> axum::Router {
         .middleware(|| async move {
             Err::<(), _>(ServerConnectError::new("not authorized").with_data(json!({ "code": 42 })))
         });
+    io.ns("/admin", |socket: SocketRef| async move {
+        socket.on("conn?", |socket: SocketRef, ack: AckSender| async move {
+            let _ = ack.send(socket.engine_id().as_str());
+        });
+        socket.on("auth?", |socket: SocketRef, ack: AckSender| async move {
+            let _ = ack.send(&socket.handshake().auth);
+        });
+        socket.on("echo", |socket: SocketRef, args: Args| async move {
+            let _ = socket.emit("echo", &args);
+        });
+    });
     io.ns("/", |socket: SocketRef| async move {
         let _ = socket.emit("welcome", &socket.id().to_string());
         socket.on("echo", |socket: SocketRef, args: Args| async move {
@@ -68,6 +79,9 @@ fn belfry_app(parser: Parser) -> axum::Router {
                 let _ = ack.send(socket.transport().as_str());
             },
         );
+        socket.on("conn?", |socket: SocketRef, ack: AckSender| async move {
+            let _ = ack.send(socket.engine_id().as_str());
+        });
         socket.on("silent", || async {});
         socket.on("bye", |socket: SocketRef| async move {
             socket.disconnect();
@@ -95,18 +109,32 @@ async fn node_server() -> (String, NodeProcess) {
     (format!("http://127.0.0.1:{}", node.hello["port"]), node)
 }
 
-/// Every event of the client, as `(name, args)`.
-fn recorder(
-    builder: ClientBuilder,
-) -> (ClientBuilder, mpsc::UnboundedReceiver<(String, Vec<Value>)>) {
+/// The events a socket heard, as `(name, args)`.
+type Recorded = mpsc::UnboundedReceiver<(String, Vec<Value>)>;
+
+/// A listener of every event, and where it sends them.
+fn recording() -> (
+    impl Fn(Event) -> std::future::Ready<()> + Send + Sync + 'static,
+    Recorded,
+) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let builder = builder.on_any(move |event: Event| {
-        let tx = tx.clone();
-        async move {
-            let _ = tx.send((event.name().to_owned(), event.args().to_vec()));
-        }
-    });
-    (builder, rx)
+    let listener = move |event: Event| {
+        let _ = tx.send((event.name().to_owned(), event.args().to_vec()));
+        std::future::ready(())
+    };
+    (listener, rx)
+}
+
+/// Every event of the client, as `(name, args)`.
+fn recorder(builder: ClientBuilder) -> (ClientBuilder, Recorded) {
+    let (listener, rx) = recording();
+    (builder.on_any(listener), rx)
+}
+
+/// [`recorder`] for a socket of another namespace.
+fn recorder_on(builder: SocketBuilder) -> (SocketBuilder, Recorded) {
+    let (listener, rx) = recording();
+    (builder.on_any(listener), rx)
 }
 
 async fn next(rx: &mut mpsc::UnboundedReceiver<(String, Vec<Value>)>, name: &str) -> Vec<Value> {
@@ -328,6 +356,79 @@ async fn against_belfry() {
     }
     refused_namespace(&url).await;
     server_disconnect(&url).await;
+}
+
+/// Several namespaces over one connection (socket.io-client's Manager): one Engine.IO
+/// connection for all, each socket with its own `auth` and listeners; one namespace joined
+/// once; a refused namespace or one that leaves does not touch the others; all of them come
+/// back after a lost connection; the connection closes with its last socket and opens again
+/// for the next.
+async fn namespaces_share_one_connection(url: &str) {
+    let root = ClientBuilder::new(url)
+        .reconnection_delay(Duration::from_millis(100), Duration::from_millis(100))
+        .connect()
+        .await
+        .unwrap();
+    let (admin, mut admin_events) = recorder_on(
+        root.io()
+            .socket("admin")
+            .auth(&json!({ "role": "admin" }))
+            .unwrap(),
+    );
+    let admin = admin.connect().await.unwrap();
+    assert_eq!(admin.namespace(), "/admin");
+    let conn: String = root.emit_with_ack("conn?", &()).await.unwrap();
+    let admin_conn: String = admin.emit_with_ack("conn?", &()).await.unwrap();
+    assert_eq!(conn, admin_conn, "one connection");
+    let auth: serde_json::Value = admin.emit_with_ack("auth?", &()).await.unwrap();
+    assert_eq!(auth, json!({ "role": "admin" }));
+    let root_auth: serde_json::Value = root.emit_with_ack("auth?", &()).await.unwrap();
+    assert_eq!(root_auth, json!({}));
+    // Only the admin socket's listeners hear its events.
+    admin.emit("echo", "to admin").unwrap();
+    assert_eq!(
+        next(&mut admin_events, "echo").await[0],
+        Value::from("to admin")
+    );
+    // One socket per namespace.
+    let again = root.io().socket("/admin").connect().await;
+    assert!(
+        matches!(&again, Err(ConnectError::AlreadyJoined(ns)) if ns == "/admin"),
+        "{again:?}"
+    );
+    assert!(admin.connected());
+    // A refused namespace leaves the others connected.
+    let refused = root.io().socket("/refused").connect().await;
+    assert!(
+        matches!(refused, Err(ConnectError::Refused { .. })),
+        "{refused:?}"
+    );
+    assert!(root.connected() && admin.connected());
+    // A lost connection: both sockets come back.
+    root.emit("drop", &()).unwrap();
+    until("both lost", || !root.connected() && !admin.connected()).await;
+    until("both back", || root.connected() && admin.connected()).await;
+    let after: String = admin.emit_with_ack("conn?", &()).await.unwrap();
+    assert_ne!(after, conn, "a new connection");
+    // One leaves: the other stays.
+    admin.disconnect().await;
+    assert!(!admin.active());
+    let still: String = root.emit_with_ack("conn?", &()).await.unwrap();
+    assert_eq!(still, after);
+    // The last leaves: the connection closes; a new socket opens another.
+    let manager = root.io();
+    root.disconnect().await;
+    let fresh = manager.socket("/").connect().await.unwrap();
+    let reopened: String = fresh.emit_with_ack("conn?", &()).await.unwrap();
+    assert_ne!(reopened, after);
+    fresh.disconnect().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_over_one_connection_against_node_and_belfry() {
+    let (node_url, _node) = node_server().await;
+    namespaces_share_one_connection(&node_url).await;
+    namespaces_share_one_connection(&belfry_server().await).await;
 }
 
 /// The msgpack parser (`socket.io-msgpack-parser` at the Node server), binary in place: over

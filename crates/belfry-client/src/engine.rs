@@ -227,7 +227,7 @@ impl Target {
         }
         if let Some(sid) = sid {
             url.push_str("&sid=");
-            url.push_str(&crate::client::encode(sid));
+            url.push_str(&crate::builder::encode(sid));
         }
         if !self.query.is_empty() {
             url.push('&');

@@ -55,14 +55,18 @@
 #![forbid(unsafe_code)]
 
 mod backoff;
-mod client;
+mod builder;
 mod data;
 mod engine;
+mod error;
+mod listeners;
+mod manager;
+mod socket;
 
 pub use belfry_core::parser::Parser;
 pub use belfry_core::proto::value::Value;
-pub use client::{
-    AckError, ClientBuilder, ConnectError, DisconnectReason, EmitError, Event, ListenerId,
-    ReconnectEvent, Socket,
-};
+pub use builder::{ClientBuilder, SocketBuilder};
 pub use engine::{Transport, Transports};
+pub use error::{AckError, ConnectError, DisconnectReason, EmitError};
+pub use listeners::{Event, ListenerId, ReconnectEvent};
+pub use socket::{Manager, Socket};

@@ -1,0 +1,736 @@
+//! The manager's task: it owns the connection (opening it, reconnecting with backoff, closing
+//! it when no socket is left) and, for each namespace joined over it, the socket's state: its
+//! `CONNECT`, the acks it waits for, the emits buffered while disconnected, the private id
+//! and last offset of connection state recovery.
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    sync::{Arc, Weak, atomic::Ordering},
+    time::Duration,
+};
+
+use belfry_core::{
+    parser::{Decoder, Packet, PacketData, ParseError, Parser, Payload},
+    proto::{Str, value::Value},
+};
+use parking_lot::Mutex;
+use tokio::{
+    sync::{mpsc, oneshot},
+    time::Instant,
+};
+
+use crate::{
+    AckError, ConnectError, DisconnectReason, ReconnectEvent,
+    backoff::Backoff,
+    data,
+    engine::{self, Engine, Incoming, Outgoing, Target},
+    listeners::{Acker, Answer, EVENT_BACKLOG, Event, ToListeners},
+    socket::{AckWaiter, Command, PendingAck, SocketInner, State},
+};
+
+/// What the manager does while it runs (socket.io-client's Manager options).
+pub(crate) struct Options {
+    pub(crate) target: Target,
+    pub(crate) reconnection: bool,
+    pub(crate) reconnection_attempts: Option<u32>,
+    pub(crate) reconnection_delay: Duration,
+    pub(crate) reconnection_delay_max: Duration,
+    pub(crate) randomization_factor: f64,
+    pub(crate) ack_timeout: Option<Duration>,
+    pub(crate) parser: Parser,
+}
+
+/// A socket joining its namespace.
+pub(crate) struct Join {
+    pub(crate) ns: Str,
+    pub(crate) key: u64,
+    pub(crate) state: Arc<State>,
+    pub(crate) auth: Arc<Mutex<Option<Value>>>,
+    pub(crate) events: mpsc::Sender<ToListeners>,
+    pub(crate) socket: Weak<SocketInner>,
+    /// Told how its first connection went.
+    pub(crate) first: oneshot::Sender<Result<(), ConnectError>>,
+}
+
+/// Starts the manager's task.
+pub(crate) fn spawn(
+    options: Arc<Options>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    events: mpsc::Sender<ToListeners>,
+) {
+    let (answers_tx, answers) = mpsc::unbounded_channel();
+    let driver = Driver {
+        options,
+        commands,
+        answers,
+        answers_tx,
+        events,
+        sockets: Vec::new(),
+    };
+    tokio::spawn(driver.run());
+}
+
+/// One namespace's socket, as the manager keeps it.
+struct Nsp {
+    ns: Str,
+    key: u64,
+    state: Arc<State>,
+    auth: Arc<Mutex<Option<Value>>>,
+    events: mpsc::Sender<ToListeners>,
+    socket: Weak<SocketInner>,
+    acks: HashMap<u64, PendingAck>,
+    next_ack: u64,
+    /// Emits waiting for a connection (socket.io-client's `sendBuffer`).
+    buffer: Vec<Packet>,
+    /// The private id of the last session (connection state recovery).
+    pid: Option<String>,
+    /// The last offset received (connection state recovery).
+    last_offset: Option<String>,
+    first: Option<oneshot::Sender<Result<(), ConnectError>>>,
+}
+
+/// The task that owns the connection.
+struct Driver {
+    options: Arc<Options>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    /// Answers to the server's events, from the listeners.
+    answers: mpsc::UnboundedReceiver<Answer>,
+    answers_tx: mpsc::UnboundedSender<Answer>,
+    /// The manager's listeners (reconnection events).
+    events: mpsc::Sender<ToListeners>,
+    /// The sockets, in the order they joined (their `CONNECT`s go in that order).
+    sockets: Vec<Nsp>,
+}
+
+/// How one connection ended.
+enum Ended {
+    /// Reconnect (unless reconnection is off).
+    Lost(DisconnectReason),
+    /// No socket is left: the connection was closed; the manager waits for one to join.
+    Idle,
+    /// Every handle is gone.
+    Stop,
+}
+
+impl Driver {
+    async fn run(mut self) {
+        let mut backoff = Backoff::new(
+            self.options.reconnection_delay,
+            self.options.reconnection_delay_max,
+            self.options.randomization_factor,
+        );
+        loop {
+            // Nothing to connect for: wait for a socket to join.
+            if self.sockets.is_empty() {
+                backoff.reset();
+                match self.commands.recv().await {
+                    Some(command) => self.offline(command),
+                    None => return,
+                }
+                continue;
+            }
+            // An attempt after a delay, of a first connection or after a lost one, is a
+            // reconnection attempt (as in socket.io-client).
+            let reconnecting = backoff.attempts() > 0;
+            let options = self.options.clone();
+            let Some(opened) = self.offline_until(engine::open(&options.target)).await else {
+                return self.stop();
+            };
+            match opened {
+                Ok(engine) => {
+                    if reconnecting {
+                        self.tell(ReconnectEvent::Reconnected(backoff.attempts()));
+                    }
+                    backoff.reset();
+                    match self.session(engine).await {
+                        Ended::Stop => return self.stop(),
+                        Ended::Idle => continue,
+                        Ended::Lost(reason) => {
+                            for nsp in &mut self.sockets {
+                                nsp.lost(reason, self.options.reconnection);
+                            }
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "cannot connect");
+                    let error = ConnectError::Unreachable(error.to_string());
+                    for nsp in &self.sockets {
+                        nsp.tell(ToListeners::ConnectError(error.clone()));
+                    }
+                    if reconnecting {
+                        self.tell(ReconnectEvent::Error(error.to_string()));
+                    }
+                    if !self.options.reconnection {
+                        self.give_up(&error);
+                        continue;
+                    }
+                }
+            }
+            if !self.options.reconnection {
+                self.give_up(&ConnectError::Unreachable(
+                    "the connection was lost".to_owned(),
+                ));
+                continue;
+            }
+            if self
+                .options
+                .reconnection_attempts
+                .is_some_and(|max| backoff.attempts() >= max)
+            {
+                self.tell(ReconnectEvent::Failed);
+                self.give_up(&ConnectError::Unreachable(
+                    "reconnection attempts exhausted".to_owned(),
+                ));
+                continue;
+            }
+            // Wait, still taking commands (emits are buffered) and expiring acks.
+            let delay = backoff.next_delay();
+            if self
+                .offline_until(tokio::time::sleep(delay))
+                .await
+                .is_none()
+            {
+                return self.stop();
+            }
+            if !self.sockets.is_empty() {
+                self.tell(ReconnectEvent::Attempt(backoff.attempts()));
+            }
+        }
+    }
+
+    /// Hands a reconnection event to the manager's listeners.
+    fn tell(&self, event: ReconnectEvent) {
+        let _ = self.events.try_send(ToListeners::Reconnect(event));
+    }
+
+    /// No more connections: every socket is closed with `error`.
+    fn give_up(&mut self, error: &ConnectError) {
+        for mut nsp in self.sockets.drain(..) {
+            nsp.fail(error.clone());
+            nsp.finish();
+        }
+    }
+
+    /// Every handle is gone.
+    fn stop(&mut self) {
+        self.give_up(&ConnectError::Unreachable("the client stopped".to_owned()));
+    }
+
+    fn find(&mut self, ns: &str) -> Option<&mut Nsp> {
+        self.sockets.iter_mut().find(|nsp| *nsp.ns == *ns)
+    }
+
+    /// Takes the socket of `ns` out.
+    fn remove(&mut self, ns: &str) -> Option<Nsp> {
+        let index = self.sockets.iter().position(|nsp| *nsp.ns == *ns)?;
+        Some(self.sockets.remove(index))
+    }
+
+    /// A socket joins: `None` when its namespace has one already (it is told).
+    fn join(&mut self, join: Join) -> Option<&mut Nsp> {
+        if self.find(&join.ns).is_some() {
+            let _ = join
+                .first
+                .send(Err(ConnectError::AlreadyJoined(join.ns.to_string())));
+            return None;
+        }
+        self.sockets.push(Nsp {
+            ns: join.ns,
+            key: join.key,
+            state: join.state,
+            auth: join.auth,
+            events: join.events,
+            socket: join.socket,
+            acks: HashMap::new(),
+            next_ack: 0,
+            buffer: Vec::new(),
+            pid: None,
+            last_offset: None,
+            first: Some(join.first),
+        });
+        self.sockets.last_mut()
+    }
+
+    /// Runs `future` while there is no connection: emits are buffered, acks expire, sockets
+    /// join and leave; `None` when every handle is gone.
+    async fn offline_until<T>(&mut self, future: impl Future<Output = T>) -> Option<T> {
+        tokio::pin!(future);
+        loop {
+            let next_deadline = self.next_deadline();
+            tokio::select! {
+                done = &mut future => return Some(done),
+                command = self.commands.recv() => self.offline(command?),
+                () = sleep_until(next_deadline) => self.expire_acks(),
+            }
+        }
+    }
+
+    /// A command while there is no connection.
+    fn offline(&mut self, command: Command) {
+        match command {
+            Command::Join(join) => {
+                self.join(*join);
+            }
+            Command::Emit {
+                ns,
+                payload,
+                ack,
+                volatile,
+            } => {
+                if let Some(nsp) = self.find(&ns)
+                    && !volatile
+                {
+                    let packet = nsp.event_packet(payload, ack);
+                    nsp.buffer.push(packet);
+                }
+            }
+            Command::Disconnect { ns, done } => {
+                if let Some(mut nsp) = self.remove(&ns) {
+                    nsp.finish();
+                }
+                let _ = done.send(());
+            }
+            Command::Dropped(ns, key) => {
+                if self.find(&ns).is_some_and(|nsp| nsp.key == key)
+                    && let Some(mut nsp) = self.remove(&ns)
+                {
+                    nsp.finish();
+                }
+            }
+        }
+    }
+
+    /// The earliest deadline of the acks waited for.
+    fn next_deadline(&self) -> Option<Instant> {
+        self.sockets
+            .iter()
+            .flat_map(|nsp| nsp.acks.values().filter_map(|ack| ack.deadline))
+            .min()
+    }
+
+    fn expire_acks(&mut self) {
+        let now = Instant::now();
+        for nsp in &mut self.sockets {
+            nsp.expire_acks(now);
+        }
+    }
+
+    /// Runs one connection: a `CONNECT` per socket, then packets both ways until it ends.
+    async fn session(&mut self, engine: Engine) -> Ended {
+        // Answers to a server session that is gone are not sent to the new one.
+        while self.answers.try_recv().is_ok() {}
+        let parser = self.options.parser;
+        for nsp in &self.sockets {
+            if send(&engine, parser, nsp.connect_packet()).is_err() {
+                return Ended::Lost(DisconnectReason::TransportError);
+            }
+        }
+        let mut engine = engine;
+        let mut decoder = Decoder::default();
+        let ended = loop {
+            let next_deadline = self.next_deadline();
+            tokio::select! {
+                incoming = engine.incoming.recv() => {
+                    let packet = match incoming {
+                        Some(Incoming::Text(text)) if parser == Parser::Default => {
+                            decoder.decode_text(text)
+                        }
+                        Some(Incoming::Binary(data)) if parser == Parser::Default => {
+                            decoder.decode_binary(data)
+                        }
+                        // The msgpack parser: one binary message per packet, never text.
+                        Some(Incoming::Binary(data)) => {
+                            belfry_core::parser::msgpack::decode(&data).map(Some)
+                        }
+                        Some(Incoming::Text(_)) => Err(ParseError::InvalidPayload),
+                        Some(Incoming::Closed(reason)) => return Ended::Lost(reason),
+                        None => return Ended::Lost(DisconnectReason::TransportClose),
+                    };
+                    match packet {
+                        Ok(Some(packet)) => {
+                            if let Some(ended) = self.on_packet(&engine, packet) {
+                                break ended;
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(error) => {
+                            tracing::warn!(%error, "undecodable packet from the server");
+                            break Ended::Lost(DisconnectReason::ParseError);
+                        }
+                    }
+                }
+                command = self.commands.recv() => {
+                    let Some(command) = command else {
+                        for nsp in &self.sockets {
+                            if nsp.state.connected.load(Ordering::Acquire) {
+                                let _ = send(&engine, parser, Packet::disconnect(nsp.ns.clone()));
+                            }
+                        }
+                        break Ended::Stop;
+                    };
+                    if let Some(ended) = self.command(&engine, command) {
+                        break ended;
+                    }
+                }
+                Some((ns, id, payload)) = self.answers.recv() => {
+                    if self.find(&ns).is_some_and(|nsp| nsp.state.connected.load(Ordering::Acquire)) {
+                        let _ = send(&engine, parser, Packet::ack(ns, payload, id));
+                    }
+                }
+                () = sleep_until(next_deadline) => self.expire_acks(),
+            }
+        };
+        // The client ends the connection (a lost one is closed already).
+        let _ = engine.outgoing.send(Outgoing::Close);
+        ended
+    }
+
+    /// A command while connected; `Some` when the connection ends.
+    fn command(&mut self, engine: &Engine, command: Command) -> Option<Ended> {
+        let parser = self.options.parser;
+        match command {
+            Command::Join(join) => {
+                let nsp = self.join(*join)?;
+                if send(engine, parser, nsp.connect_packet()).is_err() {
+                    return Some(Ended::Lost(DisconnectReason::TransportError));
+                }
+            }
+            Command::Emit {
+                ns,
+                payload,
+                ack,
+                volatile,
+            } => {
+                let nsp = self.find(&ns)?;
+                if !nsp.state.connected.load(Ordering::Acquire) {
+                    if !volatile {
+                        let packet = nsp.event_packet(payload, ack);
+                        nsp.buffer.push(packet);
+                    }
+                    return None;
+                }
+                let packet = nsp.event_packet(payload, ack);
+                if send(engine, parser, packet).is_err() {
+                    return Some(Ended::Lost(DisconnectReason::TransportError));
+                }
+            }
+            Command::Disconnect { ns, done } => {
+                let ended = self.leave(engine, &ns);
+                let _ = done.send(());
+                return ended;
+            }
+            Command::Dropped(ns, key) => {
+                if self.find(&ns).is_some_and(|nsp| nsp.key == key) {
+                    return self.leave(engine, &ns);
+                }
+            }
+        }
+        None
+    }
+
+    /// The socket of `ns` leaves (`DISCONNECT` when it was connected); the connection ends
+    /// when it was the last.
+    fn leave(&mut self, engine: &Engine, ns: &str) -> Option<Ended> {
+        let mut nsp = self.remove(ns)?;
+        if nsp.state.connected.load(Ordering::Acquire) {
+            let _ = send(
+                engine,
+                self.options.parser,
+                Packet::disconnect(nsp.ns.clone()),
+            );
+        }
+        nsp.lost(DisconnectReason::IoClientDisconnect, false);
+        nsp.finish();
+        self.sockets.is_empty().then_some(Ended::Idle)
+    }
+
+    /// A packet from the server; `Some` when the connection ends.
+    fn on_packet(&mut self, engine: &Engine, packet: Packet) -> Option<Ended> {
+        let parser = self.options.parser;
+        let answers = self.answers_tx.clone();
+        let nsp = self.find(&packet.ns)?;
+        match packet.data {
+            PacketData::Connect(data) => {
+                let reply: serde_json::Value = data
+                    .as_deref()
+                    .and_then(|data| serde_json::from_str(data).ok())
+                    .unwrap_or_default();
+                let Some(sid) = reply.get("sid").and_then(serde_json::Value::as_str) else {
+                    nsp.fail(ConnectError::Refused {
+                        message: "It seems you are trying to reach a Socket.IO server in v2.x"
+                            .to_owned(),
+                        data: Value::Null,
+                    });
+                    return self.end_socket(&packet.ns);
+                };
+                let pid = reply
+                    .get("pid")
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned);
+                let recovered = pid.is_some() && pid == nsp.pid;
+                nsp.pid = pid;
+                *nsp.state.id.lock() = Some(sid.to_owned());
+                nsp.state.recovered.store(recovered, Ordering::Release);
+                nsp.state.connected.store(true, Ordering::Release);
+                // What waited while disconnected, in order.
+                for packet in std::mem::take(&mut nsp.buffer) {
+                    if send(engine, parser, packet).is_err() {
+                        return Some(Ended::Lost(DisconnectReason::TransportError));
+                    }
+                }
+                nsp.tell(ToListeners::Connect);
+                if let Some(first) = nsp.first.take() {
+                    let _ = first.send(Ok(()));
+                }
+                None
+            }
+            PacketData::ConnectError(data) => {
+                let error: serde_json::Value = serde_json::from_str(&data)
+                    .unwrap_or_else(|_| serde_json::Value::String(data.to_string()));
+                let message = match &error {
+                    serde_json::Value::String(message) => message.clone(),
+                    other => other
+                        .get("message")
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                };
+                let data = error
+                    .get("data")
+                    .map(|data| data::to_value(data).unwrap_or_default())
+                    .unwrap_or_default();
+                let error = ConnectError::Refused { message, data };
+                nsp.tell(ToListeners::ConnectError(error.clone()));
+                nsp.fail(error);
+                self.end_socket(&packet.ns)
+            }
+            PacketData::Disconnect => {
+                nsp.lost(DisconnectReason::IoServerDisconnect, false);
+                self.end_socket(&packet.ns)
+            }
+            PacketData::Event { payload, ack } => {
+                let values = match data::values(&payload) {
+                    Ok(values) => values,
+                    Err(error) => {
+                        tracing::warn!(%error, "undecodable event from the server");
+                        return None;
+                    }
+                };
+                let mut values = values.into_iter();
+                let Some(Value::String(name)) = values.next() else {
+                    return None;
+                };
+                let args: Vec<Value> = values.collect();
+                if nsp.pid.is_some()
+                    && ack.is_none()
+                    && let Some(Value::String(offset)) = args.last()
+                {
+                    nsp.last_offset = Some(offset.clone());
+                }
+                // Every handle is gone: the socket is leaving.
+                if nsp.socket.strong_count() == 0 {
+                    return None;
+                }
+                let event = Event {
+                    name,
+                    args,
+                    ack: ack.map(|id| Acker {
+                        ns: nsp.ns.clone(),
+                        id,
+                        answers,
+                    }),
+                    socket: nsp.socket.clone(),
+                };
+                match nsp.events.try_send(ToListeners::Event(event)) {
+                    Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => None,
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        // The listeners are far behind: rather than queue without bound, the
+                        // connection is dropped (recovery, when on, replays what was missed).
+                        tracing::warn!(
+                            backlog = EVENT_BACKLOG,
+                            "listeners too slow for the server's events: reconnecting"
+                        );
+                        Some(Ended::Lost(DisconnectReason::TransportError))
+                    }
+                }
+            }
+            PacketData::Ack { payload, ack } => {
+                if let Some(pending) = nsp.acks.remove(&ack) {
+                    let _ = pending.answer.send(Ok(payload));
+                }
+                None
+            }
+        }
+    }
+
+    /// The socket of `ns` is done (refused, or disconnected by the server); the connection
+    /// ends when it was the last.
+    fn end_socket(&mut self, ns: &str) -> Option<Ended> {
+        if let Some(mut nsp) = self.remove(ns) {
+            nsp.finish();
+        }
+        self.sockets.is_empty().then_some(Ended::Idle)
+    }
+}
+
+impl Nsp {
+    /// Hands `what` to the socket's listeners.
+    fn tell(&self, what: ToListeners) {
+        let _ = self.events.try_send(what);
+    }
+
+    /// The event packet of `payload`, registering its ack.
+    fn event_packet(&mut self, payload: Payload, ack: Option<AckWaiter>) -> Packet {
+        // Waiters given up on (a future dropped) are forgotten.
+        self.acks.retain(|_, ack| !ack.answer.is_closed());
+        let id = ack.map(|(answer, timeout)| {
+            let id = self.next_ack;
+            self.next_ack += 1;
+            let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
+            self.acks.insert(id, PendingAck { answer, deadline });
+            id
+        });
+        Packet::event(self.ns.clone(), payload, id)
+    }
+
+    /// Fails the acks whose deadline passed; a buffered emit whose ack timed out is not sent
+    /// any more (as socket.io-client takes it out of its send buffer).
+    fn expire_acks(&mut self, now: Instant) {
+        let expired: Vec<u64> = self
+            .acks
+            .iter()
+            .filter(|(_, ack)| ack.deadline.is_some_and(|d| d <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some(ack) = self.acks.remove(&id) {
+                let _ = ack.answer.send(Err(AckError::Timeout));
+            }
+            self.buffer.retain(|packet| {
+                !matches!(packet.data, PacketData::Event { ack: Some(ack), .. } if ack == id)
+            });
+        }
+    }
+
+    /// `CONNECT` with the auth object, and the private id and offset of the last session
+    /// (connection state recovery): `{pid, offset, ...auth}`.
+    fn connect_packet(&self) -> Packet {
+        let auth = self.auth.lock().clone();
+        let mut fields = serde_json::Map::new();
+        if let Some(pid) = &self.pid {
+            fields.insert("pid".to_owned(), serde_json::Value::from(pid.as_str()));
+            if let Some(offset) = &self.last_offset {
+                fields.insert(
+                    "offset".to_owned(),
+                    serde_json::Value::from(offset.as_str()),
+                );
+            }
+        }
+        if let Some(auth) = auth
+            .as_ref()
+            .and_then(|auth| serde_json::to_value(auth).ok())
+        {
+            match auth {
+                serde_json::Value::Object(auth) => fields.extend(auth),
+                other if fields.is_empty() => {
+                    return Packet {
+                        ns: self.ns.clone(),
+                        data: PacketData::Connect(Some(Str::from(other.to_string()))),
+                    };
+                }
+                _ => {}
+            }
+        }
+        let data =
+            (!fields.is_empty()).then(|| Str::from(serde_json::Value::Object(fields).to_string()));
+        Packet {
+            ns: self.ns.clone(),
+            data: PacketData::Connect(data),
+        }
+    }
+
+    /// The connection was lost (or the socket left, for `reason`): the acks of what was sent
+    /// fail (socket.io-client 4.7.5: "socket has been disconnected"), those of buffered emits
+    /// still wait; `reconnects` says whether the manager will try again.
+    fn lost(&mut self, reason: DisconnectReason, reconnects: bool) {
+        let buffered: Vec<u64> = self
+            .buffer
+            .iter()
+            .filter_map(|packet| match packet.data {
+                PacketData::Event { ack, .. } => ack,
+                _ => None,
+            })
+            .collect();
+        let sent: Vec<u64> = self
+            .acks
+            .keys()
+            .filter(|id| !buffered.contains(id))
+            .copied()
+            .collect();
+        for id in sent {
+            if let Some(ack) = self.acks.remove(&id) {
+                let _ = ack.answer.send(Err(AckError::Disconnected));
+            }
+        }
+        if !reason.reconnects() || !reconnects {
+            // Told before the listeners run: `active()` is false in them.
+            self.state.closed.store(true, Ordering::Release);
+        }
+        if self.state.connected.swap(false, Ordering::AcqRel) {
+            *self.state.id.lock() = None;
+            self.tell(ToListeners::Disconnect(reason));
+        }
+    }
+
+    /// Tells the socket's `connect` how its first connection went, if it waits.
+    fn fail(&mut self, error: ConnectError) {
+        if let Some(first) = self.first.take() {
+            let _ = first.send(Err(error));
+        }
+    }
+
+    /// Marks the socket closed, fails what waits.
+    fn finish(&mut self) {
+        self.state.closed.store(true, Ordering::Release);
+        self.state.connected.store(false, Ordering::Release);
+        for (_, pending) in self.acks.drain() {
+            let _ = pending.answer.send(Err(AckError::Closed));
+        }
+        self.fail(ConnectError::Unreachable("the client stopped".to_owned()));
+    }
+}
+
+/// Writes `packet` on `engine`: with the default parser, its text then its attachments; with
+/// msgpack, one binary message.
+fn send(engine: &Engine, parser: Parser, packet: Packet) -> Result<(), ()> {
+    if parser == Parser::Msgpack {
+        // Packets the client builds always encode (their JSON is its own).
+        let message = belfry_core::parser::msgpack::encode(&packet).map_err(|_| ())?;
+        return engine
+            .outgoing
+            .send(Outgoing::Binary(message))
+            .map_err(|_| ());
+    }
+    let (text, attachments) = packet.into_shared("4");
+    engine
+        .outgoing
+        .send(Outgoing::Text(text.to_string()))
+        .map_err(|_| ())?;
+    for attachment in attachments {
+        engine
+            .outgoing
+            .send(Outgoing::Binary(attachment))
+            .map_err(|_| ())?;
+    }
+    Ok(())
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
