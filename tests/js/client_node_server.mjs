@@ -29,7 +29,29 @@ io.of("/admin").on("connection", (socket) => {
   socket.on("auth?", (ack) => ack(socket.handshake.auth));
   socket.on("echo", (...args) => socket.emit("echo", ...args));
 });
+// For retries: every delivery of "flaky", "fine", "never" and "dropme" is logged as [event, arg,
+// whether it came with an ack]; "log?" answers the log. "flaky" is acknowledged (`<arg>-ok`) only
+// on every second delivery of its argument, "fine" always, "never" never; "dropme" closes the
+// connection (50 ms later) on the first delivery of its argument and is acknowledged after.
+const log = [];
+const deliveries = new Map();
+const delivered = (arg) => {
+  const n = (deliveries.get(arg) ?? 0) + 1;
+  deliveries.set(arg, n);
+  return n;
+};
 io.on("connection", (socket) => {
+  for (const event of ["flaky", "fine", "never", "dropme"]) {
+    socket.on(event, (arg, ack) => {
+      log.push([event, arg, typeof ack === "function"]);
+      const n = delivered(arg);
+      if (event === "flaky" && n % 2 === 0) ack(`${arg}-ok`);
+      if (event === "fine") ack(`${arg}-ok`);
+      if (event === "dropme" && n === 1) setTimeout(() => socket.conn.close(), 50);
+      if (event === "dropme" && n > 1) ack(`${arg}-ok`);
+    });
+  }
+  socket.on("log?", (ack) => ack(log));
   socket.emit("welcome", socket.id);
   socket.on("echo", (...args) => socket.emit("echo", ...args));
   socket.on("ack", (...args) => args.pop()(...args));

@@ -4,7 +4,7 @@
 //! lost connection: reconnection, connection state recovery, emits made while disconnected.
 #![allow(clippy::unwrap_used)]
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use belfry::{
     AckSender, ConnectError as ServerConnectError, SocketIo, SocketRef,
@@ -55,7 +55,57 @@ fn belfry_app(parser: Parser) -> axum::Router {
             let _ = socket.emit("echo", &args);
         });
     });
-    io.ns("/", |socket: SocketRef| async move {
+    // For retries, as the Node server.
+    let log = Arc::new(Mutex::new(Vec::<serde_json::Value>::new()));
+    let deliveries = Arc::new(Mutex::new(HashMap::<String, u32>::new()));
+    io.ns("/", move |socket: SocketRef| {
+        let (log, deliveries) = (log.clone(), deliveries.clone());
+        async move {
+            for event in ["flaky", "fine", "never", "dropme"] {
+                let (log, deliveries) = (log.clone(), deliveries.clone());
+                socket.on(
+                    event,
+                    move |socket: SocketRef, Data(arg): Data<String>, ack: AckSender| {
+                        let (log, deliveries) = (log.clone(), deliveries.clone());
+                        async move {
+                            log.lock().push(json!([event, arg, ack.expected()]));
+                            let n = {
+                                let mut deliveries = deliveries.lock();
+                                let n = deliveries.entry(arg.clone()).or_default();
+                                *n += 1;
+                                *n
+                            };
+                            let answer = format!("{arg}-ok");
+                            match (event, n) {
+                                ("flaky", n) if n % 2 == 0 => drop(ack.send(&answer)),
+                                ("fine", _) => drop(ack.send(&answer)),
+                                ("dropme", 1) => {
+                                    tokio::time::sleep(Duration::from_millis(50)).await;
+                                    socket.close_transport();
+                                }
+                                ("dropme", _) => drop(ack.send(&answer)),
+                                _ => {}
+                            }
+                        }
+                    },
+                );
+            }
+            let log = log.clone();
+            socket.on("log?", move |ack: AckSender| {
+                let log = log.lock().clone();
+                async move {
+                    let _ = ack.send(&log);
+                }
+            });
+            root_handlers(socket);
+        }
+    });
+    axum::Router::new().layer(layer)
+}
+
+/// The handlers of `/` but those for retries.
+fn root_handlers(socket: SocketRef) {
+    {
         let _ = socket.emit("welcome", &socket.id().to_string());
         socket.on("echo", |socket: SocketRef, args: Args| async move {
             let _ = socket.emit("echo", &args);
@@ -100,8 +150,7 @@ fn belfry_app(parser: Parser) -> axum::Router {
                 let _ = socket.io().emit("news", &text);
             },
         );
-    });
-    axum::Router::new().layer(layer)
+    }
 }
 
 async fn node_server() -> (String, NodeProcess) {
@@ -861,4 +910,72 @@ async fn closing_during_a_post_sends_one_close_packet() {
         Some("41\u{1e}1"),
         "{bodies:?}"
     );
+}
+
+/// The server's log of deliveries (`[event, arg, with an ack]`) whose argument starts with
+/// `tag`.
+async fn deliveries(socket: &Socket, tag: &str) -> Vec<serde_json::Value> {
+    let log: Vec<serde_json::Value> = socket
+        .emit_with_timeout(Duration::from_secs(5), "log?", &())
+        .await
+        .unwrap();
+    log.into_iter()
+        .filter(|entry| entry[1].as_str().is_some_and(|arg| arg.starts_with(tag)))
+        .collect()
+}
+
+/// socket.io-client's `retries`, as observed with socket.io-client 4.8: one emit at a time, in
+/// order, each with an ack (a plain emit too); a try not acknowledged in time is made again (a
+/// new ack id each time), up to `retries` more times; one lost with the connection counts as
+/// a try and is made again after reconnection.
+async fn retries(url: &str, tag: &str) {
+    let socket = ClientBuilder::new(url)
+        .transports(Transports::WebSocket)
+        .retries(3)
+        .ack_timeout(Duration::from_millis(300))
+        .reconnection_delay(Duration::from_millis(100), Duration::from_millis(100))
+        .connect()
+        .await
+        .unwrap();
+    let (a, b, c) = (format!("{tag}a"), format!("{tag}b"), format!("{tag}c"));
+    // "a" is acknowledged on its second try only: "b" and "c" wait for it.
+    let (a_answer, c_answer) =
+        tokio::join!(socket.emit_with_ack::<String, _>("flaky", &a), async {
+            socket.emit("fine", &b).unwrap();
+            socket.emit_with_ack::<String, _>("fine", &c).await
+        });
+    assert_eq!(a_answer.unwrap(), format!("{a}-ok"));
+    assert_eq!(c_answer.unwrap(), format!("{c}-ok"));
+    assert_eq!(
+        deliveries(&socket, tag).await,
+        [
+            json!(["flaky", a, true]),
+            json!(["flaky", a, true]),
+            json!(["fine", b, true]),
+            json!(["fine", c, true]),
+        ]
+    );
+    // Never acknowledged: four tries, then a timeout.
+    let never = format!("{tag}never");
+    let started = std::time::Instant::now();
+    let result = socket.emit_with_ack::<String, _>("never", &never).await;
+    assert!(
+        matches!(result, Err(belfry_client::AckError::Timeout)),
+        "{result:?}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(1200));
+    assert_eq!(deliveries(&socket, &never).await.len(), 4);
+    // The server closes the connection on the first try: the second goes after reconnection.
+    let dropped = format!("{tag}dropme");
+    let answer: String = socket.emit_with_ack("dropme", &dropped).await.unwrap();
+    assert_eq!(answer, format!("{dropped}-ok"));
+    assert_eq!(deliveries(&socket, &dropped).await.len(), 2);
+    socket.disconnect().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_against_node_and_belfry() {
+    let (node_url, _node) = node_server().await;
+    retries(&node_url, "node-").await;
+    retries(&belfry_server().await, "belfry-").await;
 }

@@ -151,6 +151,7 @@ pub struct ClientBuilder {
     randomization_factor: f64,
     timeout: Duration,
     ack_timeout: Option<Duration>,
+    retries: u32,
     transports: Transports,
     parser: Parser,
     manager_listeners: Listeners,
@@ -184,6 +185,7 @@ impl ClientBuilder {
             randomization_factor: 0.5,
             timeout: Duration::from_secs(20),
             ack_timeout: None,
+            retries: 0,
             transports: Transports::PollingThenWebSocket,
             parser: Parser::Default,
             manager_listeners: Listeners::default(),
@@ -282,6 +284,25 @@ impl ClientBuilder {
         self
     }
 
+    /// Delivers every emit at least once (socket.io-client 4.6's `retries`): the emits of a
+    /// socket are sent one at a time, in order, each with an ack the server must call (a
+    /// handler gets it as its last argument even for a plain [`Socket::emit`]); a try whose
+    /// ack does not come within the emit's timeout (or [`ClientBuilder::ack_timeout`]), or
+    /// that the connection loses, is made again, `retries` times at most, then the emit fails
+    /// with [`AckError::Timeout`](crate::AckError::Timeout) (or
+    /// [`AckError::Disconnected`](crate::AckError::Disconnected)). Each try has a new ack id,
+    /// so a late ack is ignored; the server may see an event more than once. Volatile emits
+    /// are not retried. Default 0: no retries.
+    ///
+    /// Unlike socket.io-client, which takes the first argument of an ack for an error under
+    /// retries, the answer is the ack's arguments, as without retries; without a timeout, a try
+    /// is made again only when the connection is lost.
+    #[must_use]
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
     /// The transports (default: HTTP long-polling, then the upgrade to WebSocket, as
     /// socket.io-client does; [`Transports::WebSocket`] skips polling).
     #[must_use]
@@ -364,6 +385,7 @@ impl ClientBuilder {
             reconnection_delay_max: self.reconnection_delay_max,
             randomization_factor: self.randomization_factor,
             ack_timeout: self.ack_timeout,
+            retries: self.retries,
             parser: self.parser,
         };
         let options = Arc::new(options);

@@ -8,7 +8,7 @@ use belfry_core::proto::value::Value;
 pub enum DisconnectReason {
     /// The server disconnected the socket (`socket.disconnect()` there): no reconnection.
     IoServerDisconnect,
-    /// [`Socket::disconnect`] was called: no reconnection.
+    /// [`Socket::disconnect`](crate::Socket::disconnect) was called: no reconnection.
     IoClientDisconnect,
     /// The server was silent longer than `pingInterval + pingTimeout`.
     PingTimeout,
@@ -80,7 +80,7 @@ pub enum EmitError {
     /// The data cannot be serialized.
     #[error("the data cannot be serialized")]
     Serialize(#[from] serde_json::Error),
-    /// The client is closed ([`Socket::disconnect`], or gone).
+    /// The client is closed ([`Socket::disconnect`](crate::Socket::disconnect), or gone).
     #[error("the client is closed")]
     Closed,
 }

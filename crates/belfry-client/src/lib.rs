@@ -25,7 +25,8 @@
 //!   ([`ClientBuilder::transports`]); cookies the server (or a load balancer) sets are sent
 //!   back with every request, so sticky sessions work; Engine.IO v4: it answers the server's
 //!   pings and closes a connection whose server was silent for `pingInterval + pingTimeout`;
-//! - one namespace per client, joined with an `auth` object; a refusal comes back as
+//! - namespaces, each joined with its own `auth` object, several over one connection (a
+//!   [`Manager`]: [`Socket::io`], [`Manager::socket`]); a refusal comes back as
 //!   [`ConnectError::Refused`] with the server's message and data;
 //! - events with any arguments, binary anywhere ([`Value::Binary`], or `bytes::Bytes`
 //!   fields), acknowledgements both ways, with a timeout; volatile emits; listeners per event
@@ -37,11 +38,11 @@
 //!   made while disconnected sent on reconnection;
 //! - connection state recovery: the private id and the last offset are sent on reconnection,
 //!   [`Socket::recovered`] says whether the session came back;
+//! - retries ([`ClientBuilder::retries`]): every emit delivered at least once, in order;
 //! - the disconnect reasons of socket.io-client ([`DisconnectReason`]);
 //! - the msgpack parser of `socket.io-msgpack-parser` as an option ([`ClientBuilder::parser`]).
 //!
-//! Not yet: TLS (`https://` and `wss://` URLs are refused), several namespaces over one
-//! connection, retries (`retries`/`ackTimeout` queues).
+//! Not yet: TLS (`https://` and `wss://` URLs are refused).
 //!
 //! Bounds: events wait for the listeners up to 4096 (past that the connection is dropped and
 //! made again, which recovery, when on, makes up for); a message is 16 MiB at most; an ack

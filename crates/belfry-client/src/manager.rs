@@ -4,7 +4,7 @@
 //! and last offset of connection state recovery.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     future::Future,
     sync::{Arc, Weak, atomic::Ordering},
     time::Duration,
@@ -26,7 +26,7 @@ use crate::{
     data,
     engine::{self, Engine, Incoming, Outgoing, Target},
     listeners::{Acker, Answer, EVENT_BACKLOG, Event, ToListeners},
-    socket::{AckWaiter, Command, PendingAck, SocketInner, State},
+    socket::{AckWaiter, Command, SocketInner, State},
 };
 
 /// What the manager does while it runs (socket.io-client's Manager options).
@@ -38,7 +38,49 @@ pub(crate) struct Options {
     pub(crate) reconnection_delay_max: Duration,
     pub(crate) randomization_factor: f64,
     pub(crate) ack_timeout: Option<Duration>,
+    /// socket.io-client's `retries`: 0 for none.
+    pub(crate) retries: u32,
     pub(crate) parser: Parser,
+}
+
+/// Where an answer goes.
+type Answerer = oneshot::Sender<Result<Payload, AckError>>;
+
+/// An ack this client waits for.
+struct PendingAck {
+    /// The emit's waiter, or the head of the retry queue.
+    target: AckTarget,
+    deadline: Option<Instant>,
+}
+
+enum AckTarget {
+    Emit(Answerer),
+    Queue,
+}
+
+impl PendingAck {
+    /// True when nobody waits for it any more (an emit whose future was dropped).
+    fn abandoned(&self) -> bool {
+        matches!(&self.target, AckTarget::Emit(answer) if answer.is_closed())
+    }
+
+    fn answer(self, result: Result<Payload, AckError>) {
+        if let AckTarget::Emit(answer) = self.target {
+            let _ = answer.send(result);
+        }
+    }
+}
+
+/// An emit under retries (socket.io-client 4.6's queue): sent one at a time, in order, each
+/// until the server acknowledges it or its tries are spent.
+struct Queued {
+    payload: Payload,
+    answer: Option<Answerer>,
+    /// How long each try waits for the ack (the emit's timeout, or `ack_timeout`).
+    timeout: Option<Duration>,
+    tries: u32,
+    /// The ack id of the try in flight.
+    in_flight: Option<u64>,
 }
 
 /// A socket joining its namespace.
@@ -83,6 +125,8 @@ struct Nsp {
     next_ack: u64,
     /// Emits waiting for a connection (socket.io-client's `sendBuffer`).
     buffer: Vec<Packet>,
+    /// Emits under retries.
+    queue: VecDeque<Queued>,
     /// The private id of the last session (connection state recovery).
     pid: Option<String>,
     /// The last offset received (connection state recovery).
@@ -147,8 +191,10 @@ impl Driver {
                         Ended::Stop => return self.stop(),
                         Ended::Idle => continue,
                         Ended::Lost(reason) => {
+                            let (reconnects, retries) =
+                                (self.options.reconnection, self.options.retries);
                             for nsp in &mut self.sockets {
-                                nsp.lost(reason, self.options.reconnection);
+                                nsp.lost(reason, reconnects, retries);
                             }
                         }
                     }
@@ -246,6 +292,7 @@ impl Driver {
             acks: HashMap::new(),
             next_ack: 0,
             buffer: Vec::new(),
+            queue: VecDeque::new(),
             pid: None,
             last_offset: None,
             first: Some(join.first),
@@ -262,7 +309,9 @@ impl Driver {
             tokio::select! {
                 done = &mut future => return Some(done),
                 command = self.commands.recv() => self.offline(command?),
-                () = sleep_until(next_deadline) => self.expire_acks(),
+                () = sleep_until(next_deadline) => {
+                    let _ = self.expire_acks(None);
+                }
             }
         }
     }
@@ -279,12 +328,8 @@ impl Driver {
                 ack,
                 volatile,
             } => {
-                if let Some(nsp) = self.find(&ns)
-                    && !volatile
-                {
-                    let packet = nsp.event_packet(payload, ack);
-                    nsp.buffer.push(packet);
-                }
+                // Without a connection nothing is written: it cannot fail.
+                let _ = self.emit(None, &ns, payload, ack, volatile);
             }
             Command::Disconnect { ns, done } => {
                 if let Some(mut nsp) = self.remove(&ns) {
@@ -310,11 +355,20 @@ impl Driver {
             .min()
     }
 
-    fn expire_acks(&mut self) {
+    /// Fails the acks whose deadline passed; a try of the retry queue that timed out is made
+    /// again, on `engine` when connected. `Err` when writing failed.
+    fn expire_acks(&mut self, engine: Option<&Engine>) -> Result<(), ()> {
         let now = Instant::now();
+        let (parser, retries) = (self.options.parser, self.options.retries);
         for nsp in &mut self.sockets {
-            nsp.expire_acks(now);
+            if nsp.expire_acks(now, retries)
+                && let Some(engine) = engine
+                && nsp.state.connected.load(Ordering::Acquire)
+            {
+                nsp.drain_queue(engine, parser)?;
+            }
         }
+        Ok(())
     }
 
     /// Runs one connection: a `CONNECT` per socket, then packets both ways until it ends.
@@ -379,7 +433,11 @@ impl Driver {
                         let _ = send(&engine, parser, Packet::ack(ns, payload, id));
                     }
                 }
-                () = sleep_until(next_deadline) => self.expire_acks(),
+                () = sleep_until(next_deadline) => {
+                    if self.expire_acks(Some(&engine)).is_err() {
+                        break Ended::Lost(DisconnectReason::TransportError);
+                    }
+                }
             }
         };
         // The client ends the connection (a lost one is closed already).
@@ -403,16 +461,10 @@ impl Driver {
                 ack,
                 volatile,
             } => {
-                let nsp = self.find(&ns)?;
-                if !nsp.state.connected.load(Ordering::Acquire) {
-                    if !volatile {
-                        let packet = nsp.event_packet(payload, ack);
-                        nsp.buffer.push(packet);
-                    }
-                    return None;
-                }
-                let packet = nsp.event_packet(payload, ack);
-                if send(engine, parser, packet).is_err() {
+                if self
+                    .emit(Some(engine), &ns, payload, ack, volatile)
+                    .is_err()
+                {
                     return Some(Ended::Lost(DisconnectReason::TransportError));
                 }
             }
@@ -430,6 +482,53 @@ impl Driver {
         None
     }
 
+    /// An emit of the socket of `ns`: sent when connected (`engine`), or buffered; a volatile
+    /// one is dropped rather than buffered; under retries, it joins the socket's queue.
+    fn emit(
+        &mut self,
+        engine: Option<&Engine>,
+        ns: &str,
+        payload: Payload,
+        ack: Option<AckWaiter>,
+        volatile: bool,
+    ) -> Result<(), ()> {
+        let (parser, retries, ack_timeout) = (
+            self.options.parser,
+            self.options.retries,
+            self.options.ack_timeout,
+        );
+        let Some(nsp) = self.find(ns) else {
+            return Ok(());
+        };
+        let engine = engine.filter(|_| nsp.state.connected.load(Ordering::Acquire));
+        if retries > 0 && !volatile {
+            let (answer, timeout) = match ack {
+                Some((answer, timeout)) => (Some(answer), timeout),
+                None => (None, ack_timeout),
+            };
+            nsp.queue.push_back(Queued {
+                payload,
+                answer,
+                timeout,
+                tries: 0,
+                in_flight: None,
+            });
+            return match engine {
+                Some(engine) => nsp.drain_queue(engine, parser),
+                None => Ok(()),
+            };
+        }
+        match engine {
+            Some(engine) => send(engine, parser, nsp.event_packet(payload, ack)),
+            None if volatile => Ok(()),
+            None => {
+                let packet = nsp.event_packet(payload, ack);
+                nsp.buffer.push(packet);
+                Ok(())
+            }
+        }
+    }
+
     /// The socket of `ns` leaves (`DISCONNECT` when it was connected); the connection ends
     /// when it was the last.
     fn leave(&mut self, engine: &Engine, ns: &str) -> Option<Ended> {
@@ -441,7 +540,7 @@ impl Driver {
                 Packet::disconnect(nsp.ns.clone()),
             );
         }
-        nsp.lost(DisconnectReason::IoClientDisconnect, false);
+        nsp.lost(DisconnectReason::IoClientDisconnect, false, 0);
         nsp.finish();
         self.sockets.is_empty().then_some(Ended::Idle)
     }
@@ -474,11 +573,14 @@ impl Driver {
                 *nsp.state.id.lock() = Some(sid.to_owned());
                 nsp.state.recovered.store(recovered, Ordering::Release);
                 nsp.state.connected.store(true, Ordering::Release);
-                // What waited while disconnected, in order.
+                // What waited while disconnected, in order, then the retry queue.
                 for packet in std::mem::take(&mut nsp.buffer) {
                     if send(engine, parser, packet).is_err() {
                         return Some(Ended::Lost(DisconnectReason::TransportError));
                     }
+                }
+                if nsp.drain_queue(engine, parser).is_err() {
+                    return Some(Ended::Lost(DisconnectReason::TransportError));
                 }
                 nsp.tell(ToListeners::Connect);
                 if let Some(first) = nsp.first.take() {
@@ -507,7 +609,7 @@ impl Driver {
                 self.end_socket(&packet.ns)
             }
             PacketData::Disconnect => {
-                nsp.lost(DisconnectReason::IoServerDisconnect, false);
+                nsp.lost(DisconnectReason::IoServerDisconnect, false, 0);
                 self.end_socket(&packet.ns)
             }
             PacketData::Event { payload, ack } => {
@@ -557,8 +659,25 @@ impl Driver {
                 }
             }
             PacketData::Ack { payload, ack } => {
-                if let Some(pending) = nsp.acks.remove(&ack) {
-                    let _ = pending.answer.send(Ok(payload));
+                match nsp.acks.remove(&ack) {
+                    Some(PendingAck {
+                        target: AckTarget::Queue,
+                        ..
+                    }) => {
+                        // The head of the queue is delivered: the next goes.
+                        if let Some(Queued {
+                            answer: Some(answer),
+                            ..
+                        }) = nsp.queue.pop_front()
+                        {
+                            let _ = answer.send(Ok(payload));
+                        }
+                        if nsp.drain_queue(engine, parser).is_err() {
+                            return Some(Ended::Lost(DisconnectReason::TransportError));
+                        }
+                    }
+                    Some(pending) => pending.answer(Ok(payload)),
+                    None => {}
                 }
                 None
             }
@@ -584,34 +703,89 @@ impl Nsp {
     /// The event packet of `payload`, registering its ack.
     fn event_packet(&mut self, payload: Payload, ack: Option<AckWaiter>) -> Packet {
         // Waiters given up on (a future dropped) are forgotten.
-        self.acks.retain(|_, ack| !ack.answer.is_closed());
-        let id = ack.map(|(answer, timeout)| {
-            let id = self.next_ack;
-            self.next_ack += 1;
-            let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
-            self.acks.insert(id, PendingAck { answer, deadline });
-            id
-        });
+        self.acks.retain(|_, ack| !ack.abandoned());
+        let id = ack.map(|(answer, timeout)| self.wait_ack(AckTarget::Emit(answer), timeout));
         Packet::event(self.ns.clone(), payload, id)
+    }
+
+    /// A new ack id, its answer going to `target`, waited for `timeout` at most.
+    fn wait_ack(&mut self, target: AckTarget, timeout: Option<Duration>) -> u64 {
+        let id = self.next_ack;
+        self.next_ack += 1;
+        let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
+        self.acks.insert(id, PendingAck { target, deadline });
+        id
+    }
+
+    /// Sends the head of the retry queue, when no try of it is in flight: a new try, with a
+    /// new ack id (as socket.io-client does).
+    fn drain_queue(&mut self, engine: &Engine, parser: Parser) -> Result<(), ()> {
+        let Some(head) = self.queue.front() else {
+            return Ok(());
+        };
+        if head.in_flight.is_some() {
+            return Ok(());
+        }
+        let (payload, timeout) = (head.payload.clone(), head.timeout);
+        let id = self.wait_ack(AckTarget::Queue, timeout);
+        if let Some(head) = self.queue.front_mut() {
+            head.tries += 1;
+            head.in_flight = Some(id);
+        }
+        send(
+            engine,
+            parser,
+            Packet::event(self.ns.clone(), payload, Some(id)),
+        )
+    }
+
+    /// The try in flight of the queue's head failed with `error`: it is given up (its emit
+    /// told) when it had `retries + 1` tries, or waits to be tried again.
+    fn try_failed(&mut self, error: AckError, retries: u32) {
+        let Some(head) = self.queue.front_mut() else {
+            return;
+        };
+        head.in_flight = None;
+        if head.tries <= retries {
+            return;
+        }
+        if let Some(Queued {
+            answer: Some(answer),
+            ..
+        }) = self.queue.pop_front()
+        {
+            let _ = answer.send(Err(error));
+        }
     }
 
     /// Fails the acks whose deadline passed; a buffered emit whose ack timed out is not sent
     /// any more (as socket.io-client takes it out of its send buffer).
-    fn expire_acks(&mut self, now: Instant) {
+    /// True when a try of the retry queue timed out (the next one is due).
+    fn expire_acks(&mut self, now: Instant, retries: u32) -> bool {
         let expired: Vec<u64> = self
             .acks
             .iter()
             .filter(|(_, ack)| ack.deadline.is_some_and(|d| d <= now))
             .map(|(id, _)| *id)
             .collect();
+        let mut retry = false;
         for id in expired {
-            if let Some(ack) = self.acks.remove(&id) {
-                let _ = ack.answer.send(Err(AckError::Timeout));
+            match self.acks.remove(&id) {
+                Some(PendingAck {
+                    target: AckTarget::Queue,
+                    ..
+                }) => {
+                    self.try_failed(AckError::Timeout, retries);
+                    retry = true;
+                }
+                Some(ack) => ack.answer(Err(AckError::Timeout)),
+                None => {}
             }
             self.buffer.retain(|packet| {
                 !matches!(packet.data, PacketData::Event { ack: Some(ack), .. } if ack == id)
             });
         }
+        retry
     }
 
     /// `CONNECT` with the auth object, and the private id and offset of the last session
@@ -654,7 +828,7 @@ impl Nsp {
     /// The connection was lost (or the socket left, for `reason`): the acks of what was sent
     /// fail (socket.io-client 4.7.5: "socket has been disconnected"), those of buffered emits
     /// still wait; `reconnects` says whether the manager will try again.
-    fn lost(&mut self, reason: DisconnectReason, reconnects: bool) {
+    fn lost(&mut self, reason: DisconnectReason, reconnects: bool, retries: u32) {
         let buffered: Vec<u64> = self
             .buffer
             .iter()
@@ -670,8 +844,14 @@ impl Nsp {
             .copied()
             .collect();
         for id in sent {
-            if let Some(ack) = self.acks.remove(&id) {
-                let _ = ack.answer.send(Err(AckError::Disconnected));
+            match self.acks.remove(&id) {
+                // A try lost with the connection counts as a try (socket.io-client 4.8).
+                Some(PendingAck {
+                    target: AckTarget::Queue,
+                    ..
+                }) => self.try_failed(AckError::Disconnected, retries),
+                Some(ack) => ack.answer(Err(AckError::Disconnected)),
+                None => {}
             }
         }
         if !reason.reconnects() || !reconnects {
@@ -696,7 +876,12 @@ impl Nsp {
         self.state.closed.store(true, Ordering::Release);
         self.state.connected.store(false, Ordering::Release);
         for (_, pending) in self.acks.drain() {
-            let _ = pending.answer.send(Err(AckError::Closed));
+            pending.answer(Err(AckError::Closed));
+        }
+        for queued in self.queue.drain(..) {
+            if let Some(answer) = queued.answer {
+                let _ = answer.send(Err(AckError::Closed));
+            }
         }
         self.fail(ConnectError::Unreachable("the client stopped".to_owned()));
     }

@@ -16,10 +16,7 @@ use belfry_core::{
 };
 use parking_lot::Mutex;
 use serde::{Serialize, de::DeserializeOwned};
-use tokio::{
-    sync::{mpsc, oneshot},
-    time::Instant,
-};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     AckError, EmitError, Event, ListenerId, Transport,
@@ -350,10 +347,4 @@ pub(crate) enum Command {
     Disconnect { ns: Str, done: oneshot::Sender<()> },
     /// The last handle of a socket is gone: its namespace and key.
     Dropped(Str, u64),
-}
-
-/// An ack this client waits for.
-pub(crate) struct PendingAck {
-    pub(crate) answer: oneshot::Sender<Result<Payload, AckError>>,
-    pub(crate) deadline: Option<Instant>,
 }
