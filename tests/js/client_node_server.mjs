@@ -7,13 +7,19 @@
 // connection state recovery on, recovers) and broadcasts "news" "missed" 100 ms later; "news"
 // broadcasts its argument. Namespace "/refused" refuses every socket with
 // `Error("not authorized")`, data {code: 42}. Listens on the port given as an argument (a free one
-// without); with the argument `msgpack`, uses socket.io-msgpack-parser, and prints {"port": N}.
+// without); with the argument `msgpack`, uses socket.io-msgpack-parser; with
+// `tls=<dir>`, serves HTTPS with <dir>/server.key and <dir>/server.crt; and prints {"port": N}.
+import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
+import { createServer as createTlsServer } from "node:https";
 import { Server } from "socket.io";
 import msgpackParser from "socket.io-msgpack-parser";
 
 const args = process.argv.slice(2);
-const http = createServer();
+const tls = args.find((arg) => arg.startsWith("tls="))?.slice(4);
+const http = tls
+  ? createTlsServer({ key: readFileSync(`${tls}/server.key`), cert: readFileSync(`${tls}/server.crt`) })
+  : createServer();
 const io = new Server(http, {
   connectionStateRecovery: {},
   ...(args.includes("msgpack") ? { parser: msgpackParser } : {}),

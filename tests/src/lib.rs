@@ -18,5 +18,6 @@ pub use clients::{js_dir, run_node, run_python};
 pub use raw_http::{RawResponse, http, polling_joined, raw, read_response, upgrade_request};
 pub use raw_ws::{RawWs, encode_frame};
 pub use server::{
-    Event, Recorder, TestServer, serve, serve_http1, serve_nodelay, serve_with_connect_info,
+    Event, Recorder, TestServer, serve, serve_http1, serve_nodelay, serve_tls,
+    serve_with_connect_info,
 };

@@ -17,6 +17,37 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A fresh directory with a CA of its own (`ca.crt`, `ca.key`) and a certificate for
+/// 127.0.0.1 it signed (`server.crt`, `server.key`), made with `openssl`.
+pub async fn test_certificates() -> PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static MADE: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "belfry-tls-{}-{}",
+        std::process::id(),
+        MADE.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    for args in [
+        "req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=belfry-test-ca",
+        "req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1",
+        "x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile ext",
+    ] {
+        let status = Command::new("openssl")
+            .args(args.split(' '))
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await
+            .expect("openssl runs (the README test command installs it)");
+        assert!(status.success(), "openssl {args}");
+    }
+    dir
+}
+
 /// A `redis-server` (Debian's, installed by the README test command) on a free port, without
 /// persistence; killed when dropped.
 #[derive(Debug)]
@@ -45,32 +76,7 @@ impl RedisServer {
     /// Starts one that speaks TLS only, with a certificate for 127.0.0.1 signed by a CA of its
     /// own (made with `openssl`; [`RedisServer::ca_pem`]).
     pub async fn start_tls() -> RedisServer {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static MADE: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "belfry-redis-tls-{}-{}",
-            std::process::id(),
-            MADE.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-        for args in [
-            "req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=belfry-test-ca",
-            "req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1",
-            "x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile ext",
-        ] {
-            let status = Command::new("openssl")
-                .args(args.split(' '))
-                .current_dir(&dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .await
-                .expect("openssl runs (the README test command installs it)");
-            assert!(status.success(), "openssl {args}");
-        }
-        RedisServer::start_with(&[], Some(dir)).await
+        RedisServer::start_with(&[], Some(test_certificates().await)).await
     }
 
     async fn start_with(args: &[&str], tls: Option<PathBuf>) -> RedisServer {

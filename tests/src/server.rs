@@ -196,6 +196,44 @@ pub async fn serve(app: Router) -> SocketAddr {
     addr
 }
 
+/// Like [`serve`], over TLS with the certificate and key of `dir` (`server.crt`,
+/// `server.key`, as [`crate::processes::test_certificates`] makes them).
+pub async fn serve_tls(app: Router, dir: &std::path::Path) -> SocketAddr {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    let certs = CertificateDer::pem_file_iter(dir.join("server.crt"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+    #[allow(deprecated)] // the provider of the tests, whatever its defaults
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let (acceptor, service) = (acceptor.clone(), service.clone());
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                        .with_upgrades()
+                        .await;
+                }
+            });
+        }
+    });
+    addr
+}
+
 /// Like [`serve`], with hyper's HTTP/1 connection builder over each accepted `TcpStream`
 /// instead of `axum::serve` (whose streams reach an upgrade wrapped in a type of hyper-util's).
 pub async fn serve_http1(app: Router) -> SocketAddr {

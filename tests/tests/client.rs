@@ -979,3 +979,47 @@ async fn retries_against_node_and_belfry() {
     retries(&node_url, "node-").await;
     retries(&belfry_server().await, "belfry-").await;
 }
+
+/// `https://` URLs, over every transport (polling and WebSocket through TLS), against Node's
+/// `https` server and Belfry behind rustls, with a certificate of a private CA: trusted when
+/// given to the client, refused otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_against_node_and_belfry() {
+    let dir = belfry_tests::processes::test_certificates().await;
+    let ca = std::fs::read(dir.join("ca.crt")).unwrap();
+    let tls_arg = format!("tls={}", dir.display());
+    let node = NodeProcess::start("client_node_server.mjs", &[&tls_arg]).await;
+    let node_url = format!("https://127.0.0.1:{}", node.hello["port"]);
+    let belfry = belfry_tests::serve_tls(belfry_app(Parser::Default), &dir).await;
+    let belfry_url = format!("https://{belfry}");
+    for url in [node_url, belfry_url] {
+        for transports in TRANSPORTS {
+            let (builder, mut events) = recorder(
+                ClientBuilder::new(&url)
+                    .transports(transports)
+                    .root_certificates(ca.clone()),
+            );
+            let socket = builder.connect().await.unwrap();
+            on_final_transport(&socket, transports).await;
+            socket
+                .emit("echo", &("tls", Bytes::from_static(&[1, 2, 3])))
+                .unwrap();
+            let echo = next(&mut events, "echo").await;
+            assert_eq!(echo[0], Value::from("tls"));
+            assert_eq!(echo[1].as_bytes().map(|b| b.to_vec()), Some(vec![1, 2, 3]));
+            socket.disconnect().await;
+        }
+        // The private CA is not among the system's roots.
+        let untrusted = ClientBuilder::new(&url).reconnection(false).connect().await;
+        assert!(
+            matches!(&untrusted, Err(ConnectError::Unreachable(_))),
+            "{untrusted:?}"
+        );
+    }
+    // Roots that are not PEM.
+    let bad = ClientBuilder::new("https://127.0.0.1:1")
+        .root_certificates(b"not a certificate".to_vec())
+        .connect()
+        .await;
+    assert!(matches!(&bad, Err(ConnectError::Tls(_))), "{bad:?}");
+}

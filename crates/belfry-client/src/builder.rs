@@ -13,6 +13,7 @@ use crate::{
     listeners::{EVENT_BACKLOG, Listeners, run_listeners},
     manager::{Join, Options},
     socket::{Command, Manager, ManagerInner, SocketInner, State},
+    tls::Security,
 };
 
 /// What one namespace's socket is given: its namespace, `auth` and listeners.
@@ -152,6 +153,7 @@ pub struct ClientBuilder {
     timeout: Duration,
     ack_timeout: Option<Duration>,
     retries: u32,
+    root_certificates: Option<Vec<u8>>,
     transports: Transports,
     parser: Parser,
     manager_listeners: Listeners,
@@ -168,8 +170,8 @@ impl std::fmt::Debug for ClientBuilder {
 }
 
 impl ClientBuilder {
-    /// A client of the server at `url` (`http://host:port` or `ws://`; a path in it names the
-    /// namespace, as in socket.io-client), with socket.io-client's
+    /// A client of the server at `url` (`http://host:port`, `https://` for TLS, or `ws://`
+    /// and `wss://`; a path in it names the namespace, as in socket.io-client), with socket.io-client's
     /// defaults: path `/socket.io/`, reconnection on (1 s doubling to 5 s, ±50 %, forever), a
     /// 20 s handshake timeout.
     pub fn new(url: impl Into<String>) -> ClientBuilder {
@@ -186,6 +188,7 @@ impl ClientBuilder {
             timeout: Duration::from_secs(20),
             ack_timeout: None,
             retries: 0,
+            root_certificates: None,
             transports: Transports::PollingThenWebSocket,
             parser: Parser::Default,
             manager_listeners: Listeners::default(),
@@ -303,6 +306,14 @@ impl ClientBuilder {
         self
     }
 
+    /// The certificates (PEM) to trust for `https://` and `wss://` URLs, instead of the
+    /// system's root certificates (a server with a certificate of a private CA).
+    #[must_use]
+    pub fn root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_certificates = Some(pem.into());
+        self
+    }
+
     /// The transports (default: HTTP long-polling, then the upgrade to WebSocket, as
     /// socket.io-client does; [`Transports::WebSocket`] skips polling).
     #[must_use]
@@ -363,16 +374,23 @@ impl ClientBuilder {
     /// Starts the manager; the first socket's options, with its namespace from the URL
     /// unless one was given.
     fn start(self) -> Result<(Manager, NamespaceOptions), ConnectError> {
-        let (authority, url_namespace, query) = parse_url(&self.url, &self.query)?;
+        let parsed = parse_url(&self.url, &self.query)?;
         let mut ns = self.ns;
         if ns.namespace.is_empty() {
-            ns.namespace = url_namespace.unwrap_or_else(|| "/".to_owned());
+            ns.namespace = parsed.namespace.unwrap_or_else(|| "/".to_owned());
         }
+        let security = if parsed.tls {
+            Security::tls(&parsed.host, self.root_certificates.as_deref())
+                .map_err(ConnectError::Tls)?
+        } else {
+            Security::Plain
+        };
         let options = Options {
             target: Target {
-                authority,
+                authority: parsed.authority,
+                security,
                 path: self.path,
-                query,
+                query: parsed.query,
                 headers: self.headers,
                 cookies: Cookies::default(),
                 transports: self.transports,
@@ -489,26 +507,31 @@ pub(crate) fn object<T: Serialize + ?Sized>(auth: &T) -> Result<Value, serde_jso
     }
 }
 
-/// The URL's authority (`host:port`), the namespace its path names, if any, and the query
-/// (the URL's and `query`).
-fn parse_url(
-    url: &str,
-    query: &[(String, String)],
-) -> Result<(String, Option<String>, String), ConnectError> {
+/// What a URL names: where the server is, and whether over TLS.
+struct Parsed {
+    /// `host:port`.
+    authority: String,
+    host: String,
+    tls: bool,
+    /// The namespace its path names, if any.
+    namespace: Option<String>,
+    /// The URL's query and `query`, encoded.
+    query: String,
+}
+
+/// The parts of `url` (`http://`, `ws://`, `https://` or `wss://`), with `query` added.
+fn parse_url(url: &str, query: &[(String, String)]) -> Result<Parsed, ConnectError> {
     let uri: http::Uri = url.parse().map_err(|_| ConnectError::Url(url.to_owned()))?;
-    // TLS (`https://`, `wss://`) is not supported yet.
-    let default_port = match uri.scheme_str() {
-        Some("http" | "ws") => 80,
+    let (tls, default_port) = match uri.scheme_str() {
+        Some("http" | "ws") => (false, 80),
+        Some("https" | "wss") => (true, 443),
         _ => return Err(ConnectError::Url(url.to_owned())),
     };
     let authority = uri
         .authority()
         .ok_or_else(|| ConnectError::Url(url.to_owned()))?;
-    let authority = format!(
-        "{}:{}",
-        authority.host(),
-        authority.port_u16().unwrap_or(default_port)
-    );
+    let host = authority.host().to_owned();
+    let authority = format!("{host}:{}", authority.port_u16().unwrap_or(default_port));
     let namespace = Some(uri.path())
         .filter(|path| !path.is_empty() && *path != "/")
         .map(str::to_owned);
@@ -521,7 +544,17 @@ fn parse_url(
             .iter()
             .map(|(key, value)| format!("{}={}", encode(key), encode(value))),
     );
-    Ok((authority, namespace, pairs.join("&")))
+    Ok(Parsed {
+        authority,
+        // An IPv6 address is written in brackets in a URL, not in a server name.
+        host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
+        tls,
+        namespace,
+        query: pairs.join("&"),
+    })
 }
 
 /// `text` percent-encoded for a query.

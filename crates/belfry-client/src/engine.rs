@@ -123,6 +123,8 @@ pub(crate) struct Engine {
 pub(crate) enum OpenError {
     #[error("websocket error: {0}")]
     WebSocket(#[from] tungstenite::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
     #[error("http error: {0}")]
     Http(#[from] HttpError),
     #[error("the server did not open the session in time")]
@@ -203,6 +205,8 @@ impl Cookies {
 pub(crate) struct Target {
     /// `host:port`.
     pub(crate) authority: String,
+    /// TCP, or TLS.
+    pub(crate) security: crate::tls::Security,
     /// The HTTP path, `/socket.io/` by default.
     pub(crate) path: String,
     /// The query the user gave (without `EIO`/`transport`), encoded.
@@ -238,8 +242,9 @@ impl Target {
 
     /// Connects a WebSocket of session `sid` (a new session without one).
     async fn websocket(&self, sid: Option<&str>) -> Result<Ws, OpenError> {
+        let scheme = if self.security.is_tls() { "wss" } else { "ws" };
         let url = format!(
-            "ws://{}{}",
+            "{scheme}://{}{}",
             self.authority,
             self.path_and_query("websocket", sid)
         );
@@ -255,8 +260,9 @@ impl Target {
         let config = tungstenite::protocol::WebSocketConfig::default()
             .max_message_size(Some(MAX_MESSAGE))
             .max_frame_size(Some(MAX_MESSAGE));
+        let io = self.security.connect(&self.authority).await?;
         let (ws, response) =
-            tokio_tungstenite::connect_async_with_config(request, Some(config), true).await?;
+            tokio_tungstenite::client_async_with_config(request, io, Some(config)).await?;
         self.cookies.store(response.headers());
         Ok(ws)
     }
@@ -334,8 +340,7 @@ fn handshake(text: &str) -> Result<Handshake, OpenError> {
     serde_json::from_str(json).map_err(|_| OpenError::Handshake)
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws = tokio_tungstenite::WebSocketStream<Box<dyn crate::tls::Io>>;
 
 /// Runs a WebSocket connection: reads (answering pings), writes (`pending` first), and
 /// watches the heartbeat (`deadline`, pushed `silence` ahead by every message).
@@ -472,9 +477,8 @@ impl Http {
         let sender = match kept {
             Some(sender) if alive => sender,
             _ => {
-                let tcp = tokio::net::TcpStream::connect(&self.target.authority).await?;
-                tcp.set_nodelay(true)?;
-                let (mut sender, connection) = http1::handshake(TokioIo::new(tcp)).await?;
+                let io = self.target.security.connect(&self.target.authority).await?;
+                let (mut sender, connection) = http1::handshake(TokioIo::new(io)).await?;
                 tokio::spawn(async move {
                     let _ = connection.await;
                 });

@@ -49,9 +49,13 @@ impl DisconnectReason {
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnectError {
-    /// The URL is not an `http://` or `ws://` one (TLS is not supported yet).
+    /// The URL is not an `http://`, `https://`, `ws://` or `wss://` one.
     #[error("invalid url: {0}")]
     Url(String),
+    /// TLS cannot be set up: the `tls` feature is off, the root certificates are not PEM, or
+    /// there is none to trust.
+    #[error("tls: {0}")]
+    Tls(String),
     /// The server refused the namespace connection (a middleware's error, or an unknown
     /// namespace): its message and data, as socket.io-client's `connect_error`.
     #[error("connection refused: {message}")]

@@ -20,6 +20,8 @@
 //! ```
 //!
 //! What it does today, as socket.io-client 4.8 does:
+//! - `http://` and `ws://` URLs, and `https://` and `wss://` with the `tls` feature (on by
+//!   default: rustls, the system's root certificates or [`ClientBuilder::root_certificates`]);
 //! - the transports: HTTP long-polling first, then the upgrade to WebSocket (a probe on a new
 //!   WebSocket, polling paused, what waited flushed over the WebSocket), or either alone
 //!   ([`ClientBuilder::transports`]); cookies the server (or a load balancer) sets are sent
@@ -42,8 +44,6 @@
 //! - the disconnect reasons of socket.io-client ([`DisconnectReason`]);
 //! - the msgpack parser of `socket.io-msgpack-parser` as an option ([`ClientBuilder::parser`]).
 //!
-//! Not yet: TLS (`https://` and `wss://` URLs are refused).
-//!
 //! Bounds: events wait for the listeners up to 4096 (past that the connection is dropped and
 //! made again, which recovery, when on, makes up for); a message is 16 MiB at most; an ack
 //! whose event was sent fails with [`AckError::Disconnected`] when the connection is lost, one
@@ -63,6 +63,7 @@ mod error;
 mod listeners;
 mod manager;
 mod socket;
+mod tls;
 
 pub use belfry_core::parser::Parser;
 pub use belfry_core::proto::value::Value;
