@@ -1023,3 +1023,55 @@ async fn tls_against_node_and_belfry() {
         .await;
     assert!(matches!(&bad, Err(ConnectError::Tls(_))), "{bad:?}");
 }
+
+/// socket.io-client's `auth` as a function: called before every connection, reconnections
+/// included, so the server sees a fresh object each time; and `onAnyOutgoing`.
+async fn auth_function_and_outgoing_listeners(url: &str) {
+    let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counted = calls.clone();
+    let socket = ClientBuilder::new(url)
+        .reconnection_delay(Duration::from_millis(100), Duration::from_millis(100))
+        .auth_with(
+            move || json!({ "n": counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) }),
+        )
+        .connect()
+        .await
+        .unwrap();
+    let auth: serde_json::Value = socket.emit_with_ack("auth?", &()).await.unwrap();
+    assert_eq!(auth, json!({ "n": 0 }));
+    // A lost connection: the function is called again.
+    socket.emit("drop", &()).unwrap();
+    until("reconnected", || {
+        calls.load(std::sync::atomic::Ordering::SeqCst) == 2 && socket.connected()
+    })
+    .await;
+    let auth: serde_json::Value = socket.emit_with_ack("auth?", &()).await.unwrap();
+    assert_eq!(auth["n"], 1);
+    // The private id and offset of the recovered session go with the auth, and Node's
+    // `socket.handshake.auth` shows them.
+    assert!(auth["pid"].is_string() && auth["offset"].is_string(), "{auth}");
+    // Each emit, as it is made.
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let noted = sent.clone();
+    let listener = socket.on_any_outgoing(move |name, args| {
+        noted.lock().push((name.to_owned(), args.to_vec()));
+    });
+    socket
+        .emit("echo", &("x", Bytes::from_static(&[7])))
+        .unwrap();
+    assert!(socket.off(listener));
+    socket.emit("echo", "not seen").unwrap();
+    let sent = sent.lock().clone();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].0, "echo");
+    assert_eq!(sent[0].1[0], Value::from("x"));
+    assert_eq!(sent[0].1[1].as_bytes().map(|b| b.to_vec()), Some(vec![7]));
+    socket.disconnect().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_function_and_outgoing_listeners_against_node_and_belfry() {
+    let (node_url, _node) = node_server().await;
+    auth_function_and_outgoing_listeners(&node_url).await;
+    auth_function_and_outgoing_listeners(&belfry_server().await).await;
+}

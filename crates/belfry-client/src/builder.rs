@@ -19,8 +19,30 @@ use crate::{
 /// What one namespace's socket is given: its namespace, `auth` and listeners.
 struct NamespaceOptions {
     namespace: String,
-    auth: Option<Value>,
+    auth: Auth,
     listeners: Listeners,
+}
+
+/// The `auth` of a socket's `CONNECT`: none, an object, or a function called before each.
+#[derive(Clone, Default)]
+pub(crate) enum Auth {
+    #[default]
+    None,
+    Value(Value),
+    Fn(Arc<dyn Fn() -> Result<Value, serde_json::Error> + Send + Sync>),
+}
+
+impl Auth {
+    /// The object to send now (a function's that fails is logged, and none is sent).
+    pub(crate) fn current(&self) -> Option<Value> {
+        match self {
+            Auth::None => None,
+            Auth::Value(value) => Some(value.clone()),
+            Auth::Fn(auth) => auth()
+                .map_err(|error| tracing::warn!(%error, "the auth function failed"))
+                .ok(),
+        }
+    }
 }
 
 /// A namespace as socket.io-client writes it: with a leading `/`.
@@ -42,8 +64,21 @@ macro_rules! namespace_methods {
         ///
         /// `auth` cannot be serialized, or is not an object (servers refuse anything else).
         pub fn auth<T: Serialize + ?Sized>(mut self, auth: &T) -> Result<Self, serde_json::Error> {
-            self.ns.auth = Some(object(auth)?);
+            self.ns.auth = Auth::Value(object(auth)?);
             Ok(self)
+        }
+
+        /// The `auth` object computed before every namespace connection, reconnections
+        /// included (socket.io-client's `auth` as a function): a fresh token each time. One
+        /// that is not an object is not sent (and logged).
+        #[must_use]
+        pub fn auth_with<F, T>(mut self, auth: F) -> Self
+        where
+            F: Fn() -> T + Send + Sync + 'static,
+            T: Serialize,
+        {
+            self.ns.auth = Auth::Fn(Arc::new(move || object(&auth())));
+            self
         }
 
         /// Calls `listener` with every event named `event`, in the order they come, one at a time.
@@ -194,7 +229,7 @@ impl ClientBuilder {
             manager_listeners: Listeners::default(),
             ns: NamespaceOptions {
                 namespace: String::new(),
-                auth: None,
+                auth: Auth::None,
                 listeners: Listeners::default(),
             },
         }
@@ -439,7 +474,7 @@ impl SocketBuilder {
             manager,
             ns: NamespaceOptions {
                 namespace: namespace_name(namespace),
-                auth: None,
+                auth: Auth::None,
                 listeners: Listeners::default(),
             },
         }

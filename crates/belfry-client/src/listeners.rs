@@ -29,6 +29,8 @@ pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 pub(crate) const EVENT_BACKLOG: usize = 4096;
 type Listener = Arc<dyn Fn(Event) -> BoxFuture + Send + Sync>;
 pub(crate) type Callback<T> = Arc<dyn Fn(T) -> BoxFuture + Send + Sync>;
+/// A listener of the socket's own emits: the event's name and arguments.
+pub(crate) type Outgoing = Arc<dyn Fn(&str, &[Value]) + Send + Sync>;
 
 /// An event from the server, with its arguments (binary as [`Value::Binary`]) and, when the
 /// server waits for an answer, the way to send it.
@@ -127,6 +129,8 @@ pub(crate) struct Listeners {
     pub(crate) disconnect: RwLock<Vec<Callback<DisconnectReason>>>,
     pub(crate) connect_error: RwLock<Vec<Callback<ConnectError>>>,
     pub(crate) reconnect: RwLock<Vec<Callback<ReconnectEvent>>>,
+    /// Called with each emit (socket.io-client's `onAnyOutgoing`).
+    pub(crate) outgoing: RwLock<Vec<(u64, Outgoing)>>,
 }
 
 impl Listeners {
@@ -139,6 +143,34 @@ impl Listeners {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             once,
             listener: Arc::new(move |event| Box::pin(listener(event))),
+        }
+    }
+
+    /// Adds a listener of the socket's own emits.
+    pub(crate) fn add_outgoing(&self, listener: Outgoing) -> ListenerId {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.outgoing.write().push((id, listener));
+        ListenerId(id)
+    }
+
+    /// Calls the listeners of the socket's own emits with the event of `payload`.
+    pub(crate) fn tell_outgoing(&self, payload: &Payload) {
+        let listeners: Vec<Outgoing> = self
+            .outgoing
+            .read()
+            .iter()
+            .map(|(_, listener)| listener.clone())
+            .collect();
+        if listeners.is_empty() {
+            return;
+        }
+        let Ok(values) = data::values(payload) else {
+            return;
+        };
+        if let Some((Value::String(name), args)) = values.split_first() {
+            for listener in listeners {
+                listener(name, args);
+            }
         }
     }
 
@@ -166,7 +198,10 @@ impl Listeners {
             drop_id(entries);
         }
         events.retain(|_, entries| !entries.is_empty());
-        removed
+        let mut outgoing = self.outgoing.write();
+        let before = outgoing.len();
+        outgoing.retain(|(kept, _)| *kept != id.0);
+        removed || outgoing.len() != before
     }
 
     /// The listeners of `name` (the catch-all ones first); those added with `once` are

@@ -23,6 +23,7 @@ use tokio::{
 use crate::{
     AckError, ConnectError, DisconnectReason, ReconnectEvent,
     backoff::Backoff,
+    builder::Auth,
     data,
     engine::{self, Engine, Incoming, Outgoing, Target},
     listeners::{Acker, Answer, EVENT_BACKLOG, Event, ToListeners},
@@ -88,7 +89,7 @@ pub(crate) struct Join {
     pub(crate) ns: Str,
     pub(crate) key: u64,
     pub(crate) state: Arc<State>,
-    pub(crate) auth: Arc<Mutex<Option<Value>>>,
+    pub(crate) auth: Arc<Mutex<Auth>>,
     pub(crate) events: mpsc::Sender<ToListeners>,
     pub(crate) socket: Weak<SocketInner>,
     /// Told how its first connection went.
@@ -118,7 +119,7 @@ struct Nsp {
     ns: Str,
     key: u64,
     state: Arc<State>,
-    auth: Arc<Mutex<Option<Value>>>,
+    auth: Arc<Mutex<Auth>>,
     events: mpsc::Sender<ToListeners>,
     socket: Weak<SocketInner>,
     acks: HashMap<u64, PendingAck>,
@@ -791,7 +792,8 @@ impl Nsp {
     /// `CONNECT` with the auth object, and the private id and offset of the last session
     /// (connection state recovery): `{pid, offset, ...auth}`.
     fn connect_packet(&self) -> Packet {
-        let auth = self.auth.lock().clone();
+        // Cloned out of the lock: a function is called without it.
+        let auth = self.auth.lock().clone().current();
         let mut fields = serde_json::Map::new();
         if let Some(pid) = &self.pid {
             fields.insert("pid".to_owned(), serde_json::Value::from(pid.as_str()));

@@ -10,17 +10,14 @@ use std::{
     time::Duration,
 };
 
-use belfry_core::{
-    parser::Payload,
-    proto::{Str, value::Value},
-};
+use belfry_core::{parser::Payload, proto::Str};
 use parking_lot::Mutex;
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     AckError, EmitError, Event, ListenerId, Transport,
-    builder::{SocketBuilder, object},
+    builder::{Auth, SocketBuilder, object},
     data,
     listeners::Listeners,
     manager::Options,
@@ -43,7 +40,7 @@ pub(crate) struct SocketInner {
     pub(crate) manager: Manager,
     pub(crate) state: Arc<State>,
     /// The `auth` object sent with each `CONNECT`.
-    pub(crate) auth: Arc<Mutex<Option<Value>>>,
+    pub(crate) auth: Arc<Mutex<Auth>>,
     pub(crate) listeners: Arc<Listeners>,
 }
 
@@ -122,7 +119,7 @@ impl Socket {
     ///
     /// `auth` cannot be serialized, or is not an object.
     pub fn set_auth<T: Serialize + ?Sized>(&self, auth: &T) -> Result<(), serde_json::Error> {
-        *self.inner.auth.lock() = Some(object(auth)?);
+        *self.inner.auth.lock() = Auth::Value(object(auth)?);
         Ok(())
     }
 
@@ -158,7 +155,17 @@ impl Socket {
         listeners.add(None, listeners.entry(false, listener))
     }
 
-    /// Removes the listener `id` (socket.io-client's `socket.off` and `offAny`); false when it
+    /// Calls `listener` with the name and arguments of each of this socket's emits, as it is
+    /// made (socket.io-client's `socket.onAnyOutgoing`); removed with [`Socket::off`].
+    pub fn on_any_outgoing<F>(&self, listener: F) -> ListenerId
+    where
+        F: Fn(&str, &[belfry_core::proto::value::Value]) + Send + Sync + 'static,
+    {
+        self.inner.listeners.add_outgoing(Arc::new(listener))
+    }
+
+    /// Removes the listener `id` (socket.io-client's `socket.off`, `offAny` and
+    /// `offAnyOutgoing`); false when it
     /// was removed already (or was a `once` listener that ran).
     pub fn off(&self, id: ListenerId) -> bool {
         self.inner.listeners.remove(id)
@@ -246,6 +253,7 @@ impl Socket {
             return Err(EmitError::Closed);
         }
         let payload = data::event_payload(event, data)?;
+        self.inner.listeners.tell_outgoing(&payload);
         self.inner
             .manager
             .inner
