@@ -8,7 +8,8 @@
 // broadcasts its argument. Namespace "/refused" refuses every socket with
 // `Error("not authorized")`, data {code: 42}. Listens on the port given as an argument (a free one
 // without); with the argument `msgpack`, uses socket.io-msgpack-parser; with
-// `tls=<dir>`, serves HTTPS with <dir>/server.key and <dir>/server.crt; and prints {"port": N}.
+// `tls=<dir>`, serves HTTPS with <dir>/server.key and <dir>/server.crt; with `ping=<ms>`, pings
+// every <ms> and waits <ms> for the pong; and prints {"port": N}.
 import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { createServer as createTlsServer } from "node:https";
@@ -20,8 +21,10 @@ const tls = args.find((arg) => arg.startsWith("tls="))?.slice(4);
 const http = tls
   ? createTlsServer({ key: readFileSync(`${tls}/server.key`), cert: readFileSync(`${tls}/server.crt`) })
   : createServer();
+const ping = args.find((arg) => arg.startsWith("ping="))?.slice(5);
 const io = new Server(http, {
   connectionStateRecovery: {},
+  ...(ping ? { pingInterval: Number(ping), pingTimeout: Number(ping) } : {}),
   ...(args.includes("msgpack") ? { parser: msgpackParser } : {}),
 });
 io.of("/refused").use((socket, next) => {

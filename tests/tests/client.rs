@@ -21,6 +21,10 @@ use parking_lot::Mutex;
 use serde_json::json;
 use tokio::sync::mpsc;
 
+/// How long the tests wait for an answer: a server that never answers fails the test rather
+/// than hangs it.
+const ACK_WAIT: Duration = Duration::from_secs(10);
+
 /// Every choice of transports: socket.io-client's default (polling, then the upgrade), polling
 /// only, WebSocket only.
 const TRANSPORTS: [Transports; 3] = [
@@ -214,7 +218,10 @@ async fn on_final_transport(socket: &Socket, transports: Transports) {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let seen: String = socket.emit_with_ack("transport?", &()).await.unwrap();
+    let seen: String = socket
+        .emit_with_timeout(Duration::from_secs(5), "transport?", &())
+        .await
+        .unwrap();
     assert_eq!(seen, expected.as_str());
 }
 
@@ -258,7 +265,7 @@ async fn events_acks_binary_auth(url: &str, transports: Transports, parser: Pars
     );
     // An ack, with binary in the answer.
     let (text, bytes): (String, Bytes) = socket
-        .emit_with_ack("ack", &("hi", Bytes::from_static(&[9])))
+        .emit_with_timeout(ACK_WAIT, "ack", &("hi", Bytes::from_static(&[9])))
         .await
         .unwrap();
     assert_eq!((text.as_str(), &bytes[..]), ("hi", &[9][..]));
@@ -267,7 +274,10 @@ async fn events_acks_binary_auth(url: &str, transports: Transports, parser: Pars
     let answer = next(&mut events, "answer").await;
     assert_eq!(answer[0], Value::from("answer to q?"));
     // The auth object reached the server.
-    let auth: serde_json::Value = socket.emit_with_ack("auth?", &()).await.unwrap();
+    let auth: serde_json::Value = socket
+        .emit_with_timeout(ACK_WAIT, "auth?", &())
+        .await
+        .unwrap();
     assert_eq!(auth, json!({ "token": "abc" }));
     // Reserved names are refused.
     assert!(matches!(
@@ -357,7 +367,11 @@ async fn reconnects_and_recovers(url: &str, transports: Transports, parser: Pars
     // An event the server never answers: its ack fails when the connection is lost.
     let silent = {
         let socket = socket.clone();
-        tokio::spawn(async move { socket.emit_with_ack::<Value, _>("silent", &()).await })
+        tokio::spawn(async move {
+            socket
+                .emit_with_timeout::<Value, _>(ACK_WAIT, "silent", &())
+                .await
+        })
     };
     socket.emit("drop", &()).unwrap();
     tokio::time::timeout(Duration::from_secs(5), buffered_rx.recv())
@@ -426,12 +440,24 @@ async fn namespaces_share_one_connection(url: &str) {
     );
     let admin = admin.connect().await.unwrap();
     assert_eq!(admin.namespace(), "/admin");
-    let conn: String = root.emit_with_ack("conn?", &()).await.unwrap();
-    let admin_conn: String = admin.emit_with_ack("conn?", &()).await.unwrap();
+    let conn: String = root
+        .emit_with_timeout(ACK_WAIT, "conn?", &())
+        .await
+        .unwrap();
+    let admin_conn: String = admin
+        .emit_with_timeout(ACK_WAIT, "conn?", &())
+        .await
+        .unwrap();
     assert_eq!(conn, admin_conn, "one connection");
-    let auth: serde_json::Value = admin.emit_with_ack("auth?", &()).await.unwrap();
+    let auth: serde_json::Value = admin
+        .emit_with_timeout(ACK_WAIT, "auth?", &())
+        .await
+        .unwrap();
     assert_eq!(auth, json!({ "role": "admin" }));
-    let root_auth: serde_json::Value = root.emit_with_ack("auth?", &()).await.unwrap();
+    let root_auth: serde_json::Value = root
+        .emit_with_timeout(ACK_WAIT, "auth?", &())
+        .await
+        .unwrap();
     assert_eq!(root_auth, json!({}));
     // Only the admin socket's listeners hear its events.
     admin.emit("echo", "to admin").unwrap();
@@ -457,18 +483,27 @@ async fn namespaces_share_one_connection(url: &str) {
     root.emit("drop", &()).unwrap();
     until("both lost", || !root.connected() && !admin.connected()).await;
     until("both back", || root.connected() && admin.connected()).await;
-    let after: String = admin.emit_with_ack("conn?", &()).await.unwrap();
+    let after: String = admin
+        .emit_with_timeout(ACK_WAIT, "conn?", &())
+        .await
+        .unwrap();
     assert_ne!(after, conn, "a new connection");
     // One leaves: the other stays.
     admin.disconnect().await;
     assert!(!admin.active());
-    let still: String = root.emit_with_ack("conn?", &()).await.unwrap();
+    let still: String = root
+        .emit_with_timeout(ACK_WAIT, "conn?", &())
+        .await
+        .unwrap();
     assert_eq!(still, after);
     // The last leaves: the connection closes; a new socket opens another.
     let manager = root.io();
     root.disconnect().await;
     let fresh = manager.socket("/").connect().await.unwrap();
-    let reopened: String = fresh.emit_with_ack("conn?", &()).await.unwrap();
+    let reopened: String = fresh
+        .emit_with_timeout(ACK_WAIT, "conn?", &())
+        .await
+        .unwrap();
     assert_ne!(reopened, after);
     fresh.disconnect().await;
 }
@@ -1037,7 +1072,10 @@ async fn auth_function_and_outgoing_listeners(url: &str) {
         .connect()
         .await
         .unwrap();
-    let auth: serde_json::Value = socket.emit_with_ack("auth?", &()).await.unwrap();
+    let auth: serde_json::Value = socket
+        .emit_with_timeout(ACK_WAIT, "auth?", &())
+        .await
+        .unwrap();
     assert_eq!(auth, json!({ "n": 0 }));
     // A lost connection: the function is called again.
     socket.emit("drop", &()).unwrap();
@@ -1045,11 +1083,17 @@ async fn auth_function_and_outgoing_listeners(url: &str) {
         calls.load(std::sync::atomic::Ordering::SeqCst) == 2 && socket.connected()
     })
     .await;
-    let auth: serde_json::Value = socket.emit_with_ack("auth?", &()).await.unwrap();
+    let auth: serde_json::Value = socket
+        .emit_with_timeout(ACK_WAIT, "auth?", &())
+        .await
+        .unwrap();
     assert_eq!(auth["n"], 1);
     // The private id and offset of the recovered session go with the auth, and Node's
     // `socket.handshake.auth` shows them.
-    assert!(auth["pid"].is_string() && auth["offset"].is_string(), "{auth}");
+    assert!(
+        auth["pid"].is_string() && auth["offset"].is_string(),
+        "{auth}"
+    );
     // Each emit, as it is made.
     let sent = Arc::new(Mutex::new(Vec::new()));
     let noted = sent.clone();
@@ -1074,4 +1118,104 @@ async fn auth_function_and_outgoing_listeners_against_node_and_belfry() {
     let (node_url, _node) = node_server().await;
     auth_function_and_outgoing_listeners(&node_url).await;
     auth_function_and_outgoing_listeners(&belfry_server().await).await;
+}
+
+/// A TCP proxy to `upstream` that can go silent: once `silent` is set, what comes from either
+/// side is dropped, closes included, as from a server that stopped answering.
+async fn silent_proxy(
+    upstream: std::net::SocketAddr,
+) -> (String, Arc<std::sync::atomic::AtomicBool>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let silent = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let switch = silent.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                continue;
+            };
+            let (client_read, client_write) = client.into_split();
+            let (server_read, server_write) = server.into_split();
+            for (mut from, mut to) in [(client_read, server_write), (server_read, client_write)] {
+                let silent = switch.clone();
+                tokio::spawn(async move {
+                    let mut buffer = vec![0; 16 * 1024];
+                    while let Ok(n @ 1..) = from.read(&mut buffer).await {
+                        if !silent.load(std::sync::atomic::Ordering::SeqCst)
+                            && to.write_all(&buffer[..n]).await.is_err()
+                        {
+                            break;
+                        }
+                    }
+                    // A silent proxy passes no close on either: the other side stays open.
+                    if silent.load(std::sync::atomic::Ordering::SeqCst) {
+                        std::future::pending::<()>().await;
+                    }
+                    drop(to);
+                });
+            }
+        }
+    });
+    (format!("http://{addr}"), silent)
+}
+
+/// The heartbeat, with a server pinging every 300 ms and waiting 300 ms for the pong: the
+/// client answers on every transport (the connection lives on), and a server gone silent is
+/// noticed after `pingInterval + pingTimeout` ("ping timeout").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_and_a_silent_server() {
+    let node = NodeProcess::start("client_node_server.mjs", &["ping=300"]).await;
+    let node_addr: std::net::SocketAddr =
+        format!("127.0.0.1:{}", node.hello["port"]).parse().unwrap();
+    let (layer, io) = SocketIo::builder()
+        .ping_interval(Duration::from_millis(300))
+        .ping_timeout(Duration::from_millis(300))
+        .build_layer();
+    io.ns("/", |socket: SocketRef| async move {
+        socket.on("echo", |socket: SocketRef, args: Args| async move {
+            let _ = socket.emit("echo", &args);
+        });
+        socket.on(
+            "transport?",
+            |socket: SocketRef, ack: AckSender| async move {
+                let _ = ack.send(socket.transport().as_str());
+            },
+        );
+    });
+    let belfry_addr = serve(axum::Router::new().layer(layer)).await;
+    for upstream in [node_addr, belfry_addr] {
+        for transports in TRANSPORTS {
+            let (url, silent) = silent_proxy(upstream).await;
+            let reasons = Arc::new(Mutex::new(Vec::new()));
+            let noted = reasons.clone();
+            let (builder, mut events) = recorder(
+                ClientBuilder::new(&url)
+                    .transports(transports)
+                    .reconnection(false)
+                    .on_disconnect(move |reason| {
+                        let noted = noted.clone();
+                        async move { noted.lock().push(reason) }
+                    }),
+            );
+            let socket = builder.connect().await.unwrap();
+            on_final_transport(&socket, transports).await;
+            // Four ping intervals: every ping answered.
+            tokio::time::sleep(Duration::from_millis(1200)).await;
+            assert!(socket.connected(), "{transports:?}: {:?}", reasons.lock());
+            socket.emit("echo", "alive").unwrap();
+            assert_eq!(next(&mut events, "echo").await[0], Value::from("alive"));
+            // Silence: noticed after 600 ms or so.
+            silent.store(true, std::sync::atomic::Ordering::SeqCst);
+            let started = std::time::Instant::now();
+            until("the ping timeout", || !reasons.lock().is_empty()).await;
+            assert_eq!(
+                *reasons.lock(),
+                [DisconnectReason::PingTimeout],
+                "{transports:?}"
+            );
+            assert!(started.elapsed() < Duration::from_secs(3));
+            assert!(!socket.active());
+        }
+    }
 }
