@@ -33,7 +33,9 @@
 //! - events with any arguments, binary anywhere ([`Value::Binary`], or `bytes::Bytes`
 //!   fields), acknowledgements both ways, with a timeout; volatile emits; listeners per event
 //!   and for every event, on the builder or on a connected socket ([`Socket::on`],
-//!   [`Socket::once`], [`Socket::off`]), run one at a time in the order events came;
+//!   [`Socket::once`], [`Socket::off`]), run one at a time in the order events came, and of
+//!   the socket's own emits ([`Socket::on_any_outgoing`]); `auth` as an object or a function
+//!   called before each connection ([`ClientBuilder::auth_with`]);
 //! - reconnection with socket.io-client's options and backoff (whose arithmetic saturates
 //!   instead of overflowing after a thousand attempts), its Manager events
 //!   ([`ReconnectEvent`]) and `connect_error` ([`ClientBuilder::on_connect_error`]), emits
@@ -51,8 +53,23 @@
 //! waits until the namespace is joined: with reconnection on and no attempt limit, as long as
 //! the server cannot be reached.
 //!
-//! The connection closes when the last [`Socket`] clone is dropped (a listener that keeps a
-//! clone keeps it open), or with [`Socket::disconnect`].
+//! The connection closes when its sockets are gone: each leaves its namespace when its last
+//! [`Socket`] clone is dropped (a listener that keeps a clone keeps it), or with
+//! [`Socket::disconnect`]. No task outlives the handles.
+//!
+//! Where it differs from socket.io-client 4.8, on purpose:
+//! - the backoff's exponent saturates (the JavaScript arithmetic overflows after about a
+//!   thousand attempts and then fires half of them at once);
+//! - under retries, an ack's arguments are the answer, as without retries (socket.io-client
+//!   takes the first for an error, unless `ackTimeout` is set); a try without a timeout is made
+//!   again only when the connection is lost;
+//! - after the last attempt, [`ReconnectEvent::Error`] comes before
+//!   [`ReconnectEvent::Failed`] (socket.io-client emits `reconnect_failed` first), and the
+//!   socket is no longer [`Socket::active`] (socket.io-client's stays `active`);
+//! - a volatile emit made while disconnected is dropped (socket.io-client buffers one made
+//!   before it noticed the connection was gone);
+//! - a socket per namespace: [`Manager::socket`] refuses a namespace already joined
+//!   ([`ConnectError::AlreadyJoined`]) where socket.io-client returns the socket it has.
 #![forbid(unsafe_code)]
 
 mod backoff;
