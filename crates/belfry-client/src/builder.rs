@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::{
     ConnectError, DisconnectReason, Event, ReconnectEvent, Socket, Transports, data,
     engine::{Cookies, Target},
-    listeners::{EVENT_BACKLOG, Listeners, run_listeners},
+    listeners::{Listeners, ToTask, run_listeners},
     manager::{Join, Options},
     socket::{Command, Manager, ManagerInner, SocketInner, State},
     tls::Security,
@@ -38,9 +38,20 @@ impl Auth {
         match self {
             Auth::None => None,
             Auth::Value(value) => Some(value.clone()),
-            Auth::Fn(auth) => auth()
-                .map_err(|error| tracing::warn!(%error, "the auth function failed"))
-                .ok(),
+            // A function that panics sends no auth, rather than ending the manager's task.
+            Auth::Fn(auth) => {
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| auth())) {
+                    Ok(Ok(value)) => Some(value),
+                    Ok(Err(error)) => {
+                        tracing::warn!(%error, "the auth function's value is not an object");
+                        None
+                    }
+                    Err(_) => {
+                        tracing::error!("the auth function panicked");
+                        None
+                    }
+                }
+            }
         }
     }
 }
@@ -443,7 +454,7 @@ impl ClientBuilder {
         };
         let options = Arc::new(options);
         let (commands, commands_rx) = mpsc::unbounded_channel();
-        let (events, events_rx) = mpsc::channel(EVENT_BACKLOG);
+        let (events, events_rx) = ToTask::channel();
         tokio::spawn(run_listeners(Arc::new(self.manager_listeners), events_rx));
         crate::manager::spawn(options.clone(), commands_rx, events);
         let manager = Manager {
@@ -494,7 +505,7 @@ impl SocketBuilder {
         let listeners = Arc::new(self.ns.listeners);
         let auth = Arc::new(parking_lot::Mutex::new(self.ns.auth));
         let ns = belfry_core::proto::Str::from(self.ns.namespace.as_str());
-        let (events, events_rx) = mpsc::channel(EVENT_BACKLOG);
+        let (events, events_rx) = ToTask::channel();
         tokio::spawn(run_listeners(listeners.clone(), events_rx));
         static KEYS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let key = KEYS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

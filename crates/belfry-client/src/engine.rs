@@ -80,6 +80,14 @@ struct Handshake {
     upgrades: Vec<String>,
     ping_interval: u64,
     ping_timeout: u64,
+    /// The largest payload the server takes (a POST over it is refused, and the session
+    /// closed); engine.io's default when the server does not say.
+    #[serde(default = "default_max_payload")]
+    max_payload: usize,
+}
+
+fn default_max_payload() -> usize {
+    1_000_000
 }
 
 impl Handshake {
@@ -172,8 +180,12 @@ impl Cookies {
             }
             let removed = parts.any(|attribute| {
                 let (key, value) = attribute.split_once('=').unwrap_or((attribute, ""));
-                key.trim().eq_ignore_ascii_case("max-age")
-                    && value.trim().parse::<i64>().is_ok_and(|age| age <= 0)
+                let (key, value) = (key.trim(), value.trim());
+                (key.eq_ignore_ascii_case("max-age")
+                    && value.parse::<i64>().is_ok_and(|age| age <= 0))
+                    || (key.eq_ignore_ascii_case("expires")
+                        && httpdate::parse_http_date(value)
+                            .is_ok_and(|expires| expires <= std::time::SystemTime::now()))
             });
             cookies.retain(|(kept, _)| kept != name);
             if !removed {
@@ -311,6 +323,7 @@ pub(crate) async fn open(target: &Target) -> Result<Engine, OpenError> {
                 upgrade: target.transports == Transports::PollingThenWebSocket
                     && handshake.upgrades.iter().any(|name| name == "websocket"),
                 silence: handshake.silence(),
+                max_payload: handshake.max_payload,
                 target: target.clone(),
             };
             let first = rest.map(|rest| rest.into_bytes());
@@ -544,6 +557,8 @@ struct Polling {
     /// Whether to try the upgrade to WebSocket.
     upgrade: bool,
     silence: Duration,
+    /// The server's `maxPayload`: no POST is larger (unless one packet alone is).
+    max_payload: usize,
     target: Target,
 }
 
@@ -581,6 +596,21 @@ impl Polling {
         let mut upgraded: Option<Ws> = None;
         let mut writes: Vec<Outgoing> = Vec::new();
         let mut closing = false;
+        // The client closes (or is gone): no upgrade any more, the close packet after what
+        // is left to write, and a brief wait for the POST in flight at most.
+        let close = |closing: &mut bool,
+                     writes: &mut Vec<Outgoing>,
+                     probe: &mut Pending<Result<Ws, OpenError>>,
+                     upgraded: &mut Option<Ws>,
+                     deadline: &mut Instant| {
+            if !*closing {
+                *closing = true;
+                *probe = None;
+                *upgraded = None;
+                writes.push(Outgoing::Close);
+                *deadline = (*deadline).min(Instant::now() + CLOSE_WAIT);
+            }
+        };
         if let Some(first) = first
             && let Err(reason) = self
                 .read(first, &incoming, &mut writes, &mut deadline)
@@ -592,9 +622,6 @@ impl Polling {
         let reason = loop {
             if let Some(mut ws) = upgraded.take() {
                 if poll.is_none() && post.is_none() {
-                    if closing {
-                        writes.push(Outgoing::Close);
-                    }
                     if let Err(reason) = write(&mut ws, Message::text("5"), deadline).await {
                         break reason;
                     }
@@ -614,15 +641,16 @@ impl Polling {
                     }));
                 }
                 if post.is_none() && !writes.is_empty() {
-                    let close = writes.iter().any(|out| matches!(out, Outgoing::Close));
-                    let body = Bytes::from(polling_payload(std::mem::take(&mut writes)));
+                    let (body, with_close) = take_payload(&mut writes, self.max_payload);
                     let mut http = post_http.take().expect("the post's connection is back");
                     let uri = poll_uri(&self);
                     post = Some(Box::pin(async move {
-                        let result = http.request(http::Method::POST, &uri, Some(body)).await;
+                        let result = http
+                            .request(http::Method::POST, &uri, Some(Bytes::from(body)))
+                            .await;
                         (http, result)
                     }));
-                    if close {
+                    if with_close {
                         // The close packet is on its way: what it takes is waited for only
                         // briefly.
                         let done = tokio::time::timeout(CLOSE_WAIT, next(&mut post)).await;
@@ -647,12 +675,7 @@ impl Polling {
                         // The client is gone (it closed, and what it sent last may still be
                         // waiting for the POST in flight): the close goes after it.
                         Err(DisconnectReason::ForcedClose) => {
-                            if !closing {
-                                closing = true;
-                                if upgraded.is_none() {
-                                    writes.push(Outgoing::Close);
-                                }
-                            }
+                            close(&mut closing, &mut writes, &mut probe, &mut upgraded, &mut deadline);
                         }
                         Err(reason) => break reason,
                     }
@@ -677,14 +700,17 @@ impl Polling {
                 // forever).
                 out = outgoing.recv(), if !closing => match out {
                     Some(Outgoing::Close) | None => {
-                        closing = true;
-                        if upgraded.is_none() {
-                            writes.push(Outgoing::Close);
-                        }
+                        close(&mut closing, &mut writes, &mut probe, &mut upgraded, &mut deadline);
                     }
                     Some(out) => writes.push(out),
                 },
-                () = tokio::time::sleep_until(deadline) => break DisconnectReason::PingTimeout,
+                () = tokio::time::sleep_until(deadline) => {
+                    break if closing {
+                        DisconnectReason::ForcedClose
+                    } else {
+                        DisconnectReason::PingTimeout
+                    };
+                }
             }
         };
         let _ = incoming.send(Incoming::Closed(reason)).await;
@@ -720,18 +746,32 @@ impl Polling {
     }
 }
 
-/// The polling payload of `writes` (a close packet for [`Outgoing::Close`]).
-fn polling_payload(writes: Vec<Outgoing>) -> String {
-    let packets: Vec<Packet> = writes
-        .into_iter()
-        .map(|out| match out {
+/// The polling payload of the first of `writes` (a close packet for [`Outgoing::Close`]), as
+/// many as fit in `max` bytes (at least one), taken out; and whether the close was among them.
+fn take_payload(writes: &mut Vec<Outgoing>, max: usize) -> (String, bool) {
+    let mut out = String::new();
+    let mut taken = 0;
+    let mut with_close = false;
+    for write in writes.iter() {
+        let before = out.len();
+        if taken > 0 {
+            out.push('\u{1e}');
+        }
+        match write {
             // Already encoded, type digit included.
-            Outgoing::Text(text) => Packet::Encoded(Str::from(text)),
-            Outgoing::Binary(data) => Packet::Binary(data),
-            Outgoing::Close => Packet::Close,
-        })
-        .collect();
-    payload::encode(&packets)
+            Outgoing::Text(text) => out.push_str(text),
+            Outgoing::Binary(data) => Packet::Binary(data.clone()).encode_polling(&mut out),
+            Outgoing::Close => out.push('1'),
+        }
+        if taken > 0 && out.len() > max {
+            out.truncate(before);
+            break;
+        }
+        with_close |= matches!(write, Outgoing::Close);
+        taken += 1;
+    }
+    writes.drain(..taken);
+    (out, with_close)
 }
 
 /// The upgrade's probe: a WebSocket of session `sid`, `2probe` sent, `3probe` answered.
@@ -771,6 +811,13 @@ mod tests {
         assert_eq!(cookies.header().unwrap(), "srv=a; io=x");
         store(&cookies, &["srv=b", "io=; Max-Age=0"]);
         assert_eq!(cookies.header().unwrap(), "srv=b");
+        // Express's `clearCookie`: an expiry in the past; a future one keeps it.
+        store(&cookies, &["keep=1; Expires=Fri, 01 Jan 2100 00:00:00 GMT"]);
+        store(
+            &cookies,
+            &["srv=; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT"],
+        );
+        assert_eq!(cookies.header().unwrap(), "keep=1");
         for i in 0..100 {
             store(&cookies, &[&format!("c{i}=v")]);
         }
@@ -778,13 +825,33 @@ mod tests {
     }
 
     #[test]
-    fn writes_become_one_payload() {
-        let payload = polling_payload(vec![
+    fn writes_become_payloads_within_max_payload() {
+        let mut writes = vec![
             Outgoing::Text("42[\"a\"]".to_owned()),
             Outgoing::Binary(Bytes::from_static(&[1, 2])),
             Outgoing::Text("3".to_owned()),
             Outgoing::Close,
-        ]);
-        assert_eq!(payload, "42[\"a\"]\u{1e}bAQI=\u{1e}3\u{1e}1");
+        ];
+        assert_eq!(
+            take_payload(&mut writes, 1000),
+            ("42[\"a\"]\u{1e}bAQI=\u{1e}3\u{1e}1".to_owned(), true)
+        );
+        // 13 bytes at most: the first two (7 + 1 + 5), then the rest.
+        writes = vec![
+            Outgoing::Text("42[\"a\"]".to_owned()),
+            Outgoing::Binary(Bytes::from_static(&[1, 2])),
+            Outgoing::Text("3".to_owned()),
+            Outgoing::Close,
+        ];
+        assert_eq!(
+            take_payload(&mut writes, 13),
+            ("42[\"a\"]\u{1e}bAQI=".to_owned(), false)
+        );
+        assert_eq!(take_payload(&mut writes, 13), ("3\u{1e}1".to_owned(), true));
+        assert!(writes.is_empty());
+        // One packet larger than the limit still goes (alone).
+        let mut big = vec![Outgoing::Text("4".repeat(20)), Outgoing::Close];
+        assert_eq!(take_payload(&mut big, 10), ("4".repeat(20), false));
+        assert_eq!(big.len(), 1);
     }
 }

@@ -47,7 +47,11 @@
 //! - the msgpack parser of `socket.io-msgpack-parser` as an option ([`ClientBuilder::parser`]).
 //!
 //! Bounds: events wait for the listeners up to 4096 (past that the connection is dropped and
-//! made again, which recovery, when on, makes up for); a message is 16 MiB at most; an ack
+//! made again, which recovery, when on, makes up for); a message (or a polling response) is
+//! 16 MiB at most; a POST holds no more than the server's `maxPayload` (one packet larger
+//! than that goes alone); the server sets 64 cookies at most. What the application emits
+//! while disconnected (or faster than the server takes it) waits in memory, as in
+//! socket.io-client: the client does not drop the application's own emits. An ack
 //! whose event was sent fails with [`AckError::Disconnected`] when the connection is lost, one
 //! whose timeout passes while disconnected is not sent any more. [`ClientBuilder::connect`]
 //! waits until the namespace is joined: with reconnection on and no attempt limit, as long as
@@ -69,7 +73,11 @@
 //! - a volatile emit made while disconnected is dropped (socket.io-client buffers one made
 //!   before it noticed the connection was gone);
 //! - a socket per namespace: [`Manager::socket`] refuses a namespace already joined
-//!   ([`ConnectError::AlreadyJoined`]) where socket.io-client returns the socket it has.
+//!   ([`ConnectError::AlreadyJoined`]) where socket.io-client returns the socket it has;
+//! - a socket that was disconnected (by the client, the server, or for good) stays so: an
+//!   emit on it fails with [`EmitError::Closed`] (socket.io-client buffers it), and joining
+//!   again is a new socket ([`Manager::socket`]) where socket.io-client calls `connect()` on
+//!   the old one.
 #![forbid(unsafe_code)]
 
 mod backoff;

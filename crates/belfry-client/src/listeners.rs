@@ -8,7 +8,7 @@ use std::{
     pin::Pin,
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
 };
 
@@ -45,14 +45,24 @@ pub struct Event {
 #[derive(Debug)]
 pub(crate) struct Acker {
     pub(crate) ns: Str,
+    /// The socket and the session of that socket the event came in: an answer given after
+    /// either changed is not sent (its id belongs to a server session that is gone).
+    pub(crate) key: u64,
+    pub(crate) session: u64,
     pub(crate) id: u64,
     /// The manager's own channel for answers: it does not keep the manager alive when every
     /// handle is dropped.
     pub(crate) answers: mpsc::UnboundedSender<Answer>,
 }
 
-/// An answer to the server: the namespace, the ack id, the arguments.
-pub(crate) type Answer = (Str, u64, Payload);
+/// An answer to the server.
+pub(crate) struct Answer {
+    pub(crate) ns: Str,
+    pub(crate) key: u64,
+    pub(crate) session: u64,
+    pub(crate) id: u64,
+    pub(crate) payload: Payload,
+}
 
 impl Event {
     /// The event's name.
@@ -100,7 +110,13 @@ impl Event {
         let payload = data::args_payload(data)?;
         acker
             .answers
-            .send((acker.ns, acker.id, payload))
+            .send(Answer {
+                ns: acker.ns,
+                key: acker.key,
+                session: acker.session,
+                id: acker.id,
+                payload,
+            })
             .map_err(|_| EmitError::Closed)
     }
 }
@@ -247,14 +263,59 @@ pub(crate) enum ToListeners {
     Reconnect(ReconnectEvent),
 }
 
+/// The way to a listener task: events count toward [`EVENT_BACKLOG`]; connects, disconnects
+/// and errors (a few per connection) always go, so that a full backlog does not hide them.
+#[derive(Clone)]
+pub(crate) struct ToTask {
+    tx: mpsc::UnboundedSender<ToListeners>,
+    backlog: Arc<AtomicUsize>,
+}
+
+/// The listener task's end of a [`ToTask`].
+pub(crate) struct FromTask {
+    rx: mpsc::UnboundedReceiver<ToListeners>,
+    backlog: Arc<AtomicUsize>,
+}
+
+/// The backlog is full: the listeners are far behind.
+pub(crate) struct Full;
+
+impl ToTask {
+    pub(crate) fn channel() -> (ToTask, FromTask) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let backlog = Arc::new(AtomicUsize::new(0));
+        (
+            ToTask {
+                tx,
+                backlog: backlog.clone(),
+            },
+            FromTask { rx, backlog },
+        )
+    }
+
+    /// Hands the listeners a connect, disconnect, error or reconnection event.
+    pub(crate) fn tell(&self, what: ToListeners) {
+        let _ = self.tx.send(what);
+    }
+
+    /// Hands the listeners an event, unless [`EVENT_BACKLOG`] of them wait already.
+    pub(crate) fn event(&self, event: Event) -> Result<(), Full> {
+        if self.backlog.load(Ordering::Acquire) >= EVENT_BACKLOG {
+            return Err(Full);
+        }
+        if self.tx.send(ToListeners::Event(event)).is_ok() {
+            self.backlog.fetch_add(1, Ordering::AcqRel);
+        }
+        Ok(())
+    }
+}
+
 /// Runs the listeners, one event at a time, in order.
-pub(crate) async fn run_listeners(
-    listeners: Arc<Listeners>,
-    mut events: mpsc::Receiver<ToListeners>,
-) {
-    while let Some(event) = events.recv().await {
+pub(crate) async fn run_listeners(listeners: Arc<Listeners>, mut events: FromTask) {
+    while let Some(event) = events.rx.recv().await {
         match event {
             ToListeners::Event(event) => {
+                events.backlog.fetch_sub(1, Ordering::AcqRel);
                 let all = listeners.take_for(&event.name);
                 let mut event = Some(event);
                 let total = all.len();

@@ -26,7 +26,7 @@ use crate::{
     builder::Auth,
     data,
     engine::{self, Engine, Incoming, Outgoing, Target},
-    listeners::{Acker, Answer, EVENT_BACKLOG, Event, ToListeners},
+    listeners::{Acker, Answer, EVENT_BACKLOG, Event, ToListeners, ToTask},
     socket::{AckWaiter, Command, SocketInner, State},
 };
 
@@ -90,7 +90,7 @@ pub(crate) struct Join {
     pub(crate) key: u64,
     pub(crate) state: Arc<State>,
     pub(crate) auth: Arc<Mutex<Auth>>,
-    pub(crate) events: mpsc::Sender<ToListeners>,
+    pub(crate) events: ToTask,
     pub(crate) socket: Weak<SocketInner>,
     /// Told how its first connection went.
     pub(crate) first: oneshot::Sender<Result<(), ConnectError>>,
@@ -100,7 +100,7 @@ pub(crate) struct Join {
 pub(crate) fn spawn(
     options: Arc<Options>,
     commands: mpsc::UnboundedReceiver<Command>,
-    events: mpsc::Sender<ToListeners>,
+    events: ToTask,
 ) {
     let (answers_tx, answers) = mpsc::unbounded_channel();
     let driver = Driver {
@@ -118,9 +118,11 @@ pub(crate) fn spawn(
 struct Nsp {
     ns: Str,
     key: u64,
+    /// Counts the socket's server sessions (one per `CONNECT` answered).
+    session: u64,
     state: Arc<State>,
     auth: Arc<Mutex<Auth>>,
-    events: mpsc::Sender<ToListeners>,
+    events: ToTask,
     socket: Weak<SocketInner>,
     acks: HashMap<u64, PendingAck>,
     next_ack: u64,
@@ -143,7 +145,7 @@ struct Driver {
     answers: mpsc::UnboundedReceiver<Answer>,
     answers_tx: mpsc::UnboundedSender<Answer>,
     /// The manager's listeners (reconnection events).
-    events: mpsc::Sender<ToListeners>,
+    events: ToTask,
     /// The sockets, in the order they joined (their `CONNECT`s go in that order).
     sockets: Vec<Nsp>,
 }
@@ -249,7 +251,7 @@ impl Driver {
 
     /// Hands a reconnection event to the manager's listeners.
     fn tell(&self, event: ReconnectEvent) {
-        let _ = self.events.try_send(ToListeners::Reconnect(event));
+        self.events.tell(ToListeners::Reconnect(event));
     }
 
     /// No more connections: every socket is closed with `error`.
@@ -275,6 +277,16 @@ impl Driver {
         Some(self.sockets.remove(index))
     }
 
+    /// Takes the socket of `ns` out if it is the one of `key` (a handle of a socket that left
+    /// does not touch a newer one of its namespace).
+    fn remove_socket(&mut self, ns: &str, key: u64) -> Option<Nsp> {
+        let index = self
+            .sockets
+            .iter()
+            .position(|nsp| *nsp.ns == *ns && nsp.key == key)?;
+        Some(self.sockets.remove(index))
+    }
+
     /// A socket joins: `None` when its namespace has one already (it is told).
     fn join(&mut self, join: Join) -> Option<&mut Nsp> {
         if self.find(&join.ns).is_some() {
@@ -286,6 +298,7 @@ impl Driver {
         self.sockets.push(Nsp {
             ns: join.ns,
             key: join.key,
+            session: 0,
             state: join.state,
             auth: join.auth,
             events: join.events,
@@ -332,16 +345,14 @@ impl Driver {
                 // Without a connection nothing is written: it cannot fail.
                 let _ = self.emit(None, &ns, payload, ack, volatile);
             }
-            Command::Disconnect { ns, done } => {
-                if let Some(mut nsp) = self.remove(&ns) {
+            Command::Disconnect { ns, key, done } => {
+                if let Some(mut nsp) = self.remove_socket(&ns, key) {
                     nsp.finish();
                 }
                 let _ = done.send(());
             }
             Command::Dropped(ns, key) => {
-                if self.find(&ns).is_some_and(|nsp| nsp.key == key)
-                    && let Some(mut nsp) = self.remove(&ns)
-                {
+                if let Some(mut nsp) = self.remove_socket(&ns, key) {
                     nsp.finish();
                 }
             }
@@ -377,6 +388,11 @@ impl Driver {
         // Answers to a server session that is gone are not sent to the new one.
         while self.answers.try_recv().is_ok() {}
         let parser = self.options.parser;
+        // Every socket left while the connection opened.
+        if self.sockets.is_empty() {
+            let _ = engine.outgoing.send(Outgoing::Close);
+            return Ended::Idle;
+        }
         for nsp in &self.sockets {
             if send(&engine, parser, nsp.connect_packet()).is_err() {
                 return Ended::Lost(DisconnectReason::TransportError);
@@ -429,9 +445,15 @@ impl Driver {
                         break ended;
                     }
                 }
-                Some((ns, id, payload)) = self.answers.recv() => {
-                    if self.find(&ns).is_some_and(|nsp| nsp.state.connected.load(Ordering::Acquire)) {
-                        let _ = send(&engine, parser, Packet::ack(ns, payload, id));
+                Some(answer) = self.answers.recv() => {
+                    let current = self.find(&answer.ns).is_some_and(|nsp| {
+                        nsp.key == answer.key
+                            && nsp.session == answer.session
+                            && nsp.state.connected.load(Ordering::Acquire)
+                    });
+                    if current {
+                        let packet = Packet::ack(answer.ns, answer.payload, answer.id);
+                        let _ = send(&engine, parser, packet);
                     }
                 }
                 () = sleep_until(next_deadline) => {
@@ -469,16 +491,12 @@ impl Driver {
                     return Some(Ended::Lost(DisconnectReason::TransportError));
                 }
             }
-            Command::Disconnect { ns, done } => {
-                let ended = self.leave(engine, &ns);
+            Command::Disconnect { ns, key, done } => {
+                let ended = self.leave(engine, &ns, key);
                 let _ = done.send(());
                 return ended;
             }
-            Command::Dropped(ns, key) => {
-                if self.find(&ns).is_some_and(|nsp| nsp.key == key) {
-                    return self.leave(engine, &ns);
-                }
-            }
+            Command::Dropped(ns, key) => return self.leave(engine, &ns, key),
         }
         None
     }
@@ -501,7 +519,11 @@ impl Driver {
         let Some(nsp) = self.find(ns) else {
             return Ok(());
         };
-        let engine = engine.filter(|_| nsp.state.connected.load(Ordering::Acquire));
+        // An engine whose task ended is not written to: what would be lost waits in the
+        // buffer for the next connection (the engine's reason for ending is on its way).
+        let engine = engine.filter(|engine| {
+            nsp.state.connected.load(Ordering::Acquire) && !engine.outgoing.is_closed()
+        });
         if retries > 0 && !volatile {
             let (answer, timeout) = match ack {
                 Some((answer, timeout)) => (Some(answer), timeout),
@@ -532,8 +554,8 @@ impl Driver {
 
     /// The socket of `ns` leaves (`DISCONNECT` when it was connected); the connection ends
     /// when it was the last.
-    fn leave(&mut self, engine: &Engine, ns: &str) -> Option<Ended> {
-        let mut nsp = self.remove(ns)?;
+    fn leave(&mut self, engine: &Engine, ns: &str, key: u64) -> Option<Ended> {
+        let mut nsp = self.remove_socket(ns, key)?;
         if nsp.state.connected.load(Ordering::Acquire) {
             let _ = send(
                 engine,
@@ -550,7 +572,13 @@ impl Driver {
     fn on_packet(&mut self, engine: &Engine, packet: Packet) -> Option<Ended> {
         let parser = self.options.parser;
         let answers = self.answers_tx.clone();
-        let nsp = self.find(&packet.ns)?;
+        let Some(nsp) = self.find(&packet.ns) else {
+            // A socket that left after its `CONNECT` went: the server's socket leaves too.
+            if matches!(packet.data, PacketData::Connect(_)) {
+                let _ = send(engine, parser, Packet::disconnect(packet.ns));
+            }
+            return None;
+        };
         match packet.data {
             PacketData::Connect(data) => {
                 let reply: serde_json::Value = data
@@ -570,14 +598,18 @@ impl Driver {
                     .and_then(serde_json::Value::as_str)
                     .map(str::to_owned);
                 let recovered = pid.is_some() && pid == nsp.pid;
+                nsp.session += 1;
                 nsp.pid = pid;
                 *nsp.state.id.lock() = Some(sid.to_owned());
                 nsp.state.recovered.store(recovered, Ordering::Release);
                 nsp.state.connected.store(true, Ordering::Release);
-                // What waited while disconnected, in order, then the retry queue.
-                for packet in std::mem::take(&mut nsp.buffer) {
-                    if send(engine, parser, packet).is_err() {
-                        return Some(Ended::Lost(DisconnectReason::TransportError));
+                // What waited while disconnected, in order, then the retry queue; an engine
+                // whose task ended keeps them buffered for the next connection.
+                if !engine.outgoing.is_closed() {
+                    for packet in std::mem::take(&mut nsp.buffer) {
+                        if send(engine, parser, packet).is_err() {
+                            return Some(Ended::Lost(DisconnectReason::TransportError));
+                        }
                     }
                 }
                 if nsp.drain_queue(engine, parser).is_err() {
@@ -641,23 +673,23 @@ impl Driver {
                     args,
                     ack: ack.map(|id| Acker {
                         ns: nsp.ns.clone(),
+                        key: nsp.key,
+                        session: nsp.session,
                         id,
                         answers,
                     }),
                     socket: nsp.socket.clone(),
                 };
-                match nsp.events.try_send(ToListeners::Event(event)) {
-                    Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => None,
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        // The listeners are far behind: rather than queue without bound, the
-                        // connection is dropped (recovery, when on, replays what was missed).
-                        tracing::warn!(
-                            backlog = EVENT_BACKLOG,
-                            "listeners too slow for the server's events: reconnecting"
-                        );
-                        Some(Ended::Lost(DisconnectReason::TransportError))
-                    }
+                if nsp.events.event(event).is_err() {
+                    // The listeners are far behind: rather than queue without bound, the
+                    // connection is dropped (recovery, when on, replays what was missed).
+                    tracing::warn!(
+                        backlog = EVENT_BACKLOG,
+                        "listeners too slow for the server's events: reconnecting"
+                    );
+                    return Some(Ended::Lost(DisconnectReason::TransportError));
                 }
+                None
             }
             PacketData::Ack { payload, ack } => {
                 match nsp.acks.remove(&ack) {
@@ -698,7 +730,7 @@ impl Driver {
 impl Nsp {
     /// Hands `what` to the socket's listeners.
     fn tell(&self, what: ToListeners) {
-        let _ = self.events.try_send(what);
+        self.events.tell(what);
     }
 
     /// The event packet of `payload`, registering its ack.
@@ -724,7 +756,7 @@ impl Nsp {
         let Some(head) = self.queue.front() else {
             return Ok(());
         };
-        if head.in_flight.is_some() {
+        if head.in_flight.is_some() || engine.outgoing.is_closed() {
             return Ok(());
         }
         let (payload, timeout) = (head.payload.clone(), head.timeout);

@@ -273,6 +273,7 @@ impl Socket {
         let (tx, rx) = oneshot::channel();
         let command = Command::Disconnect {
             ns: self.inner.ns.clone(),
+            key: self.inner.key,
             done: tx,
         };
         if self.inner.manager.inner.commands.send(command).is_ok() {
@@ -351,8 +352,12 @@ pub(crate) enum Command {
         ack: Option<AckWaiter>,
         volatile: bool,
     },
-    /// [`Socket::disconnect`].
-    Disconnect { ns: Str, done: oneshot::Sender<()> },
+    /// [`Socket::disconnect`]: the socket's namespace and key.
+    Disconnect {
+        ns: Str,
+        key: u64,
+        done: oneshot::Sender<()>,
+    },
     /// The last handle of a socket is gone: its namespace and key.
     Dropped(Str, u64),
 }
