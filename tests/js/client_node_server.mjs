@@ -32,11 +32,13 @@ io.of("/refused").use((socket, next) => {
   error.data = { code: 42 };
   next(error);
 });
-// "/admin" answers "conn?" and "auth?" as "/" does, and echoes "echo".
+// "/admin" answers "conn?", "auth?" and "query?" (the handshake's query) as "/" does, and echoes
+// "echo".
 io.of("/admin").on("connection", (socket) => {
   socket.on("conn?", (ack) => ack(socket.conn.id));
   socket.on("auth?", (ack) => ack(socket.handshake.auth));
   socket.on("echo", (...args) => socket.emit("echo", ...args));
+  socket.on("query?", (ack) => ack(socket.handshake.query));
 });
 // For retries: every delivery of "flaky", "fine", "never" and "dropme" is logged as [event, arg,
 // whether it came with an ack]; "log?" answers the log. "flaky" is acknowledged (`<arg>-ok`) only
@@ -72,6 +74,7 @@ io.on("connection", (socket) => {
   socket.on("auth?", (ack) => ack(socket.handshake.auth));
   socket.on("transport?", (ack) => ack(socket.conn.transport.name));
   socket.on("conn?", (ack) => ack(socket.conn.id));
+  socket.on("query?", (ack) => ack(socket.handshake.query));
   socket.on("silent", () => {});
   socket.on("bye", () => socket.disconnect());
   socket.on("drop", () => {

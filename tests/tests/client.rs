@@ -52,6 +52,9 @@ fn belfry_app(parser: Parser) -> axum::Router {
         socket.on("conn?", |socket: SocketRef, ack: AckSender| async move {
             let _ = ack.send(socket.engine_id().as_str());
         });
+        socket.on("query?", |socket: SocketRef, ack: AckSender| async move {
+            let _ = ack.send(&socket.handshake().query);
+        });
         socket.on("auth?", |socket: SocketRef, ack: AckSender| async move {
             let _ = ack.send(&socket.handshake().auth);
         });
@@ -135,6 +138,9 @@ fn root_handlers(socket: SocketRef) {
         );
         socket.on("conn?", |socket: SocketRef, ack: AckSender| async move {
             let _ = ack.send(socket.engine_id().as_str());
+        });
+        socket.on("query?", |socket: SocketRef, ack: AckSender| async move {
+            let _ = ack.send(&socket.handshake().query);
         });
         socket.on("silent", || async {});
         socket.on("bye", |socket: SocketRef| async move {
@@ -1410,5 +1416,37 @@ async fn a_server_that_never_answers_the_handshake() {
         .await;
         check_attempts(&reconnects.lock(), false);
         until("three connection errors", || errors.lock().len() == 3).await;
+    }
+}
+
+/// The query: the URL's and [`ClientBuilder::query`]'s, encoded and decoded, on every
+/// transport and in another namespace, next to the engine's own (`EIO`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_query_reaches_the_server() {
+    let (node_url, _node) = node_server().await;
+    for url in [node_url, belfry_server().await] {
+        for transports in TRANSPORTS {
+            let socket = ClientBuilder::new(format!("{url}/?c=d"))
+                .transports(transports)
+                .query("e", "f g")
+                .query("&a", "&=?a")
+                .connect()
+                .await
+                .unwrap();
+            on_final_transport(&socket, transports).await;
+            let admin = socket.io().socket("/admin").connect().await.unwrap();
+            for socket in [&socket, &admin] {
+                let query: serde_json::Value = socket
+                    .emit_with_timeout(ACK_WAIT, "query?", &())
+                    .await
+                    .unwrap();
+                assert_eq!(query["c"], "d", "{query}");
+                assert_eq!(query["e"], "f g", "{query}");
+                assert_eq!(query["&a"], "&=?a", "{query}");
+                assert_eq!(query["EIO"], "4", "{query}");
+            }
+            socket.disconnect().await;
+            admin.disconnect().await;
+        }
     }
 }
