@@ -2,7 +2,8 @@
 //! single-threaded runtime (one core), the server on a runtime of its own thread, over
 //! loopback WebSocket. Each round trip is an emit with an ack that the server answers with the
 //! event's argument; `one at a time` waits for each answer before the next emit, `64 in
-//! flight` keeps 64 emits waiting for their answers.
+//! flight` keeps 64 emits waiting for their answers, `4096 in flight` 4096 (the client's
+//! bookkeeping of many acks).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
@@ -69,7 +70,11 @@ fn echo(c: &mut Criterion) {
     });
     let mut group = c.benchmark_group("client echo round trips");
     group.throughput(Throughput::Elements(1));
-    for (name, window) in [("one at a time", 1), ("64 in flight", 64)] {
+    for (name, window) in [
+        ("one at a time", 1),
+        ("64 in flight", 64),
+        ("4096 in flight", 4096),
+    ] {
         group.bench_function(name, |b| {
             b.iter_custom(|iters| runtime.block_on(round_trips(&socket, iters, window)));
         });

@@ -4,7 +4,7 @@
 //! and last offset of connection state recovery.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{BTreeSet, HashMap, HashSet, VecDeque},
     future::Future,
     sync::{Arc, Weak, atomic::Ordering},
     time::Duration,
@@ -72,6 +72,71 @@ impl PendingAck {
     }
 }
 
+/// The acks a socket waits for, their deadlines in order: finding the next deadline and the
+/// expired ones does not scan them all (a load generator may wait for thousands).
+#[derive(Default)]
+struct Acks {
+    waiting: HashMap<u64, PendingAck>,
+    deadlines: BTreeSet<(Instant, u64)>,
+    /// How many waiters there may be before the abandoned ones (futures dropped) are swept
+    /// out: twice as many as after the last sweep, so that sweeping costs O(1) per emit.
+    sweep_at: usize,
+}
+
+impl Acks {
+    /// The fewest waiters a sweep is made for.
+    const MIN_SWEEP: usize = 1024;
+
+    fn insert(&mut self, id: u64, ack: PendingAck) {
+        if let Some(deadline) = ack.deadline {
+            self.deadlines.insert((deadline, id));
+        }
+        self.waiting.insert(id, ack);
+        if self.waiting.len() >= self.sweep_at.max(Self::MIN_SWEEP) {
+            self.waiting.retain(|_, ack| !ack.abandoned());
+            let waiting = &self.waiting;
+            self.deadlines.retain(|(_, id)| waiting.contains_key(id));
+            self.sweep_at = self.waiting.len() * 2;
+        }
+    }
+
+    fn remove(&mut self, id: u64) -> Option<PendingAck> {
+        let ack = self.waiting.remove(&id)?;
+        if let Some(deadline) = ack.deadline {
+            self.deadlines.remove(&(deadline, id));
+        }
+        Some(ack)
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines.first().map(|(deadline, _)| *deadline)
+    }
+
+    /// Takes out the waiters whose deadline is `now` or before.
+    fn expired(&mut self, now: Instant) -> Vec<(u64, PendingAck)> {
+        let mut expired = Vec::new();
+        while let Some(&(deadline, id)) = self.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            if let Some(ack) = self.waiting.remove(&id) {
+                expired.push((id, ack));
+            }
+        }
+        expired
+    }
+
+    fn ids(&self) -> Vec<u64> {
+        self.waiting.keys().copied().collect()
+    }
+
+    fn drain(&mut self) -> impl Iterator<Item = PendingAck> + '_ {
+        self.deadlines.clear();
+        self.waiting.drain().map(|(_, ack)| ack)
+    }
+}
+
 /// An emit under retries (socket.io-client 4.6's queue): sent one at a time, in order, each
 /// until the server acknowledges it or its tries are spent.
 struct Queued {
@@ -124,7 +189,7 @@ struct Nsp {
     auth: Arc<Mutex<Auth>>,
     events: ToTask,
     socket: Weak<SocketInner>,
-    acks: HashMap<u64, PendingAck>,
+    acks: Acks,
     next_ack: u64,
     /// Emits waiting for a connection (socket.io-client's `sendBuffer`).
     buffer: Vec<Packet>,
@@ -303,7 +368,7 @@ impl Driver {
             auth: join.auth,
             events: join.events,
             socket: join.socket,
-            acks: HashMap::new(),
+            acks: Acks::default(),
             next_ack: 0,
             buffer: Vec::new(),
             queue: VecDeque::new(),
@@ -363,7 +428,7 @@ impl Driver {
     fn next_deadline(&self) -> Option<Instant> {
         self.sockets
             .iter()
-            .flat_map(|nsp| nsp.acks.values().filter_map(|ack| ack.deadline))
+            .filter_map(|nsp| nsp.acks.next_deadline())
             .min()
     }
 
@@ -692,7 +757,7 @@ impl Driver {
                 None
             }
             PacketData::Ack { payload, ack } => {
-                match nsp.acks.remove(&ack) {
+                match nsp.acks.remove(ack) {
                     Some(PendingAck {
                         target: AckTarget::Queue,
                         ..
@@ -735,8 +800,6 @@ impl Nsp {
 
     /// The event packet of `payload`, registering its ack.
     fn event_packet(&mut self, payload: Payload, ack: Option<AckWaiter>) -> Packet {
-        // Waiters given up on (a future dropped) are forgotten.
-        self.acks.retain(|_, ack| !ack.abandoned());
         let id = ack.map(|(answer, timeout)| self.wait_ack(AckTarget::Emit(answer), timeout));
         Packet::event(self.ns.clone(), payload, id)
     }
@@ -792,31 +855,23 @@ impl Nsp {
     }
 
     /// Fails the acks whose deadline passed; a buffered emit whose ack timed out is not sent
-    /// any more (as socket.io-client takes it out of its send buffer).
-    /// True when a try of the retry queue timed out (the next one is due).
+    /// any more (as socket.io-client takes it out of its send buffer). True when a try of the
+    /// retry queue timed out (the next one is due).
     fn expire_acks(&mut self, now: Instant, retries: u32) -> bool {
-        let expired: Vec<u64> = self
-            .acks
-            .iter()
-            .filter(|(_, ack)| ack.deadline.is_some_and(|d| d <= now))
-            .map(|(id, _)| *id)
-            .collect();
         let mut retry = false;
-        for id in expired {
-            match self.acks.remove(&id) {
-                Some(PendingAck {
-                    target: AckTarget::Queue,
-                    ..
-                }) => {
+        for (id, ack) in self.acks.expired(now) {
+            match ack.target {
+                AckTarget::Queue => {
                     self.try_failed(AckError::Timeout, retries);
                     retry = true;
                 }
-                Some(ack) => ack.answer(Err(AckError::Timeout)),
-                None => {}
+                AckTarget::Emit(_) => ack.answer(Err(AckError::Timeout)),
             }
-            self.buffer.retain(|packet| {
-                !matches!(packet.data, PacketData::Event { ack: Some(ack), .. } if ack == id)
-            });
+            if !self.buffer.is_empty() {
+                self.buffer.retain(|packet| {
+                    !matches!(packet.data, PacketData::Event { ack: Some(ack), .. } if ack == id)
+                });
+            }
         }
         retry
     }
@@ -863,7 +918,7 @@ impl Nsp {
     /// fail (socket.io-client 4.7.5: "socket has been disconnected"), those of buffered emits
     /// still wait; `reconnects` says whether the manager will try again.
     fn lost(&mut self, reason: DisconnectReason, reconnects: bool, retries: u32) {
-        let buffered: Vec<u64> = self
+        let buffered: HashSet<u64> = self
             .buffer
             .iter()
             .filter_map(|packet| match packet.data {
@@ -871,14 +926,9 @@ impl Nsp {
                 _ => None,
             })
             .collect();
-        let sent: Vec<u64> = self
-            .acks
-            .keys()
-            .filter(|id| !buffered.contains(id))
-            .copied()
-            .collect();
+        let sent = self.acks.ids().into_iter().filter(|id| !buffered.contains(id));
         for id in sent {
-            match self.acks.remove(&id) {
+            match self.acks.remove(id) {
                 // A try lost with the connection counts as a try (socket.io-client 4.8).
                 Some(PendingAck {
                     target: AckTarget::Queue,
@@ -909,7 +959,7 @@ impl Nsp {
     fn finish(&mut self) {
         self.state.closed.store(true, Ordering::Release);
         self.state.connected.store(false, Ordering::Release);
-        for (_, pending) in self.acks.drain() {
+        for pending in self.acks.drain() {
             pending.answer(Err(AckError::Closed));
         }
         for queued in self.queue.drain(..) {
