@@ -9,7 +9,8 @@
 // `Error("not authorized")`, data {code: 42}. Listens on the port given as an argument (a free one
 // without); with the argument `msgpack`, uses socket.io-msgpack-parser; with
 // `tls=<dir>`, serves HTTPS with <dir>/server.key and <dir>/server.crt; with `ping=<ms>`, pings
-// every <ms> and waits <ms> for the pong; and prints {"port": N}.
+// every <ms> and waits <ms> for the pong; with `keepalive=<ms>`, closes idle HTTP connections
+// after <ms>; and prints {"port": N}.
 import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { createServer as createTlsServer } from "node:https";
@@ -22,6 +23,8 @@ const http = tls
   ? createTlsServer({ key: readFileSync(`${tls}/server.key`), cert: readFileSync(`${tls}/server.crt`) })
   : createServer();
 const ping = args.find((arg) => arg.startsWith("ping="))?.slice(5);
+const keepAlive = args.find((arg) => arg.startsWith("keepalive="))?.slice(10);
+if (keepAlive) http.keepAliveTimeout = Number(keepAlive);
 const io = new Server(http, {
   connectionStateRecovery: {},
   ...(ping ? { pingInterval: Number(ping), pingTimeout: Number(ping) } : {}),

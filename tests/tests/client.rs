@@ -1450,3 +1450,30 @@ async fn the_query_reaches_the_server() {
         }
     }
 }
+
+/// Over polling, the POST connection idles between emits, and Node closes idle HTTP
+/// connections (its `keepAliveTimeout`, here 200 ms): each emit after a pause still goes, on a
+/// new connection, without a reconnection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_after_the_servers_keep_alive_timeout() {
+    let node = NodeProcess::start("client_node_server.mjs", &["keepalive=200"]).await;
+    let url = format!("http://127.0.0.1:{}", node.hello["port"]);
+    let reasons = Arc::new(Mutex::new(Vec::new()));
+    let noted = reasons.clone();
+    let (builder, mut events) = recorder(
+        ClientBuilder::new(&url)
+            .transports(Transports::Polling)
+            .on_disconnect(move |reason| {
+                let noted = noted.clone();
+                async move { noted.lock().push(reason) }
+            }),
+    );
+    let socket = builder.connect().await.unwrap();
+    for i in 0..4 {
+        tokio::time::sleep(Duration::from_millis(200 + 50 * i)).await;
+        socket.emit("echo", &i).unwrap();
+        assert_eq!(next(&mut events, "echo").await[0].as_i64(), Some(i as i64));
+    }
+    assert!(reasons.lock().is_empty(), "{:?}", reasons.lock());
+    socket.disconnect().await;
+}

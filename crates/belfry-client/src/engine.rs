@@ -474,6 +474,17 @@ impl Http {
         }
     }
 
+    /// A new connection to the server, ready for a request.
+    async fn connect(&self) -> Result<http1::SendRequest<Full<Bytes>>, HttpError> {
+        let io = self.target.security.connect(&self.target.authority).await?;
+        let (mut sender, connection) = http1::handshake(TokioIo::new(io)).await?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        sender.ready().await?;
+        Ok(sender)
+    }
+
     /// Sends a request for `path_and_query` (a POST of `body`, or a GET) and reads the whole
     /// response, which must be a 200.
     async fn request(
@@ -487,19 +498,11 @@ impl Http {
             Some(sender) => sender.ready().await.is_ok(),
             None => false,
         };
-        let sender = match kept {
+        let reused = alive;
+        let mut sender = match kept {
             Some(sender) if alive => sender,
-            _ => {
-                let io = self.target.security.connect(&self.target.authority).await?;
-                let (mut sender, connection) = http1::handshake(TokioIo::new(io)).await?;
-                tokio::spawn(async move {
-                    let _ = connection.await;
-                });
-                sender.ready().await?;
-                sender
-            }
+            _ => self.connect().await?,
         };
-        let mut sender = sender;
         let mut request = http::Request::builder()
             .method(method)
             .uri(path_and_query)
@@ -524,7 +527,19 @@ impl Http {
         let request = request
             .body(Full::new(body.unwrap_or_default()))
             .map_err(|_| HttpError::Request)?;
-        let response = sender.send_request(request).await?;
+        let response = match sender.try_send_request(request).await {
+            Ok(response) => response,
+            // A kept connection the server closed just before (its keep-alive timeout) before
+            // the request was written: once more, on a new connection.
+            Err(mut error) if reused => match error.take_message() {
+                Some(request) => {
+                    sender = self.connect().await?;
+                    sender.send_request(request).await?
+                }
+                None => return Err(error.into_error().into()),
+            },
+            Err(error) => return Err(error.into_error().into()),
+        };
         self.target.cookies.store(response.headers());
         let status = response.status();
         let body = Limited::new(response.into_body(), MAX_MESSAGE)

@@ -74,6 +74,8 @@
 //!   before it noticed the connection was gone);
 //! - a socket per namespace: [`Manager::socket`] refuses a namespace already joined
 //!   ([`ConnectError::AlreadyJoined`]) where socket.io-client returns the socket it has;
+//! - the WebSocket is not compressed (no `permessage-deflate`), so there is no `compress`
+//!   flag; Node's servers leave compression off by default too;
 //! - a socket that was disconnected (by the client, the server, or for good) stays so: an
 //!   emit on it fails with [`EmitError::Closed`] (socket.io-client buffers it), and joining
 //!   again is a new socket ([`Manager::socket`]) where socket.io-client calls `connect()` on

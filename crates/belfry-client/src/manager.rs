@@ -926,7 +926,11 @@ impl Nsp {
                 _ => None,
             })
             .collect();
-        let sent = self.acks.ids().into_iter().filter(|id| !buffered.contains(id));
+        let sent = self
+            .acks
+            .ids()
+            .into_iter()
+            .filter(|id| !buffered.contains(id));
         for id in sent {
             match self.acks.remove(id) {
                 // A try lost with the connection counts as a try (socket.io-client 4.8).
