@@ -597,9 +597,12 @@ async fn an_ack_timeout_while_disconnected_takes_the_emit_back() {
     io.ns("/", move |socket: SocketRef| {
         let counted = counted.clone();
         async move {
-            socket.on("late", move || {
+            socket.on("late", move |ack: AckSender| {
                 let counted = counted.clone();
-                async move { *counted.lock() += 1 }
+                async move {
+                    *counted.lock() += 1;
+                    let _ = ack.send(&());
+                }
             });
             socket.on("drop", |socket: SocketRef| async move {
                 socket.close_transport();
@@ -645,10 +648,11 @@ async fn an_ack_timeout_while_disconnected_takes_the_emit_back() {
         assert!(start.elapsed() < Duration::from_secs(5), "not back");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    socket.emit("late", &()).unwrap();
-    // The buffer goes first on reconnection: had the timed-out emit stayed, it would have
-    // arrived before this one.
-    until("the late emit", || *late.lock() >= 1).await;
+    // Answered, so that the server has handled it (and what came before) when it returns.
+    let _: Value = socket
+        .emit_with_timeout(ACK_WAIT, "late", &())
+        .await
+        .unwrap();
     assert_eq!(*late.lock(), 1, "only the emit made once connected");
 }
 
@@ -1318,17 +1322,21 @@ async fn handles_disconnects_and_pending_acks() {
     assert!(!alive.is_empty());
     assert!(second.connected() && second.active());
     // An ack without a timeout, never answered: the disconnect ends it.
-    let waiting = {
-        let second = second.clone();
-        tokio::spawn(async move { second.emit_with_ack::<Value, _>("silent", &()).await })
-    };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Polled once here, so that it is sent before the disconnect.
+    let mut waiting = Box::pin(second.emit_with_ack::<Value, _>("silent", &()));
+    std::future::poll_fn(|cx| {
+        assert!(waiting.as_mut().poll(cx).is_pending());
+        std::task::Poll::Ready(())
+    })
+    .await;
     second.disconnect().await;
     let ended = tokio::time::timeout(Duration::from_secs(2), waiting)
         .await
-        .unwrap()
         .unwrap();
-    assert!(ended.is_err(), "{ended:?}");
+    assert!(
+        matches!(ended, Err(belfry_client::AckError::Disconnected)),
+        "{ended:?}"
+    );
 
     // The server goes away: `disconnect()` while the manager tries to reconnect stops it.
     let port = belfry_tests::processes::free_port();
@@ -1369,13 +1377,14 @@ async fn retries_wait_for_the_connection() {
     let socket = ClientBuilder::new(&url)
         .transports(Transports::WebSocket)
         .retries(3)
-        .ack_timeout(Duration::from_millis(100))
-        .reconnection_delay(Duration::from_millis(600), Duration::from_millis(600))
+        .ack_timeout(Duration::from_millis(500))
+        .reconnection_delay(Duration::from_millis(2500), Duration::from_millis(2500))
         .randomization_factor(0.0)
         .connect()
         .await
         .unwrap();
-    socket.emit("drop", &()).unwrap();
+    // Volatile: not retried (the server never answers "drop").
+    socket.emit_volatile("drop", &()).unwrap();
     until("disconnected", || !socket.connected()).await;
     // Longer offline than all the tries would take.
     let answer: String = socket.emit_with_ack("fine", "offline-1").await.unwrap();
@@ -1452,8 +1461,8 @@ async fn the_query_reaches_the_server() {
 }
 
 /// Over polling, the POST connection idles between emits, and Node closes idle HTTP
-/// connections (its `keepAliveTimeout`, here 200 ms): each emit after a pause still goes, on a
-/// new connection, without a reconnection.
+/// connections (its `keepAliveTimeout`, here 200 ms): each emit after a pause well past it
+/// still goes, on a new connection, without a reconnection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polling_after_the_servers_keep_alive_timeout() {
     let node = NodeProcess::start("client_node_server.mjs", &["keepalive=200"]).await;
@@ -1470,7 +1479,7 @@ async fn polling_after_the_servers_keep_alive_timeout() {
     );
     let socket = builder.connect().await.unwrap();
     for i in 0..4 {
-        tokio::time::sleep(Duration::from_millis(200 + 50 * i)).await;
+        tokio::time::sleep(Duration::from_millis(400 + 50 * i)).await;
         socket.emit("echo", &i).unwrap();
         assert_eq!(next(&mut events, "echo").await[0].as_i64(), Some(i as i64));
     }

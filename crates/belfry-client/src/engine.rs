@@ -81,13 +81,25 @@ struct Handshake {
     ping_interval: u64,
     ping_timeout: u64,
     /// The largest payload the server takes (a POST over it is refused, and the session
-    /// closed); engine.io's default when the server does not say.
-    #[serde(default = "default_max_payload")]
-    max_payload: usize,
+    /// closed), as the server wrote it: Node writes `null` for `Infinity`.
+    #[serde(default = "engine_io_max_payload")]
+    max_payload: serde_json::Value,
 }
 
-fn default_max_payload() -> usize {
-    1_000_000
+/// engine.io's `maxPayload` when the server does not say.
+fn engine_io_max_payload() -> serde_json::Value {
+    serde_json::Value::from(1_000_000)
+}
+
+impl Handshake {
+    /// The server's `maxPayload`: no limit for `null`, 0 or what is not a count (as
+    /// engine.io-client), engine.io's default when the server does not say.
+    fn max_payload(&self) -> usize {
+        self.max_payload
+            .as_u64()
+            .filter(|max| *max > 0)
+            .map_or(usize::MAX, |max| usize::try_from(max).unwrap_or(usize::MAX))
+    }
 }
 
 impl Handshake {
@@ -323,7 +335,7 @@ pub(crate) async fn open(target: &Target) -> Result<Engine, OpenError> {
                 upgrade: target.transports == Transports::PollingThenWebSocket
                     && handshake.upgrades.iter().any(|name| name == "websocket"),
                 silence: handshake.silence(),
-                max_payload: handshake.max_payload,
+                max_payload: handshake.max_payload(),
                 target: target.clone(),
             };
             let first = rest.map(|rest| rest.into_bytes());
@@ -628,7 +640,7 @@ impl Polling {
         };
         if let Some(first) = first
             && let Err(reason) = self
-                .read(first, &incoming, &mut writes, &mut deadline)
+                .read(first, &incoming, &mut writes, &mut deadline, false)
                 .await
         {
             let _ = incoming.send(Incoming::Closed(reason)).await;
@@ -685,7 +697,7 @@ impl Polling {
                             break DisconnectReason::TransportError;
                         }
                     };
-                    match self.read(body, &incoming, &mut writes, &mut deadline).await {
+                    match self.read(body, &incoming, &mut writes, &mut deadline, closing).await {
                         Ok(()) => {}
                         // The client is gone (it closed, and what it sent last may still be
                         // waiting for the POST in flight): the close goes after it.
@@ -732,21 +744,27 @@ impl Polling {
     }
 
     /// Hands the packets of a poll's response to the client; a ping is answered with a pong
-    /// (in `writes`). `Err` when the session ends.
+    /// (in `writes`). `Err` when the session ends. While `closing`, the close packet is the
+    /// last write and the deadline is the close's: neither changes.
     async fn read(
         &self,
         body: Bytes,
         incoming: &mpsc::Sender<Incoming>,
         writes: &mut Vec<Outgoing>,
         deadline: &mut Instant,
+        closing: bool,
     ) -> Result<(), DisconnectReason> {
         for packet in payload::decode(body) {
-            *deadline = Instant::now() + self.silence;
+            if !closing {
+                *deadline = Instant::now() + self.silence;
+            }
             let delivered = match packet {
                 Ok(Packet::Message(text)) => incoming.send(Incoming::Text(text)).await,
                 Ok(Packet::Binary(data)) => incoming.send(Incoming::Binary(data)).await,
                 Ok(Packet::Ping) => {
-                    writes.push(Outgoing::Text("3".to_owned()));
+                    if !closing {
+                        writes.push(Outgoing::Text("3".to_owned()));
+                    }
                     Ok(())
                 }
                 Ok(Packet::Close) => return Err(DisconnectReason::TransportClose),
@@ -837,6 +855,25 @@ mod tests {
             store(&cookies, &[&format!("c{i}=v")]);
         }
         assert_eq!(cookies.0.lock().len(), MAX_COOKIES);
+    }
+
+    #[test]
+    fn max_payload_as_servers_write_it() {
+        let parse = |json: &str| {
+            serde_json::from_str::<Handshake>(json)
+                .unwrap()
+                .max_payload()
+        };
+        let open = r#"{"sid":"s","upgrades":[],"pingInterval":1,"pingTimeout":1"#;
+        assert_eq!(parse(&format!("{open}}}")), 1_000_000);
+        assert_eq!(parse(&format!(r#"{open},"maxPayload":5}}"#)), 5);
+        // Node writes `Infinity` as null; 0 and what is not a count mean no limit.
+        for value in ["null", "0", "1e+21", "\"x\""] {
+            assert_eq!(
+                parse(&format!(r#"{open},"maxPayload":{value}}}"#)),
+                usize::MAX
+            );
+        }
     }
 
     #[test]

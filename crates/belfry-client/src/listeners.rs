@@ -303,8 +303,10 @@ impl ToTask {
         if self.backlog.load(Ordering::Acquire) >= EVENT_BACKLOG {
             return Err(Full);
         }
-        if self.tx.send(ToListeners::Event(event)).is_ok() {
-            self.backlog.fetch_add(1, Ordering::AcqRel);
+        // Counted before it can be taken (and uncounted), so the count never wraps.
+        self.backlog.fetch_add(1, Ordering::AcqRel);
+        if self.tx.send(ToListeners::Event(event)).is_err() {
+            self.backlog.fetch_sub(1, Ordering::AcqRel);
         }
         Ok(())
     }

@@ -403,12 +403,13 @@ impl Driver {
             }
             Command::Emit {
                 ns,
+                key,
                 payload,
                 ack,
                 volatile,
             } => {
                 // Without a connection nothing is written: it cannot fail.
-                let _ = self.emit(None, &ns, payload, ack, volatile);
+                let _ = self.emit(None, &ns, key, payload, ack, volatile);
             }
             Command::Disconnect { ns, key, done } => {
                 if let Some(mut nsp) = self.remove_socket(&ns, key) {
@@ -545,12 +546,13 @@ impl Driver {
             }
             Command::Emit {
                 ns,
+                key,
                 payload,
                 ack,
                 volatile,
             } => {
                 if self
-                    .emit(Some(engine), &ns, payload, ack, volatile)
+                    .emit(Some(engine), &ns, key, payload, ack, volatile)
                     .is_err()
                 {
                     return Some(Ended::Lost(DisconnectReason::TransportError));
@@ -572,6 +574,7 @@ impl Driver {
         &mut self,
         engine: Option<&Engine>,
         ns: &str,
+        key: u64,
         payload: Payload,
         ack: Option<AckWaiter>,
         volatile: bool,
@@ -581,7 +584,13 @@ impl Driver {
             self.options.retries,
             self.options.ack_timeout,
         );
-        let Some(nsp) = self.find(ns) else {
+        // A socket that left (its waiter, dropped, reads `Closed`), not a newer one of its
+        // namespace.
+        let Some(nsp) = self
+            .sockets
+            .iter_mut()
+            .find(|nsp| *nsp.ns == *ns && nsp.key == key)
+        else {
             return Ok(());
         };
         // An engine whose task ended is not written to: what would be lost waits in the

@@ -260,6 +260,7 @@ impl Socket {
             .commands
             .send(Command::Emit {
                 ns: self.inner.ns.clone(),
+                key: self.inner.key,
                 payload,
                 ack,
                 volatile,
@@ -348,6 +349,7 @@ pub(crate) enum Command {
     Join(Box<crate::manager::Join>),
     Emit {
         ns: Str,
+        key: u64,
         payload: Payload,
         ack: Option<AckWaiter>,
         volatile: bool,
