@@ -320,13 +320,9 @@ async fn refused_namespace(url: &str) {
 }
 
 async fn server_disconnect(url: &str) {
-    let reasons = Arc::new(Mutex::new(Vec::new()));
-    let noted = reasons.clone();
+    let (noting, reasons) = disconnect_reasons();
     let socket = ClientBuilder::new(url)
-        .on_disconnect(move |reason| {
-            let noted = noted.clone();
-            async move { noted.lock().push(reason) }
-        })
+        .on_disconnect(noting)
         .connect()
         .await
         .unwrap();
@@ -344,22 +340,13 @@ async fn server_disconnect(url: &str) {
 }
 
 async fn reconnects_and_recovers(url: &str, transports: Transports, parser: Parser) {
-    let reasons = Arc::new(Mutex::new(Vec::new()));
-    let noted = reasons.clone();
-    let (buffered_tx, mut buffered_rx) = mpsc::unbounded_channel();
+    let (noting, reasons) = disconnect_reasons();
     let builder = ClientBuilder::new(url)
         .transports(transports)
         .parser(parser)
         .reconnection_delay(Duration::from_millis(300), Duration::from_millis(300))
         .randomization_factor(0.0)
-        .on_disconnect(move |reason| {
-            let noted = noted.clone();
-            let buffered_tx = buffered_tx.clone();
-            async move {
-                noted.lock().push(reason);
-                let _ = buffered_tx.send(());
-            }
-        });
+        .on_disconnect(noting);
     let (builder, mut events) = recorder(builder);
     let socket = builder.connect().await.unwrap();
     on_final_transport(&socket, transports).await;
@@ -379,10 +366,7 @@ async fn reconnects_and_recovers(url: &str, transports: Transports, parser: Pars
     })
     .await;
     socket.emit("drop", &()).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), buffered_rx.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    until("the disconnect", || !reasons.lock().is_empty()).await;
     assert_eq!(*reasons.lock(), [DisconnectReason::TransportClose]);
     assert!(socket.active());
     assert!(!socket.connected());
@@ -724,6 +708,20 @@ http {{
 
 /// What a client was told, in order.
 type Noted<T> = Arc<Mutex<Vec<T>>>;
+
+/// A disconnect listener, and the reasons it notes.
+fn disconnect_reasons() -> (
+    impl Fn(DisconnectReason) -> std::future::Ready<()> + Send + Sync + 'static,
+    Noted<DisconnectReason>,
+) {
+    let reasons: Noted<DisconnectReason> = Arc::default();
+    let noted = reasons.clone();
+    let listener = move |reason| {
+        noted.lock().push(reason);
+        std::future::ready(())
+    };
+    (listener, reasons)
+}
 
 /// Records every reconnection event and connection error of a client.
 fn reconnect_recorder(
@@ -1236,16 +1234,12 @@ async fn heartbeats_and_a_silent_server() {
     for upstream in [node_addr, belfry_addr] {
         for transports in TRANSPORTS {
             let (url, silent) = silent_proxy(upstream).await;
-            let reasons = Arc::new(Mutex::new(Vec::new()));
-            let noted = reasons.clone();
+            let (noting, reasons) = disconnect_reasons();
             let (builder, mut events) = recorder(
                 ClientBuilder::new(&url)
                     .transports(transports)
                     .reconnection(false)
-                    .on_disconnect(move |reason| {
-                        let noted = noted.clone();
-                        async move { noted.lock().push(reason) }
-                    }),
+                    .on_disconnect(noting),
             );
             let socket = builder.connect().await.unwrap();
             on_final_transport(&socket, transports).await;
@@ -1276,15 +1270,11 @@ async fn heartbeats_and_a_silent_server() {
 async fn polling_posts_stay_within_max_payload() {
     let (app, bodies) = recording_posts();
     let url = format!("http://{}", serve(app).await);
-    let reasons = Arc::new(Mutex::new(Vec::new()));
-    let noted = reasons.clone();
+    let (noting, reasons) = disconnect_reasons();
     let (builder, mut events) = recorder(
         ClientBuilder::new(&url)
             .transports(Transports::Polling)
-            .on_disconnect(move |reason| {
-                let noted = noted.clone();
-                async move { noted.lock().push(reason) }
-            }),
+            .on_disconnect(noting),
     );
     let socket = builder.connect().await.unwrap();
     // 1.5 MB waits behind the slow POST.
@@ -1467,15 +1457,11 @@ async fn the_query_reaches_the_server() {
 async fn polling_after_the_servers_keep_alive_timeout() {
     let node = NodeProcess::start("client_node_server.mjs", &["keepalive=200"]).await;
     let url = format!("http://127.0.0.1:{}", node.hello["port"]);
-    let reasons = Arc::new(Mutex::new(Vec::new()));
-    let noted = reasons.clone();
+    let (noting, reasons) = disconnect_reasons();
     let (builder, mut events) = recorder(
         ClientBuilder::new(&url)
             .transports(Transports::Polling)
-            .on_disconnect(move |reason| {
-                let noted = noted.clone();
-                async move { noted.lock().push(reason) }
-            }),
+            .on_disconnect(noting),
     );
     let socket = builder.connect().await.unwrap();
     for i in 0..4 {

@@ -237,7 +237,9 @@ impl Driver {
             if self.sockets.is_empty() {
                 backoff.reset();
                 match self.commands.recv().await {
-                    Some(command) => self.offline(command),
+                    Some(command) => {
+                        self.command(None, command);
+                    }
                     None => return,
                 }
                 continue;
@@ -387,39 +389,11 @@ impl Driver {
             let next_deadline = self.next_deadline();
             tokio::select! {
                 done = &mut future => return Some(done),
-                command = self.commands.recv() => self.offline(command?),
+                command = self.commands.recv() => {
+                    self.command(None, command?);
+                }
                 () = sleep_until(next_deadline) => {
                     let _ = self.expire_acks(None);
-                }
-            }
-        }
-    }
-
-    /// A command while there is no connection.
-    fn offline(&mut self, command: Command) {
-        match command {
-            Command::Join(join) => {
-                self.join(*join);
-            }
-            Command::Emit {
-                ns,
-                key,
-                payload,
-                ack,
-                volatile,
-            } => {
-                // Without a connection nothing is written: it cannot fail.
-                let _ = self.emit(None, &ns, key, payload, ack, volatile);
-            }
-            Command::Disconnect { ns, key, done } => {
-                if let Some(mut nsp) = self.remove_socket(&ns, key) {
-                    nsp.finish();
-                }
-                let _ = done.send(());
-            }
-            Command::Dropped(ns, key) => {
-                if let Some(mut nsp) = self.remove_socket(&ns, key) {
-                    nsp.finish();
                 }
             }
         }
@@ -507,7 +481,7 @@ impl Driver {
                         }
                         break Ended::Stop;
                     };
-                    if let Some(ended) = self.command(&engine, command) {
+                    if let Some(ended) = self.command(Some(&engine), command) {
                         break ended;
                     }
                 }
@@ -534,13 +508,16 @@ impl Driver {
         ended
     }
 
-    /// A command while connected; `Some` when the connection ends.
-    fn command(&mut self, engine: &Engine, command: Command) -> Option<Ended> {
+    /// A command, while connected on `engine` or without a connection; `Some` when the
+    /// connection ends.
+    fn command(&mut self, engine: Option<&Engine>, command: Command) -> Option<Ended> {
         let parser = self.options.parser;
         match command {
             Command::Join(join) => {
                 let nsp = self.join(*join)?;
-                if send(engine, parser, nsp.connect_packet()).is_err() {
+                if let Some(engine) = engine
+                    && send(engine, parser, nsp.connect_packet()).is_err()
+                {
                     return Some(Ended::Lost(DisconnectReason::TransportError));
                 }
             }
@@ -551,10 +528,7 @@ impl Driver {
                 ack,
                 volatile,
             } => {
-                if self
-                    .emit(Some(engine), &ns, key, payload, ack, volatile)
-                    .is_err()
-                {
+                if self.emit(engine, &ns, key, payload, ack, volatile).is_err() {
                     return Some(Ended::Lost(DisconnectReason::TransportError));
                 }
             }
@@ -628,9 +602,11 @@ impl Driver {
 
     /// The socket of `ns` leaves (`DISCONNECT` when it was connected); the connection ends
     /// when it was the last.
-    fn leave(&mut self, engine: &Engine, ns: &str, key: u64) -> Option<Ended> {
+    fn leave(&mut self, engine: Option<&Engine>, ns: &str, key: u64) -> Option<Ended> {
         let mut nsp = self.remove_socket(ns, key)?;
-        if nsp.state.connected.load(Ordering::Acquire) {
+        if let Some(engine) = engine
+            && nsp.state.connected.load(Ordering::Acquire)
+        {
             let _ = send(
                 engine,
                 self.options.parser,
