@@ -348,6 +348,39 @@ pub async fn wait_until(what: &str, deadline: Duration, check: impl Fn() -> bool
     start.elapsed()
 }
 
+/// While the backend is away: a broadcast from `a`'s server still reaches `a`'s client (local
+/// delivery goes on), and, when `b` is given, not `b`'s client yet.
+pub async fn local_delivery_goes_on(a_io: &SocketIo, a: &mut RawWs, b: Option<&mut RawWs>) {
+    a_io.to("r").emit("news", "during").unwrap();
+    assert_eq!(
+        next_event(a, Duration::from_secs(5)).await.as_deref(),
+        Some(r#"42["news","during"]"#)
+    );
+    if let Some(b) = b {
+        assert_eq!(next_event(b, Duration::from_millis(300)).await, None);
+    }
+}
+
+/// Once the backend is back: the broadcast [`local_delivery_goes_on`] left waiting reached
+/// `b`'s client, and `a`'s not twice; traffic flows both ways, once each; and requests to the
+/// other server are answered (its socket, in its own room and "r").
+pub async fn flows_again_after_the_outage(
+    a_io: &SocketIo,
+    a: &mut RawWs,
+    b_io: &SocketIo,
+    b: &mut RawWs,
+) {
+    assert_eq!(
+        next_event(b, Duration::from_secs(5)).await.as_deref(),
+        Some(r#"42["news","during"]"#)
+    );
+    assert_eq!(next_event(a, Duration::from_millis(300)).await, None);
+    broadcast_reaches_both(a_io, a, b, "after").await;
+    broadcast_reaches_both(b_io, a, b, "after-b").await;
+    let remote = remote_sockets(a_io).await.unwrap();
+    assert_eq!(remote.len(), 1);
+    assert_eq!(remote[0].rooms().len(), 2);
+}
 /// Broadcasts `text` to room "r" from `from` and checks each client gets it exactly once.
 pub async fn broadcast_reaches_both(from: &SocketIo, a: &mut RawWs, b: &mut RawWs, text: &str) {
     from.to("r").emit("news", text).unwrap();
