@@ -9,6 +9,11 @@
 //!
 //! Written as a user would: default options but `max_payload` (1 MB, the contract's), handlers
 //! as plain async functions of extractors.
+//!
+//! With `REDIS_URL` set, the server is a node of a cluster over that Redis (`belfry-redis`, the
+//! protocol of Node's `@socket.io/redis-adapter`): `crates/belfry-bench`'s cluster scenario
+//! runs two. It listens only once its subscription is up, so that a broadcast another node
+//! sends as soon as this one accepts connections reaches it.
 use belfry::{
     AckSender, SocketIo, SocketRef,
     extract::{Args, Data},
@@ -60,8 +65,25 @@ async fn serve() -> std::io::Result<()> {
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(3000);
-    let (layer, io) = SocketIo::builder().max_payload(1_000_000).build_layer();
+    let builder = SocketIo::builder().max_payload(1_000_000);
+    let (layer, io, redis) = match std::env::var("REDIS_URL") {
+        Ok(url) => {
+            let redis = belfry_redis::RedisAdapter::builder(url)
+                .connect()
+                .await
+                .map_err(std::io::Error::other)?;
+            let (layer, io) = builder.adapter(redis.factory()).build_layer();
+            (layer, io, Some(redis))
+        }
+        Err(_) => {
+            let (layer, io) = builder.build_layer();
+            (layer, io, None)
+        }
+    };
     io.ns("/", on_connect);
+    if let Some(redis) = redis {
+        redis.ready().await;
+    }
     // The layer wraps the router from outside (`Router::layer` would put it inside the
     // router's fallback route): an Engine.IO request never goes through axum's routing, its
     // boxed and cloned route services.
