@@ -44,11 +44,20 @@ async fn ack(ws: &mut Ws, id: u64) -> io::Result<()> {
 }
 
 /// Connects to the main namespace and joins `room` (the `join` event, acked).
+///
+/// A `join` not acked within a second is sent again (with a new ack id): socketioxide answers
+/// the namespace's CONNECT before its connect handler has run, so that under load an event
+/// sent at once can come before the handler's `on("join")` and find no handler.
 async fn join(addr: &str, room: &str) -> io::Result<Ws> {
     let mut ws = Ws::connect(addr).await?;
-    ws.send(&format!("20[\"join\",{}]", json!(room))).await?;
-    ack(&mut ws, 0).await?;
-    Ok(ws)
+    for id in 0..10 {
+        ws.send(&format!("2{id}[\"join\",{}]", json!(room))).await?;
+        if let Ok(acked) = timeout(Duration::from_secs(1), ack(&mut ws, id)).await {
+            acked?;
+            return Ok(ws);
+        }
+    }
+    Err(error("join not acked after 10 tries"))
 }
 
 /// The timestamp of a `msg` event carrying `[t_us, seq, "pad"]`.
