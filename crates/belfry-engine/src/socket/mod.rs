@@ -109,7 +109,7 @@ pub(crate) const HEARTBEAT_PONGED: u8 = 3;
 /// The request head with allocations of its own. hyper hands out the URI and header values as
 /// slices of the connection's read buffer (8 KiB or more): a session that kept them would keep
 /// that whole buffer alive as long as it lives, the larger part of an idle connection's memory.
-fn detached(mut parts: Parts) -> Parts {
+pub(crate) fn detached(mut parts: Parts) -> Parts {
     // Every value in one allocation, each header a slice of it.
     let mut values =
         bytes::BytesMut::with_capacity(parts.headers.values().map(|value| value.len()).sum());

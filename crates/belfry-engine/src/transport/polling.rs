@@ -53,7 +53,7 @@ pub(crate) async fn serve<H: EngineHandler>(
     let span = socket.span().clone();
     async move {
         match parts.method {
-            Method::GET => poll(inner, socket, &parts).await,
+            Method::GET => poll(inner, socket, parts).await,
             Method::POST => receive(inner, socket, &parts, body).await,
             _ => empty(StatusCode::INTERNAL_SERVER_ERROR),
         }
@@ -66,7 +66,7 @@ pub(crate) async fn serve<H: EngineHandler>(
 async fn poll<H: EngineHandler>(
     inner: &Arc<EngineInner<H>>,
     socket: Arc<Socket<H::Data>>,
-    parts: &Parts,
+    mut parts: Parts,
 ) -> EngineResponse {
     let Some(_guard) = Exclusive::acquire(&socket.polling_get) else {
         tracing::debug!("overlapping GET requests");
@@ -77,7 +77,7 @@ async fn poll<H: EngineHandler>(
     let mut waited = false;
     loop {
         if socket.transport() == TransportType::Websocket {
-            return payload_response(inner, &socket, parts, &[Packet::Noop], true, None);
+            return payload_response(inner, &socket, &parts, &[Packet::Noop], true, None);
         }
         let drained = socket.drain(true);
         if let Some(reason) = drained.close {
@@ -87,18 +87,24 @@ async fn poll<H: EngineHandler>(
             // and a Socket.IO DISCONNECT would read as "transport close".
             let deliver_first = reason == CloseReason::ForcedClose && !drained.packets.is_empty();
             if !deliver_first {
-                return close_response(inner, &socket, parts, reason, waited);
+                return close_response(inner, &socket, &parts, reason, waited);
             }
         }
         if !drained.packets.is_empty() {
             return payload_response(
                 inner,
                 &socket,
-                parts,
+                &parts,
                 &drained.packets,
                 drained.compress,
                 None,
             );
+        }
+        if !waited {
+            // The head's URI and header values are slices of hyper's read buffer: a GET held
+            // with them would keep that buffer (8 KiB) while hyper, reading on for the
+            // connection's end, allocates another. Held with a copy, the buffer is reused.
+            parts = crate::socket::detached(parts);
         }
         socket.wake_polling.notified().await;
         waited = true;
