@@ -217,25 +217,15 @@ for r in $(seq 1 "$ROUNDS"); do
             }
             stop_all
         fi
+        if has idle; then
+            start_server "$s" "idle round $r" && {
+                log "$s: idle, $BIG sockets for $IDLE s (round $r)"
+                lg "$r" "$s" big-room --addr "127.0.0.1:$SPORT" --pid "$SPID" --clients "$BIG" \
+                    --idle "$IDLE" --broadcasts 0 --timeout 120
+            }
+            stop_all
+        fi
     done
-    if has idle; then
-        # The idle runs of the servers at the same time, on the same core, each with a load
-        # generator of its own: what is measured is each one's CPU time, and an idle server
-        # uses a few percent of its core.
-        declare -A IDLE_PID=() IDLE_PORT=()
-        for s in $SERVERS; do
-            start_server "$s" "idle round $r" && { IDLE_PID[$s]=$SPID; IDLE_PORT[$s]=$SPORT; }
-        done
-        log "idle: $BIG sockets on each server for $IDLE s (round $r)"
-        waits=()
-        for s in "${!IDLE_PID[@]}"; do
-            lg "$r" "$s" big-room --addr "127.0.0.1:${IDLE_PORT[$s]}" --pid "${IDLE_PID[$s]}" \
-                --clients "$BIG" --idle "$IDLE" --broadcasts 0 --timeout 120 &
-            waits+=($!)
-        done
-        wait "${waits[@]}" || true
-        stop_all
-    fi
 done
 
 echo "loadavg_at_end: $(cat /proc/loadavg)" >>"$OUT/env.txt"

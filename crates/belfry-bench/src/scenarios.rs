@@ -543,22 +543,15 @@ pub(crate) async fn big_room(o: &Opts) -> io::Result<Value> {
         pad: padding(o.payload),
     };
     // Whatever the connections left to do settles before memory is read and the idle starts.
-    sleep(Duration::from_secs(2)).await;
+    listen(&mut sender.ws, Duration::from_secs(2)).await?;
     let rss_joined = measure::rss_kib(&pid).ok_or_else(|| error("no RSS"))?;
 
     let pings = crate::ws::pings_answered();
     let idle = CpuWindow::start(&o.pids);
     // The sender answers its own pings while the receivers' tasks answer theirs.
-    let quiet = timeout(Duration::from_secs_f64(o.idle), async {
-        loop {
-            sender.ws.recv().await?;
-        }
-    });
-    if let Ok(Err::<Infallible, io::Error>(e)) = quiet.await {
-        return Err(error(format!(
-            "the sender's connection ended while idle: {e}"
-        )));
-    }
+    listen(&mut sender.ws, Duration::from_secs_f64(o.idle))
+        .await
+        .map_err(|e| error(format!("the sender's connection ended while idle: {e}")))?;
     let idle = idle.finish();
     let idle_pings = crate::ws::pings_answered() - pings;
     let lost_while_idle = deliveries.lost.get();
@@ -614,6 +607,19 @@ pub(crate) async fn big_room(o: &Opts) -> io::Result<Value> {
         merge(&mut result, window.json());
     }
     Ok(result)
+}
+
+/// Reads `ws` for `duration` (answering its pings), what comes ignored; an error if it ends.
+async fn listen(ws: &mut Ws, duration: Duration) -> io::Result<()> {
+    let reading = timeout(duration, async {
+        loop {
+            ws.recv().await?;
+        }
+    });
+    match reading.await {
+        Ok(Err::<Infallible, io::Error>(e)) => Err(e),
+        _ => Ok(()),
+    }
 }
 
 fn merge(into: &mut Value, from: Value) {

@@ -8,44 +8,14 @@
 //! ```
 //!
 //! Written as a user would: default options but `max_payload` (1 MB, the contract's), handlers
-//! as plain async functions of extractors.
+//! as plain async functions of extractors (`belfry_bench::on_connect`, which the load
+//! generator's tests serve too).
 //!
 //! With `REDIS_URL` set, the server is a node of a cluster over that Redis (`belfry-redis`, the
 //! protocol of Node's `@socket.io/redis-adapter`): `crates/belfry-bench`'s cluster scenario
 //! runs two. It listens only once its subscription is up, so that a broadcast another node
 //! sends as soon as this one accepts connections reaches it.
-use belfry::{
-    AckSender, SocketIo, SocketRef,
-    extract::{Args, Data},
-};
-use serde_json::Value;
-
-async fn on_connect(socket: SocketRef) {
-    // echo: the same arguments back to the sender.
-    socket.on("echo", |socket: SocketRef, args: Args| async move {
-        let _ = socket.emit("echo", &args);
-    });
-    // ack: acknowledge with the same arguments.
-    socket.on("ack", |args: Args, ack: AckSender| async move {
-        let _ = ack.send(&args);
-    });
-    // join: join the room, then ack with no arguments.
-    socket.on(
-        "join",
-        |socket: SocketRef, Data(room): Data<String>, ack: AckSender| async move {
-            socket.join(room);
-            let _ = ack.send(&());
-        },
-    );
-    // bcast: `msg` to the room but the sender, then ack once queued for every recipient.
-    socket.on(
-        "bcast",
-        |socket: SocketRef, Data((room, payload)): Data<(String, Value)>, ack: AckSender| async move {
-            let _ = socket.to(room).emit("msg", &payload);
-            let _ = ack.send(&());
-        },
-    );
-}
+use belfry::SocketIo;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -80,7 +50,7 @@ async fn serve() -> std::io::Result<()> {
             (layer, io, None)
         }
     };
-    io.ns("/", on_connect);
+    io.ns("/", belfry_bench::on_connect);
     if let Some(redis) = redis {
         redis.ready().await;
     }
