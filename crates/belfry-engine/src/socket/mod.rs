@@ -109,6 +109,8 @@ pub(crate) const HEARTBEAT_PONGED: u8 = 3;
 /// The request head with allocations of its own. hyper hands out the URI and header values as
 /// slices of the connection's read buffer (8 KiB or more): a session that kept them would keep
 /// that whole buffer alive as long as it lives, the larger part of an idle connection's memory.
+/// The extensions are kept as they are (what the layers above put there; hyper's own
+/// `HeaderCaseMap`, with `preserve_header_case`, would still hold slices of the buffer).
 pub(crate) fn detached(mut parts: Parts) -> Parts {
     // Every value in one allocation, each header a slice of it.
     let mut values =
@@ -122,8 +124,9 @@ pub(crate) fn detached(mut parts: Parts) -> Parts {
     for (name, value) in &parts.headers {
         let end = start + value.len();
         let name = HeaderName::from_bytes(name.as_str().as_bytes()).unwrap_or(name.clone());
-        let copy =
+        let mut copy =
             HeaderValue::from_maybe_shared(values.slice(start..end)).unwrap_or(value.clone());
+        copy.set_sensitive(value.is_sensitive());
         headers.append(name, copy);
         start = end;
     }

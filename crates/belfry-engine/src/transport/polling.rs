@@ -76,6 +76,11 @@ async fn poll<H: EngineHandler>(
     // Whether this GET was already waiting when the session closed.
     let mut waited = false;
     loop {
+        // Listening before looking: an upgrade wakes every waiting GET at once
+        // (`notify_waiters`, which keeps no permit for a waiter that comes after it).
+        let wake = socket.wake_polling.notified();
+        tokio::pin!(wake);
+        wake.as_mut().enable();
         if socket.transport() == TransportType::Websocket {
             return payload_response(inner, &socket, &parts, &[Packet::Noop], true, None);
         }
@@ -106,7 +111,7 @@ async fn poll<H: EngineHandler>(
             // connection's end, allocates another. Held with a copy, the buffer is reused.
             parts = crate::socket::detached(parts);
         }
-        socket.wake_polling.notified().await;
+        wake.await;
         waited = true;
     }
 }
