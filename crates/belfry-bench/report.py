@@ -2,7 +2,8 @@
 """Tables of a run of crates/belfry-bench/run.sh: results.jsonl -> Markdown on stdout.
 
 Each figure is the median over the rounds of a server; the ratio columns divide Belfry's median
-by the peer's (below 1: Belfry needs less, or waits less).
+by the peer's (for times, CPU and memory, below 1 is better; for rates, above 1). A run in which a
+client failed or a socket was lost is left out of the medians and listed at the end.
 
     report.py results.jsonl [--env env.txt]
     report.py --brief '<one JSON line>'      # one line for the run's log
@@ -55,8 +56,14 @@ def fmt(v, digits=2):
     return f"{v:.{digits}f}" if isinstance(v, float) else f"{v:,}"
 
 
+def complete(r):
+    """No error, no client failed, no socket lost."""
+    return ("error" not in r and not r.get("failed_clients") and not r.get("failed")
+            and not r.get("receivers_lost") and not r.get("lost_while_idle"))
+
+
 def table(rows, title, metrics, note=""):
-    """metrics: (header, scenario, path, digits, lower_is_better, filter)."""
+    """metrics: (header, scenario, path, digits, filter)."""
     out = [f"### {title}", ""]
     if note:
         out += [note, ""]
@@ -67,7 +74,7 @@ def table(rows, title, metrics, note=""):
         counts = {}
         for peer in PEERS:
             values = [get(r, path) for r in rows if r.get("scenario") == scenario
-                      and r.get("label") == peer and "error" not in r and keep(r)]
+                      and r.get("label") == peer and complete(r) and keep(r)]
             meds[peer] = median(values)
             counts[peer] = len([v for v in values if v is not None])
 
@@ -96,6 +103,11 @@ def main():
                     rows.append(json.loads(line))
                 except json.JSONDecodeError:
                     pass
+    for r in rows:
+        # Results of load generators from before it reported the CPU per ping.
+        cpu, pings = r.get("idle_server_cpu_s"), r.get("idle_pings_answered")
+        if "idle_server_cpu_us_per_ping" not in r and cpu is not None and pings:
+            r["idle_server_cpu_us_per_ping"] = round(cpu * 1e6 / pings, 3)
     env = ""
     if "--env" in sys.argv:
         with open(sys.argv[sys.argv.index("--env") + 1]) as f:
@@ -134,6 +146,7 @@ def main():
     ]))
     print(table(rows, "4. Idle cost", [
         ("server CPU over the idle window (s)", "big-room", "idle_server_cpu_s", 3, idle),
+        ("server CPU per ping answered (µs)", "big-room", "idle_server_cpu_us_per_ping", 1, idle),
         ("pings answered", "big-room", "idle_pings_answered", 0, idle),
         ("sockets lost", "big-room", "lost_while_idle", 0, idle),
         ("RSS per socket (KiB)", "big-room", "kib_per_socket", 2, idle),
@@ -145,11 +158,12 @@ def main():
         ("server CPU (%)", "fanout-paced", "server_cpu_pct.0", 1, every),
         ("load generator CPU (%)", "fanout-paced", "loadgen_cpu_pct", 1, every),
     ]))
-    errors = [r for r in rows if "error" in r]
+    errors = [r for r in rows if not complete(r)]
     if errors:
-        print("### Failed runs\n")
+        print("### Runs left out (failed, or lost clients)\n")
         for r in errors:
-            print(f"- {r.get('label')} {r.get('scenario')} round {r.get('round')}: {r['error']}")
+            why = r.get("error") or r.get("first_error") or "clients failed or sockets lost"
+            print(f"- {r.get('label')} {r.get('scenario')} round {r.get('round')}: {why}")
 
 
 if __name__ == "__main__":

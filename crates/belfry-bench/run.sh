@@ -41,6 +41,7 @@ CMDLOG=$OUT/commands.log
 : >"$RESULTS"
 : >"$CMDLOG"
 
+# The log names paths from the checkout's root.
 log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$CMDLOG" >&2; }
 
 if [ "$SKIP_BUILD" != 1 ]; then
@@ -50,8 +51,8 @@ if [ "$SKIP_BUILD" != 1 ]; then
         --manifest-path "$HERE/peers/socketioxide/Cargo.toml"
     npm ci --prefix "$HERE/peers/node" --no-audit --no-fund --loglevel=error >/dev/null
 fi
-# 15,000 sockets and a few: the hard limit here is 20,000 descriptors per process.
-ulimit -n "$(ulimit -Hn)"
+# 15,000 sockets and a few: as many descriptors as the hard limit allows.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536
 log "open files limit: $(ulimit -n)"
 
 server_cmd() {
@@ -118,7 +119,7 @@ start_server() { # name tag [VAR=value...]
     env PORT="$SPORT" "$@" taskset -c "$SERVER_CPU" $cmd >>"$OUT/logs/$name.log" 2>&1 &
     SPID=$!
     PIDS+=("$SPID")
-    echo "env PORT=$SPORT $* taskset -c $SERVER_CPU $cmd   # pid $SPID ($tag)" >>"$CMDLOG"
+    echo "env PORT=$SPORT $* taskset -c $SERVER_CPU ${cmd//$ROOT\//}   # pid $SPID ($tag)" >>"$CMDLOG"
     wait_port "$SPID" "$SPORT" "$name"
 }
 
@@ -160,7 +161,7 @@ lg() {
     local round=$1 label=$2
     shift 2
     local args=("$@" --label "$label" --round "$round")
-    echo "taskset -c $LOADGEN_CPU $LOADGEN ${args[*]}" >>"$CMDLOG"
+    echo "taskset -c $LOADGEN_CPU ${LOADGEN//$ROOT\//} ${args[*]}" >>"$CMDLOG"
     local line
     line=$(taskset -c "$LOADGEN_CPU" "$LOADGEN" "${args[@]}" 2>>"$OUT/logs/loadgen.stderr") ||
         log "  load generator failed: $line"
@@ -173,11 +174,22 @@ has() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 T0=$(date +%s)
 has cluster && start_redis
 
+# The servers' order turns by one each round, so that a drift within a round hits each alike.
+rotate() { # round, list...
+    local n=$1
+    shift
+    local list=("$@") i
+    for ((i = 0; i < ${#list[@]}; i++)); do
+        echo "${list[$(((i + n - 1) % ${#list[@]}))]}"
+    done
+}
+
 for r in $(seq 1 "$ROUNDS"); do
-    for s in $SERVERS; do
+    # shellcheck disable=SC2086
+    for s in $(rotate "$r" $SERVERS); do
         if has polling; then
-            # Idle sessions first, on a fresh process (its memory before them is the base),
-            # then the echo on the same process.
+            # Idle sessions on a fresh process (its memory before them is the base), then the
+            # echo on another fresh one.
             start_server "$s" "polling round $r" && {
                 log "$s: polling-idle $POLL_IDLE, polling-echo $POLL_CLIENTS (round $r)"
                 lg "$r" "$s" polling-idle --addr "127.0.0.1:$SPORT" --pid "$SPID" --n "$POLL_IDLE"

@@ -1,6 +1,6 @@
 //! The servers' side of Belfry's benchmarks: the handlers every benchmark server has (the
-//! contract of `shared/bench/CONTRACT.md`, which this crate's README extends), as Belfry's
-//! benchmark server (`examples/bench-server`) and the load generator's tests serve them.
+//! contract in this crate's README, "The servers' contract"), as Belfry's benchmark server
+//! (`examples/bench-server`) and the load generator's tests serve them.
 //!
 //! The load generator itself is this crate's binary, `belfry-bench` (see the README).
 

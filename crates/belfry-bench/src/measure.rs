@@ -16,15 +16,23 @@ const TICKS_PER_SECOND: f64 = 100.0;
 pub(crate) fn cpu_seconds(pid: &str) -> Option<f64> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
     let mut nanos = 0u64;
+    let mut read = 0;
     for task in tasks.flatten() {
-        let schedstat = std::fs::read_to_string(task.path().join("schedstat")).ok();
-        match schedstat
-            .as_deref()
-            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        // A thread that exited since the directory was listed is skipped.
+        let Ok(schedstat) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        if let Some(on_cpu) = schedstat
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
         {
-            Some(on_cpu) => nanos += on_cpu,
-            None => return stat_cpu_seconds(pid),
+            nanos += on_cpu;
+            read += 1;
         }
+    }
+    if read == 0 {
+        return stat_cpu_seconds(pid);
     }
     Some(nanos as f64 / 1e9)
 }

@@ -303,7 +303,8 @@ impl Deliveries {
         }
     }
 
-    /// Waits until `more` deliveries beyond those counted when it was set have come.
+    /// Waits until `more` deliveries beyond the previous target have come (each trial waits
+    /// for all of its own, so the previous target was reached).
     async fn expect(&self, more: u64, within: Duration) -> io::Result<()> {
         let target = self.target.get() + more;
         self.target.set(target);
@@ -418,12 +419,16 @@ struct Sender {
 impl Sender {
     /// Writes one broadcast stamped with the current time; returns its ack id.
     async fn broadcast(&mut self, seq: u64) -> io::Result<u64> {
+        self.broadcast_stamped(seq, now_us()).await
+    }
+
+    /// Writes one broadcast stamped `sent_us` (when it was due); returns its ack id.
+    async fn broadcast_stamped(&mut self, seq: u64, sent_us: u64) -> io::Result<u64> {
         let id = self.next_id;
         self.next_id += 1;
         let packet = format!(
-            "2{id}[\"bcast\",{},[{},{seq},\"{}\"]]",
+            "2{id}[\"bcast\",{},[{sent_us},{seq},\"{}\"]]",
             json!(self.room),
-            now_us(),
             self.pad
         );
         self.ws.send(&packet).await?;
@@ -438,8 +443,11 @@ pub(crate) async fn fanout(o: &Opts, mode: Mode) -> io::Result<Value> {
     let deliveries = Rc::new(Deliveries::default());
     receivers(o, &o.addr, o.clients, &deliveries).await?;
     let mut sender = Sender {
-        ws: Ws::connect(o.sender_addr.as_deref().unwrap_or(&o.addr)).await?,
-        next_id: 0,
+        // An acked round trip before the first broadcast (a room of its own, not the one it
+        // broadcasts to): socketioxide may not have registered the handlers of a socket whose
+        // CONNECT it answered (see `join`).
+        ws: join(o.sender_addr.as_deref().unwrap_or(&o.addr), "sender").await?,
+        next_id: 10,
         room: o.room.clone(),
         pad: padding(o.payload),
     };
@@ -482,9 +490,14 @@ pub(crate) async fn fanout(o: &Opts, mode: Mode) -> io::Result<Value> {
             Mode::Paced => {
                 let interval = Duration::from_secs_f64(1.0 / o.rate);
                 let mut last_id = 0;
+                let first_us = now_us();
                 for seq in 0..msgs {
-                    sleep_until((first + interval * seq as u32).into()).await;
-                    last_id = sender.broadcast(seq).await?;
+                    let due = interval * seq as u32;
+                    sleep_until((first + due).into()).await;
+                    // Stamped when due, not when sent: a server (or a load generator) that
+                    // falls behind the schedule has its lateness counted in the latencies.
+                    let due_us = first_us + u64::try_from(due.as_micros()).unwrap_or(u64::MAX);
+                    last_id = sender.broadcast_stamped(seq, due_us).await?;
                 }
                 deliveries.expect(n * msgs, within).await?;
                 ack(&mut sender.ws, last_id).await?;
@@ -502,7 +515,7 @@ pub(crate) async fn fanout(o: &Opts, mode: Mode) -> io::Result<Value> {
         .ok_or_else(|| error("no trial"))?;
     let mut result = json!({
         "clients": o.clients,
-        "msgs": o.msgs,
+        "msgs": if mode == Mode::Paced { json!((o.rate * o.duration).round() as u64) } else { json!(o.msgs) },
         "trials": o.trials,
         "payload": o.payload,
         "mode": format!("{mode:?}"),
@@ -537,8 +550,8 @@ pub(crate) async fn big_room(o: &Opts) -> io::Result<Value> {
     receivers(o, &o.addr, o.clients, &deliveries).await?;
     let connected_in = connecting.elapsed().as_secs_f64();
     let mut sender = Sender {
-        ws: Ws::connect(&o.addr).await?,
-        next_id: 0,
+        ws: join(&o.addr, "sender").await?,
+        next_id: 10,
         room: o.room.clone(),
         pad: padding(o.payload),
     };
@@ -592,6 +605,11 @@ pub(crate) async fn big_room(o: &Opts) -> io::Result<Value> {
         "idle_s": o.idle,
         "idle_server_cpu_s": idle.server(0).map(|s| measure::round(s, 3)),
         "idle_pings_answered": idle_pings,
+        // Per ping: a window that is not a multiple of the ping interval holds one more ping
+        // for the sockets that connected first, and a server that connects them slower
+        // (Node) has more of those.
+        "idle_server_cpu_us_per_ping": measure::per_op_us(idle.server(0), idle_pings),
+        "idle_loadgen_cpu_pct": measure::round(100.0 * idle.loadgen / idle.wall.max(1e-9), 1),
         "lost_while_idle": lost_while_idle,
         "broadcasts": o.broadcasts,
         "emit_to_last_ms": measure::median(&mut sorted).map(|ms| measure::round(ms, 2)),

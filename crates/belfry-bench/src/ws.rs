@@ -14,7 +14,8 @@ use tokio::net::TcpStream;
 /// Messages larger than this end the connection (the scenarios send at most a few KiB).
 const MAX_MESSAGE: usize = 1 << 20;
 
-/// Engine.IO pings answered by every connection of the process.
+/// Engine.IO pings read (and so answered: the pong goes before the next read or send) by every
+/// connection of the process.
 static PINGS: AtomicU64 = AtomicU64::new(0);
 
 /// Engine.IO pings the WebSocket clients of this process have answered so far.
@@ -76,7 +77,7 @@ impl Ws {
         if open.first() != Some(&b'0') {
             return Err(invalid("no Engine.IO open packet"));
         }
-        ws.send("40").await?;
+        ws.send("0").await?;
         loop {
             // Socket.IO packets: `0` CONNECT, `4` CONNECT_ERROR.
             let packet = ws.recv().await?;
@@ -197,12 +198,8 @@ impl Ws {
         }
     }
 
-    /// Sends an Engine.IO message: `packet` is a Socket.IO packet or, for `3` or `40`, the
-    /// whole Engine.IO packet.
+    /// Sends a Socket.IO packet as an Engine.IO message (`4` put in front).
     pub(crate) async fn send(&mut self, packet: &str) -> io::Result<()> {
-        if packet == "40" {
-            return self.write_frame(b"40").await;
-        }
         let mut message = Vec::with_capacity(packet.len() + 1);
         message.push(b'4');
         message.extend_from_slice(packet.as_bytes());

@@ -1,4 +1,5 @@
-//! Belfry as the benchmark harness (`shared/bench/CONTRACT.md`) expects a server: `echo`,
+//! Belfry as the benchmarks (`crates/belfry-bench`'s README, "The servers' contract"; the
+//! yardstick `shared/bench` asks the same) expect a server: `echo`,
 //! `ack`, `join` and `bcast` on `/`, listening on `127.0.0.1:$PORT` with a backlog of 1024.
 //!
 //! ```text

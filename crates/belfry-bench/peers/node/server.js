@@ -1,5 +1,5 @@
 // Benchmark peer: Node.js socket.io 4.8 with its default engine (engine.io + ws),
-// implementing the benchmark contract (/work/shared/bench/CONTRACT.md: events `echo`, `ack`,
+// implementing the benchmark contract (crates/belfry-bench/README.md, "The servers' contract": events `echo`, `ack`,
 // `join`, `bcast` on namespace "/"), optionally as one node of a cluster over Redis.
 //
 // Options are socket.io's defaults, written out; transports are left at the default

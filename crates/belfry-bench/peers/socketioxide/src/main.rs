@@ -1,5 +1,5 @@
 //! Benchmark peer: socketioxide 0.18 + axum 0.8, implementing the benchmark contract
-//! (`/work/shared/bench/CONTRACT.md`: events `echo`, `ack`, `join`, `bcast` on namespace `/`),
+//! (`crates/belfry-bench/README.md`, "The servers' contract": events `echo`, `ack`, `join`, `bcast` on namespace `/`),
 //! optionally as one node of a cluster over Redis.
 //!
 //! Written the way a user of socketioxide would write it: default parser (common/JSON),
@@ -155,7 +155,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     // Listen backlog 1024 (tokio's `TcpListener::bind` uses 128, which overflows during the
-    // connect ramp on one core; Node listens with 511). See CONTRACT.md.
+    // connect ramp on one core; Node listens with 511).
     let socket = tokio::net::TcpSocket::new_v4()?;
     socket.set_reuseaddr(true)?;
     // Nagle's algorithm off, as Node's http server and Belfry's benchmark server have it: with
