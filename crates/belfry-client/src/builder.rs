@@ -256,14 +256,7 @@ impl ClientBuilder {
     /// The server's HTTP path (socket.io-client's `path`, default `/socket.io`).
     #[must_use]
     pub fn path(mut self, path: impl Into<String>) -> Self {
-        let mut path = path.into();
-        if !path.starts_with('/') {
-            path.insert(0, '/');
-        }
-        if !path.ends_with('/') {
-            path.push('/');
-        }
-        self.path = path;
+        self.path = belfry_core::proto::engine_path(path);
         self
     }
 

@@ -174,14 +174,7 @@ impl EngineConfigBuilder {
     /// The path to answer (default `/socket.io/`). A leading and a trailing slash are added if
     /// missing; every request whose path starts with it goes to the engine.
     pub fn path(mut self, path: impl Into<String>) -> Self {
-        let mut path = path.into();
-        if !path.starts_with('/') {
-            path.insert(0, '/');
-        }
-        if !path.ends_with('/') {
-            path.push('/');
-        }
-        self.config.path = path;
+        self.config.path = belfry_proto::engine_path(path);
         self
     }
 

@@ -17,3 +17,29 @@ pub use packet::{DecodeError, OpenPacket, Packet};
 pub use sid::{Sid, SocketId};
 pub use str::Str;
 pub use value::{Binary, Value};
+
+/// The Engine.IO path as servers and clients both use it (Node's `path` option, `/socket.io/`
+/// by default): a leading and a trailing slash added if missing, so that `socket.io`,
+/// `/socket.io` and `/socket.io/` name the same path.
+pub fn engine_path(path: impl Into<String>) -> String {
+    let mut path = path.into();
+    if !path.starts_with('/') {
+        path.insert(0, '/');
+    }
+    if !path.ends_with('/') {
+        path.push('/');
+    }
+    path
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_engine_path_has_both_slashes() {
+        for path in ["socket.io", "/socket.io", "socket.io/", "/socket.io/"] {
+            assert_eq!(super::engine_path(path), "/socket.io/");
+        }
+        assert_eq!(super::engine_path(""), "/");
+        assert_eq!(super::engine_path("/"), "/");
+    }
+}
