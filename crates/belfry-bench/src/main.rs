@@ -14,6 +14,7 @@
 
 mod measure;
 mod polling;
+mod read_buf;
 mod scenarios;
 mod ws;
 

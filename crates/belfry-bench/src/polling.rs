@@ -4,8 +4,10 @@
 
 use std::io;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+
+use crate::read_buf::ReadBuf;
 
 /// Responses larger than this end the connection.
 const MAX_BODY: usize = 1 << 20;
@@ -19,9 +21,7 @@ fn invalid(what: impl Into<String>) -> io::Error {
 pub(crate) struct Http {
     tcp: TcpStream,
     host: String,
-    buf: Vec<u8>,
-    /// Where the unread bytes of `buf` start.
-    start: usize,
+    read: ReadBuf,
     body: Vec<u8>,
     request: Vec<u8>,
 }
@@ -33,8 +33,7 @@ impl Http {
         Ok(Http {
             tcp,
             host: addr.to_owned(),
-            buf: Vec::with_capacity(1024),
-            start: 0,
+            read: ReadBuf::new(),
             body: Vec::new(),
             request: Vec::with_capacity(256),
         })
@@ -81,38 +80,21 @@ impl Http {
         Ok(())
     }
 
-    async fn fill(&mut self) -> io::Result<()> {
-        if self.start == self.buf.len() {
-            self.buf.clear();
-            self.start = 0;
-        } else if self.start > 0 {
-            self.buf.drain(..self.start);
-            self.start = 0;
-        }
-        if self.buf.capacity() - self.buf.len() < 512 {
-            self.buf.reserve(self.buf.capacity().max(1024));
-        }
-        if self.tcp.read_buf(&mut self.buf).await? == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        Ok(())
-    }
-
     /// Reads one response; its body, which must come with status 200.
     pub(crate) async fn response(&mut self) -> io::Result<&[u8]> {
         let head_end = loop {
-            if let Some(at) = self.buf[self.start..]
+            if let Some(at) = self.read.buf[self.read.start..]
                 .windows(4)
                 .position(|w| w == b"\r\n\r\n")
             {
-                break self.start + at + 4;
+                break self.read.start + at + 4;
             }
-            if self.buf.len() - self.start > 16 * 1024 {
+            if self.read.buf.len() - self.read.start > 16 * 1024 {
                 return Err(invalid("response head too long"));
             }
-            self.fill().await?;
+            self.read.fill(&mut self.tcp).await?;
         };
-        let head = std::str::from_utf8(&self.buf[self.start..head_end])
+        let head = std::str::from_utf8(&self.read.buf[self.read.start..head_end])
             .map_err(|_| invalid("response head not UTF-8"))?;
         if !head.starts_with("HTTP/1.1 200") {
             let line = head.lines().next().unwrap_or_default().to_owned();
@@ -135,30 +117,37 @@ impl Http {
                 chunked = value.trim().eq_ignore_ascii_case("chunked");
             }
         }
-        self.start = head_end;
+        self.read.start = head_end;
         self.body.clear();
         if chunked {
             loop {
                 // Offsets from `start`: `fill` moves the unread bytes, not their order.
                 let line = loop {
-                    if let Some(at) = self.buf[self.start..].windows(2).position(|w| w == b"\r\n") {
+                    if let Some(at) = self.read.buf[self.read.start..]
+                        .windows(2)
+                        .position(|w| w == b"\r\n")
+                    {
                         break at;
                     }
-                    self.fill().await?;
+                    self.read.fill(&mut self.tcp).await?;
                 };
-                let size = std::str::from_utf8(&self.buf[self.start..self.start + line])
-                    .ok()
-                    .and_then(|line| usize::from_str_radix(line.split(';').next()?.trim(), 16).ok())
-                    .ok_or_else(|| invalid("bad chunk size"))?;
+                let size =
+                    std::str::from_utf8(&self.read.buf[self.read.start..self.read.start + line])
+                        .ok()
+                        .and_then(|line| {
+                            usize::from_str_radix(line.split(';').next()?.trim(), 16).ok()
+                        })
+                        .ok_or_else(|| invalid("bad chunk size"))?;
                 if self.body.len() + size > MAX_BODY {
                     return Err(invalid("response too large"));
                 }
-                while self.buf.len() - self.start < line + 2 + size + 2 {
-                    self.fill().await?;
+                while self.read.buf.len() - self.read.start < line + 2 + size + 2 {
+                    self.read.fill(&mut self.tcp).await?;
                 }
-                let from = self.start + line + 2;
-                self.body.extend_from_slice(&self.buf[from..from + size]);
-                self.start = from + size + 2;
+                let from = self.read.start + line + 2;
+                self.body
+                    .extend_from_slice(&self.read.buf[from..from + size]);
+                self.read.start = from + size + 2;
                 if size == 0 {
                     break;
                 }
@@ -168,12 +157,12 @@ impl Http {
             if length > MAX_BODY {
                 return Err(invalid("response too large"));
             }
-            while self.buf.len() - self.start < length {
-                self.fill().await?;
+            while self.read.buf.len() - self.read.start < length {
+                self.read.fill(&mut self.tcp).await?;
             }
             self.body
-                .extend_from_slice(&self.buf[self.start..self.start + length]);
-            self.start += length;
+                .extend_from_slice(&self.read.buf[self.read.start..self.read.start + length]);
+            self.read.start += length;
         }
         Ok(&self.body)
     }

@@ -8,8 +8,10 @@
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+
+use crate::read_buf::ReadBuf;
 
 /// Messages larger than this end the connection (the scenarios send at most a few KiB).
 const MAX_MESSAGE: usize = 1 << 20;
@@ -27,9 +29,7 @@ pub(crate) fn pings_answered() -> u64 {
 #[derive(Debug)]
 pub(crate) struct Ws {
     tcp: TcpStream,
-    buf: Vec<u8>,
-    /// Where the unread bytes of `buf` start.
-    start: usize,
+    read: ReadBuf,
     /// A ping was read and its pong is not written yet (written before the next read or send).
     pong_due: bool,
     frame: Vec<u8>,
@@ -53,26 +53,25 @@ impl Ws {
         tcp.write_all(request.as_bytes()).await?;
         let mut ws = Ws {
             tcp,
-            buf: Vec::with_capacity(1024),
-            start: 0,
+            read: ReadBuf::new(),
             pong_due: false,
             frame: Vec::with_capacity(64),
         };
         // The response's head; what follows it (the open packet, maybe) stays in the buffer.
         let head_end = loop {
-            if let Some(at) = ws.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            if let Some(at) = ws.read.buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 break at + 4;
             }
-            if ws.buf.len() > 8192 {
+            if ws.read.buf.len() > 8192 {
                 return Err(invalid("upgrade response head too long"));
             }
-            ws.fill().await?;
+            ws.read.fill(&mut ws.tcp).await?;
         };
-        if !ws.buf.starts_with(b"HTTP/1.1 101") {
-            let head = String::from_utf8_lossy(&ws.buf[..head_end]).into_owned();
+        if !ws.read.buf.starts_with(b"HTTP/1.1 101") {
+            let head = String::from_utf8_lossy(&ws.read.buf[..head_end]).into_owned();
             return Err(invalid(format!("upgrade refused: {head}")));
         }
-        ws.start = head_end;
+        ws.read.start = head_end;
         let open = ws.recv_engine().await?;
         if open.first() != Some(&b'0') {
             return Err(invalid("no Engine.IO open packet"));
@@ -90,28 +89,10 @@ impl Ws {
         }
     }
 
-    /// Reads more bytes into the buffer, making room first.
-    async fn fill(&mut self) -> io::Result<()> {
-        if self.start == self.buf.len() {
-            self.buf.clear();
-            self.start = 0;
-        } else if self.start > 0 && self.buf.capacity() - self.buf.len() < 512 {
-            self.buf.drain(..self.start);
-            self.start = 0;
-        }
-        if self.buf.capacity() - self.buf.len() < 512 {
-            self.buf.reserve(self.buf.capacity().max(1024));
-        }
-        if self.tcp.read_buf(&mut self.buf).await? == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        Ok(())
-    }
-
     /// The next whole text message (an Engine.IO packet), pings answered.
     async fn recv_engine(&mut self) -> io::Result<&[u8]> {
         let (from, to) = self.recv_span().await?;
-        Ok(&self.buf[from..to])
+        Ok(&self.read.buf[from..to])
     }
 
     /// Where the next whole text message is in `buf`.
@@ -126,7 +107,7 @@ impl Ws {
                 self.pong_due = false;
                 self.write_frame(b"3").await?;
             }
-            self.fill().await?;
+            self.read.fill(&mut self.tcp).await?;
         }
     }
 
@@ -135,7 +116,7 @@ impl Ws {
     /// dealt with here.
     fn next_frame(&mut self) -> io::Result<Option<(usize, usize)>> {
         loop {
-            let unread = &self.buf[self.start..];
+            let unread = &self.read.buf[self.read.start..];
             if unread.len() < 2 {
                 return Ok(None);
             }
@@ -162,16 +143,16 @@ impl Ws {
             if unread.len() < header + len {
                 return Ok(None);
             }
-            let from = self.start + header;
-            self.start = from + len;
+            let from = self.read.start + header;
+            self.read.start = from + len;
             match opcode {
                 1 if fin => {
-                    if &self.buf[from..from + len] == b"2" {
+                    if &self.read.buf[from..from + len] == b"2" {
                         PINGS.fetch_add(1, Ordering::Relaxed);
                         self.pong_due = true;
                         continue;
                     }
-                    if self.buf.get(from) == Some(&b'1') {
+                    if self.read.buf.get(from) == Some(&b'1') {
                         return Err(invalid("the server closed the session"));
                     }
                     return Ok(Some((from, from + len)));
@@ -192,8 +173,8 @@ impl Ws {
     pub(crate) async fn recv(&mut self) -> io::Result<&[u8]> {
         loop {
             let (from, to) = self.recv_span().await?;
-            if self.buf.get(from) == Some(&b'4') {
-                return Ok(&self.buf[from + 1..to]);
+            if self.read.buf.get(from) == Some(&b'4') {
+                return Ok(&self.read.buf[from + 1..to]);
             }
         }
     }
