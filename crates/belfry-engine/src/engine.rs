@@ -10,12 +10,12 @@ use std::{
 
 use http::request::Parts;
 use parking_lot::RwLock;
-use tokio::{sync::Notify, time::Instant};
+use tokio::sync::Notify;
 use tracing::Instrument;
 
 use crate::{
     CloseReason, EngineConfig, EngineHandler, EngineLayer, Packet, Sid, Socket, TransportType,
-    packet::OpenPacket, sid::SidMap,
+    heartbeat::Heartbeats, packet::OpenPacket, sid::SidMap,
 };
 
 /// An Engine.IO server: the session table, the handler and the options.
@@ -57,6 +57,7 @@ pub(crate) struct EngineInner<H: EngineHandler> {
     pub(crate) config: EngineConfig,
     pub(crate) handler: H,
     sessions: RwLock<SidMap<Arc<Socket<H::Data>>>>,
+    heartbeats: Arc<Heartbeats<H::Data>>,
     live: AtomicUsize,
     all_closed: Notify,
 }
@@ -81,10 +82,12 @@ impl<H: EngineHandler> fmt::Debug for Engine<H> {
 impl<H: EngineHandler> Engine<H> {
     /// A server calling `handler`, configured by `config`.
     pub fn new(handler: H, config: EngineConfig) -> Self {
+        let heartbeats = Arc::new(Heartbeats::new(config.ping_interval, config.ping_timeout));
         Engine {
             inner: Arc::new(EngineInner {
                 config,
                 handler,
+                heartbeats,
                 sessions: RwLock::new(SidMap::default()),
                 live: AtomicUsize::new(0),
                 all_closed: Notify::new(),
@@ -196,18 +199,28 @@ impl<H: EngineHandler> EngineInner<H> {
             ping_timeout: millis(self.config.ping_timeout),
             max_payload: self.config.max_payload,
         });
+        if protocol != 3 {
+            self.heartbeats.start(&socket);
+        }
         let span = socket.span().clone();
         tokio::spawn(self.clone().run_session(socket.clone()).instrument(span));
         Some((socket, open))
     }
 
-    /// The life of one session: heartbeat until closed, then the handler's `on_disconnect`, then
-    /// removal from the table (for polling, once the close packet reached the client or after a
-    /// grace period).
+    /// The life of one session: open until closed (by the heartbeat among others), then the
+    /// handler's `on_disconnect`, then removal from the table (for polling, once the close
+    /// packet reached the client or after a grace period). The task sleeps meanwhile: a v4
+    /// heartbeat runs on the engine's [`Heartbeats`], not here.
     async fn run_session(self: Arc<Self>, socket: Arc<Socket<H::Data>>) {
-        tokio::select! {
-            () = socket.closed() => {}
-            () = heartbeat(&self.config, &socket) => {}
+        if socket.protocol() == 3 {
+            let deadline = self.config.ping_interval + self.config.ping_timeout;
+            tokio::select! {
+                () = socket.closed() => {}
+                () = crate::heartbeat::v3_heartbeat(deadline, &socket) => {}
+            }
+        } else {
+            socket.closed().await;
+            self.heartbeats.stop(&socket);
         }
         let reason = socket
             .close_reason()
@@ -248,13 +261,13 @@ impl<H: EngineHandler> EngineInner<H> {
     /// Acts on one packet received on the session's current transport.
     pub(crate) fn on_packet(&self, socket: &Arc<Socket<H::Data>>, packet: Packet) {
         if !matches!(packet, Packet::Pong) {
-            socket.heard_from_client();
+            self.heartbeats.heard_from(socket);
         }
         match packet {
             Packet::Message(text) => self.handler.on_message(socket, text),
             Packet::Binary(data) => self.handler.on_binary(socket, data),
             // v4: the server pings, the client answers; v3: the other way round.
-            Packet::Pong if socket.protocol() != 3 => socket.ponged(),
+            Packet::Pong if socket.protocol() != 3 => self.heartbeats.ponged(socket),
             Packet::Ping if socket.protocol() == 3 => {
                 socket.queue_pong();
                 socket.pong.notify_one();
@@ -279,143 +292,6 @@ impl<H: EngineHandler> EngineInner<H> {
 /// sent first; it is served within a moment or not at all).
 const CLIENT_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Pings every `ping_interval` (the first one an interval after the handshake) and returns after
-/// closing the session when a pong is late, or when the send queue has been full for longer than
-/// the ping timeout. A v3 client pings instead: it must do so within `ping_interval +
-/// ping_timeout` of its previous ping (of the handshake, at first).
-async fn heartbeat<D>(config: &EngineConfig, socket: &Socket<D>) {
-    if socket.protocol() == 3 {
-        let deadline = config.ping_interval + config.ping_timeout;
-        while tokio::time::timeout(deadline, socket.pong.notified())
-            .await
-            .is_ok()
-        {}
-        socket.close_with(CloseReason::PingTimeout);
-        return;
-    }
-    let mut next_ping = Instant::now() + config.ping_interval;
-    loop {
-        tokio::time::sleep_until(next_ping).await;
-        // Awaiting before the ping goes: its pong can only come after.
-        socket
-            .heartbeat
-            .store(crate::socket::HEARTBEAT_AWAITING, Ordering::Release);
-        socket.queue_ping();
-        // One deadline from the ping's due time, not a second timer started after the first
-        // fired: each timer fires up to a millisecond late, and the pong is due
-        // `ping_interval + ping_timeout` after the last one, as in Node. The first other packet
-        // that arrives meanwhile moves it to a ping timeout after that packet, once.
-        let mut deadline = next_ping + config.ping_timeout;
-        let mut extended = false;
-        let ponged = loop {
-            tokio::select! {
-                () = socket.pong.notified() => match socket.heartbeat.load(Ordering::Acquire) {
-                    crate::socket::HEARTBEAT_PONGED => break true,
-                    crate::socket::HEARTBEAT_REFRESHED if !extended => {
-                        extended = true;
-                        deadline = Instant::now() + config.ping_timeout;
-                    }
-                    // A wake-up left from before this ping.
-                    _ => {}
-                },
-                () = tokio::time::sleep_until(deadline) => break false,
-            }
-        };
-        socket
-            .heartbeat
-            .store(crate::socket::HEARTBEAT_IDLE, Ordering::Release);
-        if !ponged {
-            socket.close_with(CloseReason::PingTimeout);
-            return;
-        }
-        if socket
-            .full_for(Instant::now())
-            .is_some_and(|full| full >= config.ping_timeout)
-        {
-            tracing::debug!("send queue full for longer than the ping timeout");
-            socket.close_with(CloseReason::TransportError);
-            return;
-        }
-        next_ping = Instant::now() + config.ping_interval;
-    }
-}
-
 fn millis(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-
-    /// A polling session (ping interval 100 ms, ping timeout 50 ms) with its heartbeat running,
-    /// and when it started.
-    fn beating() -> (Arc<Socket<()>>, tokio::task::JoinHandle<()>, Instant) {
-        let config = EngineConfig::builder()
-            .ping_interval(Duration::from_millis(100))
-            .ping_timeout(Duration::from_millis(50))
-            .build();
-        let (parts, ()) = http::Request::new(()).into_parts();
-        let socket = Arc::new(Socket::new(
-            crate::Sid::random(),
-            parts,
-            TransportType::Polling,
-            4,
-            16,
-            1 << 16,
-            (),
-        ));
-        let start = Instant::now();
-        let beat = tokio::spawn({
-            let socket = socket.clone();
-            async move { heartbeat(&config, &socket).await }
-        });
-        (socket, beat, start)
-    }
-
-    /// The pong is due `ping_interval + ping_timeout` after the ping was due, however late the
-    /// ping's own timer woke the heartbeat (a second timer started then would fire that much
-    /// later, and a client polling on time would still find its session open).
-    #[tokio::test(start_paused = true)]
-    async fn ping_timeout_counts_from_when_the_ping_was_due() {
-        let (socket, beat, start) = beating();
-        tokio::task::yield_now().await;
-        // The ping's timer wakes the heartbeat 0.9 ms late.
-        tokio::time::advance(Duration::from_micros(100_900)).await;
-        tokio::task::yield_now().await;
-        assert!(!socket.is_closed());
-        tokio::time::advance(start + Duration::from_millis(150) - Instant::now()).await;
-        tokio::task::yield_now().await;
-        assert_eq!(socket.close_reason(), Some(CloseReason::PingTimeout));
-        beat.await.expect("the heartbeat ends");
-    }
-
-    /// As Node's `hasRefreshedPingTimeout`: the first packet other than a pong that arrives
-    /// while the pong is awaited gives the client a whole ping timeout from then, once.
-    #[tokio::test(start_paused = true)]
-    async fn a_packet_while_the_pong_is_awaited_extends_the_wait_once() {
-        let (socket, beat, start) = beating();
-        let at = |ms| start + Duration::from_millis(ms);
-        let advance_to = |when: Instant| tokio::time::advance(when - Instant::now());
-        tokio::task::yield_now().await;
-        // The ping goes out at 100 ms; a message at 130 ms, another at 160 ms.
-        advance_to(at(130)).await;
-        tokio::task::yield_now().await;
-        socket.heard_from_client();
-        tokio::task::yield_now().await;
-        advance_to(at(160)).await;
-        tokio::task::yield_now().await;
-        socket.heard_from_client();
-        tokio::task::yield_now().await;
-        // Not at 150 ms (the first deadline): at 180 ms, 50 ms after the first message only.
-        advance_to(at(179)).await;
-        tokio::task::yield_now().await;
-        assert!(!socket.is_closed());
-        advance_to(at(181)).await;
-        tokio::task::yield_now().await;
-        assert_eq!(socket.close_reason(), Some(CloseReason::PingTimeout));
-        beat.await.expect("the heartbeat ends");
-    }
 }

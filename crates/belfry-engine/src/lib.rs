@@ -35,6 +35,7 @@ mod dispatch;
 mod engine;
 mod errors;
 mod handler;
+mod heartbeat;
 pub mod inline;
 mod origin;
 mod payload_v3;

@@ -3,7 +3,7 @@
 use std::{
     collections::VecDeque,
     fmt,
-    sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering},
+    sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicUsize, Ordering},
     task::Waker,
     time::Duration,
 };
@@ -32,13 +32,15 @@ pub struct Socket<D> {
     /// A pending long-poll GET waits on this for packets (the WebSocket writer keeps its waker
     /// in the send queue's state instead).
     pub(crate) wake_polling: Notify,
-    /// The heartbeat waits on this: for a pong, or for the first other packet while a pong is
-    /// awaited (see `heartbeat`).
+    /// A v3 client's heartbeat waits on this for the client's pings.
     pub(crate) pong: Notify,
-    /// Where the heartbeat is: [`HEARTBEAT_IDLE`], [`HEARTBEAT_AWAITING`] a pong,
-    /// [`HEARTBEAT_REFRESHED`] (a packet came meanwhile: the wait was extended once), or
-    /// [`HEARTBEAT_PONGED`].
+    /// Where the heartbeat is: [`heartbeat::IDLE`](crate::heartbeat::IDLE),
+    /// [`heartbeat::AWAITING`](crate::heartbeat::AWAITING) a pong, or
+    /// [`heartbeat::REFRESHED`](crate::heartbeat::REFRESHED) (a packet came meanwhile: the wait
+    /// was extended once).
     pub(crate) heartbeat: AtomicU8,
+    /// The session's slot in the engine's heartbeats (v4).
+    pub(crate) beat_slot: AtomicU32,
     pub(crate) close_delivered: Notify,
     closed: CancellationToken,
     /// `closed` is cancelled (or about to be): read on every turn of a transport, where the
@@ -96,15 +98,6 @@ impl Outbox {
         }
     }
 }
-
-/// No ping is out (or the client pings: Engine.IO v3).
-pub(crate) const HEARTBEAT_IDLE: u8 = 0;
-/// A ping is out; no packet has come since.
-pub(crate) const HEARTBEAT_AWAITING: u8 = 1;
-/// A ping is out and another packet came: the wait for the pong was extended, once.
-pub(crate) const HEARTBEAT_REFRESHED: u8 = 2;
-/// The pong came.
-pub(crate) const HEARTBEAT_PONGED: u8 = 3;
 
 /// The request head with allocations of its own. hyper hands out the URI and header values as
 /// slices of the connection's read buffer (8 KiB or more): a session that kept them would keep
@@ -196,7 +189,8 @@ impl<D> Socket<D> {
             }),
             wake_polling: Notify::new(),
             pong: Notify::new(),
-            heartbeat: AtomicU8::new(HEARTBEAT_IDLE),
+            heartbeat: AtomicU8::new(crate::heartbeat::IDLE),
+            beat_slot: AtomicU32::new(u32::MAX),
             close_delivered: Notify::new(),
             closed: CancellationToken::new(),
             is_closed: AtomicBool::new(false),
@@ -532,31 +526,6 @@ impl<D> Socket<D> {
 
     pub(crate) fn ws_close_code(&self) -> Option<u16> {
         self.state.lock().ws_close_code
-    }
-
-    /// The client sent a packet other than a pong: while a pong is awaited, the first such
-    /// packet extends the wait to a whole ping timeout from now (Node's
-    /// `hasRefreshedPingTimeout`), once per ping.
-    pub(crate) fn heard_from_client(&self) {
-        if self.heartbeat.load(Ordering::Relaxed) == HEARTBEAT_AWAITING
-            && self
-                .heartbeat
-                .compare_exchange(
-                    HEARTBEAT_AWAITING,
-                    HEARTBEAT_REFRESHED,
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-        {
-            self.pong.notify_one();
-        }
-    }
-
-    /// The client answered the ping.
-    pub(crate) fn ponged(&self) {
-        self.heartbeat.store(HEARTBEAT_PONGED, Ordering::Release);
-        self.pong.notify_one();
     }
 
     pub(crate) fn queue_ping(&self) {

@@ -1,0 +1,435 @@
+//! Every Engine.IO v4 session's heartbeat, on one task: when each ping is due, and when each
+//! pong is.
+//!
+//! Each session needs two timers per ping: the ping's, and the pong's deadline. As tokio timers,
+//! they would live in a task per session, and each firing would touch that task's memory, long
+//! untouched between two pings, when the wheel unlinks the entry. Here both kinds wait in two
+//! queues of small entries, and only a ping that is due touches its session, to queue the ping.
+//!
+//! Every ping is due `ping_interval` after the session opened or after its last pong, and every
+//! pong `ping_timeout` after its ping was due or after the packet that extended the wait: one
+//! delay per queue, added to the time of the push (or to a due time already passed), so each
+//! queue is in due order as it is pushed, without sorting. (A deadline pushed by the driver for a
+//! ping it serves late can be earlier than one an extension pushed just before it: that entry
+//! waits behind the other, late by at most the driver's own lateness.)
+//!
+//! An entry names its session by a slot, and by the slot's epoch when it was pushed: the epoch
+//! moves on whenever the entry waiting for the slot no longer holds (a pong came, the wait was
+//! extended, the session ended), so a stale entry is dropped without touching its session.
+//! A session has at most one entry that holds.
+
+use std::{
+    collections::VecDeque,
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
+
+use parking_lot::Mutex;
+use tokio::{sync::Notify, time::Instant};
+
+use crate::{CloseReason, Socket};
+
+/// No ping is out (or the client pings: Engine.IO v3).
+pub(crate) const IDLE: u8 = 0;
+/// A ping is out; no packet has come since.
+pub(crate) const AWAITING: u8 = 1;
+/// A ping is out and another packet came: the wait for the pong was extended, once.
+pub(crate) const REFRESHED: u8 = 2;
+
+/// The heartbeats of one engine's v4 sessions.
+pub(crate) struct Heartbeats<D> {
+    ping_interval: Duration,
+    ping_timeout: Duration,
+    state: Mutex<State<D>>,
+    /// Wakes the driver when an entry is due before the time it sleeps until.
+    wake: Notify,
+}
+
+struct State<D> {
+    slots: Vec<Slot<D>>,
+    free: Vec<u32>,
+    /// `(due, slot, epoch)`: pings to send.
+    pings: VecDeque<Entry>,
+    /// `(due, slot, epoch)`: pongs awaited.
+    deadlines: VecDeque<Entry>,
+    /// When the driver wakes next: `None` while it works, and while it waits for a push.
+    armed: Option<Instant>,
+    /// The driver task runs.
+    running: bool,
+}
+
+struct Slot<D> {
+    socket: Option<Arc<Socket<D>>>,
+    epoch: u32,
+}
+
+#[derive(Clone, Copy)]
+struct Entry {
+    due: Instant,
+    slot: u32,
+    epoch: u32,
+}
+
+impl<D> State<D> {
+    /// The slot's session, if `entry` still holds for it.
+    fn holds(&self, entry: &Entry) -> Option<&Arc<Socket<D>>> {
+        let slot = self.slots.get(entry.slot as usize)?;
+        if slot.epoch == entry.epoch {
+            slot.socket.as_ref()
+        } else {
+            None
+        }
+    }
+
+    /// Makes the slot's waiting entry stale; returns the new epoch.
+    fn bump(&mut self, slot: u32) -> Option<u32> {
+        let slot = self.slots.get_mut(slot as usize)?;
+        slot.socket.as_ref()?;
+        slot.epoch = slot.epoch.wrapping_add(1);
+        Some(slot.epoch)
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        match (self.pings.front(), self.deadlines.front()) {
+            (Some(a), Some(b)) => Some(a.due.min(b.due)),
+            (a, b) => a.or(b).map(|entry| entry.due),
+        }
+    }
+}
+
+impl<D: Send + Sync + 'static> Heartbeats<D> {
+    pub(crate) fn new(ping_interval: Duration, ping_timeout: Duration) -> Self {
+        Heartbeats {
+            ping_interval,
+            ping_timeout,
+            state: Mutex::new(State {
+                slots: Vec::new(),
+                free: Vec::new(),
+                pings: VecDeque::new(),
+                deadlines: VecDeque::new(),
+                armed: None,
+                running: false,
+            }),
+            wake: Notify::new(),
+        }
+    }
+
+    /// Starts a session's heartbeat: its first ping is due a ping interval from now.
+    pub(crate) fn start(self: &Arc<Self>, socket: &Arc<Socket<D>>) {
+        let due = Instant::now() + self.ping_interval;
+        let mut state = self.state.lock();
+        let slot = match state.free.pop() {
+            Some(slot) => slot,
+            None => {
+                let slot = u32::try_from(state.slots.len())
+                    .expect("fewer than 2^32 sessions at once: each holds a descriptor");
+                state.slots.push(Slot {
+                    socket: None,
+                    epoch: 0,
+                });
+                slot
+            }
+        };
+        socket.beat_slot.store(slot, Ordering::Relaxed);
+        let entry = &mut state.slots[slot as usize];
+        entry.socket = Some(socket.clone());
+        entry.epoch = entry.epoch.wrapping_add(1);
+        let epoch = entry.epoch;
+        state.pings.push_back(Entry { due, slot, epoch });
+        self.arm(state, due);
+    }
+
+    /// Ends a session's heartbeat, once it closed; its waiting entry turns stale.
+    pub(crate) fn stop(&self, socket: &Socket<D>) {
+        let slot = socket.beat_slot.load(Ordering::Relaxed);
+        let mut state = self.state.lock();
+        if let Some(entry) = state.slots.get_mut(slot as usize)
+            && entry
+                .socket
+                .as_ref()
+                .is_some_and(|held| std::ptr::eq(Arc::as_ptr(held), socket))
+        {
+            entry.socket = None;
+            entry.epoch = entry.epoch.wrapping_add(1);
+            state.free.push(slot);
+        }
+    }
+
+    /// The client answered the ping: the next one is due a ping interval from now. A pong with
+    /// no ping out is ignored.
+    pub(crate) fn ponged(self: &Arc<Self>, socket: &Socket<D>) {
+        let answered = [AWAITING, REFRESHED].into_iter().any(|from| {
+            socket
+                .heartbeat
+                .compare_exchange(from, IDLE, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        });
+        if !answered {
+            return;
+        }
+        let now = Instant::now();
+        if socket
+            .full_for(now)
+            .is_some_and(|full| full >= self.ping_timeout)
+        {
+            tracing::debug!("send queue full for longer than the ping timeout");
+            socket.close_with(CloseReason::TransportError);
+            return;
+        }
+        let due = now + self.ping_interval;
+        let slot = socket.beat_slot.load(Ordering::Relaxed);
+        let mut state = self.state.lock();
+        if let Some(epoch) = state.bump(slot) {
+            state.pings.push_back(Entry { due, slot, epoch });
+            self.arm(state, due);
+        }
+    }
+
+    /// The client sent a packet other than a pong: while a pong is awaited, the first such
+    /// packet extends the wait to a whole ping timeout from now (Node's
+    /// `hasRefreshedPingTimeout`), once per ping.
+    pub(crate) fn heard_from(self: &Arc<Self>, socket: &Socket<D>) {
+        if socket.heartbeat.load(Ordering::Relaxed) != AWAITING
+            || socket
+                .heartbeat
+                .compare_exchange(AWAITING, REFRESHED, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let due = Instant::now() + self.ping_timeout;
+        let slot = socket.beat_slot.load(Ordering::Relaxed);
+        let mut state = self.state.lock();
+        if let Some(epoch) = state.bump(slot) {
+            state.deadlines.push_back(Entry { due, slot, epoch });
+            self.arm(state, due);
+        }
+    }
+
+    /// After a push due at `due`: wakes the driver if it sleeps past it, or starts it.
+    fn arm(self: &Arc<Self>, mut state: parking_lot::MutexGuard<'_, State<D>>, due: Instant) {
+        if !std::mem::replace(&mut state.running, true) {
+            drop(state);
+            tokio::spawn(self.clone().drive());
+        } else if state.armed.is_none_or(|armed| due < armed) {
+            state.armed = None;
+            drop(state);
+            self.wake.notify_one();
+        }
+    }
+
+    /// Sends each ping when due and closes each session whose pong is late; ends when no
+    /// session has a heartbeat.
+    async fn drive(self: Arc<Self>) {
+        let mut ping: Vec<Arc<Socket<D>>> = Vec::new();
+        let mut late: Vec<Arc<Socket<D>>> = Vec::new();
+        loop {
+            let (next, done) = {
+                let mut state = self.state.lock();
+                let now = Instant::now();
+                while let Some(entry) = state.pings.front().copied().filter(|e| e.due <= now) {
+                    state.pings.pop_front();
+                    if let Some(socket) = state.holds(&entry) {
+                        ping.push(socket.clone());
+                        // One deadline from the ping's due time, not from when this task
+                        // woke, which may be a millisecond late: the pong is due
+                        // `ping_interval + ping_timeout` after the last one, as in Node.
+                        state.deadlines.push_back(Entry {
+                            due: entry.due + self.ping_timeout,
+                            ..entry
+                        });
+                    }
+                }
+                while let Some(entry) = state.deadlines.front().copied().filter(|e| e.due <= now) {
+                    state.deadlines.pop_front();
+                    if let Some(socket) = state.holds(&entry) {
+                        late.push(socket.clone());
+                    }
+                }
+                let next = state.next_due();
+                // No entry and no session: the next session starts a new driver.
+                let done = next.is_none() && state.slots.len() == state.free.len();
+                if done {
+                    state.running = false;
+                }
+                state.armed = next;
+                (next, done)
+            };
+            for socket in late.drain(..) {
+                socket.close_with(CloseReason::PingTimeout);
+            }
+            for socket in ping.drain(..) {
+                // Awaiting before the ping goes: its pong can only come after.
+                socket.heartbeat.store(AWAITING, Ordering::Release);
+                socket.queue_ping();
+            }
+            match next {
+                Some(next) => {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(next) => {}
+                        () = self.wake.notified() => {}
+                    }
+                }
+                None if done => return,
+                None => self.wake.notified().await,
+            }
+        }
+    }
+}
+
+/// A v3 client pings instead: it must do so within `ping_interval + ping_timeout` of its
+/// previous ping (of the handshake, at first). Returns after closing the session when it did
+/// not.
+pub(crate) async fn v3_heartbeat<D>(deadline: Duration, socket: &Socket<D>) {
+    while tokio::time::timeout(deadline, socket.pong.notified())
+        .await
+        .is_ok()
+    {}
+    socket.close_with(CloseReason::PingTimeout);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::TransportType;
+
+    type Beats = Arc<Heartbeats<()>>;
+
+    /// Heartbeats with a ping interval of 100 ms and a ping timeout of 50 ms.
+    fn heartbeats() -> Beats {
+        Arc::new(Heartbeats::new(
+            Duration::from_millis(100),
+            Duration::from_millis(50),
+        ))
+    }
+
+    fn session() -> Arc<Socket<()>> {
+        let (parts, ()) = http::Request::new(()).into_parts();
+        Arc::new(Socket::new(
+            crate::Sid::random(),
+            parts,
+            TransportType::Polling,
+            4,
+            16,
+            1 << 16,
+            (),
+        ))
+    }
+
+    /// A session with its heartbeat running, and when it started.
+    fn beating(beats: &Beats) -> (Arc<Socket<()>>, Instant) {
+        let socket = session();
+        beats.start(&socket);
+        (socket, Instant::now())
+    }
+
+    /// Moves the paused clock to `when` and lets the driver run.
+    async fn advance_to(when: Instant) {
+        tokio::time::advance(when.saturating_duration_since(Instant::now())).await;
+        tokio::task::yield_now().await;
+    }
+
+    fn awaiting(socket: &Socket<()>) -> bool {
+        socket.heartbeat.load(Ordering::Acquire) != IDLE
+    }
+
+    /// The pong is due `ping_interval + ping_timeout` after the ping was due, however late the
+    /// ping's own timer woke the heartbeat (a second timer started then would fire that much
+    /// later, and a client polling on time would still find its session open).
+    #[tokio::test(start_paused = true)]
+    async fn ping_timeout_counts_from_when_the_ping_was_due() {
+        let beats = heartbeats();
+        let (socket, start) = beating(&beats);
+        tokio::task::yield_now().await;
+        // The ping's timer wakes the heartbeat 0.9 ms late.
+        advance_to(start + Duration::from_micros(100_900)).await;
+        assert!(awaiting(&socket));
+        assert!(!socket.is_closed());
+        advance_to(start + Duration::from_millis(150)).await;
+        assert_eq!(socket.close_reason(), Some(CloseReason::PingTimeout));
+    }
+
+    /// As Node's `hasRefreshedPingTimeout`: the first packet other than a pong that arrives
+    /// while the pong is awaited gives the client a whole ping timeout from then, once.
+    #[tokio::test(start_paused = true)]
+    async fn a_packet_while_the_pong_is_awaited_extends_the_wait_once() {
+        let beats = heartbeats();
+        let (socket, start) = beating(&beats);
+        let at = |ms| start + Duration::from_millis(ms);
+        tokio::task::yield_now().await;
+        // The ping goes out at 100 ms; a message at 130 ms, another at 160 ms.
+        advance_to(at(130)).await;
+        beats.heard_from(&socket);
+        advance_to(at(160)).await;
+        beats.heard_from(&socket);
+        // Not at 150 ms (the first deadline): at 180 ms, 50 ms after the first message only.
+        advance_to(at(179)).await;
+        assert!(!socket.is_closed());
+        advance_to(at(181)).await;
+        assert_eq!(socket.close_reason(), Some(CloseReason::PingTimeout));
+    }
+
+    /// A pong cancels the deadline, and the next ping is due a ping interval after it.
+    #[tokio::test(start_paused = true)]
+    async fn the_next_ping_is_due_an_interval_after_the_pong() {
+        let beats = heartbeats();
+        let (socket, start) = beating(&beats);
+        let at = |ms| start + Duration::from_millis(ms);
+        tokio::task::yield_now().await;
+        advance_to(at(99)).await;
+        assert!(!awaiting(&socket));
+        advance_to(at(100)).await;
+        assert!(awaiting(&socket));
+        advance_to(at(120)).await;
+        beats.ponged(&socket);
+        assert!(!awaiting(&socket));
+        // Past the first deadline (150 ms): open; the second ping at 220 ms, not 200 ms.
+        advance_to(at(219)).await;
+        assert!(!awaiting(&socket));
+        assert!(!socket.is_closed());
+        advance_to(at(220)).await;
+        assert!(awaiting(&socket));
+        // A second pong for the same ping changes nothing.
+        beats.ponged(&socket);
+        beats.ponged(&socket);
+        advance_to(at(319)).await;
+        assert!(!awaiting(&socket));
+        advance_to(at(320)).await;
+        assert!(awaiting(&socket));
+        advance_to(at(370)).await;
+        assert_eq!(socket.close_reason(), Some(CloseReason::PingTimeout));
+    }
+
+    /// A session's entries left in the queues do not act on the next session given its slot,
+    /// and the driver ends when no session is left.
+    #[tokio::test(start_paused = true)]
+    async fn an_ended_sessions_entries_are_stale() {
+        let beats = heartbeats();
+        let (first, start) = beating(&beats);
+        let at = |ms| start + Duration::from_millis(ms);
+        tokio::task::yield_now().await;
+        advance_to(at(10)).await;
+        first.close_with(CloseReason::TransportClose);
+        beats.stop(&first);
+        let second = session();
+        beats.start(&second);
+        assert_eq!(
+            first.beat_slot.load(Ordering::Relaxed),
+            second.beat_slot.load(Ordering::Relaxed)
+        );
+        // The first session's ping was due at 100 ms: the second's is at 110 ms.
+        advance_to(at(100)).await;
+        assert!(!awaiting(&second));
+        advance_to(at(110)).await;
+        assert!(awaiting(&second));
+        beats.ponged(&second);
+        second.close_with(CloseReason::TransportClose);
+        beats.stop(&second);
+        advance_to(at(300)).await;
+        let state = beats.state.lock();
+        assert!(!state.running);
+        assert!(state.pings.is_empty() && state.deadlines.is_empty());
+    }
+}
