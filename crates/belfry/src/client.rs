@@ -29,6 +29,8 @@ pub(crate) struct Connection {
     sockets: RwLock<HashMap<String, Arc<Socket>, SidHasher>>,
     /// A namespace was joined once: the connect timeout no longer applies.
     joined: AtomicBool,
+    /// The connect timeout's watch, until the first join.
+    watch: Mutex<Option<Watch>>,
 }
 
 impl Connection {
@@ -44,6 +46,9 @@ impl Connection {
     pub(crate) fn insert(&self, ns: &str, socket: Arc<Socket>) {
         self.sockets.write().insert(ns.to_owned(), socket);
         self.joined.store(true, Ordering::Release);
+        if let Some(watch) = self.watch.lock().take() {
+            watch.timeouts.state.lock().release(watch.slot, watch.epoch);
+        }
     }
 
     pub(crate) fn remove(&self, ns: &str) {
@@ -74,16 +79,40 @@ pub(crate) struct Client {
 /// Node's `connectTimeout` for every connection, on one task: a connection that has joined no
 /// namespace when its time is up is closed. The timeout is the same for all, so connections wait
 /// in the order they came and the task sleeps until the first is due; it ends when none waits.
-/// Entries name sessions by id: a connection gone meanwhile is not kept alive by its entry.
+///
+/// A connection waits in a slot, which its first join frees: an entry whose slot moved on since
+/// (its epoch differs) is dropped without touching its connection, so the connections that
+/// joined, nearly all, are not touched again 45 s after they came. Entries name connections by
+/// id: a connection gone meanwhile is not kept alive by its entry.
 #[derive(Debug, Default)]
 pub(crate) struct ConnectTimeouts {
-    /// Deadlines in order, and whether the task runs.
-    state: Mutex<(VecDeque<(tokio::time::Instant, WatchedId)>, bool)>,
+    state: Mutex<Watching>,
+}
+
+#[derive(Debug, Default)]
+struct Watching {
+    /// `(deadline, slot, epoch)`, in order.
+    queue: VecDeque<(tokio::time::Instant, u32, u32)>,
+    /// Each slot's epoch, moved on when it is taken and when it is freed.
+    epochs: Vec<u32>,
+    /// The id of the connection in each slot taken.
+    ids: Vec<Option<WatchedId>>,
+    free: Vec<u32>,
+    /// The task runs.
+    running: bool,
+}
+
+/// A connection's place among those [`ConnectTimeouts`] watches.
+#[derive(Debug)]
+pub(crate) struct Watch {
+    timeouts: Arc<ConnectTimeouts>,
+    slot: u32,
+    epoch: u32,
 }
 
 /// A watched session's id: its text kept in the entry when it has the usual 20 bytes, so that
-/// the ids of connections long gone (every entry stays until its deadline) pin no allocation of
-/// their own between the connections that came after.
+/// the ids of connections long gone pin no allocation of their own between the connections that
+/// came after.
 #[derive(Debug)]
 enum WatchedId {
     Inline([u8; 20]),
@@ -107,16 +136,54 @@ impl WatchedId {
     }
 }
 
+impl Watching {
+    /// Takes a slot for `sid`, due at `deadline`: its slot and epoch.
+    fn take(&mut self, sid: &Sid, deadline: tokio::time::Instant) -> (u32, u32) {
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                let slot = u32::try_from(self.epochs.len())
+                    .expect("fewer than 2^32 connections wait at once");
+                self.epochs.push(0);
+                self.ids.push(None);
+                slot
+            }
+        };
+        let index = slot as usize;
+        let epoch = self.epochs[index].wrapping_add(1);
+        self.epochs[index] = epoch;
+        self.ids[index] = Some(WatchedId::new(sid));
+        self.queue.push_back((deadline, slot, epoch));
+        (slot, epoch)
+    }
+
+    /// Frees `slot` if `epoch` is still its own.
+    fn release(&mut self, slot: u32, epoch: u32) -> Option<WatchedId> {
+        let index = slot as usize;
+        if self.epochs.get(index) != Some(&epoch) {
+            return None;
+        }
+        self.epochs[index] = epoch.wrapping_add(1);
+        self.free.push(slot);
+        self.ids[index].take()
+    }
+}
+
 impl ConnectTimeouts {
-    fn watch(self: &Arc<Self>, io: &SocketIo, sid: &Sid) {
+    fn watch(self: &Arc<Self>, io: &SocketIo, sid: &Sid) -> Watch {
         let deadline = tokio::time::Instant::now() + io.config().connect_timeout;
-        let start = {
+        let (slot, epoch, start) = {
             let mut state = self.state.lock();
-            state.0.push_back((deadline, WatchedId::new(sid)));
-            !std::mem::replace(&mut state.1, true)
+            let (slot, epoch) = state.take(sid, deadline);
+            (slot, epoch, !std::mem::replace(&mut state.running, true))
         };
         if start {
             tokio::spawn(self.clone().run(io.downgrade()));
+        }
+        Watch {
+            timeouts: self.clone(),
+            slot,
+            epoch,
         }
     }
 
@@ -124,10 +191,10 @@ impl ConnectTimeouts {
         loop {
             let next = {
                 let mut state = self.state.lock();
-                match state.0.front() {
-                    Some((deadline, _)) => *deadline,
+                match state.queue.front() {
+                    Some((deadline, ..)) => *deadline,
                     None => {
-                        state.1 = false;
+                        state.running = false;
                         return;
                     }
                 }
@@ -140,13 +207,17 @@ impl ConnectTimeouts {
             loop {
                 let due = {
                     let mut state = self.state.lock();
-                    match state.0.front() {
-                        Some((deadline, _)) if *deadline <= now => state.0.pop_front(),
+                    match state.queue.front() {
+                        Some(&(deadline, slot, epoch)) if deadline <= now => {
+                            state.queue.pop_front();
+                            // `None` for a connection that joined since.
+                            Some(state.release(slot, epoch))
+                        }
                         _ => None,
                     }
                 };
-                let Some((_, sid)) = due else { break };
-                if let Some(conn) = io.engine_socket(sid.as_str())
+                let Some(id) = due else { break };
+                if let Some(conn) = id.and_then(|id| io.engine_socket(id.as_str()))
                     && !conn.data().joined.load(Ordering::Acquire)
                 {
                     conn.span()
@@ -170,7 +241,8 @@ impl EngineHandler for Client {
             observer.engine_connected(conn.transport() == belfry_engine::TransportType::Polling);
         }
         // Node's `connectTimeout`: a client must join a namespace in time.
-        self.timeouts.watch(&self.io, conn.id());
+        let watch = self.timeouts.watch(&self.io, conn.id());
+        *conn.data().watch.lock() = Some(watch);
         // socket.io 2.x clients are in `/` from the start, without a CONNECT of their own.
         if conn.protocol() == 3
             && let Some(ns) = self.io.namespace_for_connect("/")
@@ -322,5 +394,32 @@ mod tests {
             let watched = WatchedId::new(&Sid::from(other));
             assert_eq!(watched.as_str(), other);
         }
+    }
+
+    /// A connection that joined frees its slot: its entry, still queued, no longer names it,
+    /// nor the connection that takes the slot next.
+    #[test]
+    fn a_joined_connections_entry_is_stale() {
+        let mut watching = Watching::default();
+        let now = tokio::time::Instant::now();
+        let first = Sid::random();
+        let (slot, epoch) = watching.take(&first, now);
+        // The join.
+        let id = watching
+            .release(slot, epoch)
+            .expect("the slot is the first's");
+        assert_eq!(id.as_str(), first.as_str());
+        let second = Sid::random();
+        let (again, later) = watching.take(&second, now);
+        assert_eq!(again, slot);
+        assert_ne!(later, epoch);
+        // The first's entry, due first, is stale: the second keeps its slot.
+        let (_, stale_slot, stale_epoch) = watching.queue.pop_front().expect("two entries");
+        assert!(watching.release(stale_slot, stale_epoch).is_none());
+        let (_, slot, epoch) = watching.queue.pop_front().expect("two entries");
+        let id = watching
+            .release(slot, epoch)
+            .expect("the slot is the second's");
+        assert_eq!(id.as_str(), second.as_str());
     }
 }
