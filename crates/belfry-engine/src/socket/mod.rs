@@ -602,8 +602,12 @@ impl<D> Socket<D> {
         let _claim;
         let mut state = self.state.lock();
         _claim = state.claim.take();
-        let taken = Self::take_queued(&mut state, out, polling);
+        let mut beat = None;
+        let taken = Self::take_queued(&mut state, out, polling, &mut beat);
         drop(state);
+        if let Some(beat) = beat {
+            out.push_front(beat);
+        }
         self.unblock();
         taken
     }
@@ -615,12 +619,30 @@ impl<D> Socket<D> {
         }
     }
 
-    /// For the WebSocket writer: [`Socket::drain_into`] (without the noop and the compress
-    /// flag) if there is anything to take; otherwise the writer waits, its waker kept until a
-    /// packet, a heartbeat or the close comes, and `None` is returned.
+    /// [`Socket::drain_for_writer`] with the heartbeat put first among the packets.
+    #[cfg(test)]
     pub(crate) fn drain_or_wait(
         &self,
         out: &mut VecDeque<Packet>,
+        waker: &Waker,
+    ) -> Option<Option<CloseReason>> {
+        let mut beat = None;
+        let taken = self.drain_for_writer(out, &mut beat, waker);
+        if let Some(beat) = beat {
+            out.push_front(beat);
+        }
+        taken
+    }
+
+    /// For the WebSocket writer: [`Socket::drain_into`] (without the noop and the compress
+    /// flag) if there is anything to take; otherwise the writer waits, its waker kept until a
+    /// packet, a heartbeat or the close comes, and `None` is returned. A heartbeat packet (ping,
+    /// or a v3 client's pong) goes to `beat`, not to `out`: it goes first, and a ping to an idle
+    /// connection touches no buffer of the queue's.
+    pub(crate) fn drain_for_writer(
+        &self,
+        out: &mut VecDeque<Packet>,
+        beat: &mut Option<Packet>,
         waker: &Waker,
     ) -> Option<Option<CloseReason>> {
         let _claim;
@@ -633,16 +655,18 @@ impl<D> Socket<D> {
             return None;
         }
         _claim = state.claim.take();
-        let close = Self::take_queued(&mut state, out, false).0;
+        let (close, _) = Self::take_queued(&mut state, out, false, beat);
         drop(state);
         self.unblock();
         Some(close)
     }
 
+    /// Moves the queue to `out`; the heartbeat that goes first, if any, to `beat`.
     fn take_queued(
         state: &mut Outbox,
         out: &mut VecDeque<Packet>,
         polling: bool,
+        beat: &mut Option<Packet>,
     ) -> (Option<CloseReason>, bool) {
         if out.is_empty() {
             // The queue's buffer moves to the writer, the writer's (small, if any) to the queue.
@@ -652,12 +676,14 @@ impl<D> Socket<D> {
             // Behind what the writer holds; the queue keeps no buffer (it may be a burst's).
             out.extend(std::mem::take(&mut state.queue));
         }
-        // Heartbeats go first.
-        if std::mem::take(&mut state.pong) && state.close.is_none() {
-            out.push_front(Packet::Pong);
-        }
-        if std::mem::take(&mut state.ping) && state.close.is_none() {
-            out.push_front(Packet::Ping);
+        // One heartbeat at a time (a v4 session is pinged, a v3 client pings: never both).
+        if state.close.is_some() {
+            state.ping = false;
+            state.pong = false;
+        } else if std::mem::take(&mut state.ping) {
+            *beat = Some(Packet::Ping);
+        } else if std::mem::take(&mut state.pong) {
+            *beat = Some(Packet::Pong);
         }
         state.bytes = 0;
         let compress = std::mem::take(&mut state.compress);

@@ -379,6 +379,8 @@ async fn run<H: EngineHandler>(
 #[derive(Default)]
 struct Outbound {
     packets: VecDeque<Packet>,
+    /// A heartbeat taken from the queue, to go before `packets`.
+    beat: Option<Packet>,
     /// The session closed: after the packets, the close frame.
     close: Option<CloseReason>,
 }
@@ -403,11 +405,24 @@ impl Outbound {
                     Poll::Ready(Err(_)) => return self.failed(socket),
                 }
             }
-            if self.packets.is_empty() && self.close.is_none() {
-                match socket.drain_or_wait(&mut self.packets, cx.waker()) {
+            if self.packets.is_empty() && self.beat.is_none() && self.close.is_none() {
+                match socket.drain_for_writer(&mut self.packets, &mut self.beat, cx.waker()) {
                     Some(close) => self.close = close,
                     None => return Poll::Pending,
                 }
+            }
+            if let Some(beat) = self.beat.take() {
+                if self.packets.is_empty() && self.close.is_none() {
+                    // Alone, as to an idle connection: written without the packets' buffer.
+                    let protocol = socket.protocol();
+                    let written = ws.write_frames(cx, |out| put_frame(out, &beat, protocol));
+                    match written {
+                        Ok(true) => continue,
+                        Ok(false) => return Poll::Pending,
+                        Err(_) => return self.failed(socket),
+                    }
+                }
+                self.packets.push_front(beat);
             }
             if !self.packets.is_empty() {
                 if self
