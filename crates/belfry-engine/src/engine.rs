@@ -1,4 +1,5 @@
-//! The engine handle, its session table, and each session's life: heartbeat and close.
+//! The engine handle, its session table, and each session's life until it closes (the v4
+//! heartbeat runs in the `heartbeat` module).
 
 use std::{
     fmt,

@@ -8,10 +8,11 @@
 //!
 //! Every ping is due `ping_interval` after the session opened or after its last pong, and every
 //! pong `ping_timeout` after its ping was due or after the packet that extended the wait: one
-//! delay per queue, added to the time of the push (or to a due time already passed), so each
-//! queue is in due order as it is pushed, without sorting. (A deadline pushed by the driver for a
-//! ping it serves late can be earlier than one an extension pushed just before it: that entry
-//! waits behind the other, late by at most the driver's own lateness.)
+//! delay per queue, added to the time of the push (read under the queues' lock) or to a due time
+//! already passed, so each queue is in due order as it is pushed, without sorting. (A deadline
+//! pushed by the driver for a ping it serves late can be earlier than one an extension pushed
+//! just before it: that entry waits behind the other, late by at most the driver's own
+//! lateness.)
 //!
 //! An entry names its session by a slot, and by the slot's epoch when it was pushed: the epoch
 //! moves on whenever the entry waiting for the slot no longer holds (a pong came, the wait was
@@ -52,7 +53,8 @@ struct State<D> {
     pings: VecDeque<Entry>,
     /// `(due, slot, epoch)`: pongs awaited.
     deadlines: VecDeque<Entry>,
-    /// When the driver wakes next: `None` while it works, and while it waits for a push.
+    /// When the driver sleeps until, set as it goes to sleep: `None` while it waits for a push
+    /// (and before its first sleep). A push due earlier wakes it.
     armed: Option<Instant>,
     /// The driver task runs.
     running: bool,
@@ -70,6 +72,15 @@ struct Entry {
     epoch: u32,
 }
 
+/// `at + delay`, or a time too far to come for a delay too long to add (a configured interval
+/// of centuries).
+fn after(at: Instant, delay: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    at.checked_add(delay)
+        .or_else(|| at.checked_add(FAR))
+        .unwrap_or(at)
+}
+
 impl<D> State<D> {
     /// The slot's session, if `entry` still holds for it.
     fn holds(&self, entry: &Entry) -> Option<&Arc<Socket<D>>> {
@@ -81,10 +92,20 @@ impl<D> State<D> {
         }
     }
 
-    /// Makes the slot's waiting entry stale; returns the new epoch.
-    fn bump(&mut self, slot: u32) -> Option<u32> {
-        let slot = self.slots.get_mut(slot as usize)?;
-        slot.socket.as_ref()?;
+    /// Makes the waiting entry of `socket`'s slot stale; returns the new epoch. `None` when the
+    /// slot is not, or no longer, the socket's (a session that ended, its slot maybe taken by
+    /// another since).
+    fn bump(&mut self, socket: &Socket<D>) -> Option<u32> {
+        let slot = self
+            .slots
+            .get_mut(socket.beat_slot.load(Ordering::Relaxed) as usize)?;
+        if !slot
+            .socket
+            .as_ref()
+            .is_some_and(|held| std::ptr::eq(Arc::as_ptr(held), socket))
+        {
+            return None;
+        }
         slot.epoch = slot.epoch.wrapping_add(1);
         Some(slot.epoch)
     }
@@ -116,8 +137,8 @@ impl<D: Send + Sync + 'static> Heartbeats<D> {
 
     /// Starts a session's heartbeat: its first ping is due a ping interval from now.
     pub(crate) fn start(self: &Arc<Self>, socket: &Arc<Socket<D>>) {
-        let due = Instant::now() + self.ping_interval;
         let mut state = self.state.lock();
+        let due = after(Instant::now(), self.ping_interval);
         let slot = match state.free.pop() {
             Some(slot) => slot,
             None => {
@@ -141,17 +162,18 @@ impl<D: Send + Sync + 'static> Heartbeats<D> {
 
     /// Ends a session's heartbeat, once it closed; its waiting entry turns stale.
     pub(crate) fn stop(&self, socket: &Socket<D>) {
-        let slot = socket.beat_slot.load(Ordering::Relaxed);
         let mut state = self.state.lock();
-        if let Some(entry) = state.slots.get_mut(slot as usize)
-            && entry
-                .socket
-                .as_ref()
-                .is_some_and(|held| std::ptr::eq(Arc::as_ptr(held), socket))
-        {
-            entry.socket = None;
-            entry.epoch = entry.epoch.wrapping_add(1);
-            state.free.push(slot);
+        if state.bump(socket).is_none() {
+            return;
+        }
+        let slot = socket.beat_slot.swap(u32::MAX, Ordering::Relaxed);
+        socket.heartbeat.store(IDLE, Ordering::Release);
+        state.slots[slot as usize].socket = None;
+        state.free.push(slot);
+        // A driver waiting for a push with no session left ends.
+        if state.armed.is_none() && state.slots.len() == state.free.len() {
+            drop(state);
+            self.wake.notify_one();
         }
     }
 
@@ -167,19 +189,18 @@ impl<D: Send + Sync + 'static> Heartbeats<D> {
         if !answered {
             return;
         }
-        let now = Instant::now();
         if socket
-            .full_for(now)
+            .full_for(Instant::now())
             .is_some_and(|full| full >= self.ping_timeout)
         {
             tracing::debug!("send queue full for longer than the ping timeout");
             socket.close_with(CloseReason::TransportError);
             return;
         }
-        let due = now + self.ping_interval;
-        let slot = socket.beat_slot.load(Ordering::Relaxed);
         let mut state = self.state.lock();
-        if let Some(epoch) = state.bump(slot) {
+        let due = after(Instant::now(), self.ping_interval);
+        if let Some(epoch) = state.bump(socket) {
+            let slot = socket.beat_slot.load(Ordering::Relaxed);
             state.pings.push_back(Entry { due, slot, epoch });
             self.arm(state, due);
         }
@@ -197,10 +218,14 @@ impl<D: Send + Sync + 'static> Heartbeats<D> {
         {
             return;
         }
-        let due = Instant::now() + self.ping_timeout;
-        let slot = socket.beat_slot.load(Ordering::Relaxed);
         let mut state = self.state.lock();
-        if let Some(epoch) = state.bump(slot) {
+        // A pong that came meanwhile answered the ping: nothing to extend.
+        if socket.heartbeat.load(Ordering::Acquire) != REFRESHED {
+            return;
+        }
+        let due = after(Instant::now(), self.ping_timeout);
+        if let Some(epoch) = state.bump(socket) {
+            let slot = socket.beat_slot.load(Ordering::Relaxed);
             state.deadlines.push_back(Entry { due, slot, epoch });
             self.arm(state, due);
         }
@@ -219,8 +244,13 @@ impl<D: Send + Sync + 'static> Heartbeats<D> {
     }
 
     /// Sends each ping when due and closes each session whose pong is late; ends when no
-    /// session has a heartbeat.
+    /// session has a heartbeat (or if it panics, or its runtime drops it: the next push then
+    /// starts another).
     async fn drive(self: Arc<Self>) {
+        let mut running = Running {
+            heartbeats: &self,
+            ended: false,
+        };
         let mut ping: Vec<Arc<Socket<D>>> = Vec::new();
         let mut late: Vec<Arc<Socket<D>>> = Vec::new();
         loop {
@@ -235,7 +265,7 @@ impl<D: Send + Sync + 'static> Heartbeats<D> {
                         // woke, which may be a millisecond late: the pong is due
                         // `ping_interval + ping_timeout` after the last one, as in Node.
                         state.deadlines.push_back(Entry {
-                            due: entry.due + self.ping_timeout,
+                            due: after(entry.due, self.ping_timeout),
                             ..entry
                         });
                     }
@@ -251,6 +281,7 @@ impl<D: Send + Sync + 'static> Heartbeats<D> {
                 let done = next.is_none() && state.slots.len() == state.free.len();
                 if done {
                     state.running = false;
+                    running.ended = true;
                 }
                 state.armed = next;
                 (next, done)
@@ -273,6 +304,22 @@ impl<D: Send + Sync + 'static> Heartbeats<D> {
                 None if done => return,
                 None => self.wake.notified().await,
             }
+        }
+    }
+}
+
+/// Resets `running` if the driver ends otherwise than by returning (a panic, or its runtime
+/// dropping it), so that the next push starts another.
+struct Running<'a, D> {
+    heartbeats: &'a Heartbeats<D>,
+    /// It returned, `running` reset under the lock where it saw that nothing was left.
+    ended: bool,
+}
+
+impl<D> Drop for Running<'_, D> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.heartbeats.state.lock().running = false;
         }
     }
 }
@@ -391,15 +438,61 @@ mod tests {
         assert!(!socket.is_closed());
         advance_to(at(220)).await;
         assert!(awaiting(&socket));
-        // A second pong for the same ping changes nothing.
+        advance_to(at(230)).await;
         beats.ponged(&socket);
+        // A pong with no ping out changes nothing: the next ping stays at 330 ms, not 360 ms.
+        advance_to(at(260)).await;
         beats.ponged(&socket);
-        advance_to(at(319)).await;
+        advance_to(at(329)).await;
         assert!(!awaiting(&socket));
-        advance_to(at(320)).await;
+        advance_to(at(330)).await;
         assert!(awaiting(&socket));
-        advance_to(at(370)).await;
+        advance_to(at(380)).await;
         assert_eq!(socket.close_reason(), Some(CloseReason::PingTimeout));
+    }
+
+    /// A session that ended, whose packets are still being read, does not act on the session
+    /// that took its slot.
+    #[tokio::test(start_paused = true)]
+    async fn an_ended_session_leaves_the_next_in_its_slot_alone() {
+        let beats = heartbeats();
+        let (first, start) = beating(&beats);
+        let at = |ms| start + Duration::from_millis(ms);
+        tokio::task::yield_now().await;
+        advance_to(at(100)).await;
+        assert!(awaiting(&first));
+        let slot = first.beat_slot.load(Ordering::Relaxed);
+        first.close_with(CloseReason::TransportClose);
+        beats.stop(&first);
+        let second = session();
+        beats.start(&second);
+        assert_eq!(slot, second.beat_slot.load(Ordering::Relaxed));
+        // The first's last packet, a message read after its close, while its ping was out.
+        first.heartbeat.store(AWAITING, Ordering::Release);
+        beats.heard_from(&first);
+        // The second is pinged at 200 ms and not closed before its own deadline.
+        advance_to(at(199)).await;
+        assert!(!awaiting(&second));
+        advance_to(at(200)).await;
+        assert!(awaiting(&second));
+        advance_to(at(249)).await;
+        assert!(!second.is_closed());
+        advance_to(at(250)).await;
+        assert_eq!(second.close_reason(), Some(CloseReason::PingTimeout));
+    }
+
+    /// The driver ends once the last session timed out and ended.
+    #[tokio::test(start_paused = true)]
+    async fn the_driver_ends_after_the_last_timeout() {
+        let beats = heartbeats();
+        let (socket, start) = beating(&beats);
+        tokio::task::yield_now().await;
+        advance_to(start + Duration::from_millis(150)).await;
+        assert_eq!(socket.close_reason(), Some(CloseReason::PingTimeout));
+        assert!(beats.state.lock().running);
+        beats.stop(&socket);
+        tokio::task::yield_now().await;
+        assert!(!beats.state.lock().running);
     }
 
     /// A session's entries left in the queues do not act on the next session given its slot,
@@ -411,14 +504,12 @@ mod tests {
         let at = |ms| start + Duration::from_millis(ms);
         tokio::task::yield_now().await;
         advance_to(at(10)).await;
+        let slot = first.beat_slot.load(Ordering::Relaxed);
         first.close_with(CloseReason::TransportClose);
         beats.stop(&first);
         let second = session();
         beats.start(&second);
-        assert_eq!(
-            first.beat_slot.load(Ordering::Relaxed),
-            second.beat_slot.load(Ordering::Relaxed)
-        );
+        assert_eq!(slot, second.beat_slot.load(Ordering::Relaxed));
         // The first session's ping was due at 100 ms: the second's is at 110 ms.
         advance_to(at(100)).await;
         assert!(!awaiting(&second));
