@@ -28,7 +28,7 @@ use std::{
 use parking_lot::Mutex;
 use tokio::{sync::Notify, time::Instant};
 
-use crate::{CloseReason, Socket};
+use crate::{CloseReason, Socket, slots::Slots};
 
 /// No ping is out (or the client pings: Engine.IO v3).
 pub(crate) const IDLE: u8 = 0;
@@ -47,8 +47,7 @@ pub(crate) struct Heartbeats<D> {
 }
 
 struct State<D> {
-    slots: Vec<Slot<D>>,
-    free: Vec<u32>,
+    sessions: Slots<Arc<Socket<D>>>,
     /// `(due, slot, epoch)`: pings to send.
     pings: VecDeque<Entry>,
     /// `(due, slot, epoch)`: pongs awaited.
@@ -58,11 +57,6 @@ struct State<D> {
     armed: Option<Instant>,
     /// The driver task runs.
     running: bool,
-}
-
-struct Slot<D> {
-    socket: Option<Arc<Socket<D>>>,
-    epoch: u32,
 }
 
 #[derive(Clone, Copy)]
@@ -84,30 +78,19 @@ fn after(at: Instant, delay: Duration) -> Instant {
 impl<D> State<D> {
     /// The slot's session, if `entry` still holds for it.
     fn holds(&self, entry: &Entry) -> Option<&Arc<Socket<D>>> {
-        let slot = self.slots.get(entry.slot as usize)?;
-        if slot.epoch == entry.epoch {
-            slot.socket.as_ref()
-        } else {
-            None
-        }
+        self.sessions.get(entry.slot, entry.epoch)
     }
 
-    /// Makes the waiting entry of `socket`'s slot stale; returns the new epoch. `None` when the
-    /// slot is not, or no longer, the socket's (a session that ended, its slot maybe taken by
-    /// another since).
-    fn bump(&mut self, socket: &Socket<D>) -> Option<u32> {
-        let slot = self
-            .slots
-            .get_mut(socket.beat_slot.load(Ordering::Relaxed) as usize)?;
-        if !slot
-            .socket
-            .as_ref()
-            .is_some_and(|held| std::ptr::eq(Arc::as_ptr(held), socket))
-        {
+    /// Makes the waiting entry of `socket`'s slot stale: the slot and its new epoch. `None`
+    /// when the slot is not, or no longer, the socket's (a session that ended, its slot maybe
+    /// taken by another since).
+    fn bump(&mut self, socket: &Socket<D>) -> Option<(u32, u32)> {
+        let slot = socket.beat_slot.load(Ordering::Relaxed);
+        let held = self.sessions.value(slot)?;
+        if !std::ptr::eq(Arc::as_ptr(held), socket) {
             return None;
         }
-        slot.epoch = slot.epoch.wrapping_add(1);
-        Some(slot.epoch)
+        Some((slot, self.sessions.bump(slot)?))
     }
 
     fn next_due(&self) -> Option<Instant> {
@@ -124,8 +107,7 @@ impl<D: Send + Sync + 'static> Heartbeats<D> {
             ping_interval,
             ping_timeout,
             state: Mutex::new(State {
-                slots: Vec::new(),
-                free: Vec::new(),
+                sessions: Slots::default(),
                 pings: VecDeque::new(),
                 deadlines: VecDeque::new(),
                 armed: None,
@@ -139,23 +121,8 @@ impl<D: Send + Sync + 'static> Heartbeats<D> {
     pub(crate) fn start(self: &Arc<Self>, socket: &Arc<Socket<D>>) {
         let mut state = self.state.lock();
         let due = after(Instant::now(), self.ping_interval);
-        let slot = match state.free.pop() {
-            Some(slot) => slot,
-            None => {
-                let slot = u32::try_from(state.slots.len())
-                    .expect("fewer than 2^32 sessions at once: each holds a descriptor");
-                state.slots.push(Slot {
-                    socket: None,
-                    epoch: 0,
-                });
-                slot
-            }
-        };
+        let (slot, epoch) = state.sessions.insert(socket.clone());
         socket.beat_slot.store(slot, Ordering::Relaxed);
-        let entry = &mut state.slots[slot as usize];
-        entry.socket = Some(socket.clone());
-        entry.epoch = entry.epoch.wrapping_add(1);
-        let epoch = entry.epoch;
         state.pings.push_back(Entry { due, slot, epoch });
         self.arm(state, due);
     }
@@ -163,15 +130,14 @@ impl<D: Send + Sync + 'static> Heartbeats<D> {
     /// Ends a session's heartbeat, once it closed; its waiting entry turns stale.
     pub(crate) fn stop(&self, socket: &Socket<D>) {
         let mut state = self.state.lock();
-        if state.bump(socket).is_none() {
+        let Some((slot, epoch)) = state.bump(socket) else {
             return;
-        }
-        let slot = socket.beat_slot.swap(u32::MAX, Ordering::Relaxed);
+        };
+        state.sessions.remove(slot, epoch);
+        socket.beat_slot.store(u32::MAX, Ordering::Relaxed);
         socket.heartbeat.store(IDLE, Ordering::Release);
-        state.slots[slot as usize].socket = None;
-        state.free.push(slot);
         // A driver waiting for a push with no session left ends.
-        if state.armed.is_none() && state.slots.len() == state.free.len() {
+        if state.armed.is_none() && state.sessions.is_empty() {
             drop(state);
             self.wake.notify_one();
         }
@@ -199,8 +165,7 @@ impl<D: Send + Sync + 'static> Heartbeats<D> {
         }
         let mut state = self.state.lock();
         let due = after(Instant::now(), self.ping_interval);
-        if let Some(epoch) = state.bump(socket) {
-            let slot = socket.beat_slot.load(Ordering::Relaxed);
+        if let Some((slot, epoch)) = state.bump(socket) {
             state.pings.push_back(Entry { due, slot, epoch });
             self.arm(state, due);
         }
@@ -224,8 +189,7 @@ impl<D: Send + Sync + 'static> Heartbeats<D> {
             return;
         }
         let due = after(Instant::now(), self.ping_timeout);
-        if let Some(epoch) = state.bump(socket) {
-            let slot = socket.beat_slot.load(Ordering::Relaxed);
+        if let Some((slot, epoch)) = state.bump(socket) {
             state.deadlines.push_back(Entry { due, slot, epoch });
             self.arm(state, due);
         }
@@ -278,7 +242,7 @@ impl<D: Send + Sync + 'static> Heartbeats<D> {
                 }
                 let next = state.next_due();
                 // No entry and no session: the next session starts a new driver.
-                let done = next.is_none() && state.slots.len() == state.free.len();
+                let done = next.is_none() && state.sessions.is_empty();
                 if done {
                     state.running = false;
                     running.ended = true;
@@ -378,6 +342,17 @@ mod tests {
         tokio::task::yield_now().await;
     }
 
+    /// Ends `first` and starts a session that takes its slot.
+    fn next_in_slot(beats: &Beats, first: &Socket<()>) -> Arc<Socket<()>> {
+        let slot = first.beat_slot.load(Ordering::Relaxed);
+        first.close_with(CloseReason::TransportClose);
+        beats.stop(first);
+        let second = session();
+        beats.start(&second);
+        assert_eq!(slot, second.beat_slot.load(Ordering::Relaxed));
+        second
+    }
+
     fn awaiting(socket: &Socket<()>) -> bool {
         socket.heartbeat.load(Ordering::Acquire) != IDLE
     }
@@ -461,12 +436,7 @@ mod tests {
         tokio::task::yield_now().await;
         advance_to(at(100)).await;
         assert!(awaiting(&first));
-        let slot = first.beat_slot.load(Ordering::Relaxed);
-        first.close_with(CloseReason::TransportClose);
-        beats.stop(&first);
-        let second = session();
-        beats.start(&second);
-        assert_eq!(slot, second.beat_slot.load(Ordering::Relaxed));
+        let second = next_in_slot(&beats, &first);
         // The first's last packet, a message read after its close, while its ping was out.
         first.heartbeat.store(AWAITING, Ordering::Release);
         beats.heard_from(&first);
@@ -504,12 +474,7 @@ mod tests {
         let at = |ms| start + Duration::from_millis(ms);
         tokio::task::yield_now().await;
         advance_to(at(10)).await;
-        let slot = first.beat_slot.load(Ordering::Relaxed);
-        first.close_with(CloseReason::TransportClose);
-        beats.stop(&first);
-        let second = session();
-        beats.start(&second);
-        assert_eq!(slot, second.beat_slot.load(Ordering::Relaxed));
+        let second = next_in_slot(&beats, &first);
         // The first session's ping was due at 100 ms: the second's is at 110 ms.
         advance_to(at(100)).await;
         assert!(!awaiting(&second));

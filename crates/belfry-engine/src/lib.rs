@@ -41,6 +41,7 @@ mod origin;
 mod payload_v3;
 mod request;
 mod service;
+pub mod slots;
 mod socket;
 mod transport;
 

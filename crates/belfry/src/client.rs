@@ -14,7 +14,9 @@ use belfry_core::{
     Str,
     parser::{Decoder, Packet, PacketData, ParseError, Parser, msgpack},
 };
-use belfry_engine::{CloseReason, EngineHandler, Sid, Socket as EngineSocket, sid::SidHasher};
+use belfry_engine::{
+    CloseReason, EngineHandler, Sid, Socket as EngineSocket, sid::SidHasher, slots::Slots,
+};
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
@@ -93,11 +95,8 @@ pub(crate) struct ConnectTimeouts {
 struct Watching {
     /// `(deadline, slot, epoch)`, in order.
     queue: VecDeque<(tokio::time::Instant, u32, u32)>,
-    /// Each slot's epoch, moved on when it is taken and when it is freed.
-    epochs: Vec<u32>,
-    /// The id of the connection in each slot taken.
-    ids: Vec<Option<WatchedId>>,
-    free: Vec<u32>,
+    /// The ids of the connections watched.
+    ids: Slots<WatchedId>,
     /// The task runs.
     running: bool,
 }
@@ -139,33 +138,14 @@ impl WatchedId {
 impl Watching {
     /// Takes a slot for `sid`, due at `deadline`: its slot and epoch.
     fn take(&mut self, sid: &Sid, deadline: tokio::time::Instant) -> (u32, u32) {
-        let slot = match self.free.pop() {
-            Some(slot) => slot,
-            None => {
-                let slot = u32::try_from(self.epochs.len())
-                    .expect("fewer than 2^32 connections wait at once");
-                self.epochs.push(0);
-                self.ids.push(None);
-                slot
-            }
-        };
-        let index = slot as usize;
-        let epoch = self.epochs[index].wrapping_add(1);
-        self.epochs[index] = epoch;
-        self.ids[index] = Some(WatchedId::new(sid));
+        let (slot, epoch) = self.ids.insert(WatchedId::new(sid));
         self.queue.push_back((deadline, slot, epoch));
         (slot, epoch)
     }
 
     /// Frees `slot` if `epoch` is still its own.
     fn release(&mut self, slot: u32, epoch: u32) -> Option<WatchedId> {
-        let index = slot as usize;
-        if self.epochs.get(index) != Some(&epoch) {
-            return None;
-        }
-        self.epochs[index] = epoch.wrapping_add(1);
-        self.free.push(slot);
-        self.ids[index].take()
+        self.ids.remove(slot, epoch)
     }
 }
 
