@@ -83,5 +83,5 @@ pub use service::{
     BoxError, EngineBody, EngineHttp, EngineLayer, EngineService, NotFound, RequestBody,
     ResponseBody, ResponseFuture,
 };
-pub use socket::Socket;
+pub use socket::{SharedPackets, Socket};
 pub use transport::TransportType;

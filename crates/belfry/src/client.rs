@@ -308,7 +308,7 @@ impl Client {
                 None => {
                     let refusal = Packet::connect_error(packet.ns, "Invalid namespace", None);
                     let frames = crate::socket::frames(&refusal, self.io.config().parser);
-                    let counted = crate::socket::data_of(&frames);
+                    let counted = crate::socket::data_of(frames.iter());
                     if crate::socket::send_frames(conn, frames, true).is_ok()
                         && let Some(observer) = self.io.observer()
                     {

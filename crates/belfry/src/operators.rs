@@ -172,7 +172,7 @@ impl BroadcastOperator {
             .timeout
             .unwrap_or_else(|| self.ns.ack_timeout());
         let packet = Packet::event(self.ns.name_str(), payload.clone(), Some(id));
-        let frames = frames(&packet, self.ns.parser());
+        let frames = frames(&packet, self.ns.parser()).into_shared();
         let answers = FuturesUnordered::new();
         for socket in self.local_sockets() {
             let Some(rx) = socket.send_expecting_ack(id, &packet, &frames) else {

@@ -1,7 +1,8 @@
 //! An Engine.IO session: its bounded send queue, its transport and how it closes.
 
+mod queue;
+
 use std::{
-    collections::VecDeque,
     fmt,
     sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicUsize, Ordering},
     task::Waker,
@@ -14,6 +15,9 @@ use tokio::{sync::Notify, time::Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::{CloseReason, Packet, SendError, Sid, TransportType};
+
+pub(crate) use queue::Packets;
+pub use queue::SharedPackets;
 
 /// One Engine.IO session (a client connection), shared by the transports and the handler.
 ///
@@ -67,7 +71,7 @@ pub struct Socket<D> {
 }
 
 struct Outbox {
-    queue: VecDeque<Packet>,
+    queue: Packets,
     bytes: usize,
     ping: bool,
     /// A v3 client pinged: the answer is due.
@@ -146,9 +150,9 @@ pub(crate) struct Drained {
 }
 
 impl<D> Socket<D> {
-    /// The most packets a queue buffer kept while idle holds: the usual reply goes out without
-    /// an allocation, and an idle connection keeps two such buffers (the queue's and the
-    /// WebSocket writer's, swapped at each drain) of one packet each.
+    /// The most entries a queue buffer kept while idle holds: the usual reply goes out without
+    /// an allocation, and an idle connection keeps two such sets of buffers (the queue's and
+    /// the WebSocket writer's, swapped at each drain) of one entry each.
     pub(crate) const SMALL_QUEUE: usize = 1;
 
     pub(crate) fn new(
@@ -174,7 +178,7 @@ impl<D> Socket<D> {
             base64,
             transport: AtomicU8::new(transport as u8),
             state: Mutex::new(Outbox {
-                queue: VecDeque::new(),
+                queue: Packets::default(),
                 bytes: 0,
                 ping: false,
                 pong: false,
@@ -286,7 +290,50 @@ impl<D> Socket<D> {
     ///
     /// As [`Socket::send_many`].
     pub fn send_many_with(&self, packets: &[Packet], compress: bool) -> Result<(), SendError> {
-        self.enqueue(wire_len(packets), packets.iter().cloned(), compress)
+        self.enqueue(
+            wire_len(packets),
+            packets.len(),
+            compress,
+            |queue, wanted| {
+                queue.reserve_own(wanted);
+                for packet in packets {
+                    queue.push_back(packet.clone());
+                }
+            },
+        )
+    }
+
+    /// Queues packets shared with other sessions, such as a broadcast's: the queue holds a
+    /// reference to them, not a copy of each (see [`SharedPackets`]). Otherwise as
+    /// [`Socket::send_many_with`].
+    ///
+    /// ```
+    /// # use belfry_engine::{Packet, Socket, SendError, SharedPackets};
+    /// fn broadcast(sessions: &[&Socket<()>], text: String) {
+    ///     let shared = SharedPackets::one(Packet::Message(text.into()));
+    ///     for session in sessions {
+    ///         let _ = session.send_shared_with(&shared, true);
+    ///     }
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Socket::send_many`].
+    pub fn send_shared_with(
+        &self,
+        packets: &SharedPackets,
+        compress: bool,
+    ) -> Result<(), SendError> {
+        self.enqueue(
+            packets.wire_len(),
+            packets.len(),
+            compress,
+            |queue, wanted| {
+                queue.reserve_shared(wanted);
+                queue.push_shared(packets);
+            },
+        )
     }
 
     /// [`Socket::send_many_with`] for packets the queue may keep as they are. Queuing a copy
@@ -308,15 +355,24 @@ impl<D> Socket<D> {
         P: AsRef<[Packet]> + IntoIterator<Item = Packet>,
         P::IntoIter: ExactSizeIterator,
     {
-        self.enqueue(wire_len(packets.as_ref()), packets.into_iter(), compress)
+        let bytes = wire_len(packets.as_ref());
+        let packets = packets.into_iter();
+        self.enqueue(bytes, packets.len(), compress, |queue, wanted| {
+            queue.reserve_own(wanted);
+            for packet in packets {
+                queue.push_back(packet);
+            }
+        })
     }
 
-    /// Queues `packets`, `bytes` long on the wire, if they fit.
+    /// Queues `count` packets, `bytes` long on the wire, if they fit: `push` puts them in the
+    /// queue, after making room for as many entries as it is told (none if it is not empty).
     fn enqueue(
         &self,
         bytes: usize,
-        packets: impl ExactSizeIterator<Item = Packet>,
+        count: usize,
         compress: bool,
+        push: impl FnOnce(&mut Packets, usize),
     ) -> Result<(), SendError> {
         let was_empty;
         let writer;
@@ -327,7 +383,7 @@ impl<D> Socket<D> {
             }
             // A batch larger than the caps on its own is still accepted into an empty queue, so
             // that one large message within `max_payload` can always be sent.
-            let (len, total) = (state.queue.len() + packets.len(), state.bytes + bytes);
+            let (len, total) = (state.queue.len() + count, state.bytes + bytes);
             let within_caps = len <= self.max_packets && total <= self.max_bytes;
             // Only looked at once the caps are reached: off the usual path.
             let own = !within_caps && crate::inline::is_own_reader(self);
@@ -345,17 +401,16 @@ impl<D> Socket<D> {
                 return Err(SendError::Full);
             }
             was_empty = state.queue.is_empty();
-            if was_empty {
-                // Sized for the writer's last batch: a burst (a fan-out) would grow the buffer
-                // by doubling, a reallocation every few packets. One packet at a time fits the
-                // one-packet buffer kept between batches.
+            // Sized for the writer's last batch: a burst (a fan-out) would grow the buffer by
+            // doubling, a reallocation every few packets. One packet at a time fits the
+            // one-packet buffer kept between batches.
+            let wanted = if was_empty {
                 let hint = usize::try_from(state.last_batch).unwrap_or(usize::MAX);
-                let wanted = packets.len().max(hint.min(self.max_packets)).max(1);
-                if state.queue.capacity() < wanted {
-                    state.queue.reserve_exact(wanted);
-                }
-            }
-            state.queue.extend(packets);
+                count.max(hint.min(self.max_packets)).max(1)
+            } else {
+                0
+            };
+            push(&mut state.queue, wanted);
             state.bytes += bytes;
             // The session's own work reached the caps: it pauses until a transport took the
             // queue. Others' sends (a broadcast) never pause this session's reader.
@@ -572,9 +627,9 @@ impl<D> Socket<D> {
 
     /// Takes every queued packet, the heartbeat ping first. `polling` also takes a pending noop.
     pub(crate) fn drain(&self, polling: bool) -> Drained {
-        let mut packets = VecDeque::new();
+        let mut packets = Packets::default();
         let (close, compress) = self.drain_into(&mut packets, polling);
-        let packets = Vec::from(packets);
+        let packets = packets.into_vec();
         // Engine packets (heartbeats, noops, close) may be compressed, as Node's.
         let compress = compress
             || packets.iter().any(|p| {
@@ -594,7 +649,7 @@ impl<D> Socket<D> {
     /// transport sends the packets, then closes), and whether a packet taken may be compressed.
     pub(crate) fn drain_into(
         &self,
-        out: &mut VecDeque<Packet>,
+        out: &mut Packets,
         polling: bool,
     ) -> (Option<CloseReason>, bool) {
         // Released once the lock is: the reader that waits for this writer may go on (the
@@ -623,7 +678,7 @@ impl<D> Socket<D> {
     #[cfg(test)]
     pub(crate) fn drain_or_wait(
         &self,
-        out: &mut VecDeque<Packet>,
+        out: &mut Packets,
         waker: &Waker,
     ) -> Option<Option<CloseReason>> {
         let mut beat = None;
@@ -641,7 +696,7 @@ impl<D> Socket<D> {
     /// connection touches no buffer of the queue's.
     pub(crate) fn drain_for_writer(
         &self,
-        out: &mut VecDeque<Packet>,
+        out: &mut Packets,
         beat: &mut Option<Packet>,
         waker: &Waker,
     ) -> Option<Option<CloseReason>> {
@@ -664,7 +719,7 @@ impl<D> Socket<D> {
     /// Moves the queue to `out`; the heartbeat that goes first, if any, to `beat`.
     fn take_queued(
         state: &mut Outbox,
-        out: &mut VecDeque<Packet>,
+        out: &mut Packets,
         polling: bool,
         beat: &mut Option<Packet>,
     ) -> (Option<CloseReason>, bool) {
@@ -674,7 +729,7 @@ impl<D> Socket<D> {
             state.last_batch = u32::try_from(out.len()).unwrap_or(u32::MAX);
         } else {
             // Behind what the writer holds; the queue keeps no buffer (it may be a burst's).
-            out.extend(std::mem::take(&mut state.queue));
+            out.append(std::mem::take(&mut state.queue));
         }
         // One heartbeat at a time (a v4 session is pinged, a v3 client pings: never both).
         if state.close.is_some() {

@@ -1,7 +1,6 @@
 //! The send queue: waking the writer, the caps, the session's own work.
 
 use std::{
-    collections::VecDeque,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -36,7 +35,7 @@ fn a_waiting_websocket_writer_is_woken_once_by_what_comes() {
     let socket = session(TransportType::Websocket);
     let count = Arc::new(Count::default());
     let waker = Waker::from(count.clone());
-    let mut out = VecDeque::new();
+    let mut out = Packets::default();
     // Nothing to take: the writer waits.
     assert_eq!(socket.drain_or_wait(&mut out, &waker), None);
     socket.send(message("a")).expect("open");
@@ -94,7 +93,7 @@ fn the_own_work_goes_past_the_caps_and_pauses() {
     });
     assert_eq!(sent, 100, "up to twice the caps");
     assert!(socket.backlogged());
-    let mut out = VecDeque::new();
+    let mut out = Packets::default();
     assert_eq!(socket.drain_or_wait(&mut out, Waker::noop()), Some(None));
     assert_eq!(out.len(), 200);
     assert!(!socket.backlogged(), "taken: the reader goes on");
@@ -134,7 +133,7 @@ fn the_own_work_goes_past_the_byte_cap_up_to_twice_it() {
 fn one_packet_at_a_time_needs_no_new_queue_buffer() {
     let socket = session(TransportType::Websocket);
     let waker = Waker::noop();
-    let mut out = VecDeque::new();
+    let mut out = Packets::default();
     socket.send(message("first")).expect("open");
     assert_eq!(socket.drain_or_wait(&mut out, waker), Some(None));
     out.clear();
@@ -142,13 +141,13 @@ fn one_packet_at_a_time_needs_no_new_queue_buffer() {
         // The writer's emptied buffer goes back to the queue at each drain: both keep one
         // of a single packet, and a reply fits without an allocation.
         socket.send(message(text)).expect("open");
-        assert_eq!(socket.state.lock().queue.capacity(), 1);
+        assert_eq!(socket.state.lock().queue.own_capacity(), 1);
         assert_eq!(socket.drain_or_wait(&mut out, waker), Some(None));
         assert_eq!(
             out.pop_front().map(|p| p.encode_text()),
             Some(Some(format!("4{text}")))
         );
-        assert_eq!(out.capacity(), 1);
+        assert_eq!(out.own_capacity(), 1);
     }
     // A burst: the next buffer is sized for the last batch at once.
     for text in ["a", "b", "c", "d", "e"] {
@@ -157,11 +156,60 @@ fn one_packet_at_a_time_needs_no_new_queue_buffer() {
     assert_eq!(socket.drain_or_wait(&mut out, waker), Some(None));
     assert_eq!(out.len(), 5);
     // The writer keeps no buffer larger than one packet.
-    out = VecDeque::new();
+    out = Packets::default();
     socket.send(message("f")).expect("open");
-    assert!(socket.state.lock().queue.capacity() >= 5);
+    assert!(socket.state.lock().queue.own_capacity() >= 5);
     assert_eq!(socket.drain_or_wait(&mut out, waker), Some(None));
     assert_eq!(out.len(), 1);
+}
+
+/// A broadcast's shared packets queue in order with the session's own, count towards the caps
+/// in packets and bytes, and go out as a polling payload too.
+#[test]
+fn shared_packets_queue_in_order_within_the_caps() {
+    let (parts, ()) = http::Request::new(()).into_parts();
+    let socket = Socket::new(
+        Sid::random(),
+        parts,
+        TransportType::Websocket,
+        4,
+        4,
+        1 << 20,
+        (),
+    );
+    let shared = SharedPackets::new(vec![message("s1"), message("s2")]).expect("two");
+    socket.send(message("a")).expect("open");
+    socket
+        .send_shared_with(&shared, true)
+        .expect("within the caps");
+    socket.send(message("b")).expect("open");
+    assert_eq!(
+        socket.send_shared_with(&shared, true),
+        Err(SendError::Full),
+        "five packets are past the cap of four"
+    );
+    let mut out = Packets::default();
+    assert_eq!(socket.drain_or_wait(&mut out, Waker::noop()), Some(None));
+    let texts: Vec<_> = out
+        .into_vec()
+        .iter()
+        .map(|p| p.encode_text().unwrap_or_default())
+        .collect();
+    assert_eq!(texts, ["4a", "4s1", "4s2", "4b"]);
+
+    // Bytes: "4s1" and "4s2" are 6 on the wire.
+    let (parts, ()) = http::Request::new(()).into_parts();
+    let socket = Socket::new(Sid::random(), parts, TransportType::Polling, 4, 100, 10, ());
+    socket
+        .send_shared_with(&shared, true)
+        .expect("an empty queue takes it");
+    assert_eq!(socket.send_shared_with(&shared, true), Err(SendError::Full));
+    socket.send(message("xyz")).expect("10 bytes");
+    let drained = socket.drain(true);
+    assert_eq!(
+        drained.packets,
+        [message("s1"), message("s2"), message("xyz")]
+    );
 }
 
 /// Pauses of reading count: the sockets of two namespaces on one connection each pause, and

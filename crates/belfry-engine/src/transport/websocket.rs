@@ -2,7 +2,6 @@
 //! and the reader and writer of an established connection.
 
 use std::{
-    collections::VecDeque,
     sync::{Arc, atomic::Ordering},
     task::{Context, Poll},
     time::Duration,
@@ -22,6 +21,7 @@ use crate::{
     errors::RequestError,
     inline,
     request::{EngineResponse, upgrade_error},
+    socket::Packets,
     transport::{
         conn::WsConn,
         deflate,
@@ -378,7 +378,7 @@ async fn run<H: EngineHandler>(
 /// The writing half of [`run`]: packets taken from the send queue and not written yet.
 #[derive(Default)]
 struct Outbound {
-    packets: VecDeque<Packet>,
+    packets: Packets,
     /// A heartbeat taken from the queue, to go before `packets`.
     beat: Option<Packet>,
     /// The session closed: after the packets, the close frame.
@@ -439,14 +439,13 @@ impl Outbound {
                 }
                 let protocol = socket.protocol();
                 if self.packets.len() == 1
-                    && let Some((opcode, parts)) = direct_frame(&self.packets[0], protocol)
+                    && let Some((opcode, parts)) =
+                        self.packets.front().and_then(|p| direct_frame(p, protocol))
                     && ws.writes_direct(parts[0].len() + parts[1].len())
                 {
                     let written = ws.write_direct(cx, opcode, parts);
                     self.packets.clear();
-                    if self.packets.capacity() > Socket::<D>::SMALL_QUEUE {
-                        self.packets = VecDeque::new();
-                    }
+                    self.packets.release_large(Socket::<D>::SMALL_QUEUE);
                     match written {
                         Ok(true) => continue,
                         Ok(false) => return Poll::Pending,
@@ -455,17 +454,13 @@ impl Outbound {
                 }
                 let packets = &mut self.packets;
                 let written = ws.write_frames(cx, |out| {
-                    while let Some(packet) = packets.pop_front() {
-                        put_frame(out, &packet, protocol);
-                        if out.len() >= WRITE_CHUNK {
-                            break;
-                        }
-                    }
+                    packets.take_each(|packet| {
+                        put_frame(out, packet, protocol);
+                        out.len() < WRITE_CHUNK
+                    });
                 });
-                if self.packets.is_empty() && self.packets.capacity() > Socket::<D>::SMALL_QUEUE {
-                    // All taken: an idle connection keeps no large buffer.
-                    self.packets = VecDeque::new();
-                }
+                // All taken: an idle connection keeps no large buffer.
+                self.packets.release_large(Socket::<D>::SMALL_QUEUE);
                 match written {
                     Ok(true) => continue,
                     Ok(false) => return Poll::Pending,

@@ -56,7 +56,7 @@ impl LocalSockets for NamespaceSockets {
             return 0;
         };
         // Encoded once: every recipient's queue holds the same frames.
-        let frames = crate::socket::frames(packet, ns.parser());
+        let frames = crate::socket::frames(packet, ns.parser()).into_shared();
         let compress = flags.compress != Some(false);
         let mut delivered = 0;
         // Queued under the map's read lock, without taking a reference on each socket (that
@@ -88,7 +88,7 @@ impl LocalSockets for NamespaceSockets {
         if let Some(observer) = ns.observer.get()
             && delivered > 0
         {
-            let (packets, bytes) = crate::socket::data_of(&frames);
+            let (packets, bytes) = crate::socket::data_of(frames.iter());
             observer.packets_out(packets * delivered, bytes * delivered);
         }
         delivered
@@ -145,7 +145,7 @@ impl LocalSockets for NamespaceSockets {
         };
         let id = ns.next_ack_id();
         let packet = Packet::event(ns.name_str(), payload.clone(), Some(id));
-        let frames = crate::socket::frames(&packet, ns.parser());
+        let frames = crate::socket::frames(&packet, ns.parser()).into_shared();
         let mut waiting = Vec::new();
         self.each(ids, |socket| {
             if let Some(answer) = socket.send_expecting_ack(id, &packet, &frames) {

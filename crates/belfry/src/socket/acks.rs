@@ -7,7 +7,7 @@ use belfry_core::{
     adapter::BroadcastFlags,
     parser::{Packet, Payload},
 };
-use belfry_engine::Packet as EnginePacket;
+use belfry_engine::SharedPackets;
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::oneshot;
 
@@ -81,7 +81,7 @@ impl Socket {
         &self,
         id: u64,
         packet: &Packet,
-        frames: &[EnginePacket],
+        frames: &SharedPackets,
     ) -> Option<oneshot::Receiver<Payload>> {
         let answer = self.expect_ack(id);
         self.notify_outgoing(packet);
@@ -90,7 +90,7 @@ impl Socket {
             return None;
         }
         if let Some(observer) = self.io.observer() {
-            let (packets, bytes) = data_of(frames);
+            let (packets, bytes) = data_of(frames.iter());
             observer.packets_out(packets, bytes);
         }
         Some(answer)

@@ -119,7 +119,7 @@ impl Socket {
         let Some(observer) = self.io.observer() else {
             return send_frames(&self.conn, frames, compress);
         };
-        let (packets, bytes) = data_of(&frames);
+        let (packets, bytes) = data_of(frames.iter());
         send_frames(&self.conn, frames, compress)?;
         observer.packets_out(packets, bytes);
         Ok(())

@@ -7,7 +7,7 @@ use belfry_core::{
     Str,
     parser::{Packet, Parser, Payload, is_reserved_event, write_header},
 };
-use belfry_engine::{Packet as EnginePacket, SendError, Socket as EngineSocket};
+use belfry_engine::{Packet as EnginePacket, SendError, SharedPackets, Socket as EngineSocket};
 use bytes::Bytes;
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -183,6 +183,18 @@ pub(crate) enum Frames {
     Many(Vec<EnginePacket>),
 }
 
+impl Frames {
+    /// The frames shared by every recipient of a broadcast: each queue holds a reference.
+    pub(crate) fn into_shared(self) -> SharedPackets {
+        match self {
+            Frames::One([one]) => SharedPackets::one(one),
+            Frames::Many(many) => {
+                SharedPackets::new(many).expect("a packet has at least its text's frame")
+            }
+        }
+    }
+}
+
 impl std::ops::Deref for Frames {
     type Target = [EnginePacket];
 
@@ -212,17 +224,17 @@ pub(crate) fn send_frames(
 /// compressed (Node's `compress` flag).
 pub(crate) fn send_frames_with(
     conn: &EngineSocket<Connection>,
-    frames: &[EnginePacket],
+    frames: &SharedPackets,
     compress: bool,
 ) -> Result<(), EmitError> {
-    conn.send_many_with(frames, compress).map_err(emit_error)
+    conn.send_shared_with(frames, compress).map_err(emit_error)
 }
 
 /// How many of `frames` carry data, and how many bytes of it, as Node's Admin UI counts what
 /// goes out: the data of each Engine.IO packet (without the packet type).
-pub(crate) fn data_of(frames: &[EnginePacket]) -> (usize, usize) {
+pub(crate) fn data_of<'a>(frames: impl IntoIterator<Item = &'a EnginePacket>) -> (usize, usize) {
     frames
-        .iter()
+        .into_iter()
         .map(|frame| match frame {
             // Its text starts with the Engine.IO message type.
             EnginePacket::Encoded(text) => text.len().saturating_sub(1),
