@@ -83,9 +83,9 @@ struct Outbox {
     full_since: Option<Instant>,
     close: Option<CloseReason>,
     ws_close_code: Option<u16>,
-    /// How many packets the writer took last time: the capacity a new queue buffer starts
-    /// with (a fan-out sends bursts of about the same size).
-    last_batch: u32,
+    /// How many own packets and shared groups the writer took last time: the capacity each
+    /// new queue buffer starts with (a fan-out sends bursts of about the same size).
+    last_batch: [u32; 2],
     /// A connection whose reader queued packets here waits for the writer to take them.
     claim: Option<crate::inline::Claim>,
     /// The WebSocket writer's waker while it waits for something to write (`writer_idle`).
@@ -187,7 +187,7 @@ impl<D> Socket<D> {
                 full_since: None,
                 close: None,
                 ws_close_code: None,
-                last_batch: 0,
+                last_batch: [0; 2],
                 claim: None,
                 writer: None,
             }),
@@ -294,7 +294,7 @@ impl<D> Socket<D> {
             wire_len(packets),
             packets.len(),
             compress,
-            |queue, wanted| {
+            |queue, [wanted, _]| {
                 queue.reserve_own(wanted);
                 for packet in packets {
                     queue.push_back(packet.clone());
@@ -308,7 +308,7 @@ impl<D> Socket<D> {
     /// [`Socket::send_many_with`].
     ///
     /// ```
-    /// # use belfry_engine::{Packet, Socket, SendError, SharedPackets};
+    /// # use belfry_engine::{Packet, Socket, SharedPackets};
     /// fn broadcast(sessions: &[&Socket<()>], text: String) {
     ///     let shared = SharedPackets::one(Packet::Message(text.into()));
     ///     for session in sessions {
@@ -329,7 +329,7 @@ impl<D> Socket<D> {
             packets.wire_len(),
             packets.len(),
             compress,
-            |queue, wanted| {
+            |queue, [_, wanted]| {
                 queue.reserve_shared(wanted);
                 queue.push_shared(packets);
             },
@@ -357,7 +357,7 @@ impl<D> Socket<D> {
     {
         let bytes = wire_len(packets.as_ref());
         let packets = packets.into_iter();
-        self.enqueue(bytes, packets.len(), compress, |queue, wanted| {
+        self.enqueue(bytes, packets.len(), compress, |queue, [wanted, _]| {
             queue.reserve_own(wanted);
             for packet in packets {
                 queue.push_back(packet);
@@ -366,13 +366,14 @@ impl<D> Socket<D> {
     }
 
     /// Queues `count` packets, `bytes` long on the wire, if they fit: `push` puts them in the
-    /// queue, after making room for as many entries as it is told (none if it is not empty).
+    /// queue, after making room for the own packets or shared groups it is told (the first or
+    /// second number).
     fn enqueue(
         &self,
         bytes: usize,
         count: usize,
         compress: bool,
-        push: impl FnOnce(&mut Packets, usize),
+        push: impl FnOnce(&mut Packets, [usize; 2]),
     ) -> Result<(), SendError> {
         let was_empty;
         let writer;
@@ -401,15 +402,12 @@ impl<D> Socket<D> {
                 return Err(SendError::Full);
             }
             was_empty = state.queue.is_empty();
-            // Sized for the writer's last batch: a burst (a fan-out) would grow the buffer by
-            // doubling, a reallocation every few packets. One packet at a time fits the
-            // one-packet buffer kept between batches.
-            let wanted = if was_empty {
-                let hint = usize::try_from(state.last_batch).unwrap_or(usize::MAX);
-                count.max(hint.min(self.max_packets)).max(1)
-            } else {
-                0
-            };
+            // Each buffer sized for the writer's last batch (`Packets::reserve_own`). One packet
+            // at a time fits the one-entry buffers kept between batches.
+            let [own_hint, shared_hint] = state.last_batch.map(|hint| {
+                usize::try_from(hint).map_or(self.max_packets, |hint| hint.min(self.max_packets))
+            });
+            let wanted = [count.max(own_hint).max(1), shared_hint.max(1)];
             push(&mut state.queue, wanted);
             state.bytes += bytes;
             // The session's own work reached the caps: it pauses until a transport took the
@@ -726,7 +724,8 @@ impl<D> Socket<D> {
         if out.is_empty() {
             // The queue's buffer moves to the writer, the writer's (small, if any) to the queue.
             std::mem::swap(out, &mut state.queue);
-            state.last_batch = u32::try_from(out.len()).unwrap_or(u32::MAX);
+            let (own, shared) = out.entries();
+            state.last_batch = [own, shared].map(|n| u32::try_from(n).unwrap_or(u32::MAX));
         } else {
             // Behind what the writer holds; the queue keeps no buffer (it may be a burst's).
             out.append(std::mem::take(&mut state.queue));

@@ -8,8 +8,9 @@ use crate::Packet;
 /// Packets queued for many sessions at once, such as a broadcast's: encoded once, and each
 /// session's queue holds a reference to them rather than a copy of each packet.
 ///
-/// A queue entry is then 16 bytes instead of a packet's 64: a broadcast to a large room writes
-/// a quarter of the memory into its recipients' queues, and its writers read a quarter of it.
+/// A queue entry is then 16 bytes (the reference and the entry's place in the queue) instead
+/// of a copy of each packet: a broadcast to a large room writes a fraction of the memory into
+/// its recipients' queues, and its writers read a fraction of it.
 ///
 /// ```
 /// use belfry_engine::{Packet, SharedPackets};
@@ -112,8 +113,7 @@ impl Packets {
 
     /// The number the next entry at the back takes.
     fn back(&self) -> u32 {
-        // Entries are fewer than the packets' cap, itself a `usize` of a few thousands at most
-        // in practice; wrapping keeps the numbering consistent whatever it is.
+        // No queue holds 2^32 entries: numbers taken modulo 2^32 stay distinct.
         self.head
             .wrapping_add((self.own.len() + self.shared.len()) as u32)
     }
@@ -136,18 +136,25 @@ impl Packets {
         self.len += group.len();
     }
 
-    /// Makes room for `additional` more own packets, allocating exactly that.
-    pub(crate) fn reserve_own(&mut self, additional: usize) {
-        if self.own.capacity() < self.own.len() + additional {
-            self.own.reserve_exact(additional);
+    /// Makes room for `wanted` own packets if none is queued, allocating exactly that: a
+    /// burst (a fan-out) would grow the buffer by doubling, a reallocation every few packets.
+    pub(crate) fn reserve_own(&mut self, wanted: usize) {
+        if self.own.is_empty() && self.own.capacity() < wanted {
+            self.own.reserve_exact(wanted);
         }
     }
 
     /// As [`Packets::reserve_own`], for shared groups.
-    pub(crate) fn reserve_shared(&mut self, additional: usize) {
-        if self.shared.capacity() < self.shared.len() + additional {
-            self.shared.reserve_exact(additional);
+    pub(crate) fn reserve_shared(&mut self, wanted: usize) {
+        if self.shared.is_empty() && self.shared.capacity() < wanted {
+            self.shared.reserve_exact(wanted);
         }
+    }
+
+    /// How many own packets and shared groups are queued: the sizes the next batch's buffers
+    /// start with.
+    pub(crate) fn entries(&self) -> (usize, usize) {
+        (self.own.len(), self.shared.len())
     }
 
     /// Drops the buffers if either holds more than `small` entries and nothing is queued: an
@@ -223,29 +230,22 @@ impl Packets {
             *self = other;
             return;
         }
-        // A shared group partly taken goes on as own packets: the rest of it, copied.
-        if other.shared_in_front() && other.offset > 0 {
-            let (_, group) = other
-                .shared
-                .pop_front()
-                .expect("a shared group is in front");
-            for packet in group.iter().skip(other.offset) {
-                self.push_back(packet.clone());
-            }
-            other.len -= group.len() - other.offset;
-            other.offset = 0;
-            other.head = other.head.wrapping_add(1);
-        }
-        while !other.is_empty() {
+        while !other.own.is_empty() || !other.shared.is_empty() {
             if other.shared_in_front() {
                 let (_, group) = other
                     .shared
                     .pop_front()
                     .expect("a shared group is in front");
-                other.len -= group.len();
-                self.push_shared(&group);
+                let taken = std::mem::take(&mut other.offset);
+                if taken == 0 {
+                    self.push_shared(&group);
+                } else {
+                    // Partly taken: the rest goes on as own packets, copied.
+                    for packet in group.iter().skip(taken) {
+                        self.push_back(packet.clone());
+                    }
+                }
             } else if let Some(packet) = other.own.pop_front() {
-                other.len -= 1;
                 self.push_back(packet);
             }
             other.head = other.head.wrapping_add(1);
@@ -365,6 +365,68 @@ mod tests {
         other.push_back(message("q"));
         empty.append(other);
         assert_eq!(texts(&empty.into_vec()), ["p", "q"]);
+    }
+
+    /// A packet put in front of a group partly taken, appended: the group's rest follows it,
+    /// and nothing taken goes out twice. A stop on a group's last packet ends the group.
+    #[test]
+    fn append_after_a_packet_in_front_of_a_partly_taken_group() {
+        let mut back = Packets::default();
+        back.push_shared(&group(&["g1", "g2", "g3"]));
+        back.push_back(message("own"));
+        back.take_each(|_| false);
+        back.push_front(Packet::Ping);
+        let mut front = Packets::default();
+        front.push_back(message("first"));
+        front.append(back);
+        assert_eq!(front.len(), 5);
+        assert_eq!(
+            texts(&front.into_vec()),
+            ["first", "Ping", "g2", "g3", "own"]
+        );
+
+        let mut queue = Packets::default();
+        queue.push_shared(&group(&["a1", "a2"]));
+        queue.push_back(message("b"));
+        let mut seen = 0;
+        queue.take_each(|_| {
+            seen += 1;
+            seen < 2
+        });
+        assert_eq!(queue.front(), Some(&message("b")));
+        assert_eq!(queue.len(), 1);
+    }
+
+    /// The queue holds the group itself, not a copy; an idle queue lets a burst's buffers go.
+    #[test]
+    fn groups_are_shared_and_large_buffers_released() {
+        assert_eq!(std::mem::size_of::<(u32, SharedPackets)>(), 16);
+        let shared = group(&["x"]);
+        let mut queue = Packets::default();
+        queue.reserve_shared(8);
+        queue.push_shared(&shared);
+        assert!(std::ptr::eq(
+            queue.front().expect("queued"),
+            shared.get(0).expect("one packet")
+        ));
+        assert_eq!(Arc::strong_count(&shared.0), 2);
+        queue.release_large(1);
+        assert_eq!(queue.entries(), (0, 1), "nothing is released while queued");
+        queue.take_each(|_| true);
+        assert_eq!(
+            Arc::strong_count(&shared.0),
+            1,
+            "taken, the reference is dropped"
+        );
+        queue.release_large(1);
+        assert_eq!(queue.shared.capacity(), 0);
+        queue.push_shared(&shared);
+        queue.clear();
+        assert_eq!(
+            Arc::strong_count(&shared.0),
+            1,
+            "cleared (a close), the same"
+        );
     }
 
     /// Numbers wrap without changing the order.

@@ -186,7 +186,7 @@ fn shared_packets_queue_in_order_within_the_caps() {
     assert_eq!(
         socket.send_shared_with(&shared, true),
         Err(SendError::Full),
-        "five packets are past the cap of four"
+        "six packets are past the cap of four"
     );
     let mut out = Packets::default();
     assert_eq!(socket.drain_or_wait(&mut out, Waker::noop()), Some(None));
