@@ -174,7 +174,7 @@ mod tests {
     use std::future::pending;
 
     use super::*;
-    use crate::{Packet, Sid, Socket, Str, TransportType};
+    use crate::{Packet, Sid, Socket, Str, TransportType, socket::Packets};
 
     fn session() -> Socket<()> {
         let (parts, ()) = http::Request::new(()).into_parts();
@@ -193,7 +193,7 @@ mod tests {
     fn idle_writer() -> Socket<()> {
         let socket = session();
         assert_eq!(
-            socket.drain_or_wait(&mut crate::socket::Packets::default(), Waker::noop()),
+            socket.drain_or_wait(&mut Packets::default(), Waker::noop()),
             None
         );
         socket
@@ -230,7 +230,7 @@ mod tests {
         let fence = fence.expect("the delivery claimed the idle writer");
         assert!(!is_open(&fence), "the reader's own packets wait");
         assert_eq!(
-            recipient.drain_or_wait(&mut crate::socket::Packets::default(), Waker::noop()),
+            recipient.drain_or_wait(&mut Packets::default(), Waker::noop()),
             Some(None)
         );
         assert!(

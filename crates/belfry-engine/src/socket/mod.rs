@@ -366,8 +366,8 @@ impl<D> Socket<D> {
     }
 
     /// Queues `count` packets, `bytes` long on the wire, if they fit: `push` puts them in the
-    /// queue, after making room for the own packets or shared groups it is told (the first or
-    /// second number).
+    /// queue, given how many own packets and how many shared groups to make room for (each
+    /// sized by the writer's last batch of its kind).
     fn enqueue(
         &self,
         bytes: usize,
@@ -724,8 +724,7 @@ impl<D> Socket<D> {
         if out.is_empty() {
             // The queue's buffer moves to the writer, the writer's (small, if any) to the queue.
             std::mem::swap(out, &mut state.queue);
-            let (own, shared) = out.entries();
-            state.last_batch = [own, shared].map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+            state.last_batch = out.entries().map(|n| u32::try_from(n).unwrap_or(u32::MAX));
         } else {
             // Behind what the writer holds; the queue keeps no buffer (it may be a burst's).
             out.append(std::mem::take(&mut state.queue));

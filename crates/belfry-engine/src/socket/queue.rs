@@ -34,7 +34,7 @@ struct Group {
 impl SharedPackets {
     /// Shares `packets`; `None` if there are none.
     pub fn new(packets: Vec<Packet>) -> Option<SharedPackets> {
-        let wire_len = packets.iter().map(Packet::wire_len).sum();
+        let wire_len = super::wire_len(&packets);
         let mut packets = packets.into_iter();
         let first = packets.next()?;
         Some(SharedPackets(Arc::new(Group {
@@ -153,11 +153,11 @@ impl Packets {
 
     /// How many own packets and shared groups are queued: the sizes the next batch's buffers
     /// start with.
-    pub(crate) fn entries(&self) -> (usize, usize) {
-        (self.own.len(), self.shared.len())
+    pub(crate) fn entries(&self) -> [usize; 2] {
+        [self.own.len(), self.shared.len()]
     }
 
-    /// Drops the buffers if either holds more than `small` entries and nothing is queued: an
+    /// With nothing queued, drops each buffer that has room for more than `small` entries: an
     /// idle connection keeps no burst's buffer.
     pub(crate) fn release_large(&mut self, small: usize) {
         if self.is_empty() {
@@ -225,13 +225,14 @@ impl Packets {
 
     /// Moves every packet of `other` behind these.
     pub(crate) fn append(&mut self, mut other: Packets) {
-        if self.is_empty() && other.offset == 0 {
+        if self.is_empty() {
             // Renumbering is not needed: only the order within `other` counts.
             *self = other;
             return;
         }
         while !other.own.is_empty() || !other.shared.is_empty() {
-            if other.shared_in_front() {
+            // With no own packet left, the shared group is in front whatever its number.
+            if other.shared_in_front() || other.own.is_empty() {
                 let (_, group) = other
                     .shared
                     .pop_front()
@@ -267,6 +268,12 @@ impl Packets {
     #[cfg(test)]
     pub(crate) fn own_capacity(&self) -> usize {
         self.own.capacity()
+    }
+
+    /// The room for shared groups.
+    #[cfg(test)]
+    pub(crate) fn shared_capacity(&self) -> usize {
+        self.shared.capacity()
     }
 
     /// Every packet in order, shared ones copied.
@@ -400,10 +407,15 @@ mod tests {
     /// The queue holds the group itself, not a copy; an idle queue lets a burst's buffers go.
     #[test]
     fn groups_are_shared_and_large_buffers_released() {
-        assert_eq!(std::mem::size_of::<(u32, SharedPackets)>(), 16);
+        // A number and a pointer: 16 bytes on 64-bit targets.
+        assert_eq!(
+            std::mem::size_of::<(u32, SharedPackets)>(),
+            2 * std::mem::size_of::<usize>()
+        );
         let shared = group(&["x"]);
         let mut queue = Packets::default();
         queue.reserve_shared(8);
+        assert!(queue.shared_capacity() >= 8);
         queue.push_shared(&shared);
         assert!(std::ptr::eq(
             queue.front().expect("queued"),
@@ -411,7 +423,7 @@ mod tests {
         ));
         assert_eq!(Arc::strong_count(&shared.0), 2);
         queue.release_large(1);
-        assert_eq!(queue.entries(), (0, 1), "nothing is released while queued");
+        assert_eq!(queue.entries(), [0, 1], "nothing is released while queued");
         queue.take_each(|_| true);
         assert_eq!(
             Arc::strong_count(&shared.0),
@@ -419,7 +431,7 @@ mod tests {
             "taken, the reference is dropped"
         );
         queue.release_large(1);
-        assert_eq!(queue.shared.capacity(), 0);
+        assert_eq!(queue.shared_capacity(), 0);
         queue.push_shared(&shared);
         queue.clear();
         assert_eq!(

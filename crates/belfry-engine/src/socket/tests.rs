@@ -161,6 +161,31 @@ fn one_packet_at_a_time_needs_no_new_queue_buffer() {
     assert!(socket.state.lock().queue.own_capacity() >= 5);
     assert_eq!(socket.drain_or_wait(&mut out, waker), Some(None));
     assert_eq!(out.len(), 1);
+    // A session that sends only its own packets holds no buffer for shared ones.
+    assert_eq!(out.shared_capacity(), 0);
+    assert_eq!(socket.state.lock().queue.shared_capacity(), 0);
+}
+
+/// A burst of broadcasts sizes the next burst's buffer of shared groups, apart from the own
+/// packets' one-entry buffer.
+#[test]
+fn a_burst_of_shared_groups_sizes_the_next_one() {
+    let socket = session(TransportType::Websocket);
+    let waker = Waker::noop();
+    let shared = SharedPackets::one(message("all"));
+    let mut out = Packets::default();
+    for _ in 0..7 {
+        socket.send_shared_with(&shared, true).expect("open");
+    }
+    assert_eq!(socket.drain_or_wait(&mut out, waker), Some(None));
+    assert_eq!(out.len(), 7);
+    out = Packets::default();
+    socket.send_shared_with(&shared, true).expect("open");
+    assert!(socket.state.lock().queue.shared_capacity() >= 7);
+    socket.send(message("own")).expect("open");
+    assert!(socket.state.lock().queue.own_capacity() < 7);
+    assert_eq!(socket.drain_or_wait(&mut out, waker), Some(None));
+    assert_eq!(out.len(), 2);
 }
 
 /// A broadcast's shared packets queue in order with the session's own, count towards the caps
@@ -202,7 +227,7 @@ fn shared_packets_queue_in_order_within_the_caps() {
     let socket = Socket::new(Sid::random(), parts, TransportType::Polling, 4, 100, 10, ());
     socket
         .send_shared_with(&shared, true)
-        .expect("an empty queue takes it");
+        .expect("within the byte cap");
     assert_eq!(socket.send_shared_with(&shared, true), Err(SendError::Full));
     socket.send(message("xyz")).expect("10 bytes");
     let drained = socket.drain(true);
