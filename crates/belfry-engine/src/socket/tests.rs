@@ -22,8 +22,13 @@ impl Wake for Count {
 }
 
 fn session(transport: TransportType) -> Socket<()> {
+    capped(transport, 100, 1 << 20)
+}
+
+/// A session whose queue holds at most `packets` packets and `bytes` bytes.
+fn capped(transport: TransportType, packets: usize, bytes: usize) -> Socket<()> {
     let (parts, ()) = http::Request::new(()).into_parts();
-    Socket::new(Sid::random(), parts, transport, 4, 100, 1 << 20, ())
+    Socket::new(Sid::random(), parts, transport, 4, packets, bytes, ())
 }
 
 fn message(text: &str) -> Packet {
@@ -102,16 +107,7 @@ fn the_own_work_goes_past_the_caps_and_pauses() {
 /// The same bound in bytes: twice the byte cap for the session's own work.
 #[test]
 fn the_own_work_goes_past_the_byte_cap_up_to_twice_it() {
-    let (parts, ()) = http::Request::new(()).into_parts();
-    let socket = Socket::new(
-        Sid::random(),
-        parts,
-        TransportType::Websocket,
-        4,
-        1000,
-        100,
-        (),
-    );
+    let socket = capped(TransportType::Websocket, 1000, 100);
     // 10 bytes on the wire each: "4" and nine characters.
     let ten = || message("123456789");
     let mut sent = 0;
@@ -192,16 +188,7 @@ fn a_burst_of_shared_groups_sizes_the_next_one() {
 /// in packets and bytes, and go out as a polling payload too.
 #[test]
 fn shared_packets_queue_in_order_within_the_caps() {
-    let (parts, ()) = http::Request::new(()).into_parts();
-    let socket = Socket::new(
-        Sid::random(),
-        parts,
-        TransportType::Websocket,
-        4,
-        4,
-        1 << 20,
-        (),
-    );
+    let socket = capped(TransportType::Websocket, 4, 1 << 20);
     let shared = SharedPackets::new(vec![message("s1"), message("s2")]).expect("two");
     socket.send(message("a")).expect("open");
     socket
@@ -223,8 +210,7 @@ fn shared_packets_queue_in_order_within_the_caps() {
     assert_eq!(texts, ["4a", "4s1", "4s2", "4b"]);
 
     // Bytes: "4s1" and "4s2" are 6 on the wire.
-    let (parts, ()) = http::Request::new(()).into_parts();
-    let socket = Socket::new(Sid::random(), parts, TransportType::Polling, 4, 100, 10, ());
+    let socket = capped(TransportType::Polling, 100, 10);
     socket
         .send_shared_with(&shared, true)
         .expect("within the byte cap");
