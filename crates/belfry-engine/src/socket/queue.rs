@@ -177,9 +177,12 @@ impl Packets {
         self.len = 0;
     }
 
-    /// Whether the front entry is the front shared group.
+    /// Whether the front entry is the front shared group: its number is the front's, or no own
+    /// packet is left (so that nothing queued is ever passed over).
     fn shared_in_front(&self) -> bool {
-        self.shared.front().is_some_and(|(n, _)| *n == self.head)
+        self.shared
+            .front()
+            .is_some_and(|(n, _)| *n == self.head || self.own.is_empty())
     }
 
     /// The first packet.
@@ -231,8 +234,7 @@ impl Packets {
             return;
         }
         while !other.own.is_empty() || !other.shared.is_empty() {
-            // With no own packet left, the shared group is in front whatever its number.
-            if other.shared_in_front() || other.own.is_empty() {
+            if other.shared_in_front() {
                 let (_, group) = other
                     .shared
                     .pop_front()
