@@ -42,7 +42,12 @@ use tower::{ServiceExt, util::BoxCloneSyncService};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{Engine, EngineHandler, dispatch, errors::RequestError, request::polling_error};
+use crate::{
+    Engine, EngineHandler,
+    dispatch::{self, Dispatched},
+    errors::RequestError,
+    request::{EngineResponse, polling_error},
+};
 
 /// A boxed error, as tower and hyper use.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -152,15 +157,35 @@ impl<H: EngineHandler> Clone for CoreService<H> {
 impl<H: EngineHandler> Service<Request<RequestBody>> for CoreService<H> {
     type Response = Response<EngineBody>;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+    type Future = CoreFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: Request<RequestBody>) -> Self::Future {
-        let inner = self.engine.inner.clone();
-        Box::pin(async move { Ok(dispatch::handle(inner, req).await.map(full_boxed)) })
+        match dispatch::handle(&self.engine.inner, req) {
+            Dispatched::Ready(res) => CoreFuture::Ready(Some(res)),
+            Dispatched::Later(future) => CoreFuture::Later(future),
+        }
+    }
+}
+
+/// The engine's answer to a request: at once, or from the future of the request's own path.
+enum CoreFuture {
+    Ready(Option<EngineResponse>),
+    Later(Pin<Box<dyn Future<Output = EngineResponse> + Send>>),
+}
+
+impl Future for CoreFuture {
+    type Output = Result<Response<EngineBody>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let res = match self.get_mut() {
+            CoreFuture::Ready(res) => res.take().expect("a ready future is polled once"),
+            CoreFuture::Later(future) => std::task::ready!(future.as_mut().poll(cx)),
+        };
+        Poll::Ready(Ok(res.map(full_boxed)))
     }
 }
 

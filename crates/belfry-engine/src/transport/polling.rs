@@ -1,9 +1,12 @@
 //! HTTP long-polling: the handshake GET, the held GET that carries server packets, and the POST
 //! that carries client packets.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicBool, Ordering},
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 use tracing::Instrument;
 
@@ -13,6 +16,7 @@ use http_body_util::BodyExt;
 
 use crate::{
     CloseReason, EngineHandler, Packet, Sid, Socket, TransportType,
+    dispatch::Dispatched,
     engine::EngineInner,
     errors::RequestError,
     payload, payload_v3,
@@ -44,75 +48,87 @@ pub(crate) fn handshake<H: EngineHandler>(
 }
 
 /// Serves a GET or POST on a live polling session.
-pub(crate) async fn serve<H: EngineHandler>(
-    inner: &Arc<EngineInner<H>>,
+///
+/// Each is its own future, boxed as the request is held with it: a held GET keeps only what it
+/// needs (see [`Dispatched`]).
+pub(crate) fn serve<H: EngineHandler>(
+    inner: Arc<EngineInner<H>>,
     socket: Arc<Socket<H::Data>>,
     req: Request<RequestBody>,
-) -> EngineResponse {
+) -> Dispatched {
     let (parts, body) = req.into_parts();
     let span = socket.span().clone();
-    async move {
-        match parts.method {
-            Method::GET => poll(inner, socket, parts).await,
-            Method::POST => receive(inner, socket, &parts, body).await,
-            _ => empty(StatusCode::INTERNAL_SERVER_ERROR),
-        }
+    match parts.method {
+        Method::GET => Dispatched::Later(Box::pin(poll(inner, socket, parts).instrument(span))),
+        Method::POST => Dispatched::Later(Box::pin(
+            receive(inner, socket, parts, body).instrument(span),
+        )),
+        _ => Dispatched::Ready(empty(StatusCode::INTERNAL_SERVER_ERROR)),
     }
-    .instrument(span)
-    .await
 }
 
 /// Holds the GET until packets are queued, the session closes, or an upgrade ends polling.
-async fn poll<H: EngineHandler>(
-    inner: &Arc<EngineInner<H>>,
+///
+/// A function returning an `async move` block rather than an `async fn`: the block uses what it
+/// captured in place, where an `async fn` would hold its arguments twice while it waits.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would hold its arguments twice"
+)]
+fn poll<H: EngineHandler>(
+    inner: Arc<EngineInner<H>>,
     socket: Arc<Socket<H::Data>>,
     mut parts: Parts,
-) -> EngineResponse {
-    let Some(_guard) = Exclusive::acquire(&socket.polling_get) else {
-        tracing::debug!("overlapping GET requests");
-        socket.close_with(CloseReason::TransportError);
-        return empty(StatusCode::BAD_REQUEST);
-    };
-    // Whether this GET was already waiting when the session closed.
-    let mut waited = false;
-    loop {
-        // Listening before looking: an upgrade wakes every waiting GET at once
-        // (`notify_waiters`, which keeps no permit for a waiter that comes after it).
-        let wake = socket.wake_polling.notified();
-        tokio::pin!(wake);
-        wake.as_mut().enable();
-        if socket.transport() == TransportType::Websocket {
-            return payload_response(inner, &socket, &parts, &[Packet::Noop], true, None);
-        }
-        let drained = socket.drain(true);
-        if let Some(reason) = drained.close {
-            // As Node: the packets queued before a server close go out on their own, the close
-            // packet in the answer to the next GET. A client reads the packets of a payload on
-            // its next tick but acts on a close at once: in one payload the close would win,
-            // and a Socket.IO DISCONNECT would read as "transport close".
-            let deliver_first = reason == CloseReason::ForcedClose && !drained.packets.is_empty();
-            if !deliver_first {
-                return close_response(inner, &socket, &parts, reason, waited);
+) -> impl Future<Output = EngineResponse> + Send {
+    async move {
+        let Some(_guard) = Exclusive::acquire(&socket.polling_get) else {
+            tracing::debug!("overlapping GET requests");
+            socket.close_with(CloseReason::TransportError);
+            return empty(StatusCode::BAD_REQUEST);
+        };
+        // Whether this GET was already waiting when the session closed.
+        let mut waited = false;
+        loop {
+            // Listening before looking: an upgrade wakes every waiting GET at once
+            // (`notify_waiters`, which keeps no permit for a waiter that comes after it).
+            let wake = socket.wake_polling.notified();
+            tokio::pin!(wake);
+            wake.as_mut().enable();
+            if socket.transport() == TransportType::Websocket {
+                return payload_response(&inner, &socket, &parts, &[Packet::Noop], true, None);
             }
+            let drained = socket.drain(true);
+            if let Some(reason) = drained.close {
+                // As Node: the packets queued before a server close go out on their own, the
+                // close packet in the answer to the next GET. A client reads the packets of a
+                // payload on its next tick but acts on a close at once: in one payload the
+                // close would win, and a Socket.IO DISCONNECT would read as "transport close".
+                let deliver_first =
+                    reason == CloseReason::ForcedClose && !drained.packets.is_empty();
+                if !deliver_first {
+                    return close_response(&inner, &socket, &parts, reason, waited);
+                }
+            }
+            if !drained.packets.is_empty() {
+                return payload_response(
+                    &inner,
+                    &socket,
+                    &parts,
+                    &drained.packets,
+                    drained.compress,
+                    None,
+                );
+            }
+            if !waited {
+                // The head's URI and header values are slices of hyper's read buffer: a GET
+                // held with them would keep that buffer (8 KiB) while hyper, reading on for
+                // the connection's end, allocates another. Held with a copy, the buffer is
+                // reused.
+                parts = crate::socket::detached(parts);
+            }
+            wake.await;
+            waited = true;
         }
-        if !drained.packets.is_empty() {
-            return payload_response(
-                inner,
-                &socket,
-                &parts,
-                &drained.packets,
-                drained.compress,
-                None,
-            );
-        }
-        if !waited {
-            // The head's URI and header values are slices of hyper's read buffer: a GET held
-            // with them would keep that buffer (8 KiB) while hyper, reading on for the
-            // connection's end, allocates another. Held with a copy, the buffer is reused.
-            parts = crate::socket::detached(parts);
-        }
-        wake.await;
-        waited = true;
     }
 }
 
@@ -138,56 +154,64 @@ fn close_response<H: EngineHandler>(
     payload_response(inner, socket, parts, packets, true, None)
 }
 
-/// Reads a POST body, bounded in size and time, and acts on its packets.
-async fn receive<H: EngineHandler>(
-    inner: &Arc<EngineInner<H>>,
+/// Reads a POST body, bounded in size and time, and acts on its packets (a function returning
+/// an `async move` block, as [`poll`]).
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would hold its arguments twice"
+)]
+fn receive<H: EngineHandler>(
+    inner: Arc<EngineInner<H>>,
     socket: Arc<Socket<H::Data>>,
-    parts: &Parts,
+    parts: Parts,
     body: RequestBody,
-) -> EngineResponse {
-    let Some(_guard) = Exclusive::acquire(&socket.polling_post) else {
-        tracing::debug!("overlapping POST requests");
-        socket.close_with(CloseReason::TransportError);
-        return empty(StatusCode::BAD_REQUEST);
-    };
-    let fail = |status| {
-        socket.close_with(CloseReason::TransportError);
-        empty(status)
-    };
-    let binary = parts.headers.get(header::CONTENT_TYPE).is_some_and(|ct| {
-        ct.as_bytes()
-            .eq_ignore_ascii_case(b"application/octet-stream")
-    });
-    if binary && socket.protocol() != 3 {
-        tracing::debug!("binary content type on an EIO 4 session");
-        return fail(StatusCode::BAD_REQUEST);
-    }
-    let max = inner.config.max_payload;
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > max) {
-        return fail(StatusCode::PAYLOAD_TOO_LARGE);
-    }
-    let limit = usize::try_from(max).unwrap_or(usize::MAX);
-    let read = tokio::time::timeout(inner.config.body_timeout(), read_body(body, limit)).await;
-    let body = match read {
-        Ok(Ok(body)) => body,
-        Ok(Err(BodyError::TooLarge)) => return fail(StatusCode::PAYLOAD_TOO_LARGE),
-        Ok(Err(BodyError::Read)) => return fail(StatusCode::BAD_REQUEST),
-        Err(_) => {
-            tracing::debug!("POST body too slow");
-            return fail(StatusCode::REQUEST_TIMEOUT);
+) -> impl Future<Output = EngineResponse> + Send {
+    async move {
+        let (inner, parts) = (&inner, &parts);
+        let Some(_guard) = Exclusive::acquire(&socket.polling_post) else {
+            tracing::debug!("overlapping POST requests");
+            socket.close_with(CloseReason::TransportError);
+            return empty(StatusCode::BAD_REQUEST);
+        };
+        let fail = |status| {
+            socket.close_with(CloseReason::TransportError);
+            empty(status)
+        };
+        let binary = parts.headers.get(header::CONTENT_TYPE).is_some_and(|ct| {
+            ct.as_bytes()
+                .eq_ignore_ascii_case(b"application/octet-stream")
+        });
+        if binary && socket.protocol() != 3 {
+            tracing::debug!("binary content type on an EIO 4 session");
+            return fail(StatusCode::BAD_REQUEST);
         }
-    };
-    if !handle_payload(inner, &socket, body, binary).await {
-        return empty(StatusCode::BAD_REQUEST);
+        let max = inner.config.max_payload;
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > max) {
+            return fail(StatusCode::PAYLOAD_TOO_LARGE);
+        }
+        let limit = usize::try_from(max).unwrap_or(usize::MAX);
+        let read = tokio::time::timeout(inner.config.body_timeout(), read_body(body, limit)).await;
+        let body = match read {
+            Ok(Ok(body)) => body,
+            Ok(Err(BodyError::TooLarge)) => return fail(StatusCode::PAYLOAD_TOO_LARGE),
+            Ok(Err(BodyError::Read)) => return fail(StatusCode::BAD_REQUEST),
+            Err(_) => {
+                tracing::debug!("POST body too slow");
+                return fail(StatusCode::REQUEST_TIMEOUT);
+            }
+        };
+        if !handle_payload(inner, &socket, body, binary).await {
+            return empty(StatusCode::BAD_REQUEST);
+        }
+        let mut res = response(StatusCode::OK, "text/html", Bytes::from_static(b"ok"));
+        no_store(parts, &mut res);
+        edit_headers(inner, parts, &mut res, None);
+        res
     }
-    let mut res = response(StatusCode::OK, "text/html", Bytes::from_static(b"ok"));
-    no_store(parts, &mut res);
-    edit_headers(inner, parts, &mut res, None);
-    res
 }
 
 /// The headers Node's polling transport adds to every answer of a live session, GET and POST:
@@ -451,7 +475,30 @@ impl Drop for Exclusive<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::preferred_encoding;
+    use super::*;
+
+    struct Nothing;
+
+    impl EngineHandler for Nothing {
+        type Data = ();
+        fn on_connect(&self, _: Arc<Socket<()>>) {}
+        fn on_disconnect(&self, _: Arc<Socket<()>>, _: CloseReason) {}
+        fn on_message(&self, _: &Arc<Socket<()>>, _: crate::Str) {}
+        fn on_binary(&self, _: &Arc<Socket<()>>, _: Bytes) {}
+    }
+
+    fn size_of_output<A, B, C, R>(_: fn(A, B, C) -> R) -> usize {
+        std::mem::size_of::<R>()
+    }
+
+    /// Every long-poll a client holds open is held with this future: its head (224 bytes),
+    /// the session, the engine and the wake-up it waits for, and nothing twice. As an
+    /// `async fn`, or awaited inside the routing's future, it was 2 KiB.
+    #[test]
+    fn a_held_get_keeps_only_its_own_state() {
+        let size = size_of_output(poll::<Nothing>);
+        assert!(size <= 400, "the held GET's future is {size} bytes");
+    }
 
     #[test]
     fn accept_encoding_picks_gzip_then_deflate() {
