@@ -14,6 +14,10 @@
 //! just before it: that entry waits behind the other, late by at most the driver's own
 //! lateness.)
 //!
+//! The driver wakes when the first entry is due, and sends with that ping every ping due within
+//! a thousandth of the ping interval after it ([`PING_BATCH`]): sessions that connected
+//! together are pinged together, in one wake-up rather than one per millisecond's few.
+//!
 //! An entry names its session by a slot, and by the slot's epoch when it was pushed: the epoch
 //! moves on whenever the entry waiting for the slot no longer holds (a pong came, the wait was
 //! extended, the session ended), so a stale entry is dropped without touching its session.
@@ -29,6 +33,11 @@ use parking_lot::Mutex;
 use tokio::{sync::Notify, time::Instant};
 
 use crate::{CloseReason, Socket, slots::Slots};
+
+/// A ping due within this fraction of the ping interval after the driver wakes is sent then
+/// (25 ms early at most with the default 25 s): a client only looks at how long it waited since
+/// the last ping, against `ping_interval + ping_timeout`.
+const PING_BATCH: u32 = 1000;
 
 /// No ping is out (or the client pings: Engine.IO v3).
 pub(crate) const IDLE: u8 = 0;
@@ -221,7 +230,10 @@ impl<D: Send + Sync + 'static> Heartbeats<D> {
             let (next, done) = {
                 let mut state = self.state.lock();
                 let now = Instant::now();
-                while let Some(entry) = state.pings.front().copied().filter(|e| e.due <= now) {
+                // Pings due a little later go with these: one wake-up of this task (and of the
+                // worker's thread) for a batch rather than for each millisecond's few.
+                let horizon = after(now, self.ping_interval / PING_BATCH);
+                while let Some(entry) = state.pings.front().copied().filter(|e| e.due <= horizon) {
                     state.pings.pop_front();
                     if let Some(socket) = state.holds(&entry) {
                         ping.push(socket.clone());
@@ -391,6 +403,26 @@ mod tests {
         assert!(!socket.is_closed());
         advance_to(at(181)).await;
         assert_eq!(socket.close_reason(), Some(CloseReason::PingTimeout));
+    }
+
+    /// Pings due within a thousandth of the ping interval (100 µs here) after the one that woke
+    /// the driver go out with it: one wake-up for the batch, not one for each.
+    #[tokio::test(start_paused = true)]
+    async fn pings_due_close_together_go_out_together() {
+        let beats = heartbeats();
+        let (first, start) = beating(&beats);
+        tokio::time::advance(Duration::from_micros(60)).await;
+        let (near, _) = beating(&beats);
+        tokio::time::advance(Duration::from_micros(140)).await;
+        let (far, _) = beating(&beats);
+        tokio::task::yield_now().await;
+        advance_to(start + Duration::from_millis(100)).await;
+        assert!(awaiting(&first));
+        assert!(awaiting(&near), "due 60 µs later: in the batch");
+        assert!(!awaiting(&far), "due 200 µs later: not in the batch");
+        // tokio's timers fire on whole milliseconds.
+        advance_to(start + Duration::from_millis(101)).await;
+        assert!(awaiting(&far));
     }
 
     /// A pong cancels the deadline, and the next ping is due a ping interval after it.
