@@ -212,17 +212,28 @@ impl<H: EngineHandler> EngineInner<H> {
     /// handler's `on_disconnect`, then removal from the table (for polling, once the close
     /// packet reached the client or after a grace period). The task sleeps meanwhile: a v4
     /// heartbeat runs on the engine's [`Heartbeats`], not here.
+    ///
+    /// What waits while the session is open is kept small (each session holds it): the v3
+    /// heartbeat and what follows the close are boxed, made only when they run.
     async fn run_session(self: Arc<Self>, socket: Arc<Socket<H::Data>>) {
         if socket.protocol() == 3 {
             let deadline = self.config.ping_interval + self.config.ping_timeout;
-            tokio::select! {
-                () = socket.closed() => {}
-                () = crate::heartbeat::v3_heartbeat(deadline, &socket) => {}
-            }
+            Box::pin(async {
+                tokio::select! {
+                    () = socket.closed() => {}
+                    () = crate::heartbeat::v3_heartbeat(deadline, &socket) => {}
+                }
+            })
+            .await;
         } else {
             socket.closed().await;
             self.heartbeats.stop(&socket);
         }
+        Box::pin(self.after_close(socket)).await;
+    }
+
+    /// The end of [`run_session`](Self::run_session), once the session closed.
+    async fn after_close(self: Arc<Self>, socket: Arc<Socket<H::Data>>) {
         let reason = socket
             .close_reason()
             .expect("a closed session has a close reason");
