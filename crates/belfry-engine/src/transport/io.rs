@@ -10,7 +10,7 @@ use bytes::{Buf, Bytes};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
+    io::{AsyncRead, AsyncWrite, Interest, ReadBuf},
     net::TcpStream,
 };
 
@@ -78,7 +78,7 @@ impl AsyncWrite for UpgradedIo {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            UpgradedIo::Tcp { stream, .. } => Pin::new(stream).poll_write(cx, buf),
+            UpgradedIo::Tcp { stream, .. } => poll_send(stream, cx, |socket| socket.send(buf)),
             UpgradedIo::Other(io) => Pin::new(io).poll_write(cx, buf),
         }
     }
@@ -89,7 +89,9 @@ impl AsyncWrite for UpgradedIo {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            UpgradedIo::Tcp { stream, .. } => Pin::new(stream).poll_write_vectored(cx, bufs),
+            UpgradedIo::Tcp { stream, .. } => {
+                poll_send(stream, cx, |socket| socket.send_vectored(bufs))
+            }
             UpgradedIo::Other(io) => Pin::new(io).poll_write_vectored(cx, bufs),
         }
     }
@@ -112,6 +114,24 @@ impl AsyncWrite for UpgradedIo {
         match self.get_mut() {
             UpgradedIo::Tcp { stream, .. } => Pin::new(stream).poll_shutdown(cx),
             UpgradedIo::Other(io) => Pin::new(io).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Writes with `send`/`sendmsg` rather than tokio's `write`/`writev`: on a socket the same, but
+/// `write` also goes through the file layer (the file position's lookup, the write checks and
+/// notifications that a socket does not need), a cost paid on every frame a server writes.
+fn poll_send(
+    stream: &TcpStream,
+    cx: &mut Context<'_>,
+    mut send: impl FnMut(socket2::SockRef<'_>) -> io::Result<usize>,
+) -> Poll<io::Result<usize>> {
+    loop {
+        std::task::ready!(stream.poll_write_ready(cx))?;
+        // `try_io` clears the readiness when the send would block; the next turn waits for it.
+        match stream.try_io(Interest::WRITABLE, || send(socket2::SockRef::from(stream))) {
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+            done => return Poll::Ready(done),
         }
     }
 }
