@@ -12,11 +12,13 @@
 //! already passed, so each queue is in due order as it is pushed, without sorting. (A deadline
 //! pushed by the driver for a ping it serves late can be earlier than one an extension pushed
 //! just before it: that entry waits behind the other, late by at most the driver's own
-//! lateness.)
+//! lateness. Likewise a deadline pushed for a ping sent early, below, is counted from the
+//! ping's due time: an extension pushed just before can wait behind it, late by at most that
+//! much.)
 //!
-//! The driver wakes when the first entry is due, and sends with that ping every ping due within
-//! a thousandth of the ping interval after it ([`PING_BATCH`]): sessions that connected
-//! together are pinged together, in one wake-up rather than one per millisecond's few.
+//! Whenever the driver wakes, it sends every ping due within a thousandth of the ping interval
+//! from then ([`PING_BATCH`]): sessions that connected together are pinged together, in one
+//! wake-up rather than one per millisecond's few.
 //!
 //! An entry names its session by a slot, and by the slot's epoch when it was pushed: the epoch
 //! moves on whenever the entry waiting for the slot no longer holds (a pong came, the wait was

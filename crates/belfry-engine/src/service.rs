@@ -96,6 +96,10 @@ impl EngineLayer {
     /// [`Socket::req_parts`](crate::Socket::req_parts). Each call wraps the layers added before
     /// it. An error from a layer is answered 400 `{"code":3,"message":"Bad request"}`, as Node
     /// answers a failing middleware.
+    ///
+    /// The engine acts on a request when its service is *called* (a handshake opens its session
+    /// then), within a tokio runtime, as hyper and axum call services: a layer should not call
+    /// the inner service for a request it means to drop unanswered.
     pub fn engine_layer<L, B>(self, layer: L) -> Self
     where
         L: Layer<EngineHttp>,
