@@ -1,7 +1,12 @@
 //! Routes an engine request the way Node's engine.io `verify()` and `handshake()` do, in the same
 //! order of checks, so that each refusal carries Node's error code.
 
-use std::{future::Future, pin::Pin, sync::Arc};
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
 
 use http::{Method, Request, StatusCode};
 
@@ -24,14 +29,31 @@ use crate::{
 /// its own path only: an `async fn` that awaited one of several paths would be as large as the
 /// largest, and keep its arguments twice (once as captured, once as bound), for each long-poll
 /// a client holds open.
+///
+/// It is itself the future that answers (the engine's service maps it to its response type):
+/// ready at once, or the path's own future.
 pub(crate) enum Dispatched {
-    Ready(EngineResponse),
+    /// The answer, taken when polled.
+    Ready(Option<EngineResponse>),
     Later(Pin<Box<dyn Future<Output = EngineResponse> + Send>>),
 }
 
 impl From<EngineResponse> for Dispatched {
     fn from(res: EngineResponse) -> Self {
-        Dispatched::Ready(res)
+        Dispatched::Ready(Some(res))
+    }
+}
+
+impl Future for Dispatched {
+    type Output = EngineResponse;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<EngineResponse> {
+        match self.get_mut() {
+            Dispatched::Ready(res) => {
+                Poll::Ready(res.take().expect("a ready future is polled once"))
+            }
+            Dispatched::Later(future) => future.as_mut().poll(cx),
+        }
     }
 }
 

@@ -161,37 +161,20 @@ impl<H: EngineHandler> Clone for CoreService<H> {
 impl<H: EngineHandler> Service<Request<RequestBody>> for CoreService<H> {
     type Response = Response<EngineBody>;
     type Error = BoxError;
-    type Future = CoreFuture;
+    type Future = futures_util::future::Map<Dispatched, fn(EngineResponse) -> CoreResult>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: Request<RequestBody>) -> Self::Future {
-        match dispatch::handle(&self.engine.inner, req) {
-            Dispatched::Ready(res) => CoreFuture::Ready(Some(res)),
-            Dispatched::Later(future) => CoreFuture::Later(future),
-        }
+        let answer: fn(EngineResponse) -> CoreResult = |res| Ok(res.map(full_boxed));
+        futures_util::FutureExt::map(dispatch::handle(&self.engine.inner, req), answer)
     }
 }
 
-/// The engine's answer to a request: at once, or from the future of the request's own path.
-enum CoreFuture {
-    Ready(Option<EngineResponse>),
-    Later(Pin<Box<dyn Future<Output = EngineResponse> + Send>>),
-}
-
-impl Future for CoreFuture {
-    type Output = Result<Response<EngineBody>, BoxError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let res = match self.get_mut() {
-            CoreFuture::Ready(res) => res.take().expect("a ready future is polled once"),
-            CoreFuture::Later(future) => std::task::ready!(future.as_mut().poll(cx)),
-        };
-        Poll::Ready(Ok(res.map(full_boxed)))
-    }
-}
+/// What the engine's own service answers.
+type CoreResult = Result<Response<EngineBody>, BoxError>;
 
 /// The service made by [`EngineLayer`]: the engine at its path, `S` everywhere else.
 #[derive(Clone)]

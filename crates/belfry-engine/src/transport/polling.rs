@@ -63,7 +63,7 @@ pub(crate) fn serve<H: EngineHandler>(
         Method::POST => Dispatched::Later(Box::pin(
             receive(inner, socket, parts, body).instrument(span),
         )),
-        _ => Dispatched::Ready(empty(StatusCode::INTERNAL_SERVER_ERROR)),
+        _ => empty(StatusCode::INTERNAL_SERVER_ERROR).into(),
     }
 }
 
