@@ -104,7 +104,22 @@ impl<D> State<D> {
         Some((slot, self.sessions.bump(slot)?))
     }
 
-    fn next_due(&self) -> Option<Instant> {
+    /// When the next entry that still holds is due. Those in front that no longer hold go
+    /// now rather than when due, so that the driver wakes only for pings and for pongs still
+    /// awaited: most deadlines are answered within milliseconds of their ping, and a batch of
+    /// pings spreads its deadlines over the batch's window, each millisecond of which would
+    /// otherwise wake it.
+    fn next_due(&mut self) -> Option<Instant> {
+        while self.pings.front().is_some_and(|e| self.holds(e).is_none()) {
+            self.pings.pop_front();
+        }
+        while self
+            .deadlines
+            .front()
+            .is_some_and(|e| self.holds(e).is_none())
+        {
+            self.deadlines.pop_front();
+        }
         match (self.pings.front(), self.deadlines.front()) {
             (Some(a), Some(b)) => Some(a.due.min(b.due)),
             (a, b) => a.or(b).map(|entry| entry.due),
@@ -425,6 +440,37 @@ mod tests {
         // tokio's timers fire on whole milliseconds.
         advance_to(start + Duration::from_millis(101)).await;
         assert!(awaiting(&far));
+    }
+
+    /// A deadline whose pong came no longer wakes the driver: it goes when the driver wakes
+    /// for anything else, and the driver sleeps until the next entry that still holds.
+    #[tokio::test(start_paused = true)]
+    async fn an_answered_deadline_does_not_wake_the_driver() {
+        let beats = heartbeats();
+        let (first, start) = beating(&beats);
+        let at = |ms| start + Duration::from_millis(ms);
+        tokio::task::yield_now().await;
+        advance_to(at(10)).await;
+        let (second, _) = beating(&beats);
+        advance_to(at(100)).await;
+        assert!(awaiting(&first));
+        advance_to(at(105)).await;
+        beats.ponged(&first);
+        // The second's ping wakes the driver; the first's deadline (150 ms) was answered.
+        advance_to(at(110)).await;
+        assert!(awaiting(&second));
+        assert_eq!(
+            beats.state.lock().armed,
+            Some(at(160)),
+            "the second's deadline"
+        );
+        beats.ponged(&second);
+        advance_to(at(150)).await;
+        assert_eq!(beats.state.lock().armed, Some(at(160)));
+        // Woken at 160 ms for nothing that holds: next, the first's ping at 205 ms.
+        advance_to(at(160)).await;
+        assert_eq!(beats.state.lock().armed, Some(at(205)));
+        assert!(!first.is_closed() && !second.is_closed());
     }
 
     /// A pong cancels the deadline, and the next ping is due a ping interval after it.

@@ -147,6 +147,19 @@ impl Watching {
     fn release(&mut self, slot: u32, epoch: u32) -> Option<WatchedId> {
         self.ids.remove(slot, epoch)
     }
+
+    /// The deadline of the first connection still watched. The entries in front of it, of
+    /// connections that joined (or ended) since, go now rather than when due: the task wakes
+    /// only for a connection still watched, not for each of those that connected in the same
+    /// millisecond, `connect_timeout` later.
+    fn next_due(&mut self) -> Option<tokio::time::Instant> {
+        while let Some(&(_, slot, epoch)) = self.queue.front()
+            && self.ids.get(slot, epoch).is_none()
+        {
+            self.queue.pop_front();
+        }
+        self.queue.front().map(|&(deadline, ..)| deadline)
+    }
 }
 
 impl ConnectTimeouts {
@@ -171,8 +184,8 @@ impl ConnectTimeouts {
         loop {
             let next = {
                 let mut state = self.state.lock();
-                match state.queue.front() {
-                    Some((deadline, ..)) => *deadline,
+                match state.next_due() {
+                    Some(deadline) => deadline,
                     None => {
                         state.running = false;
                         return;
@@ -374,6 +387,26 @@ mod tests {
             let watched = WatchedId::new(&Sid::from(other));
             assert_eq!(watched.as_str(), other);
         }
+    }
+
+    /// The task sleeps until the first connection still watched: the entries in front of it,
+    /// of connections that joined since, go at once.
+    #[test]
+    fn joined_connections_in_front_do_not_set_the_wake() {
+        let mut watching = Watching::default();
+        let now = tokio::time::Instant::now();
+        let at = |ms| now + std::time::Duration::from_millis(ms);
+        let joined = [0, 1, 2].map(|ms| watching.take(&Sid::random(), at(ms)));
+        let (slot, epoch) = watching.take(&Sid::random(), at(3));
+        watching.take(&Sid::random(), at(4));
+        assert_eq!(watching.next_due(), Some(at(0)));
+        for (slot, epoch) in joined {
+            watching.release(slot, epoch).expect("watched");
+        }
+        assert_eq!(watching.next_due(), Some(at(3)));
+        assert_eq!(watching.queue.len(), 2);
+        watching.release(slot, epoch).expect("watched");
+        assert_eq!(watching.next_due(), Some(at(4)));
     }
 
     /// A connection that joined frees its slot: its entry, still queued, no longer names it,
