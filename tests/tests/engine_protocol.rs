@@ -746,6 +746,44 @@ async fn ie_user_agents_get_x_xss_protection() {
     assert_eq!(res.header("x-xss-protection"), Some("0"));
 }
 
+/// A GET that waited for its packets is answered as its head asked: the header for Internet
+/// Explorer, compressed as its `Accept-Encoding` allows (a waiting GET keeps only what its
+/// answer reads of its head).
+#[tokio::test]
+async fn a_held_get_is_answered_as_its_head_asked() {
+    let server = TestServer::start(EngineConfig::default()).await;
+    let (sid, _) = server.polling_handshake().await;
+    let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    let addr = server.addr;
+    let held = tokio::spawn(async move {
+        let headers = [
+            (
+                "user-agent",
+                "Mozilla/4.0 (compatible;MSIE 7.0; Windows NT 6.0)",
+            ),
+            ("accept-encoding", "deflate"),
+        ];
+        http(addr, "GET", &path, &headers, b"").await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!held.is_finished(), "the GET waits for packets");
+    let big = "a".repeat(2000);
+    let socket = server.engine.socket(&sid).unwrap();
+    socket
+        .send(Packet::Message(Str::from(big.clone())))
+        .unwrap();
+    let res = held.await.unwrap();
+    assert_eq!(res.header("x-xss-protection"), Some("0"));
+    assert_eq!(res.header("content-encoding"), Some("deflate"));
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::ZlibDecoder::new(&res.body[..]),
+        &mut text,
+    )
+    .unwrap();
+    assert_eq!(text, format!("4{big}"));
+}
+
 #[tokio::test]
 async fn a_full_queue_never_starves_the_heartbeat() {
     let server = TestServer::start(

@@ -1,5 +1,7 @@
 //! Reading an engine request (query, upgrade headers) and writing Node's error responses.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use http_body_util::Full;
@@ -10,32 +12,51 @@ use crate::{TransportType, errors::RequestError};
 
 pub(crate) type EngineResponse = Response<Full<Bytes>>;
 
-/// The engine's query parameters.
+/// The engine's query parameters, borrowed from the query string unless they were encoded.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct Query {
-    pub(crate) eio: Option<String>,
+pub(crate) struct Query<'a> {
+    pub(crate) eio: Option<Cow<'a, str>>,
     pub(crate) transport: Option<Result<TransportType, ()>>,
-    pub(crate) sid: Option<String>,
+    pub(crate) sid: Option<Cow<'a, str>>,
 }
 
-impl Query {
+impl<'a> Query<'a> {
     /// Parses a query string as Node's engine.io reads it
     /// (`Object.fromEntries(new URL(..).searchParams)`): form-decoded, the last of repeated keys
     /// wins. An unknown `transport` is `Some(Err(()))`.
-    pub(crate) fn parse(query: Option<&str>) -> Query {
+    ///
+    /// Read on every request: split by bytes (the separators are ASCII, so every piece is on a
+    /// character boundary), and a value is copied only when it has something to decode.
+    pub(crate) fn parse(query: Option<&'a str>) -> Query<'a> {
         let mut out = Query::default();
-        for pair in query.unwrap_or("").split('&') {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let mut rest = query.unwrap_or("");
+        while !rest.is_empty() {
+            let end = rest.bytes().position(|b| b == b'&').unwrap_or(rest.len());
+            let pair = &rest[..end];
+            rest = rest.get(end + 1..).unwrap_or("");
+            let (key, value) = match pair.bytes().position(|b| b == b'=') {
+                Some(at) => (&pair[..at], &pair[at + 1..]),
+                None => (pair, ""),
+            };
             match key {
-                "EIO" => out.eio = Some(percent_decode(value)),
-                "sid" => out.sid = Some(percent_decode(value)),
+                "EIO" => out.eio = Some(decoded(value)),
+                "sid" => out.sid = Some(decoded(value)),
                 "transport" => {
-                    out.transport = Some(TransportType::parse(&percent_decode(value)).ok_or(()));
+                    out.transport = Some(TransportType::parse(&decoded(value)).ok_or(()));
                 }
                 _ => {}
             }
         }
         out
+    }
+}
+
+/// `value` form-decoded, borrowed when there is nothing to decode.
+fn decoded(value: &str) -> Cow<'_, str> {
+    if value.bytes().any(|b| b == b'%' || b == b'+') {
+        Cow::Owned(percent_decode(value))
+    } else {
+        Cow::Borrowed(value)
     }
 }
 
@@ -128,6 +149,17 @@ mod tests {
         assert_eq!(q.eio.as_deref(), Some("3"));
         assert_eq!(q.sid.as_deref(), Some("b"));
         assert_eq!(q.transport, Some(Ok(TransportType::Polling)));
+        // Empty pairs, a key alone, `=` in a value; only what was encoded is copied.
+        let q = Query::parse(Some("&&EIO&sid=a=b&&transport=websocket&"));
+        assert_eq!(q.eio.as_deref(), Some(""));
+        assert!(matches!(q.sid, Some(Cow::Borrowed("a=b"))));
+        assert_eq!(q.transport, Some(Ok(TransportType::Websocket)));
+        assert!(matches!(
+            Query::parse(Some("sid=a+b")).sid,
+            Some(Cow::Owned(sid)) if sid == "a b"
+        ));
+        assert_eq!(Query::parse(Some("")), Query::default());
+        assert_eq!(Query::parse(None), Query::default());
     }
 
     #[test]

@@ -120,16 +120,45 @@ fn poll<H: EngineHandler>(
                 );
             }
             if !waited {
-                // The head's URI and header values are slices of hyper's read buffer: a GET
-                // held with them would keep that buffer (8 KiB) while hyper, reading on for
-                // the connection's end, allocates another. Held with a copy, the buffer is
-                // reused.
-                parts = crate::socket::detached(parts);
+                parts = kept_head(&inner, parts);
             }
             wake.await;
             waited = true;
         }
     }
+}
+
+/// The head a GET keeps while it waits, with allocations of its own. The URI and header values
+/// are slices of hyper's read buffer: a GET held with them would keep that buffer (8 KiB) while
+/// hyper, reading on for the connection's end, allocates another.
+///
+/// A `headers` hook reads the whole head: then the whole head is copied. Otherwise only what the
+/// answer reads is: the `User-Agent` of Internet Explorer ([`no_store`]) and, with compression
+/// on, `Accept-Encoding` ([`compress`]); the method, version and extensions move over as they
+/// are.
+fn kept_head<H: EngineHandler>(inner: &EngineInner<H>, parts: Parts) -> Parts {
+    if inner.config.headers.is_some() {
+        return crate::socket::detached(parts);
+    }
+    let (mut kept, ()) = Request::new(()).into_parts();
+    kept.method = parts.method;
+    kept.version = parts.version;
+    kept.extensions = parts.extensions;
+    let mut copy = |name: header::HeaderName| {
+        for value in parts.headers.get_all(&name) {
+            if let Ok(mut copied) = HeaderValue::from_bytes(value.as_bytes()) {
+                copied.set_sensitive(value.is_sensitive());
+                kept.headers.append(name.clone(), copied);
+            }
+        }
+    };
+    if is_internet_explorer(&parts.headers) {
+        copy(header::USER_AGENT);
+    }
+    if inner.config.http_compression.is_some() {
+        copy(header::ACCEPT_ENCODING);
+    }
+    kept
 }
 
 /// The answer that ends a closed session's polling: a noop for a client that closed (Node
@@ -219,13 +248,17 @@ fn receive<H: EngineHandler>(
 fn no_store<B>(parts: &Parts, res: &mut http::Response<B>) {
     let headers = res.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    let ua = parts.headers.get(header::USER_AGENT);
-    if ua
-        .and_then(|ua| ua.to_str().ok())
-        .is_some_and(|ua| ua.contains(";MSIE") || ua.contains("Trident/"))
-    {
+    if is_internet_explorer(&parts.headers) {
         headers.insert("x-xss-protection", HeaderValue::from_static("0"));
     }
+}
+
+/// A `User-Agent` of Internet Explorer, as Node's polling transport tells it.
+fn is_internet_explorer(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|ua| ua.to_str().ok())
+        .is_some_and(|ua| ua.contains(";MSIE") || ua.contains("Trident/"))
 }
 
 enum BodyError {
