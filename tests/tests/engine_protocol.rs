@@ -616,6 +616,26 @@ async fn options_are_honoured() {
     assert_eq!(res.header("x-every"), Some("ua2"));
     assert_eq!(res.header("x-initial"), None);
     assert_eq!(res.header("set-cookie"), None);
+    // The echo of `4x` is waiting: this GET is answered at once.
+    let path = "/rt/?EIO=4&transport=polling&sid=custom-4";
+    let res = http(server.addr, "GET", path, &[("user-agent", "ua3")], b"").await;
+    assert_eq!(
+        (res.text(), res.header("x-every")),
+        ("4x".into(), Some("ua3"))
+    );
+    // A GET that waited: `headers` still sees its whole head.
+    let addr = server.addr;
+    let held =
+        tokio::spawn(async move { http(addr, "GET", path, &[("user-agent", "ua4")], b"").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!held.is_finished(), "the GET waits for packets");
+    let socket = server.engine.socket("custom-4").unwrap();
+    socket.send(Packet::Message(Str::from("y"))).unwrap();
+    let res = held.await.unwrap();
+    assert_eq!(
+        (res.text(), res.header("x-every")),
+        ("4y".into(), Some("ua4"))
+    );
     // A generated id already in use is refused.
     let res = http(server.addr, "GET", "/rt/?EIO=4&transport=polling", &[], b"").await;
     assert_eq!(res.status, 400);

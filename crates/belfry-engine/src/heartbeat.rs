@@ -104,11 +104,12 @@ impl<D> State<D> {
         Some((slot, self.sessions.bump(slot)?))
     }
 
-    /// When the next entry that still holds is due. Those in front that no longer hold go
-    /// now rather than when due, so that the driver wakes only for pings and for pongs still
-    /// awaited: most deadlines are answered within milliseconds of their ping, and a batch of
-    /// pings spreads its deadlines over the batch's window, each millisecond of which would
-    /// otherwise wake it.
+    /// When the first entry that still holds is due. Those in front of it that no longer hold
+    /// go now rather than when due, so that the driver sleeps until a ping or a pong still
+    /// awaited as it goes to sleep: a deadline is usually answered long before it is due, and
+    /// a batch of pings spreads its deadlines over the batch's window, each millisecond of
+    /// which would otherwise wake it. (A deadline answered after the driver went to sleep
+    /// still wakes it once; the answered ones behind it go then.)
     fn next_due(&mut self) -> Option<Instant> {
         while self.pings.front().is_some_and(|e| self.holds(e).is_none()) {
             self.pings.pop_front();
@@ -442,8 +443,9 @@ mod tests {
         assert!(awaiting(&far));
     }
 
-    /// A deadline whose pong came no longer wakes the driver: it goes when the driver wakes
-    /// for anything else, and the driver sleeps until the next entry that still holds.
+    /// A deadline whose pong came before the driver went to sleep does not wake it: it goes
+    /// when the driver wakes for anything else, and the driver sleeps until the first entry
+    /// that still holds.
     #[tokio::test(start_paused = true)]
     async fn an_answered_deadline_does_not_wake_the_driver() {
         let beats = heartbeats();

@@ -80,7 +80,8 @@ pub(crate) struct Client {
 
 /// Node's `connectTimeout` for every connection, on one task: a connection that has joined no
 /// namespace when its time is up is closed. The timeout is the same for all, so connections wait
-/// in the order they came and the task sleeps until the first is due; it ends when none waits.
+/// in the order they came and the task sleeps until the first still watched is due; it ends
+/// when none waits.
 ///
 /// A connection waits in a slot, which its first join frees: an entry whose slot moved on since
 /// (its epoch differs) is dropped without touching its connection, so the connections that
@@ -149,9 +150,9 @@ impl Watching {
     }
 
     /// The deadline of the first connection still watched. The entries in front of it, of
-    /// connections that joined (or ended) since, go now rather than when due: the task wakes
-    /// only for a connection still watched, not for each of those that connected in the same
-    /// millisecond, `connect_timeout` later.
+    /// connections that joined since, go now rather than when due: the task sleeps until a
+    /// connection still watched, not once for every millisecond in which connections came that
+    /// have all joined since.
     fn next_due(&mut self) -> Option<tokio::time::Instant> {
         while let Some(&(_, slot, epoch)) = self.queue.front()
             && self.ids.get(slot, epoch).is_none()

@@ -146,10 +146,10 @@ fn kept_head<H: EngineHandler>(inner: &EngineInner<H>, parts: Parts) -> Parts {
     kept.extensions = parts.extensions;
     let mut copy = |name: header::HeaderName| {
         for value in parts.headers.get_all(&name) {
-            if let Ok(mut copied) = HeaderValue::from_bytes(value.as_bytes()) {
-                copied.set_sensitive(value.is_sensitive());
-                kept.headers.append(name.clone(), copied);
-            }
+            let mut copied =
+                HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+            copied.set_sensitive(value.is_sensitive());
+            kept.headers.append(name.clone(), copied);
         }
     };
     if is_internet_explorer(&parts.headers) {
