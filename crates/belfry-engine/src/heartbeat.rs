@@ -111,17 +111,10 @@ impl<D> State<D> {
     /// which would otherwise wake it. (A deadline answered after the driver went to sleep
     /// still wakes it once; the answered ones behind it go then.)
     fn next_due(&mut self) -> Option<Instant> {
-        while self.pings.front().is_some_and(|e| self.holds(e).is_none()) {
-            self.pings.pop_front();
-        }
-        while self
-            .deadlines
-            .front()
-            .is_some_and(|e| self.holds(e).is_none())
-        {
-            self.deadlines.pop_front();
-        }
-        match (self.pings.front(), self.deadlines.front()) {
+        let named = |entry: &Entry| (entry.slot, entry.epoch);
+        let ping = self.sessions.first_holding(&mut self.pings, named);
+        let deadline = self.sessions.first_holding(&mut self.deadlines, named);
+        match (ping, deadline) {
             (Some(a), Some(b)) => Some(a.due.min(b.due)),
             (a, b) => a.or(b).map(|entry| entry.due),
         }

@@ -7,6 +7,8 @@
 //! epoch moves on, and the entry, when due, finds a different epoch: it is dropped without a
 //! look at the value.
 
+use std::collections::VecDeque;
+
 /// A slab whose slots carry an epoch (see the module).
 #[derive(Debug)]
 pub struct Slots<T> {
@@ -88,6 +90,25 @@ impl<T> Slots<T> {
     pub fn is_empty(&self) -> bool {
         self.slots.len() == self.free.len()
     }
+
+    /// Drops the entries in front of `queue` that no longer hold (`named` gives an entry's slot
+    /// and epoch), up to the first that does, which it returns. A queue kept in due order then
+    /// wakes its task only for an entry that still holds, rather than for each one answered
+    /// since it was pushed.
+    pub fn first_holding<'q, E>(
+        &self,
+        queue: &'q mut VecDeque<E>,
+        named: impl Fn(&E) -> (u32, u32),
+    ) -> Option<&'q E> {
+        while let Some(entry) = queue.front() {
+            let (slot, epoch) = named(entry);
+            if self.get(slot, epoch).is_some() {
+                break;
+            }
+            queue.pop_front();
+        }
+        queue.front()
+    }
 }
 
 #[cfg(test)]
@@ -112,5 +133,21 @@ mod tests {
         assert_eq!(slots.get(slot, bumped), None);
         assert_eq!(slots.get(again, later), Some(&"second"));
         assert!(!slots.is_empty());
+    }
+
+    #[test]
+    fn entries_that_no_longer_hold_go_from_the_front() {
+        let mut slots = Slots::default();
+        let a = slots.insert("a");
+        let b = slots.insert("b");
+        let c = slots.insert("c");
+        let mut queue = VecDeque::from([a, b, c]);
+        slots.bump(a.0);
+        slots.remove(b.0, b.1);
+        assert_eq!(slots.first_holding(&mut queue, |&e| e), Some(&c));
+        assert_eq!(queue, [c]);
+        slots.remove(c.0, c.1);
+        assert_eq!(slots.first_holding(&mut queue, |&e| e), None);
+        assert!(queue.is_empty());
     }
 }

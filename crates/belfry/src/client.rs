@@ -154,12 +154,9 @@ impl Watching {
     /// connection still watched, not once for every millisecond in which connections came that
     /// have all joined since.
     fn next_due(&mut self) -> Option<tokio::time::Instant> {
-        while let Some(&(_, slot, epoch)) = self.queue.front()
-            && self.ids.get(slot, epoch).is_none()
-        {
-            self.queue.pop_front();
-        }
-        self.queue.front().map(|&(deadline, ..)| deadline)
+        self.ids
+            .first_holding(&mut self.queue, |&(_, slot, epoch)| (slot, epoch))
+            .map(|&(deadline, ..)| deadline)
     }
 }
 
