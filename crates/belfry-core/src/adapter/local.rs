@@ -1,20 +1,21 @@
 //! The in-memory adapter: one server.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{HashMap, HashSet, hash_map::RandomState},
     fmt,
     sync::Arc,
 };
 
 use belfry_proto::{
     SocketId,
-    sid::{SidHasher, SocketIdMap, SocketIdSet},
+    sid::{SidHasher, SocketIdMap},
 };
 use parking_lot::{Mutex, RwLock};
 
 use super::{
     Adapter, AdapterError, AdapterEvent, AdapterListener, BoxFuture, BroadcastOptions,
-    ConnectionStateRecovery, LocalSockets, RestoredSession, Session, SocketInfo, recovery::Store,
+    ConnectionStateRecovery, LocalSockets, RestoredSession, Session, SocketInfo, few::Few,
+    recovery::Store,
 };
 use crate::parser::Packet;
 
@@ -24,8 +25,10 @@ use crate::parser::Packet;
 /// `SessionAwareAdapter`).
 pub struct LocalAdapter {
     local: Arc<dyn LocalSockets>,
-    rooms: RwLock<HashMap<String, SocketIdSet>>,
-    sids: RwLock<SocketIdMap<HashSet<String>>>,
+    /// Each room's members. Most rooms are a socket's own (one member), held inline.
+    rooms: RwLock<HashMap<String, Few<SocketId, SidHasher>>>,
+    /// Each socket's rooms. Most sockets are only in their own, held inline.
+    sids: RwLock<SocketIdMap<Few<String, RandomState>>>,
     listeners: RwLock<Vec<AdapterListener>>,
     recovery: Option<Mutex<Store>>,
 }
@@ -131,7 +134,7 @@ impl Adapter for LocalAdapter {
             for room in rooms {
                 let members = room_map.entry(room.clone()).or_insert_with(|| {
                     events.push(|| AdapterEvent::CreateRoom(room.clone()));
-                    SocketIdSet::default()
+                    Few::default()
                 });
                 if members.insert(id.clone()) {
                     joined.insert(room.clone());

@@ -7,6 +7,7 @@
 //! synchronous (a cluster adapter delivers locally at once and publishes in the background);
 //! operations that wait for other servers return futures.
 
+mod few;
 mod local;
 mod recovery;
 
