@@ -143,3 +143,69 @@ async fn registering_a_namespace_again_keeps_it() {
         .text();
     assert_eq!(got, r#"42/x,["all",1]"#);
 }
+
+/// One client in many namespaces at once, past the few a connection keeps in a short list:
+/// every packet still reaches the socket of its own namespace, a namespace left stops
+/// answering while the others go on, and joined again it answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_in_many_namespaces() {
+    use belfry::AckSender;
+    use belfry_client::ClientBuilder;
+
+    const ACK_WAIT: Duration = Duration::from_secs(5);
+    let (layer, io) = SocketIo::new_layer();
+    io.ns("/", |_socket: SocketRef| async {});
+    let children = io.dynamic_ns(
+        |name| name.starts_with("/n-"),
+        |socket: SocketRef| async move {
+            socket.on("ns?", |socket: SocketRef, ack: AckSender| async move {
+                let _ = ack.send(socket.ns());
+            });
+        },
+    );
+    let addr = serve(axum::Router::new().layer(layer)).await;
+    let root = ClientBuilder::new(format!("http://{addr}"))
+        .connect()
+        .await
+        .unwrap();
+    let mut sockets = Vec::new();
+    for i in 0..12 {
+        let name = format!("/n-{i}");
+        sockets.push(root.io().socket(name.as_str()).connect().await.unwrap());
+    }
+    let asked = |socket: &belfry_client::Socket| {
+        let socket = socket.clone();
+        async move {
+            socket
+                .emit_with_timeout::<String, _>(ACK_WAIT, "ns?", &())
+                .await
+        }
+    };
+    for (i, socket) in sockets.iter().enumerate() {
+        assert_eq!(asked(socket).await.unwrap(), format!("/n-{i}"));
+    }
+    assert_eq!(children.children().len(), 12);
+
+    for i in [3, 10] {
+        sockets[i].disconnect().await;
+    }
+    for (i, socket) in sockets.iter().enumerate() {
+        if i != 3 && i != 10 {
+            assert_eq!(asked(socket).await.unwrap(), format!("/n-{i}"));
+        }
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while children.children().len() != 10 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            children.children()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let again = root.io().socket("/n-3").connect().await.unwrap();
+    assert_eq!(asked(&again).await.unwrap(), "/n-3");
+    assert_eq!(asked(&sockets[11]).await.unwrap(), "/n-11");
+    root.disconnect().await;
+}

@@ -26,27 +26,90 @@ use crate::{DisconnectReason, SocketIo, socket::Socket};
 #[derive(Debug, Default)]
 pub(crate) struct Connection {
     decoder: Mutex<Option<Decoder>>,
-    /// Looked up for every packet: hashed as ids are (seeded, not SipHash); the names are the
-    /// namespaces this client joined.
-    sockets: RwLock<HashMap<String, Arc<Socket>, SidHasher>>,
+    /// Looked up for every packet, by the namespace's name.
+    sockets: RwLock<Joined>,
     /// A namespace was joined once: the connect timeout no longer applies.
     joined: AtomicBool,
     /// The connect timeout's watch, until the first join.
     watch: Mutex<Option<Watch>>,
 }
 
+/// A connection's sockets by namespace. A client joins one namespace or a few: they are a short
+/// list, scanned (no table of four slots and no copy of each name per connection); past
+/// [`Joined::SCAN_LIMIT`] a map, so that a client that joins many dynamic namespaces costs no
+/// long scan per packet.
+#[derive(Debug)]
+enum Joined {
+    Few(Vec<Arc<Socket>>),
+    /// Hashed as ids are (seeded, not SipHash): the names are of namespaces the server accepted.
+    Many(HashMap<String, Arc<Socket>, SidHasher>),
+}
+
+impl Default for Joined {
+    fn default() -> Self {
+        Joined::Few(Vec::new())
+    }
+}
+
+impl Joined {
+    const SCAN_LIMIT: usize = 8;
+
+    /// Sets the socket of `ns`, in place of any socket it had (as Node's `nsps.set`).
+    fn insert(&mut self, ns: &str, socket: Arc<Socket>) {
+        match self {
+            Joined::Few(few) => {
+                if let Some(slot) = few.iter_mut().find(|joined| joined.ns() == ns) {
+                    *slot = socket;
+                } else if few.len() < Self::SCAN_LIMIT {
+                    // Room for exactly one: most clients join one namespace.
+                    few.reserve_exact(1);
+                    few.push(socket);
+                } else {
+                    let mut many: HashMap<String, Arc<Socket>, SidHasher> = few
+                        .drain(..)
+                        .map(|joined| (joined.ns().to_owned(), joined))
+                        .collect();
+                    many.insert(ns.to_owned(), socket);
+                    *self = Joined::Many(many);
+                }
+            }
+            Joined::Many(many) => {
+                many.insert(ns.to_owned(), socket);
+            }
+        }
+    }
+
+    fn remove(&mut self, ns: &str) {
+        match self {
+            Joined::Few(few) => few.retain(|joined| joined.ns() != ns),
+            Joined::Many(many) => {
+                many.remove(ns);
+            }
+        }
+    }
+
+    fn get(&self, ns: &str) -> Option<Arc<Socket>> {
+        match self {
+            Joined::Few(few) => few.iter().find(|joined| joined.ns() == ns).cloned(),
+            Joined::Many(many) => many.get(ns).cloned(),
+        }
+    }
+
+    fn all(&self) -> Vec<Arc<Socket>> {
+        match self {
+            Joined::Few(few) => few.clone(),
+            Joined::Many(many) => many.values().cloned().collect(),
+        }
+    }
+}
+
 impl Connection {
     pub(crate) fn sockets(&self) -> std::vec::IntoIter<Arc<Socket>> {
-        self.sockets
-            .read()
-            .values()
-            .cloned()
-            .collect::<Vec<_>>()
-            .into_iter()
+        self.sockets.read().all().into_iter()
     }
 
     pub(crate) fn insert(&self, ns: &str, socket: Arc<Socket>) {
-        self.sockets.write().insert(ns.to_owned(), socket);
+        self.sockets.write().insert(ns, socket);
         self.joined.store(true, Ordering::Release);
         if let Some(watch) = self.watch.lock().take() {
             watch.timeouts.state.lock().release(watch.slot, watch.epoch);
@@ -58,7 +121,7 @@ impl Connection {
     }
 
     fn get(&self, ns: &str) -> Option<Arc<Socket>> {
-        self.sockets.read().get(ns).cloned()
+        self.sockets.read().get(ns)
     }
 
     fn decode(
