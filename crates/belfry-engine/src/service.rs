@@ -36,7 +36,7 @@ use std::{
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::{BodyExt, Empty, combinators::UnsyncBoxBody};
+use http_body_util::{BodyExt, Empty, Full, combinators::UnsyncBoxBody};
 use pin_project_lite::pin_project;
 use tower::{ServiceExt, util::BoxCloneSyncService};
 use tower_layer::Layer;
@@ -69,7 +69,28 @@ pub type EngineHttp = BoxCloneSyncService<Request<RequestBody>, Response<EngineB
 #[derive(Clone)]
 pub struct EngineLayer {
     path: Arc<str>,
-    engine: EngineHttp,
+    engine: EngineCall,
+}
+
+/// How [`EngineService`] reaches the engine.
+#[derive(Clone)]
+enum EngineCall {
+    /// No layer added: the engine's routing called in place, its future held inline (no boxed
+    /// service cloned and no boxed future for each request).
+    Direct(Arc<dyn Route>),
+    /// Through the layers added with [`EngineLayer::engine_layer`].
+    Layered(EngineHttp),
+}
+
+/// The engine's routing, whatever its handler.
+trait Route: Send + Sync + 'static {
+    fn route(&self, req: Request<RequestBody>) -> Dispatched;
+}
+
+impl<H: EngineHandler> Route for Engine<H> {
+    fn route(&self, req: Request<RequestBody>) -> Dispatched {
+        dispatch::handle(&self.inner, req)
+    }
 }
 
 impl fmt::Debug for EngineLayer {
@@ -84,7 +105,7 @@ impl EngineLayer {
     pub(crate) fn new<H: EngineHandler>(engine: Engine<H>) -> Self {
         EngineLayer {
             path: engine.config().path().into(),
-            engine: BoxCloneSyncService::new(CoreService { engine }),
+            engine: EngineCall::Direct(Arc::new(engine)),
         }
     }
 
@@ -110,13 +131,17 @@ impl EngineLayer {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
+        let engine = match self.engine {
+            EngineCall::Direct(route) => BoxCloneSyncService::new(CoreService { route }),
+            EngineCall::Layered(engine) => engine,
+        };
         let service = layer
-            .layer(self.engine)
+            .layer(engine)
             .map_response(|res: Response<B>| res.map(boxed))
             .map_err(Into::into);
         EngineLayer {
             path: self.path,
-            engine: BoxCloneSyncService::new(service),
+            engine: EngineCall::Layered(BoxCloneSyncService::new(service)),
         }
     }
 }
@@ -145,20 +170,14 @@ fn full_boxed(body: http_body_util::Full<Bytes>) -> EngineBody {
     body.map_err(|never| match never {}).boxed_unsync()
 }
 
-/// The innermost engine service: dispatches to the transports.
-struct CoreService<H: EngineHandler> {
-    engine: Engine<H>,
+/// The innermost engine service under the layers added with [`EngineLayer::engine_layer`]:
+/// dispatches to the transports.
+#[derive(Clone)]
+struct CoreService {
+    route: Arc<dyn Route>,
 }
 
-impl<H: EngineHandler> Clone for CoreService<H> {
-    fn clone(&self) -> Self {
-        CoreService {
-            engine: self.engine.clone(),
-        }
-    }
-}
-
-impl<H: EngineHandler> Service<Request<RequestBody>> for CoreService<H> {
+impl Service<Request<RequestBody>> for CoreService {
     type Response = Response<EngineBody>;
     type Error = BoxError;
     type Future = futures_util::future::Map<Dispatched, fn(EngineResponse) -> CoreResult>;
@@ -169,7 +188,7 @@ impl<H: EngineHandler> Service<Request<RequestBody>> for CoreService<H> {
 
     fn call(&mut self, req: Request<RequestBody>) -> Self::Future {
         let answer: fn(EngineResponse) -> CoreResult = |res| Ok(res.map(full_boxed));
-        futures_util::FutureExt::map(dispatch::handle(&self.engine.inner, req), answer)
+        futures_util::FutureExt::map(self.route.route(req), answer)
     }
 }
 
@@ -181,7 +200,7 @@ type CoreResult = Result<Response<EngineBody>, BoxError>;
 pub struct EngineService<S> {
     inner: S,
     path: Arc<str>,
-    engine: EngineHttp,
+    engine: EngineCall,
 }
 
 impl<S: fmt::Debug> fmt::Debug for EngineService<S> {
@@ -210,11 +229,15 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         if req.uri().path().starts_with(&*self.path) {
             let req = req.map(|body| body.map_err(Into::into).boxed_unsync());
-            ResponseFuture {
-                kind: FutureKind::Engine {
-                    future: self.engine.clone().oneshot(req),
+            let kind = match &self.engine {
+                EngineCall::Direct(route) => FutureKind::Direct {
+                    future: route.route(req),
                 },
-            }
+                EngineCall::Layered(engine) => FutureKind::Engine {
+                    future: engine.clone().oneshot(req),
+                },
+            };
+            ResponseFuture { kind }
         } else {
             ResponseFuture {
                 kind: FutureKind::Inner {
@@ -236,6 +259,7 @@ pin_project! {
 pin_project! {
     #[project = FutureKindProj]
     enum FutureKind<F> {
+        Direct { #[pin] future: Dispatched },
         Engine { #[pin] future: tower::util::Oneshot<EngineHttp, Request<RequestBody>> },
         Inner { #[pin] future: F },
     }
@@ -255,6 +279,11 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
+            FutureKindProj::Direct { future } => future.poll(cx).map(|res| {
+                Ok(res.map(|body| ResponseBody {
+                    kind: BodyKind::Full { body },
+                }))
+            }),
             FutureKindProj::Engine { future } => future.poll(cx).map(|res| {
                 let res = res.unwrap_or_else(|error| {
                     tracing::debug!(%error, "engine layer failed");
@@ -286,6 +315,8 @@ pin_project! {
 pin_project! {
     #[project = BodyKindProj]
     enum BodyKind<B> {
+        /// The engine's own answer, when no layer wraps the engine.
+        Full { #[pin] body: Full<Bytes> },
         Engine { #[pin] body: EngineBody },
         Inner { #[pin] body: B },
     }
@@ -310,6 +341,7 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.project().kind.project() {
+            BodyKindProj::Full { body } => body.poll_frame(cx).map_err(|never| match never {}),
             BodyKindProj::Engine { body } => body.poll_frame(cx),
             BodyKindProj::Inner { body } => body.poll_frame(cx).map_err(Into::into),
         }
@@ -317,6 +349,7 @@ where
 
     fn is_end_stream(&self) -> bool {
         match &self.kind {
+            BodyKind::Full { body } => body.is_end_stream(),
             BodyKind::Engine { body } => body.is_end_stream(),
             BodyKind::Inner { body } => body.is_end_stream(),
         }
@@ -324,6 +357,7 @@ where
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
+            BodyKind::Full { body } => body.size_hint(),
             BodyKind::Engine { body } => body.size_hint(),
             BodyKind::Inner { body } => body.size_hint(),
         }
