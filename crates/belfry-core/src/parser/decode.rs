@@ -57,7 +57,8 @@ pub enum ParseError {
 #[derive(Debug)]
 pub struct Decoder {
     max_attachments: usize,
-    pending: Option<Pending>,
+    /// Boxed: a packet rarely waits, and the decoder lives as long as its connection.
+    pending: Option<Box<Pending>>,
 }
 
 #[derive(Debug)]
@@ -100,7 +101,7 @@ impl Decoder {
         if expected == 0 {
             Ok(Some(packet))
         } else {
-            self.pending = Some(Pending { packet, expected });
+            self.pending = Some(Box::new(Pending { packet, expected }));
             Ok(None)
         }
     }
