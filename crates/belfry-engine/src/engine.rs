@@ -12,7 +12,6 @@ use std::{
 use http::request::Parts;
 use parking_lot::RwLock;
 use tokio::sync::Notify;
-use tracing::Instrument;
 
 use crate::{
     CloseReason, EngineConfig, EngineHandler, EngineLayer, Packet, Sid, Socket, TransportType,
@@ -204,7 +203,7 @@ impl<H: EngineHandler> EngineInner<H> {
             self.heartbeats.start(&socket);
         }
         let span = socket.span().clone();
-        tokio::spawn(self.clone().run_session(socket.clone()).instrument(span));
+        crate::traced::spawn(self.clone().run_session(socket.clone()), span);
         Some((socket, open))
     }
 

@@ -43,6 +43,7 @@ mod request;
 mod service;
 pub mod slots;
 mod socket;
+mod traced;
 mod transport;
 
 /// Entry points for the fuzz targets (`crates/belfry-engine/fuzz`), built only with

@@ -13,7 +13,6 @@ use http_body_util::Full;
 use hyper::upgrade::OnUpgrade;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tracing::Instrument;
 
 use crate::{
     CloseReason, EngineHandler, Packet, Sid, Socket, TransportType,
@@ -151,14 +150,14 @@ pub(crate) fn handshake<H: EngineHandler>(
     edit_headers(inner, socket.req_parts(), &mut res, Some(socket.id()));
     let inner = inner.clone();
     let span = socket.span().clone();
-    tokio::spawn(
+    crate::traced::spawn(
         async move {
             match accept(&inner, on_upgrade, deflate).await {
                 Some(ws) => run(inner, socket, ws).await,
                 None => socket.close_with(CloseReason::TransportError),
             }
-        }
-        .instrument(span),
+        },
+        span,
     );
     res
 }
@@ -183,7 +182,7 @@ pub(crate) fn upgrade<H: EngineHandler>(
     edit_headers(inner, parts, &mut res, None);
     let inner = inner.clone();
     let span = tracing::debug_span!(parent: socket.span(), "upgrade");
-    tokio::spawn(
+    crate::traced::spawn(
         async move {
             match accept(&inner, on_upgrade, deflate).await {
                 Some(ws) => probe(inner, socket, ws).await,
@@ -191,8 +190,8 @@ pub(crate) fn upgrade<H: EngineHandler>(
                     .upgrade_claimed
                     .store(false, std::sync::atomic::Ordering::Release),
             }
-        }
-        .instrument(span),
+        },
+        span,
     );
     res
 }
