@@ -12,7 +12,6 @@ use std::{
 use http::{HeaderMap, HeaderName, HeaderValue, Uri, request::Parts};
 use parking_lot::Mutex;
 use tokio::{sync::Notify, time::Instant};
-use tokio_util::sync::CancellationToken;
 
 use crate::{CloseReason, Packet, SendError, Sid, TransportType};
 
@@ -46,9 +45,9 @@ pub struct Socket<D> {
     /// The session's slot in the engine's heartbeats (v4).
     pub(crate) beat_slot: AtomicU32,
     pub(crate) close_delivered: Notify,
-    closed: CancellationToken,
-    /// `closed` is cancelled (or about to be): read on every turn of a transport, where the
-    /// token's check would take its lock.
+    /// Wakes [`closed`](Socket::closed)'s waiters, once `is_closed` is set.
+    closed: Notify,
+    /// The session is closed or closing: read on every turn of a transport.
     is_closed: AtomicBool,
     pub(crate) polling_get: AtomicBool,
     pub(crate) polling_post: AtomicBool,
@@ -196,7 +195,7 @@ impl<D> Socket<D> {
             heartbeat: AtomicU8::new(crate::heartbeat::IDLE),
             beat_slot: AtomicU32::new(u32::MAX),
             close_delivered: Notify::new(),
-            closed: CancellationToken::new(),
+            closed: Notify::new(),
             is_closed: AtomicBool::new(false),
             polling_get: AtomicBool::new(false),
             polling_post: AtomicBool::new(false),
@@ -541,7 +540,14 @@ impl<D> Socket<D> {
 
     /// Resolves when the session closes.
     pub async fn closed(&self) {
-        self.closed.cancelled().await;
+        let closed = self.closed.notified();
+        tokio::pin!(closed);
+        // Listening before looking: `close_with` sets the flag, then wakes who listens.
+        closed.as_mut().enable();
+        if self.is_closed() {
+            return;
+        }
+        closed.await;
     }
 
     /// The reason the session closed, if it did.
@@ -567,7 +573,7 @@ impl<D> Socket<D> {
         let _span = self.span.enter();
         tracing::debug!(%reason, "closing session");
         self.is_closed.store(true, Ordering::Release);
-        self.closed.cancel();
+        self.closed.notify_waiters();
         self.wake(writer);
     }
 

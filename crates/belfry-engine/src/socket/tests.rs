@@ -240,3 +240,28 @@ fn pauses_of_reading_count() {
     socket.pause_reading(true);
     assert!(socket.reads_paused());
 }
+
+#[tokio::test]
+async fn closed_resolves_for_every_waiter_and_after_the_close() {
+    let socket = Arc::new(session(TransportType::Websocket));
+    let waiters: Vec<_> = (0..3)
+        .map(|_| {
+            let socket = socket.clone();
+            tokio::spawn(async move { socket.closed().await })
+        })
+        .collect();
+    // Each waiter listens before the close.
+    tokio::task::yield_now().await;
+    let mut waiting = std::pin::pin!(socket.closed());
+    assert!(futures_util::poll!(waiting.as_mut()).is_pending());
+    socket.close_with(CloseReason::ForcedClose);
+    assert!(futures_util::poll!(waiting.as_mut()).is_ready());
+    for waiter in waiters {
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("a waiter from before the close is woken")
+            .unwrap();
+    }
+    // A waiter that comes after the close does not wait.
+    assert!(futures_util::poll!(std::pin::pin!(socket.closed())).is_ready());
+}
