@@ -4,18 +4,18 @@
 use std::{
     fmt,
     sync::{
-        Arc,
+        Arc, OnceLock,
         atomic::{AtomicUsize, Ordering},
     },
 };
 
 use http::request::Parts;
 use parking_lot::RwLock;
-use tokio::sync::Notify;
+use tokio::{runtime::Handle, sync::Notify};
 
 use crate::{
     CloseReason, EngineConfig, EngineHandler, EngineLayer, Packet, Sid, Socket, TransportType,
-    heartbeat::Heartbeats, packet::OpenPacket, sid::SidMap,
+    heartbeat::Heartbeats, packet::OpenPacket, sid::SidMap, socket::SessionEnd,
 };
 
 /// An Engine.IO server: the session table, the handler and the options.
@@ -60,6 +60,8 @@ pub(crate) struct EngineInner<H: EngineHandler> {
     heartbeats: Arc<Heartbeats<H::Data>>,
     live: AtomicUsize,
     all_closed: Notify,
+    /// What every session of this engine calls when it closes, made with the first session.
+    session_end: OnceLock<SessionEnd<H::Data>>,
 }
 
 impl<H: EngineHandler> Clone for Engine<H> {
@@ -91,6 +93,7 @@ impl<H: EngineHandler> Engine<H> {
                 sessions: RwLock::new(SidMap::default()),
                 live: AtomicUsize::new(0),
                 all_closed: Notify::new(),
+                session_end: OnceLock::new(),
             }),
         }
     }
@@ -171,15 +174,18 @@ impl<H: EngineHandler> EngineInner<H> {
         transport: TransportType,
         protocol: u8,
     ) -> Option<(Arc<Socket<H::Data>>, Packet)> {
-        let socket = Arc::new(Socket::new(
-            sid.clone(),
-            parts,
-            transport,
-            protocol,
-            self.config.max_buffered_packets,
-            self.config.max_buffered_bytes,
-            H::Data::default(),
-        ));
+        let socket = Arc::new(
+            Socket::new(
+                sid.clone(),
+                parts,
+                transport,
+                protocol,
+                self.config.max_buffered_packets,
+                self.config.max_buffered_bytes,
+                H::Data::default(),
+            )
+            .with_on_close(self.session_end()),
+        );
         {
             let mut sessions = self.sessions.write();
             if sessions.contains_key(&sid) {
@@ -199,39 +205,67 @@ impl<H: EngineHandler> EngineInner<H> {
             ping_timeout: millis(self.config.ping_timeout),
             max_payload: self.config.max_payload,
         });
-        if protocol != 3 {
+        if protocol == 3 {
+            let deadline = self.config.ping_interval + self.config.ping_timeout;
+            let beating = socket.clone();
+            crate::traced::spawn(
+                async move {
+                    tokio::select! {
+                        () = beating.closed() => {}
+                        () = crate::heartbeat::v3_heartbeat(deadline, &beating) => {}
+                    }
+                },
+                socket.span().clone(),
+            );
+        } else {
             self.heartbeats.start(&socket);
         }
-        let span = socket.span().clone();
-        crate::traced::spawn(self.clone().run_session(socket.clone()), span);
         Some((socket, open))
     }
 
-    /// The life of one session: open until closed (by the heartbeat among others), then the
-    /// handler's `on_disconnect`, then removal from the table (for polling, once the close
-    /// packet reached the client or after a grace period). The task sleeps meanwhile: a v4
-    /// heartbeat runs on the engine's [`Heartbeats`], not here.
-    ///
-    /// What waits while the session is open is kept small (each session holds it): the v3
-    /// heartbeat and what follows the close are boxed, made only when they run.
-    async fn run_session(self: Arc<Self>, socket: Arc<Socket<H::Data>>) {
-        if socket.protocol() == 3 {
-            let deadline = self.config.ping_interval + self.config.ping_timeout;
-            Box::pin(async {
-                tokio::select! {
-                    () = socket.closed() => {}
-                    () = crate::heartbeat::v3_heartbeat(deadline, &socket) => {}
-                }
+    /// What a session of this engine calls when it closes: the engine's end of the session on
+    /// a task of its own, made then (the runtime's handle is the one the first session opened
+    /// on, for a close from outside any runtime). It holds the engine weakly: the engine holds
+    /// its sessions.
+    fn session_end(self: &Arc<Self>) -> SessionEnd<H::Data> {
+        self.session_end
+            .get_or_init(|| {
+                let engine = Arc::downgrade(self);
+                let runtime = tokio::runtime::Handle::current();
+                Arc::new(move |socket: &Socket<H::Data>| {
+                    if let Some(engine) = engine.upgrade() {
+                        engine.session_closed(socket, &runtime);
+                    }
+                })
             })
-            .await;
-        } else {
-            socket.closed().await;
-            self.heartbeats.stop(&socket);
-        }
-        Box::pin(self.after_close(socket)).await;
+            .clone()
     }
 
-    /// The end of [`run_session`](Self::run_session), once the session closed.
+    /// Runs [`after_close`](Self::after_close) for `socket`, just closed, if it is this engine's
+    /// session: it is in the table until `after_close` removes it.
+    fn session_closed(self: Arc<Self>, socket: &Socket<H::Data>, runtime: &Handle) {
+        let Some(socket) = self
+            .get(socket.id().as_str())
+            .filter(|found| std::ptr::eq(Arc::as_ptr(found), socket))
+        else {
+            return;
+        };
+        let span = socket.span().clone();
+        let end = async move {
+            if socket.protocol() != 3 {
+                self.heartbeats.stop(&socket);
+            }
+            self.after_close(socket).await;
+        };
+        match Handle::try_current() {
+            Ok(current) => crate::traced::spawn_on(&current, end, span),
+            Err(_) => crate::traced::spawn_on(runtime, end, span),
+        }
+    }
+
+    /// The end of a session, once it closed: the handler's `on_disconnect`, then removal from
+    /// the table (for polling, once the close packet reached the client or after a grace
+    /// period).
     async fn after_close(self: Arc<Self>, socket: Arc<Socket<H::Data>>) {
         let reason = socket
             .close_reason()
@@ -305,4 +339,57 @@ const CLIENT_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(1
 
 fn millis(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use bytes::Bytes;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::Str;
+
+    #[derive(Default)]
+    struct Counting {
+        disconnected: AtomicUsize,
+    }
+
+    impl EngineHandler for Counting {
+        type Data = ();
+        fn on_connect(&self, _: Arc<Socket<()>>) {}
+        fn on_disconnect(&self, _: Arc<Socket<()>>, _: CloseReason) {
+            self.disconnected.fetch_add(1, Ordering::SeqCst);
+        }
+        fn on_message(&self, _: &Arc<Socket<()>>, _: Str) {}
+        fn on_binary(&self, _: &Arc<Socket<()>>, _: Bytes) {}
+    }
+
+    /// An open session costs no task (the heartbeats' driver is shared by all); its end runs
+    /// on a task made when it closes, once, however often it is closed.
+    #[tokio::test]
+    async fn an_open_session_has_no_task_and_ends_once() {
+        let engine = Engine::new(Counting::default(), EngineConfig::default());
+        let metrics = Handle::current().metrics();
+        let before = metrics.num_alive_tasks();
+        for _ in 0..20 {
+            let req = http::Request::get("/socket.io/?EIO=4&transport=polling")
+                .body(http_body_util::Empty::<Bytes>::new())
+                .unwrap();
+            let res = engine.service().oneshot(req).await.unwrap();
+            assert_eq!(res.status(), http::StatusCode::OK);
+        }
+        assert_eq!(engine.clients_count(), 20);
+        let tasks = metrics.num_alive_tasks();
+        assert!(tasks <= before + 1, "{tasks} tasks for 20 sessions");
+
+        engine.close().await;
+        assert_eq!(engine.handler().disconnected.load(Ordering::SeqCst), 20);
+        for socket in engine.sockets() {
+            socket.close();
+        }
+        tokio::task::yield_now().await;
+        assert_eq!(engine.handler().disconnected.load(Ordering::SeqCst), 20);
+    }
 }

@@ -7,6 +7,7 @@
 
 use std::{future::Future, pin::Pin};
 
+use tokio::runtime::Handle;
 use tracing::{Instrument, Span};
 
 /// `future` boxed, in `span` unless it is disabled.
@@ -26,9 +27,17 @@ pub(crate) fn spawn<F>(future: F, span: Span)
 where
     F: Future<Output = ()> + Send + 'static,
 {
+    spawn_on(&Handle::current(), future, span);
+}
+
+/// Spawns `future` on `runtime`, in `span` unless it is disabled.
+pub(crate) fn spawn_on<F>(runtime: &Handle, future: F, span: Span)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
     if span.is_disabled() {
-        tokio::spawn(future);
+        runtime.spawn(future);
     } else {
-        tokio::spawn(future.instrument(span));
+        runtime.spawn(future.instrument(span));
     }
 }

@@ -18,6 +18,9 @@ use crate::{CloseReason, Packet, SendError, Sid, TransportType};
 pub(crate) use queue::Packets;
 pub use queue::SharedPackets;
 
+/// What a session calls, once, when it closes.
+pub(crate) type SessionEnd<D> = std::sync::Arc<dyn Fn(&Socket<D>) + Send + Sync>;
+
 /// One Engine.IO session (a client connection), shared by the transports and the handler.
 ///
 /// Packets sent with [`Socket::send`] go to a queue bounded in packets and bytes, which the
@@ -47,6 +50,9 @@ pub struct Socket<D> {
     pub(crate) close_delivered: Notify,
     /// Wakes [`closed`](Socket::closed)'s waiters, once `is_closed` is set.
     closed: Notify,
+    /// Called once, when the session closes: the engine's end of the session, on a task made
+    /// then, rather than a task for each session that waits for the close all its life.
+    on_close: Option<SessionEnd<D>>,
     /// The session is closed or closing: read on every turn of a transport.
     is_closed: AtomicBool,
     pub(crate) polling_get: AtomicBool,
@@ -154,6 +160,12 @@ impl<D> Socket<D> {
     /// the WebSocket writer's, swapped at each drain) of one entry each.
     pub(crate) const SMALL_QUEUE: usize = 1;
 
+    /// The session, told `end` when it closes (see `on_close`).
+    pub(crate) fn with_on_close(mut self, end: SessionEnd<D>) -> Self {
+        self.on_close = Some(end);
+        self
+    }
+
     pub(crate) fn new(
         id: Sid,
         parts: Parts,
@@ -196,6 +208,7 @@ impl<D> Socket<D> {
             beat_slot: AtomicU32::new(u32::MAX),
             close_delivered: Notify::new(),
             closed: Notify::new(),
+            on_close: None,
             is_closed: AtomicBool::new(false),
             polling_get: AtomicBool::new(false),
             polling_post: AtomicBool::new(false),
@@ -575,6 +588,9 @@ impl<D> Socket<D> {
         self.is_closed.store(true, Ordering::Release);
         self.closed.notify_waiters();
         self.wake(writer);
+        if let Some(end) = &self.on_close {
+            end(self);
+        }
     }
 
     /// Closes with `reason` and asks the WebSocket writer to send close `code`.
