@@ -145,8 +145,9 @@ async fn registering_a_namespace_again_keeps_it() {
 }
 
 /// One client in many namespaces at once, past the few a connection keeps in a short list:
-/// every packet still reaches the socket of its own namespace, a namespace left stops
-/// answering while the others go on, and joined again it answers again.
+/// every packet still reaches the socket of its own namespace; a namespace left, from the
+/// short list or from the map, is left on the server (the child namespace goes with its last
+/// socket) while the others go on answering; joined again, it answers again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_client_in_many_namespaces() {
     use belfry::AckSender;
@@ -168,44 +169,75 @@ async fn one_client_in_many_namespaces() {
         .connect()
         .await
         .unwrap();
-    let mut sockets = Vec::new();
-    for i in 0..12 {
-        let name = format!("/n-{i}");
-        sockets.push(root.io().socket(name.as_str()).connect().await.unwrap());
-    }
+    let join = |i: usize| {
+        let manager = root.io();
+        async move {
+            manager
+                .socket(format!("/n-{i}").as_str())
+                .connect()
+                .await
+                .unwrap()
+        }
+    };
     let asked = |socket: &belfry_client::Socket| {
         let socket = socket.clone();
         async move {
             socket
                 .emit_with_timeout::<String, _>(ACK_WAIT, "ns?", &())
                 .await
+                .unwrap()
         }
     };
-    for (i, socket) in sockets.iter().enumerate() {
-        assert_eq!(asked(socket).await.unwrap(), format!("/n-{i}"));
-    }
-    assert_eq!(children.children().len(), 12);
-
-    for i in [3, 10] {
-        sockets[i].disconnect().await;
-    }
-    for (i, socket) in sockets.iter().enumerate() {
-        if i != 3 && i != 10 {
-            assert_eq!(asked(socket).await.unwrap(), format!("/n-{i}"));
+    let children_become = |n: usize| {
+        let children = children.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while children.children().len() != n {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{:?}",
+                    children.children()
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
-    }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while children.children().len() != 10 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{:?}",
-            children.children()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    };
+    let answering = |sockets: &[Option<belfry_client::Socket>]| {
+        let sockets = sockets.to_vec();
+        async move {
+            for (i, socket) in sockets.iter().enumerate() {
+                if let Some(socket) = socket {
+                    assert_eq!(asked(socket).await, format!("/n-{i}"));
+                }
+            }
+        }
+    };
 
-    let again = root.io().socket("/n-3").connect().await.unwrap();
-    assert_eq!(asked(&again).await.unwrap(), "/n-3");
-    assert_eq!(asked(&sockets[11]).await.unwrap(), "/n-11");
+    // In the short list: five joined, one left.
+    let mut sockets = Vec::new();
+    for i in 0..5 {
+        sockets.push(Some(join(i).await));
+    }
+    answering(&sockets).await;
+    sockets[1].take().unwrap().disconnect().await;
+    children_become(4).await;
+    answering(&sockets).await;
+
+    // Past the short list: twelve joined (the left one again), two left from the map.
+    sockets[1] = Some(join(1).await);
+    for i in 5..12 {
+        sockets.push(Some(join(i).await));
+    }
+    children_become(12).await;
+    answering(&sockets).await;
+    for i in [3, 10] {
+        sockets[i].take().unwrap().disconnect().await;
+    }
+    children_become(10).await;
+    answering(&sockets).await;
+
+    sockets[3] = Some(join(3).await);
+    children_become(11).await;
+    answering(&sockets).await;
     root.disconnect().await;
 }

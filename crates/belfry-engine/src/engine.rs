@@ -174,7 +174,8 @@ impl<H: EngineHandler> EngineInner<H> {
         transport: TransportType,
         protocol: u8,
     ) -> Option<(Arc<Socket<H::Data>>, Packet)> {
-        let socket = Arc::new(
+        let end = self.session_end();
+        let socket = Arc::new_cyclic(|me| {
             Socket::new(
                 sid.clone(),
                 parts,
@@ -184,16 +185,25 @@ impl<H: EngineHandler> EngineInner<H> {
                 self.config.max_buffered_bytes,
                 H::Data::default(),
             )
-            .with_on_close(self.session_end()),
-        );
+            .with_on_close(end, me.clone())
+        });
+        // Counted and beating before anything can find the session, and so close it: its end
+        // undoes both.
+        self.live.fetch_add(1, Ordering::AcqRel);
+        if protocol != 3 {
+            self.heartbeats.start(&socket);
+        }
         {
             let mut sessions = self.sessions.write();
             if sessions.contains_key(&sid) {
+                drop(sessions);
+                // Never seen by anyone, never closed: undone here.
+                self.heartbeats.stop(&socket);
+                self.ended_one();
                 return None;
             }
             sessions.insert(sid.clone(), socket.clone());
         }
-        self.live.fetch_add(1, Ordering::AcqRel);
         let upgrades = match transport {
             TransportType::Polling => self.config.upgrades(),
             TransportType::Websocket => Vec::new(),
@@ -206,6 +216,7 @@ impl<H: EngineHandler> EngineInner<H> {
             max_payload: self.config.max_payload,
         });
         if protocol == 3 {
+            // The client pings: a task waits for its pings until the session closes.
             let deadline = self.config.ping_interval + self.config.ping_timeout;
             let beating = socket.clone();
             crate::traced::spawn(
@@ -217,49 +228,37 @@ impl<H: EngineHandler> EngineInner<H> {
                 },
                 socket.span().clone(),
             );
-        } else {
-            self.heartbeats.start(&socket);
         }
         Some((socket, open))
     }
 
-    /// What a session of this engine calls when it closes: the engine's end of the session on
-    /// a task of its own, made then (the runtime's handle is the one the first session opened
-    /// on, for a close from outside any runtime). It holds the engine weakly: the engine holds
-    /// its sessions.
+    /// What a session of this engine calls when it closes: its heartbeat stopped at once, then
+    /// the engine's end of the session ([`after_close`](Self::after_close)) on a task made
+    /// then, on the runtime the engine's first session opened on (a close may come from
+    /// outside any runtime, or from one without timers). It holds the engine weakly: the
+    /// engine holds its sessions.
     fn session_end(self: &Arc<Self>) -> SessionEnd<H::Data> {
         self.session_end
             .get_or_init(|| {
                 let engine = Arc::downgrade(self);
-                let runtime = tokio::runtime::Handle::current();
-                Arc::new(move |socket: &Socket<H::Data>| {
-                    if let Some(engine) = engine.upgrade() {
-                        engine.session_closed(socket, &runtime);
-                    }
+                let heartbeats = self.heartbeats.clone();
+                let runtime = Handle::current();
+                Arc::new(move |socket: Arc<Socket<H::Data>>| {
+                    heartbeats.stop(&socket);
+                    let Some(engine) = engine.upgrade() else {
+                        return;
+                    };
+                    let span = socket.span().clone();
+                    crate::traced::spawn_on(&runtime, engine.after_close(socket), span);
                 })
             })
             .clone()
     }
 
-    /// Runs [`after_close`](Self::after_close) for `socket`, just closed, if it is this engine's
-    /// session: it is in the table until `after_close` removes it.
-    fn session_closed(self: Arc<Self>, socket: &Socket<H::Data>, runtime: &Handle) {
-        let Some(socket) = self
-            .get(socket.id().as_str())
-            .filter(|found| std::ptr::eq(Arc::as_ptr(found), socket))
-        else {
-            return;
-        };
-        let span = socket.span().clone();
-        let end = async move {
-            if socket.protocol() != 3 {
-                self.heartbeats.stop(&socket);
-            }
-            self.after_close(socket).await;
-        };
-        match Handle::try_current() {
-            Ok(current) => crate::traced::spawn_on(&current, end, span),
-            Err(_) => crate::traced::spawn_on(runtime, end, span),
+    /// One session fewer alive; the last wakes [`Engine::close`].
+    fn ended_one(&self) {
+        if self.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.all_closed.notify_waiters();
         }
     }
 
@@ -272,9 +271,7 @@ impl<H: EngineHandler> EngineInner<H> {
             .expect("a closed session has a close reason");
         tracing::debug!(%reason, "session closed");
         self.handler.on_disconnect(socket.clone(), reason);
-        if self.live.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.all_closed.notify_waiters();
-        }
+        self.ended_one();
         if matches!(
             reason,
             CloseReason::ForcedClose | CloseReason::TransportClose
@@ -343,9 +340,10 @@ fn millis(d: std::time::Duration) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicUsize;
+    use std::{sync::atomic::AtomicUsize, time::Duration};
 
     use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
     use tower::ServiceExt;
 
     use super::*;
@@ -366,30 +364,133 @@ mod tests {
         fn on_binary(&self, _: &Arc<Socket<()>>, _: Bytes) {}
     }
 
+    fn counting() -> Engine<Counting> {
+        Engine::new(Counting::default(), EngineConfig::default())
+    }
+
+    fn disconnected(engine: &Engine<Counting>) -> usize {
+        engine.handler().disconnected.load(Ordering::SeqCst)
+    }
+
+    /// A request to the engine, answered: status and body.
+    async fn request(
+        engine: &Engine<Counting>,
+        method: &str,
+        query: &str,
+        body: &str,
+    ) -> (u16, String) {
+        let req = http::Request::builder()
+            .method(method)
+            .uri(format!("/socket.io/?{query}"))
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .unwrap();
+        let res = engine.service().oneshot(req).await.unwrap();
+        let status = res.status().as_u16();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    /// Opens a polling session; its id.
+    async fn open(engine: &Engine<Counting>, eio: u8) -> String {
+        let (status, body) =
+            request(engine, "GET", &format!("EIO={eio}&transport=polling"), "").await;
+        assert_eq!(status, 200, "{body}");
+        let start = body.find("\"sid\":\"").unwrap() + 7;
+        body[start..start + 20].to_owned()
+    }
+
+    async fn eventually(what: &str, done: impl Fn() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !done() {
+            assert!(tokio::time::Instant::now() < deadline, "{what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// An open session costs no task (the heartbeats' driver is shared by all); its end runs
     /// on a task made when it closes, once, however often it is closed.
     #[tokio::test]
     async fn an_open_session_has_no_task_and_ends_once() {
-        let engine = Engine::new(Counting::default(), EngineConfig::default());
+        let engine = counting();
         let metrics = Handle::current().metrics();
         let before = metrics.num_alive_tasks();
         for _ in 0..20 {
-            let req = http::Request::get("/socket.io/?EIO=4&transport=polling")
-                .body(http_body_util::Empty::<Bytes>::new())
-                .unwrap();
-            let res = engine.service().oneshot(req).await.unwrap();
-            assert_eq!(res.status(), http::StatusCode::OK);
+            open(&engine, 4).await;
         }
         assert_eq!(engine.clients_count(), 20);
         let tasks = metrics.num_alive_tasks();
         assert!(tasks <= before + 1, "{tasks} tasks for 20 sessions");
 
         engine.close().await;
-        assert_eq!(engine.handler().disconnected.load(Ordering::SeqCst), 20);
+        assert_eq!(disconnected(&engine), 20);
         for socket in engine.sockets() {
             socket.close();
         }
         tokio::task::yield_now().await;
-        assert_eq!(engine.handler().disconnected.load(Ordering::SeqCst), 20);
+        assert_eq!(disconnected(&engine), 20);
+    }
+
+    /// A client's close (`POST 1`) while its GET waits: the GET, woken, answers and frees the
+    /// session in the table, maybe on another worker before the session's end is started.
+    /// The end runs all the same, once, and the engine's close does not wait for it forever.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_close_with_a_waiting_get_ends_the_session_once() {
+        let engine = counting();
+        for round in 1..=200 {
+            let sid = open(&engine, 4).await;
+            let query = format!("EIO=4&transport=polling&sid={sid}");
+            let get = tokio::spawn({
+                let engine = engine.clone();
+                let query = query.clone();
+                async move { request(&engine, "GET", &query, "").await }
+            });
+            eventually("the GET waits", || {
+                engine
+                    .socket(&sid)
+                    .is_some_and(|socket| socket.polling_get.load(Ordering::Acquire))
+            })
+            .await;
+            let (status, body) = request(&engine, "POST", &query, "1").await;
+            assert_eq!((status, body.as_str()), (200, "ok"));
+            let (status, _) = get.await.unwrap();
+            assert_eq!(status, 200);
+            eventually("on_disconnect", || disconnected(&engine) == round).await;
+        }
+        eventually("every session freed", || engine.clients_count() == 0).await;
+        tokio::time::timeout(Duration::from_secs(5), engine.close())
+            .await
+            .expect("no session is left alive");
+        assert_eq!(disconnected(&engine), 200);
+    }
+
+    /// A v3 session keeps a task for the heartbeat its client drives, until it closes; it ends
+    /// once, like any other.
+    #[tokio::test]
+    async fn a_v3_session_ends_once_and_its_heartbeat_task_with_it() {
+        let mut config = EngineConfig::builder().allow_eio3(true).build();
+        // The end of a polling session closed by the server waits this long for the close
+        // packet to be fetched.
+        config.close_grace = Duration::from_millis(10);
+        let engine = Engine::new(Counting::default(), config);
+        let metrics = Handle::current().metrics();
+        let before = metrics.num_alive_tasks();
+        open(&engine, 3).await;
+        assert_eq!(metrics.num_alive_tasks(), before + 1);
+        engine.close().await;
+        assert_eq!(disconnected(&engine), 1);
+        eventually("the v3 heartbeat's task and the end's task ended", || {
+            metrics.num_alive_tasks() == before
+        })
+        .await;
+    }
+
+    /// A session closed from a thread outside any runtime ends on the engine's runtime.
+    #[tokio::test]
+    async fn a_close_from_outside_the_runtime_ends_the_session() {
+        let engine = counting();
+        let sid = open(&engine, 4).await;
+        let socket = engine.socket(&sid).unwrap();
+        std::thread::spawn(move || socket.close()).join().unwrap();
+        eventually("on_disconnect", || disconnected(&engine) == 1).await;
     }
 }

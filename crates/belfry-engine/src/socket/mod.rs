@@ -19,7 +19,7 @@ pub(crate) use queue::Packets;
 pub use queue::SharedPackets;
 
 /// What a session calls, once, when it closes.
-pub(crate) type SessionEnd<D> = std::sync::Arc<dyn Fn(&Socket<D>) + Send + Sync>;
+pub(crate) type SessionEnd<D> = std::sync::Arc<dyn Fn(std::sync::Arc<Socket<D>>) + Send + Sync>;
 
 /// One Engine.IO session (a client connection), shared by the transports and the handler.
 ///
@@ -52,7 +52,9 @@ pub struct Socket<D> {
     closed: Notify,
     /// Called once, when the session closes: the engine's end of the session, on a task made
     /// then, rather than a task for each session that waits for the close all its life.
-    on_close: Option<SessionEnd<D>>,
+    /// Called with the session itself (its own weak reference, upgraded: whoever closes it
+    /// holds it, whether or not the engine's table still does).
+    on_close: Option<(SessionEnd<D>, std::sync::Weak<Socket<D>>)>,
     /// The session is closed or closing: read on every turn of a transport.
     is_closed: AtomicBool,
     pub(crate) polling_get: AtomicBool,
@@ -160,9 +162,10 @@ impl<D> Socket<D> {
     /// the WebSocket writer's, swapped at each drain) of one entry each.
     pub(crate) const SMALL_QUEUE: usize = 1;
 
-    /// The session, told `end` when it closes (see `on_close`).
-    pub(crate) fn with_on_close(mut self, end: SessionEnd<D>) -> Self {
-        self.on_close = Some(end);
+    /// The session, told `end` when it closes (see `on_close`); `me` is the session's own
+    /// reference (`Arc::new_cyclic`).
+    pub(crate) fn with_on_close(mut self, end: SessionEnd<D>, me: std::sync::Weak<Self>) -> Self {
+        self.on_close = Some((end, me));
         self
     }
 
@@ -588,8 +591,10 @@ impl<D> Socket<D> {
         self.is_closed.store(true, Ordering::Release);
         self.closed.notify_waiters();
         self.wake(writer);
-        if let Some(end) = &self.on_close {
-            end(self);
+        if let Some((end, me)) = &self.on_close
+            && let Some(me) = me.upgrade()
+        {
+            end(me);
         }
     }
 
