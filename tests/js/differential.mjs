@@ -399,6 +399,19 @@ def("handshake.open-with-origin", async (c) => {
   c.id(openSid(r));
 });
 
+// Node reads the query with `URLSearchParams`: keys are percent-decoded as values are, and `+`
+// is a space.
+def("handshake.encoded-keys", async (c) => {
+  const r = await httpReq(c, c.main, "GET", "/socket.io/?%45IO=4&%74ransport=polling");
+  c.id(openSid(r));
+  c.t["polling %45IO, %74ransport"] = summary(r);
+  const plus = await httpReq(c, c.main, "GET", "/socket.io/?E+IO=4&transport=polling");
+  c.t["polling E+IO"] = summary(plus);
+  const w = rawWs(c, c.main, "EIO=4&%74ransport=websocket");
+  await w.waitFor((x) => x.closed || x.frames.length, 2000);
+  c.t["websocket %74ransport"] = w.summary();
+});
+
 def("handshake.open-websocket", async (c) => {
   const w = rawWs(c, c.main, "EIO=4&transport=websocket");
   await w.frameCount(1);

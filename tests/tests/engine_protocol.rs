@@ -896,3 +896,52 @@ async fn pongs_never_split_data_frames_of_a_slow_reader() {
         }
     }
 }
+
+/// A v3 session's polling payloads carry binary as binary unless the handshake's query asked for
+/// base64, read as Node reads it (`!req._query.b64`): the last `b64` decides, an empty one asks
+/// for nothing, and the key is percent-decoded. The expectations are what Node's engine.io 6.6
+/// (with `allowEIO3`) answers to the same queries, a message of bytes 1, 2, 3 sent to the client.
+#[tokio::test]
+async fn a_v3_client_asks_for_base64_as_node_reads_the_query() {
+    let server = TestServer::start(EngineConfig::builder().allow_eio3(true).build()).await;
+    for (query, base64) in [
+        ("", false),
+        ("&b64=1", true),
+        ("&b64=", false),
+        ("&b64", false),
+        ("&b64=1&b64=", false),
+        ("&b64=&b64=1", true),
+        ("&%62%36%34=1", true),
+        ("&b64=0", true),
+    ] {
+        let path = format!("/socket.io/?EIO=3&transport=polling{query}");
+        let open = http(server.addr, "GET", &path, &[], b"").await;
+        assert_eq!(open.status, 200, "{query}: {open:?}");
+        let text = open.text();
+        let json = &text[text.find('{').unwrap()..=text.rfind('}').unwrap()];
+        let sid: serde_json::Value = serde_json::from_str(json).unwrap();
+        let sid = sid["sid"].as_str().unwrap().to_owned();
+        // The client sends bytes 1, 2, 3 as a base64 message; the server echoes them.
+        let path = format!("/socket.io/?EIO=3&transport=polling&sid={sid}{query}");
+        let posted = http(server.addr, "POST", &path, &[], b"6:b4AQID").await;
+        assert_eq!(posted.status, 200, "{query}: {posted:?}");
+        let echoed = http(server.addr, "GET", &path, &[], b"").await;
+        let framing = (echoed.header("content-type"), echoed.body.as_slice());
+        if base64 {
+            assert_eq!(
+                framing,
+                (Some("text/plain; charset=UTF-8"), &b"6:b4AQID"[..]),
+                "{query}"
+            );
+        } else {
+            assert_eq!(
+                framing,
+                (
+                    Some("application/octet-stream"),
+                    &[1, 4, 255, 4, 1, 2, 3][..]
+                ),
+                "{query}"
+            );
+        }
+    }
+}

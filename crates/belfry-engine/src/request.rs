@@ -22,8 +22,8 @@ pub(crate) struct Query<'a> {
 
 impl<'a> Query<'a> {
     /// Parses a query string as Node's engine.io reads it
-    /// (`Object.fromEntries(new URL(..).searchParams)`): form-decoded, the last of repeated keys
-    /// wins. An unknown `transport` is `Some(Err(()))`.
+    /// (`Object.fromEntries(new URL(..).searchParams)`): keys and values form-decoded, the last
+    /// of repeated keys wins. An unknown `transport` is `Some(Err(()))`.
     ///
     /// Read on every request: split by a scan of the bytes, which costs less on these short
     /// strings than `str::split`'s searcher (the separators are ASCII, so every piece is on a
@@ -39,17 +39,38 @@ impl<'a> Query<'a> {
                 Some(at) => (&pair[..at], &pair[at + 1..]),
                 None => (pair, ""),
             };
-            match key {
-                "EIO" => out.eio = Some(decoded(value)),
-                "sid" => out.sid = Some(decoded(value)),
-                "transport" => {
-                    out.transport = Some(TransportType::parse(&decoded(value)).ok_or(()));
-                }
-                _ => {}
+            // Node decodes keys as it decodes values (`%45IO=4` is `EIO=4`): a key is scanned
+            // for what to decode only when it is none of the three as clients write them.
+            if !out.set(key, value) && key.bytes().any(|b| b == b'%' || b == b'+') {
+                out.set(&percent_decode(key), value);
             }
         }
         out
     }
+
+    /// Sets the parameter `key` names, if it is one of the engine's: whether it is.
+    fn set(&mut self, key: &str, value: &'a str) -> bool {
+        match key {
+            "EIO" => self.eio = Some(decoded(value)),
+            "sid" => self.sid = Some(decoded(value)),
+            "transport" => self.transport = Some(TransportType::parse(&decoded(value)).ok_or(())),
+            _ => return false,
+        }
+        true
+    }
+}
+
+/// Whether a v3 client asked for base64 payloads: Node's `supportsBinary = !req._query.b64`,
+/// the last `b64` of the query (its key form-decoded too) with a value that is not empty.
+pub(crate) fn asks_base64(query: Option<&str>) -> bool {
+    query
+        .unwrap_or("")
+        .rsplit('&')
+        .find_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decoded(key) == "b64").then_some(!value.is_empty())
+        })
+        .unwrap_or(false)
 }
 
 /// `value` form-decoded, borrowed when there is nothing to decode.
@@ -155,12 +176,37 @@ mod tests {
         assert_eq!(q.eio.as_deref(), Some(""));
         assert!(matches!(q.sid, Some(Cow::Borrowed("a=b"))));
         assert_eq!(q.transport, Some(Ok(TransportType::Websocket)));
+        // Keys are decoded as values are; `+` is a space.
+        let q = Query::parse(Some("%45IO=4&%74ransport=polling&si%64=x&E+IO=3"));
+        assert_eq!(q.eio.as_deref(), Some("4"));
+        assert_eq!(q.transport, Some(Ok(TransportType::Polling)));
+        assert_eq!(q.sid.as_deref(), Some("x"));
         assert!(matches!(
             Query::parse(Some("sid=a+b")).sid,
             Some(Cow::Owned(sid)) if sid == "a b"
         ));
         assert_eq!(Query::parse(Some("")), Query::default());
         assert_eq!(Query::parse(None), Query::default());
+    }
+
+    /// As Node's `!req._query.b64`: the last `b64` wins, an empty value is no request, the key
+    /// is decoded.
+    #[test]
+    fn base64_is_asked_as_node_reads_it() {
+        for (query, asked) in [
+            (None, false),
+            (Some("EIO=3&transport=polling"), false),
+            (Some("EIO=3&b64=1"), true),
+            (Some("b64=0"), true),
+            (Some("b64="), false),
+            (Some("b64"), false),
+            (Some("b64=1&b64="), false),
+            (Some("b64=&b64=1"), true),
+            (Some("%62%36%34=1"), true),
+            (Some("b64x=1&xb64=1"), false),
+        ] {
+            assert_eq!(asks_base64(query), asked, "{query:?}");
+        }
     }
 
     #[test]

@@ -179,12 +179,7 @@ impl<D> Socket<D> {
         data: D,
     ) -> Self {
         let span = tracing::debug_span!("engine", sid = %id, transport = transport.as_str());
-        // Node's `supportsBinary = !req._query.b64`: any non-empty value.
-        let base64 = parts.uri.query().is_some_and(|query| {
-            query
-                .split('&')
-                .any(|pair| pair.strip_prefix("b64=").is_some_and(|v| !v.is_empty()))
-        });
+        let base64 = protocol == 3 && crate::request::asks_base64(parts.uri.query());
         Socket {
             id,
             parts: detached(parts),
