@@ -5,9 +5,9 @@
 # tests/run.sh.
 #
 # Each target's corpus grows in target/fuzz/corpus/<target>; the inputs in
-# crates/*/fuzz/regressions/<target>/ (crashes found before, kept as regression tests) are run
-# first, every time. A crash fails the run: its input is in target/fuzz/artifacts/<target>/;
-# copy it into the target's regressions folder with the fix.
+# crates/*/fuzz/regressions/<target>/ (crashes found before, kept as regression tests) and
+# crates/*/fuzz/seeds/<target>/ are run first, every time. A crash fails the run: its input is in
+# target/fuzz/artifacts/<target>/; copy it into the target's regressions folder with the fix.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +29,9 @@ for dir in crates/belfry-proto/fuzz crates/belfry-engine/fuzz crates/belfry-core
     mkdir -p "$corpus" "$artifacts"
     inputs=("$corpus")
     [ -d "$dir/regressions/$name" ] && inputs+=("$dir/regressions/$name")
+    # Seeds: inputs that reach what the fuzzer would not find by itself (string keys compared
+    # with `memcmp`, which is not instrumented without a sanitizer).
+    [ -d "$dir/seeds/$name" ] && inputs+=("$dir/seeds/$name")
     printf '==> fuzz %s for %ss\n' "$name" "$seconds"
     if ! "$out/$host/release/$name" -max_total_time="$seconds" -print_final_stats=1 \
         -artifact_prefix="$artifacts" "${inputs[@]}" >"$out/$name.log" 2>&1; then

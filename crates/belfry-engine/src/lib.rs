@@ -63,6 +63,40 @@ pub mod fuzzing {
             panic!("the codec and tungstenite differ:\n{difference}");
         }
     }
+
+    /// Reads `input` as a request's query: never panics, and reads as Node's
+    /// `Object.fromEntries(new URLSearchParams(input))` (every key and value form-decoded, the
+    /// last of repeated keys wins), spelled out here the slow way.
+    pub fn query(input: &str) {
+        use belfry_proto::query::form_decode;
+
+        use crate::{TransportType, request};
+
+        let mut eio = None;
+        let mut sid = None;
+        let mut transport = None;
+        let mut b64 = None;
+        for pair in input.split('&') {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let value = form_decode(value);
+            match form_decode(key).as_str() {
+                "EIO" => eio = Some(value),
+                "sid" => sid = Some(value),
+                "transport" => transport = Some(TransportType::parse(&value).ok_or(())),
+                "b64" => b64 = Some(!value.is_empty()),
+                _ => {}
+            }
+        }
+        let parsed = request::Query::parse(Some(input));
+        assert_eq!(parsed.eio.as_deref(), eio.as_deref(), "EIO");
+        assert_eq!(parsed.sid.as_deref(), sid.as_deref(), "sid");
+        assert_eq!(parsed.transport, transport, "transport");
+        assert_eq!(
+            request::asks_base64(Some(input)),
+            b64.unwrap_or(false),
+            "b64"
+        );
+    }
 }
 
 // What the engine shares with the Socket.IO layers lives in `belfry-proto` (no I/O); the
