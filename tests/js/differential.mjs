@@ -429,6 +429,11 @@ def(
       ["unknown transport", "GET", "?EIO=4&transport=foo"],
       ["unknown sid (GET)", "GET", "?EIO=4&transport=polling&sid=nonexistent"],
       ["unknown sid (POST)", "POST", "?EIO=4&transport=polling&sid=nonexistent", "40"],
+      ["empty EIO", "GET", "?EIO=&transport=polling"],
+      ["empty transport", "GET", "?EIO=4&transport="],
+      ["empty sid (GET)", "GET", "?EIO=4&transport=polling&sid="],
+      ["empty sid (POST)", "POST", "?EIO=4&transport=polling&sid=", "40"],
+      ["unknown sid, then empty", "GET", "?EIO=4&transport=polling&sid=nonexistent&sid="],
       ["EIO=4&EIO=3", "GET", "?EIO=4&EIO=3&transport=polling"],
       ["EIO=3&EIO=4", "GET", "?EIO=3&EIO=4&transport=polling"],
       ["PUT", "PUT", "?EIO=4&transport=polling"],
@@ -444,6 +449,7 @@ def(
       ["ws: unknown sid", "EIO=4&transport=websocket&sid=nonexistent"],
       ["ws: transport=polling", "EIO=4&transport=polling"],
       ["ws: unknown transport", "EIO=4&transport=foo"],
+      ["ws: empty sid", "EIO=4&transport=websocket&sid="],
     ];
     for (const [label, query] of upgrades) {
       const w = rawWs(c, c.main, query);

@@ -65,8 +65,9 @@ pub mod fuzzing {
     }
 
     /// Reads `input` as a request's query: never panics, and reads as Node's
-    /// `Object.fromEntries(new URLSearchParams(input))` (every key and value form-decoded, the
-    /// last of repeated keys wins), spelled out here the slow way.
+    /// `Object.fromEntries(new URL("?" + input, base).searchParams)` (every key and value
+    /// form-decoded, the last of repeated keys wins; an empty `sid` is none, as Node tests it
+    /// for truth), spelled out here the slow way.
     pub fn query(input: &str) {
         use belfry_proto::query::form_decode;
 
@@ -81,7 +82,7 @@ pub mod fuzzing {
             let value = form_decode(value);
             match form_decode(key).as_str() {
                 "EIO" => eio = Some(value),
-                "sid" => sid = Some(value),
+                "sid" => sid = Some(value).filter(|sid| !sid.is_empty()),
                 "transport" => transport = Some(TransportType::parse(&value).ok_or(())),
                 "b64" => b64 = Some(!value.is_empty()),
                 _ => {}

@@ -48,11 +48,13 @@ impl<'a> Query<'a> {
         out
     }
 
-    /// Sets the parameter `key` names, if it is one of the engine's: whether it is.
+    /// Sets `key`'s parameter if it is one of the engine's; returns whether it was.
     fn set(&mut self, key: &str, value: &'a str) -> bool {
         match key {
             "EIO" => self.eio = Some(decoded(value)),
-            "sid" => self.sid = Some(decoded(value)),
+            // Node tests the sid for truth: an empty one is no sid (and still overrides an
+            // earlier one, the last key winning).
+            "sid" => self.sid = Some(decoded(value)).filter(|sid| !sid.is_empty()),
             "transport" => self.transport = Some(TransportType::parse(&decoded(value)).ok_or(())),
             _ => return false,
         }
@@ -181,6 +183,13 @@ mod tests {
         assert_eq!(q.eio.as_deref(), Some("4"));
         assert_eq!(q.transport, Some(Ok(TransportType::Polling)));
         assert_eq!(q.sid.as_deref(), Some("x"));
+        // An empty sid is none, as Node tests it for truth; the last one still wins.
+        assert_eq!(Query::parse(Some("EIO=4&sid=")).sid, None);
+        assert_eq!(Query::parse(Some("sid=abc&sid=")).sid, None);
+        assert_eq!(
+            Query::parse(Some("sid=&sid=abc")).sid.as_deref(),
+            Some("abc")
+        );
         assert!(matches!(
             Query::parse(Some("sid=a+b")).sid,
             Some(Cow::Owned(sid)) if sid == "a b"

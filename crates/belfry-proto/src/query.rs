@@ -36,3 +36,26 @@ pub fn form_decode(s: &str) -> String {
 fn hex(b: &u8) -> Option<u8> {
     (*b as char).to_digit(16).map(|d| d as u8)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::form_decode;
+
+    /// What Node's `URLSearchParams` gives for the same text (`new URL("http://x/?a=" + text)`).
+    #[test]
+    fn decodes_as_node() {
+        for (text, node) in [
+            ("%2B", "+"),
+            ("+%20+", "   "),
+            ("%%41", "%A"),
+            ("%zz", "%zz"),
+            ("%4", "%4"),
+            ("%E2%82%AC", "€"),
+            ("%E2%82", "\u{FFFD}"),
+            ("%C3", "\u{FFFD}"),
+            ("plain", "plain"),
+        ] {
+            assert_eq!(form_decode(text), node, "{text}");
+        }
+    }
+}
